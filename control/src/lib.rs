@@ -1,0 +1,2 @@
+//! afxdp-router control plane: the YAML config (schema, validation,
+//! compilation to dataplane tables), `routerd` and `routerctl`.

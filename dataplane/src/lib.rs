@@ -1,0 +1,13 @@
+//! afxdp-router dataplane: the packet path.
+//!
+//! Owns wire views, the pipeline stages (raw, conntrack, filter, route,
+//! neighbour, rewrite), AF_XDP ports and poll-mode workers. Knows nothing of
+//! YAML or the CLI: the control plane hands it compiled [`tables::Tables`].
+//! Nothing on the transit path allocates, locks or makes a syscall per packet.
+
+pub mod addr;
+pub mod drop;
+pub mod packet;
+pub mod route;
+pub mod tables;
+pub mod wire;
