@@ -45,6 +45,9 @@ pub enum DropReason {
     IpNotUnicast,
     /// Packet carries IP options and `dataplane.ip_options` is `drop`.
     IpOptions,
+    /// Larger than the output port's MTU (fragmentation is not done; with
+    /// DF an ICMP "fragmentation needed" is sent).
+    IpMtuExceeded,
     // --- l4
     /// First fragment (or whole packet) too short for its TCP/UDP/ICMP header.
     L4Truncated,
@@ -73,14 +76,11 @@ pub enum DropReason {
     HostUnavailable,
     /// Packet from the host path that is not IPv4.
     HostBadPacket,
-    // --- icmp errors
-    /// An ICMP error that would have been sent was rate limited.
-    IcmpRateLimited,
 }
 
 impl DropReason {
     /// Number of reasons: the size of per-reason counter arrays.
-    pub const COUNT: usize = DropReason::IcmpRateLimited as usize + 1;
+    pub const COUNT: usize = DropReason::HostBadPacket as usize + 1;
 
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -101,6 +101,7 @@ impl DropReason {
         DropReason::IpMartianDestination,
         DropReason::IpNotUnicast,
         DropReason::IpOptions,
+        DropReason::IpMtuExceeded,
         DropReason::L4Truncated,
         DropReason::ConntrackTableFull,
         DropReason::ConntrackFragment,
@@ -112,7 +113,6 @@ impl DropReason {
         DropReason::NeighbourQueueFull,
         DropReason::HostUnavailable,
         DropReason::HostBadPacket,
-        DropReason::IcmpRateLimited,
     ];
 
     /// Stable snake_case name, `<stage>_<reason>`.
@@ -135,6 +135,7 @@ impl DropReason {
             DropReason::IpMartianDestination => "ip_martian_destination",
             DropReason::IpNotUnicast => "ip_not_unicast",
             DropReason::IpOptions => "ip_options",
+            DropReason::IpMtuExceeded => "ip_mtu_exceeded",
             DropReason::L4Truncated => "l4_truncated",
             DropReason::ConntrackTableFull => "conntrack_table_full",
             DropReason::ConntrackFragment => "conntrack_fragment",
@@ -146,7 +147,6 @@ impl DropReason {
             DropReason::NeighbourQueueFull => "neighbour_queue_full",
             DropReason::HostUnavailable => "host_unavailable",
             DropReason::HostBadPacket => "host_bad_packet",
-            DropReason::IcmpRateLimited => "icmp_rate_limited",
         }
     }
 }

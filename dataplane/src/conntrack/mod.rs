@@ -1,0 +1,806 @@
+//! Connection tracking: the table of flows to and from the router.
+//!
+//! One table per worker, owned by it: no lock. Untracked packets never reach
+//! this module. Memory is reserved at start-up for `max_entries` and never
+//! grows: an entry is 64 bytes, the index 8 bytes a slot with two slots per
+//! entry at a load of at most 1/2, so about 96 bytes a connection.
+//!
+//! Semantics follow netfilter:
+//! - an existing flow's state is updated when its packet passes this stage,
+//!   whatever the filter decides later;
+//! - a new flow is only inserted ("confirmed") by [`Conntrack::confirm`]
+//!   once the filter accepted its first packet;
+//! - the packet's state is ESTABLISHED once the flow has seen a reply (or for
+//!   the reply itself), NEW for further original-direction packets before
+//!   that, RELATED for ICMP errors about a tracked flow, INVALID when the
+//!   packet fits no flow and may not start one;
+//! - when the table is full, a flow that is not assured (no full handshake
+//!   or no reply seen) is evicted for the new one (early drop); if there is
+//!   none, the new flow is refused: `conntrack_table_full`.
+
+pub mod tcp;
+
+use crate::tables::{ConntrackConfig, CtState};
+use tcp::{TcpState, Transition};
+
+/// Protocol numbers tracked specially.
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+
+/// A flow's tuple in the direction of the packet that carries it. For ICMP
+/// queries both ports hold the query identifier, so that the reply's tuple
+/// is the reverse of the request's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    pub src: u32,
+    pub dst: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+impl FlowKey {
+    /// The tuple of the other direction.
+    #[inline]
+    pub const fn reverse(self) -> FlowKey {
+        FlowKey {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+        }
+    }
+
+    #[inline]
+    const fn pack(self) -> u128 {
+        ((self.src as u128) << 96)
+            | ((self.dst as u128) << 64)
+            | ((self.sport as u128) << 48)
+            | ((self.dport as u128) << 32)
+            | self.proto as u128
+    }
+}
+
+/// What conntrack needs to know of a packet.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PktInfo {
+    /// The packet's tuple.
+    pub key: FlowKey,
+    /// TCP flags (0 for other protocols).
+    pub tcp_flags: u8,
+    /// ICMP type (queries only; errors go through [`Conntrack::related`]).
+    pub icmp_type: u8,
+    /// IP total length, for byte counters.
+    pub len: u16,
+}
+
+/// Where a packet stands with its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CtResult {
+    /// The packet's state, as `ct state` matches it.
+    pub state: CtState,
+    /// The flow, when there is one in the table.
+    pub flow: Option<FlowRef>,
+    /// The flow to insert if the filter accepts this NEW packet.
+    pub pending: Option<Pending>,
+}
+
+impl CtResult {
+    const INVALID: CtResult = CtResult {
+        state: CtState::Invalid,
+        flow: None,
+        pending: None,
+    };
+}
+
+/// A flow in the table and the packet's direction in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowRef {
+    /// Entry index.
+    pub index: u32,
+    /// Whether the packet goes in the reply direction.
+    pub reply: bool,
+}
+
+/// A NEW flow waiting for the filter's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pending {
+    key: FlowKey,
+    tcp: TcpState,
+    len: u16,
+}
+
+/// Why [`Conntrack::confirm`] could not insert a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfirmError {
+    /// Full, and every flow is assured.
+    TableFull,
+}
+
+const F_SEEN_REPLY: u8 = 1;
+const F_ASSURED: u8 = 2;
+
+/// One tracked flow. 64 bytes.
+#[derive(Clone, Copy, Debug)]
+#[repr(C, align(64))]
+struct Entry {
+    key: FlowKey,
+    tcp: u8,
+    flags: u8,
+    /// Second (of the table's clock) at which the flow expires.
+    expires: u32,
+    /// Hashes of the original and reply tuples (to find the index slots).
+    hash: [u32; 2],
+    packets: [u64; 2],
+    bytes: [u64; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<Entry>() == 64);
+
+/// A flow as `routerctl conntrack` and `explain` show it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowView {
+    /// Original-direction tuple.
+    pub key: FlowKey,
+    /// TCP state, for TCP flows.
+    pub tcp_state: Option<TcpState>,
+    /// A reply has been seen.
+    pub seen_reply: bool,
+    /// Not evicted when the table is full.
+    pub assured: bool,
+    /// Seconds left before the flow expires.
+    pub timeout: u32,
+    /// Packets original, reply.
+    pub packets: [u64; 2],
+    /// Bytes original, reply.
+    pub bytes: [u64; 2],
+}
+
+/// Counters of the table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CtCounters {
+    /// Flows inserted.
+    pub inserted: u64,
+    /// Flows removed on expiry.
+    pub expired: u64,
+    /// Flows evicted to make room (early drop).
+    pub early_dropped: u64,
+    /// New flows refused because the table was full.
+    pub table_full: u64,
+}
+
+/// The per-worker connection table.
+pub struct Conntrack {
+    cfg: ConntrackConfig,
+    entries: Vec<Entry>,
+    live: Vec<bool>,
+    free: Vec<u32>,
+    /// Open addressing, linear probing. 0 = empty; else
+    /// `hash << 32 | (index * 2 + reply + 1)`.
+    slots: Vec<u64>,
+    mask: usize,
+    hasher: ahash::RandomState,
+    count: u32,
+    gc_cursor: u32,
+    counters: CtCounters,
+}
+
+/// How many slots early drop looks at for a victim.
+const EARLY_DROP_SCAN: usize = 64;
+
+impl Conntrack {
+    /// A table for `cfg.max_entries` flows; all memory is reserved here.
+    pub fn new(cfg: ConntrackConfig) -> Conntrack {
+        let max = cfg.max_entries.max(1) as usize;
+        let nslots = (max * 4).next_power_of_two();
+        Conntrack {
+            cfg,
+            entries: Vec::with_capacity(max),
+            live: Vec::with_capacity(max),
+            free: Vec::with_capacity(max),
+            slots: vec![0u64; nslots],
+            mask: nslots - 1,
+            hasher: ahash::RandomState::new(),
+            count: 0,
+            gc_cursor: 0,
+            counters: CtCounters::default(),
+        }
+    }
+
+    /// Apply new settings (timeouts, loose) from a reload. The size limit
+    /// applies to new flows only; the table keeps its memory.
+    pub fn set_config(&mut self, cfg: ConntrackConfig) {
+        let cap = self.entries.capacity() as u32;
+        self.cfg = ConntrackConfig {
+            max_entries: cfg.max_entries.min(cap),
+            ..cfg
+        };
+    }
+
+    /// Settings in force.
+    pub fn config(&self) -> &ConntrackConfig {
+        &self.cfg
+    }
+
+    /// Flows in the table.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Table counters.
+    pub fn counters(&self) -> CtCounters {
+        self.counters
+    }
+
+    /// Bytes reserved by the table.
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.capacity() * (core::mem::size_of::<Entry>() + 1 + 4)
+            + self.slots.len() * core::mem::size_of::<u64>()
+    }
+
+    #[inline]
+    fn hash(&self, key: FlowKey) -> u32 {
+        self.hasher.hash_one(key.pack()) as u32
+    }
+
+    /// Find the slot position holding `key`.
+    #[inline]
+    fn find(&self, key: FlowKey, h: u32) -> Option<(usize, FlowRef)> {
+        let mut i = h as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if (s >> 32) as u32 == h {
+                let r = (s as u32) - 1;
+                let index = r >> 1;
+                let reply = r & 1 == 1;
+                let e = &self.entries[index as usize];
+                let k = if reply { e.key.reverse() } else { e.key };
+                if k == key {
+                    return Some((i, FlowRef { index, reply }));
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    fn slot_insert(&mut self, h: u32, index: u32, reply: bool) {
+        let mut i = h as usize & self.mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = ((h as u64) << 32) | (index * 2 + reply as u32 + 1) as u64;
+    }
+
+    /// Remove the slot for `(index, reply)` found from hash `h`, shifting
+    /// back the run after it (linear probing deletion without tombstones).
+    fn slot_remove(&mut self, h: u32, index: u32, reply: bool) {
+        let want = index * 2 + reply as u32 + 1;
+        let mut i = h as usize & self.mask;
+        while self.slots[i] as u32 != want {
+            debug_assert!(self.slots[i] != 0, "conntrack index lost a slot");
+            i = (i + 1) & self.mask;
+        }
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            let home = (s >> 32) as usize & self.mask;
+            // Move s back to the hole at i if its home is not in (i, j].
+            let in_between = if i <= j {
+                i < home && home <= j
+            } else {
+                i < home || home <= j
+            };
+            if !in_between {
+                self.slots[i] = s;
+                i = j;
+            }
+        }
+        self.slots[i] = 0;
+    }
+
+    fn remove(&mut self, index: u32) {
+        let e = self.entries[index as usize];
+        self.slot_remove(e.hash[0], index, false);
+        self.slot_remove(e.hash[1], index, true);
+        self.live[index as usize] = false;
+        self.free.push(index);
+        self.count -= 1;
+    }
+
+    /// Classify a packet that is not an ICMP error. Updates an existing
+    /// flow in place; a NEW flow comes back as `pending`.
+    #[inline]
+    pub fn classify(&mut self, p: &PktInfo, now: u32) -> CtResult {
+        let h = self.hash(p.key);
+        if let Some((_, flow)) = self.find(p.key, h) {
+            let e = self.entries[flow.index as usize];
+            if e.expires > now {
+                return self.update(flow, p, now);
+            }
+            self.remove(flow.index);
+            self.counters.expired += 1;
+        }
+        self.new_flow(p)
+    }
+
+    #[inline]
+    fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> CtResult {
+        let t = self.cfg.timeouts;
+        let dir = flow.reply as usize;
+        let e = &mut self.entries[flow.index as usize];
+        let timeout = match e.key.proto {
+            PROTO_TCP => {
+                let old = TcpState::from_u8(e.tcp);
+                match tcp::transition(old, flow.reply, p.tcp_flags) {
+                    Transition::Invalid => return CtResult::INVALID,
+                    Transition::Ignore => None,
+                    Transition::To(new) => {
+                        if !flow.reply
+                            && p.tcp_flags & 0x02 != 0
+                            && matches!(old, TcpState::TimeWait | TcpState::Close)
+                        {
+                            // A SYN reopening a closed flow: the old flow ends,
+                            // the packet starts a new one.
+                            let idx = flow.index;
+                            self.remove(idx);
+                            return self.new_flow(p);
+                        }
+                        e.tcp = new as u8;
+                        if new == TcpState::Established && e.flags & F_SEEN_REPLY != 0 {
+                            e.flags |= F_ASSURED;
+                        }
+                        Some(match new {
+                            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => t.tcp_syn_sent,
+                            TcpState::SynRecv => t.tcp_syn_recv,
+                            TcpState::Established => t.tcp_established,
+                            TcpState::FinWait => t.tcp_fin_wait,
+                            TcpState::CloseWait => t.tcp_close_wait,
+                            TcpState::LastAck => t.tcp_last_ack,
+                            TcpState::TimeWait => t.tcp_time_wait,
+                            TcpState::Close => t.tcp_close,
+                        })
+                    }
+                }
+            }
+            PROTO_UDP => {
+                if flow.reply {
+                    e.flags |= F_ASSURED;
+                }
+                Some(if flow.reply || e.flags & F_SEEN_REPLY != 0 {
+                    t.udp_stream
+                } else {
+                    t.udp
+                })
+            }
+            PROTO_ICMP => {
+                // Requests go the original way, replies come back.
+                if is_icmp_reply(p.icmp_type) != flow.reply {
+                    return CtResult::INVALID;
+                }
+                Some(t.icmp)
+            }
+            _ => Some(t.generic),
+        };
+        if flow.reply {
+            e.flags |= F_SEEN_REPLY;
+        }
+        if let Some(secs) = timeout {
+            e.expires = now.saturating_add(secs);
+        }
+        e.packets[dir] += 1;
+        e.bytes[dir] += p.len as u64;
+        let state = if flow.reply || e.flags & F_SEEN_REPLY != 0 {
+            CtState::Established
+        } else {
+            CtState::New
+        };
+        CtResult {
+            state,
+            flow: Some(flow),
+            pending: None,
+        }
+    }
+
+    #[inline]
+    fn new_flow(&self, p: &PktInfo) -> CtResult {
+        let tcp = match p.key.proto {
+            PROTO_TCP => match tcp::initial(p.tcp_flags, self.cfg.tcp_loose) {
+                Some(s) => s,
+                None => return CtResult::INVALID,
+            },
+            PROTO_ICMP if !is_icmp_request(p.icmp_type) => return CtResult::INVALID,
+            _ => TcpState::None,
+        };
+        CtResult {
+            state: CtState::New,
+            flow: None,
+            pending: Some(Pending {
+                key: p.key,
+                tcp,
+                len: p.len,
+            }),
+        }
+    }
+
+    /// Classify an ICMP error by the header it carries (`inner`, the tuple
+    /// of the packet the error is about, as that packet was sent). RELATED
+    /// when that packet belongs to a tracked flow, else INVALID.
+    #[inline]
+    pub fn related(&mut self, inner: FlowKey, now: u32) -> CtResult {
+        let h = self.hash(inner);
+        match self.find(inner, h) {
+            Some((_, flow)) if self.entries[flow.index as usize].expires > now => CtResult {
+                state: CtState::Related,
+                flow: Some(flow),
+                pending: None,
+            },
+            _ => CtResult::INVALID,
+        }
+    }
+
+    /// Insert a NEW flow whose first packet the filter accepted.
+    pub fn confirm(&mut self, p: Pending, now: u32) -> Result<FlowRef, ConfirmError> {
+        let h0 = self.hash(p.key);
+        // Two NEW packets of one flow in flight: the first one confirmed wins.
+        if let Some((_, flow)) = self.find(p.key, h0) {
+            return Ok(flow);
+        }
+        if self.count >= self.cfg.max_entries && !self.early_drop(h0, now) {
+            self.counters.table_full += 1;
+            return Err(ConfirmError::TableFull);
+        }
+        let t = self.cfg.timeouts;
+        let timeout = match p.key.proto {
+            PROTO_TCP => match p.tcp {
+                TcpState::Established => t.tcp_established,
+                _ => t.tcp_syn_sent,
+            },
+            PROTO_UDP => t.udp,
+            PROTO_ICMP => t.icmp,
+            _ => t.generic,
+        };
+        let h1 = self.hash(p.key.reverse());
+        let entry = Entry {
+            key: p.key,
+            tcp: p.tcp as u8,
+            flags: 0,
+            expires: now.saturating_add(timeout),
+            hash: [h0, h1],
+            packets: [1, 0],
+            bytes: [p.len as u64, 0],
+        };
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.entries[i as usize] = entry;
+                self.live[i as usize] = true;
+                i
+            }
+            None => {
+                // Within the capacity reserved in `new`: never reallocates.
+                debug_assert!(self.entries.len() < self.entries.capacity());
+                self.entries.push(entry);
+                self.live.push(true);
+                (self.entries.len() - 1) as u32
+            }
+        };
+        self.slot_insert(h0, index, false);
+        self.slot_insert(h1, index, true);
+        self.count += 1;
+        self.counters.inserted += 1;
+        Ok(FlowRef {
+            index,
+            reply: false,
+        })
+    }
+
+    /// Evict one expired or unassured flow near `h`'s home slot.
+    fn early_drop(&mut self, h: u32, now: u32) -> bool {
+        let mut i = h as usize & self.mask;
+        let mut seen = 0;
+        let mut scanned = 0;
+        while seen < EARLY_DROP_SCAN && scanned <= self.mask {
+            let s = self.slots[i];
+            scanned += 1;
+            i = (i + 1) & self.mask;
+            if s == 0 {
+                continue;
+            }
+            seen += 1;
+            let index = ((s as u32) - 1) >> 1;
+            let e = &self.entries[index as usize];
+            if e.expires <= now {
+                self.remove(index);
+                self.counters.expired += 1;
+                return true;
+            }
+            if e.flags & F_ASSURED == 0 {
+                self.remove(index);
+                self.counters.early_dropped += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Remove expired flows, looking at up to `budget` entries from where
+    /// the last call stopped. Call at housekeeping.
+    pub fn gc(&mut self, now: u32, budget: usize) -> usize {
+        let n = self.entries.len();
+        if n == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        for _ in 0..budget.min(n) {
+            let i = self.gc_cursor as usize % n;
+            self.gc_cursor = ((i + 1) % n) as u32;
+            if self.live[i] && self.entries[i].expires <= now {
+                self.remove(i as u32);
+                self.counters.expired += 1;
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// Remove every flow.
+    pub fn flush(&mut self) {
+        self.slots.fill(0);
+        self.entries.clear();
+        self.live.clear();
+        self.free.clear();
+        self.count = 0;
+        self.gc_cursor = 0;
+    }
+
+    /// The live, unexpired flows.
+    pub fn flows(&self, now: u32) -> impl Iterator<Item = FlowView> + '_ {
+        self.entries
+            .iter()
+            .zip(self.live.iter())
+            .filter(move |(e, live)| **live && e.expires > now)
+            .map(move |(e, _)| FlowView {
+                key: e.key,
+                tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+                seen_reply: e.flags & F_SEEN_REPLY != 0,
+                assured: e.flags & F_ASSURED != 0,
+                timeout: e.expires - now,
+                packets: e.packets,
+                bytes: e.bytes,
+            })
+    }
+
+    /// The flow behind a reference.
+    pub fn flow(&self, r: FlowRef, now: u32) -> Option<FlowView> {
+        self.flows_at(r.index, now)
+    }
+
+    fn flows_at(&self, index: u32, now: u32) -> Option<FlowView> {
+        let i = index as usize;
+        if !*self.live.get(i)? {
+            return None;
+        }
+        let e = &self.entries[i];
+        Some(FlowView {
+            key: e.key,
+            tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+            seen_reply: e.flags & F_SEEN_REPLY != 0,
+            assured: e.flags & F_ASSURED != 0,
+            timeout: e.expires.saturating_sub(now),
+            packets: e.packets,
+            bytes: e.bytes,
+        })
+    }
+}
+
+/// ICMP query types that start a flow (echo, timestamp, info, address mask).
+#[inline]
+pub const fn is_icmp_request(t: u8) -> bool {
+    matches!(t, 8 | 13 | 15 | 17)
+}
+
+/// ICMP query replies.
+#[inline]
+pub const fn is_icmp_reply(t: u8) -> bool {
+    matches!(t, 0 | 14 | 16 | 18)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SYN: u8 = 0x02;
+    const ACK: u8 = 0x10;
+    const FIN: u8 = 0x01;
+    const RST: u8 = 0x04;
+
+    fn key(sport: u16, dport: u16, proto: u8) -> FlowKey {
+        FlowKey {
+            src: 0xc612_0002,
+            dst: 0xc612_0001,
+            sport,
+            dport,
+            proto,
+        }
+    }
+
+    fn pkt(key: FlowKey, flags: u8) -> PktInfo {
+        PktInfo {
+            key,
+            tcp_flags: flags,
+            icmp_type: 0,
+            len: 60,
+        }
+    }
+
+    fn small(max: u32) -> Conntrack {
+        Conntrack::new(ConntrackConfig {
+            max_entries: max,
+            ..ConntrackConfig::default()
+        })
+    }
+
+    #[test]
+    fn tcp_handshake_states_and_confirm_only_on_accept() {
+        let mut ct = small(16);
+        let k = key(40000, 22, PROTO_TCP);
+        let r = ct.classify(&pkt(k, SYN), 1);
+        assert_eq!(r.state, CtState::New);
+        assert!(ct.is_empty(), "nothing inserted before the filter accepts");
+        // Filter drops: no confirm, the SYN-ACK finds nothing.
+        let r2 = ct.classify(&pkt(k.reverse(), SYN | ACK), 1);
+        assert_eq!(r2.state, CtState::Invalid);
+        // Now accepted.
+        let r = ct.classify(&pkt(k, SYN), 2);
+        ct.confirm(r.pending.unwrap(), 2).unwrap();
+        assert_eq!(ct.len(), 1);
+        let r = ct.classify(&pkt(k.reverse(), SYN | ACK), 2);
+        assert_eq!(r.state, CtState::Established);
+        assert!(r.flow.unwrap().reply);
+        let r = ct.classify(&pkt(k, ACK), 2);
+        assert_eq!(r.state, CtState::Established);
+        let v = ct.flows(2).next().unwrap();
+        assert_eq!(v.tcp_state, Some(TcpState::Established));
+        assert!(v.assured);
+        assert_eq!(v.packets, [2, 1]);
+        assert_eq!(v.timeout, 5 * 24 * 3600);
+        // Close with RST.
+        ct.classify(&pkt(k.reverse(), RST), 3);
+        let v = ct.flows(3).next().unwrap();
+        assert_eq!(v.tcp_state, Some(TcpState::Close));
+        assert_eq!(v.timeout, 10);
+        assert_eq!(ct.flows(20).count(), 0, "closed flow expires after 10 s");
+    }
+
+    #[test]
+    fn invalid_segments() {
+        let mut ct = small(16);
+        let k = key(1, 2, PROTO_TCP);
+        assert_eq!(ct.classify(&pkt(k, SYN | FIN), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(&pkt(k, 0), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(&pkt(k, 0xff), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(&pkt(k, FIN | ACK), 1).state, CtState::Invalid);
+        // loose pickup of a mid-stream ACK is NEW, as in netfilter
+        assert_eq!(ct.classify(&pkt(k, ACK), 1).state, CtState::New);
+        ct.set_config(ConntrackConfig {
+            tcp_loose: false,
+            ..*ct.config()
+        });
+        assert_eq!(ct.classify(&pkt(k, ACK), 1).state, CtState::Invalid);
+    }
+
+    #[test]
+    fn udp_and_icmp() {
+        let mut ct = small(16);
+        let k = key(5353, 53, PROTO_UDP);
+        let r = ct.classify(&pkt(k, 0), 10);
+        ct.confirm(r.pending.unwrap(), 10).unwrap();
+        assert_eq!(ct.flows(10).next().unwrap().timeout, 30);
+        assert_eq!(ct.classify(&pkt(k, 0), 11).state, CtState::New);
+        assert_eq!(ct.classify(&pkt(k.reverse(), 0), 12).state, CtState::Established);
+        assert_eq!(ct.flows(12).next().unwrap().timeout, 120);
+        assert_eq!(ct.classify(&pkt(k, 0), 13).state, CtState::Established);
+
+        let ik = key(7, 7, PROTO_ICMP);
+        let mut req = pkt(ik, 0);
+        req.icmp_type = 8;
+        let mut rep = pkt(ik.reverse(), 0);
+        rep.icmp_type = 0;
+        assert_eq!(ct.classify(&rep, 1).state, CtState::Invalid, "reply with no request");
+        let r = ct.classify(&req, 1);
+        ct.confirm(r.pending.unwrap(), 1).unwrap();
+        assert_eq!(ct.classify(&rep, 1).state, CtState::Established);
+    }
+
+    #[test]
+    fn related_icmp_error_needs_a_tracked_flow() {
+        let mut ct = small(16);
+        let k = key(40000, 33434, PROTO_UDP);
+        assert_eq!(ct.related(k, 1).state, CtState::Invalid);
+        let r = ct.classify(&pkt(k, 0), 1);
+        ct.confirm(r.pending.unwrap(), 1).unwrap();
+        assert_eq!(ct.related(k, 1).state, CtState::Related);
+        assert_eq!(ct.related(k.reverse(), 1).state, CtState::Related);
+        assert_eq!(ct.related(k, 100).state, CtState::Invalid, "expired");
+    }
+
+    #[test]
+    fn full_table_early_drops_unassured_and_keeps_assured() {
+        let mut ct = small(4);
+        // One assured flow.
+        let est = key(1000, 22, PROTO_TCP);
+        let r = ct.classify(&pkt(est, SYN), 1);
+        ct.confirm(r.pending.unwrap(), 1).unwrap();
+        ct.classify(&pkt(est.reverse(), SYN | ACK), 1);
+        ct.classify(&pkt(est, ACK), 1);
+        // Fill with half-open flows, then keep flooding.
+        for i in 0..100u16 {
+            let k = key(2000 + i, 22, PROTO_TCP);
+            let r = ct.classify(&pkt(k, SYN), 1);
+            ct.confirm(r.pending.unwrap(), 1).unwrap();
+            assert!(ct.len() <= 4);
+        }
+        assert_eq!(ct.counters().early_dropped, 97);
+        assert_eq!(ct.classify(&pkt(est, ACK), 1).state, CtState::Established);
+        // All assured: refuse.
+        let mut ct = small(1);
+        let r = ct.classify(&pkt(est, SYN), 1);
+        ct.confirm(r.pending.unwrap(), 1).unwrap();
+        ct.classify(&pkt(est.reverse(), SYN | ACK), 1);
+        ct.classify(&pkt(est, ACK), 1);
+        let r = ct.classify(&pkt(key(9, 9, PROTO_TCP), SYN), 1);
+        assert_eq!(ct.confirm(r.pending.unwrap(), 1), Err(ConfirmError::TableFull));
+        assert_eq!(ct.counters().table_full, 1);
+    }
+
+    #[test]
+    fn churn_keeps_index_consistent() {
+        let mut ct = small(512);
+        let mut live = std::collections::HashSet::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for now in 1..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let k = key((x % 700) as u16, 53, PROTO_UDP);
+            if x & 0x100 == 0 {
+                let r = ct.classify(&pkt(k, 0), now / 100);
+                if let Some(p) = r.pending {
+                    if ct.confirm(p, now / 100).is_ok() {
+                        live.insert(k);
+                    }
+                }
+            } else {
+                ct.gc(now / 100, 64);
+            }
+            assert!(ct.len() <= 512);
+        }
+        // Everything in the index is findable and expires consistently.
+        for f in ct.flows(0).collect::<Vec<_>>() {
+            assert_eq!(ct.related(f.key, 0).state, CtState::Related);
+        }
+        ct.gc(u32::MAX, 100_000);
+        assert!(ct.is_empty());
+        assert!(ct.slots.iter().all(|s| *s == 0));
+    }
+
+    #[test]
+    fn entry_budget() {
+        let ct = small(1 << 20);
+        let per_flow = ct.memory_bytes() / (1 << 20);
+        assert!(per_flow <= 128, "{per_flow} bytes per flow");
+    }
+}

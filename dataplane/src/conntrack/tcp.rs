@@ -1,0 +1,245 @@
+//! The TCP state machine of netfilter's `nf_conntrack_proto_tcp`, without
+//! sequence-window tracking: the same states, transitions and default
+//! timeouts, driven by the flags of each segment and its direction.
+
+/// TCP conntrack states, numbered as in netfilter (`TCP_CONNTRACK_*`).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TcpState {
+    None = 0,
+    SynSent = 1,
+    SynRecv = 2,
+    Established = 3,
+    FinWait = 4,
+    CloseWait = 5,
+    LastAck = 6,
+    TimeWait = 7,
+    Close = 8,
+    /// Simultaneous open: SYN seen in both directions.
+    SynSent2 = 9,
+}
+
+impl TcpState {
+    /// From the stored byte; unknown values map to `Close`.
+    pub const fn from_u8(v: u8) -> TcpState {
+        match v {
+            0 => TcpState::None,
+            1 => TcpState::SynSent,
+            2 => TcpState::SynRecv,
+            3 => TcpState::Established,
+            4 => TcpState::FinWait,
+            5 => TcpState::CloseWait,
+            6 => TcpState::LastAck,
+            7 => TcpState::TimeWait,
+            9 => TcpState::SynSent2,
+            _ => TcpState::Close,
+        }
+    }
+
+    /// Name as `conntrack -L` prints it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::SynSent => "SYN_SENT",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::CloseWait => "CLOSE_WAIT",
+            TcpState::LastAck => "LAST_ACK",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+            TcpState::SynSent2 => "SYN_SENT2",
+        }
+    }
+}
+
+/// Result of a transition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transition {
+    /// Move to this state.
+    To(TcpState),
+    /// The segment does not fit the connection: INVALID.
+    Invalid,
+    /// Accept the segment but leave the state alone (netfilter `sIG`: e.g. a
+    /// SYN retransmitted into an established connection).
+    Ignore,
+}
+
+const FIN: u8 = 0x01;
+const SYN: u8 = 0x02;
+const RST: u8 = 0x04;
+const PSH: u8 = 0x08;
+const ACK: u8 = 0x10;
+const URG: u8 = 0x20;
+const ECE: u8 = 0x40;
+const CWR: u8 = 0x80;
+
+/// Whether the flag combination is one a real TCP sends (netfilter
+/// `tcp_valid_flags`; PSH, ECE and CWR are ignored). SYN+FIN, no flags and
+/// all flags are not.
+pub const fn valid_flags(flags: u8) -> bool {
+    let f = flags & !(PSH | ECE | CWR);
+    matches!(
+        f,
+        x if x == SYN
+            || x == SYN | URG
+            || x == SYN | ACK
+            || x == RST
+            || x == RST | ACK
+            || x == FIN | ACK
+            || x == FIN | ACK | URG
+            || x == ACK
+            || x == ACK | URG
+    )
+}
+
+/// Row of the transition table for a segment.
+#[derive(Clone, Copy)]
+enum Index {
+    Syn = 0,
+    SynAck = 1,
+    Fin = 2,
+    Ack = 3,
+    Rst = 4,
+    None = 5,
+}
+
+const fn index(flags: u8) -> Index {
+    if flags & RST != 0 {
+        Index::Rst
+    } else if flags & SYN != 0 {
+        if flags & ACK != 0 {
+            Index::SynAck
+        } else {
+            Index::Syn
+        }
+    } else if flags & FIN != 0 {
+        Index::Fin
+    } else if flags & ACK != 0 {
+        Index::Ack
+    } else {
+        Index::None
+    }
+}
+
+use TcpState as S;
+const IV: Transition = Transition::Invalid;
+const IG: Transition = Transition::Ignore;
+const NO: Transition = Transition::To(S::None);
+const SS: Transition = Transition::To(S::SynSent);
+const SR: Transition = Transition::To(S::SynRecv);
+const ES: Transition = Transition::To(S::Established);
+const FW: Transition = Transition::To(S::FinWait);
+const CW: Transition = Transition::To(S::CloseWait);
+const LA: Transition = Transition::To(S::LastAck);
+const TW: Transition = Transition::To(S::TimeWait);
+const CL: Transition = Transition::To(S::Close);
+const S2: Transition = Transition::To(S::SynSent2);
+
+// Columns are the current state in `TcpState` order:
+//              NO  SS  SR  ES  FW  CW  LA  TW  CL  S2
+/// Segments in the original direction (from the side that opened).
+const ORIGINAL: [[Transition; 10]; 6] = [
+    /* syn    */ [SS, SS, IG, IG, IG, IG, IG, SS, SS, S2],
+    /* synack */ [IV, IV, SR, IV, IV, IV, IV, IV, IV, SR],
+    /* fin    */ [IV, IV, FW, FW, LA, LA, LA, TW, CL, IV],
+    /* ack    */ [ES, IV, ES, ES, CW, CW, TW, TW, CL, IV],
+    /* rst    */ [IV, CL, CL, CL, CL, CL, CL, CL, CL, CL],
+    /* none   */ [IV, IV, IV, IV, IV, IV, IV, IV, IV, IV],
+];
+
+/// Segments in the reply direction.
+const REPLY: [[Transition; 10]; 6] = [
+    /* syn    */ [IV, S2, IV, IV, IV, IV, IV, SS, IV, S2],
+    /* synack */ [IV, SR, IG, IG, IG, IG, IG, IG, IG, SR],
+    /* fin    */ [IV, IV, FW, FW, LA, LA, LA, TW, CL, IV],
+    /* ack    */ [IV, IG, SR, ES, CW, CW, TW, TW, CL, IG],
+    /* rst    */ [IV, CL, CL, CL, CL, CL, CL, CL, CL, CL],
+    /* none   */ [IV, IV, IV, IV, IV, IV, IV, IV, IV, IV],
+];
+
+// `NO` is named for the table's symmetry with netfilter; no transition
+// leads back to NONE.
+const _: Transition = NO;
+
+/// The transition for a segment with `flags` in direction `reply` on a
+/// connection in `state`.
+#[inline]
+pub fn transition(state: TcpState, reply: bool, flags: u8) -> Transition {
+    if !valid_flags(flags) {
+        return Transition::Invalid;
+    }
+    let table = if reply { &REPLY } else { &ORIGINAL };
+    table[index(flags) as usize][state as usize]
+}
+
+/// The state a connection starts in when its first segment has `flags`, or
+/// `None` when that segment cannot start one. With `loose`, an ACK picks up
+/// a connection already established (netfilter `nf_conntrack_tcp_loose`).
+#[inline]
+pub fn initial(flags: u8, loose: bool) -> Option<TcpState> {
+    match transition(TcpState::None, false, flags) {
+        Transition::To(TcpState::SynSent) => Some(TcpState::SynSent),
+        Transition::To(TcpState::Established) if loose => Some(TcpState::Established),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn impossible_flag_sets_are_invalid() {
+        assert!(!valid_flags(SYN | FIN));
+        assert!(!valid_flags(0));
+        assert!(!valid_flags(0xff));
+        assert!(!valid_flags(SYN | RST));
+        assert!(valid_flags(SYN));
+        assert!(valid_flags(SYN | ACK | ECE | CWR));
+        assert!(valid_flags(ACK | PSH));
+        assert!(valid_flags(FIN | ACK));
+    }
+
+    #[test]
+    fn three_way_handshake_then_close() {
+        let mut s = initial(SYN, false).unwrap();
+        assert_eq!(s, TcpState::SynSent);
+        let step = |s: TcpState, reply: bool, f: u8| match transition(s, reply, f) {
+            Transition::To(n) => n,
+            t => panic!("{s:?} reply={reply} flags={f:#x}: {t:?}"),
+        };
+        s = step(s, true, SYN | ACK);
+        assert_eq!(s, TcpState::SynRecv);
+        s = step(s, false, ACK);
+        assert_eq!(s, TcpState::Established);
+        s = step(s, false, FIN | ACK);
+        assert_eq!(s, TcpState::FinWait);
+        s = step(s, true, ACK);
+        assert_eq!(s, TcpState::CloseWait);
+        s = step(s, true, FIN | ACK);
+        assert_eq!(s, TcpState::LastAck);
+        s = step(s, false, ACK);
+        assert_eq!(s, TcpState::TimeWait);
+    }
+
+    #[test]
+    fn no_pickup_without_loose_and_synack_never_starts() {
+        assert_eq!(initial(ACK, false), None);
+        assert_eq!(initial(ACK, true), Some(TcpState::Established));
+        assert_eq!(initial(SYN | ACK, true), None);
+        assert_eq!(initial(RST, true), None);
+        assert_eq!(initial(FIN | ACK, true), None);
+    }
+
+    #[test]
+    fn rst_closes_and_syn_in_established_is_ignored() {
+        assert_eq!(
+            transition(TcpState::Established, true, RST),
+            Transition::To(TcpState::Close)
+        );
+        assert_eq!(transition(TcpState::Established, false, SYN), Transition::Ignore);
+        assert_eq!(transition(TcpState::SynSent, true, SYN), Transition::To(TcpState::SynSent2));
+        assert_eq!(transition(TcpState::Established, false, SYN | FIN), Transition::Invalid);
+    }
+}
