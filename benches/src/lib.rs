@@ -1,1 +1,3 @@
 //! Shared helpers for the benches and throughput tools.
+
+pub mod rng;
