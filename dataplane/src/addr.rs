@@ -12,6 +12,7 @@ pub struct Ipv4Prefix {
     len: u8,
 }
 
+#[allow(clippy::len_without_is_empty)] // a prefix length, not a collection
 impl Ipv4Prefix {
     /// `0.0.0.0/0`.
     pub const DEFAULT: Ipv4Prefix = Ipv4Prefix { addr: 0, len: 0 };
