@@ -36,7 +36,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     let opts = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
-    let root = parse_yaml_with_options(0, text, opts).map_err(load_error)?;
+    let root = parse_yaml_with_options(0, text, opts).map_err(|e| load_error(e, text))?;
     let top = Val::new(&root, "").map(TOP_KEYS)?;
 
     let (dataplane, ip_options) = match top.get("dataplane") {
@@ -65,7 +65,11 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     let tun = match top.get("host") {
         Some(v) => {
             let m = v.map(&["tun", "enabled"])?;
-            let enabled = m.get("enabled").map(|v| v.bool()).transpose()?.unwrap_or(true);
+            let enabled = m
+                .get("enabled")
+                .map(|v| v.bool())
+                .transpose()?
+                .unwrap_or(true);
             let tun = match m.get("tun") {
                 Some(t) => {
                     let name = t.name("a TUN device name such as rtr0")?;
@@ -115,8 +119,16 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
             let m = v.map(&["rate", "burst"])?;
             let d = IcmpErrorConfig::default();
             IcmpErrorConfig {
-                rate: m.get("rate").map(|v| v.int(1, 1_000_000)).transpose()?.map_or(d.rate, |n| n as u32),
-                burst: m.get("burst").map(|v| v.int(1, 1_000_000)).transpose()?.map_or(d.burst, |n| n as u32),
+                rate: m
+                    .get("rate")
+                    .map(|v| v.int(1, 1_000_000))
+                    .transpose()?
+                    .map_or(d.rate, |n| n as u32),
+                burst: m
+                    .get("burst")
+                    .map(|v| v.int(1, 1_000_000))
+                    .transpose()?
+                    .map_or(d.burst, |n| n as u32),
             }
         }
         None => IcmpErrorConfig::default(),
@@ -163,7 +175,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     })
 }
 
-fn load_error(e: LoadError) -> ConfigError {
+fn load_error(e: LoadError, text: &str) -> ConfigError {
     let at = |m: &marked_yaml::Marker, message: String| ConfigError {
         file: PathBuf::new(),
         line: m.line(),
@@ -177,15 +189,18 @@ fn load_error(e: LoadError) -> ConfigError {
             &m,
             "the file is not a mapping, expected top-level keys such as interfaces:".into(),
         ),
-        LoadError::UnexpectedAnchor(m) => {
-            at(&m, "YAML anchors and aliases are not supported, expected plain values".into())
-        }
-        LoadError::MappingKeyMustBeScalar(m) => {
-            at(&m, "a mapping key must be a plain word, expected key: value".into())
-        }
-        LoadError::UnexpectedTag(m) => {
-            at(&m, "YAML tags (!x) are not supported, expected plain values".into())
-        }
+        LoadError::UnexpectedAnchor(m) => at(
+            &m,
+            "YAML anchors and aliases are not supported, expected plain values".into(),
+        ),
+        LoadError::MappingKeyMustBeScalar(m) => at(
+            &m,
+            "a mapping key must be a plain word, expected key: value".into(),
+        ),
+        LoadError::UnexpectedTag(m) => at(
+            &m,
+            "YAML tags (!x) are not supported, expected plain values".into(),
+        ),
         LoadError::DuplicateKey(d) => {
             let first = d.prev_key.span().start().map_or(0, |m| m.line());
             let node = marked_yaml::Node::Scalar(d.key.clone());
@@ -197,9 +212,40 @@ fn load_error(e: LoadError) -> ConfigError {
                     d.key.as_str()
                 ),
             );
-            err.path = d.key.as_str().to_string();
+            // The loader does not know paths: find the first key in a
+            // lenient parse, where it survives, and take its path from there.
+            let lenient = LoaderOptions::default().prevent_coercion(true);
+            let at = d.prev_key.span().start().copied();
+            err.path = parse_yaml_with_options(0, text, lenient)
+                .ok()
+                .and_then(|root| at.and_then(|at| key_path(&root, "", &at)))
+                .unwrap_or_else(|| d.key.as_str().to_string());
             err
         }
+    }
+}
+
+/// The field path of the mapping key that starts at `at`.
+fn key_path(node: &marked_yaml::Node, path: &str, at: &marked_yaml::Marker) -> Option<String> {
+    use marked_yaml::Node;
+    match node {
+        Node::Scalar(_) => None,
+        Node::Mapping(m) => m.iter().find_map(|(k, v)| {
+            let p = if path.is_empty() {
+                k.as_str().to_string()
+            } else {
+                format!("{path}.{}", k.as_str())
+            };
+            if k.span().start() == Some(at) {
+                Some(p)
+            } else {
+                key_path(v, &p, at)
+            }
+        }),
+        Node::Sequence(s) => s
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| key_path(v, &format!("{path}[{i}]"), at)),
     }
 }
 
@@ -277,7 +323,9 @@ fn check_ifname(v: &Val, name: &str) -> R<()> {
     if name.len() > 15
         || name == "."
         || name == ".."
-        || name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace())
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
         return Err(v.err(format!(
             "{name:?} is not a valid Linux device name, expected 1 to 15 characters without '/', ':' or spaces"
@@ -300,7 +348,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
     let mut out: Vec<Interface> = Vec::with_capacity(items.len());
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let mut addr_at: HashMap<u32, (String, usize)> = HashMap::new();
-    for (i, it) in items.iter().enumerate() {
+    for it in &items {
         let m = it.map(&["name", "device", "addresses", "mtu"])?;
         let nv = m.require("name", "the name rules and routes use, such as wan")?;
         let name = nv.name("an interface name such as wan")?;
@@ -343,7 +391,8 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
                     "an address with its prefix length such as 198.18.0.1/24",
                 )?;
                 let s = a.str("")?;
-                if ifa.net.len() < 31 && (ifa.addr == ifa.net.addr() || ifa.addr == ifa.net.broadcast())
+                if ifa.net.len() < 31
+                    && (ifa.addr == ifa.net.addr() || ifa.addr == ifa.net.broadcast())
                 {
                     return Err(a.err(format!(
                         "{s:?} is the network or broadcast address of {}, expected a host address in it",
@@ -365,7 +414,6 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             None => 1500,
         };
         lines.push((nv.line(), dv.line()));
-        let _ = i;
         out.push(Interface {
             name: name.to_string(),
             device: device.to_string(),
@@ -393,7 +441,11 @@ fn connected_port(v: &Val, ip: u32, what: &str, ifs: &[Interface]) -> R<PortId> 
     }
     let nets: Vec<String> = ifs
         .iter()
-        .flat_map(|i| i.addresses.iter().map(move |a| format!("{} {}", i.name, a.net)))
+        .flat_map(|i| {
+            i.addresses
+                .iter()
+                .map(move |a| format!("{} {}", i.name, a.net))
+        })
         .collect();
     let nets = if nets.is_empty() {
         "none: no interface has an address".to_string()
@@ -411,7 +463,10 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
     let mut seen: HashMap<Ipv4Prefix, usize> = HashMap::new();
     for it in v.seq("a list of routes")? {
         let m = it.map(&["to", "via", "interface", "blackhole", "unreachable"])?;
-        let tv = m.require("to", "a destination prefix such as 203.0.113.0/24 or default")?;
+        let tv = m.require(
+            "to",
+            "a destination prefix such as 203.0.113.0/24 or default",
+        )?;
         let prefix: Ipv4Prefix = parse_prefix(&tv)?;
         if let Some(line) = seen.get(&prefix) {
             return Err(tv.err(format!(
@@ -433,14 +488,20 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
             .collect();
         let expected = "exactly one of via, interface, blackhole: true or unreachable: true";
         let next_hop = match targets.as_slice() {
-            [] => return Err(m.err(format!("route to {prefix} has no target, expected {expected}"))),
+            [] => {
+                return Err(m.err(format!(
+                    "route to {prefix} has no target, expected {expected}"
+                )))
+            }
             [t] => {
                 let key = t.path.rsplit('.').next().unwrap_or("");
                 match key {
                     "via" => {
-                        let gw: Ipv4Addr = t.parse("an IPv4 address", "a gateway address such as 198.18.0.2")?;
+                        let gw: Ipv4Addr =
+                            t.parse("an IPv4 address", "a gateway address such as 198.18.0.2")?;
                         let gateway = u32::from(gw);
-                        let port = connected_port(t, gateway, "a gateway on a connected network", ifs)?;
+                        let port =
+                            connected_port(t, gateway, "a gateway on a connected network", ifs)?;
                         NextHop::Via { port, gateway }
                     }
                     "interface" => {
@@ -597,6 +658,9 @@ fn duration(v: &Val) -> R<u32> {
         )));
     }
     u32::try_from(secs).map_err(|_| {
-        v.err(format!("{s:?} is too long, expected at most {}s (about 136 years)", u32::MAX))
+        v.err(format!(
+            "{s:?} is too long, expected at most {}s (about 136 years)",
+            u32::MAX
+        ))
     })
 }

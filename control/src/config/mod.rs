@@ -88,7 +88,7 @@ mod yaml;
 
 pub use error::ConfigError;
 
-use dataplane::addr::Mac;
+use dataplane::addr::{Ipv4Prefix, Mac};
 use dataplane::tables::{
     Chain, ConntrackConfig, IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RawRule,
     RouteSpec, StaticNeighbour, TablesSpec,
@@ -201,7 +201,6 @@ impl Config {
     }
 
     /// Validates config text; `path` is used in errors and kept in the result.
-    #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
         decode::decode(text, path).map_err(|mut e| {
             e.file = path.to_path_buf();
@@ -243,7 +242,11 @@ impl Config {
             } else {
                 addrs.join(" ")
             };
-            let _ = writeln!(s, "  {} (device {}, mtu {}): {}", i.name, i.device, i.mtu, addrs);
+            let _ = writeln!(
+                s,
+                "  {} (device {}, mtu {}): {}",
+                i.name, i.device, i.mtu, addrs
+            );
         }
         let connected: usize = self.interfaces.iter().map(|i| i.addresses.len()).sum();
         let _ = writeln!(
@@ -253,7 +256,12 @@ impl Config {
             connected
         );
         for r in &self.routes {
-            let _ = writeln!(s, "  {} {}", r.prefix, self.next_hop_text(r.next_hop));
+            let to = if r.prefix == Ipv4Prefix::DEFAULT {
+                "default".to_string()
+            } else {
+                r.prefix.to_string()
+            };
+            let _ = writeln!(s, "  {to} {}", self.next_hop_text(r.next_hop));
         }
         let _ = writeln!(s, "neighbours: {} static", self.neighbours.len());
         let _ = writeln!(
@@ -278,7 +286,11 @@ impl Config {
             s,
             "conntrack: max {} entries, tcp_loose {}",
             self.conntrack.max_entries,
-            if self.conntrack.tcp_loose { "on" } else { "off" }
+            if self.conntrack.tcp_loose {
+                "on"
+            } else {
+                "off"
+            }
         );
         let d = &self.dataplane;
         let _ = writeln!(
@@ -293,7 +305,9 @@ impl Config {
         let _ = writeln!(
             s,
             "host path: {}",
-            self.tun.as_deref().map_or("off".to_string(), |t| format!("tun {t}"))
+            self.tun
+                .as_deref()
+                .map_or("off".to_string(), |t| format!("tun {t}"))
         );
         let _ = writeln!(s, "control socket: {}", self.control_socket.display());
         let _ = writeln!(

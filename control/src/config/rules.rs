@@ -93,9 +93,10 @@ pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule
         for r in l.seq("a list of rules")? {
             let rm = r.map(&["match", "action", "comment"])?;
             let matches = decode_match(rm.get("match"), hook, ports)?;
-            let action = rm
-                .require("action", "notrack or accept")?
-                .word(&[("notrack", RawAction::NoTrack), ("accept", RawAction::Accept)])?;
+            let action = rm.require("action", "notrack or accept")?.word(&[
+                ("notrack", RawAction::NoTrack),
+                ("accept", RawAction::Accept),
+            ])?;
             out.push(RawRule {
                 matches,
                 action,
@@ -114,7 +115,10 @@ pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
     let m = v.map(&["policy", "rules"])?;
     let mut chain = Chain::default();
     if let Some(p) = m.get("policy") {
-        chain.policy = p.word(&[("accept", FilterAction::Accept), ("drop", FilterAction::Drop)])?;
+        chain.policy = p.word(&[
+            ("accept", FilterAction::Accept),
+            ("drop", FilterAction::Drop),
+        ])?;
     }
     if let Some(l) = m.get("rules") {
         for r in l.seq("a list of rules")? {
@@ -216,9 +220,7 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
         if let Some(t) = m.get(key) {
             let n = icmp_number(&t, is_type)?;
             if out.protocol != Some(1) {
-                return Err(t.err(format!(
-                    "{key} needs protocol: icmp in the same match"
-                )));
+                return Err(t.err(format!("{key} needs protocol: icmp in the same match")));
             }
             if is_type {
                 out.icmp_type = Some(n);
@@ -285,7 +287,7 @@ fn port_mask(v: &Val, hook: Hook, side: Side, ports: &Ports) -> R<u64> {
 }
 
 fn addr_match(v: &Val) -> R<AddrMatch> {
-    if !v.is_seq() && v.str("")? == "local" {
+    if !v.is_seq() && v.str("a prefix, a list of prefixes or local")? == "local" {
         return Ok(AddrMatch::Local);
     }
     let items = v.one_or_many();

@@ -12,9 +12,14 @@ pub(crate) type R<T> = Result<T, ConfigError>;
 /// Builds an error at a position; the file is filled in by the caller of the
 /// whole decode.
 pub(crate) fn error_at(node: &Node, path: &str, message: impl Into<String>) -> ConfigError {
-    let (line, column) = node
-        .span()
-        .start()
+    // A block mapping's own mark sits on its first ':'; its first key is
+    // where a reader looks.
+    let start = match node {
+        Node::Mapping(m) => m.keys().next().and_then(|k| k.span().start()),
+        _ => None,
+    };
+    let (line, column) = start
+        .or(node.span().start())
         .map(|m| (m.line(), m.column()))
         .unwrap_or((0, 0));
     ConfigError {
@@ -28,11 +33,14 @@ pub(crate) fn error_at(node: &Node, path: &str, message: impl Into<String>) -> C
 
 /// Line of a node, for messages that point back at an earlier definition.
 pub(crate) fn line_of(node: &Node) -> usize {
-    node.span().start().map(|m| m.line()).unwrap_or(0)
+    error_at(node, "", "").line
 }
 
 /// The closest of `candidates` to `word`, if close enough to be a typo.
-pub(crate) fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::damerau_levenshtein(word, c), c))
@@ -76,7 +84,9 @@ impl<'n> Val<'n> {
     /// An empty value, `~` or `null` (unquoted).
     pub fn is_null(&self) -> bool {
         match self.node {
-            Node::Scalar(s) => s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL"),
+            Node::Scalar(s) => {
+                s.may_coerce() && matches!(s.as_str(), "" | "~" | "null" | "Null" | "NULL")
+            }
             _ => false,
         }
     }
@@ -93,7 +103,10 @@ impl<'n> Val<'n> {
     pub fn str(&self, expected: &str) -> R<&'n str> {
         match self.node {
             Node::Scalar(s) => Ok(s.as_str()),
-            _ => Err(self.err(format!("{} is not allowed here, expected {expected}", self.kind()))),
+            _ => Err(self.err(format!(
+                "{} is not allowed here, expected {expected}",
+                self.kind()
+            ))),
         }
     }
 
@@ -146,7 +159,9 @@ impl<'n> Val<'n> {
             Some(c) => format!(" (did you mean {c}?)"),
             None => String::new(),
         };
-        Err(self.err(format!("{s:?} is not allowed here{hint}, expected {expected}")))
+        Err(self.err(format!(
+            "{s:?} is not allowed here{hint}, expected {expected}"
+        )))
     }
 
     /// A mapping whose keys must all be in `keys`.
@@ -189,7 +204,10 @@ impl<'n> Val<'n> {
                 .map(|(i, n)| Val::new(n, format!("{}[{i}]", self.path)))
                 .collect()),
             _ if self.is_null() => Ok(Vec::new()),
-            _ => Err(self.err(format!("{} is not allowed here, expected {expected}", self.kind()))),
+            _ => Err(self.err(format!(
+                "{} is not allowed here, expected {expected}",
+                self.kind()
+            ))),
         }
     }
 
