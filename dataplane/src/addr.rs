@@ -130,20 +130,19 @@ impl FromStr for IfAddr {
     type Err = ParseAddrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s.split_once('/').ok_or(ParseAddrError(
-            "an address with its prefix length, such as 198.18.0.1/24",
-        ))?;
-        let ip: Ipv4Addr = a.parse().map_err(|_| {
-            ParseAddrError("an address with its prefix length, such as 198.18.0.1/24")
-        })?;
+        let (a, l) = s
+            .split_once('/')
+            .ok_or(ParseAddrError("an address with its prefix length, such as 198.18.0.1/24"))?;
+        let ip: Ipv4Addr = a
+            .parse()
+            .map_err(|_| ParseAddrError("an address with its prefix length, such as 198.18.0.1/24"))?;
         let len: u8 = l
             .parse()
             .ok()
             .filter(|n| *n <= 32)
             .ok_or(ParseAddrError("a prefix length from 0 to 32"))?;
         let addr = u32::from(ip);
-        let net =
-            Ipv4Prefix::new(addr, len).ok_or(ParseAddrError("a prefix length from 0 to 32"))?;
+        let net = Ipv4Prefix::new(addr, len).ok_or(ParseAddrError("a prefix length from 0 to 32"))?;
         Ok(IfAddr { addr, net })
     }
 }
@@ -206,10 +205,7 @@ mod tests {
         let p: Ipv4Prefix = "198.18.0.0/15".parse().unwrap();
         assert!(p.contains(u32::from(Ipv4Addr::new(198, 19, 255, 1))));
         assert!(!p.contains(u32::from(Ipv4Addr::new(198, 20, 0, 1))));
-        assert_eq!(
-            "default".parse::<Ipv4Prefix>().unwrap(),
-            Ipv4Prefix::DEFAULT
-        );
+        assert_eq!("default".parse::<Ipv4Prefix>().unwrap(), Ipv4Prefix::DEFAULT);
         assert!("198.18.0.1/24".parse::<Ipv4Prefix>().is_err());
         assert!("198.18.0.0/33".parse::<Ipv4Prefix>().is_err());
         assert_eq!(p.to_string(), "198.18.0.0/15");

@@ -18,9 +18,6 @@ impl RouteTable {
 
     /// Next-hop id of the longest matching prefix.
     pub fn lookup(&self, ip: u32) -> Option<u32> {
-        self.routes
-            .iter()
-            .find(|(p, _)| p.contains(ip))
-            .map(|(_, n)| *n)
+        self.routes.iter().find(|(p, _)| p.contains(ip)).map(|(_, n)| *n)
     }
 }

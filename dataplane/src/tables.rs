@@ -293,10 +293,7 @@ pub struct IcmpErrorConfig {
 
 impl Default for IcmpErrorConfig {
     fn default() -> Self {
-        IcmpErrorConfig {
-            rate: 10,
-            burst: 20,
-        }
+        IcmpErrorConfig { rate: 10, burst: 20 }
     }
 }
 
@@ -413,7 +410,9 @@ impl Tables {
     /// Longest-prefix match.
     #[inline]
     pub fn route(&self, ip: u32) -> Option<NextHop> {
-        self.routes.lookup(ip).map(|id| self.next_hops[id as usize])
+        self.routes
+            .lookup(ip)
+            .map(|id| self.next_hops[id as usize])
     }
 
     /// The port by name.
