@@ -1,2 +1,3 @@
 //! afxdp-router control plane: the YAML config (schema, validation,
 //! compilation to dataplane tables), `routerd` and `routerctl`.
+pub mod config;

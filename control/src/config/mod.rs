@@ -1,0 +1,347 @@
+//! The routerd YAML configuration: schema, validation, and compilation to
+//! [`dataplane::tables::TablesSpec`].
+//!
+//! Owns reading the file and every check a user can act on. Every error is
+//! one [`ConfigError`] that names the file, line, column and field path.
+//! Never touches devices or the dataplane: MACs of interfaces are filled in
+//! at start-up ([`Mac::ZERO`] here).
+//!
+//! # Schema
+//!
+//! Only `interfaces` is required; every other section has the default shown.
+//! Unknown keys are errors at every level.
+//!
+//! ```yaml
+//! dataplane:
+//!   workers: [0]           # cores for the poll-mode workers, one worker each
+//!   burst: 64              # frames per RX/TX burst, 1..=256
+//!   umem_frames: 4096      # UMEM frames: a power of two, >= 512 and >= 4 * burst
+//!   xdp_mode: native       # native | generic (driver XDP or the skb fallback)
+//!   busy_poll: false       # SO_PREFER_BUSY_POLL on the AF_XDP sockets
+//!   ip_options: forward    # forward (untouched) | drop packets with IP options
+//! control:
+//!   socket: /run/afxdp-router/routerd.sock   # routerctl API, an absolute path
+//! interfaces:              # at most 62; order gives the port numbers
+//!   - name: wan            # name used by rules and routes (not host/local)
+//!     device: r0           # kernel netdev taken over (Linux name rules)
+//!     addresses: [198.18.0.1/24]   # address/len; may be empty
+//!     mtu: 1500            # 68..=9000
+//! host:
+//!   tun: rtr0              # TUN carrying the router's own traffic to the kernel
+//!   enabled: true          # false: no host path (pure forwarder)
+//! routes:                  # exactly one of via, interface, blackhole, unreachable
+//!   - to: 203.0.113.0/24   # a prefix (no host bits) or default
+//!     via: 198.19.0.2      # a gateway on a connected network
+//!   - to: 192.0.2.0/24
+//!     interface: lan       # directly connected out of an interface
+//!   - to: 198.51.100.0/24
+//!     blackhole: true      # drop silently (or unreachable: true: ICMP net unreachable)
+//! neighbors:               # static ARP entries, each on a connected network
+//!   - address: 198.19.0.2
+//!     mac: "02:00:00:00:00:02"
+//! conntrack:
+//!   max_entries: 262144    # per worker table, 1..=16777216
+//!   tcp_loose: true        # pick up TCP flows mid-stream (netfilter default)
+//!   timeouts:              # 30s, 2m, 1h, 5d or plain seconds; never 0
+//!     tcp_syn_sent: 2m
+//!     tcp_syn_recv: 1m
+//!     tcp_established: 5d
+//!     tcp_fin_wait: 2m
+//!     tcp_close_wait: 1m
+//!     tcp_last_ack: 30s
+//!     tcp_time_wait: 2m
+//!     tcp_close: 10s
+//!     udp: 30s
+//!     udp_stream: 2m
+//!     icmp: 30s
+//!     generic: 10m
+//! icmp_errors: { rate: 10, burst: 20 }   # per-source token bucket, both >= 1
+//! metrics: { listen: "127.0.0.1:9477" }  # off when absent
+//! raw:                     # before conntrack; first match wins; default: tracked
+//!   prerouting:            # packets from the ports
+//!     - match: { destination: local }
+//!       action: accept     # accept (tracked) | notrack
+//!       comment: host traffic is tracked
+//!   output: []             # packets from the host
+//! filter:                  # chains input, forward, output
+//!   input:
+//!     policy: drop         # accept | drop (default accept)
+//!     rules:               # first match wins
+//!       - match: { state: [established, related] }
+//!         action: accept   # accept | drop | reject
+//! ```
+//!
+//! Match keys (all present ones must hold): `in`, `out` (an interface name,
+//! a list of them, or `host`), `source`, `destination` (a prefix, a list of
+//! them, or `local`), `protocol` (`tcp`, `udp`, `icmp` or 0-255),
+//! `source_port`, `destination_port` (a port, `"lo-hi"` or a list; needs
+//! `protocol: tcp` or `udp`), `state` (list of new, established, related,
+//! invalid, untracked; not in raw rules), `icmp_type`, `icmp_code` (nftables
+//! names or numbers; need `protocol: icmp`). `in`/`out` values that can never
+//! match in a chain (`out` in raw, `out: wan` in input, `in: host` in
+//! forward, ...) are errors.
+
+mod decode;
+mod error;
+mod rules;
+mod yaml;
+
+pub use error::ConfigError;
+
+use dataplane::addr::{Ipv4Prefix, Mac};
+use dataplane::tables::{
+    Chain, ConntrackConfig, IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RawRule,
+    RouteSpec, StaticNeighbour, TablesSpec,
+};
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// XDP attach mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpMode {
+    /// Driver mode (`XDP_FLAGS_DRV_MODE`).
+    Native,
+    /// The generic skb fallback (`XDP_FLAGS_SKB_MODE`).
+    Generic,
+}
+
+impl XdpMode {
+    /// Lower-case name as in the config.
+    pub const fn name(self) -> &'static str {
+        match self {
+            XdpMode::Native => "native",
+            XdpMode::Generic => "generic",
+        }
+    }
+}
+
+/// Settings of the poll-mode workers and ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataplaneSettings {
+    /// Cores, one pinned worker each; distinct and non-empty.
+    pub workers: Vec<usize>,
+    /// Frames per burst, 1..=256.
+    pub burst: u16,
+    /// UMEM frames, a power of two.
+    pub umem_frames: u32,
+    /// XDP attach mode.
+    pub xdp_mode: XdpMode,
+    /// Prefer busy polling on the AF_XDP sockets.
+    pub busy_poll: bool,
+}
+
+impl Default for DataplaneSettings {
+    fn default() -> Self {
+        DataplaneSettings {
+            workers: vec![0],
+            burst: 64,
+            umem_frames: 4096,
+            xdp_mode: XdpMode::Native,
+            busy_poll: false,
+        }
+    }
+}
+
+/// Default control socket.
+pub const DEFAULT_SOCKET: &str = "/run/afxdp-router/routerd.sock";
+/// Default TUN device of the host path.
+pub const DEFAULT_TUN: &str = "rtr0";
+/// Most interfaces a config may have.
+pub const MAX_INTERFACES: usize = 62;
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// Workers and ports.
+    pub dataplane: DataplaneSettings,
+    /// Unix socket of the routerctl API.
+    pub control_socket: PathBuf,
+    /// TUN device of the host path; `None` when the host path is off.
+    pub tun: Option<String>,
+    /// Prometheus-style metrics listener; `None` when off.
+    pub metrics_listen: Option<SocketAddr>,
+    /// Interfaces in config order (`PortId(i)` is `interfaces[i]`), MAC zero.
+    pub interfaces: Vec<Interface>,
+    /// Configured routes (connected and local ones are added by the tables).
+    pub routes: Vec<RouteSpec>,
+    /// Static neighbours.
+    pub neighbours: Vec<StaticNeighbour>,
+    /// Raw rules for packets from the ports.
+    pub raw_prerouting: Vec<RawRule>,
+    /// Raw rules for packets from the host.
+    pub raw_output: Vec<RawRule>,
+    /// Filter chain for packets to the router.
+    pub filter_input: Chain,
+    /// Filter chain for packets through the router.
+    pub filter_forward: Chain,
+    /// Filter chain for packets from the router.
+    pub filter_output: Chain,
+    /// Connection tracking.
+    pub conntrack: ConntrackConfig,
+    /// IP options policy.
+    pub ip_options: IpOptionsPolicy,
+    /// ICMP error rate limit.
+    pub icmp_errors: IcmpErrorConfig,
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Config::from_str(&text, path)
+    }
+
+    /// Validates config text; `path` is used in errors and kept in the result.
+    pub fn from_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        decode::decode(text, path).map_err(|mut e| {
+            e.file = path.to_path_buf();
+            e
+        })
+    }
+
+    /// The input of [`dataplane::tables::Tables::build`]. Interface MACs are
+    /// [`Mac::ZERO`]: the caller fills them from the devices.
+    pub fn tables_spec(&self) -> TablesSpec {
+        let mut interfaces = self.interfaces.clone();
+        for i in &mut interfaces {
+            i.mac = Mac::ZERO;
+        }
+        TablesSpec {
+            interfaces,
+            routes: self.routes.clone(),
+            neighbours: self.neighbours.clone(),
+            raw_prerouting: self.raw_prerouting.clone(),
+            raw_output: self.raw_output.clone(),
+            filter_input: self.filter_input.clone(),
+            filter_forward: self.filter_forward.clone(),
+            filter_output: self.filter_output.clone(),
+            conntrack: self.conntrack,
+            ip_options: self.ip_options,
+            icmp_errors: self.icmp_errors,
+        }
+    }
+
+    /// A short human summary for `routerd --check`.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{}: configuration is valid", self.path.display());
+        let _ = writeln!(s, "interfaces: {}", self.interfaces.len());
+        for i in &self.interfaces {
+            let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+            let addrs = if addrs.is_empty() {
+                "no addresses".to_string()
+            } else {
+                addrs.join(" ")
+            };
+            let _ = writeln!(
+                s,
+                "  {} (device {}, mtu {}): {}",
+                i.name, i.device, i.mtu, addrs
+            );
+        }
+        let connected: usize = self.interfaces.iter().map(|i| i.addresses.len()).sum();
+        let _ = writeln!(
+            s,
+            "routes: {} configured, {} connected",
+            self.routes.len(),
+            connected
+        );
+        for r in &self.routes {
+            let to = if r.prefix == Ipv4Prefix::DEFAULT {
+                "default".to_string()
+            } else {
+                r.prefix.to_string()
+            };
+            let _ = writeln!(s, "  {to} {}", self.next_hop_text(r.next_hop));
+        }
+        let _ = writeln!(s, "neighbours: {} static", self.neighbours.len());
+        let _ = writeln!(
+            s,
+            "raw: prerouting {}, output {}",
+            rules(self.raw_prerouting.len()),
+            rules(self.raw_output.len())
+        );
+        for (name, c) in [
+            ("input", &self.filter_input),
+            ("forward", &self.filter_forward),
+            ("output", &self.filter_output),
+        ] {
+            let _ = writeln!(
+                s,
+                "filter {name}: {}, policy {}",
+                rules(c.rules.len()),
+                c.policy.name()
+            );
+        }
+        let _ = writeln!(
+            s,
+            "conntrack: max {} entries, tcp_loose {}",
+            self.conntrack.max_entries,
+            if self.conntrack.tcp_loose {
+                "on"
+            } else {
+                "off"
+            }
+        );
+        let d = &self.dataplane;
+        let _ = writeln!(
+            s,
+            "dataplane: workers on cores {:?}, burst {}, {} umem frames, xdp {}{}",
+            d.workers,
+            d.burst,
+            d.umem_frames,
+            d.xdp_mode.name(),
+            if d.busy_poll { ", busy poll" } else { "" }
+        );
+        let _ = writeln!(
+            s,
+            "host path: {}",
+            self.tun
+                .as_deref()
+                .map_or("off".to_string(), |t| format!("tun {t}"))
+        );
+        let _ = writeln!(s, "control socket: {}", self.control_socket.display());
+        let _ = writeln!(
+            s,
+            "metrics: {}",
+            self.metrics_listen
+                .map_or("off".to_string(), |a| format!("listen {a}"))
+        );
+        s
+    }
+
+    fn next_hop_text(&self, n: NextHop) -> String {
+        let name = |p: dataplane::packet::PortId| {
+            self.interfaces
+                .get(p.0 as usize)
+                .map_or("?", |i| i.name.as_str())
+                .to_string()
+        };
+        match n {
+            NextHop::Local => "local".into(),
+            NextHop::Connected(p) => format!("dev {}", name(p)),
+            NextHop::Via { port, gateway } => {
+                format!("via {} dev {}", Ipv4Addr::from(gateway), name(port))
+            }
+            NextHop::Blackhole => "blackhole".into(),
+            NextHop::Unreachable => "unreachable".into(),
+        }
+    }
+}
+
+fn rules(n: usize) -> String {
+    if n == 1 {
+        "1 rule".into()
+    } else {
+        format!("{n} rules")
+    }
+}

@@ -1,0 +1,388 @@
+//! Raw and filter rules: the match keys, the actions, and the checks that
+//! catch a rule that can never match or means something else than it says.
+
+use super::decode::{parse_prefix, port_by_name};
+use super::yaml::{Val, R};
+use dataplane::addr::Ipv4Prefix;
+use dataplane::packet::PortId;
+use dataplane::tables::{
+    AddrMatch, Chain, CtState, FilterAction, FilterRule, Interface, Match, PortRanges, RawAction,
+    RawRule,
+};
+use smallvec::SmallVec;
+
+/// The interfaces, for resolving `in` / `out`.
+pub(super) struct Ports<'a> {
+    ifs: &'a [Interface],
+}
+
+impl<'a> Ports<'a> {
+    pub fn new(ifs: &'a [Interface]) -> Self {
+        Ports { ifs }
+    }
+}
+
+/// Where a rule list is hooked in the packet path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Hook {
+    RawPrerouting,
+    RawOutput,
+    Input,
+    Forward,
+    Output,
+}
+
+/// What an `in` or `out` match can see at a hook.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Side {
+    /// Only the ports.
+    Ports,
+    /// Only the host path.
+    Host,
+    /// Not known yet (before routing).
+    Unknown,
+}
+
+impl Hook {
+    fn name(self) -> &'static str {
+        match self {
+            Hook::RawPrerouting => "raw.prerouting",
+            Hook::RawOutput => "raw.output",
+            Hook::Input => "filter.input",
+            Hook::Forward => "filter.forward",
+            Hook::Output => "filter.output",
+        }
+    }
+
+    fn is_raw(self) -> bool {
+        matches!(self, Hook::RawPrerouting | Hook::RawOutput)
+    }
+
+    fn sees(self) -> &'static str {
+        match self {
+            Hook::RawPrerouting => "packets arriving on the interfaces",
+            Hook::RawOutput | Hook::Output => "packets sent by the router itself",
+            Hook::Input => "packets to the router itself",
+            Hook::Forward => "packets routed between interfaces",
+        }
+    }
+
+    fn in_side(self) -> Side {
+        match self {
+            Hook::RawOutput | Hook::Output => Side::Host,
+            _ => Side::Ports,
+        }
+    }
+
+    fn out_side(self) -> Side {
+        match self {
+            Hook::RawPrerouting | Hook::RawOutput => Side::Unknown,
+            Hook::Input => Side::Host,
+            Hook::Forward | Hook::Output => Side::Ports,
+        }
+    }
+}
+
+pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule>)> {
+    let m = v.map(&["prerouting", "output"])?;
+    let list = |key: &str, hook: Hook| -> R<Vec<RawRule>> {
+        let Some(l) = m.get(key) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for r in l.seq("a list of rules")? {
+            let rm = r.map(&["match", "action", "comment"])?;
+            let matches = decode_match(rm.get("match"), hook, ports)?;
+            let action = rm.require("action", "notrack or accept")?.word(&[
+                ("notrack", RawAction::NoTrack),
+                ("accept", RawAction::Accept),
+            ])?;
+            out.push(RawRule {
+                matches,
+                action,
+                comment: comment(rm.get("comment"))?,
+            });
+        }
+        Ok(out)
+    };
+    Ok((
+        list("prerouting", Hook::RawPrerouting)?,
+        list("output", Hook::RawOutput)?,
+    ))
+}
+
+pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
+    let m = v.map(&["policy", "rules"])?;
+    let mut chain = Chain::default();
+    if let Some(p) = m.get("policy") {
+        chain.policy = p.word(&[
+            ("accept", FilterAction::Accept),
+            ("drop", FilterAction::Drop),
+        ])?;
+    }
+    if let Some(l) = m.get("rules") {
+        for r in l.seq("a list of rules")? {
+            let rm = r.map(&["match", "action", "comment"])?;
+            let matches = decode_match(rm.get("match"), hook, ports)?;
+            let action = rm.require("action", "accept, drop or reject")?.word(&[
+                ("accept", FilterAction::Accept),
+                ("drop", FilterAction::Drop),
+                ("reject", FilterAction::Reject),
+            ])?;
+            chain.rules.push(FilterRule {
+                matches,
+                action,
+                comment: comment(rm.get("comment"))?,
+            });
+        }
+    }
+    Ok(chain)
+}
+
+fn comment(v: Option<Val>) -> R<Option<String>> {
+    v.map(|c| c.str("a line of text").map(str::to_string))
+        .transpose()
+}
+
+const MATCH_KEYS: &[&str] = &[
+    "in",
+    "out",
+    "source",
+    "destination",
+    "protocol",
+    "source_port",
+    "destination_port",
+    "state",
+    "icmp_type",
+    "icmp_code",
+];
+
+fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
+    let Some(v) = v else {
+        return Ok(Match::default());
+    };
+    let m = v.map(MATCH_KEYS)?;
+    let mut out = Match::default();
+    if let Some(p) = m.get("protocol") {
+        out.protocol = Some(protocol(&p)?);
+    }
+    if let Some(i) = m.get("in") {
+        out.in_ports = Some(port_mask(&i, hook, hook.in_side(), ports)?);
+    }
+    if let Some(o) = m.get("out") {
+        out.out_ports = Some(port_mask(&o, hook, hook.out_side(), ports)?);
+    }
+    if let Some(s) = m.get("source") {
+        out.source = Some(addr_match(&s)?);
+    }
+    if let Some(d) = m.get("destination") {
+        out.destination = Some(addr_match(&d)?);
+    }
+    for (key, slot) in [
+        ("source_port", &mut out.source_port),
+        ("destination_port", &mut out.destination_port),
+    ] {
+        if let Some(p) = m.get(key) {
+            let ranges = port_ranges(&p)?;
+            if !matches!(out.protocol, Some(6 | 17)) {
+                return Err(p.err(format!(
+                    "{key} needs protocol: tcp or protocol: udp in the same match (ports exist only in TCP and UDP)"
+                )));
+            }
+            *slot = Some(ranges);
+        }
+    }
+    if let Some(s) = m.get("state") {
+        if hook.is_raw() {
+            return Err(s.err(
+                "state cannot be matched in raw rules: raw runs before connection tracking, \
+                 so no packet has a state yet; match state in filter chains",
+            ));
+        }
+        let mut mask = 0u8;
+        let items = s.one_or_many();
+        if items.is_empty() {
+            return Err(s.err("empty list, expected states such as [established, related]"));
+        }
+        for it in items {
+            let st = it.word(&[
+                ("new", CtState::New),
+                ("established", CtState::Established),
+                ("related", CtState::Related),
+                ("invalid", CtState::Invalid),
+                ("untracked", CtState::Untracked),
+            ])?;
+            mask |= st.bit();
+        }
+        out.state = Some(mask);
+    }
+    for (key, is_type) in [("icmp_type", true), ("icmp_code", false)] {
+        if let Some(t) = m.get(key) {
+            let n = icmp_number(&t, is_type)?;
+            if out.protocol != Some(1) {
+                return Err(t.err(format!("{key} needs protocol: icmp in the same match")));
+            }
+            if is_type {
+                out.icmp_type = Some(n);
+            } else {
+                out.icmp_code = Some(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn protocol(v: &Val) -> R<u8> {
+    const EXPECTED: &str = "tcp, udp, icmp or a protocol number 0-255";
+    let s = v.str(EXPECTED)?;
+    match s {
+        "tcp" => Ok(6),
+        "udp" => Ok(17),
+        "icmp" => Ok(1),
+        _ => s
+            .parse::<u8>()
+            .map_err(|_| v.err(format!("{s:?} is not a protocol, expected {EXPECTED}"))),
+    }
+}
+
+fn port_mask(v: &Val, hook: Hook, side: Side, ports: &Ports) -> R<u64> {
+    let key = v.path.rsplit('.').next().unwrap_or("");
+    if side == Side::Unknown {
+        return Err(v.err(format!(
+            "{key} cannot be matched in raw rules: no route decision has been made yet, so the \
+             output interface is not known; match it in filter.forward or filter.output"
+        )));
+    }
+    let items = v.one_or_many();
+    if items.is_empty() {
+        return Err(v.err("empty list, expected interface names or host"));
+    }
+    let mut mask = 0u64;
+    for it in items {
+        let name = it.name("an interface name or host")?;
+        let port = if name == "host" {
+            PortId::HOST
+        } else {
+            port_by_name(&it, name, ports.ifs)?
+        };
+        let fits = match side {
+            Side::Host => port.is_host(),
+            _ => !port.is_host(),
+        };
+        if !fits {
+            let expected = if side == Side::Host {
+                "host".to_string()
+            } else {
+                "an interface name".to_string()
+            };
+            return Err(it.err(format!(
+                "{key}: {name} never matches in {}: it sees only {}, expected {expected}",
+                hook.name(),
+                hook.sees()
+            )));
+        }
+        mask |= port.bit();
+    }
+    Ok(mask)
+}
+
+fn addr_match(v: &Val) -> R<AddrMatch> {
+    if !v.is_seq() && v.str("a prefix, a list of prefixes or local")? == "local" {
+        return Ok(AddrMatch::Local);
+    }
+    let items = v.one_or_many();
+    if items.is_empty() {
+        return Err(v.err("empty list, expected prefixes or local"));
+    }
+    let mut out: SmallVec<[Ipv4Prefix; 2]> = SmallVec::new();
+    for it in items {
+        if it.str("a prefix")? == "local" {
+            return Err(it.err(
+                "local cannot be mixed with prefixes in a list, expected local alone or only prefixes",
+            ));
+        }
+        out.push(parse_prefix(&it)?);
+    }
+    Ok(AddrMatch::Prefixes(out))
+}
+
+fn port_ranges(v: &Val) -> R<PortRanges> {
+    const EXPECTED: &str = "expected a number 0-65535, \"lo-hi\" or a list";
+    let items = v.one_or_many();
+    if items.is_empty() {
+        return Err(v.err(format!("empty list, {EXPECTED}")));
+    }
+    let mut out = PortRanges::new();
+    for it in items {
+        let s = it.str("a port")?;
+        let parse = |p: &str| p.trim().parse::<u16>().ok();
+        let range = match s.split_once('-') {
+            Some((lo, hi)) => parse(lo).zip(parse(hi)),
+            None => parse(s).map(|p| (p, p)),
+        };
+        let Some((lo, hi)) = range else {
+            return Err(it.err(format!("{s:?} is not a port, {EXPECTED}")));
+        };
+        if lo > hi {
+            return Err(it.err(format!(
+                "port range {s:?} runs backwards, expected lo <= hi such as \"{hi}-{lo}\""
+            )));
+        }
+        out.push((lo, hi));
+    }
+    Ok(out)
+}
+
+/// ICMP type and code names as nftables spells them.
+const ICMP_TYPES: &[(&str, u8)] = &[
+    ("echo-reply", 0),
+    ("destination-unreachable", 3),
+    ("source-quench", 4),
+    ("redirect", 5),
+    ("echo-request", 8),
+    ("router-advertisement", 9),
+    ("router-solicitation", 10),
+    ("time-exceeded", 11),
+    ("parameter-problem", 12),
+    ("timestamp-request", 13),
+    ("timestamp-reply", 14),
+    ("info-request", 15),
+    ("info-reply", 16),
+    ("address-mask-request", 17),
+    ("address-mask-reply", 18),
+];
+
+const ICMP_CODES: &[(&str, u8)] = &[
+    ("net-unreachable", 0),
+    ("host-unreachable", 1),
+    ("prot-unreachable", 2),
+    ("port-unreachable", 3),
+    ("frag-needed", 4),
+    ("net-prohibited", 9),
+    ("host-prohibited", 10),
+    ("admin-prohibited", 13),
+];
+
+fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
+    let (table, what) = if is_type {
+        (ICMP_TYPES, "an ICMP type")
+    } else {
+        (ICMP_CODES, "an ICMP code")
+    };
+    let s = v.str(what)?;
+    if let Ok(n) = s.parse::<u8>() {
+        return Ok(n);
+    }
+    if let Some((_, n)) = table.iter().find(|(name, _)| *name == s) {
+        return Ok(*n);
+    }
+    let names: Vec<&str> = table.iter().map(|(n, _)| *n).collect();
+    let hint = match super::yaml::suggest(s, names.iter().copied()) {
+        Some(c) => format!(" (did you mean {c}?)"),
+        None => String::new(),
+    };
+    Err(v.err(format!(
+        "{s:?} is not {what}{hint}, expected a number 0-255 or one of {}",
+        names.join(", ")
+    )))
+}
