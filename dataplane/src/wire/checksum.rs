@@ -1,0 +1,301 @@
+//! The Internet checksum (RFC 1071) and its incremental update (RFC 1624).
+//!
+//! [`sum`] returns a partial ones-complement sum folded to at most `0xFFFF`,
+//! so partial sums (a pseudo-header, a header, a payload) add up in a `u32`
+//! without overflow before [`fold`] folds and complements them. A partial sum
+//! is only meaningful for data that starts at an even offset of the checksummed
+//! message; only the last piece may have an odd length.
+//!
+//! Folding uses end-around carries, so the sum of data that is not all zeros
+//! is never `0x0000`: a checksum computed here is `0xFFFF` only for all-zero
+//! data, which is why [`update16`] (RFC 1624 eqn. 3) agrees with a full
+//! recomputation for every IPv4 header (its version byte is never zero).
+
+/// Ones-complement sum of `data` as big-endian 16-bit words, an odd last byte
+/// padded with zero. The result is at most `0xFFFF` and is `0` only when every
+/// byte is zero.
+#[inline]
+pub fn sum(data: &[u8]) -> u32 {
+    // Add 32-bit halves of 64-bit words into a u64: 2^32 = 1 (mod 0xFFFF), so
+    // the carries fold back in later, and a u64 cannot overflow before 16 GiB.
+    let mut acc: u64 = 0;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes(c.try_into().expect("8-byte chunk"));
+        acc += (w >> 32) + (w & 0xffff_ffff);
+    }
+    let mut rest = chunks.remainder();
+    if let Some((w, tail)) = rest.split_first_chunk::<4>() {
+        acc += u64::from(u32::from_be_bytes(*w));
+        rest = tail;
+    }
+    if let Some((w, tail)) = rest.split_first_chunk::<2>() {
+        acc += u64::from(u16::from_be_bytes(*w));
+        rest = tail;
+    }
+    if let Some(&b) = rest.first() {
+        acc += u64::from(b) << 8;
+    }
+    // One end-around-carry add takes the u64 to a u32, two folds to 16 bits.
+    let (s, carry) = (acc as u32).overflowing_add((acc >> 32) as u32);
+    fold16(s + u32::from(carry))
+}
+
+/// Folds a sum to 16 bits with end-around carries (nonzero stays nonzero).
+#[inline(always)]
+fn fold16(mut s: u32) -> u32 {
+    s = (s & 0xffff) + (s >> 16);
+    (s & 0xffff) + (s >> 16)
+}
+
+/// Folds a sum of partial sums to 16 bits and complements it: the checksum
+/// to write into a header.
+#[inline]
+pub fn fold(sum: u32) -> u16 {
+    !(fold16(sum) as u16)
+}
+
+/// The Internet checksum of `data`. Over a message that carries a correct
+/// checksum this is `0`.
+#[inline]
+pub fn data(data: &[u8]) -> u16 {
+    fold(sum(data))
+}
+
+/// Partial sum of the TCP/UDP pseudo-header (RFC 793 3.1, RFC 768):
+/// addresses in host byte order, `len` the TCP/UDP length in bytes.
+#[inline]
+pub fn pseudo_header(src: u32, dst: u32, proto: u8, len: u16) -> u32 {
+    (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + u32::from(proto) + u32::from(len)
+}
+
+/// RFC 1624 eqn. 3: the checksum after a 16-bit word changes from `old` to
+/// `new`, `HC' = ~(~HC + ~m + m')`. Unlike eqn. 2 it never turns a checksum
+/// into `0xFFFF` unless the whole message sums to zero.
+#[inline]
+pub fn update16(old_checksum: u16, old: u16, new: u16) -> u16 {
+    fold(u32::from(!old_checksum) + u32::from(!old) + u32::from(new))
+}
+
+/// RFC 1624 eqn. 3 for a 32-bit field (an address) changing from `old` to
+/// `new`: both of its 16-bit words at once.
+#[inline]
+pub fn update32(old_checksum: u16, old: u32, new: u32) -> u16 {
+    fold(
+        u32::from(!old_checksum)
+            + u32::from(!(old >> 16) as u16)
+            + u32::from(!(old as u16))
+            + (new >> 16)
+            + (new & 0xffff),
+    )
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A tiny xorshift64 generator, enough to spread test inputs.
+    pub(crate) struct XorShift(pub u64);
+
+    impl XorShift {
+        pub(crate) fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        pub(crate) fn fill(&mut self, buf: &mut [u8]) {
+            for b in buf {
+                *b = self.next() as u8;
+            }
+        }
+    }
+
+    /// RFC 1071 4.1 reference: 16 bits at a time, carries folded at the end.
+    fn reference_sum(data: &[u8]) -> u16 {
+        let mut s: u64 = 0;
+        let mut i = 0;
+        while i + 1 < data.len() {
+            s += u64::from(u16::from_be_bytes([data[i], data[i + 1]]));
+            i += 2;
+        }
+        if i < data.len() {
+            s += u64::from(data[i]) << 8;
+        }
+        while s >> 16 != 0 {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    }
+
+    /// A plausible IPv4 header (version 4, IHL 5) with its checksum filled.
+    fn random_header(rng: &mut XorShift) -> [u8; 20] {
+        let mut h = [0u8; 20];
+        rng.fill(&mut h);
+        h[0] = 0x45;
+        fill(&mut h);
+        h
+    }
+
+    fn fill(h: &mut [u8; 20]) {
+        h[10] = 0;
+        h[11] = 0;
+        let c = data(h);
+        h[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    fn word(h: &[u8; 20], at: usize) -> u16 {
+        u16::from_be_bytes([h[at], h[at + 1]])
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 3: the words 0001 f203 f4f5 f6f7 sum to ddf2.
+        let bytes = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(sum(&bytes), 0xddf2);
+        assert_eq!(data(&bytes), !0xddf2);
+        // Byte order independence (RFC 1071 2.B): swapped input, swapped sum.
+        let swapped = [0x01, 0x00, 0x03, 0xf2, 0xf5, 0xf4, 0xf7, 0xf6];
+        assert_eq!(sum(&swapped), 0xf2dd);
+    }
+
+    #[test]
+    fn known_ipv4_header_verifies() {
+        // 192.168.0.1 -> 192.168.0.199, UDP, checksum b861.
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0xb8, 0x61, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(data(&h), 0);
+        h[10] = 0;
+        h[11] = 0;
+        assert_eq!(data(&h), 0xb861);
+    }
+
+    #[test]
+    fn odd_lengths_pad_with_zero() {
+        assert_eq!(sum(&[]), 0);
+        assert_eq!(sum(&[0x01]), 0x0100);
+        assert_eq!(sum(&[0x12, 0x34, 0x56]), 0x1234 + 0x5600);
+        assert_eq!(data(&[]), 0xffff);
+    }
+
+    #[test]
+    fn sum_matches_reference_for_every_length_and_all_ones() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        let mut buf = [0u8; 300];
+        for len in 0..buf.len() {
+            rng.fill(&mut buf[..len]);
+            assert_eq!(
+                sum(&buf[..len]),
+                u32::from(reference_sum(&buf[..len])),
+                "len {len}"
+            );
+        }
+        // All-ones data sums to 0xFFFF (negative zero), never to 0.
+        let ones = [0xffu8; 1500];
+        assert_eq!(sum(&ones), 0xffff);
+        assert_eq!(sum(&ones[..10]), 0xffff);
+        assert_eq!(sum(&ones[..9]), 0xff00, "odd byte padded with zero");
+    }
+
+    #[test]
+    fn partial_sums_add_up() {
+        let mut rng = XorShift(7);
+        let mut buf = [0u8; 1001];
+        rng.fill(&mut buf);
+        for cut in (0..buf.len()).step_by(2) {
+            let whole = data(&buf);
+            let parts = fold(sum(&buf[..cut]) + sum(&buf[cut..]));
+            assert_eq!(parts, whole, "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn pseudo_header_is_the_sum_of_its_bytes() {
+        let src: u32 = 0xc633_6401; // 198.51.100.1
+        let dst: u32 = 0xcb00_7107; // 203.0.113.7
+        let mut bytes = [0u8; 12];
+        bytes[0..4].copy_from_slice(&src.to_be_bytes());
+        bytes[4..8].copy_from_slice(&dst.to_be_bytes());
+        bytes[9] = 17;
+        bytes[10..12].copy_from_slice(&1480u16.to_be_bytes());
+        assert_eq!(fold(pseudo_header(src, dst, 17, 1480)), data(&bytes));
+    }
+
+    #[test]
+    fn update16_equals_full_recomputation() {
+        let mut rng = XorShift(0x1234_5678_9abc_def1);
+        for _ in 0..20_000 {
+            let mut h = random_header(&mut rng);
+            // Any word but the checksum itself (offset 10).
+            let at = [0, 2, 4, 6, 8, 12, 14, 16, 18][(rng.next() % 9) as usize];
+            let old = word(&h, at);
+            let new = rng.next() as u16;
+            let incremental = update16(word(&h, 10), old, new);
+            h[at..at + 2].copy_from_slice(&new.to_be_bytes());
+            fill(&mut h);
+            assert_eq!(
+                incremental,
+                word(&h, 10),
+                "word {at}: {old:04x} -> {new:04x}"
+            );
+            assert_eq!(data(&h), 0);
+        }
+    }
+
+    #[test]
+    fn update32_equals_full_recomputation() {
+        let mut rng = XorShift(42);
+        for _ in 0..20_000 {
+            let mut h = random_header(&mut rng);
+            let at = if rng.next() & 1 == 0 { 12 } else { 16 };
+            let old = u32::from_be_bytes(h[at..at + 4].try_into().unwrap());
+            let new = rng.next() as u32;
+            let incremental = update32(word(&h, 10), old, new);
+            h[at..at + 4].copy_from_slice(&new.to_be_bytes());
+            fill(&mut h);
+            assert_eq!(incremental, word(&h, 10));
+        }
+    }
+
+    #[test]
+    fn update_corner_cases_0000_and_ffff() {
+        let mut rng = XorShift(0xdead_beef);
+        for _ in 0..20 {
+            let mut h = random_header(&mut rng);
+            // Find an ident that makes the full checksum 0x0000 (the header
+            // sums to 0xFFFF); one exists in 0..=0xFFFF for every header.
+            let ident = (0..=0xffffu16)
+                .find(|&v| {
+                    h[4..6].copy_from_slice(&v.to_be_bytes());
+                    fill(&mut h);
+                    word(&h, 10) == 0x0000
+                })
+                .expect("an ident giving checksum 0");
+            assert_eq!(data(&h), 0);
+            // Into the corner: from another ident to this one.
+            let mut other = h;
+            let other_ident = ident.wrapping_add(0x0101);
+            other[4..6].copy_from_slice(&other_ident.to_be_bytes());
+            fill(&mut other);
+            assert_eq!(update16(word(&other, 10), other_ident, ident), 0x0000);
+            // Out of the corner, and a no-op change that must stay 0x0000
+            // (eqn. 2 would give 0xFFFF here).
+            assert_eq!(update16(0x0000, ident, other_ident), word(&other, 10));
+            assert_eq!(update16(0x0000, ident, ident), 0x0000);
+            // A word going from 0x0000 to 0xFFFF (both zero in ones complement).
+            let mut z = h;
+            z[18..20].copy_from_slice(&[0, 0]);
+            fill(&mut z);
+            let before = word(&z, 10);
+            z[18..20].copy_from_slice(&[0xff, 0xff]);
+            fill(&mut z);
+            assert_eq!(update16(before, 0x0000, 0xffff), word(&z, 10));
+            assert_eq!(update16(word(&z, 10), 0xffff, 0x0000), before);
+        }
+    }
+}
