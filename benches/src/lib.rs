@@ -1,3 +1,4 @@
 //! Shared helpers for the benches and throughput tools.
 
 pub mod rng;
+pub mod workload;

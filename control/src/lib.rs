@@ -1,3 +1,5 @@
 //! afxdp-router control plane: the YAML config (schema, validation,
 //! compilation to dataplane tables), `routerd` and `routerctl`.
 pub mod config;
+pub mod explain;
+pub mod packet_spec;

@@ -7,8 +7,15 @@
 
 pub mod addr;
 pub mod conntrack;
+pub mod counters;
 pub mod drop;
+pub mod filter;
+pub mod neighbour;
 pub mod packet;
+pub mod pipeline;
+pub mod raw;
+pub mod reply;
 pub mod route;
 pub mod tables;
+pub mod trace;
 pub mod wire;

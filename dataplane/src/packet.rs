@@ -18,7 +18,7 @@ pub const ETH_HDR_LEN: usize = 14;
 
 /// A port index: interfaces are numbered in config order from 0; the host
 /// path has its own id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PortId(pub u8);
 
 impl PortId {
@@ -58,6 +58,9 @@ pub enum Verdict {
     Tx(PortId),
     /// Deliver to the host path: write `buf[ETH_HDR_LEN..len]` to the TUN.
     Host,
+    /// Free the frame: it was handled and nothing is sent (an ARP reply
+    /// that updated the neighbour table, a packet queued elsewhere).
+    Consumed,
     /// Free the frame; the reason was counted.
     Drop(DropReason),
 }

@@ -24,7 +24,7 @@ pub struct Interface {
 
 /// Connection tracking states, as in netfilter's `ct state`.
 #[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum CtState {
     /// First packet of a flow not yet in the table.
     New = 0,
@@ -35,6 +35,7 @@ pub enum CtState {
     /// Tracked, but fits no flow and starts none.
     Invalid = 3,
     /// Marked `notrack` in the raw stage: conntrack never saw it.
+    #[default]
     Untracked = 4,
 }
 

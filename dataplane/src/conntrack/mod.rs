@@ -364,7 +364,9 @@ impl Conntrack {
                             e.flags |= F_ASSURED;
                         }
                         Some(match new {
-                            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => t.tcp_syn_sent,
+                            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => {
+                                t.tcp_syn_sent
+                            }
                             TcpState::SynRecv => t.tcp_syn_recv,
                             TcpState::Established => t.tcp_established,
                             TcpState::FinWait => t.tcp_fin_wait,
@@ -710,7 +712,10 @@ mod tests {
         ct.confirm(r.pending.unwrap(), 10).unwrap();
         assert_eq!(ct.flows(10).next().unwrap().timeout, 30);
         assert_eq!(ct.classify(&pkt(k, 0), 11).state, CtState::New);
-        assert_eq!(ct.classify(&pkt(k.reverse(), 0), 12).state, CtState::Established);
+        assert_eq!(
+            ct.classify(&pkt(k.reverse(), 0), 12).state,
+            CtState::Established
+        );
         assert_eq!(ct.flows(12).next().unwrap().timeout, 120);
         assert_eq!(ct.classify(&pkt(k, 0), 13).state, CtState::Established);
 
@@ -719,7 +724,11 @@ mod tests {
         req.icmp_type = 8;
         let mut rep = pkt(ik.reverse(), 0);
         rep.icmp_type = 0;
-        assert_eq!(ct.classify(&rep, 1).state, CtState::Invalid, "reply with no request");
+        assert_eq!(
+            ct.classify(&rep, 1).state,
+            CtState::Invalid,
+            "reply with no request"
+        );
         let r = ct.classify(&req, 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
         assert_eq!(ct.classify(&rep, 1).state, CtState::Established);
@@ -762,7 +771,10 @@ mod tests {
         ct.classify(&pkt(est.reverse(), SYN | ACK), 1);
         ct.classify(&pkt(est, ACK), 1);
         let r = ct.classify(&pkt(key(9, 9, PROTO_TCP), SYN), 1);
-        assert_eq!(ct.confirm(r.pending.unwrap(), 1), Err(ConfirmError::TableFull));
+        assert_eq!(
+            ct.confirm(r.pending.unwrap(), 1),
+            Err(ConfirmError::TableFull)
+        );
         assert_eq!(ct.counters().table_full, 1);
     }
 

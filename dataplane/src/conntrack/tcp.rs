@@ -238,8 +238,17 @@ mod tests {
             transition(TcpState::Established, true, RST),
             Transition::To(TcpState::Close)
         );
-        assert_eq!(transition(TcpState::Established, false, SYN), Transition::Ignore);
-        assert_eq!(transition(TcpState::SynSent, true, SYN), Transition::To(TcpState::SynSent2));
-        assert_eq!(transition(TcpState::Established, false, SYN | FIN), Transition::Invalid);
+        assert_eq!(
+            transition(TcpState::Established, false, SYN),
+            Transition::Ignore
+        );
+        assert_eq!(
+            transition(TcpState::SynSent, true, SYN),
+            Transition::To(TcpState::SynSent2)
+        );
+        assert_eq!(
+            transition(TcpState::Established, false, SYN | FIN),
+            Transition::Invalid
+        );
     }
 }

@@ -1,0 +1,397 @@
+//! `routerctl explain`: run described packets through the pipeline built
+//! from a config file, offline, and say what every stage decided.
+//!
+//! Interfaces get made-up MAC addresses, and next hops are taken as already
+//! resolved by ARP (the output says so): explain is about the rules, not
+//! about a live network.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use dataplane::addr::Mac;
+use dataplane::conntrack::FlowKey;
+use dataplane::packet::{Pkt, PortId, Verdict};
+use dataplane::pipeline::Pipeline;
+use dataplane::tables::{NextHop, RawAction, Tables, TablesSpec};
+use dataplane::trace::{Event, RawHook};
+use serde_json::{json, Value};
+
+use crate::packet_spec::{PacketSpec, SpecError};
+
+/// MAC the router uses on port `i` in explain.
+pub fn port_mac(i: usize) -> Mac {
+    Mac([0x02, 0x00, 0x5e, 0x10, 0x00, i as u8 + 1])
+}
+
+/// MAC of the peer that sends into port `i` (and of neighbours behind it).
+pub fn peer_mac(i: usize) -> Mac {
+    Mac([0x02, 0x00, 0x5e, 0x20, 0x00, i as u8 + 1])
+}
+
+/// One explained packet.
+#[derive(Debug, Clone)]
+pub struct Explanation {
+    /// Human-readable lines, one per stage.
+    pub lines: Vec<String>,
+    /// The machine-readable form.
+    pub json: Value,
+}
+
+/// Runs packets through one pipeline and one connection table.
+pub struct Explainer {
+    pipeline: Pipeline,
+    tables: Arc<Tables>,
+}
+
+/// A packet that cannot be explained.
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    /// The description does not parse.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// `in=` names no interface.
+    #[error("packet `{text}`: in={name} is not an interface of the config (interfaces: {known}, or host)")]
+    UnknownInterface {
+        text: String,
+        name: String,
+        known: String,
+    },
+}
+
+fn ip(a: u32) -> Ipv4Addr {
+    Ipv4Addr::from(a)
+}
+
+fn proto_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => format!("proto {n}"),
+    }
+}
+
+/// `tcp 198.18.0.2:40000 > 198.18.0.1:22`.
+pub fn flow_text(k: &FlowKey) -> String {
+    match k.proto {
+        6 | 17 => format!(
+            "{} {}:{} > {}:{}",
+            proto_name(k.proto),
+            ip(k.src),
+            k.sport,
+            ip(k.dst),
+            k.dport
+        ),
+        1 => format!("icmp {} > {} id {}", ip(k.src), ip(k.dst), k.sport),
+        p => format!("{} {} > {}", proto_name(p), ip(k.src), ip(k.dst)),
+    }
+}
+
+impl Explainer {
+    /// A pipeline over the config's tables, with made-up MACs.
+    pub fn new(mut spec: TablesSpec) -> Explainer {
+        for (i, ifc) in spec.interfaces.iter_mut().enumerate() {
+            ifc.mac = port_mac(i);
+        }
+        let tables = Arc::new(Tables::build(spec));
+        let mut pipeline = Pipeline::new(Arc::clone(&tables));
+        for nh in &tables.next_hops {
+            if let NextHop::Via { port, gateway } = *nh {
+                if pipeline.neighbours().get(gateway).is_none() {
+                    pipeline.learn_neighbour(gateway, peer_mac(port.0 as usize), port);
+                }
+            }
+        }
+        Explainer { pipeline, tables }
+    }
+
+    /// The tables explain runs on.
+    pub fn tables(&self) -> &Tables {
+        &self.tables
+    }
+
+    /// Entries in the connection table.
+    pub fn conntrack_entries(&self) -> usize {
+        self.pipeline.conntrack().len()
+    }
+
+    /// The pipeline (its connection table, counters).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    fn route_text(&self, nh: Option<NextHop>, dst: u32) -> String {
+        match nh {
+            None => format!("{}: no route", ip(dst)),
+            Some(NextHop::Local) => format!("{}: local", ip(dst)),
+            Some(NextHop::Connected(p)) => {
+                format!("{}: connected on {}", ip(dst), self.tables.port_name(p))
+            }
+            Some(NextHop::Via { port, gateway }) => {
+                format!(
+                    "{}: via {} on {}",
+                    ip(dst),
+                    ip(gateway),
+                    self.tables.port_name(port)
+                )
+            }
+            Some(NextHop::Blackhole) => format!("{}: blackhole", ip(dst)),
+            Some(NextHop::Unreachable) => format!("{}: unreachable", ip(dst)),
+        }
+    }
+
+    /// Run one described packet.
+    pub fn explain(&mut self, spec: &PacketSpec) -> Result<Explanation, ExplainError> {
+        let port = if spec.input == "host" {
+            PortId::HOST
+        } else {
+            self.tables
+                .port_by_name(&spec.input)
+                .ok_or_else(|| ExplainError::UnknownInterface {
+                    text: spec.text.clone(),
+                    name: spec.input.clone(),
+                    known: self
+                        .tables
+                        .interfaces
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                })?
+        };
+        let dst = u32::from(spec.dst);
+        // Explain assumes neighbours on connected networks answer ARP.
+        if let Some(NextHop::Connected(p)) = self.tables.route(dst) {
+            if self.pipeline.neighbours().get(dst).is_none() {
+                self.pipeline
+                    .learn_neighbour(dst, peer_mac(p.0 as usize), p);
+            }
+        }
+        let mut frame = if port.is_host() {
+            spec.frame(Mac::ZERO, Mac::ZERO)
+        } else {
+            spec.frame(port_mac(port.0 as usize), peer_mac(port.0 as usize))
+        };
+        let len = frame.len();
+        frame.resize(2048, 0);
+        let mut pkt = Pkt {
+            buf: &mut frame,
+            len,
+            port,
+        };
+        let mut events: Vec<Event> = Vec::new();
+        let verdict = self.pipeline.process(&mut pkt, &mut events);
+        Ok(self.render(spec, &events, verdict, &frame))
+    }
+
+    fn render(
+        &self,
+        spec: &PacketSpec,
+        events: &[Event],
+        verdict: Verdict,
+        out_frame: &[u8],
+    ) -> Explanation {
+        let t = &*self.tables;
+        let mut lines = vec![spec.text.clone()];
+        let mut j = json!({
+            "packet": spec.text,
+            "in": spec.input,
+            "raw_hook": null, "raw_rule": null, "raw_comment": null, "raw_action": null,
+            "ct_state": null, "ct_flow": null, "ct_confirmed": false,
+            "route": null, "chain": null, "rule": null, "rule_comment": null,
+            "verdict": "accept", "out": null, "drop_reason": null, "reply": null,
+            "neighbour": null,
+        });
+        let row = |lines: &mut Vec<String>, stage: &str, text: String| {
+            lines.push(format!("  {stage:<16} {text}"));
+        };
+        for e in events {
+            match *e {
+                Event::Raw { hook, rule, action } => {
+                    let (hname, rules) = match hook {
+                        RawHook::Prerouting => ("prerouting", &t.raw_prerouting),
+                        RawHook::Output => ("output", &t.raw_output),
+                    };
+                    let act = match action {
+                        RawAction::NoTrack => "notrack",
+                        RawAction::Accept => "accept",
+                    };
+                    let comment = rule.and_then(|i| rules[i].comment.clone());
+                    let text = match rule {
+                        Some(i) => format!(
+                            "rule {}{}: {} -> {}",
+                            i + 1,
+                            comment
+                                .as_ref()
+                                .map(|c| format!(" ({c})"))
+                                .unwrap_or_default(),
+                            act,
+                            if action == RawAction::NoTrack {
+                                "untracked"
+                            } else {
+                                "tracked"
+                            }
+                        ),
+                        None => "no rule matched -> tracked".to_string(),
+                    };
+                    row(&mut lines, &format!("raw/{hname}"), text);
+                    j["raw_hook"] = json!(hname);
+                    j["raw_rule"] = json!(rule.map(|i| i + 1));
+                    j["raw_comment"] = json!(comment);
+                    j["raw_action"] = json!(act);
+                }
+                Event::Conntrack { state, flow } => {
+                    let mut text = state.name().to_string();
+                    if let Some(f) =
+                        flow.and_then(|f| self.pipeline.conntrack().flow(f, self.pipeline.now()))
+                    {
+                        text.push_str(&format!(
+                            " (flow {}{})",
+                            flow_text(&f.key),
+                            f.tcp_state
+                                .map(|s| format!(", {}", s.name()))
+                                .unwrap_or_default()
+                        ));
+                        j["ct_flow"] = json!(flow_text(&f.key));
+                    }
+                    row(&mut lines, "conntrack", text);
+                    j["ct_state"] = json!(state.name());
+                }
+                Event::Route { next_hop } => {
+                    let text = self.route_text(next_hop, u32::from(spec.dst));
+                    j["route"] = json!(text);
+                    row(&mut lines, "route", text);
+                }
+                Event::Filter {
+                    chain,
+                    rule,
+                    action,
+                } => {
+                    let comment =
+                        rule.and_then(|i| t.filter[chain as usize].rules[i].comment.clone());
+                    let text = match rule {
+                        Some(i) => format!(
+                            "rule {}{}: {}",
+                            i + 1,
+                            comment
+                                .as_ref()
+                                .map(|c| format!(" ({c})"))
+                                .unwrap_or_default(),
+                            action.name()
+                        ),
+                        None => format!("policy: {}", action.name()),
+                    };
+                    row(&mut lines, &format!("filter/{}", chain.name()), text);
+                    j["chain"] = json!(chain.name());
+                    j["rule"] = json!(rule.map(|i| i + 1));
+                    j["rule_comment"] = json!(comment);
+                    j["verdict"] = json!(action.name());
+                }
+                Event::Confirmed { flow } => {
+                    let text = match self.pipeline.conntrack().flow(flow, self.pipeline.now()) {
+                        Some(f) => format!(
+                            "entry created: {}{}, timeout {}s",
+                            flow_text(&f.key),
+                            f.tcp_state
+                                .map(|s| format!(" {}", s.name()))
+                                .unwrap_or_default(),
+                            f.timeout
+                        ),
+                        None => "entry created".to_string(),
+                    };
+                    row(&mut lines, "conntrack", text);
+                    j["ct_confirmed"] = json!(true);
+                }
+                Event::Neighbour {
+                    addr,
+                    port,
+                    resolved,
+                } => {
+                    let is_static = self
+                        .pipeline
+                        .neighbours()
+                        .get(addr)
+                        .is_some_and(|n| n.is_static);
+                    let text = if resolved && is_static {
+                        format!("{} on {} (static)", ip(addr), t.port_name(port))
+                    } else if resolved {
+                        format!(
+                            "{} on {} (assumed resolved by ARP)",
+                            ip(addr),
+                            t.port_name(port)
+                        )
+                    } else {
+                        format!("{} on {}: unresolved", ip(addr), t.port_name(port))
+                    };
+                    j["neighbour"] = json!(ip(addr).to_string());
+                    row(&mut lines, "neighbour", text);
+                }
+                Event::Done {
+                    verdict: v,
+                    drop,
+                    generated,
+                } => {
+                    let text = match (v, drop) {
+                        (_, Some(r)) => {
+                            if j["verdict"] != json!("reject") {
+                                j["verdict"] = json!("drop");
+                            }
+                            j["drop_reason"] = json!(r.name());
+                            if generated {
+                                let what = reply_kind(out_frame);
+                                if let Verdict::Tx(p) = v {
+                                    j["reply"] = json!({ "kind": what, "out": t.port_name(p) });
+                                    format!(
+                                        "{} ({}), sent {} out of {}",
+                                        j["verdict"].as_str().unwrap_or("drop"),
+                                        r.name(),
+                                        what,
+                                        t.port_name(p)
+                                    )
+                                } else {
+                                    format!("drop ({})", r.name())
+                                }
+                            } else {
+                                format!(
+                                    "{} ({})",
+                                    j["verdict"].as_str().unwrap_or("drop"),
+                                    r.name()
+                                )
+                            }
+                        }
+                        (Verdict::Tx(p), None) => {
+                            j["out"] = json!(t.port_name(p));
+                            let ttl = out_frame.get(14 + 8).copied().unwrap_or(0);
+                            format!("accept -> out {} (ttl {})", t.port_name(p), ttl)
+                        }
+                        (Verdict::Host, None) => {
+                            j["out"] = json!("host");
+                            "accept -> host".to_string()
+                        }
+                        (Verdict::Consumed, None) => "consumed".to_string(),
+                        (Verdict::Drop(r), None) => format!("drop ({})", r.name()),
+                    };
+                    row(&mut lines, "result", text);
+                }
+            }
+        }
+        let _ = verdict;
+        j["conntrack_entries"] = json!(self.pipeline.conntrack().len());
+        Explanation { lines, json: j }
+    }
+}
+
+/// What a generated reply frame is.
+fn reply_kind(f: &[u8]) -> &'static str {
+    match f.get(14 + 9) {
+        Some(6) => "tcp reset",
+        Some(1) => match (f.get(34), f.get(35)) {
+            (Some(11), _) => "icmp time-exceeded",
+            (Some(3), Some(3)) => "icmp port-unreachable",
+            (Some(3), Some(4)) => "icmp frag-needed",
+            (Some(3), _) => "icmp destination-unreachable",
+            _ => "icmp error",
+        },
+        _ => "reply",
+    }
+}

@@ -1,0 +1,146 @@
+//! Per-worker counters: plain `u64`s with one writer (the worker), read by
+//! the control plane from snapshots published at housekeeping.
+//!
+//! Every frame a worker receives ends in exactly one of `forwarded`,
+//! `to_host`, `consumed` or `drops[reason]`, so per worker
+//! `rx = forwarded + to_host + consumed + sum(drops)`. Replies generated in
+//! place of a dropped packet (ICMP errors, TCP RST) are extra TX, counted in
+//! `generated`.
+
+use crate::drop::DropReason;
+use crate::packet::PortId;
+
+/// Packets and bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Count {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    #[inline]
+    pub fn add(&mut self, bytes: usize) {
+        self.packets += 1;
+        self.bytes += bytes as u64;
+    }
+}
+
+/// A worker's counters.
+#[derive(Clone, Debug)]
+#[repr(align(64))]
+pub struct Counters {
+    /// Received per port (index [`PortId`]; the host path is `PortId::HOST`).
+    pub rx: [Count; 64],
+    /// Sent per port, including generated replies.
+    pub tx: [Count; 64],
+    /// Drops by reason.
+    pub drops: [u64; DropReason::COUNT],
+    /// Frames forwarded out of a port (transit and host-originated).
+    pub forwarded: u64,
+    /// Packets delivered to the host path.
+    pub to_host: u64,
+    /// Frames handled without a reply or a drop (ARP replies learned).
+    pub consumed: u64,
+    /// Replies generated in place of dropped packets.
+    pub generated: u64,
+    /// IP packets that went through connection tracking.
+    pub tracked: u64,
+    /// IP packets marked NOTRACK.
+    pub untracked: u64,
+    /// ICMP errors sent.
+    pub icmp_errors_sent: u64,
+    /// ICMP errors not sent because of the rate limit.
+    pub icmp_errors_rate_limited: u64,
+    /// TCP resets sent for `reject`.
+    pub tcp_resets_sent: u64,
+    /// ARP requests for our addresses answered.
+    pub arp_replies_sent: u64,
+    /// ARP replies received.
+    pub arp_replies_received: u64,
+    /// Raw rule hits, `[prerouting, output]`, per rule.
+    pub raw_rules: [Vec<Count>; 2],
+    /// Filter rule hits, per chain ([`crate::tables::ChainId`] order), per rule.
+    pub filter_rules: [Vec<Count>; 3],
+    /// Filter policy hits per chain.
+    pub filter_policy: [Count; 3],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            rx: [Count::default(); 64],
+            tx: [Count::default(); 64],
+            drops: [0; DropReason::COUNT],
+            forwarded: 0,
+            to_host: 0,
+            consumed: 0,
+            generated: 0,
+            tracked: 0,
+            untracked: 0,
+            icmp_errors_sent: 0,
+            icmp_errors_rate_limited: 0,
+            tcp_resets_sent: 0,
+            arp_replies_sent: 0,
+            arp_replies_received: 0,
+            raw_rules: Default::default(),
+            filter_rules: Default::default(),
+            filter_policy: [Count::default(); 3],
+        }
+    }
+}
+
+impl Counters {
+    /// Counter for a port.
+    pub fn rx_of(&self, p: PortId) -> Count {
+        self.rx[p.0 as usize & 63]
+    }
+
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    /// Add another worker's counters to these (aggregation on the control side).
+    pub fn merge(&mut self, o: &Counters) {
+        for i in 0..64 {
+            self.rx[i].packets += o.rx[i].packets;
+            self.rx[i].bytes += o.rx[i].bytes;
+            self.tx[i].packets += o.tx[i].packets;
+            self.tx[i].bytes += o.tx[i].bytes;
+        }
+        for i in 0..DropReason::COUNT {
+            self.drops[i] += o.drops[i];
+        }
+        self.forwarded += o.forwarded;
+        self.to_host += o.to_host;
+        self.consumed += o.consumed;
+        self.generated += o.generated;
+        self.tracked += o.tracked;
+        self.untracked += o.untracked;
+        self.icmp_errors_sent += o.icmp_errors_sent;
+        self.icmp_errors_rate_limited += o.icmp_errors_rate_limited;
+        self.tcp_resets_sent += o.tcp_resets_sent;
+        self.arp_replies_sent += o.arp_replies_sent;
+        self.arp_replies_received += o.arp_replies_received;
+        for (a, b) in self.raw_rules.iter_mut().zip(o.raw_rules.iter()) {
+            merge_rules(a, b);
+        }
+        for (a, b) in self.filter_rules.iter_mut().zip(o.filter_rules.iter()) {
+            merge_rules(a, b);
+        }
+        for i in 0..3 {
+            self.filter_policy[i].packets += o.filter_policy[i].packets;
+            self.filter_policy[i].bytes += o.filter_policy[i].bytes;
+        }
+    }
+}
+
+fn merge_rules(a: &mut Vec<Count>, b: &[Count]) {
+    if a.len() < b.len() {
+        a.resize(b.len(), Count::default());
+    }
+    for (x, y) in a.iter_mut().zip(b) {
+        x.packets += y.packets;
+        x.bytes += y.bytes;
+    }
+}

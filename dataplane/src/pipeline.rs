@@ -1,0 +1,836 @@
+//! The pipeline: one frame in, one verdict out, run to completion.
+//!
+//! ```text
+//! port:  parse -> raw/prerouting -> conntrack -> route
+//!        -> local: filter/input -> host
+//!        -> else:  TTL -> filter/forward -> neighbour -> rewrite -> port
+//! host:  parse -> raw/output -> conntrack -> route -> filter/output
+//!        -> neighbour -> rewrite -> port
+//! ```
+//! A worker owns one `Pipeline` (its connection table, neighbour cache and
+//! counters); the compiled [`Tables`] are shared read-only and swapped whole
+//! at housekeeping. No allocation, lock or syscall per packet.
+
+use std::sync::Arc;
+
+use crate::addr::Mac;
+use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
+use crate::counters::Counters;
+use crate::drop::DropReason;
+use crate::filter;
+use crate::neighbour::Neighbours;
+use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
+use crate::raw;
+use crate::reply::{self, IcmpLimiter};
+use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
+use crate::trace::{Event, RawHook, Tracer};
+use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
+
+/// Seconds a learned neighbour stays valid.
+pub const NEIGHBOUR_TIMEOUT: u32 = 300;
+
+/// What the stages learned about a packet, so no stage parses twice.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Meta {
+    /// Arrival port.
+    pub in_port: PortId,
+    /// Output port once routed ([`PortId::HOST`] for local delivery).
+    pub out_port: Option<PortId>,
+    /// IP header length in bytes.
+    pub ihl: usize,
+    /// IP total length.
+    pub total_len: usize,
+    pub src: u32,
+    pub dst: u32,
+    pub proto: u8,
+    pub ttl: u8,
+    /// More-fragments set or offset non-zero.
+    pub fragment: bool,
+    /// Offset non-zero: no L4 header in this packet.
+    pub nonfirst_fragment: bool,
+    /// `sport`/`dport` are valid (TCP or UDP, not a non-first fragment).
+    pub has_ports: bool,
+    pub sport: u16,
+    pub dport: u16,
+    pub tcp_flags: u8,
+    /// `icmp_type`/`icmp_code` are valid.
+    pub has_icmp: bool,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    pub icmp_ident: u16,
+    /// Destination is one of the router's addresses.
+    pub local_dst: bool,
+    /// Connection tracking state.
+    pub ct_state: CtState,
+}
+
+/// Outcome of the stages before counting.
+struct Outcome {
+    verdict: Verdict,
+    dropped: Option<DropReason>,
+}
+
+impl Outcome {
+    #[inline]
+    fn drop(r: DropReason) -> Outcome {
+        Outcome {
+            verdict: Verdict::Drop(r),
+            dropped: Some(r),
+        }
+    }
+    #[inline]
+    fn of(verdict: Verdict) -> Outcome {
+        Outcome {
+            verdict,
+            dropped: None,
+        }
+    }
+}
+
+/// The mutable state of a worker's pipeline.
+pub struct State {
+    ct: Conntrack,
+    neigh: Neighbours,
+    /// Resolved MAC per next-hop id (gateways), rebuilt when neighbours change.
+    nh_mac: Vec<Option<Mac>>,
+    limiter: IcmpLimiter,
+    now: u32,
+    /// This worker's counters.
+    pub counters: Counters,
+}
+
+/// A worker's pipeline.
+pub struct Pipeline {
+    tables: Arc<Tables>,
+    st: State,
+}
+
+impl Pipeline {
+    /// A pipeline over `tables`; reserves the connection table.
+    pub fn new(tables: Arc<Tables>) -> Pipeline {
+        let mut st = State {
+            ct: Conntrack::new(tables.conntrack),
+            neigh: Neighbours::new(),
+            nh_mac: Vec::new(),
+            limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
+            now: 1,
+            counters: Counters::default(),
+        };
+        st.adopt(&tables);
+        Pipeline { tables, st }
+    }
+
+    /// Swap in new tables (between bursts). The connection table and learned
+    /// neighbours survive; rule counters restart with the new rule set.
+    pub fn set_tables(&mut self, tables: Arc<Tables>) {
+        self.st.ct.set_config(tables.conntrack);
+        self.st.limiter = IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst);
+        self.st.adopt(&tables);
+        self.tables = tables;
+    }
+
+    /// The tables in force.
+    pub fn tables(&self) -> &Arc<Tables> {
+        &self.tables
+    }
+
+    /// Set the clock (seconds, monotonic) once per burst.
+    #[inline]
+    pub fn set_now(&mut self, secs: u32) {
+        self.st.now = secs.max(1);
+    }
+
+    /// The clock.
+    pub fn now(&self) -> u32 {
+        self.st.now
+    }
+
+    /// Expire flows and neighbours; call at housekeeping.
+    pub fn housekeeping(&mut self, gc_budget: usize) {
+        let now = self.st.now;
+        self.st.ct.gc(now, gc_budget);
+        if self.st.neigh.expire(now) > 0 {
+            self.st.rebuild_nh_cache(&self.tables);
+        }
+    }
+
+    /// The connection table.
+    pub fn conntrack(&self) -> &Conntrack {
+        &self.st.ct
+    }
+
+    /// The connection table, to flush it.
+    pub fn conntrack_mut(&mut self) -> &mut Conntrack {
+        &mut self.st.ct
+    }
+
+    /// Add or refresh a learned neighbour (ARP, or `explain`'s assumption).
+    pub fn learn_neighbour(&mut self, addr: u32, mac: Mac, port: PortId) {
+        let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
+        self.st.neigh.learn(addr, mac, port, expires);
+        self.st.rebuild_nh_cache(&self.tables);
+    }
+
+    /// The neighbour table.
+    pub fn neighbours(&self) -> &Neighbours {
+        &self.st.neigh
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> &Counters {
+        &self.st.counters
+    }
+
+    /// Counters, to reset them.
+    pub fn counters_mut(&mut self) -> &mut Counters {
+        &mut self.st.counters
+    }
+
+    /// Run a burst; `out[i]` gets the verdict of `pkts[i]`.
+    #[inline]
+    pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
+        let t = &*self.tables;
+        for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
+            *v = self.st.process(t, p, &mut ());
+        }
+    }
+
+    /// Run one frame, recording each stage's decision in `tr`.
+    #[inline]
+    pub fn process<T: Tracer>(&mut self, pkt: &mut Pkt<'_>, tr: &mut T) -> Verdict {
+        let t = &*self.tables;
+        self.st.process(t, pkt, tr)
+    }
+}
+
+#[inline]
+fn map_ip_error(e: wire::Error) -> DropReason {
+    match e {
+        wire::Error::BadVersion => DropReason::IpBadVersion,
+        wire::Error::BadHeaderLength => DropReason::IpBadHeaderLength,
+        wire::Error::BadTotalLength => DropReason::IpBadTotalLength,
+        _ => DropReason::IpTruncated,
+    }
+}
+
+/// 0/8, 127/8, multicast, class E and limited broadcast never source a packet.
+#[inline]
+const fn martian_source(a: u32) -> bool {
+    let top = a >> 24;
+    top == 0 || top == 127 || top >= 224
+}
+
+impl State {
+    fn adopt(&mut self, t: &Tables) {
+        self.neigh.load_static(t);
+        self.rebuild_nh_cache(t);
+        let c = &mut self.counters;
+        c.raw_rules[0] = vec![Default::default(); t.raw_prerouting.len()];
+        c.raw_rules[1] = vec![Default::default(); t.raw_output.len()];
+        for (i, ch) in t.filter.iter().enumerate() {
+            c.filter_rules[i] = vec![Default::default(); ch.rules.len()];
+        }
+    }
+
+    fn rebuild_nh_cache(&mut self, t: &Tables) {
+        self.nh_mac.clear();
+        self.nh_mac.extend(t.next_hops.iter().map(|nh| {
+            match *nh {
+                NextHop::Via { port, gateway } => self
+                    .neigh
+                    .get(gateway)
+                    .filter(|n| n.port == port)
+                    .map(|n| n.mac),
+                _ => None,
+            }
+        }));
+    }
+
+    #[inline]
+    fn process<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Verdict {
+        let in_len = pkt.len;
+        self.counters.rx[pkt.port.0 as usize & 63].add(in_len);
+        let o = if pkt.port.is_host() {
+            self.host_output(t, pkt, tr)
+        } else {
+            self.port_input(t, pkt, tr)
+        };
+        let c = &mut self.counters;
+        match o.verdict {
+            Verdict::Tx(p) => {
+                c.tx[p.0 as usize & 63].add(pkt.len);
+                if o.dropped.is_some() {
+                    c.generated += 1;
+                } else {
+                    c.forwarded += 1;
+                }
+            }
+            Verdict::Host => c.to_host += 1,
+            Verdict::Consumed => c.consumed += 1,
+            Verdict::Drop(_) => {}
+        }
+        if let Some(r) = o.dropped {
+            c.drops[r as usize] += 1;
+        }
+        tr.event(Event::Done {
+            verdict: o.verdict,
+            drop: o.dropped,
+            generated: matches!(o.verdict, Verdict::Tx(_)) && o.dropped.is_some(),
+        });
+        o.verdict
+    }
+
+    /// Frames from a port.
+    #[inline]
+    fn port_input<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
+        if pkt.len < ethernet::HEADER_LEN {
+            return Outcome::drop(DropReason::EthTruncated);
+        }
+        let Some(ifc) = t.interfaces.get(pkt.port.0 as usize) else {
+            return Outcome::drop(DropReason::EthNotForUs);
+        };
+        let eth = ethernet::Frame::new_unchecked(&pkt.buf[..pkt.len]);
+        let dst_mac = eth.dst_addr();
+        if dst_mac != ifc.mac && dst_mac != Mac::BROADCAST {
+            return Outcome::drop(DropReason::EthNotForUs);
+        }
+        match eth.ethertype() {
+            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr),
+            ethernet::ETHERTYPE_ARP => self.arp(t, pkt),
+            ethernet::ETHERTYPE_VLAN => Outcome::drop(DropReason::EthVlanUnsupported),
+            _ => Outcome::drop(DropReason::EthUnsupportedEthertype),
+        }
+    }
+
+    fn arp(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Outcome {
+        use wire::arp;
+        let end = ETH_HDR_LEN + arp::Repr::BUFFER_LEN;
+        if pkt.len < end {
+            return Outcome::drop(DropReason::ArpTruncated);
+        }
+        let Ok(req) = arp::Repr::parse(&arp::Packet::new_unchecked(&pkt.buf[ETH_HDR_LEN..end]))
+        else {
+            return Outcome::drop(DropReason::ArpUnsupported);
+        };
+        let ifc = &t.interfaces[pkt.port.0 as usize];
+        let ours = ifc.addresses.iter().any(|a| a.addr == req.target_ip);
+        let on_link = ifc.addresses.iter().any(|a| a.net.contains(req.sender_ip));
+        if ours && on_link {
+            // RFC 826: merge the sender into the table when the request is for us.
+            let expires = self.now.saturating_add(NEIGHBOUR_TIMEOUT);
+            let changed = self.neigh.get(req.sender_ip).map(|n| n.mac) != Some(req.sender_mac);
+            self.neigh
+                .learn(req.sender_ip, req.sender_mac, pkt.port, expires);
+            if changed {
+                self.rebuild_nh_cache(t);
+            }
+        }
+        match req.operation {
+            arp::OP_REQUEST if ours => match reply::arp_reply(pkt.buf, ifc.mac, req.target_ip) {
+                Some(n) => {
+                    pkt.len = n;
+                    self.counters.arp_replies_sent += 1;
+                    Outcome::of(Verdict::Tx(pkt.port))
+                }
+                None => Outcome::drop(DropReason::ArpTruncated),
+            },
+            arp::OP_REPLY if ours => {
+                self.counters.arp_replies_received += 1;
+                Outcome::of(Verdict::Consumed)
+            }
+            arp::OP_REQUEST | arp::OP_REPLY => Outcome::drop(DropReason::ArpNotForUs),
+            _ => Outcome::drop(DropReason::ArpUnsupported),
+        }
+    }
+
+    /// Parse and check the IPv4 header and the L4 header into `Meta`.
+    #[inline]
+    fn parse_ip(&self, t: &Tables, pkt: &Pkt<'_>, m: &mut Meta) -> Result<(), DropReason> {
+        let ip = ipv4::Packet::new_checked(&pkt.buf[ETH_HDR_LEN..pkt.len]).map_err(map_ip_error)?;
+        // RFC 1812 5.2.2 (2): the header checksum must verify.
+        if !ip.verify_checksum() {
+            return Err(DropReason::IpBadChecksum);
+        }
+        m.ihl = ip.header_len();
+        m.total_len = ip.total_len() as usize;
+        m.src = ip.src_addr();
+        m.dst = ip.dst_addr();
+        m.proto = ip.protocol();
+        m.ttl = ip.ttl();
+        m.nonfirst_fragment = ip.frag_offset() != 0;
+        m.fragment = m.nonfirst_fragment || ip.more_frags();
+        if m.ihl > 20 && t.ip_options == IpOptionsPolicy::Drop {
+            return Err(DropReason::IpOptions);
+        }
+        if martian_source(m.src) {
+            return Err(DropReason::IpMartianSource);
+        }
+        let dtop = m.dst >> 24;
+        if dtop == 0 || dtop == 127 {
+            return Err(DropReason::IpMartianDestination);
+        }
+        if dtop >= 224 {
+            return Err(DropReason::IpNotUnicast);
+        }
+        if m.nonfirst_fragment {
+            return Ok(());
+        }
+        let l4 = ip.payload();
+        match m.proto {
+            ipv4::PROTO_TCP => {
+                let s = tcp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                m.sport = s.src_port();
+                m.dport = s.dst_port();
+                m.tcp_flags = s.flags();
+                m.has_ports = true;
+            }
+            ipv4::PROTO_UDP => {
+                let d = udp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                m.sport = d.src_port();
+                m.dport = d.dst_port();
+                m.has_ports = true;
+            }
+            ipv4::PROTO_ICMP => {
+                let c = icmp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                m.icmp_type = c.msg_type();
+                m.icmp_code = c.code();
+                m.icmp_ident = c.echo_ident();
+                m.has_icmp = true;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The tuple of the packet an ICMP error quotes, as that packet was sent.
+    fn quoted_flow(pkt: &Pkt<'_>, m: &Meta) -> Option<FlowKey> {
+        let start = ETH_HDR_LEN + m.ihl + 8;
+        let end = ETH_HDR_LEN + m.total_len;
+        let inner = pkt.buf.get(start..end)?;
+        if inner.len() < 20 || inner[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = ((inner[0] & 0x0f) as usize) * 4;
+        let proto = inner[9];
+        let src = u32::from_be_bytes([inner[12], inner[13], inner[14], inner[15]]);
+        let dst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
+        let l4 = inner.get(ihl..)?;
+        let (sport, dport) = match proto {
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
+                let p = l4.get(..4)?;
+                (
+                    u16::from_be_bytes([p[0], p[1]]),
+                    u16::from_be_bytes([p[2], p[3]]),
+                )
+            }
+            ipv4::PROTO_ICMP => {
+                let p = l4.get(..8)?;
+                if !conntrack::is_icmp_request(p[0]) && !conntrack::is_icmp_reply(p[0]) {
+                    return None;
+                }
+                let id = u16::from_be_bytes([p[4], p[5]]);
+                (id, id)
+            }
+            _ => (0, 0),
+        };
+        Some(FlowKey {
+            src,
+            dst,
+            sport,
+            dport,
+            proto,
+        })
+    }
+
+    /// Conntrack stage for a tracked packet.
+    #[inline]
+    fn track(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
+        self.counters.tracked += 1;
+        if m.fragment {
+            return Err(DropReason::ConntrackFragment);
+        }
+        if m.has_icmp && icmp::is_error(m.icmp_type) {
+            return Ok(match Self::quoted_flow(pkt, m) {
+                Some(k) => self.ct.related(k, self.now),
+                None => CtResult {
+                    state: CtState::Invalid,
+                    flow: None,
+                    pending: None,
+                },
+            });
+        }
+        let (sport, dport) = if m.has_ports {
+            (m.sport, m.dport)
+        } else if m.has_icmp {
+            (m.icmp_ident, m.icmp_ident)
+        } else {
+            (0, 0)
+        };
+        let info = PktInfo {
+            key: FlowKey {
+                src: m.src,
+                dst: m.dst,
+                sport,
+                dport,
+                proto: m.proto,
+            },
+            tcp_flags: m.tcp_flags,
+            icmp_type: m.icmp_type,
+            len: m.total_len as u16,
+        };
+        Ok(self.ct.classify(&info, self.now))
+    }
+
+    /// Build an ICMP error about the packet in place, back out of its
+    /// arrival port, if RFC 1812 and the rate limit allow it.
+    #[allow(clippy::too_many_arguments)]
+    fn send_icmp_error(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        msg_type: u8,
+        code: u8,
+        rest: u32,
+        reason: DropReason,
+    ) -> Outcome {
+        let icmp_type = m.has_icmp.then_some(m.icmp_type);
+        if pkt.port.is_host() || !reply::may_send_error(m.proto, icmp_type, m.nonfirst_fragment) {
+            return Outcome::drop(reason);
+        }
+        let Some(src) = t.port_address(pkt.port, m.src) else {
+            return Outcome::drop(reason);
+        };
+        if !self.limiter.allow(m.src, self.now) {
+            self.counters.icmp_errors_rate_limited += 1;
+            return Outcome::drop(reason);
+        }
+        let ifc = &t.interfaces[pkt.port.0 as usize];
+        let peer = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr();
+        match reply::icmp_error(
+            pkt.buf,
+            m.ihl,
+            m.total_len,
+            msg_type,
+            code,
+            rest,
+            src,
+            ifc.mac,
+            peer,
+        ) {
+            Some(n) => {
+                pkt.len = n;
+                self.counters.icmp_errors_sent += 1;
+                Outcome {
+                    verdict: Verdict::Tx(pkt.port),
+                    dropped: Some(reason),
+                }
+            }
+            None => Outcome::drop(reason),
+        }
+    }
+
+    /// IPv4 from a port.
+    #[inline]
+    fn ip<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
+        let mut m = Meta {
+            in_port: pkt.port,
+            ..Meta::default()
+        };
+        if let Err(r) = self.parse_ip(t, pkt, &mut m) {
+            return Outcome::drop(r);
+        }
+        let nh_id = t.routes.lookup(m.dst);
+        let nh = nh_id.map(|i| t.next_hops[i as usize]);
+        m.local_dst = matches!(nh, Some(NextHop::Local));
+        if let Some(NextHop::Connected(p)) = nh {
+            // Directed broadcast of a connected network: not forwarded.
+            if t.interfaces[p.0 as usize]
+                .addresses
+                .iter()
+                .any(|a| a.net.len() < 31 && a.net.broadcast() == m.dst)
+            {
+                return Outcome::drop(DropReason::IpNotUnicast);
+            }
+        }
+
+        // raw/prerouting
+        let (rule, action) = raw::evaluate(&t.raw_prerouting, &m, t);
+        if let Some(i) = rule {
+            self.counters.raw_rules[0][i].add(m.total_len);
+        }
+        tr.event(Event::Raw {
+            hook: RawHook::Prerouting,
+            rule,
+            action,
+        });
+
+        // conntrack
+        let ct = if action == RawAction::NoTrack {
+            self.counters.untracked += 1;
+            None
+        } else {
+            match self.track(pkt, &m) {
+                Ok(r) => Some(r),
+                Err(reason) => return Outcome::drop(reason),
+            }
+        };
+        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
+        tr.event(Event::Conntrack {
+            state: m.ct_state,
+            flow: ct.and_then(|r| r.flow),
+        });
+
+        // route
+        tr.event(Event::Route { next_hop: nh });
+        let (chain, out) = match nh {
+            None | Some(NextHop::Unreachable) => {
+                return self.send_icmp_error(
+                    t,
+                    pkt,
+                    &m,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::NET_UNREACHABLE,
+                    0,
+                    DropReason::RouteNoRoute,
+                );
+            }
+            Some(NextHop::Blackhole) => return Outcome::drop(DropReason::RouteNoRoute),
+            Some(NextHop::Local) => (ChainId::Input, PortId::HOST),
+            Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => {
+                // RFC 1812 5.3.1: a forwarded packet whose TTL would reach 0.
+                if m.ttl <= 1 {
+                    return self.send_icmp_error(
+                        t,
+                        pkt,
+                        &m,
+                        icmp::TIME_EXCEEDED,
+                        0,
+                        0,
+                        DropReason::IpTtlExpired,
+                    );
+                }
+                (ChainId::Forward, p)
+            }
+        };
+        m.out_port = Some(out);
+
+        // filter
+        if let Some(o) = self.filter(t, pkt, &m, chain, ct, tr) {
+            return o;
+        }
+        if chain == ChainId::Input {
+            return Outcome::of(Verdict::Host);
+        }
+        self.output(
+            t,
+            pkt,
+            &m,
+            nh_id.unwrap_or(0),
+            nh.unwrap_or(NextHop::Blackhole),
+            out,
+            true,
+            tr,
+        )
+    }
+
+    /// The filter stage and the confirmation of NEW flows. `Some` ends the
+    /// packet's path.
+    #[inline]
+    fn filter<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        chain: ChainId,
+        ct: Option<CtResult>,
+        tr: &mut T,
+    ) -> Option<Outcome> {
+        let ch = &t.filter[chain as usize];
+        let (rule, action) = filter::evaluate(ch, m, t);
+        match rule {
+            Some(i) => self.counters.filter_rules[chain as usize][i].add(m.total_len),
+            None => self.counters.filter_policy[chain as usize].add(m.total_len),
+        }
+        tr.event(Event::Filter {
+            chain,
+            rule,
+            action,
+        });
+        match action {
+            FilterAction::Accept => {}
+            FilterAction::Drop => {
+                return Some(Outcome::drop(if rule.is_some() {
+                    DropReason::FilterDenied
+                } else {
+                    DropReason::FilterPolicy
+                }));
+            }
+            FilterAction::Reject => return Some(self.reject(t, pkt, m)),
+        }
+        if let Some(p) = ct.and_then(|r| r.pending) {
+            match self.ct.confirm(p, self.now) {
+                Ok(flow) => tr.event(Event::Confirmed { flow }),
+                Err(_) => return Some(Outcome::drop(DropReason::ConntrackTableFull)),
+            }
+        }
+        None
+    }
+
+    fn reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
+        let reason = DropReason::FilterRejected;
+        if m.proto == ipv4::PROTO_TCP && m.has_ports && !pkt.port.is_host() {
+            if m.tcp_flags & tcp::RST != 0 {
+                return Outcome::drop(reason);
+            }
+            let ifc = &t.interfaces[pkt.port.0 as usize];
+            let peer = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr();
+            return match reply::tcp_reset(pkt.buf, m.ihl, m.total_len, ifc.mac, peer) {
+                Some(n) => {
+                    pkt.len = n;
+                    self.counters.tcp_resets_sent += 1;
+                    Outcome {
+                        verdict: Verdict::Tx(pkt.port),
+                        dropped: Some(reason),
+                    }
+                }
+                None => Outcome::drop(reason),
+            };
+        }
+        self.send_icmp_error(
+            t,
+            pkt,
+            m,
+            icmp::DEST_UNREACHABLE,
+            icmp::PORT_UNREACHABLE,
+            0,
+            reason,
+        )
+    }
+
+    /// Neighbour, MTU and rewrite: send the packet out of `out`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn output<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        nh_id: u32,
+        nh: NextHop,
+        out: PortId,
+        forwarded: bool,
+        tr: &mut T,
+    ) -> Outcome {
+        let (addr, mac) = match nh {
+            NextHop::Via { gateway, .. } => (gateway, self.nh_mac[nh_id as usize]),
+            _ => (
+                m.dst,
+                self.neigh
+                    .get(m.dst)
+                    .filter(|n| n.port == out)
+                    .map(|n| n.mac),
+            ),
+        };
+        tr.event(Event::Neighbour {
+            addr,
+            port: out,
+            resolved: mac.is_some(),
+        });
+        let Some(dst_mac) = mac else {
+            return Outcome::drop(DropReason::NeighbourUnresolved);
+        };
+        let ifc = &t.interfaces[out.0 as usize];
+        if m.total_len > ifc.mtu as usize {
+            let df = pkt.buf[ETH_HDR_LEN + 6] & 0x40 != 0;
+            if df && forwarded {
+                return self.send_icmp_error(
+                    t,
+                    pkt,
+                    m,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::FRAG_NEEDED,
+                    ifc.mtu as u32,
+                    DropReason::IpMtuExceeded,
+                );
+            }
+            return Outcome::drop(DropReason::IpMtuExceeded);
+        }
+        if forwarded {
+            // RFC 1812 5.3.1 + RFC 1624: TTL - 1 with an incremental checksum.
+            ipv4::Packet::new_unchecked(&mut pkt.buf[ETH_HDR_LEN..ETH_HDR_LEN + m.ihl])
+                .decrement_ttl();
+        }
+        // Trailing Ethernet padding is not part of the packet we send.
+        pkt.len = ETH_HDR_LEN + m.total_len;
+        let mut eth = ethernet::Frame::new_unchecked(&mut pkt.buf[..ETH_HDR_LEN]);
+        eth.set_dst_addr(dst_mac);
+        eth.set_src_addr(ifc.mac);
+        eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
+        Outcome::of(Verdict::Tx(out))
+    }
+
+    /// Packets the router itself sends, from the host path.
+    fn host_output<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
+        if pkt.len < ETH_HDR_LEN + 20 || pkt.buf[ETH_HDR_LEN] >> 4 != 4 {
+            return Outcome::drop(DropReason::HostBadPacket);
+        }
+        let mut m = Meta {
+            in_port: PortId::HOST,
+            ..Meta::default()
+        };
+        if let Err(r) = self.parse_ip(t, pkt, &mut m) {
+            return Outcome::drop(r);
+        }
+        let nh_id = t.routes.lookup(m.dst);
+        let nh = nh_id.map(|i| t.next_hops[i as usize]);
+        m.local_dst = matches!(nh, Some(NextHop::Local));
+
+        let (rule, action) = raw::evaluate(&t.raw_output, &m, t);
+        if let Some(i) = rule {
+            self.counters.raw_rules[1][i].add(m.total_len);
+        }
+        tr.event(Event::Raw {
+            hook: RawHook::Output,
+            rule,
+            action,
+        });
+        let ct = if action == RawAction::NoTrack {
+            self.counters.untracked += 1;
+            None
+        } else {
+            match self.track(pkt, &m) {
+                Ok(r) => Some(r),
+                Err(reason) => return Outcome::drop(reason),
+            }
+        };
+        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
+        tr.event(Event::Conntrack {
+            state: m.ct_state,
+            flow: ct.and_then(|r| r.flow),
+        });
+        tr.event(Event::Route { next_hop: nh });
+        let out = match nh {
+            Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => p,
+            Some(NextHop::Local) => PortId::HOST,
+            _ => return Outcome::drop(DropReason::RouteNoRoute),
+        };
+        m.out_port = Some(out);
+        if let Some(o) = self.filter(t, pkt, &m, ChainId::Output, ct, tr) {
+            return o;
+        }
+        if out.is_host() {
+            return Outcome::of(Verdict::Host);
+        }
+        self.output(
+            t,
+            pkt,
+            &m,
+            nh_id.unwrap_or(0),
+            nh.unwrap_or(NextHop::Blackhole),
+            out,
+            false,
+            tr,
+        )
+    }
+}
