@@ -11,3 +11,4 @@ pub mod packet;
 pub mod route;
 pub mod tables;
 pub mod wire;
+pub mod xsk;
