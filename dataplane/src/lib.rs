@@ -19,3 +19,4 @@ pub mod route;
 pub mod tables;
 pub mod trace;
 pub mod wire;
+pub mod xsk;

@@ -1,0 +1,686 @@
+//! What a worker uses: one UMEM shared by the AF_XDP sockets of all its
+//! ports, and a free-frame stack.
+//!
+//! Frame ownership: a frame is always in exactly one place: the free stack,
+//! the kernel's receive side (a fill ring, or taken from it and not yet in an
+//! RX ring), an RX ring, the caller's hands, or the kernel's send side (a TX
+//! ring or a completion ring). [`WorkerPorts::frames_accounted`] counts each
+//! place and must add up to the UMEM size.
+//!
+//! - [`WorkerPorts::rx_burst`] and [`WorkerPorts::alloc`] hand frames to the
+//!   caller; [`WorkerPorts::tx_burst`] and [`WorkerPorts::free`] take them
+//!   back. A frame handed to `tx_burst` and not taken must be freed (or sent
+//!   again) by the caller.
+//! - Frame bytes are reached by address: [`WorkerPorts::frame_mut`] for one
+//!   frame, [`WorkerPorts::frames_mut`] for a burst at once (it checks that
+//!   the frames are distinct, so the slices never alias). Only touch frames
+//!   you hold: the kernel may be writing frames it owns.
+//!
+//! Nothing here allocates after [`WorkerPorts::open`] (except
+//! [`WorkerPorts::stats`]); the only syscalls are one TX kick loop per
+//! burst and the wake-ups the rings ask for.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use super::bpf::XdpMode;
+use super::bpf::XdpProgram;
+use super::error::{IfName, XskError, XskStep};
+use super::socket::{SocketTarget, XskSocket};
+use super::umem::Umem;
+
+/// Most ports one worker may have (a `PortId` is below 63).
+const MAX_PORTS: usize = 63;
+/// Smallest and largest ring sizes we configure.
+const RING_MIN: u32 = 64;
+const RING_MAX: u32 = 4096;
+/// Most `sendto` calls one kick makes before leaving the rest to the next
+/// burst or to housekeeping.
+const KICK_ROUNDS: u32 = 64;
+
+/// One interface queue a worker owns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PortConfig {
+    /// Interface name (in the worker thread's network namespace).
+    pub ifname: String,
+    /// RX/TX queue of the interface.
+    pub queue: u32,
+    /// Where the XDP program runs.
+    pub mode: XdpMode,
+}
+
+/// A frame by UMEM address: `len` bytes from `addr`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameRef {
+    /// Byte offset of the packet in the UMEM (received frames start 256
+    /// bytes into their buffer: the kernel's XDP headroom).
+    pub addr: u64,
+    /// Packet length in bytes.
+    pub len: u32,
+}
+
+/// The kernel's drop counters for one socket (`XDP_STATISTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XdpStatistics {
+    /// Received packets dropped for a reason other than a full or empty ring.
+    pub rx_dropped: u64,
+    /// Invalid descriptors met in the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors met in the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Packets dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty_descs: u64,
+    /// Times the kernel found the TX ring empty on a kick.
+    pub tx_ring_empty_descs: u64,
+}
+
+/// Counters of one port. Ours are exact; `xdp` is read from the kernel when
+/// [`WorkerPorts::stats`] is called.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortStats {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames handed to the kernel for sending.
+    pub tx_packets: u64,
+    /// Bytes handed to the kernel for sending.
+    pub tx_bytes: u64,
+    /// Refills that found too few free frames (the fill ring stays short).
+    pub rx_fill_starved: u64,
+    /// Frames `tx_burst` could not place because the TX ring was full.
+    pub tx_ring_full: u64,
+    /// Frames `tx_burst` refused as outside the UMEM or crossing a frame.
+    pub tx_bad_frames: u64,
+    /// `sendto` wake-ups made.
+    pub tx_kicks: u64,
+    /// Kicks that failed with something other than "busy, try again".
+    pub tx_kick_errors: u64,
+    /// `recvfrom` wake-ups made because the fill ring asked for one.
+    pub rx_wakeups: u64,
+    /// The kernel's counters for the socket.
+    pub xdp: XdpStatistics,
+}
+
+/// Counters of all ports, in port order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortsStats {
+    /// One entry per port.
+    pub ports: Vec<PortStats>,
+}
+
+/// Where the UMEM's frames are. `total` equals the sum of the rest when the
+/// books balance.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameCensus {
+    /// Frames in the UMEM.
+    pub total: u32,
+    /// On the free stack.
+    pub free: u32,
+    /// Given to the kernel for receive: in a fill ring or taken from it and
+    /// not yet in an RX ring.
+    pub fill: u32,
+    /// In an RX ring, not yet taken by `rx_burst`.
+    pub rx: u32,
+    /// Held by the caller (from `rx_burst`/`alloc`, not yet back through
+    /// `tx_burst`/`free`).
+    pub held: u32,
+    /// In a TX ring or a completion ring.
+    pub tx: u32,
+}
+
+impl FrameCensus {
+    /// Frames found in some place.
+    pub fn accounted(&self) -> u32 {
+        self.free + self.fill + self.rx + self.held + self.tx
+    }
+
+    /// Whether every frame is in exactly one place.
+    pub fn balanced(&self) -> bool {
+        self.accounted() == self.total
+    }
+}
+
+/// One port: a socket bound to an interface queue.
+struct Port {
+    sock: XskSocket,
+    prog: Arc<XdpProgram>,
+    queue: u32,
+    /// Frames given to the fill ring and not yet taken from the RX ring.
+    rx_out: u32,
+    /// Frames put in the TX ring and not yet reaped from completion.
+    tx_out: u32,
+    stats: PortStats,
+    /// Clears the offset inside a frame.
+    frame_mask: u64,
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        // Packets of this queue go back to the kernel stack before the
+        // socket closes (the kernel would empty the slot anyway).
+        self.prog.unregister(self.queue);
+    }
+}
+
+/// The ports of one worker over one shared UMEM. See the module doc for the
+/// frame ownership rules.
+pub struct WorkerPorts {
+    // Declared before `umem`: sockets close before the UMEM is unmapped.
+    ports: Vec<Port>,
+    umem: Umem,
+    /// Free frame bases; capacity is the UMEM size, so pushes never grow it.
+    free: Vec<u64>,
+    held: u32,
+    /// Frames each port keeps in the kernel's receive side.
+    fill_target: u32,
+    /// Per-frame stamp of the last `frames_mut` call that yielded it.
+    stamps: Vec<u32>,
+    stamp: u32,
+    pollfds: Vec<libc::pollfd>,
+    /// Per frame: held by the caller. Catches double frees in debug builds.
+    #[cfg(debug_assertions)]
+    owned: Vec<bool>,
+}
+
+impl std::fmt::Debug for WorkerPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPorts")
+            .field("ports", &self.ports.len())
+            .field("census", &self.frames_accounted())
+            .finish()
+    }
+}
+
+impl WorkerPorts {
+    /// Attaches the redirect program to every interface (once per distinct
+    /// name) and opens the ports on one UMEM of `umem_frames` frames of
+    /// `frame_size` bytes. Use [`WorkerPorts::open_with_programs`] when
+    /// several workers share an interface.
+    pub fn open(
+        ports: &[PortConfig],
+        umem_frames: u32,
+        frame_size: u32,
+    ) -> Result<WorkerPorts, XskError> {
+        let mut programs: Vec<Arc<XdpProgram>> = Vec::with_capacity(ports.len());
+        for (i, cfg) in ports.iter().enumerate() {
+            let same = ports[..i].iter().position(|c| c.ifname == cfg.ifname);
+            let prog = match same {
+                Some(j) => programs[j].clone(),
+                None => Arc::new(XdpProgram::attach(&cfg.ifname, cfg.mode)?),
+            };
+            programs.push(prog);
+        }
+        Self::open_with_programs(ports, &programs, umem_frames, frame_size)
+    }
+
+    /// Opens the ports with programs already attached (`programs[i]` on the
+    /// interface of `ports[i]`; `ports[i].mode` is then unused). The first
+    /// port's socket registers the UMEM; the others share it, each with its
+    /// own fill and completion rings.
+    pub fn open_with_programs(
+        ports: &[PortConfig],
+        programs: &[Arc<XdpProgram>],
+        umem_frames: u32,
+        frame_size: u32,
+    ) -> Result<WorkerPorts, XskError> {
+        let config_err = |detail: u64| {
+            XskError::new(XskStep::Config, libc::EINVAL, IfName::new("")).with_detail(detail)
+        };
+        let n = ports.len();
+        if n == 0 || n > MAX_PORTS || programs.len() != n {
+            return Err(config_err(n as u64));
+        }
+        for (i, cfg) in ports.iter().enumerate() {
+            let dup = ports[..i]
+                .iter()
+                .any(|c| c.ifname == cfg.ifname && c.queue == cfg.queue);
+            if dup || programs[i].ifname().as_str() != cfg.ifname {
+                return Err(config_err(i as u64));
+            }
+        }
+        let share = umem_frames / n as u32;
+        if share < RING_MIN {
+            return Err(config_err(umem_frames.into()));
+        }
+        let ring_size = prev_power_of_two(share).clamp(RING_MIN, RING_MAX);
+        let fill_target = (umem_frames / (2 * n as u32)).min(ring_size);
+
+        let umem = Umem::new(umem_frames, frame_size)?;
+        let fs = u64::from(frame_size);
+        let mut free: Vec<u64> = Vec::with_capacity(umem_frames as usize);
+        // Lowest addresses on top of the stack.
+        free.extend((0..u64::from(umem_frames)).rev().map(|i| i * fs));
+
+        let mut out = WorkerPorts {
+            ports: Vec::with_capacity(n),
+            umem,
+            free,
+            held: 0,
+            fill_target,
+            stamps: vec![0; umem_frames as usize],
+            stamp: 0,
+            pollfds: Vec::with_capacity(n),
+            #[cfg(debug_assertions)]
+            owned: vec![false; umem_frames as usize],
+        };
+        for (cfg, prog) in ports.iter().zip(programs) {
+            let target = SocketTarget {
+                ifname: prog.ifname(),
+                ifindex: prog.ifindex(),
+                queue: cfg.queue,
+                ring_size,
+            };
+            let owner = out.ports.first().map(|p| p.sock.fd());
+            let sock = XskSocket::open(&out.umem, owner, target)?;
+            out.pollfds.push(libc::pollfd {
+                fd: sock.fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+            out.ports.push(Port {
+                sock,
+                prog: prog.clone(),
+                queue: cfg.queue,
+                rx_out: 0,
+                tx_out: 0,
+                stats: PortStats::default(),
+                frame_mask: !(fs - 1),
+            });
+            let port = out.ports.last_mut().expect("just pushed");
+            // Fill before the map points at the socket: no packet meets an
+            // empty fill ring.
+            refill(port, &mut out.free, fill_target);
+            prog.register(cfg.queue, port.sock.fd())?;
+        }
+        Ok(out)
+    }
+
+    /// Number of ports.
+    pub fn len(&self) -> usize {
+        self.ports.len()
+    }
+
+    /// Whether there are no ports (never, once open).
+    pub fn is_empty(&self) -> bool {
+        self.ports.is_empty()
+    }
+
+    /// Bytes per frame.
+    pub fn frame_size(&self) -> u32 {
+        self.umem.frame_size()
+    }
+
+    /// Takes up to `out.len()` received frames of `port`; the caller now
+    /// holds them. Refills the port's fill ring.
+    pub fn rx_burst(&mut self, port: usize, out: &mut [FrameRef]) -> usize {
+        let p = &mut self.ports[port];
+        let want = out.len().min(u32::MAX as usize) as u32;
+        let (idx, n) = p.sock.rx.peek(want);
+        let mut bytes = 0u64;
+        for (i, slot) in out.iter_mut().take(n as usize).enumerate() {
+            let d = p.sock.rx.read(idx.wrapping_add(i as u32));
+            *slot = FrameRef {
+                addr: d.addr,
+                len: d.len,
+            };
+            bytes += u64::from(d.len);
+            #[cfg(debug_assertions)]
+            {
+                let f = self.umem.frame_index(d.addr);
+                debug_assert!(!self.owned[f], "kernel returned a frame the caller holds");
+                self.owned[f] = true;
+            }
+        }
+        if n > 0 {
+            p.sock.rx.release();
+        }
+        p.rx_out -= n;
+        self.held += n;
+        p.stats.rx_packets += u64::from(n);
+        p.stats.rx_bytes += bytes;
+        refill(p, &mut self.free, self.fill_target);
+        if n == 0 && p.sock.fill.needs_wakeup() {
+            p.sock.wake_rx();
+            p.stats.rx_wakeups += 1;
+        }
+        n as usize
+    }
+
+    /// Hands `frames` to `port`'s TX ring, in order, and kicks the kernel
+    /// once. Returns how many were taken (a prefix of `frames`); the caller
+    /// still holds the others and must free or resend them.
+    pub fn tx_burst(&mut self, port: usize, frames: &[FrameRef]) -> usize {
+        let umem_len = self.umem.len();
+        let fs = u64::from(self.umem.frame_size());
+        let valid = frames
+            .iter()
+            .take_while(|f| {
+                let end = f.addr + u64::from(f.len);
+                f.len > 0 && end <= umem_len && (end - 1) / fs == f.addr / fs
+            })
+            .count();
+        let p = &mut self.ports[port];
+        if valid < frames.len() {
+            p.stats.tx_bad_frames += 1;
+            debug_assert!(
+                false,
+                "tx_burst: frame {:?} is not inside one UMEM frame",
+                frames[valid]
+            );
+        }
+        let want = valid as u32;
+        let (idx, mut got) = p.sock.tx.reserve(want);
+        if got < want {
+            // Let the kernel drain the ring, then try for the rest.
+            kick(p, &mut self.free);
+            got += p.sock.tx.reserve(want - got).1;
+        }
+        let mut bytes = 0u64;
+        for (i, f) in frames[..got as usize].iter().enumerate() {
+            p.sock.tx.write(
+                idx.wrapping_add(i as u32),
+                libc::xdp_desc {
+                    addr: f.addr,
+                    len: f.len,
+                    options: 0,
+                },
+            );
+            bytes += u64::from(f.len);
+            #[cfg(debug_assertions)]
+            {
+                let fi = self.umem.frame_index(f.addr);
+                debug_assert!(
+                    self.owned[fi],
+                    "tx_burst of a frame the caller does not hold"
+                );
+                self.owned[fi] = false;
+            }
+        }
+        p.stats.tx_ring_full += u64::from(want - got);
+        if got > 0 {
+            p.sock.tx.submit();
+            self.held -= got;
+            p.tx_out += got;
+            p.stats.tx_packets += u64::from(got);
+            p.stats.tx_bytes += bytes;
+            kick(p, &mut self.free);
+        }
+        got as usize
+    }
+
+    /// Puts a frame the caller holds back on the free stack (any address
+    /// inside the frame will do).
+    pub fn free(&mut self, addr: u64) {
+        assert!(
+            addr < self.umem.len(),
+            "free of address {addr} outside the UMEM"
+        );
+        #[cfg(debug_assertions)]
+        {
+            let f = self.umem.frame_index(addr);
+            debug_assert!(self.owned[f], "free of frame {f} the caller does not hold");
+            self.owned[f] = false;
+        }
+        self.free.push(self.umem.frame_base(addr));
+        self.held -= 1;
+    }
+
+    /// A free frame for a generated packet: the address of its first byte
+    /// (the whole `frame_size` buffer is the caller's).
+    pub fn alloc(&mut self) -> Option<u64> {
+        let addr = self.free.pop()?;
+        #[cfg(debug_assertions)]
+        {
+            self.owned[self.umem.frame_index(addr)] = true;
+        }
+        self.held += 1;
+        Some(addr)
+    }
+
+    /// The buffer from `addr` to the end of its frame. `addr` must be a frame
+    /// the caller holds; otherwise the bytes may change under it.
+    pub fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
+        let (start, len) = self.span(addr);
+        // SAFETY: `span` keeps the range inside the UMEM mapping, which lives
+        // as long as `self`; `&mut self` makes this the only Rust reference.
+        unsafe { std::slice::from_raw_parts_mut(self.umem.as_ptr().add(start), len) }
+    }
+
+    /// The `len` packet bytes of a frame the caller holds.
+    pub fn frame(&self, frame: FrameRef) -> &[u8] {
+        let (start, len) = self.span(frame.addr);
+        // SAFETY: as in `frame_mut`, under a shared borrow of `self`.
+        let buf = unsafe { std::slice::from_raw_parts(self.umem.as_ptr().add(start), len) };
+        &buf[..(frame.len as usize).min(len)]
+    }
+
+    /// The buffers of a burst, each from its `addr` to the end of its frame,
+    /// all mutable at once. Panics if two refer to the same frame.
+    pub fn frames_mut<'a>(&'a mut self, frames: &'a [FrameRef]) -> FramesMut<'a> {
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.stamps.fill(0);
+            self.stamp = 1;
+        }
+        FramesMut {
+            base: self.umem.as_ptr(),
+            umem_len: self.umem.len(),
+            frame_size: u64::from(self.umem.frame_size()),
+            frames: frames.iter(),
+            stamps: &mut self.stamps,
+            stamp: self.stamp,
+        }
+    }
+
+    fn span(&self, addr: u64) -> (usize, usize) {
+        assert!(addr < self.umem.len(), "address {addr} outside the UMEM");
+        let end = self.umem.frame_base(addr) + u64::from(self.umem.frame_size());
+        (addr as usize, (end - addr) as usize)
+    }
+
+    /// Reaps completions, refills fill rings, finishes pending TX kicks and
+    /// makes the RX wake-ups the kernel asks for. Call it every few loops
+    /// and when idle.
+    pub fn housekeeping(&mut self) {
+        for p in &mut self.ports {
+            reap(p, &mut self.free);
+            refill(p, &mut self.free, self.fill_target);
+            if p.sock.tx.outstanding() > 0 {
+                kick(p, &mut self.free);
+            }
+            if p.sock.fill.needs_wakeup() {
+                p.sock.wake_rx();
+                p.stats.rx_wakeups += 1;
+            }
+        }
+        debug_assert!(
+            self.frames_accounted().balanced(),
+            "frame books do not balance: {:?}",
+            self.frames_accounted()
+        );
+    }
+
+    /// Sleeps until some port has received frames or `timeout` passed;
+    /// whether one has. For idle workers and tests, not for the hot loop.
+    /// (In copy mode each `poll` also runs the kernel's TX path, which counts
+    /// in `tx_ring_empty_descs` when the TX ring is empty.)
+    pub fn wait_rx(&mut self, timeout: Duration) -> bool {
+        let ms = timeout.as_millis().min(i32::MAX as u128) as libc::c_int;
+        // SAFETY: `pollfds` is a live array of `len` pollfd entries.
+        let ret = unsafe {
+            libc::poll(
+                self.pollfds.as_mut_ptr(),
+                self.pollfds.len() as libc::nfds_t,
+                ms,
+            )
+        };
+        ret > 0
+    }
+
+    /// Counters of every port, with the kernel's `XDP_STATISTICS`.
+    pub fn stats(&self) -> PortsStats {
+        PortsStats {
+            ports: (0..self.ports.len()).map(|i| self.port_stats(i)).collect(),
+        }
+    }
+
+    /// Counters of one port, with the kernel's `XDP_STATISTICS` (one
+    /// syscall, no allocation).
+    pub fn port_stats(&self, port: usize) -> PortStats {
+        let p = &self.ports[port];
+        let mut s = p.stats;
+        if let Ok(k) = p.sock.statistics() {
+            s.xdp = XdpStatistics {
+                rx_dropped: k.rx_dropped,
+                rx_invalid_descs: k.rx_invalid_descs,
+                tx_invalid_descs: k.tx_invalid_descs,
+                rx_ring_full: k.rx_ring_full,
+                rx_fill_ring_empty_descs: k.rx_fill_ring_empty_descs,
+                tx_ring_empty_descs: k.tx_ring_empty_descs,
+            };
+        }
+        s
+    }
+
+    /// Where every frame is.
+    pub fn frames_accounted(&self) -> FrameCensus {
+        let mut c = FrameCensus {
+            total: self.umem.frames(),
+            free: self.free.len() as u32,
+            held: self.held,
+            ..FrameCensus::default()
+        };
+        for p in &self.ports {
+            let ready = p.sock.rx.ready().min(p.rx_out);
+            c.rx += ready;
+            c.fill += p.rx_out - ready;
+            c.tx += p.tx_out;
+        }
+        c
+    }
+
+    /// The socket descriptor of a port (for diagnostics and `poll`).
+    pub fn port_fd(&self, port: usize) -> i32 {
+        self.ports[port].sock.fd()
+    }
+}
+
+/// Moves completed TX frames to the free stack.
+fn reap(p: &mut Port, free: &mut Vec<u64>) -> u32 {
+    let size = p.sock.comp.size();
+    let (idx, n) = p.sock.comp.peek(size);
+    if n == 0 {
+        return 0;
+    }
+    for i in 0..n {
+        // Completions return the TX address (maybe inside the frame).
+        free.push(p.sock.comp.read(idx.wrapping_add(i)) & p.frame_mask);
+    }
+    p.sock.comp.release();
+    p.tx_out -= n;
+    n
+}
+
+/// Tops the port's receive side up to `target` frames.
+fn refill(p: &mut Port, free: &mut Vec<u64>, target: u32) {
+    let want = target.saturating_sub(p.rx_out);
+    if want == 0 {
+        return;
+    }
+    let avail = want.min(free.len() as u32);
+    if avail < want {
+        p.stats.rx_fill_starved += 1;
+    }
+    let (idx, got) = p.sock.fill.reserve(avail);
+    if got == 0 {
+        return;
+    }
+    for i in 0..got {
+        let addr = free.pop().expect("counted above");
+        p.sock.fill.write(idx.wrapping_add(i), addr);
+    }
+    p.sock.fill.submit();
+    p.rx_out += got;
+}
+
+/// Wakes the kernel to send the TX ring, looping while it says "again"
+/// (veth sends at most the socket's TX budget per call) and makes progress.
+fn kick(p: &mut Port, free: &mut Vec<u64>) {
+    if !p.sock.tx.needs_wakeup() {
+        return;
+    }
+    let mut left = p.sock.tx.outstanding();
+    for _ in 0..KICK_ROUNDS {
+        p.stats.tx_kicks += 1;
+        let res = p.sock.kick_tx();
+        // Completions make room for the kernel's next batch.
+        let reaped = reap(p, free);
+        match res {
+            Ok(()) => {}
+            Err(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
+            Err(_) => {
+                p.stats.tx_kick_errors += 1;
+                return;
+            }
+        }
+        let now = p.sock.tx.outstanding();
+        if now == 0 || (now == left && reaped == 0) {
+            return;
+        }
+        left = now;
+    }
+}
+
+fn prev_power_of_two(x: u32) -> u32 {
+    if x == 0 {
+        0
+    } else {
+        1 << (31 - x.leading_zeros())
+    }
+}
+
+/// The buffers of a burst; see [`WorkerPorts::frames_mut`].
+pub struct FramesMut<'a> {
+    base: *mut u8,
+    umem_len: u64,
+    frame_size: u64,
+    frames: std::slice::Iter<'a, FrameRef>,
+    stamps: &'a mut [u32],
+    stamp: u32,
+}
+
+impl<'a> Iterator for FramesMut<'a> {
+    type Item = &'a mut [u8];
+
+    fn next(&mut self) -> Option<&'a mut [u8]> {
+        let f = self.frames.next()?;
+        assert!(
+            f.addr < self.umem_len,
+            "address {} outside the UMEM",
+            f.addr
+        );
+        let index = (f.addr / self.frame_size) as usize;
+        assert!(
+            self.stamps[index] != self.stamp,
+            "frames_mut: frame {index} appears twice in the burst"
+        );
+        self.stamps[index] = self.stamp;
+        let end = (index as u64 + 1) * self.frame_size;
+        // SAFETY: the range lies inside the UMEM mapping, which outlives 'a
+        // (the iterator borrows the WorkerPorts mutably for 'a); the stamp
+        // check guarantees no other slice of this iterator covers this frame,
+        // and the mutable borrow excludes every other Rust reference.
+        Some(unsafe {
+            std::slice::from_raw_parts_mut(self.base.add(f.addr as usize), (end - f.addr) as usize)
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.frames.size_hint()
+    }
+}
+
+impl ExactSizeIterator for FramesMut<'_> {}

@@ -1,0 +1,262 @@
+//! One AF_XDP socket: created, given its four rings (its own fill and
+//! completion rings even when it shares the UMEM), bound to an interface
+//! queue.
+
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::bpf::errno;
+use super::error::{IfName, XskError, XskStep};
+use super::ring::{ConsRing, Mmap, ProdRing};
+use super::umem::Umem;
+
+/// `XDP_MAX_TX_SKB_BUDGET` (linux/if_xdp.h, kernel 6.17+): descriptors one
+/// copy-mode `sendto` may send (default 32).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+/// The budget we ask for.
+const TX_SKB_BUDGET: u32 = 256;
+/// How long a bind keeps retrying EBUSY: a socket closed a moment ago keeps
+/// its queue busy until the kernel's deferred release has run.
+const BIND_BUSY_RETRY: Duration = Duration::from_secs(3);
+
+/// Where one socket binds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SocketTarget {
+    pub ifname: IfName,
+    pub ifindex: u32,
+    pub queue: u32,
+    /// Entries of each of the four rings (a power of two).
+    pub ring_size: u32,
+}
+
+/// An AF_XDP socket and its rings.
+#[derive(Debug)]
+pub(crate) struct XskSocket {
+    pub fill: ProdRing<u64>,
+    pub comp: ConsRing<u64>,
+    pub rx: ConsRing<libc::xdp_desc>,
+    pub tx: ProdRing<libc::xdp_desc>,
+    fd: OwnedFd,
+}
+
+/// `setsockopt(fd, SOL_XDP, opt, value)`.
+fn set_opt<T>(fd: RawFd, opt: libc::c_int, value: &T) -> Result<(), i32> {
+    // SAFETY: `value` is a live `T` of the size we pass; the kernel only
+    // reads it.
+    let ret = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            opt,
+            (value as *const T).cast(),
+            size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(errno())
+    }
+}
+
+/// `getsockopt(fd, SOL_XDP, opt)` into a zeroed `T`.
+///
+/// # Safety
+/// `T` must be a plain C struct for which all-zero bytes are valid and
+/// whose layout is what the kernel writes for `opt`.
+unsafe fn get_opt<T>(fd: RawFd, opt: libc::c_int) -> Result<T, i32> {
+    // SAFETY: the caller guarantees all-zero is a valid T.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<T>() as libc::socklen_t;
+    // SAFETY: `value` is writable for `len` bytes; the kernel writes at most
+    // `len` and reports how many.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            opt,
+            (&mut value as *mut T).cast(),
+            &mut len,
+        )
+    };
+    if ret != 0 {
+        return Err(errno());
+    }
+    if (len as usize) < size_of::<T>() {
+        // An older layout (no flags fields): we do not handle it.
+        return Err(libc::EOPNOTSUPP);
+    }
+    Ok(value)
+}
+
+impl XskSocket {
+    /// Builds a socket on `umem` and binds it to `target`. With
+    /// `shared_with: None` the socket registers the UMEM and binds with
+    /// NEED_WAKEUP; otherwise it binds with `XDP_SHARED_UMEM` to the UMEM of
+    /// that (bound) socket and inherits its flags.
+    pub(crate) fn open(
+        umem: &Umem,
+        shared_with: Option<RawFd>,
+        target: SocketTarget,
+    ) -> Result<XskSocket, XskError> {
+        let err = |step, errno| XskError::new(step, errno, target.ifname);
+
+        // SAFETY: plain socket(2); the result is checked.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(err(XskStep::Socket, errno()));
+        }
+        // SAFETY: `raw` is a fresh descriptor nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let sfd = fd.as_raw_fd();
+
+        if shared_with.is_none() {
+            set_opt(sfd, libc::XDP_UMEM_REG, &umem.reg()).map_err(|e| err(XskStep::UmemReg, e))?;
+        }
+        let size = target.ring_size;
+        for opt in [
+            libc::XDP_UMEM_FILL_RING,
+            libc::XDP_UMEM_COMPLETION_RING,
+            libc::XDP_RX_RING,
+            libc::XDP_TX_RING,
+        ] {
+            set_opt(sfd, opt, &size).map_err(|e| err(XskStep::RingSetup, e))?;
+        }
+        // SAFETY: xdp_mmap_offsets is plain u64s; the kernel writes this
+        // layout (with flags) since 5.4.
+        let off: libc::xdp_mmap_offsets = unsafe { get_opt(sfd, libc::XDP_MMAP_OFFSETS) }
+            .map_err(|e| err(XskStep::RingMmap, e))?;
+
+        let map = |o: &libc::xdp_ring_offset, desc: usize, pgoff: u64| {
+            let len = o.desc as usize + size as usize * desc;
+            Mmap::shared(sfd, len, pgoff).map_err(|e| err(XskStep::RingMmap, e))
+        };
+        let rx_map = map(
+            &off.rx,
+            size_of::<libc::xdp_desc>(),
+            libc::XDP_PGOFF_RX_RING as u64,
+        )?;
+        let tx_map = map(
+            &off.tx,
+            size_of::<libc::xdp_desc>(),
+            libc::XDP_PGOFF_TX_RING as u64,
+        )?;
+        let fill_map = map(&off.fr, size_of::<u64>(), libc::XDP_UMEM_PGOFF_FILL_RING)?;
+        let comp_map = map(
+            &off.cr,
+            size_of::<u64>(),
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+        )?;
+        let (fill_p, comp_p, rx_p, tx_p) = (
+            fill_map.as_ptr(),
+            comp_map.as_ptr(),
+            rx_map.as_ptr(),
+            tx_map.as_ptr(),
+        );
+        // SAFETY: each mapping is the kernel's ring of `size` entries laid out
+        // as XDP_MMAP_OFFSETS reports; each ring owns its mapping (moving an
+        // Mmap does not move the memory), and each side of each ring gets
+        // exactly one Rust owner.
+        let (fill, comp, rx, tx) = unsafe {
+            (
+                ProdRing::new(fill_p, off.fr.into(), size, Some(fill_map)),
+                ConsRing::new(comp_p, off.cr.into(), size, Some(comp_map)),
+                ConsRing::new(rx_p, off.rx.into(), size, Some(rx_map)),
+                ProdRing::new(tx_p, off.tx.into(), size, Some(tx_map)),
+            )
+        };
+
+        // Kernels before 6.17 reject it (ENOPROTOOPT); the default then holds.
+        let budget = TX_SKB_BUDGET.min(size);
+        let _ = set_opt(sfd, XDP_MAX_TX_SKB_BUDGET, &budget);
+
+        let addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: if shared_with.is_some() {
+                libc::XDP_SHARED_UMEM
+            } else {
+                libc::XDP_USE_NEED_WAKEUP
+            },
+            sxdp_ifindex: target.ifindex,
+            sxdp_queue_id: target.queue,
+            sxdp_shared_umem_fd: shared_with.unwrap_or(0) as u32,
+        };
+        let started = Instant::now();
+        loop {
+            // SAFETY: `addr` is a valid sockaddr_xdp of the size passed.
+            let ret = unsafe {
+                libc::bind(
+                    sfd,
+                    (&addr as *const libc::sockaddr_xdp).cast(),
+                    size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            };
+            if ret == 0 {
+                break;
+            }
+            let e = errno();
+            if e == libc::EBUSY && started.elapsed() < BIND_BUSY_RETRY {
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+            return Err(err(XskStep::Bind, e).with_detail(target.queue.into()));
+        }
+        Ok(XskSocket {
+            fill,
+            comp,
+            rx,
+            tx,
+            fd,
+        })
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// One TX kick: `sendto(fd, NULL, 0, MSG_DONTWAIT)`. `Err(errno)` when
+    /// the kernel left work (EAGAIN, EBUSY, ENOBUFS) or failed.
+    pub(crate) fn kick_tx(&self) -> Result<(), i32> {
+        // SAFETY: a zero-length sendto with null buffer and address is the
+        // AF_XDP TX wake-up; no memory is passed.
+        let ret = unsafe {
+            libc::sendto(
+                self.fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if ret < 0 {
+            Err(errno())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// RX wake-up: `recvfrom(fd, NULL, 0, MSG_DONTWAIT)`.
+    pub(crate) fn wake_rx(&self) {
+        // SAFETY: a zero-length recvfrom with null buffers is the AF_XDP RX
+        // wake-up; the kernel writes nothing.
+        unsafe {
+            libc::recvfrom(
+                self.fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// `XDP_STATISTICS`.
+    pub(crate) fn statistics(&self) -> Result<libc::xdp_statistics, i32> {
+        // SAFETY: xdp_statistics is six u64 counters, the layout the kernel
+        // writes since 5.9.
+        unsafe { get_opt(self.fd(), libc::XDP_STATISTICS) }
+    }
+}
