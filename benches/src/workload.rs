@@ -137,6 +137,12 @@ pub fn untracked_transit_burst(extra_routes: usize) -> Burst {
 /// port, and a burst of 64-byte ACKs of those flows (tracked, ESTABLISHED,
 /// accepted by the `established, related` rule, delivered to the host).
 pub fn established_host_burst(p: &mut Pipeline) -> Burst {
+    // The client is on wan's network: as if ARP had resolved it.
+    p.learn_neighbour(
+        u32::from(Ipv4Addr::new(198, 18, 0, 2)),
+        peer_mac(0),
+        PortId(0),
+    );
     let spec = |s: String| PacketSpec::parse(&s).expect("valid spec");
     let mut verdicts = [Verdict::Consumed; BURST];
     let mut setup = |pkts: Vec<PacketSpec>, port: PortId| {
