@@ -57,6 +57,8 @@ pub struct Counters {
     pub arp_replies_sent: u64,
     /// ARP replies received.
     pub arp_replies_received: u64,
+    /// ARP requests sent to resolve next hops.
+    pub arp_requests_sent: u64,
     /// Raw rule hits, `[prerouting, output]`, per rule.
     pub raw_rules: [Vec<Count>; 2],
     /// Filter rule hits, per chain ([`crate::tables::ChainId`] order), per rule.
@@ -82,6 +84,7 @@ impl Default for Counters {
             tcp_resets_sent: 0,
             arp_replies_sent: 0,
             arp_replies_received: 0,
+            arp_requests_sent: 0,
             raw_rules: Default::default(),
             filter_rules: Default::default(),
             filter_policy: [Count::default(); 3],
@@ -122,6 +125,7 @@ impl Counters {
         self.tcp_resets_sent += o.tcp_resets_sent;
         self.arp_replies_sent += o.arp_replies_sent;
         self.arp_replies_received += o.arp_replies_received;
+        self.arp_requests_sent += o.arp_requests_sent;
         for (a, b) in self.raw_rules.iter_mut().zip(o.raw_rules.iter()) {
             merge_rules(a, b);
         }

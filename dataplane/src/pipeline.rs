@@ -21,7 +21,7 @@ use crate::filter;
 use crate::neighbour::Neighbours;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::raw;
-use crate::reply::{self, IcmpLimiter};
+use crate::reply::{self, ArpLimiter, IcmpLimiter};
 use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
 use crate::trace::{Event, RawHook, Tracer};
 use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
@@ -94,6 +94,7 @@ pub struct State {
     /// Resolved MAC per next-hop id (gateways), rebuilt when neighbours change.
     nh_mac: Vec<Option<Mac>>,
     limiter: IcmpLimiter,
+    arp_limiter: ArpLimiter,
     now: u32,
     /// This worker's counters.
     pub counters: Counters,
@@ -113,6 +114,7 @@ impl Pipeline {
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
+            arp_limiter: ArpLimiter::default(),
             now: 1,
             counters: Counters::default(),
         };
@@ -737,10 +739,10 @@ impl State {
             port: out,
             resolved: mac.is_some(),
         });
-        let Some(dst_mac) = mac else {
-            return Outcome::drop(DropReason::NeighbourUnresolved);
-        };
         let ifc = &t.interfaces[out.0 as usize];
+        let Some(dst_mac) = mac else {
+            return self.resolve(t, pkt, out, addr);
+        };
         if m.total_len > ifc.mtu as usize {
             let df = pkt.buf[ETH_HDR_LEN + 6] & 0x40 != 0;
             if df && forwarded {
@@ -768,6 +770,37 @@ impl State {
         eth.set_src_addr(ifc.mac);
         eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
         Outcome::of(Verdict::Tx(out))
+    }
+
+    /// The next hop is unresolved: the packet is dropped and its frame
+    /// becomes an ARP request for the next hop (at most one a second per
+    /// address).
+    #[cold]
+    fn resolve(&mut self, t: &Tables, pkt: &mut Pkt<'_>, out: PortId, addr: u32) -> Outcome {
+        let reason = DropReason::NeighbourUnresolved;
+        let ifc = &t.interfaces[out.0 as usize];
+        let Some(src) = ifc
+            .addresses
+            .iter()
+            .find(|a| a.net.contains(addr))
+            .map(|a| a.addr)
+        else {
+            return Outcome::drop(reason);
+        };
+        if !self.arp_limiter.allow(addr, self.now) {
+            return Outcome::drop(reason);
+        }
+        match reply::arp_request(pkt.buf, ifc.mac, src, addr) {
+            Some(n) => {
+                pkt.len = n;
+                self.counters.arp_requests_sent += 1;
+                Outcome {
+                    verdict: Verdict::Tx(out),
+                    dropped: Some(reason),
+                }
+            }
+            None => Outcome::drop(reason),
+        }
     }
 
     /// Packets the router itself sends, from the host path.

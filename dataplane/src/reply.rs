@@ -159,6 +159,57 @@ pub fn arp_reply(buf: &mut [u8], our_mac: Mac, our_ip: u32) -> Option<usize> {
     Some(new_len)
 }
 
+/// Replace the frame with an ARP request for `target` from `our_mac`/`our_ip`
+/// (RFC 826), padded to the Ethernet minimum. Returns the new frame length.
+pub fn arp_request(buf: &mut [u8], our_mac: Mac, our_ip: u32, target: u32) -> Option<usize> {
+    use crate::wire::arp;
+    let len = ETH + arp::Repr::BUFFER_LEN;
+    if buf.len() < 60 {
+        return None;
+    }
+    let req = arp::Repr {
+        operation: arp::OP_REQUEST,
+        sender_mac: our_mac,
+        sender_ip: our_ip,
+        target_mac: Mac::ZERO,
+        target_ip: target,
+    };
+    req.emit(&mut arp::Packet::new_unchecked(&mut buf[ETH..len]));
+    buf[len..60].fill(0);
+    let mut f = Frame::new_unchecked(&mut buf[..ETH]);
+    f.set_dst_addr(Mac::BROADCAST);
+    f.set_src_addr(our_mac);
+    f.set_ethertype(ethernet::ETHERTYPE_ARP);
+    Some(60)
+}
+
+/// Once-a-second limit on ARP requests per neighbour address: a fixed
+/// array indexed by a hash of the address, no allocation.
+pub struct ArpLimiter {
+    last: Box<[(u32, u32)]>,
+}
+
+impl Default for ArpLimiter {
+    fn default() -> Self {
+        ArpLimiter {
+            last: vec![(0, 0); 256].into_boxed_slice(),
+        }
+    }
+}
+
+impl ArpLimiter {
+    /// Whether a request for `addr` may go out at second `now`.
+    pub fn allow(&mut self, addr: u32, now: u32) -> bool {
+        let i = (addr.wrapping_mul(0x9E37_79B1) >> 24) as usize;
+        let slot = &mut self.last[i];
+        if slot.0 == addr && slot.1 == now {
+            return false;
+        }
+        *slot = (addr, now);
+        true
+    }
+}
+
 /// Per-source token buckets for ICMP errors (RFC 1812 4.3.2.8). A fixed
 /// array indexed by a hash of the source: sources that collide share a
 /// bucket, which only makes the limit stricter. No allocation.

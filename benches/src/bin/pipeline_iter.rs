@@ -5,7 +5,9 @@
 
 use std::hint::black_box;
 
-use benches::workload::{established_host_burst, transit_tables, untracked_transit_burst, Burst, BURST};
+use benches::workload::{
+    established_host_burst, transit_tables, untracked_transit_burst, Burst, BURST,
+};
 use dataplane::packet::Verdict;
 use dataplane::pipeline::Pipeline;
 
@@ -19,7 +21,10 @@ pub fn afxdp_measured_bursts(p: &mut Pipeline, b: &mut Burst, n: usize, restore:
             b.restore();
         }
         b.run(black_box(p), &mut out);
-        ok += out.iter().filter(|v| !matches!(v, Verdict::Drop(_))).count();
+        ok += out
+            .iter()
+            .filter(|v| !matches!(v, Verdict::Drop(_)))
+            .count();
     }
     ok
 }
