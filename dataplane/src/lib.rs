@@ -15,6 +15,7 @@ pub mod packet;
 pub mod pipeline;
 pub mod raw;
 pub mod reply;
+pub mod rewrite;
 pub mod route;
 pub mod tables;
 pub mod trace;

@@ -22,6 +22,7 @@ use crate::neighbour::Neighbours;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::raw;
 use crate::reply::{self, ArpLimiter, IcmpLimiter};
+use crate::rewrite;
 use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
 use crate::trace::{Event, RawHook, Tracer};
 use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
@@ -93,6 +94,11 @@ pub struct State {
     neigh: Neighbours,
     /// Resolved MAC per next-hop id (gateways), rebuilt when neighbours change.
     nh_mac: Vec<Option<Mac>>,
+    /// Ethernet destination and source per next-hop id (gateways with a
+    /// resolved MAC), for the fast path.
+    nh_l2: Vec<Option<[u8; 12]>>,
+    /// Each port's MAC, indexed by port.
+    port_mac: Vec<[u8; 6]>,
     limiter: IcmpLimiter,
     arp_limiter: ArpLimiter,
     now: u32,
@@ -113,6 +119,8 @@ impl Pipeline {
             ct: Conntrack::new(tables.conntrack),
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
+            nh_l2: Vec::new(),
+            port_mac: Vec::new(),
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
             arp_limiter: ArpLimiter::default(),
             now: 1,
@@ -193,12 +201,15 @@ impl Pipeline {
     pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
         for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-            *v = self.st.process(t, p, &mut ());
+            *v = match self.st.fast_forward(t, p) {
+                Some(v) => v,
+                None => self.st.process(t, p, &mut ()),
+            };
         }
     }
 
     /// Run one frame, recording each stage's decision in `tr`.
-    #[inline]
+    #[inline(always)]
     pub fn process<T: Tracer>(&mut self, pkt: &mut Pkt<'_>, tr: &mut T) -> Verdict {
         let t = &*self.tables;
         self.st.process(t, pkt, tr)
@@ -246,6 +257,20 @@ impl State {
                 _ => None,
             }
         }));
+        self.nh_l2.clear();
+        self.nh_l2.extend(
+            t.next_hops
+                .iter()
+                .zip(&self.nh_mac)
+                .map(|(nh, mac)| match (*nh, mac) {
+                    (NextHop::Via { port, .. }, Some(mac)) => {
+                        Some(rewrite::l2_header(*mac, t.interfaces[port.0 as usize].mac))
+                    }
+                    _ => None,
+                }),
+        );
+        self.port_mac.clear();
+        self.port_mac.extend(t.interfaces.iter().map(|i| i.mac.0));
     }
 
     #[inline]
@@ -282,8 +307,118 @@ impl State {
         o.verdict
     }
 
+    /// The transit fast path: an untracked, unicast, unfragmented IPv4
+    /// packet without options, TCP or UDP, accepted by the forward chain,
+    /// to a resolved next hop within the MTU. It makes exactly the
+    /// decisions of the general path (a differential test holds them
+    /// equal) with less bookkeeping, and has no side effect before it
+    /// commits: `None` sends the packet down the general path untouched.
+    #[inline(always)]
+    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Option<Verdict> {
+        let len = pkt.len;
+        let port = pkt.port;
+        let buf = pkt.buf.get_mut(..len)?;
+        if len < ETH_HDR_LEN + 28 || port.is_host() {
+            return None;
+        }
+        let (eth, ipb) = buf.split_at_mut(ETH_HDR_LEN);
+        let port_mac = self.port_mac.get(port.0 as usize)?;
+        if eth[..6] != port_mac[..] || eth[12..14] != [0x08, 0x00] {
+            return None;
+        }
+        let (h, l4all) = ipb.split_at_mut(20);
+        let h: &mut [u8; 20] = h.try_into().ok()?;
+        // IHL 5 only (options take the general path).
+        let total = u16::from_be_bytes([h[2], h[3]]) as usize;
+        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 {
+            return None;
+        }
+        // Fragments (MF or an offset) and TTL <= 1 take the general path.
+        if (h[6] & 0x3f) | h[7] != 0 || h[8] <= 1 || !wire::checksum::verify20(h) {
+            return None;
+        }
+        let proto = h[9];
+        let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
+        let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
+        let dtop = dst >> 24;
+        if martian_source(src) || dtop == 0 || dtop == 127 || dtop >= 224 {
+            return None;
+        }
+        let l4 = &l4all[..total - 20];
+        let tcp_flags = match proto {
+            ipv4::PROTO_TCP if l4.len() >= 20 => l4[13],
+            ipv4::PROTO_UDP => 0,
+            _ => return None,
+        };
+        let sport = u16::from_be_bytes([l4[0], l4[1]]);
+        let dport = u16::from_be_bytes([l4[2], l4[3]]);
+        let nh_id = t.routes.lookup(dst)?;
+        let (out, l2) = match t.next_hops[nh_id as usize] {
+            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
+            NextHop::Connected(out) => {
+                let ifc = &t.interfaces[out.0 as usize];
+                if ifc
+                    .addresses
+                    .iter()
+                    .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
+                {
+                    return None;
+                }
+                let n = self.neigh.get(dst).filter(|n| n.port == out)?;
+                (out, rewrite::l2_header(n.mac, ifc.mac))
+            }
+            _ => return None,
+        };
+        let m = Meta {
+            in_port: port,
+            out_port: Some(out),
+            ihl: 20,
+            total_len: total,
+            src,
+            dst,
+            proto,
+            ttl: h[8],
+            fragment: false,
+            nonfirst_fragment: false,
+            has_ports: true,
+            sport,
+            dport,
+            tcp_flags,
+            has_icmp: false,
+            icmp_type: 0,
+            icmp_code: 0,
+            icmp_ident: 0,
+            local_dst: false,
+            ct_state: CtState::Untracked,
+        };
+        let (raw_rule, raw_action) = raw::evaluate(&t.raw_prerouting, &m, t);
+        if raw_action != RawAction::NoTrack {
+            return None;
+        }
+        let (rule, action) = filter::evaluate(&t.filter[ChainId::Forward as usize], &m, t);
+        if action != FilterAction::Accept || total > t.interfaces[out.0 as usize].mtu as usize {
+            return None;
+        }
+        // Commit: count as the general path does, then rewrite.
+        let c = &mut self.counters;
+        c.rx[port.0 as usize & 63].add(len);
+        if let Some(i) = raw_rule {
+            c.raw_rules[0][i].add(total);
+        }
+        c.untracked += 1;
+        match rule {
+            Some(i) => c.filter_rules[ChainId::Forward as usize][i].add(total),
+            None => c.filter_policy[ChainId::Forward as usize].add(total),
+        }
+        rewrite::forward(h, eth, &l2);
+        pkt.len = ETH_HDR_LEN + total;
+        c.tx[out.0 as usize & 63].add(pkt.len);
+        c.forwarded += 1;
+        Some(Verdict::Tx(out))
+    }
+
     /// Frames from a port.
-    #[inline]
+    #[inline(always)]
     fn port_input<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
         if pkt.len < ethernet::HEADER_LEN {
             return Outcome::drop(DropReason::EthTruncated);
@@ -346,7 +481,7 @@ impl State {
     }
 
     /// Parse and check the IPv4 header and the L4 header into `Meta`.
-    #[inline]
+    #[inline(always)]
     fn parse_ip(&self, t: &Tables, pkt: &Pkt<'_>, m: &mut Meta) -> Result<(), DropReason> {
         let ip = ipv4::Packet::new_checked(&pkt.buf[ETH_HDR_LEN..pkt.len]).map_err(map_ip_error)?;
         // RFC 1812 5.2.2 (2): the header checksum must verify.
@@ -445,7 +580,7 @@ impl State {
     }
 
     /// Conntrack stage for a tracked packet.
-    #[inline]
+    #[inline(always)]
     fn track(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
         self.counters.tracked += 1;
         if m.fragment {
@@ -533,7 +668,7 @@ impl State {
     }
 
     /// IPv4 from a port.
-    #[inline]
+    #[inline(always)]
     fn ip<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
         let mut m = Meta {
             in_port: pkt.port,
@@ -638,7 +773,7 @@ impl State {
 
     /// The filter stage and the confirmation of NEW flows. `Some` ends the
     /// packet's path.
-    #[inline]
+    #[inline(always)]
     fn filter<T: Tracer>(
         &mut self,
         t: &Tables,
@@ -712,7 +847,7 @@ impl State {
 
     /// Neighbour, MTU and rewrite: send the packet out of `out`.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn output<T: Tracer>(
         &mut self,
         t: &Tables,
@@ -758,17 +893,16 @@ impl State {
             }
             return Outcome::drop(DropReason::IpMtuExceeded);
         }
+        let l2 = rewrite::l2_header(dst_mac, ifc.mac);
+        let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
         if forwarded {
-            // RFC 1812 5.3.1 + RFC 1624: TTL - 1 with an incremental checksum.
-            ipv4::Packet::new_unchecked(&mut pkt.buf[ETH_HDR_LEN..ETH_HDR_LEN + m.ihl])
-                .decrement_ttl();
+            let h: &mut [u8; 20] = (&mut ipb[..20]).try_into().expect("checked IPv4 header");
+            rewrite::forward(h, eth, &l2);
+        } else {
+            rewrite::set_l2(eth, &l2);
         }
         // Trailing Ethernet padding is not part of the packet we send.
         pkt.len = ETH_HDR_LEN + m.total_len;
-        let mut eth = ethernet::Frame::new_unchecked(&mut pkt.buf[..ETH_HDR_LEN]);
-        eth.set_dst_addr(dst_mac);
-        eth.set_src_addr(ifc.mac);
-        eth.set_ethertype(ethernet::ETHERTYPE_IPV4);
         Outcome::of(Verdict::Tx(out))
     }
 

@@ -7,7 +7,7 @@ use crate::pipeline::Meta;
 use crate::tables::{RawAction, RawRule, Tables};
 
 /// The deciding rule (None: no rule matched) and whether to track.
-#[inline]
+#[inline(always)]
 pub fn evaluate(rules: &[RawRule], meta: &Meta, tables: &Tables) -> (Option<usize>, RawAction) {
     for (i, r) in rules.iter().enumerate() {
         if matches(&r.matches, meta, tables) {

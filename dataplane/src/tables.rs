@@ -92,6 +92,43 @@ pub struct Match {
     pub icmp_type: Option<u8>,
     /// ICMP code.
     pub icmp_code: Option<u8>,
+    /// Which conditions are present ([`Match::NEED_IN`], ...): computed by
+    /// [`Tables::build`] so the matcher skips absent ones with one test.
+    pub need: u16,
+}
+
+impl Match {
+    pub const NEED_IN: u16 = 1 << 0;
+    pub const NEED_OUT: u16 = 1 << 1;
+    pub const NEED_SRC: u16 = 1 << 2;
+    pub const NEED_DST: u16 = 1 << 3;
+    pub const NEED_PROTO: u16 = 1 << 4;
+    pub const NEED_SPORT: u16 = 1 << 5;
+    pub const NEED_DPORT: u16 = 1 << 6;
+    pub const NEED_STATE: u16 = 1 << 7;
+    pub const NEED_ICMP_TYPE: u16 = 1 << 8;
+    pub const NEED_ICMP_CODE: u16 = 1 << 9;
+
+    /// The `need` mask of the conditions present.
+    pub fn compute_need(&self) -> u16 {
+        let mut n = 0;
+        let mut set = |present: bool, bit: u16| {
+            if present {
+                n |= bit;
+            }
+        };
+        set(self.in_ports.is_some(), Self::NEED_IN);
+        set(self.out_ports.is_some(), Self::NEED_OUT);
+        set(self.source.is_some(), Self::NEED_SRC);
+        set(self.destination.is_some(), Self::NEED_DST);
+        set(self.protocol.is_some(), Self::NEED_PROTO);
+        set(self.source_port.is_some(), Self::NEED_SPORT);
+        set(self.destination_port.is_some(), Self::NEED_DPORT);
+        set(self.state.is_some(), Self::NEED_STATE);
+        set(self.icmp_type.is_some(), Self::NEED_ICMP_TYPE);
+        set(self.icmp_code.is_some(), Self::NEED_ICMP_CODE);
+        n
+    }
 }
 
 /// Raw stage actions.
@@ -390,6 +427,23 @@ impl Tables {
             entries.push((r.prefix, id));
         }
         let routes = crate::route::RouteTable::build(&entries);
+        let mut spec = spec;
+        for r in spec
+            .raw_prerouting
+            .iter_mut()
+            .chain(spec.raw_output.iter_mut())
+        {
+            r.matches.need = r.matches.compute_need();
+        }
+        for ch in [
+            &mut spec.filter_input,
+            &mut spec.filter_forward,
+            &mut spec.filter_output,
+        ] {
+            for r in ch.rules.iter_mut() {
+                r.matches.need = r.matches.compute_need();
+            }
+        }
         Tables {
             interfaces: spec.interfaces,
             next_hops,

@@ -69,6 +69,20 @@ pub fn pseudo_header(src: u32, dst: u32, proto: u8, len: u16) -> u32 {
     (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + u32::from(proto) + u32::from(len)
 }
 
+/// Whether a 20-byte IPv4 header (no options) checksums to zero: five
+/// 32-bit words summed in native order (the ones' complement sum is byte
+/// order independent, and 0xFFFF is its own swap).
+#[inline(always)]
+pub fn verify20(h: &[u8; 20]) -> bool {
+    let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+    let mut s = w(0) + w(4) + w(8) + w(12) + w(16);
+    s = (s & 0xffff_ffff) + (s >> 32);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s = (s & 0xffff) + (s >> 16);
+    s == 0xffff
+}
+
 /// RFC 1624 eqn. 3: the checksum after a 16-bit word changes from `old` to
 /// `new`, `HC' = ~(~HC + ~m + m')`. Unlike eqn. 2 it never turns a checksum
 /// into `0xFFFF` unless the whole message sums to zero.

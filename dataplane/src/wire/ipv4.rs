@@ -29,8 +29,6 @@ mod field {
     pub const FLG_OFF: Range<usize> = 6..8;
     pub const TTL: usize = 8;
     pub const PROTOCOL: usize = 9;
-    // TTL and protocol as the 16-bit word the checksum sees.
-    pub const TTL_PROTOCOL: Range<usize> = 8..10;
     pub const CHECKSUM: Range<usize> = 10..12;
     pub const SRC_ADDR: Range<usize> = 12..16;
     pub const DST_ADDR: Range<usize> = 16..20;
@@ -197,13 +195,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// RFC 1812 5.2.2 (2): whether the header checksum is correct.
     #[inline]
     pub fn verify_checksum(&self) -> bool {
-        let sum = if self.has_options() {
-            checksum::sum(&self.buffer.as_ref()[..self.header_len()])
+        if self.has_options() {
+            checksum::fold(checksum::sum(&self.buffer.as_ref()[..self.header_len()])) == 0
         } else {
-            // Fixed length: the compiler unrolls the sum.
-            checksum::sum(self.header())
-        };
-        checksum::fold(sum) == 0
+            checksum::verify20(self.header())
+        }
     }
 
     /// The payload, `header_len..total_len`: link-layer padding excluded.
@@ -314,11 +310,12 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     #[inline]
     pub fn decrement_ttl(&mut self) {
         let h = self.header_mut();
-        let old = get16(h, field::TTL_PROTOCOL);
-        let new = old.wrapping_sub(0x0100);
-        set16(h, field::TTL_PROTOCOL, new);
-        let c = checksum::update16(get16(h, field::CHECKSUM), old, new);
-        set16(h, field::CHECKSUM, c);
+        h[field::TTL] = h[field::TTL].wrapping_sub(1);
+        // RFC 1624 eqn. 3 with m' = m - 0x0100: HC' = HC + 0x0100 in ones'
+        // complement; a result of 0xFFFF folds to 0x0000 as a full
+        // recomputation would give (as Linux's ip_decrease_ttl).
+        let c = u32::from(get16(h, field::CHECKSUM)) + 0x0100;
+        set16(h, field::CHECKSUM, (c + u32::from(c >= 0xFFFF)) as u16);
     }
 
     /// The payload, `header_len..total_len`, mutable.

@@ -1,0 +1,35 @@
+//! The rewrite stage: what a forwarded frame changes on its way out. TTL
+//! minus one with an incremental checksum update, and the Ethernet
+//! addresses of the next hop. Nothing else in the packet changes.
+
+use crate::addr::Mac;
+use crate::wire::ethernet;
+use crate::wire::ipv4;
+
+/// Destination then source MAC, as they sit at the start of a frame.
+#[inline]
+pub fn l2_header(dst: Mac, src: Mac) -> [u8; 12] {
+    let mut l2 = [0u8; 12];
+    l2[..6].copy_from_slice(&dst.0);
+    l2[6..].copy_from_slice(&src.0);
+    l2
+}
+
+/// Set the Ethernet addresses (`l2` from [`l2_header`]) and the IPv4
+/// ethertype of the frame header `eth`.
+#[inline(always)]
+pub fn set_l2(eth: &mut [u8], l2: &[u8; 12]) {
+    // Both addresses in one copy: they are adjacent in the header.
+    eth[..12].copy_from_slice(l2);
+    ethernet::Frame::new_unchecked(&mut eth[..ethernet::HEADER_LEN])
+        .set_ethertype(ethernet::ETHERTYPE_IPV4);
+}
+
+/// Rewrite a forwarded packet: RFC 1812 5.3.1 TTL - 1 with the RFC 1624
+/// incremental checksum, then the next hop's MACs. The caller checked the
+/// header and that TTL > 1.
+#[inline(always)]
+pub fn forward(ip_header: &mut [u8; 20], eth: &mut [u8], l2: &[u8; 12]) {
+    ipv4::Packet::new_unchecked(&mut ip_header[..]).decrement_ttl();
+    set_l2(eth, l2);
+}
