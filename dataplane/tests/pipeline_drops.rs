@@ -161,13 +161,13 @@ fn eth_not_for_us() {
         dataplane::addr::Mac([0x01, 0x00, 0x5e, 0, 0, 1]),
         LAN_MAC,
     ] {
-        let f = ping.clone().to_mac(mac).frame();
+        let f = ping.clone().dst_mac(mac).frame();
         expect_silent_drop(&mut p, WAN, &f, DropReason::EthNotForUs);
     }
     // A port index with no interface.
     expect_silent_drop(&mut p, NO_SUCH_PORT, &ping.frame(), DropReason::EthNotForUs);
     // Broadcast MAC with a unicast IP to us is accepted.
-    let f = ping.to_mac(dataplane::addr::Mac::BROADCAST).frame();
+    let f = ping.dst_mac(dataplane::addr::Mac::BROADCAST).frame();
     assert_eq!(run(&mut p, WAN, &f).verdict, Verdict::Host);
 }
 
@@ -224,7 +224,7 @@ fn arp_unsupported() {
     let a = ETH_HDR_LEN;
     let mutations: [(usize, u8); 5] = [
         (a + 1, 6),    // hardware type 6 (IEEE 802)
-        (a + 2, 0x86), // protocol type 0x86dd
+        (a + 2, 0x86), // protocol type 0x8600
         (a + 4, 8),    // hardware length 8
         (a + 5, 16),   // protocol length 16
         (a + 7, 3),    // opcode 3 (RARP request)
@@ -332,7 +332,7 @@ fn ip_bad_total_length() {
 #[test]
 fn ip_bad_checksum() {
     let mut p = pipeline();
-    // Flip the checksum, a covered field, and an option byte.
+    // Flip the checksum, the TTL, the destination.
     for at in [10usize, 8, 16] {
         let mut f = syn_frame();
         f[ETH_HDR_LEN + at] ^= 0x01;
@@ -552,7 +552,7 @@ fn ip_not_unicast() {
         ip(198, 18, 0, 255), // broadcast of the arrival network
     ] {
         let f = Packet::udp(OUTSIDE, dst, 1, 2)
-            .to_mac(dataplane::addr::Mac::BROADCAST)
+            .dst_mac(dataplane::addr::Mac::BROADCAST)
             .frame();
         expect_silent_drop(&mut p, WAN, &f, DropReason::IpNotUnicast);
         let f = Packet::udp(LAN_HOST, dst, 1, 2).on(LAN).frame();
@@ -1026,17 +1026,21 @@ fn link_layer_broadcast_is_not_forwarded() {
     // not forwarded; 4.3.2.7: and never answered with an ICMP error.
     let mut p = pipeline();
     let bcast = dataplane::addr::Mac::BROADCAST;
-    let f = Packet::udp(OUTSIDE, INSIDE, 1, 2).to_mac(bcast).frame();
+    let f = Packet::udp(OUTSIDE, INSIDE, 1, 2).dst_mac(bcast).frame();
     expect_silent_drop(&mut p, WAN, &f, DropReason::IpNotUnicast);
     let f = Packet::udp(OUTSIDE, INSIDE, 1, 2)
-        .to_mac(bcast)
+        .dst_mac(bcast)
         .ttl(1)
         .frame();
     expect_silent_drop(&mut p, WAN, &f, DropReason::IpNotUnicast);
     assert_eq!(p.counters().icmp_errors_sent, 0);
-    // To the router itself it is delivered (nothing is forwarded).
-    let f = Packet::ping(OUTSIDE, WAN_ADDR, 1).to_mac(bcast).frame();
+    // To the router itself it is delivered (nothing is forwarded), and a
+    // reject is silent.
+    let f = Packet::ping(OUTSIDE, WAN_ADDR, 1).dst_mac(bcast).frame();
     assert_eq!(run(&mut p, WAN, &f).verdict, Verdict::Host);
+    let f = Packet::udp(OUTSIDE, WAN_ADDR, 1, 69).dst_mac(bcast).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::FilterRejected);
+    assert_eq!(p.counters().icmp_errors_sent, 0);
 }
 
 #[test]
@@ -1055,4 +1059,31 @@ fn no_icmp_error_to_a_directed_broadcast_source() {
         expect_silent_drop(&mut p, port, &f, DropReason::RouteNoRoute);
     }
     assert_eq!(p.counters().icmp_errors_sent, 0);
+}
+
+#[test]
+fn icmp_errors_to_the_router_are_related_only_to_tracked_flows() {
+    let mut p = pipeline();
+    // The router pings out; a router on the way answers time exceeded.
+    let echo = Packet::ping(WAN_ADDR, OUTSIDE, 77).ttl(3);
+    assert_eq!(
+        run(&mut p, PortId::HOST, &echo.frame()).verdict,
+        Verdict::Tx(WAN)
+    );
+    let hop = ip(198, 51, 100, 1);
+    let quote = expected_quote(&echo.ip_bytes());
+    let err = Packet::icmp(hop, WAN_ADDR, icmp::TIME_EXCEEDED, 0, 0).payload(&quote);
+    let r = run(&mut p, WAN, &err.frame());
+    assert_eq!(r.verdict, Verdict::Host);
+    assert_eq!(r.ct_state(), Some(CtState::Related));
+    // The same error about a ping the router never sent: INVALID, dropped.
+    let other = Packet::ping(WAN_ADDR, OUTSIDE, 78).ip_bytes();
+    let err =
+        Packet::icmp(hop, WAN_ADDR, icmp::TIME_EXCEEDED, 0, 0).payload(&expected_quote(&other));
+    let r = expect_drop(&mut p, WAN, &err.frame(), DropReason::FilterPolicy);
+    assert_eq!(r.ct_state(), Some(CtState::Invalid));
+    // A quote too short to hold a header is INVALID too.
+    let err = Packet::icmp(hop, WAN_ADDR, icmp::TIME_EXCEEDED, 0, 0).payload(&quote[..12]);
+    let r = expect_drop(&mut p, WAN, &err.frame(), DropReason::FilterPolicy);
+    assert_eq!(r.ct_state(), Some(CtState::Invalid));
 }

@@ -356,12 +356,12 @@ impl Packet {
         self
     }
 
-    pub fn to_mac(mut self, m: Mac) -> Packet {
+    pub fn dst_mac(mut self, m: Mac) -> Packet {
         self.dst_mac = m;
         self
     }
 
-    pub fn from_mac(mut self, m: Mac) -> Packet {
+    pub fn src_mac(mut self, m: Mac) -> Packet {
         self.src_mac = m;
         self
     }
@@ -682,4 +682,210 @@ pub fn expected_quote(ip_packet: &[u8]) -> Vec<u8> {
     let ihl = usize::from(ip_packet[0] & 0x0f) * 4;
     let total = usize::from(u16::from_be_bytes([ip_packet[2], ip_packet[3]]));
     ip_packet[..(ihl + 8).min(total)].to_vec()
+}
+
+/// Run `frame` arriving on `port` and check what must hold for any input
+/// whatever its bytes: no panic, exactly one outcome counter moved and it
+/// agrees with the verdict, and anything sent is a well-formed frame from
+/// the output port (IPv4 with a correct header checksum; a generated ICMP
+/// error or TCP RST with correct checksums too).
+pub fn check_frame(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Verdict {
+    let before = p.counters().clone();
+    // Garbage after the frame: the pipeline must not read it as packet.
+    let mut buf = vec![0xa5u8; BUF_LEN.max(frame.len())];
+    buf[..frame.len()].copy_from_slice(frame);
+    let cap = buf.len();
+    let mut pkt = Pkt {
+        buf: &mut buf,
+        len: frame.len(),
+        port,
+    };
+    let verdict = p.process(&mut pkt, &mut ());
+    let out_len = pkt.len;
+    let c = p.counters();
+    let rx = c.rx_of(port);
+    let rx0 = before.rx_of(port);
+    assert_eq!(rx.packets, rx0.packets + 1);
+    assert_eq!(rx.bytes, rx0.bytes + frame.len() as u64);
+    let moved = |a: u64, b: u64| a - b;
+    let drops: Vec<DropReason> = DropReason::ALL
+        .into_iter()
+        .filter(|r| c.drops[*r as usize] != before.drops[*r as usize])
+        .collect();
+    for r in &drops {
+        assert_eq!(
+            moved(c.drops[*r as usize], before.drops[*r as usize]),
+            1,
+            "{r}"
+        );
+    }
+    let fwd = moved(c.forwarded, before.forwarded);
+    let host = moved(c.to_host, before.to_host);
+    let consumed = moved(c.consumed, before.consumed);
+    let generated = moved(c.generated, before.generated);
+    let outcomes = fwd + host + consumed + drops.len() as u64;
+    assert_eq!(
+        outcomes, 1,
+        "exactly one outcome for {verdict:?}: drops {drops:?}"
+    );
+    match verdict {
+        Verdict::Tx(out) => {
+            assert!(
+                (out.0 as usize) < p.tables().interfaces.len(),
+                "sent to {out:?}"
+            );
+            assert_eq!(generated + fwd, 1);
+            assert_eq!(generated, drops.len() as u64, "a reply stands for a drop");
+            assert!(out_len >= ETH_HDR_LEN && out_len <= cap);
+            check_sent_frame(p, port, out, &buf[..out_len], generated == 1);
+        }
+        Verdict::Host => assert_eq!(host, 1),
+        Verdict::Consumed => assert_eq!(consumed, 1),
+        Verdict::Drop(r) => assert_eq!(drops, [r]),
+    }
+    assert_counters_balance(p);
+    verdict
+}
+
+fn check_sent_frame(p: &Pipeline, in_port: PortId, out: PortId, f: &[u8], generated: bool) {
+    let eth = ethernet::Frame::new_checked(f).expect("Ethernet header");
+    assert_eq!(eth.src_addr(), p.tables().interfaces[out.0 as usize].mac);
+    match eth.ethertype() {
+        ethernet::ETHERTYPE_ARP => {
+            let a = arp::Packet::new_checked(&f[ETH_HDR_LEN..]).expect("ARP body");
+            assert_eq!(a.operation(), arp::OP_REPLY);
+            assert_eq!(f.len(), ETH_HDR_LEN + arp::Repr::BUFFER_LEN);
+        }
+        ethernet::ETHERTYPE_IPV4 => {
+            let ip = ipv4::Packet::new_checked(&f[ETH_HDR_LEN..]).expect("IPv4 sent");
+            assert!(ip.verify_checksum(), "IP checksum of a sent packet");
+            assert_eq!(
+                usize::from(ip.total_len()),
+                f.len() - ETH_HDR_LEN,
+                "no padding sent"
+            );
+            if !in_port.is_host() {
+                assert!(ip.ttl() > 0, "RFC 1812 5.3.1: never sent with TTL 0");
+            }
+            if generated {
+                match ip.protocol() {
+                    ipv4::PROTO_ICMP => {
+                        let c = icmp::Packet::new_checked(ip.payload()).expect("ICMP");
+                        assert!(c.verify_checksum(), "ICMP checksum");
+                        assert!(icmp::is_error(c.msg_type()));
+                    }
+                    ipv4::PROTO_TCP => {
+                        let s = tcp::Packet::new_checked(ip.payload()).expect("TCP");
+                        assert!(s.verify_checksum(ip.src_addr(), ip.dst_addr()));
+                        assert_ne!(s.flags() & tcp::RST, 0);
+                    }
+                    other => panic!("generated protocol {other}"),
+                }
+            }
+        }
+        other => panic!("sent ethertype {other:#x}"),
+    }
+}
+
+/// The fuzz target: `data` as a frame on each port in turn (wan, lan, a
+/// port with no interface, the host path) through one fresh pipeline.
+pub fn fuzz_one(tables: &Arc<Tables>, data: &[u8]) {
+    let mut p = Pipeline::new(tables.clone());
+    for port in [WAN, LAN, NO_SUCH_PORT, PortId::HOST] {
+        check_frame(&mut p, port, data);
+    }
+}
+
+/// The fuzz seed corpus: valid frames of each kind, by file name.
+pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
+    let quoted = Packet::udp(LAN_HOST, OUTSIDE, 40000, 33434).ip_bytes();
+    vec![
+        (
+            "tcp_syn_transit",
+            Packet::tcp(OUTSIDE, INSIDE, 40000, 443, tcp::SYN).frame(),
+        ),
+        (
+            "udp_transit_lan",
+            Packet::udp(LAN_HOST, OUTSIDE, 5353, 53)
+                .on(LAN)
+                .payload_len(24)
+                .frame(),
+        ),
+        (
+            "icmp_echo_to_router",
+            Packet::ping(OUTSIDE, WAN_ADDR, 7).payload_len(16).frame(),
+        ),
+        (
+            "tcp_syn_to_ssh",
+            Packet::tcp(OUTSIDE, WAN_ADDR, 40000, 22, tcp::SYN).frame(),
+        ),
+        (
+            "tcp_to_telnet_reject",
+            Packet::tcp(OUTSIDE, WAN_ADDR, 40000, 23, tcp::SYN).frame(),
+        ),
+        (
+            "udp_to_tftp_reject",
+            Packet::udp(OUTSIDE, WAN_ADDR, 40000, 69).frame(),
+        ),
+        (
+            "arp_request",
+            arp_frame(Mac::BROADCAST, arp::OP_REQUEST, PEER_MAC, WAN_GW, WAN_ADDR),
+        ),
+        (
+            "arp_reply",
+            arp_frame(
+                WAN_MAC,
+                arp::OP_REPLY,
+                PEER_MAC,
+                ip(198, 18, 0, 9),
+                WAN_ADDR,
+            ),
+        ),
+        (
+            "ttl1_transit",
+            Packet::udp(OUTSIDE, INSIDE, 40000, 33434).ttl(1).frame(),
+        ),
+        (
+            "ip_options_transit",
+            Packet::udp(OUTSIDE, INSIDE, 1, 2)
+                .options(&[7, 7, 4, 0, 0, 0, 0, 0])
+                .frame(),
+        ),
+        (
+            "first_fragment",
+            Packet::udp(OUTSIDE, INSIDE, 1, 2)
+                .fragment(true, 0)
+                .payload_len(32)
+                .frame(),
+        ),
+        (
+            "nonfirst_fragment",
+            Packet::udp(OUTSIDE, INSIDE, 1, 2)
+                .fragment(false, 40)
+                .payload_len(12)
+                .frame(),
+        ),
+        (
+            "icmp_time_exceeded",
+            Packet::icmp(OUTSIDE, WAN_ADDR, icmp::TIME_EXCEEDED, 0, 0)
+                .payload(&quoted[..28])
+                .frame(),
+        ),
+        (
+            "big_df_transit",
+            Packet::udp(LAN_HOST, OUTSIDE, 1, 2)
+                .on(LAN)
+                .df()
+                .payload_len(1400)
+                .frame(),
+        ),
+        (
+            "host_udp_out",
+            Packet::udp(WAN_ADDR, OUTSIDE, 123, 123)
+                .dst_mac(Mac::ZERO)
+                .src_mac(Mac::ZERO)
+                .payload_len(48)
+                .frame(),
+        ),
+    ]
 }
