@@ -233,6 +233,14 @@ const fn martian_source(a: u32) -> bool {
     top == 0 || top == 127 || top >= 224
 }
 
+/// Whether `a` is the broadcast address of one of the connected networks.
+fn directed_broadcast(t: &Tables, a: u32) -> bool {
+    t.interfaces
+        .iter()
+        .flat_map(|i| i.addresses.iter())
+        .any(|n| n.net.len() < 31 && n.net.broadcast() == a)
+}
+
 impl State {
     fn adopt(&mut self, t: &Tables) {
         self.neigh.load_static(t);
@@ -635,6 +643,12 @@ impl State {
         if pkt.port.is_host() || !reply::may_send_error(m.proto, icmp_type, m.nonfirst_fragment) {
             return Outcome::drop(reason);
         }
+        // RFC 1812 4.3.2.7: nor about a link-layer broadcast, nor to a source
+        // that is not a single host (a connected network's broadcast).
+        let l2_dst = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).dst_addr();
+        if l2_dst == Mac::BROADCAST || directed_broadcast(t, m.src) {
+            return Outcome::drop(reason);
+        }
         let Some(src) = t.port_address(pkt.port, m.src) else {
             return Outcome::drop(reason);
         };
@@ -689,6 +703,13 @@ impl State {
             {
                 return Outcome::drop(DropReason::IpNotUnicast);
             }
+        }
+        // RFC 1812 5.3.4: a packet received as a link-layer broadcast is for
+        // the router only, never forwarded.
+        if !m.local_dst
+            && ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).dst_addr() == Mac::BROADCAST
+        {
+            return Outcome::drop(DropReason::IpNotUnicast);
         }
 
         // raw/prerouting
