@@ -522,21 +522,33 @@ impl State {
         }
         let l4 = ip.payload();
         match m.proto {
+            // A router needs the fixed L4 header (ports, flags, ICMP type),
+            // not a valid one: TCP data offset and UDP length are the end
+            // hosts' business, as in Linux forwarding.
             ipv4::PROTO_TCP => {
-                let s = tcp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                if l4.len() < tcp::HEADER_LEN {
+                    return Err(DropReason::L4Truncated);
+                }
+                let s = tcp::Packet::new_unchecked(l4);
                 m.sport = s.src_port();
                 m.dport = s.dst_port();
                 m.tcp_flags = s.flags();
                 m.has_ports = true;
             }
             ipv4::PROTO_UDP => {
-                let d = udp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                if l4.len() < udp::HEADER_LEN {
+                    return Err(DropReason::L4Truncated);
+                }
+                let d = udp::Packet::new_unchecked(l4);
                 m.sport = d.src_port();
                 m.dport = d.dst_port();
                 m.has_ports = true;
             }
             ipv4::PROTO_ICMP => {
-                let c = icmp::Packet::new_checked(l4).map_err(|_| DropReason::L4Truncated)?;
+                if l4.len() < icmp::HEADER_LEN {
+                    return Err(DropReason::L4Truncated);
+                }
+                let c = icmp::Packet::new_unchecked(l4);
                 m.icmp_type = c.msg_type();
                 m.icmp_code = c.code();
                 m.icmp_ident = c.echo_ident();
