@@ -201,8 +201,11 @@ impl Pipeline {
     pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
         for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-            *v = match self.st.fast_forward(t, p) {
-                Some(v) => v,
+            *v = match self.st.fast_parse(p) {
+                Some(m) => match self.st.fast_forward(t, p, &m) {
+                    Some(v) => v,
+                    None => self.st.process_parsed(t, p, m),
+                },
                 None => self.st.process(t, p, &mut ()),
             };
         }
@@ -283,13 +286,26 @@ impl State {
 
     #[inline]
     fn process<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Verdict {
-        let in_len = pkt.len;
-        self.counters.rx[pkt.port.0 as usize & 63].add(in_len);
+        self.counters.rx[pkt.port.0 as usize & 63].add(pkt.len);
         let o = if pkt.port.is_host() {
             self.host_output(t, pkt, tr)
         } else {
             self.port_input(t, pkt, tr)
         };
+        self.account(pkt, o, tr)
+    }
+
+    /// The general path for a frame `fast_parse` already read.
+    #[inline(always)]
+    fn process_parsed(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: Meta) -> Verdict {
+        self.counters.rx[pkt.port.0 as usize & 63].add(pkt.len);
+        let o = self.ip(t, pkt, &mut (), Some(m));
+        self.account(pkt, o, &mut ())
+    }
+
+    /// Count a frame's outcome.
+    #[inline(always)]
+    fn account<T: Tracer>(&mut self, pkt: &Pkt<'_>, o: Outcome, tr: &mut T) -> Verdict {
         let c = &mut self.counters;
         match o.verdict {
             Verdict::Tx(p) => {
@@ -315,71 +331,41 @@ impl State {
         o.verdict
     }
 
-    /// The transit fast path: an untracked, unicast, unfragmented IPv4
-    /// packet without options, TCP or UDP, accepted by the forward chain,
-    /// to a resolved next hop within the MTU. It makes exactly the
-    /// decisions of the general path (a differential test holds them
-    /// equal) with less bookkeeping, and has no side effect before it
-    /// commits: `None` sends the packet down the general path untouched.
+    /// Parse the common frame (to our MAC, IPv4 without options, not a
+    /// fragment, TCP/UDP/ICMP with its fixed header, good checksum, unicast
+    /// addresses) into `Meta` in one pass; anything else returns `None` and
+    /// takes the general parser, which names the drop reason.
     #[inline(always)]
-    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Option<Verdict> {
+    fn fast_parse(&self, pkt: &Pkt<'_>) -> Option<Meta> {
         let len = pkt.len;
         let port = pkt.port;
-        let buf = pkt.buf.get_mut(..len)?;
-        if len < ETH_HDR_LEN + 28 || port.is_host() {
-            return None;
-        }
-        let (eth, ipb) = buf.split_at_mut(ETH_HDR_LEN);
+        let buf = pkt.buf.get(..len)?;
         let port_mac = self.port_mac.get(port.0 as usize)?;
-        if eth[..6] != port_mac[..] || eth[12..14] != [0x08, 0x00] {
+        if len < ETH_HDR_LEN + 28 || buf[..6] != port_mac[..] || buf[12..14] != [0x08, 0x00] {
             return None;
         }
-        let (h, l4all) = ipb.split_at_mut(20);
-        let h: &mut [u8; 20] = h.try_into().ok()?;
-        // IHL 5 only (options take the general path).
+        let h: &[u8; 20] = buf[ETH_HDR_LEN..ETH_HDR_LEN + 20].try_into().ok()?;
         let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 {
+        // IHL 5 (options take the general path), no MF, no offset.
+        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 || (h[6] & 0x3f) | h[7] != 0 {
             return None;
         }
-        // Fragments (MF or an offset) and TTL <= 1 take the general path.
-        if (h[6] & 0x3f) | h[7] != 0 || h[8] <= 1 || !wire::checksum::verify20(h) {
+        if !wire::checksum::verify20(h) {
             return None;
         }
-        let proto = h[9];
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let dtop = dst >> 24;
         if martian_source(src) || dtop == 0 || dtop == 127 || dtop >= 224 {
             return None;
         }
-        let l4 = &l4all[..total - 20];
-        let tcp_flags = match proto {
-            ipv4::PROTO_TCP if l4.len() >= 20 => l4[13],
-            ipv4::PROTO_UDP => 0,
-            _ => return None,
-        };
-        let sport = u16::from_be_bytes([l4[0], l4[1]]);
-        let dport = u16::from_be_bytes([l4[2], l4[3]]);
-        let nh_id = t.routes.lookup(dst)?;
-        let (out, l2) = match t.next_hops[nh_id as usize] {
-            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
-            NextHop::Connected(out) => {
-                let ifc = &t.interfaces[out.0 as usize];
-                if ifc
-                    .addresses
-                    .iter()
-                    .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
-                {
-                    return None;
-                }
-                let n = self.neigh.get(dst).filter(|n| n.port == out)?;
-                (out, rewrite::l2_header(n.mac, ifc.mac))
-            }
-            _ => return None,
-        };
-        let m = Meta {
+        let proto = h[9];
+        let l4 = &buf[ETH_HDR_LEN + 20..ETH_HDR_LEN + total];
+        let a = u16::from_be_bytes([l4[0], l4[1]]);
+        let b = u16::from_be_bytes([l4[2], l4[3]]);
+        let mut m = Meta {
             in_port: port,
-            out_port: Some(out),
+            out_port: None,
             ihl: 20,
             total_len: total,
             src,
@@ -389,9 +375,9 @@ impl State {
             fragment: false,
             nonfirst_fragment: false,
             has_ports: true,
-            sport,
-            dport,
-            tcp_flags,
+            sport: a,
+            dport: b,
+            tcp_flags: 0,
             has_icmp: false,
             icmp_type: 0,
             icmp_code: 0,
@@ -399,6 +385,56 @@ impl State {
             local_dst: false,
             ct_state: CtState::Untracked,
         };
+        match proto {
+            ipv4::PROTO_TCP if l4.len() >= tcp::HEADER_LEN => m.tcp_flags = l4[13],
+            ipv4::PROTO_UDP => {}
+            ipv4::PROTO_ICMP => {
+                m.has_ports = false;
+                m.sport = 0;
+                m.dport = 0;
+                m.has_icmp = true;
+                m.icmp_type = l4[0];
+                m.icmp_code = l4[1];
+                m.icmp_ident = u16::from_be_bytes([l4[4], l4[5]]);
+            }
+            _ => return None,
+        }
+        Some(m)
+    }
+
+    /// The transit fast path for a packet `fast_parse` read: untracked,
+    /// TTL > 1, accepted by the forward chain, to a resolved next hop within
+    /// the MTU. It makes exactly the decisions of the general path (a
+    /// differential test holds them equal) with less bookkeeping, and has
+    /// no side effect before it commits: `None` leaves the packet untouched
+    /// for the general path.
+    #[inline(always)]
+    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>, pm: &Meta) -> Option<Verdict> {
+        if pm.ttl <= 1 {
+            return None;
+        }
+        let nh_id = t.routes.lookup(pm.dst)?;
+        let (out, l2) = match t.next_hops[nh_id as usize] {
+            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
+            NextHop::Connected(out) => {
+                let ifc = &t.interfaces[out.0 as usize];
+                if ifc
+                    .addresses
+                    .iter()
+                    .any(|a| a.net.len() < 31 && a.net.broadcast() == pm.dst)
+                {
+                    return None;
+                }
+                let n = self.neigh.get(pm.dst).filter(|n| n.port == out)?;
+                (out, rewrite::l2_header(n.mac, ifc.mac))
+            }
+            _ => return None,
+        };
+        let m = Meta {
+            out_port: Some(out),
+            ..*pm
+        };
+        let total = m.total_len;
         let (raw_rule, raw_action) = raw::evaluate(&t.raw_prerouting, &m, t);
         if raw_action != RawAction::NoTrack {
             return None;
@@ -409,7 +445,7 @@ impl State {
         }
         // Commit: count as the general path does, then rewrite.
         let c = &mut self.counters;
-        c.rx[port.0 as usize & 63].add(len);
+        c.rx[m.in_port.0 as usize & 63].add(pkt.len);
         if let Some(i) = raw_rule {
             c.raw_rules[0][i].add(total);
         }
@@ -418,6 +454,8 @@ impl State {
             Some(i) => c.filter_rules[ChainId::Forward as usize][i].add(total),
             None => c.filter_policy[ChainId::Forward as usize].add(total),
         }
+        let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
+        let h: &mut [u8; 20] = (&mut ipb[..20]).try_into().ok()?;
         rewrite::forward(h, eth, &l2);
         pkt.len = ETH_HDR_LEN + total;
         c.tx[out.0 as usize & 63].add(pkt.len);
@@ -440,7 +478,7 @@ impl State {
             return Outcome::drop(DropReason::EthNotForUs);
         }
         match eth.ethertype() {
-            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr),
+            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr, None),
             ethernet::ETHERTYPE_ARP => self.arp(t, pkt),
             ethernet::ETHERTYPE_VLAN => Outcome::drop(DropReason::EthVlanUnsupported),
             _ => Outcome::drop(DropReason::EthUnsupportedEthertype),
@@ -695,14 +733,26 @@ impl State {
 
     /// IPv4 from a port.
     #[inline(always)]
-    fn ip<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
-        let mut m = Meta {
-            in_port: pkt.port,
-            ..Meta::default()
+    fn ip<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        tr: &mut T,
+        pre: Option<Meta>,
+    ) -> Outcome {
+        let mut m = match pre {
+            Some(m) => m,
+            None => {
+                let mut m = Meta {
+                    in_port: pkt.port,
+                    ..Meta::default()
+                };
+                if let Err(r) = self.parse_ip(t, pkt, &mut m) {
+                    return Outcome::drop(r);
+                }
+                m
+            }
         };
-        if let Err(r) = self.parse_ip(t, pkt, &mut m) {
-            return Outcome::drop(r);
-        }
         let nh_id = t.routes.lookup(m.dst);
         let nh = nh_id.map(|i| t.next_hops[i as usize]);
         m.local_dst = matches!(nh, Some(NextHop::Local));
