@@ -18,10 +18,10 @@ use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
 use crate::counters::Counters;
 use crate::drop::DropReason;
 use crate::filter;
-use crate::neighbour::Neighbours;
+use crate::neighbour::{Neighbours, PendingQueue, RESOLVE_TRIES};
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::raw;
-use crate::reply::{self, ArpLimiter, IcmpLimiter};
+use crate::reply::{self, IcmpLimiter};
 use crate::rewrite;
 use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
 use crate::trace::{Event, RawHook, Tracer};
@@ -68,7 +68,14 @@ pub struct Meta {
 /// Outcome of the stages before counting.
 struct Outcome {
     verdict: Verdict,
+    /// The received packet was dropped for this reason.
     dropped: Option<DropReason>,
+    /// The frame now holds a reply the router generated (ICMP error, RST,
+    /// ARP) in place of the received packet.
+    generated: bool,
+    /// The packet was copied into the neighbour queue: its fate (forwarded
+    /// or dropped) is counted when the neighbour resolves or fails.
+    deferred: bool,
 }
 
 impl Outcome {
@@ -77,6 +84,8 @@ impl Outcome {
         Outcome {
             verdict: Verdict::Drop(r),
             dropped: Some(r),
+            generated: false,
+            deferred: false,
         }
     }
     #[inline]
@@ -84,6 +93,18 @@ impl Outcome {
         Outcome {
             verdict,
             dropped: None,
+            generated: false,
+            deferred: false,
+        }
+    }
+    /// A reply generated in the frame, sent out of `port`.
+    #[inline]
+    fn reply(port: PortId, dropped: Option<DropReason>) -> Outcome {
+        Outcome {
+            verdict: Verdict::Tx(port),
+            dropped,
+            generated: true,
+            deferred: false,
         }
     }
 }
@@ -100,7 +121,10 @@ pub struct State {
     /// Each port's MAC, indexed by port.
     port_mac: Vec<[u8; 6]>,
     limiter: IcmpLimiter,
-    arp_limiter: ArpLimiter,
+    /// Packets waiting for ARP.
+    pending: PendingQueue,
+    /// Where a queued packet is rewritten before it is handed out.
+    scratch: Box<[u8]>,
     now: u32,
     /// This worker's counters.
     pub counters: Counters,
@@ -122,7 +146,8 @@ impl Pipeline {
             nh_l2: Vec::new(),
             port_mac: Vec::new(),
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
-            arp_limiter: ArpLimiter::default(),
+            pending: PendingQueue::default(),
+            scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
             counters: Counters::default(),
         };
@@ -179,6 +204,87 @@ impl Pipeline {
         let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
         self.st.neigh.learn(addr, mac, port, expires);
         self.st.rebuild_nh_cache(&self.tables);
+    }
+
+    /// Whether packets wait for ARP (then call [`Pipeline::drain_pending`]).
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        !self.st.pending.is_empty()
+    }
+
+    /// Packets waiting for ARP.
+    pub fn pending_packets(&self) -> usize {
+        self.st.pending.len()
+    }
+
+    /// Send what the neighbour queue can send now: packets whose next hop
+    /// resolved (rewritten as they would have been), ARP retries (one a
+    /// second, three in all); and drop the packets of next hops that never
+    /// answered (`neighbour_unresolved`, and `arp_resolution_failures`).
+    /// `emit` transmits a frame on a port and returns false when it has no
+    /// room (the rest waits for the next call). Slow path: the worker calls
+    /// it after a burst when [`Pipeline::has_pending`] says so.
+    pub fn drain_pending(&mut self, mut emit: impl FnMut(&[u8], PortId) -> bool) {
+        let t = &*self.tables;
+        let State {
+            pending,
+            neigh,
+            counters,
+            scratch,
+            now,
+            ..
+        } = &mut self.st;
+        let now = *now;
+        let mut i = 0;
+        while let Some(&r) = pending.in_progress().get(i) {
+            if let Some(n) = neigh.get(r.addr).filter(|n| n.port == r.port) {
+                let l2 = rewrite::l2_header(n.mac, t.interfaces[r.port.0 as usize].mac);
+                pending.release(r.addr, |buf, port, forwarded| {
+                    let out = &mut scratch[..buf.len()];
+                    out.copy_from_slice(buf);
+                    let (eth, ipb) = out.split_at_mut(ETH_HDR_LEN);
+                    match <&mut [u8; 20]>::try_from(&mut ipb[..20]) {
+                        Ok(h) if forwarded => rewrite::forward(h, eth, &l2),
+                        _ => rewrite::set_l2(eth, &l2),
+                    }
+                    if !emit(out, port) {
+                        return false;
+                    }
+                    counters.tx[port.0 as usize & 63].add(out.len());
+                    counters.forwarded += 1;
+                    true
+                });
+                if pending.in_progress().get(i) != Some(&r) {
+                    continue;
+                }
+            } else if r.tries >= RESOLVE_TRIES && now > r.last_sent + 1 {
+                let n = pending.abandon(r.addr);
+                counters.drops[DropReason::NeighbourUnresolved as usize] += n as u64;
+                counters.arp_resolution_failures += 1;
+                continue;
+            } else if r.tries < RESOLVE_TRIES && now > r.last_sent {
+                let ifc = &t.interfaces[r.port.0 as usize];
+                let src = ifc
+                    .addresses
+                    .iter()
+                    .find(|a| a.net.contains(r.addr))
+                    .map(|a| a.addr);
+                if let Some(len) = src.and_then(|s| reply::arp_request(scratch, ifc.mac, s, r.addr))
+                {
+                    if !emit(&scratch[..len], r.port) {
+                        return;
+                    }
+                    counters.tx[r.port.0 as usize & 63].add(len);
+                    counters.arp_requests_sent += 1;
+                    counters.generated += 1;
+                    if let Some(e) = pending.resolving(r.addr, r.port) {
+                        e.tries += 1;
+                        e.last_sent = now;
+                    }
+                }
+            }
+            i += 1;
+        }
     }
 
     /// The neighbour table.
@@ -310,15 +416,19 @@ impl State {
         match o.verdict {
             Verdict::Tx(p) => {
                 c.tx[p.0 as usize & 63].add(pkt.len);
-                if o.dropped.is_some() {
-                    c.generated += 1;
-                } else {
+                if !o.generated {
                     c.forwarded += 1;
+                } else {
+                    c.generated += 1;
+                    if o.dropped.is_none() && !o.deferred {
+                        // Answered (an ARP request for us): consumed.
+                        c.consumed += 1;
+                    }
                 }
             }
             Verdict::Host => c.to_host += 1,
-            Verdict::Consumed => c.consumed += 1,
-            Verdict::Drop(_) => {}
+            Verdict::Consumed if !o.deferred => c.consumed += 1,
+            Verdict::Consumed | Verdict::Drop(_) => {}
         }
         if let Some(r) = o.dropped {
             c.drops[r as usize] += 1;
@@ -326,7 +436,7 @@ impl State {
         tr.event(Event::Done {
             verdict: o.verdict,
             drop: o.dropped,
-            generated: matches!(o.verdict, Verdict::Tx(_)) && o.dropped.is_some(),
+            generated: o.generated,
         });
         o.verdict
     }
@@ -513,7 +623,7 @@ impl State {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.arp_replies_sent += 1;
-                    Outcome::of(Verdict::Tx(pkt.port))
+                    Outcome::reply(pkt.port, None)
                 }
                 None => Outcome::drop(DropReason::ArpTruncated),
             },
@@ -722,10 +832,7 @@ impl State {
             Some(n) => {
                 pkt.len = n;
                 self.counters.icmp_errors_sent += 1;
-                Outcome {
-                    verdict: Verdict::Tx(pkt.port),
-                    dropped: Some(reason),
-                }
+                Outcome::reply(pkt.port, Some(reason))
             }
             None => Outcome::drop(reason),
         }
@@ -909,10 +1016,7 @@ impl State {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.tcp_resets_sent += 1;
-                    Outcome {
-                        verdict: Verdict::Tx(pkt.port),
-                        dropped: Some(reason),
-                    }
+                    Outcome::reply(pkt.port, Some(reason))
                 }
                 None => Outcome::drop(reason),
             };
@@ -958,9 +1062,7 @@ impl State {
             resolved: mac.is_some(),
         });
         let ifc = &t.interfaces[out.0 as usize];
-        let Some(dst_mac) = mac else {
-            return self.resolve(t, pkt, out, addr);
-        };
+        // The MTU first: a packet too big is never queued for ARP.
         if m.total_len > ifc.mtu as usize {
             let df = pkt.buf[ETH_HDR_LEN + 6] & 0x40 != 0;
             if df && forwarded {
@@ -976,6 +1078,9 @@ impl State {
             }
             return Outcome::drop(DropReason::IpMtuExceeded);
         }
+        let Some(dst_mac) = mac else {
+            return self.resolve(t, pkt, m, out, addr, forwarded);
+        };
         let l2 = rewrite::l2_header(dst_mac, ifc.mac);
         let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
         if forwarded {
@@ -989,12 +1094,21 @@ impl State {
         Outcome::of(Verdict::Tx(out))
     }
 
-    /// The next hop is unresolved: the packet is dropped and its frame
-    /// becomes an ARP request for the next hop (at most one a second per
-    /// address).
+    /// The next hop is unresolved: the packet waits in the neighbour queue
+    /// (a copy; its frame is free at once) and the frame becomes an ARP
+    /// request for the next hop (at most one a second per address, three in
+    /// all). A full queue drops the packet (`neighbour_queue_full`).
     #[cold]
-    fn resolve(&mut self, t: &Tables, pkt: &mut Pkt<'_>, out: PortId, addr: u32) -> Outcome {
-        let reason = DropReason::NeighbourUnresolved;
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        out: PortId,
+        addr: u32,
+        forwarded: bool,
+    ) -> Outcome {
         let ifc = &t.interfaces[out.0 as usize];
         let Some(src) = ifc
             .addresses
@@ -1002,21 +1116,38 @@ impl State {
             .find(|a| a.net.contains(addr))
             .map(|a| a.addr)
         else {
-            return Outcome::drop(reason);
+            return Outcome::drop(DropReason::NeighbourUnresolved);
         };
-        if !self.arp_limiter.allow(addr, self.now) {
-            return Outcome::drop(reason);
-        }
-        match reply::arp_request(pkt.buf, ifc.mac, src, addr) {
-            Some(n) => {
+        let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
+        let now = self.now;
+        let send = match self.pending.resolving(addr, out) {
+            Some(r) if r.tries < RESOLVE_TRIES && (r.tries == 0 || now > r.last_sent) => {
+                r.tries += 1;
+                r.last_sent = now;
+                true
+            }
+            Some(_) => false,
+            None => return Outcome::drop(DropReason::NeighbourQueueFull),
+        };
+        let queued = self
+            .pending
+            .enqueue(addr, out, forwarded, &pkt.buf[..frame_len]);
+        let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
+        if send {
+            if let Some(n) = reply::arp_request(pkt.buf, ifc.mac, src, addr) {
                 pkt.len = n;
                 self.counters.arp_requests_sent += 1;
-                Outcome {
-                    verdict: Verdict::Tx(out),
-                    dropped: Some(reason),
-                }
+                let mut o = Outcome::reply(out, dropped);
+                o.deferred = queued;
+                return o;
             }
-            None => Outcome::drop(reason),
+        }
+        match dropped {
+            Some(r) => Outcome::drop(r),
+            None => Outcome {
+                deferred: true,
+                ..Outcome::of(Verdict::Consumed)
+            },
         }
     }
 
