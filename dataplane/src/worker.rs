@@ -128,7 +128,7 @@ pub struct LoopCounters {
 }
 
 /// What a worker publishes at housekeeping and once more when it stops.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct WorkerSnapshot {
     /// Worker index.
     pub index: usize,
@@ -148,22 +148,6 @@ pub struct WorkerSnapshot {
     pub tables_generation: u64,
     /// Whether this is the final snapshot (the worker stopped).
     pub stopped: bool,
-}
-
-impl Default for WorkerSnapshot {
-    fn default() -> Self {
-        WorkerSnapshot {
-            index: 0,
-            core: None,
-            loops: LoopCounters::default(),
-            counters: Counters::default(),
-            ports: Vec::new(),
-            conntrack_entries: 0,
-            census: FrameCensus::default(),
-            tables_generation: 0,
-            stopped: false,
-        }
-    }
 }
 
 /// What the control side shares with one worker.
