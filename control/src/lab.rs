@@ -602,7 +602,7 @@ pub fn udp_exchange(
             buf[..8].copy_from_slice(&seq.to_le_bytes());
             Pattern::new(seq).fill(&mut buf[8..]);
             s.send(&buf).map_err(io_err("UDP send"))?;
-            if seq % 50 == 49 {
+            if seq % 10 == 9 {
                 std::thread::sleep(Duration::from_millis(1));
             }
         }
@@ -628,6 +628,20 @@ pub fn udp_flood(
     max: u64,
     core: Option<usize>,
 ) -> Result<(u64, f64), LabError> {
+    udp_send(t, dst, payload, secs, max, core, None)
+}
+
+/// Like [`udp_flood`], pausing `pause` after every `every` datagrams when
+/// `pace` is `Some((every, pause))`.
+pub fn udp_send(
+    t: &Topology,
+    dst: &str,
+    payload: usize,
+    secs: f64,
+    max: u64,
+    core: Option<usize>,
+    pace: Option<(u64, Duration)>,
+) -> Result<(u64, f64), LabError> {
     let addr: SocketAddr = format!("{dst}:9")
         .parse()
         .map_err(|_| LabError::Traffic(format!("bad address {dst}")))?;
@@ -649,6 +663,11 @@ pub fn udp_flood(
             }
             if s.send(&buf).is_ok() {
                 sent += 1;
+                if let Some((every, pause)) = pace {
+                    if sent % every == 0 {
+                        std::thread::sleep(pause);
+                    }
+                }
             }
         }
         Ok((sent, start.elapsed().as_secs_f64()))
