@@ -23,7 +23,8 @@ use control::run::RunOptions;
 #[derive(Parser, Debug)]
 #[command(name = "lab", about)]
 struct Args {
-    /// Router config (devices r0 and r1); default configs/transit-router.yaml.
+    /// Router config (devices r0 and r1); default configs/transit-router.yaml,
+    /// with --measure configs/lab-measure.yaml.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
     /// Measure pps through routerd and through Linux forwarding instead.
@@ -83,17 +84,23 @@ fn check(stop: &AtomicBool) -> Result<(), LabError> {
     }
 }
 
-/// The config file: as given, else `configs/transit-router.yaml` from the
-/// current directory or the source tree.
+/// The config file: as given, else `configs/transit-router.yaml` (with
+/// `--measure`: `configs/lab-measure.yaml`, the same router with a larger
+/// UMEM) from the current directory or the source tree.
 fn config_path(args: &Args) -> PathBuf {
     if let Some(p) = &args.config {
         return p.clone();
     }
-    let here = Path::new("configs/transit-router.yaml");
+    let name = if args.measure {
+        "lab-measure.yaml"
+    } else {
+        "transit-router.yaml"
+    };
+    let here = Path::new("configs").join(name);
     if here.exists() {
-        return here.to_path_buf();
+        return here;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name)
 }
 
 /// The routerd to run: (program, leading arguments, description).
@@ -286,11 +293,27 @@ fn measure(
         };
         for system in order {
             check(stop)?;
+            let mut detail = None;
             let run = if system == "routerd" {
                 let mut r = start_routerd(t, config, program, pre)?;
                 let run = lab::flood_once(t, "routerd", secs, sender_core);
                 r.terminate(Duration::from_secs(10))?;
-                run?
+                let run = run?;
+                if let Ok(st) = r.final_stats() {
+                    let wan = &st.interfaces[0];
+                    let busy = st.workers.iter().map(|w| w.busy_share).fold(0.0, f64::max);
+                    detail = Some(format!(
+                        "            routerd: rx {} forwarded {}; kernel drops before routerd: \
+                         fill ring empty {}, rx ring full {}; tx_ring_full {}; worker busy {:.0}%",
+                        wan.rx_packets,
+                        st.forwarded,
+                        wan.xdp_rx_dropped,
+                        wan.xdp_rx_ring_full,
+                        st.interfaces.iter().map(|i| i.tx_ring_full).sum::<u64>(),
+                        busy * 100.0
+                    ));
+                }
+                run
             } else {
                 t.kernel_router_addresses()?;
                 t.lab.set_sysctl(&t.rtr, "net.ipv4.ip_forward", "1")?;
@@ -307,6 +330,9 @@ fn measure(
                 run.received,
                 run.rx_pps()
             );
+            if let Some(d) = detail {
+                println!("{d}");
+            }
             runs.push(run);
         }
     }
