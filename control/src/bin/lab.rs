@@ -100,7 +100,9 @@ fn config_path(args: &Args) -> PathBuf {
     if here.exists() {
         return here;
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs")
+        .join(name)
 }
 
 /// The routerd to run: (program, leading arguments, description).
