@@ -400,6 +400,29 @@ impl Worker {
                 run_chunk(ports, pipeline, host, txq, lc, p, chunk);
             }
         }
+        // Packets that waited for ARP, and ARP retries (slow path: a copy
+        // into a fresh frame each).
+        if pipeline.has_pending() {
+            pipeline.drain_pending(|bytes, port| {
+                let Some(q) = txq.get_mut(port.0 as usize) else {
+                    return true;
+                };
+                let Some(addr) = ports.alloc() else {
+                    return false;
+                };
+                let buf = ports.frame_mut(addr);
+                if bytes.len() > buf.len() {
+                    ports.free(addr);
+                    return true;
+                }
+                buf[..bytes.len()].copy_from_slice(bytes);
+                q.push(FrameRef {
+                    addr,
+                    len: bytes.len() as u32,
+                });
+                true
+            });
+        }
         if total > 0 {
             self.lc.busy_loops += 1;
         }
