@@ -11,6 +11,7 @@
 
 pub mod kernel;
 pub mod stats;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,7 +25,7 @@ use dataplane::worker::{
 };
 use dataplane::xsk::{PortConfig, WorkerPorts, XdpMode, XdpProgram, XskError};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
 use kernel::{KernelError, Takeover};
@@ -67,6 +68,9 @@ pub enum RunError {
     /// A worker ended while the router was running.
     #[error("worker {index} stopped: {why}")]
     WorkerDied { index: usize, why: String },
+    /// A port's device went away while the router was running.
+    #[error("{0}")]
+    PortGone(watch::PortGone),
     /// The stats file could not be written.
     #[error("cannot write {path}: {err}")]
     StatsFile { path: PathBuf, err: std::io::Error },
@@ -241,6 +245,17 @@ impl Router {
         None
     }
 
+    /// A watch over the ports' devices (see [`watch`]).
+    pub fn port_watch(&self) -> watch::PortWatch {
+        watch::PortWatch::new(
+            self.names
+                .iter()
+                .zip(&self.programs)
+                .map(|((name, dev), p)| (name.clone(), dev.clone(), p.ifindex()))
+                .collect(),
+        )
+    }
+
     /// The counters as last published by the workers.
     pub fn stats(&self) -> RouterStats {
         let snaps: Vec<WorkerSnapshot> = self.workers.iter().map(|(s, _)| s.snapshot()).collect();
@@ -351,7 +366,9 @@ pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
         router.device_list(),
         router.workers.len()
     );
+    let watch = router.port_watch();
     let mut died = None;
+    let mut gone = None;
     'wait: loop {
         for sig in signals.pending() {
             match sig {
@@ -367,6 +384,11 @@ pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
             died = Some(d);
             break;
         }
+        if let Some(g) = watch.check() {
+            error!("{g}");
+            gone = Some(g);
+            break;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
     let stats = router.stop();
@@ -376,6 +398,9 @@ pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
     }
     if let Some((index, why)) = died {
         return Err(RunError::WorkerDied { index, why });
+    }
+    if let Some(g) = gone {
+        return Err(RunError::PortGone(g));
     }
     Ok(stats)
 }
