@@ -5,3 +5,4 @@ pub mod explain;
 pub mod lab;
 pub mod packet_spec;
 pub mod run;
+pub mod soak;

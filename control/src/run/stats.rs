@@ -29,6 +29,13 @@ pub struct InterfaceStats {
     pub xdp_rx_ring_full: u64,
     /// Frames the kernel dropped for other reasons (e.g. an empty fill ring).
     pub xdp_rx_dropped: u64,
+    /// Frames of this port the pipeline processed (equals `rx_packets`).
+    #[serde(default)]
+    pub pipeline_rx_packets: u64,
+    /// Frames the pipeline sent out of this port, forwarded or generated
+    /// (equals `tx_packets + tx_ring_full`).
+    #[serde(default)]
+    pub pipeline_tx_packets: u64,
 }
 
 /// Frame census of one worker's UMEM.
@@ -109,6 +116,8 @@ impl RouterStats {
                     tx_ring_full: p.tx_ring_full,
                     xdp_rx_ring_full: p.xdp.rx_ring_full,
                     xdp_rx_dropped: p.xdp.rx_dropped,
+                    pipeline_rx_packets: c.rx[i & 63].packets,
+                    pipeline_tx_packets: c.tx[i & 63].packets,
                 }
             })
             .collect();
