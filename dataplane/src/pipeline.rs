@@ -747,6 +747,40 @@ impl State {
         })
     }
 
+    /// The raw stage of `hook`, then conntrack for what raw leaves tracked.
+    /// Sets `m.ct_state`; returns the conntrack result (None: untracked).
+    #[inline(always)]
+    fn raw_and_track<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &Pkt<'_>,
+        m: &mut Meta,
+        hook: RawHook,
+        tr: &mut T,
+    ) -> Result<Option<CtResult>, DropReason> {
+        let (rules, counters) = match hook {
+            RawHook::Prerouting => (&t.raw_prerouting, 0),
+            RawHook::Output => (&t.raw_output, 1),
+        };
+        let (rule, action) = raw::evaluate(rules, m, t);
+        if let Some(i) = rule {
+            self.counters.raw_rules[counters][i].add(m.total_len);
+        }
+        tr.event(Event::Raw { hook, rule, action });
+        let ct = if action == RawAction::NoTrack {
+            self.counters.untracked += 1;
+            None
+        } else {
+            Some(self.track(pkt, m)?)
+        };
+        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
+        tr.event(Event::Conntrack {
+            state: m.ct_state,
+            flow: ct.and_then(|r| r.flow),
+        });
+        Ok(ct)
+    }
+
     /// Conntrack stage for a tracked packet.
     #[inline(always)]
     fn track(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
@@ -881,32 +915,10 @@ impl State {
             return Outcome::drop(DropReason::IpNotUnicast);
         }
 
-        // raw/prerouting
-        let (rule, action) = raw::evaluate(&t.raw_prerouting, &m, t);
-        if let Some(i) = rule {
-            self.counters.raw_rules[0][i].add(m.total_len);
-        }
-        tr.event(Event::Raw {
-            hook: RawHook::Prerouting,
-            rule,
-            action,
-        });
-
-        // conntrack
-        let ct = if action == RawAction::NoTrack {
-            self.counters.untracked += 1;
-            None
-        } else {
-            match self.track(pkt, &m) {
-                Ok(r) => Some(r),
-                Err(reason) => return Outcome::drop(reason),
-            }
+        let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Prerouting, tr) {
+            Ok(ct) => ct,
+            Err(reason) => return Outcome::drop(reason),
         };
-        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
-        tr.event(Event::Conntrack {
-            state: m.ct_state,
-            flow: ct.and_then(|r| r.flow),
-        });
 
         // route
         tr.event(Event::Route { next_hop: nh });
@@ -1167,29 +1179,10 @@ impl State {
         let nh = nh_id.map(|i| t.next_hops[i as usize]);
         m.local_dst = matches!(nh, Some(NextHop::Local));
 
-        let (rule, action) = raw::evaluate(&t.raw_output, &m, t);
-        if let Some(i) = rule {
-            self.counters.raw_rules[1][i].add(m.total_len);
-        }
-        tr.event(Event::Raw {
-            hook: RawHook::Output,
-            rule,
-            action,
-        });
-        let ct = if action == RawAction::NoTrack {
-            self.counters.untracked += 1;
-            None
-        } else {
-            match self.track(pkt, &m) {
-                Ok(r) => Some(r),
-                Err(reason) => return Outcome::drop(reason),
-            }
+        let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Output, tr) {
+            Ok(ct) => ct,
+            Err(reason) => return Outcome::drop(reason),
         };
-        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
-        tr.event(Event::Conntrack {
-            state: m.ct_state,
-            flow: ct.and_then(|r| r.flow),
-        });
         tr.event(Event::Route { next_hop: nh });
         let out = match nh {
             Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => p,
