@@ -19,5 +19,6 @@ pub mod rewrite;
 pub mod route;
 pub mod tables;
 pub mod trace;
+pub mod trace_capture;
 pub mod wire;
 pub mod xsk;
