@@ -480,7 +480,10 @@ mod tests {
         assert!(hub.claim());
         assert!(hub.claim());
         assert!(!hub.claim());
-        assert!(tap.poll(&hub).is_none(), "off once all packets were claimed");
+        assert!(
+            tap.poll(&hub).is_none(),
+            "off once all packets were claimed"
+        );
         hub.arm(TraceRequest {
             count: 1,
             in_port: Some(PortId(3)),
