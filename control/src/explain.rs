@@ -183,6 +183,7 @@ impl Explainer {
             out_frame,
             flow: &|f| ct.flow(f, now),
             is_static: &|a| neigh.get(a).is_some_and(|n| n.is_static),
+            learned: "assumed resolved by ARP",
         });
         e.json["conntrack_entries"] = json!(ct.len());
         e
@@ -223,6 +224,9 @@ pub struct Rendering<'a> {
     pub flow: &'a dyn Fn(FlowRef) -> Option<FlowView>,
     /// Whether a neighbour is a static entry.
     pub is_static: &'a dyn Fn(u32) -> bool,
+    /// How a resolved, not static neighbour came to be known
+    /// (`assumed resolved by ARP` offline, `resolved by ARP` live).
+    pub learned: &'a str,
 }
 
 /// One line per stage, in `explain`'s words, and the JSON form.
@@ -345,11 +349,7 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 let text = if resolved && is_static {
                     format!("{} on {} (static)", ip(addr), t.port_name(port))
                 } else if resolved {
-                    format!(
-                        "{} on {} (assumed resolved by ARP)",
-                        ip(addr),
-                        t.port_name(port)
-                    )
+                    format!("{} on {} ({})", ip(addr), t.port_name(port), r.learned)
                 } else {
                     format!("{} on {}: unresolved", ip(addr), t.port_name(port))
                 };
