@@ -109,12 +109,14 @@ pub fn handle_line(line: &str, h: &dyn ControlHandler) -> ResponseEnvelope {
     let id = v.get("id").and_then(Value::as_u64).unwrap_or(0);
     match v.get("version").and_then(Value::as_u64) {
         Some(VERSION) => {}
-        Some(other) => return ResponseEnvelope::err(
-            id,
-            format!(
+        Some(other) => {
+            return ResponseEnvelope::err(
+                id,
+                format!(
                 "protocol version {other} is not supported: this routerd speaks version {VERSION}"
             ),
-        ),
+            )
+        }
         None => {
             return ResponseEnvelope::err(
                 id,

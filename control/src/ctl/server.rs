@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use super::api::ControlHandler;
 use super::proto::handle_line;
@@ -39,8 +40,6 @@ impl ServerHandle {
     fn stop_now(&mut self) {
         let Some(t) = self.thread.take() else { return };
         self.stop.store(true, Ordering::SeqCst);
-        // Wake the blocking accept.
-        let _ = UnixStream::connect(&self.path);
         let _ = t.join();
         let _ = std::fs::remove_file(&self.path);
         tracing::info!(socket = %self.path.display(), "control socket closed");
@@ -91,6 +90,9 @@ pub fn serve(path: &Path, handler: Arc<dyn ControlHandler>) -> Result<ServerHand
     }
     clear_stale(path)?;
     let listener = UnixListener::bind(path).map_err(|e| listen_err(path, io_reason(&e)))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| listen_err(path, io_reason(&e)))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| listen_err(path, io_reason(&e)))?;
     tracing::info!(socket = %path.display(), "control socket listening");
@@ -107,13 +109,19 @@ pub fn serve(path: &Path, handler: Arc<dyn ControlHandler>) -> Result<ServerHand
     })
 }
 
+/// How often the accept loop looks at the stop flag. The listener does not
+/// block, so that stopping never depends on the socket path still existing.
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+
 fn accept_loop(listener: UnixListener, handler: Arc<dyn ControlHandler>, stop: Arc<AtomicBool>) {
-    for conn in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            break;
-        }
-        match conn {
-            Ok(s) => {
+    while !stop.load(Ordering::SeqCst) {
+        match listener.accept() {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(ACCEPT_POLL),
+            Ok((s, _)) => {
+                if let Err(e) = s.set_nonblocking(false) {
+                    tracing::warn!(error = %e, "control client socket setup failed");
+                    continue;
+                }
                 let h = Arc::clone(&handler);
                 let r = std::thread::Builder::new()
                     .name("ctl-client".into())
@@ -124,7 +132,7 @@ fn accept_loop(listener: UnixListener, handler: Arc<dyn ControlHandler>, stop: A
             }
             Err(e) => {
                 tracing::warn!(error = %e, "control socket accept failed");
-                std::thread::sleep(std::time::Duration::from_millis(50));
+                std::thread::sleep(ACCEPT_POLL);
             }
         }
     }
