@@ -243,10 +243,10 @@ impl TraceRecord {
                         flows.push((f, v));
                     }
                 }
-                Event::Neighbour { addr, .. } => {
-                    if pipeline.neighbours().get(addr).is_some_and(|n| n.is_static) {
-                        static_neighbours.push(addr);
-                    }
+                Event::Neighbour { addr, .. }
+                    if pipeline.neighbours().get(addr).is_some_and(|n| n.is_static) =>
+                {
+                    static_neighbours.push(addr);
                 }
                 _ => {}
             }

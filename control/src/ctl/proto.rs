@@ -124,7 +124,7 @@ pub fn handle_line(line: &str, h: &dyn ControlHandler) -> ResponseEnvelope {
             )
         }
     }
-    let req: Request = match v.get("request").map(|r| Request::deserialize(r)) {
+    let req: Request = match v.get("request").map(Request::deserialize) {
         Some(Ok(r)) => r,
         Some(Err(e)) => return ResponseEnvelope::err(id, format!("bad request: {e}")),
         None => return ResponseEnvelope::err(id, "bad request: no `request` field"),
