@@ -19,6 +19,7 @@ pub mod rewrite;
 pub mod route;
 pub mod tables;
 pub mod trace;
+pub mod trace_capture;
 pub mod wire;
 pub mod worker;
 pub mod xsk;
