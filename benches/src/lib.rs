@@ -2,3 +2,4 @@
 
 pub mod rng;
 pub mod workload;
+pub mod linerate;
