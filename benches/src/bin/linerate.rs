@@ -23,7 +23,10 @@ use dataplane::xsk::XdpMode;
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "linerate", about = "AF_XDP traffic generator, sink and RFC 2544 search")]
+#[command(
+    name = "linerate",
+    about = "AF_XDP traffic generator, sink and RFC 2544 search"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

@@ -367,11 +367,7 @@ mod tests {
 
     #[test]
     fn sixty_four_byte_frame_is_exact() {
-        let t = Templates::new(
-            &flows(1),
-            Mac([2, 0, 0, 0, 0, 1]),
-            Mac([2, 0, 0, 0, 0, 2]),
-        );
+        let t = Templates::new(&flows(1), Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
         let mut buf = [0xaau8; 100];
         let stamp = Stamp {
             flow: 0,

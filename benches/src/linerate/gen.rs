@@ -173,7 +173,9 @@ impl Generator {
                     seq,
                     tx_ns: 0,
                 };
-                let len = self.templates.write(self.ports.frame_mut(addr), size, stamp);
+                let len = self
+                    .templates
+                    .write(self.ports.frame_mut(addr), size, stamp);
                 burst[held] = FrameRef {
                     addr,
                     len: len as u32,

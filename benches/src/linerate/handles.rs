@@ -29,7 +29,9 @@ impl Placement {
         }
         if let Some(cpu) = self.cpu {
             if !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
-                return Err(LinerateError::Setup(format!("cannot pin a thread to CPU {cpu}")));
+                return Err(LinerateError::Setup(format!(
+                    "cannot pin a thread to CPU {cpu}"
+                )));
             }
         }
         Ok(())

@@ -208,7 +208,11 @@ mod tests {
 
     /// A device that forwards up to `capacity` pps and drops `drop_share`
     /// of all frames, fed by a generator that tops out at `gen_max`.
-    fn device(capacity: f64, drop_share: f64, gen_max: f64) -> impl FnMut(f64) -> Result<TrialOutcome, LinerateError> {
+    fn device(
+        capacity: f64,
+        drop_share: f64,
+        gen_max: f64,
+    ) -> impl FnMut(f64) -> Result<TrialOutcome, LinerateError> {
         move |rate| {
             let offered = rate.min(gen_max);
             let sent = offered as u64; // one-second trials
@@ -237,7 +241,10 @@ mod tests {
             );
             assert!(!r.generator_limited);
             assert!(r.trials.len() <= p.max_trials as usize);
-            assert!(r.trials.iter().all(|t| t.passed == (t.target_pps <= capacity)));
+            assert!(r
+                .trials
+                .iter()
+                .all(|t| t.passed == (t.target_pps <= capacity)));
         }
     }
 

@@ -106,10 +106,7 @@ impl SinkReport {
 }
 
 enum Inner {
-    Afxdp {
-        ports: Box<WorkerPorts>,
-        flows: u32,
-    },
+    Afxdp { ports: Box<WorkerPorts>, flows: u32 },
     Count(CountDrop),
 }
 
@@ -142,7 +139,11 @@ impl Sink {
 
     /// Receives until `stop` is set or `max` passed (at most
     /// [`MAX_MEASURE`]).
-    pub fn measure(&mut self, stop: &AtomicBool, max: Duration) -> Result<SinkReport, LinerateError> {
+    pub fn measure(
+        &mut self,
+        stop: &AtomicBool,
+        max: Duration,
+    ) -> Result<SinkReport, LinerateError> {
         let max = max.min(MAX_MEASURE);
         match &mut self.inner {
             Inner::Count(prog) => {

@@ -40,7 +40,11 @@ impl FlowState {
         let (words, bits) = ((by / 64) as usize, (by % 64) as u32);
         let n = self.window.len();
         for i in (0..n).rev() {
-            let lo = if i >= words { self.window[i - words] } else { 0 };
+            let lo = if i >= words {
+                self.window[i - words]
+            } else {
+                0
+            };
             let below = if i > words && bits > 0 {
                 self.window[i - words - 1] >> (64 - bits)
             } else {
