@@ -2,4 +2,6 @@
 //! compilation to dataplane tables), `routerd` and `routerctl`.
 pub mod config;
 pub mod explain;
+pub mod lab;
 pub mod packet_spec;
+pub mod run;

@@ -78,9 +78,16 @@ fn check_rejects_a_bad_file_with_one_located_line() {
 }
 
 #[test]
-fn config_mode_is_not_implemented_yet() {
+fn config_mode_names_a_missing_device_in_one_line() {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml");
-    let out = routerd(&["--config".as_ref(), file.as_os_str()]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("not implemented yet"));
+    let text_in = std::fs::read_to_string(&file).expect("read config");
+    let cfg = std::env::temp_dir().join(format!("check-cli-{}.yaml", std::process::id()));
+    std::fs::write(&cfg, text_in.replace("device: r0", "device: afxnodev0")).expect("write");
+    let out = routerd(&["--config".as_ref(), cfg.as_os_str()]);
+    let _ = std::fs::remove_file(&cfg);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr).trim(),
+        "routerd: no such device afxnodev0: create it or fix interfaces[].device"
+    );
 }

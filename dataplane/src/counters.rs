@@ -3,7 +3,9 @@
 //!
 //! Every frame a worker receives ends in exactly one of `forwarded`,
 //! `to_host`, `consumed` or `drops[reason]`, so per worker
-//! `rx = forwarded + to_host + consumed + sum(drops)`. Replies generated in
+//! `rx = forwarded + to_host + consumed + sum(drops)` once no packet waits
+//! in the neighbour queue (a queued packet is counted when it leaves:
+//! forwarded, or dropped as `neighbour_unresolved`). Replies generated in
 //! place of a dropped packet (ICMP errors, TCP RST) are extra TX, counted in
 //! `generated`.
 
@@ -59,6 +61,8 @@ pub struct Counters {
     pub arp_replies_received: u64,
     /// ARP requests sent to resolve next hops.
     pub arp_requests_sent: u64,
+    /// Next hops that did not answer three ARP requests.
+    pub arp_resolution_failures: u64,
     /// Raw rule hits, `[prerouting, output]`, per rule.
     pub raw_rules: [Vec<Count>; 2],
     /// Filter rule hits, per chain ([`crate::tables::ChainId`] order), per rule.
@@ -85,6 +89,7 @@ impl Default for Counters {
             arp_replies_sent: 0,
             arp_replies_received: 0,
             arp_requests_sent: 0,
+            arp_resolution_failures: 0,
             raw_rules: Default::default(),
             filter_rules: Default::default(),
             filter_policy: [Count::default(); 3],
@@ -126,6 +131,7 @@ impl Counters {
         self.arp_replies_sent += o.arp_replies_sent;
         self.arp_replies_received += o.arp_replies_received;
         self.arp_requests_sent += o.arp_requests_sent;
+        self.arp_resolution_failures += o.arp_resolution_failures;
         for (a, b) in self.raw_rules.iter_mut().zip(o.raw_rules.iter()) {
             merge_rules(a, b);
         }

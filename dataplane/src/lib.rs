@@ -20,4 +20,5 @@ pub mod route;
 pub mod tables;
 pub mod trace;
 pub mod wire;
+pub mod worker;
 pub mod xsk;

@@ -102,3 +102,159 @@ impl Neighbours {
         self.map.iter().map(|(a, n)| (*a, n))
     }
 }
+
+/// Packets held while their next hop is resolved, at most this many in all.
+pub const PENDING_SLOTS: usize = 64;
+/// ... and at most this many per neighbour (Linux's `unres_qlen` idea).
+pub const PENDING_PER_NEIGHBOUR: usize = 3;
+/// ARP requests sent for an address before it is declared unreachable.
+pub const RESOLVE_TRIES: u8 = 3;
+/// Largest frame a pending slot holds.
+const PENDING_FRAME: usize = 2048;
+
+/// A neighbour being resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolving {
+    /// The address asked for.
+    pub addr: u32,
+    /// Port the request goes out of.
+    pub port: PortId,
+    /// Requests sent so far.
+    pub tries: u8,
+    /// Second the last request went out.
+    pub last_sent: u32,
+}
+
+/// A packet waiting for its next hop.
+struct Slot {
+    used: bool,
+    addr: u32,
+    port: PortId,
+    /// Forwarded (TTL to decrement) rather than from the host.
+    forwarded: bool,
+    len: usize,
+    buf: Box<[u8]>,
+}
+
+/// Packets waiting for ARP, copied out of their frames (the slow path: the
+/// frames go back to the ports at once). All memory is reserved up front.
+pub struct PendingQueue {
+    slots: Vec<Slot>,
+    resolving: Vec<Resolving>,
+}
+
+impl Default for PendingQueue {
+    fn default() -> Self {
+        PendingQueue {
+            slots: (0..PENDING_SLOTS)
+                .map(|_| Slot {
+                    used: false,
+                    addr: 0,
+                    port: PortId(0),
+                    forwarded: false,
+                    len: 0,
+                    buf: vec![0u8; PENDING_FRAME].into_boxed_slice(),
+                })
+                .collect(),
+            resolving: Vec::with_capacity(PENDING_SLOTS),
+        }
+    }
+}
+
+impl PendingQueue {
+    /// Whether anything waits.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.resolving.is_empty()
+    }
+
+    /// Packets waiting.
+    pub fn len(&self) -> usize {
+        self.slots.iter().filter(|s| s.used).count()
+    }
+
+    /// The resolution in progress for `addr`, started if new (None when
+    /// too many resolutions are in progress).
+    pub fn resolving(&mut self, addr: u32, port: PortId) -> Option<&mut Resolving> {
+        let i = match self.resolving.iter().position(|r| r.addr == addr) {
+            Some(i) => i,
+            None => {
+                if self.resolving.len() == self.resolving.capacity() {
+                    return None;
+                }
+                self.resolving.push(Resolving {
+                    addr,
+                    port,
+                    tries: 0,
+                    last_sent: 0,
+                });
+                self.resolving.len() - 1
+            }
+        };
+        Some(&mut self.resolving[i])
+    }
+
+    /// Copy a frame to wait for `addr`. False when the neighbour's share or
+    /// the whole queue is full.
+    pub fn enqueue(&mut self, addr: u32, port: PortId, forwarded: bool, frame: &[u8]) -> bool {
+        if frame.len() > PENDING_FRAME
+            || self
+                .slots
+                .iter()
+                .filter(|s| s.used && s.addr == addr)
+                .count()
+                >= PENDING_PER_NEIGHBOUR
+        {
+            return false;
+        }
+        let Some(s) = self.slots.iter_mut().find(|s| !s.used) else {
+            return false;
+        };
+        s.used = true;
+        s.addr = addr;
+        s.port = port;
+        s.forwarded = forwarded;
+        s.len = frame.len();
+        s.buf[..frame.len()].copy_from_slice(frame);
+        true
+    }
+
+    /// The resolutions in progress.
+    pub fn in_progress(&self) -> &[Resolving] {
+        &self.resolving
+    }
+
+    /// Forget the resolution of `addr`; returns its waiting packets' count
+    /// and frees them.
+    pub fn abandon(&mut self, addr: u32) -> usize {
+        self.resolving.retain(|r| r.addr != addr);
+        let mut n = 0;
+        for s in self.slots.iter_mut().filter(|s| s.used && s.addr == addr) {
+            s.used = false;
+            n += 1;
+        }
+        n
+    }
+
+    /// Hand each packet waiting for `addr` to `f` (frame bytes, mutable,
+    /// port, forwarded) until `f` returns false; handed packets are freed.
+    /// Returns how many were handed.
+    pub fn release(
+        &mut self,
+        addr: u32,
+        mut f: impl FnMut(&mut [u8], PortId, bool) -> bool,
+    ) -> usize {
+        let mut n = 0;
+        for s in self.slots.iter_mut().filter(|s| s.used && s.addr == addr) {
+            if !f(&mut s.buf[..s.len], s.port, s.forwarded) {
+                break;
+            }
+            s.used = false;
+            n += 1;
+        }
+        if !self.slots.iter().any(|s| s.used && s.addr == addr) {
+            self.resolving.retain(|r| r.addr != addr);
+        }
+        n
+    }
+}

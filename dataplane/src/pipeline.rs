@@ -18,10 +18,10 @@ use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
 use crate::counters::Counters;
 use crate::drop::DropReason;
 use crate::filter;
-use crate::neighbour::Neighbours;
+use crate::neighbour::{Neighbours, PendingQueue, RESOLVE_TRIES};
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::raw;
-use crate::reply::{self, ArpLimiter, IcmpLimiter};
+use crate::reply::{self, IcmpLimiter};
 use crate::rewrite;
 use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
 use crate::trace::{Event, RawHook, Tracer};
@@ -68,7 +68,14 @@ pub struct Meta {
 /// Outcome of the stages before counting.
 struct Outcome {
     verdict: Verdict,
+    /// The received packet was dropped for this reason.
     dropped: Option<DropReason>,
+    /// The frame now holds a reply the router generated (ICMP error, RST,
+    /// ARP) in place of the received packet.
+    generated: bool,
+    /// The packet was copied into the neighbour queue: its fate (forwarded
+    /// or dropped) is counted when the neighbour resolves or fails.
+    deferred: bool,
 }
 
 impl Outcome {
@@ -77,6 +84,8 @@ impl Outcome {
         Outcome {
             verdict: Verdict::Drop(r),
             dropped: Some(r),
+            generated: false,
+            deferred: false,
         }
     }
     #[inline]
@@ -84,6 +93,18 @@ impl Outcome {
         Outcome {
             verdict,
             dropped: None,
+            generated: false,
+            deferred: false,
+        }
+    }
+    /// A reply generated in the frame, sent out of `port`.
+    #[inline]
+    fn reply(port: PortId, dropped: Option<DropReason>) -> Outcome {
+        Outcome {
+            verdict: Verdict::Tx(port),
+            dropped,
+            generated: true,
+            deferred: false,
         }
     }
 }
@@ -100,7 +121,10 @@ pub struct State {
     /// Each port's MAC, indexed by port.
     port_mac: Vec<[u8; 6]>,
     limiter: IcmpLimiter,
-    arp_limiter: ArpLimiter,
+    /// Packets waiting for ARP.
+    pending: PendingQueue,
+    /// Where a queued packet is rewritten before it is handed out.
+    scratch: Box<[u8]>,
     now: u32,
     /// This worker's counters.
     pub counters: Counters,
@@ -122,7 +146,8 @@ impl Pipeline {
             nh_l2: Vec::new(),
             port_mac: Vec::new(),
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
-            arp_limiter: ArpLimiter::default(),
+            pending: PendingQueue::default(),
+            scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
             counters: Counters::default(),
         };
@@ -181,6 +206,87 @@ impl Pipeline {
         self.st.rebuild_nh_cache(&self.tables);
     }
 
+    /// Whether packets wait for ARP (then call [`Pipeline::drain_pending`]).
+    #[inline]
+    pub fn has_pending(&self) -> bool {
+        !self.st.pending.is_empty()
+    }
+
+    /// Packets waiting for ARP.
+    pub fn pending_packets(&self) -> usize {
+        self.st.pending.len()
+    }
+
+    /// Send what the neighbour queue can send now: packets whose next hop
+    /// resolved (rewritten as they would have been), ARP retries (one a
+    /// second, three in all); and drop the packets of next hops that never
+    /// answered (`neighbour_unresolved`, and `arp_resolution_failures`).
+    /// `emit` transmits a frame on a port and returns false when it has no
+    /// room (the rest waits for the next call). Slow path: the worker calls
+    /// it after a burst when [`Pipeline::has_pending`] says so.
+    pub fn drain_pending(&mut self, mut emit: impl FnMut(&[u8], PortId) -> bool) {
+        let t = &*self.tables;
+        let State {
+            pending,
+            neigh,
+            counters,
+            scratch,
+            now,
+            ..
+        } = &mut self.st;
+        let now = *now;
+        let mut i = 0;
+        while let Some(&r) = pending.in_progress().get(i) {
+            if let Some(n) = neigh.get(r.addr).filter(|n| n.port == r.port) {
+                let l2 = rewrite::l2_header(n.mac, t.interfaces[r.port.0 as usize].mac);
+                pending.release(r.addr, |buf, port, forwarded| {
+                    let out = &mut scratch[..buf.len()];
+                    out.copy_from_slice(buf);
+                    let (eth, ipb) = out.split_at_mut(ETH_HDR_LEN);
+                    match <&mut [u8; 20]>::try_from(&mut ipb[..20]) {
+                        Ok(h) if forwarded => rewrite::forward(h, eth, &l2),
+                        _ => rewrite::set_l2(eth, &l2),
+                    }
+                    if !emit(out, port) {
+                        return false;
+                    }
+                    counters.tx[port.0 as usize & 63].add(out.len());
+                    counters.forwarded += 1;
+                    true
+                });
+                if pending.in_progress().get(i) != Some(&r) {
+                    continue;
+                }
+            } else if r.tries >= RESOLVE_TRIES && now > r.last_sent + 1 {
+                let n = pending.abandon(r.addr);
+                counters.drops[DropReason::NeighbourUnresolved as usize] += n as u64;
+                counters.arp_resolution_failures += 1;
+                continue;
+            } else if r.tries < RESOLVE_TRIES && now > r.last_sent {
+                let ifc = &t.interfaces[r.port.0 as usize];
+                let src = ifc
+                    .addresses
+                    .iter()
+                    .find(|a| a.net.contains(r.addr))
+                    .map(|a| a.addr);
+                if let Some(len) = src.and_then(|s| reply::arp_request(scratch, ifc.mac, s, r.addr))
+                {
+                    if !emit(&scratch[..len], r.port) {
+                        return;
+                    }
+                    counters.tx[r.port.0 as usize & 63].add(len);
+                    counters.arp_requests_sent += 1;
+                    counters.generated += 1;
+                    if let Some(e) = pending.resolving(r.addr, r.port) {
+                        e.tries += 1;
+                        e.last_sent = now;
+                    }
+                }
+            }
+            i += 1;
+        }
+    }
+
     /// The neighbour table.
     pub fn neighbours(&self) -> &Neighbours {
         &self.st.neigh
@@ -201,8 +307,11 @@ impl Pipeline {
     pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
         for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-            *v = match self.st.fast_forward(t, p) {
-                Some(v) => v,
+            *v = match self.st.fast_parse(p) {
+                Some(m) => match self.st.fast_forward(t, p, &m) {
+                    Some(v) => v,
+                    None => self.st.process_parsed(t, p, m),
+                },
                 None => self.st.process(t, p, &mut ()),
             };
         }
@@ -283,26 +392,43 @@ impl State {
 
     #[inline]
     fn process<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Verdict {
-        let in_len = pkt.len;
-        self.counters.rx[pkt.port.0 as usize & 63].add(in_len);
+        self.counters.rx[pkt.port.0 as usize & 63].add(pkt.len);
         let o = if pkt.port.is_host() {
             self.host_output(t, pkt, tr)
         } else {
             self.port_input(t, pkt, tr)
         };
+        self.account(pkt, o, tr)
+    }
+
+    /// The general path for a frame `fast_parse` already read.
+    #[inline(always)]
+    fn process_parsed(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: Meta) -> Verdict {
+        self.counters.rx[pkt.port.0 as usize & 63].add(pkt.len);
+        let o = self.ip(t, pkt, &mut (), Some(m));
+        self.account(pkt, o, &mut ())
+    }
+
+    /// Count a frame's outcome.
+    #[inline(always)]
+    fn account<T: Tracer>(&mut self, pkt: &Pkt<'_>, o: Outcome, tr: &mut T) -> Verdict {
         let c = &mut self.counters;
         match o.verdict {
             Verdict::Tx(p) => {
                 c.tx[p.0 as usize & 63].add(pkt.len);
-                if o.dropped.is_some() {
-                    c.generated += 1;
-                } else {
+                if !o.generated {
                     c.forwarded += 1;
+                } else {
+                    c.generated += 1;
+                    if o.dropped.is_none() && !o.deferred {
+                        // Answered (an ARP request for us): consumed.
+                        c.consumed += 1;
+                    }
                 }
             }
             Verdict::Host => c.to_host += 1,
-            Verdict::Consumed => c.consumed += 1,
-            Verdict::Drop(_) => {}
+            Verdict::Consumed if !o.deferred => c.consumed += 1,
+            Verdict::Consumed | Verdict::Drop(_) => {}
         }
         if let Some(r) = o.dropped {
             c.drops[r as usize] += 1;
@@ -310,76 +436,46 @@ impl State {
         tr.event(Event::Done {
             verdict: o.verdict,
             drop: o.dropped,
-            generated: matches!(o.verdict, Verdict::Tx(_)) && o.dropped.is_some(),
+            generated: o.generated,
         });
         o.verdict
     }
 
-    /// The transit fast path: an untracked, unicast, unfragmented IPv4
-    /// packet without options, TCP or UDP, accepted by the forward chain,
-    /// to a resolved next hop within the MTU. It makes exactly the
-    /// decisions of the general path (a differential test holds them
-    /// equal) with less bookkeeping, and has no side effect before it
-    /// commits: `None` sends the packet down the general path untouched.
+    /// Parse the common frame (to our MAC, IPv4 without options, not a
+    /// fragment, TCP/UDP/ICMP with its fixed header, good checksum, unicast
+    /// addresses) into `Meta` in one pass; anything else returns `None` and
+    /// takes the general parser, which names the drop reason.
     #[inline(always)]
-    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Option<Verdict> {
+    fn fast_parse(&self, pkt: &Pkt<'_>) -> Option<Meta> {
         let len = pkt.len;
         let port = pkt.port;
-        let buf = pkt.buf.get_mut(..len)?;
-        if len < ETH_HDR_LEN + 28 || port.is_host() {
-            return None;
-        }
-        let (eth, ipb) = buf.split_at_mut(ETH_HDR_LEN);
+        let buf = pkt.buf.get(..len)?;
         let port_mac = self.port_mac.get(port.0 as usize)?;
-        if eth[..6] != port_mac[..] || eth[12..14] != [0x08, 0x00] {
+        if len < ETH_HDR_LEN + 28 || buf[..6] != port_mac[..] || buf[12..14] != [0x08, 0x00] {
             return None;
         }
-        let (h, l4all) = ipb.split_at_mut(20);
-        let h: &mut [u8; 20] = h.try_into().ok()?;
-        // IHL 5 only (options take the general path).
+        let h: &[u8; 20] = buf[ETH_HDR_LEN..ETH_HDR_LEN + 20].try_into().ok()?;
         let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 {
+        // IHL 5 (options take the general path), no MF, no offset.
+        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 || (h[6] & 0x3f) | h[7] != 0 {
             return None;
         }
-        // Fragments (MF or an offset) and TTL <= 1 take the general path.
-        if (h[6] & 0x3f) | h[7] != 0 || h[8] <= 1 || !wire::checksum::verify20(h) {
+        if !wire::checksum::verify20(h) {
             return None;
         }
-        let proto = h[9];
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let dtop = dst >> 24;
         if martian_source(src) || dtop == 0 || dtop == 127 || dtop >= 224 {
             return None;
         }
-        let l4 = &l4all[..total - 20];
-        let tcp_flags = match proto {
-            ipv4::PROTO_TCP if l4.len() >= 20 => l4[13],
-            ipv4::PROTO_UDP => 0,
-            _ => return None,
-        };
-        let sport = u16::from_be_bytes([l4[0], l4[1]]);
-        let dport = u16::from_be_bytes([l4[2], l4[3]]);
-        let nh_id = t.routes.lookup(dst)?;
-        let (out, l2) = match t.next_hops[nh_id as usize] {
-            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
-            NextHop::Connected(out) => {
-                let ifc = &t.interfaces[out.0 as usize];
-                if ifc
-                    .addresses
-                    .iter()
-                    .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
-                {
-                    return None;
-                }
-                let n = self.neigh.get(dst).filter(|n| n.port == out)?;
-                (out, rewrite::l2_header(n.mac, ifc.mac))
-            }
-            _ => return None,
-        };
-        let m = Meta {
+        let proto = h[9];
+        let l4 = &buf[ETH_HDR_LEN + 20..ETH_HDR_LEN + total];
+        let a = u16::from_be_bytes([l4[0], l4[1]]);
+        let b = u16::from_be_bytes([l4[2], l4[3]]);
+        let mut m = Meta {
             in_port: port,
-            out_port: Some(out),
+            out_port: None,
             ihl: 20,
             total_len: total,
             src,
@@ -389,9 +485,9 @@ impl State {
             fragment: false,
             nonfirst_fragment: false,
             has_ports: true,
-            sport,
-            dport,
-            tcp_flags,
+            sport: a,
+            dport: b,
+            tcp_flags: 0,
             has_icmp: false,
             icmp_type: 0,
             icmp_code: 0,
@@ -399,6 +495,56 @@ impl State {
             local_dst: false,
             ct_state: CtState::Untracked,
         };
+        match proto {
+            ipv4::PROTO_TCP if l4.len() >= tcp::HEADER_LEN => m.tcp_flags = l4[13],
+            ipv4::PROTO_UDP => {}
+            ipv4::PROTO_ICMP => {
+                m.has_ports = false;
+                m.sport = 0;
+                m.dport = 0;
+                m.has_icmp = true;
+                m.icmp_type = l4[0];
+                m.icmp_code = l4[1];
+                m.icmp_ident = u16::from_be_bytes([l4[4], l4[5]]);
+            }
+            _ => return None,
+        }
+        Some(m)
+    }
+
+    /// The transit fast path for a packet `fast_parse` read: untracked,
+    /// TTL > 1, accepted by the forward chain, to a resolved next hop within
+    /// the MTU. It makes exactly the decisions of the general path (a
+    /// differential test holds them equal) with less bookkeeping, and has
+    /// no side effect before it commits: `None` leaves the packet untouched
+    /// for the general path.
+    #[inline(always)]
+    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>, pm: &Meta) -> Option<Verdict> {
+        if pm.ttl <= 1 {
+            return None;
+        }
+        let nh_id = t.routes.lookup(pm.dst)?;
+        let (out, l2) = match t.next_hops[nh_id as usize] {
+            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
+            NextHop::Connected(out) => {
+                let ifc = &t.interfaces[out.0 as usize];
+                if ifc
+                    .addresses
+                    .iter()
+                    .any(|a| a.net.len() < 31 && a.net.broadcast() == pm.dst)
+                {
+                    return None;
+                }
+                let n = self.neigh.get(pm.dst).filter(|n| n.port == out)?;
+                (out, rewrite::l2_header(n.mac, ifc.mac))
+            }
+            _ => return None,
+        };
+        let m = Meta {
+            out_port: Some(out),
+            ..*pm
+        };
+        let total = m.total_len;
         let (raw_rule, raw_action) = raw::evaluate(&t.raw_prerouting, &m, t);
         if raw_action != RawAction::NoTrack {
             return None;
@@ -409,7 +555,7 @@ impl State {
         }
         // Commit: count as the general path does, then rewrite.
         let c = &mut self.counters;
-        c.rx[port.0 as usize & 63].add(len);
+        c.rx[m.in_port.0 as usize & 63].add(pkt.len);
         if let Some(i) = raw_rule {
             c.raw_rules[0][i].add(total);
         }
@@ -418,6 +564,8 @@ impl State {
             Some(i) => c.filter_rules[ChainId::Forward as usize][i].add(total),
             None => c.filter_policy[ChainId::Forward as usize].add(total),
         }
+        let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
+        let h: &mut [u8; 20] = (&mut ipb[..20]).try_into().ok()?;
         rewrite::forward(h, eth, &l2);
         pkt.len = ETH_HDR_LEN + total;
         c.tx[out.0 as usize & 63].add(pkt.len);
@@ -440,7 +588,7 @@ impl State {
             return Outcome::drop(DropReason::EthNotForUs);
         }
         match eth.ethertype() {
-            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr),
+            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr, None),
             ethernet::ETHERTYPE_ARP => self.arp(t, pkt),
             ethernet::ETHERTYPE_VLAN => Outcome::drop(DropReason::EthVlanUnsupported),
             _ => Outcome::drop(DropReason::EthUnsupportedEthertype),
@@ -475,7 +623,7 @@ impl State {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.arp_replies_sent += 1;
-                    Outcome::of(Verdict::Tx(pkt.port))
+                    Outcome::reply(pkt.port, None)
                 }
                 None => Outcome::drop(DropReason::ArpTruncated),
             },
@@ -684,10 +832,7 @@ impl State {
             Some(n) => {
                 pkt.len = n;
                 self.counters.icmp_errors_sent += 1;
-                Outcome {
-                    verdict: Verdict::Tx(pkt.port),
-                    dropped: Some(reason),
-                }
+                Outcome::reply(pkt.port, Some(reason))
             }
             None => Outcome::drop(reason),
         }
@@ -695,14 +840,26 @@ impl State {
 
     /// IPv4 from a port.
     #[inline(always)]
-    fn ip<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
-        let mut m = Meta {
-            in_port: pkt.port,
-            ..Meta::default()
+    fn ip<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        tr: &mut T,
+        pre: Option<Meta>,
+    ) -> Outcome {
+        let mut m = match pre {
+            Some(m) => m,
+            None => {
+                let mut m = Meta {
+                    in_port: pkt.port,
+                    ..Meta::default()
+                };
+                if let Err(r) = self.parse_ip(t, pkt, &mut m) {
+                    return Outcome::drop(r);
+                }
+                m
+            }
         };
-        if let Err(r) = self.parse_ip(t, pkt, &mut m) {
-            return Outcome::drop(r);
-        }
         let nh_id = t.routes.lookup(m.dst);
         let nh = nh_id.map(|i| t.next_hops[i as usize]);
         m.local_dst = matches!(nh, Some(NextHop::Local));
@@ -859,10 +1016,7 @@ impl State {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.tcp_resets_sent += 1;
-                    Outcome {
-                        verdict: Verdict::Tx(pkt.port),
-                        dropped: Some(reason),
-                    }
+                    Outcome::reply(pkt.port, Some(reason))
                 }
                 None => Outcome::drop(reason),
             };
@@ -908,9 +1062,7 @@ impl State {
             resolved: mac.is_some(),
         });
         let ifc = &t.interfaces[out.0 as usize];
-        let Some(dst_mac) = mac else {
-            return self.resolve(t, pkt, out, addr);
-        };
+        // The MTU first: a packet too big is never queued for ARP.
         if m.total_len > ifc.mtu as usize {
             let df = pkt.buf[ETH_HDR_LEN + 6] & 0x40 != 0;
             if df && forwarded {
@@ -926,6 +1078,9 @@ impl State {
             }
             return Outcome::drop(DropReason::IpMtuExceeded);
         }
+        let Some(dst_mac) = mac else {
+            return self.resolve(t, pkt, m, out, addr, forwarded);
+        };
         let l2 = rewrite::l2_header(dst_mac, ifc.mac);
         let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
         if forwarded {
@@ -939,12 +1094,21 @@ impl State {
         Outcome::of(Verdict::Tx(out))
     }
 
-    /// The next hop is unresolved: the packet is dropped and its frame
-    /// becomes an ARP request for the next hop (at most one a second per
-    /// address).
+    /// The next hop is unresolved: the packet waits in the neighbour queue
+    /// (a copy; its frame is free at once) and the frame becomes an ARP
+    /// request for the next hop (at most one a second per address, three in
+    /// all). A full queue drops the packet (`neighbour_queue_full`).
     #[cold]
-    fn resolve(&mut self, t: &Tables, pkt: &mut Pkt<'_>, out: PortId, addr: u32) -> Outcome {
-        let reason = DropReason::NeighbourUnresolved;
+    #[allow(clippy::too_many_arguments)]
+    fn resolve(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        out: PortId,
+        addr: u32,
+        forwarded: bool,
+    ) -> Outcome {
         let ifc = &t.interfaces[out.0 as usize];
         let Some(src) = ifc
             .addresses
@@ -952,21 +1116,38 @@ impl State {
             .find(|a| a.net.contains(addr))
             .map(|a| a.addr)
         else {
-            return Outcome::drop(reason);
+            return Outcome::drop(DropReason::NeighbourUnresolved);
         };
-        if !self.arp_limiter.allow(addr, self.now) {
-            return Outcome::drop(reason);
-        }
-        match reply::arp_request(pkt.buf, ifc.mac, src, addr) {
-            Some(n) => {
+        let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
+        let now = self.now;
+        let send = match self.pending.resolving(addr, out) {
+            Some(r) if r.tries < RESOLVE_TRIES && (r.tries == 0 || now > r.last_sent) => {
+                r.tries += 1;
+                r.last_sent = now;
+                true
+            }
+            Some(_) => false,
+            None => return Outcome::drop(DropReason::NeighbourQueueFull),
+        };
+        let queued = self
+            .pending
+            .enqueue(addr, out, forwarded, &pkt.buf[..frame_len]);
+        let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
+        if send {
+            if let Some(n) = reply::arp_request(pkt.buf, ifc.mac, src, addr) {
                 pkt.len = n;
                 self.counters.arp_requests_sent += 1;
-                Outcome {
-                    verdict: Verdict::Tx(out),
-                    dropped: Some(reason),
-                }
+                let mut o = Outcome::reply(out, dropped);
+                o.deferred = queued;
+                return o;
             }
-            None => Outcome::drop(reason),
+        }
+        match dropped {
+            Some(r) => Outcome::drop(r),
+            None => Outcome {
+                deferred: true,
+                ..Outcome::of(Verdict::Consumed)
+            },
         }
     }
 

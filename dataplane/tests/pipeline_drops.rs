@@ -87,7 +87,7 @@ const CASES: &[(DropReason, Case)] = &[
     ),
     (
         DropReason::NeighbourQueueFull,
-        Case::NotFromPipeline("no pending-neighbour queue exists yet"),
+        Case::Crafted(neighbour_queue_full),
     ),
     (
         DropReason::HostUnavailable,
@@ -958,37 +958,102 @@ fn route_no_route() {
 
 // --- neighbour --------------------------------------------------------------------
 
+/// Drain the neighbour queue into a list of (frame, port).
+fn drain(p: &mut dataplane::pipeline::Pipeline) -> Vec<(Vec<u8>, PortId)> {
+    let mut out = Vec::new();
+    p.drain_pending(|f, port| {
+        out.push((f.to_vec(), port));
+        true
+    });
+    out
+}
+
+fn assert_arp_request_for(frame: &[u8], target: u32) {
+    assert_eq!(&frame[..6], &[0xff; 6]);
+    assert_eq!(&frame[6..12], &LAN_MAC.0);
+    assert_eq!(&frame[12..14], &[0x08, 0x06]);
+    let req = arp::Packet::new_checked(&frame[14..]).unwrap();
+    assert_eq!(req.operation(), arp::OP_REQUEST);
+    assert_eq!(req.sender_proto_addr(), LAN_ADDR);
+    assert_eq!(req.target_proto_addr(), target);
+}
+
 #[test]
 fn neighbour_unresolved() {
     let mut p = pipeline();
+    p.set_now(100);
     let f = Packet::udp(OUTSIDE, LAN_HOST, 1, 2).frame();
-    // The packet is dropped and its frame becomes an ARP request for the
-    // next hop, broadcast out of the port the route chose.
-    let r = expect_drop(&mut p, WAN, &f, DropReason::NeighbourUnresolved);
-    assert_eq!(r.verdict, Verdict::Tx(LAN));
-    assert_eq!(&r.out[..6], &[0xff; 6]);
-    assert_eq!(&r.out[6..12], &LAN_MAC.0);
-    assert_eq!(&r.out[12..14], &[0x08, 0x06]);
-    let who_has_host = arp::Packet::new_checked(&r.out[14..]).unwrap();
-    assert_eq!(who_has_host.operation(), arp::OP_REQUEST);
-    assert_eq!(who_has_host.sender_proto_addr(), LAN_ADDR);
-    assert_eq!(who_has_host.target_proto_addr(), LAN_HOST);
-    assert_eq!(p.counters().arp_requests_sent, 1);
-    // A second packet in the same second is dropped without a second request.
-    expect_silent_drop(&mut p, WAN, &f, DropReason::NeighbourUnresolved);
-    // Once the host ARPs for the router, it is learned and reachable.
-    let who_has = arp_frame(
-        dataplane::addr::Mac::BROADCAST,
-        arp::OP_REQUEST,
-        PEER_MAC,
-        LAN_HOST,
-        LAN_ADDR,
-    );
-    assert_eq!(run(&mut p, LAN, &who_has).verdict, Verdict::Tx(LAN));
+    // The packet waits in the neighbour queue and its frame becomes an ARP
+    // request for the next hop, broadcast out of the port the route chose.
     let r = run(&mut p, WAN, &f);
     assert_eq!(r.verdict, Verdict::Tx(LAN));
+    assert_arp_request_for(&r.out, LAN_HOST);
+    assert_eq!(p.pending_packets(), 1);
+    assert_eq!(
+        p.counters().total_drops(),
+        0,
+        "a queued packet is not dropped"
+    );
+    // Nobody answers: one retry a second, three requests in all ...
+    assert!(drain(&mut p).is_empty(), "no retry within the same second");
+    for now in [101, 102] {
+        p.set_now(now);
+        let sent = drain(&mut p);
+        assert_eq!(sent.len(), 1, "one retry at {now}");
+        assert_arp_request_for(&sent[0].0, LAN_HOST);
+        assert_eq!(sent[0].1, LAN);
+    }
+    p.set_now(103);
+    assert!(drain(&mut p).is_empty(), "three requests is the limit");
+    // ... then the queued packet is dropped, counted, and the count balances.
+    p.set_now(104);
+    assert!(drain(&mut p).is_empty());
+    assert_eq!(p.pending_packets(), 0);
+    assert_eq!(
+        p.counters().drops[DropReason::NeighbourUnresolved as usize],
+        1
+    );
+    assert_eq!(p.counters().arp_resolution_failures, 1);
+    assert_eq!(p.counters().arp_requests_sent, 3);
+    assert_counters_balance(&p);
+}
+
+#[test]
+fn neighbour_queue_full() {
+    let mut p = pipeline();
+    p.set_now(100);
+    let f = |sport: u16| Packet::udp(OUTSIDE, LAN_HOST, sport, 2).frame();
+    // Three packets wait (the first frame carries the ARP request) ...
+    assert_eq!(run(&mut p, WAN, &f(1)).verdict, Verdict::Tx(LAN));
+    assert_eq!(run(&mut p, WAN, &f(2)).verdict, Verdict::Consumed);
+    assert_eq!(run(&mut p, WAN, &f(3)).verdict, Verdict::Consumed);
+    // ... the fourth finds the neighbour's queue full.
+    expect_silent_drop(&mut p, WAN, &f(4), DropReason::NeighbourQueueFull);
+    assert_eq!(p.pending_packets(), 3);
+    // The host answers: learned, and the queue goes out in order, rewritten.
+    let is_at = arp_frame(LAN_MAC, arp::OP_REPLY, PEER_MAC, LAN_HOST, LAN_ADDR);
+    assert_eq!(run(&mut p, LAN, &is_at).verdict, Verdict::Consumed);
+    let sent = drain(&mut p);
+    assert_eq!(sent.len(), 3);
+    for (i, (frame, port)) in sent.iter().enumerate() {
+        assert_eq!(*port, LAN);
+        assert_eq!(&frame[..6], &PEER_MAC.0);
+        assert_eq!(&frame[6..12], &LAN_MAC.0);
+        assert_eq!(frame[ETH_HDR_LEN + 8], 63, "TTL one lower");
+        let ip = ipv4::Packet::new_checked(&frame[ETH_HDR_LEN..]).unwrap();
+        assert!(ip.verify_checksum());
+        assert_eq!(
+            u16::from_be_bytes([frame[ETH_HDR_LEN + 20], frame[ETH_HDR_LEN + 21]]),
+            i as u16 + 1
+        );
+    }
+    assert_eq!(p.pending_packets(), 0);
+    assert_eq!(p.counters().forwarded, 3);
+    assert_counters_balance(&p);
+    // Resolved: the next packet goes straight through.
+    let r = run(&mut p, WAN, &f(5));
+    assert_eq!(r.verdict, Verdict::Tx(LAN));
     assert_eq!(&r.out[..6], &PEER_MAC.0);
-    assert_eq!(&r.out[6..12], &LAN_MAC.0);
 }
 
 // --- host path ----------------------------------------------------------------------

@@ -1,8 +1,9 @@
 //! routerd: the router daemon. `--check FILE` validates a config and prints
-//! a summary; `--config FILE` runs the router (not yet).
+//! a summary; `--config FILE` runs the router until SIGINT or SIGTERM.
 
 use clap::Parser;
 use control::config::Config;
+use control::run::{self, RunOptions};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -14,9 +15,12 @@ struct Args {
     /// Validate FILE, print a summary and exit (0: valid, 1: invalid).
     #[arg(long, value_name = "FILE")]
     check: Option<PathBuf>,
-    /// Run the router with the configuration in FILE.
+    /// Run the router with the configuration in FILE (needs root).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// With --config: write the final counters as JSON to FILE at exit.
+    #[arg(long, value_name = "FILE", requires = "config")]
+    stats_json: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -33,9 +37,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    if args.config.is_some() {
-        eprintln!("routerd: running the router is not implemented yet");
+    let Some(config) = args.config else {
         return ExitCode::from(2);
-    }
-    ExitCode::from(2)
+    };
+    run::main_run(&RunOptions {
+        config,
+        stats_json: args.stats_json,
+    })
 }

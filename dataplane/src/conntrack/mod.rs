@@ -181,7 +181,7 @@ pub struct Conntrack {
     /// `hash << 32 | (index * 2 + reply + 1)`.
     slots: Vec<u64>,
     mask: usize,
-    hasher: ahash::RandomState,
+    seed: [u64; 2],
     count: u32,
     gc_cursor: u32,
     counters: CtCounters,
@@ -202,7 +202,10 @@ impl Conntrack {
             free: Vec::with_capacity(max),
             slots: vec![0u64; nslots],
             mask: nslots - 1,
-            hasher: ahash::RandomState::new(),
+            seed: {
+                let r = ahash::RandomState::new();
+                [r.hash_one(1u64) | 1, r.hash_one(2u64) | 1]
+            },
             count: 0,
             gc_cursor: 0,
             counters: CtCounters::default(),
@@ -245,9 +248,17 @@ impl Conntrack {
             + self.slots.len() * core::mem::size_of::<u64>()
     }
 
-    #[inline]
+    /// Keyed folded-multiply hash of the tuple (the core of ahash's
+    /// fallback), with seeds drawn at random per table so that an attacker
+    /// cannot aim flows at one probe run.
+    #[inline(always)]
     fn hash(&self, key: FlowKey) -> u32 {
-        self.hasher.hash_one(key.pack()) as u32
+        let p = key.pack();
+        let a = (p >> 64) as u64 ^ self.seed[0];
+        let b = p as u64 ^ self.seed[1];
+        let m = u128::from(a) * u128::from(b);
+        let h = (m as u64) ^ ((m >> 64) as u64);
+        (h ^ (h >> 32)) as u32
     }
 
     /// Find the slot position holding `key`.

@@ -592,14 +592,15 @@ pub fn run(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Run {
     }
 }
 
-/// `rx = forwarded + to_host + consumed + sum(drops)`, over all ports.
+/// `rx = forwarded + to_host + consumed + sum(drops) + waiting for ARP`,
+/// over all ports.
 pub fn assert_counters_balance(p: &Pipeline) {
     let c = p.counters();
     let rx: u64 = c.rx.iter().map(|r| r.packets).sum();
     assert_eq!(
         rx,
-        c.forwarded + c.to_host + c.consumed + c.total_drops(),
-        "every frame ends in exactly one counter: {c:?}"
+        c.forwarded + c.to_host + c.consumed + c.total_drops() + p.pending_packets() as u64,
+        "every frame ends in exactly one counter (or waits for ARP): {c:?}"
     );
 }
 
@@ -700,8 +701,11 @@ pub fn check_frame(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Verdict {
         len: frame.len(),
         port,
     };
+    let pending_before = p.pending_packets() as u64;
     let verdict = p.process(&mut pkt, &mut ());
     let out_len = pkt.len;
+    // Queued for ARP: counted when it leaves the queue.
+    let deferred = (p.pending_packets() as u64).saturating_sub(pending_before);
     let c = p.counters();
     let rx = c.rx_of(port);
     let rx0 = before.rx_of(port);
@@ -723,7 +727,7 @@ pub fn check_frame(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Verdict {
     let host = moved(c.to_host, before.to_host);
     let consumed = moved(c.consumed, before.consumed);
     let generated = moved(c.generated, before.generated);
-    let outcomes = fwd + host + consumed + drops.len() as u64;
+    let outcomes = fwd + host + consumed + deferred + drops.len() as u64;
     assert_eq!(
         outcomes, 1,
         "exactly one outcome for {verdict:?}: drops {drops:?}"
@@ -735,12 +739,16 @@ pub fn check_frame(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Verdict {
                 "sent to {out:?}"
             );
             assert_eq!(generated + fwd, 1);
-            assert_eq!(generated, drops.len() as u64, "a reply stands for a drop");
+            assert_eq!(
+                generated,
+                drops.len() as u64 + consumed + deferred,
+                "a reply stands for a dropped, answered or queued packet"
+            );
             assert!(out_len >= ETH_HDR_LEN && out_len <= cap);
             check_sent_frame(p, port, out, &buf[..out_len], generated == 1);
         }
         Verdict::Host => assert_eq!(host, 1),
-        Verdict::Consumed => assert_eq!(consumed, 1),
+        Verdict::Consumed => assert_eq!(consumed + deferred, 1),
         Verdict::Drop(r) => assert_eq!(drops, [r]),
     }
     assert_counters_balance(p);
@@ -753,8 +761,14 @@ fn check_sent_frame(p: &Pipeline, in_port: PortId, out: PortId, f: &[u8], genera
     match eth.ethertype() {
         ethernet::ETHERTYPE_ARP => {
             let a = arp::Packet::new_checked(&f[ETH_HDR_LEN..]).expect("ARP body");
-            assert_eq!(a.operation(), arp::OP_REPLY);
-            assert_eq!(f.len(), ETH_HDR_LEN + arp::Repr::BUFFER_LEN);
+            if a.operation() == arp::OP_REQUEST {
+                // Resolving a next hop: broadcast, padded to the minimum.
+                assert_eq!(eth.dst_addr(), Mac::BROADCAST);
+                assert_eq!(f.len(), 60);
+            } else {
+                assert_eq!(a.operation(), arp::OP_REPLY);
+                assert_eq!(f.len(), ETH_HDR_LEN + arp::Repr::BUFFER_LEN);
+            }
         }
         ethernet::ETHERTYPE_IPV4 => {
             let ip = ipv4::Packet::new_checked(&f[ETH_HDR_LEN..]).expect("IPv4 sent");

@@ -1,0 +1,419 @@
+//! routerd's run mode: load the config, take the ports over with AF_XDP,
+//! start one pinned poll-mode worker per configured core, wait for a
+//! signal, stop, detach, give the ports back to the kernel.
+//!
+//! Start-up order is chosen so that a failure leaves the machine as it was:
+//! config and devices are checked first, then the XDP programs are attached
+//! and the sockets opened (dropped again on any error, which detaches), and
+//! only then are the kernel's addresses taken off the ports ([`kernel`]).
+//! Signal handlers are installed before any of it, so a SIGTERM during
+//! start-up still ends in a clean exit.
+
+pub mod kernel;
+pub mod stats;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use dataplane::tables::Tables;
+use dataplane::worker::{
+    check_core, TablesSlot, Worker, WorkerConfig, WorkerError, WorkerShared, WorkerSnapshot,
+};
+use dataplane::xsk::{PortConfig, WorkerPorts, XdpMode, XdpProgram, XskError};
+use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use tracing::{info, warn};
+
+use crate::config::{self, Config, ConfigError};
+use kernel::{KernelError, Takeover};
+use stats::RouterStats;
+
+/// Bytes per UMEM frame.
+pub const FRAME_SIZE: u32 = 2048;
+/// Bytes the kernel keeps in front of a received frame (XDP headroom).
+pub const RX_HEADROOM: u32 = 256;
+/// Ethernet header with one 802.1Q tag.
+const L2_OVERHEAD: u32 = 18;
+
+/// Why routerd could not run. Each is one line naming the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config file is invalid.
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    /// A device is missing or the kernel state could not be changed.
+    #[error("{0}")]
+    Kernel(#[from] KernelError),
+    /// An AF_XDP port could not be opened.
+    #[error("{0}")]
+    Xsk(#[from] XskError),
+    /// A worker could not start (e.g. its core does not exist).
+    #[error("{0}")]
+    Worker(#[from] WorkerError),
+    /// A device's MTU does not fit a frame.
+    #[error(
+        "{device}: MTU {mtu} does not fit a {FRAME_SIZE}-byte AF_XDP frame (at most {max}): \
+         `ip link set dev {device} mtu {max}`"
+    )]
+    Mtu { device: String, mtu: u32, max: u32 },
+    /// Signal handlers could not be installed.
+    #[error("cannot install signal handlers: {0}")]
+    Signal(std::io::Error),
+    /// A worker thread could not be started.
+    #[error("cannot start a worker thread: {0}")]
+    Thread(std::io::Error),
+    /// A worker ended while the router was running.
+    #[error("worker {index} stopped: {why}")]
+    WorkerDied { index: usize, why: String },
+    /// The stats file could not be written.
+    #[error("cannot write {path}: {err}")]
+    StatsFile { path: PathBuf, err: std::io::Error },
+}
+
+/// What `routerd --config` was asked to do.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// The config file.
+    pub config: PathBuf,
+    /// Where to write the final counters as JSON at exit.
+    pub stats_json: Option<PathBuf>,
+}
+
+/// A worker thread and how it ended.
+type WorkerThread = JoinHandle<Result<(), WorkerError>>;
+
+/// A running router: workers, programs and the ports taken from the kernel.
+pub struct Router {
+    names: Vec<(String, String)>,
+    stop: Arc<AtomicBool>,
+    tables: Arc<TablesSlot>,
+    workers: Vec<(Arc<WorkerShared>, Option<WorkerThread>)>,
+    programs: Vec<Arc<XdpProgram>>,
+    takeover: Takeover,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("ports", &self.names)
+            .field("workers", &self.workers.len())
+            .finish()
+    }
+}
+
+fn xdp_mode(m: config::XdpMode) -> XdpMode {
+    match m {
+        config::XdpMode::Native => XdpMode::Native,
+        config::XdpMode::Generic => XdpMode::Generic,
+    }
+}
+
+/// Compiles `cfg` with the interface MACs read from the devices; checks that
+/// every device exists and its MTU fits a frame.
+pub fn build_tables(cfg: &Config) -> Result<Tables, RunError> {
+    let mut spec = cfg.tables_spec();
+    let max = FRAME_SIZE - RX_HEADROOM - L2_OVERHEAD;
+    for ifc in &mut spec.interfaces {
+        ifc.mac = kernel::device_mac(&ifc.device)?;
+        let mtu = kernel::device_mtu(&ifc.device)?;
+        if mtu > max {
+            return Err(RunError::Mtu {
+                device: ifc.device.clone(),
+                mtu,
+                max,
+            });
+        }
+    }
+    Ok(Tables::build(spec))
+}
+
+impl Router {
+    /// Starts the router described by `cfg` (in the calling thread's network
+    /// namespace).
+    pub fn start(cfg: &Config) -> Result<Router, RunError> {
+        let d = &cfg.dataplane;
+        for &core in &d.workers {
+            check_core(core)?;
+        }
+        let tables = build_tables(cfg)?;
+        let devices: Vec<String> = cfg.interfaces.iter().map(|i| i.device.clone()).collect();
+        let names: Vec<(String, String)> = cfg
+            .interfaces
+            .iter()
+            .map(|i| (i.name.clone(), i.device.clone()))
+            .collect();
+        log_summary(cfg, &tables);
+
+        let mode = xdp_mode(d.xdp_mode);
+        let mut programs = Vec::with_capacity(devices.len());
+        for dev in &devices {
+            programs.push(Arc::new(XdpProgram::attach(dev, mode)?));
+        }
+        let mut all_ports = Vec::with_capacity(d.workers.len());
+        for i in 0..d.workers.len() {
+            let pcs: Vec<PortConfig> = devices
+                .iter()
+                .map(|dev| PortConfig {
+                    ifname: dev.clone(),
+                    queue: i as u32,
+                    mode,
+                })
+                .collect();
+            all_ports.push(WorkerPorts::open_with_programs(
+                &pcs,
+                &programs,
+                d.umem_frames,
+                FRAME_SIZE,
+            )?);
+        }
+        info!(
+            "attached XDP ({}) to {}; {} AF_XDP sockets, {} frames of {} bytes per worker",
+            mode_name(mode),
+            devices.join(", "),
+            devices.len() * d.workers.len(),
+            d.umem_frames,
+            FRAME_SIZE
+        );
+
+        let takeover = Takeover::take(&devices)?;
+        for p in takeover.ports() {
+            let addrs = if p.addresses.is_empty() {
+                "none".to_string()
+            } else {
+                p.addresses.join(" ")
+            };
+            info!(
+                "kernel addresses of {} taken off while routerd runs (restored at exit): {}; \
+                 {} other kernel route(s) saved; IPv6 off",
+                p.device,
+                addrs,
+                p.routes.len()
+            );
+        }
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let slot = Arc::new(TablesSlot::new(Arc::new(tables)));
+        let mut router = Router {
+            names,
+            stop: stop.clone(),
+            tables: slot.clone(),
+            workers: Vec::new(),
+            programs,
+            takeover,
+        };
+        for (i, (ports, &core)) in all_ports.into_iter().zip(&d.workers).enumerate() {
+            let shared = Arc::new(WorkerShared::new(stop.clone(), slot.clone()));
+            let wc = WorkerConfig {
+                index: i,
+                core: Some(core),
+                burst: usize::from(d.burst),
+                busy_poll: d.busy_poll,
+            };
+            let mut worker = Worker::new(wc, ports, shared.clone())?;
+            let handle = std::thread::Builder::new()
+                .name(format!("worker{i}"))
+                .spawn(move || worker.run())
+                .map_err(RunError::Thread)?;
+            router.workers.push((shared, Some(handle)));
+        }
+        Ok(router)
+    }
+
+    /// The tables slot (to swap tables while running).
+    pub fn tables(&self) -> &Arc<TablesSlot> {
+        &self.tables
+    }
+
+    /// A worker that ended on its own, with why.
+    pub fn dead_worker(&mut self) -> Option<(usize, String)> {
+        for (i, (_, h)) in self.workers.iter_mut().enumerate() {
+            if h.as_ref().is_some_and(|h| h.is_finished()) {
+                let why = match h.take().map(JoinHandle::join) {
+                    Some(Ok(Err(e))) => e.to_string(),
+                    Some(Err(_)) => "panicked".to_string(),
+                    _ => "ended".to_string(),
+                };
+                return Some((i, why));
+            }
+        }
+        None
+    }
+
+    /// The counters as last published by the workers.
+    pub fn stats(&self) -> RouterStats {
+        let snaps: Vec<WorkerSnapshot> = self.workers.iter().map(|(s, _)| s.snapshot()).collect();
+        RouterStats::from_snapshots(&self.names, &snaps)
+    }
+
+    /// Stops the workers, detaches the programs, gives the ports back to the
+    /// kernel; returns the final counters.
+    pub fn stop(mut self) -> RouterStats {
+        self.stop.store(true, Ordering::Relaxed);
+        for (i, (_, h)) in self.workers.iter_mut().enumerate() {
+            if let Some(h) = h.take() {
+                match h.join() {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => warn!("worker {i}: {e}"),
+                    Err(_) => warn!("worker {i} panicked"),
+                }
+            }
+        }
+        let stats = self.stats();
+        // The workers' sockets are closed (their threads ended); dropping
+        // the programs closes the links, which detaches XDP.
+        self.programs.clear();
+        info!("detached XDP from {}", self.device_list());
+        for p in self.takeover.restore() {
+            warn!("restoring kernel state: {p}");
+        }
+        info!("kernel addresses and routes of the ports restored");
+        stats
+    }
+
+    fn device_list(&self) -> String {
+        let devs: Vec<&str> = self.names.iter().map(|(_, d)| d.as_str()).collect();
+        devs.join(", ")
+    }
+}
+
+fn mode_name(m: XdpMode) -> &'static str {
+    match m {
+        XdpMode::Native => "native",
+        XdpMode::Generic => "generic",
+    }
+}
+
+fn log_summary(cfg: &Config, t: &Tables) {
+    info!(
+        "routerd {}: config {}",
+        env!("CARGO_PKG_VERSION"),
+        cfg.path.display()
+    );
+    for ifc in &t.interfaces {
+        let addrs: Vec<String> = ifc.addresses.iter().map(|a| a.to_string()).collect();
+        info!(
+            "port {} = device {} mac {} mtu {}: {}",
+            ifc.name,
+            ifc.device,
+            ifc.mac,
+            ifc.mtu,
+            if addrs.is_empty() {
+                "no addresses".to_string()
+            } else {
+                addrs.join(" ")
+            }
+        );
+    }
+    info!(
+        "{} routes ({} configured), {} static neighbours, raw {}+{} rules, filter {}/{}/{} rules",
+        t.route_specs.len(),
+        cfg.routes.len(),
+        t.neighbours.len(),
+        t.raw_prerouting.len(),
+        t.raw_output.len(),
+        t.filter[0].rules.len(),
+        t.filter[1].rules.len(),
+        t.filter[2].rules.len()
+    );
+    let d = &cfg.dataplane;
+    info!(
+        "workers on cores {:?}, burst {}, {} UMEM frames each, xdp {}, {}",
+        d.workers,
+        d.burst,
+        d.umem_frames,
+        d.xdp_mode.name(),
+        if d.busy_poll {
+            "busy polling"
+        } else {
+            "idle back-off"
+        }
+    );
+    match &cfg.tun {
+        Some(tun) => info!(
+            "host path (TUN {tun}) not implemented yet: packets for the router itself are \
+             dropped and counted host_unavailable"
+        ),
+        None => info!("host path off: packets for the router itself are dropped"),
+    }
+}
+
+/// `routerd --config`: runs until SIGINT or SIGTERM; logs the counters at
+/// SIGUSR1 and at exit, and writes them to `stats_json` if asked.
+pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
+        .map_err(RunError::Signal)?;
+    let cfg = Config::load(&opts.config)?;
+    let mut router = Router::start(&cfg)?;
+    info!(
+        "ready: forwarding on {} with {} worker(s); SIGINT/SIGTERM stop, SIGUSR1 logs counters",
+        router.device_list(),
+        router.workers.len()
+    );
+    let mut died = None;
+    'wait: loop {
+        for sig in signals.pending() {
+            match sig {
+                SIGUSR1 => info!("counters:\n{}", router.stats().render().trim_end()),
+                _ => {
+                    let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
+                    info!("{name}: stopping");
+                    break 'wait;
+                }
+            }
+        }
+        if let Some(d) = router.dead_worker() {
+            died = Some(d);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = router.stop();
+    info!("what the router counted:\n{}", stats.render().trim_end());
+    if let Some(path) = &opts.stats_json {
+        write_stats(path, &stats)?;
+    }
+    if let Some((index, why)) = died {
+        return Err(RunError::WorkerDied { index, why });
+    }
+    Ok(stats)
+}
+
+/// Writes `stats` as JSON (through a temporary file, then renamed).
+pub fn write_stats(path: &Path, stats: &RouterStats) -> Result<(), RunError> {
+    let err = |err| RunError::StatsFile {
+        path: path.to_path_buf(),
+        err,
+    };
+    let tmp = path.with_extension("tmp");
+    let text = serde_json::to_string_pretty(stats).map_err(|e| err(e.into()))?;
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Logs to stderr, `info` unless `RUST_LOG` says otherwise.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
+/// `routerd --config`'s main: logs, runs, and maps an error to one line on
+/// stderr and exit status 1.
+pub fn main_run(opts: &RunOptions) -> std::process::ExitCode {
+    init_logging();
+    match run(opts) {
+        Ok(_) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("routerd: {e}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

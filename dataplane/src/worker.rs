@@ -1,0 +1,643 @@
+//! Poll-mode workers: one per configured core, each owning queue *i* of every
+//! port (one [`WorkerPorts`] over a shared UMEM) and its own [`Pipeline`].
+//!
+//! The loop has the l3fwd shape: RX a burst from every port, run it through
+//! the pipeline, queue each frame for its output port, flush the TX queues
+//! (one kick per port per loop), and every [`HOUSEKEEPING_LOOPS`] loops (or
+//! when idle) do housekeeping: expire flows, reap completions, pick up new
+//! tables, publish a counters snapshot.
+//!
+//! Forwarding copies no packet bytes: the frame received on one port is the
+//! frame sent on the other (the ports of a worker share one UMEM). Frames a
+//! full TX ring does not take are freed and counted `tx_ring_full`.
+//!
+//! Never on the packet path: allocation, locks, or a syscall per packet. The
+//! control side talks to a worker only through [`WorkerShared`]: a stop flag,
+//! a tables slot (an `Arc` swapped under a lock, noticed through an atomic
+//! generation at housekeeping) and the snapshot the worker publishes.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
+
+use crate::counters::Counters;
+use crate::drop::DropReason;
+use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
+use crate::pipeline::Pipeline;
+use crate::tables::Tables;
+use crate::xsk::{FrameCensus, FrameRef, PortStats, WorkerPorts};
+
+/// Loops between two housekeeping rounds while busy.
+pub const HOUSEKEEPING_LOOPS: u64 = 1024;
+/// Empty loops spent spinning before the worker starts to sleep.
+pub const IDLE_SPIN_LOOPS: u32 = 512;
+/// Longest an idle worker sleeps before it polls again (`poll(2)` returns as
+/// soon as a frame arrives, so this bounds only the housekeeping delay).
+pub const IDLE_MAX_SLEEP: Duration = Duration::from_millis(1);
+/// Shortest interval between two published snapshots.
+pub const SNAPSHOT_INTERVAL: Duration = Duration::from_millis(100);
+/// Connection-table entries examined per housekeeping round.
+pub const GC_BUDGET: usize = 256;
+/// Frames handed to the pipeline at once (a burst is cut into chunks of
+/// this size so that the per-chunk arrays live on the stack).
+const CHUNK: usize = 64;
+/// Largest burst a worker takes per port.
+pub const MAX_BURST: usize = 256;
+
+/// Where packets for the router itself go: the TUN host path of a later
+/// issue implements this. Without one, such packets are freed and counted
+/// as the drop `host_unavailable`.
+pub trait HostPath: Send {
+    /// Hands one IP packet (no Ethernet header) to the host; `false` when it
+    /// could not be taken (counted as `host_unavailable`).
+    fn deliver(&mut self, ip_packet: &[u8]) -> bool;
+}
+
+/// A worker's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerConfig {
+    /// Worker index (serves queue `index` of every port).
+    pub index: usize,
+    /// Core to pin the worker thread to; `None` leaves it unpinned.
+    pub core: Option<usize>,
+    /// Frames per RX burst, 1..=[`MAX_BURST`].
+    pub burst: usize,
+    /// Never sleep when idle (burns the core, lowest latency).
+    pub busy_poll: bool,
+}
+
+/// The compiled tables the workers run with, replaced whole by the control
+/// side. Workers notice a new generation at housekeeping (one atomic load)
+/// and only then take the lock.
+#[derive(Debug)]
+pub struct TablesSlot {
+    generation: AtomicU64,
+    tables: Mutex<Arc<Tables>>,
+}
+
+impl TablesSlot {
+    /// A slot holding `tables` as generation 0.
+    pub fn new(tables: Arc<Tables>) -> TablesSlot {
+        TablesSlot {
+            generation: AtomicU64::new(0),
+            tables: Mutex::new(tables),
+        }
+    }
+
+    /// Publishes new tables; workers adopt them at their next housekeeping.
+    pub fn replace(&self, tables: Arc<Tables>) {
+        let mut slot = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        *slot = tables;
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    /// The current generation (bumped by every [`TablesSlot::replace`]).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The tables in the slot and their generation.
+    pub fn load(&self) -> (u64, Arc<Tables>) {
+        let slot = self.tables.lock().unwrap_or_else(|e| e.into_inner());
+        (self.generation.load(Ordering::Acquire), slot.clone())
+    }
+}
+
+/// The worker's own counters (the pipeline's are in [`Counters`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoopCounters {
+    /// Loop iterations.
+    pub loops: u64,
+    /// Iterations that received at least one frame (`busy_loops / loops`
+    /// is the busy share).
+    pub busy_loops: u64,
+    /// Times the idle worker slept or waited in `poll`.
+    pub idle_waits: u64,
+    /// Housekeeping rounds.
+    pub housekeeping: u64,
+    /// Frames the TX rings did not take (freed).
+    pub tx_ring_full: u64,
+    /// `Tx` verdicts for a port this worker does not have (freed).
+    pub tx_no_port: u64,
+    /// Packets for the host with no host path (freed).
+    pub host_unavailable: u64,
+    /// Tables generations adopted after the first.
+    pub tables_swaps: u64,
+}
+
+/// What a worker publishes at housekeeping and once more when it stops.
+#[derive(Clone, Debug, Default)]
+pub struct WorkerSnapshot {
+    /// Worker index.
+    pub index: usize,
+    /// Core it is pinned to.
+    pub core: Option<usize>,
+    /// Loop counters.
+    pub loops: LoopCounters,
+    /// Pipeline counters.
+    pub counters: Counters,
+    /// Counters per port, in port order (with the kernel's XDP statistics).
+    pub ports: Vec<PortStats>,
+    /// Entries in the worker's connection table.
+    pub conntrack_entries: usize,
+    /// Where the worker's UMEM frames are.
+    pub census: FrameCensus,
+    /// Tables generation in force.
+    pub tables_generation: u64,
+    /// Whether this is the final snapshot (the worker stopped).
+    pub stopped: bool,
+}
+
+/// What the control side shares with one worker.
+#[derive(Debug)]
+pub struct WorkerShared {
+    /// Set to stop the worker; it finishes its loop, drains TX and returns.
+    pub stop: Arc<AtomicBool>,
+    /// Tables for all workers.
+    pub tables: Arc<TablesSlot>,
+    snapshot: Mutex<WorkerSnapshot>,
+    /// Bumped at every published snapshot.
+    published: AtomicU64,
+}
+
+impl WorkerShared {
+    /// Shared state for a worker with the common stop flag and tables slot.
+    pub fn new(stop: Arc<AtomicBool>, tables: Arc<TablesSlot>) -> WorkerShared {
+        WorkerShared {
+            stop,
+            tables,
+            snapshot: Mutex::new(WorkerSnapshot::default()),
+            published: AtomicU64::new(0),
+        }
+    }
+
+    /// The last snapshot the worker published.
+    pub fn snapshot(&self) -> WorkerSnapshot {
+        self.snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Snapshots published so far.
+    pub fn published(&self) -> u64 {
+        self.published.load(Ordering::Acquire)
+    }
+}
+
+/// Why a worker could not start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerError {
+    /// The configured core does not exist (or is not in this process's
+    /// CPU set); `available` is the number of usable cores.
+    NoSuchCore { core: usize, available: usize },
+    /// The kernel refused to pin the thread.
+    PinFailed { core: usize },
+    /// The ports do not match the tables' interfaces.
+    PortCount { ports: usize, interfaces: usize },
+}
+
+impl std::fmt::Display for WorkerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            WorkerError::NoSuchCore { core, available } => write!(
+                f,
+                "core {core} does not exist here ({available} usable cores: 0..={}): fix \
+                 dataplane.workers",
+                available.saturating_sub(1)
+            ),
+            WorkerError::PinFailed { core } => write!(
+                f,
+                "cannot pin a worker to core {core}: is it outside this process's CPU set \
+                 (taskset, cgroup cpuset)?"
+            ),
+            WorkerError::PortCount { ports, interfaces } => write!(
+                f,
+                "a worker has {ports} ports but the tables have {interfaces} interfaces"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for WorkerError {}
+
+/// Checks that `core` exists and is usable by this process.
+pub fn check_core(core: usize) -> Result<core_affinity::CoreId, WorkerError> {
+    let ids = core_affinity::get_core_ids().unwrap_or_default();
+    ids.iter()
+        .copied()
+        .find(|c| c.id == core)
+        .ok_or(WorkerError::NoSuchCore {
+            core,
+            available: ids.len(),
+        })
+}
+
+/// Pins the calling thread to `core`.
+pub fn pin_current_thread(core: usize) -> Result<(), WorkerError> {
+    let id = check_core(core)?;
+    if core_affinity::set_for_current(id) {
+        Ok(())
+    } else {
+        Err(WorkerError::PinFailed { core })
+    }
+}
+
+/// One poll-mode worker: its ports, pipeline and loop state.
+pub struct Worker {
+    cfg: WorkerConfig,
+    ports: WorkerPorts,
+    pipeline: Pipeline,
+    shared: Arc<WorkerShared>,
+    host: Option<Box<dyn HostPath>>,
+    tables_generation: u64,
+    rx: Vec<FrameRef>,
+    /// Frames waiting for each output port in this loop.
+    txq: Vec<Vec<FrameRef>>,
+    lc: LoopCounters,
+    epoch: Instant,
+    last_publish: Instant,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("cfg", &self.cfg)
+            .field("ports", &self.ports)
+            .field("loops", &self.lc)
+            .finish()
+    }
+}
+
+impl Worker {
+    /// A worker over `ports` (port *p* of `ports` is `PortId(p)`, i.e.
+    /// interface *p* of the tables) with the tables currently in the slot.
+    pub fn new(
+        cfg: WorkerConfig,
+        ports: WorkerPorts,
+        shared: Arc<WorkerShared>,
+    ) -> Result<Worker, WorkerError> {
+        let (generation, tables) = shared.tables.load();
+        if ports.len() != tables.interfaces.len() {
+            return Err(WorkerError::PortCount {
+                ports: ports.len(),
+                interfaces: tables.interfaces.len(),
+            });
+        }
+        let burst = cfg.burst.clamp(1, MAX_BURST);
+        let n = ports.len();
+        let now = Instant::now();
+        let mut w = Worker {
+            cfg: WorkerConfig { burst, ..cfg },
+            ports,
+            pipeline: Pipeline::new(tables),
+            shared,
+            host: None,
+            tables_generation: generation,
+            rx: vec![FrameRef::default(); burst],
+            // Each output port can receive at most a burst from every port.
+            txq: (0..n).map(|_| Vec::with_capacity(burst * n)).collect(),
+            lc: LoopCounters::default(),
+            epoch: now,
+            last_publish: now,
+        };
+        w.set_clock();
+        w.publish(false);
+        Ok(w)
+    }
+
+    /// Attaches the host path (the TUN of a later issue).
+    pub fn set_host_path(&mut self, host: Box<dyn HostPath>) {
+        self.host = Some(host);
+    }
+
+    /// The pipeline (counters, conntrack).
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
+    /// The ports.
+    pub fn ports(&self) -> &WorkerPorts {
+        &self.ports
+    }
+
+    /// Loop counters.
+    pub fn loop_counters(&self) -> LoopCounters {
+        self.lc
+    }
+
+    /// Pins the thread (if a core is configured), then loops until the stop
+    /// flag is set; drains TX and publishes a final snapshot.
+    pub fn run(&mut self) -> Result<(), WorkerError> {
+        if let Some(core) = self.cfg.core {
+            pin_current_thread(core)?;
+        }
+        let mut idle: u32 = 0;
+        let mut sleep = Duration::from_micros(1);
+        let mut since_hk: u64 = 0;
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let got = self.poll_once();
+            since_hk += 1;
+            if got > 0 {
+                idle = 0;
+                sleep = Duration::from_micros(1);
+                if since_hk >= HOUSEKEEPING_LOOPS {
+                    since_hk = 0;
+                    self.housekeeping();
+                }
+                continue;
+            }
+            idle = idle.saturating_add(1);
+            if self.cfg.busy_poll || idle < IDLE_SPIN_LOOPS {
+                if since_hk >= HOUSEKEEPING_LOOPS {
+                    since_hk = 0;
+                    self.housekeeping();
+                }
+                continue;
+            }
+            // Idle: housekeeping, then back off as Grout does, with growing
+            // sleeps; at the longest, wait in poll(2), which returns at the
+            // first frame.
+            since_hk = 0;
+            self.housekeeping();
+            self.lc.idle_waits += 1;
+            if sleep < IDLE_MAX_SLEEP {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(IDLE_MAX_SLEEP);
+            } else {
+                self.ports.wait_rx(IDLE_MAX_SLEEP);
+            }
+        }
+        self.drain(Duration::from_millis(500));
+        self.publish(true);
+        Ok(())
+    }
+
+    /// One loop iteration: RX a burst from every port, pipeline, TX. Returns
+    /// the frames received.
+    pub fn poll_once(&mut self) -> usize {
+        self.lc.loops += 1;
+        self.set_clock();
+        let Worker {
+            ports,
+            pipeline,
+            host,
+            rx,
+            txq,
+            lc,
+            ..
+        } = self;
+        let mut total = 0;
+        for p in 0..ports.len() {
+            let n = ports.rx_burst(p, rx);
+            if n == 0 {
+                continue;
+            }
+            total += n;
+            for chunk in rx[..n].chunks(CHUNK) {
+                run_chunk(ports, pipeline, host, txq, lc, p, chunk);
+            }
+        }
+        if total > 0 {
+            self.lc.busy_loops += 1;
+        }
+        self.flush_tx();
+        total
+    }
+
+    /// Sends what the loop queued, one `tx_burst` (one kick) per port.
+    fn flush_tx(&mut self) {
+        for (q, frames) in self.txq.iter_mut().enumerate() {
+            if frames.is_empty() {
+                continue;
+            }
+            let sent = self.ports.tx_burst(q, frames);
+            for f in &frames[sent..] {
+                self.ports.free(f.addr);
+            }
+            self.lc.tx_ring_full += (frames.len() - sent) as u64;
+            frames.clear();
+        }
+    }
+
+    fn set_clock(&mut self) {
+        let secs = self.epoch.elapsed().as_secs().min(u64::from(u32::MAX - 1)) as u32;
+        self.pipeline.set_now(secs + 1);
+    }
+
+    /// Flows and neighbours expire, rings are tended, new tables adopted,
+    /// and a snapshot is published at most every [`SNAPSHOT_INTERVAL`].
+    pub fn housekeeping(&mut self) {
+        self.lc.housekeeping += 1;
+        self.set_clock();
+        self.pipeline.housekeeping(GC_BUDGET);
+        self.ports.housekeeping();
+        if self.shared.tables.generation() != self.tables_generation {
+            let (generation, tables) = self.shared.tables.load();
+            if tables.interfaces.len() == self.ports.len() {
+                self.pipeline.set_tables(tables);
+                self.lc.tables_swaps += 1;
+            }
+            self.tables_generation = generation;
+        }
+        if self.last_publish.elapsed() >= SNAPSHOT_INTERVAL {
+            self.publish(false);
+        }
+    }
+
+    /// Lets the kernel finish sending: housekeeping until no frame is in a
+    /// TX or completion ring, or `limit` passed.
+    pub fn drain(&mut self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            self.ports.housekeeping();
+            if self.ports.frames_accounted().tx == 0 || start.elapsed() >= limit {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The worker's state now (allocates: not for the packet path).
+    pub fn snapshot(&self, stopped: bool) -> WorkerSnapshot {
+        WorkerSnapshot {
+            index: self.cfg.index,
+            core: self.cfg.core,
+            loops: self.lc,
+            counters: self.pipeline.counters().clone(),
+            ports: self.ports.stats().ports,
+            conntrack_entries: self.pipeline.conntrack().len(),
+            census: self.ports.frames_accounted(),
+            tables_generation: self.tables_generation,
+            stopped,
+        }
+    }
+
+    fn publish(&mut self, stopped: bool) {
+        let snap = self.snapshot(stopped);
+        *self
+            .shared
+            .snapshot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = snap;
+        self.shared.published.fetch_add(1, Ordering::Release);
+        self.last_publish = Instant::now();
+    }
+}
+
+/// Runs up to [`CHUNK`] frames of port `p` through the pipeline and queues
+/// or frees each by its verdict.
+fn run_chunk(
+    ports: &mut WorkerPorts,
+    pipeline: &mut Pipeline,
+    host: &mut Option<Box<dyn HostPath>>,
+    txq: &mut [Vec<FrameRef>],
+    lc: &mut LoopCounters,
+    p: usize,
+    chunk: &[FrameRef],
+) {
+    let k = chunk.len();
+    let mut verdicts = [Verdict::Consumed; CHUNK];
+    let mut lens = [0u32; CHUNK];
+    {
+        let port = PortId(p as u8);
+        let mut pkts: SmallVec<[Pkt<'_>; CHUNK]> = ports
+            .frames_mut(chunk)
+            .zip(chunk)
+            .map(|(buf, f)| Pkt {
+                buf,
+                len: f.len as usize,
+                port,
+            })
+            .collect();
+        pipeline.process_burst(&mut pkts, &mut verdicts[..k]);
+        for (len, pkt) in lens.iter_mut().zip(pkts.iter()) {
+            *len = pkt.len as u32;
+        }
+    }
+    for i in 0..k {
+        let frame = FrameRef {
+            addr: chunk[i].addr,
+            len: lens[i],
+        };
+        match verdicts[i] {
+            Verdict::Tx(out) => match txq.get_mut(out.0 as usize) {
+                Some(q) => q.push(frame),
+                None => {
+                    lc.tx_no_port += 1;
+                    ports.free(frame.addr);
+                }
+            },
+            Verdict::Host => {
+                let taken = match host {
+                    Some(h) => {
+                        let bytes = ports.frame(frame);
+                        bytes.len() > ETH_HDR_LEN && h.deliver(&bytes[ETH_HDR_LEN..])
+                    }
+                    None => false,
+                };
+                if !taken {
+                    // Counted as a drop so that rx = forwarded + to_host +
+                    // consumed + drops still holds.
+                    lc.host_unavailable += 1;
+                    let c = pipeline.counters_mut();
+                    c.to_host -= 1;
+                    c.drops[DropReason::HostUnavailable as usize] += 1;
+                }
+                ports.free(frame.addr);
+            }
+            Verdict::Consumed | Verdict::Drop(_) => ports.free(frame.addr),
+        }
+    }
+}
+
+/// Sums the snapshots of all workers: pipeline counters merged, port
+/// counters added per port, loop counters added, census per worker kept.
+pub fn aggregate(snaps: &[WorkerSnapshot]) -> (Counters, Vec<PortStats>, LoopCounters) {
+    let mut c = Counters::default();
+    let mut ports: Vec<PortStats> = Vec::new();
+    let mut lc = LoopCounters::default();
+    for s in snaps {
+        c.merge(&s.counters);
+        if ports.len() < s.ports.len() {
+            ports.resize(s.ports.len(), PortStats::default());
+        }
+        for (a, b) in ports.iter_mut().zip(&s.ports) {
+            a.rx_packets += b.rx_packets;
+            a.rx_bytes += b.rx_bytes;
+            a.tx_packets += b.tx_packets;
+            a.tx_bytes += b.tx_bytes;
+            a.rx_fill_starved += b.rx_fill_starved;
+            a.tx_ring_full += b.tx_ring_full;
+            a.tx_bad_frames += b.tx_bad_frames;
+            a.tx_kicks += b.tx_kicks;
+            a.tx_kick_errors += b.tx_kick_errors;
+            a.rx_wakeups += b.rx_wakeups;
+            a.xdp.rx_dropped += b.xdp.rx_dropped;
+            a.xdp.rx_invalid_descs += b.xdp.rx_invalid_descs;
+            a.xdp.tx_invalid_descs += b.xdp.tx_invalid_descs;
+            a.xdp.rx_ring_full += b.xdp.rx_ring_full;
+            a.xdp.rx_fill_ring_empty_descs += b.xdp.rx_fill_ring_empty_descs;
+            a.xdp.tx_ring_empty_descs += b.xdp.tx_ring_empty_descs;
+        }
+        lc.loops += s.loops.loops;
+        lc.busy_loops += s.loops.busy_loops;
+        lc.idle_waits += s.loops.idle_waits;
+        lc.housekeeping += s.loops.housekeeping;
+        lc.tx_ring_full += s.loops.tx_ring_full;
+        lc.tx_no_port += s.loops.tx_no_port;
+        lc.host_unavailable += s.loops.host_unavailable;
+        lc.tables_swaps += s.loops.tables_swaps;
+    }
+    (c, ports, lc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_slot_bumps_generation_on_replace() {
+        let t = Arc::new(Tables::build(Default::default()));
+        let slot = TablesSlot::new(t.clone());
+        assert_eq!(slot.generation(), 0);
+        let t2 = Arc::new(Tables::build(Default::default()));
+        slot.replace(t2.clone());
+        let (g, got) = slot.load();
+        assert_eq!(g, 1);
+        assert!(Arc::ptr_eq(&got, &t2));
+    }
+
+    #[test]
+    fn a_core_that_does_not_exist_is_named() {
+        let err = check_core(100_000).unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains("core 100000 does not exist"), "{line}");
+        assert!(line.contains("dataplane.workers"), "{line}");
+    }
+
+    #[test]
+    fn aggregate_adds_ports_and_counters() {
+        let mut a = WorkerSnapshot::default();
+        a.counters.forwarded = 3;
+        a.ports = vec![
+            PortStats {
+                rx_packets: 2,
+                ..Default::default()
+            };
+            2
+        ];
+        a.loops.loops = 10;
+        let mut b = a.clone();
+        b.counters.forwarded = 4;
+        b.loops.busy_loops = 1;
+        let (c, ports, lc) = aggregate(&[a, b]);
+        assert_eq!(c.forwarded, 7);
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[1].rx_packets, 4);
+        assert_eq!(lc.loops, 20);
+        assert_eq!(lc.busy_loops, 1);
+    }
+}
