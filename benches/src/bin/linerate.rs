@@ -12,6 +12,8 @@ use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use benches::linerate::chart;
+use benches::linerate::compare::{compare, csv, summarize, table, CompareOptions, System};
 use benches::linerate::frame::{FlowSet, Mac, SizeMix};
 use benches::linerate::gen::{GenConfig, GenReport, RunSpec};
 use benches::linerate::handles::{GenHandle, Placement, SinkHandle};
@@ -41,6 +43,49 @@ enum Cmd {
     /// RFC 2544 throughput search from a generator interface to a sink
     /// interface, per frame size.
     Rfc2544(SearchArgs),
+    /// Build a namespace lab and compare routerd (untracked, tracked) with
+    /// Linux forwarding (no netfilter, conntrack, raw notrack): interleaved
+    /// rounds, medians, ratios; writes a CSV and a PNG chart.
+    Compare(CompareArgs),
+}
+
+#[derive(Args)]
+struct CompareArgs {
+    /// The routerd binary (default: `routerd` next to this program).
+    #[arg(long)]
+    routerd: Option<std::path::PathBuf>,
+    /// Systems to measure, in table order.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "generator,routerd-untracked,routerd-tracked,linux,linux-conntrack,linux-notrack"
+    )]
+    systems: Vec<System>,
+    /// Frame sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "64")]
+    sizes: Vec<SizeMix>,
+    /// Rounds (each measures every system once, order rotated).
+    #[arg(long, default_value_t = 3)]
+    repeats: u32,
+    /// Seconds per trial.
+    #[arg(long, default_value_t = 1.0)]
+    trial_secs: f64,
+    #[arg(long, default_value_t = 256)]
+    flows: u32,
+    #[arg(long, default_value_t = 0.03)]
+    resolution: f64,
+    #[arg(long, default_value_t = 8)]
+    max_trials: u32,
+    /// CPU of the generator.
+    #[arg(long, default_value_t = 0)]
+    gen_cpu: usize,
+    /// CPU of the router (routerd worker; RPS target for Linux).
+    #[arg(long, default_value_t = 1)]
+    router_cpu: usize,
+    /// Directory for compare.csv, compare-SIZE.png and the routerd configs.
+    #[arg(long, default_value = "linerate-out")]
+    out: std::path::PathBuf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -385,12 +430,69 @@ fn cmd_search(a: SearchArgs) -> Result<(), LinerateError> {
     Ok(())
 }
 
+fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
+    let routerd = match a.routerd {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .map_err(|e| LinerateError::Setup(format!("own path: {e}")))?
+            .with_file_name("routerd"),
+    };
+    let opts = CompareOptions {
+        routerd,
+        systems: a.systems.clone(),
+        sizes: a.sizes.clone(),
+        repeats: a.repeats.max(1),
+        trial: secs(a.trial_secs)?,
+        flows: a.flows,
+        resolution: a.resolution,
+        max_trials: a.max_trials,
+        gen_cpu: a.gen_cpu,
+        router_cpu: a.router_cpu,
+        out_dir: a.out.clone(),
+    };
+    println!(
+        "placement: generator thread pinned to CPU {g} (with routerd, r0's XDP redirect and the \
+         copy into routerd's RX ring also run there: veth runs the peer's XDP in the sender's \
+         NAPI); router on CPU {r}: routerd's worker (config `workers: [{r}]`) and its TX, or \
+         Linux forwarding steered by RPS on r0 (rps_cpus mask {m:x}); the sink's XDP \
+         count-and-drop runs in the NAPI of whoever transmits into s0 (the router's CPU).",
+        g = opts.gen_cpu,
+        r = opts.router_cpu,
+        m = 1u32 << opts.router_cpu
+    );
+    let runs = compare(&opts, |line| println!("{line}"))?;
+    let sums = summarize(&runs, &opts.systems, &opts.sizes);
+    println!();
+    println!(
+        "no-loss throughput (RFC 2544, {} s trials, {} flows, {} rounds interleaved, medians):",
+        a.trial_secs, a.flows, opts.repeats
+    );
+    print!("{}", table(&sums));
+    let csv_path = opts.out_dir.join("compare.csv");
+    std::fs::write(&csv_path, csv(&runs))
+        .map_err(|e| LinerateError::Setup(format!("{}: {e}", csv_path.display())))?;
+    println!("wrote {}", csv_path.display());
+    for size in &opts.sizes {
+        let rows: Vec<_> = sums
+            .iter()
+            .filter(|s| s.size == size.label())
+            .cloned()
+            .collect();
+        let png = opts.out_dir.join(format!("compare-{}.png", size.label()));
+        let title = format!("NO-LOSS THROUGHPUT, {} BYTE FRAMES, VETH", size.label());
+        chart::draw(&png, &title, &rows)?;
+        println!("wrote {}", png.display());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Gen(a) => cmd_gen(a),
         Cmd::Sink(a) => cmd_sink(a),
         Cmd::Rfc2544(a) => cmd_search(a),
+        Cmd::Compare(a) => cmd_compare(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

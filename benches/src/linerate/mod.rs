@@ -15,6 +15,8 @@
 //! Every run is bounded in time; nothing here sends outside the interface
 //! it is given.
 
+pub mod chart;
+pub mod compare;
 pub mod frame;
 pub mod gen;
 pub mod handles;
