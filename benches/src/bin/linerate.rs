@@ -83,6 +83,11 @@ struct CompareArgs {
     /// CPU of the router (routerd worker; RPS target for Linux).
     #[arg(long, default_value_t = 1)]
     router_cpu: usize,
+    /// routerd's XDP mode: `native` (on veth, r0's XDP and the copy into
+    /// routerd's RX ring run on the generator's CPU) or `generic` (after
+    /// RPS, on the router CPU; measured much slower here).
+    #[arg(long, value_enum, default_value = "native")]
+    routerd_xdp: Mode,
     /// Directory for compare.csv, compare-SIZE.png and the routerd configs.
     #[arg(long, default_value = "linerate-out")]
     out: std::path::PathBuf,
@@ -449,6 +454,7 @@ fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
         gen_cpu: a.gen_cpu,
         router_cpu: a.router_cpu,
         out_dir: a.out.clone(),
+        routerd_xdp: a.routerd_xdp.into(),
     };
     println!(
         "placement: generator thread pinned to CPU {g} (with routerd, r0's XDP redirect and the \

@@ -150,7 +150,7 @@ fn draw_inner(path: &Path, title: &str, rows: &[Summary]) -> Result<(), String> 
     }
     draw_text(
         &root,
-        "MPPS, NO LOSS (RFC 2544), MEDIAN; LINE: LOWEST TO HIGHEST RUN",
+        "MPPS, NO LOSS (RFC 2544). BAR: MEDIAN, LINE: MIN-MAX",
         (left, bottom + 34),
         2,
         &black,

@@ -15,7 +15,8 @@
 //!   `veth_xmit`). With routerd, also r0's XDP redirect and the copy into
 //!   routerd's RX ring (veth runs the peer's XDP in the sender's NAPI).
 //! - CPU `router_cpu` (1): routerd's worker (pinned by its config) and its
-//!   TX `sendto`; for Linux, the whole forwarding path, steered there by
+//!   TX `sendto`, and routerd's other threads (started under `taskset`);
+//!   for Linux, the whole forwarding path, steered there by
 //!   RPS on r0 (`rps_cpus`). In both cases the sink's XDP count-and-drop
 //!   program runs in the NAPI of whoever transmits into s0: this CPU.
 
@@ -112,6 +113,11 @@ pub struct CompareOptions {
     pub router_cpu: usize,
     /// Where the CSV, the chart and the routerd configs go.
     pub out_dir: PathBuf,
+    /// routerd's XDP mode on the lab's veths. `Generic` (with RPS to the
+    /// router's CPU) puts routerd's receive work on the router's CPU like
+    /// Linux's; `Native` runs it in the generator's CPU (veth runs the
+    /// peer's XDP in the sender's NAPI).
+    pub routerd_xdp: XdpMode,
 }
 
 /// One search of one system at one size in one round.
@@ -147,7 +153,7 @@ raw:
 ";
 
 /// A routerd config for the lab; `tracked` tracks every flow.
-pub fn routerd_config(tracked: bool, worker_cpu: usize) -> String {
+pub fn routerd_config(tracked: bool, worker_cpu: usize, xdp: XdpMode) -> String {
     let (label, raw, forward_state) = if tracked {
         (
             "every flow tracked (raw accepts all), stateful forward chain",
@@ -162,9 +168,13 @@ pub fn routerd_config(tracked: bool, worker_cpu: usize) -> String {
             "",
         )
     };
+    let mode = match xdp {
+        XdpMode::Native => "native",
+        XdpMode::Generic => "generic",
+    };
     format!(
         "# linerate compare: routerd, {label}.\n\
-         dataplane:\n  workers: [{worker_cpu}]\n  burst: 64\n  umem_frames: 16384\n  xdp_mode: native\n\
+         dataplane:\n  workers: [{worker_cpu}]\n  burst: 64\n  umem_frames: 16384\n  xdp_mode: {mode}\n\
          interfaces:\n  - name: wan\n    device: r0\n    addresses: [198.18.0.1/24]\n  \
          - name: lan\n    device: r1\n    addresses: [198.19.0.1/24]\n\
          host:\n  tun: lrtun0\n\
@@ -331,9 +341,14 @@ impl Topo {
         self.nft(nft_ruleset(system))
     }
 
-    fn routerd_router(&self) -> Result<(), LinerateError> {
+    fn routerd_router(&self, xdp: XdpMode, router_cpu: usize) -> Result<(), LinerateError> {
         self.rtr(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])?;
-        self.rps(0)?;
+        // Generic XDP runs after RPS: the router's receive work lands on
+        // the router's CPU, as Linux forwarding's does.
+        self.rps(match xdp {
+            XdpMode::Generic => 1 << router_cpu,
+            XdpMode::Native => 0,
+        })?;
         self.nft(None)
     }
 
@@ -419,8 +434,11 @@ pub fn compare(
     let cfg_untracked = opts.out_dir.join("routerd-untracked.yaml");
     let cfg_tracked = opts.out_dir.join("routerd-tracked.yaml");
     for (path, tracked) in [(&cfg_untracked, false), (&cfg_tracked, true)] {
-        std::fs::write(path, routerd_config(tracked, opts.router_cpu))
-            .map_err(|e| LinerateError::Setup(format!("{}: {e}", path.display())))?;
+        std::fs::write(
+            path,
+            routerd_config(tracked, opts.router_cpu, opts.routerd_xdp),
+        )
+        .map_err(|e| LinerateError::Setup(format!("{}: {e}", path.display())))?;
     }
 
     let t = build_lab()?;
@@ -551,13 +569,18 @@ fn measure(
     };
     let mut routerd = None;
     if system.is_routerd() {
-        t.routerd_router()?;
+        t.routerd_router(opts.routerd_xdp, opts.router_cpu)?;
         let cfg = if system == System::RouterdTracked {
             cfg_tracked
         } else {
             cfg_untracked
         };
-        let mut r = RouterdProc::spawn(&opts.routerd, &[], &t.rtr, cfg).map_err(setup_err)?;
+        // Every routerd thread on the router's CPU (the worker pins itself
+        // there; the main thread would otherwise share the generator's).
+        let cpu = opts.router_cpu.to_string();
+        let program = opts.routerd.to_string_lossy();
+        let mut r = RouterdProc::spawn(Path::new("taskset"), &["-c", &cpu, &program], &t.rtr, cfg)
+            .map_err(setup_err)?;
         r.wait_ready(Duration::from_secs(20)).map_err(setup_err)?;
         routerd = Some(r);
     } else {
@@ -756,11 +779,15 @@ mod tests {
 
     #[test]
     fn configs_differ_only_where_tracking_does() {
-        let u = routerd_config(false, 1);
-        let t = routerd_config(true, 1);
+        let u = routerd_config(false, 1, XdpMode::Generic);
+        let t = routerd_config(true, 1, XdpMode::Generic);
         assert!(u.contains("action: notrack") && !t.contains("notrack"));
         assert!(t.contains("state: [new]") && !u.contains("state: [new]"));
-        assert!(u.contains("workers: [1]") && u.contains("mac: \"02:4c:52:00:00:04\""));
+        assert!(
+            u.contains("xdp_mode: generic")
+                && u.contains("workers: [1]")
+                && u.contains("mac: \"02:4c:52:00:00:04\"")
+        );
         assert!(nft_ruleset(System::LinuxNotrack)
             .unwrap()
             .contains("notrack"));
