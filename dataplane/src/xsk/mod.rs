@@ -22,6 +22,7 @@ mod error;
 pub mod netns;
 pub mod port;
 pub mod ring;
+pub mod sink;
 mod socket;
 pub mod umem;
 
