@@ -428,3 +428,40 @@ fn webserver_serves_many_clients_untracked_while_ssh_is_tracked() {
         "{host:?}"
     );
 }
+
+#[test]
+fn a_tun_name_taken_by_another_device_is_one_line_and_changes_nothing() {
+    require_root();
+    let t = Topology::build("e2et").expect("build the lab");
+    t.lab
+        .exec(
+            &t.rtr,
+            &[
+                "ip", "link", "add", "rtr0", "type", "veth", "peer", "name", "rtr0p",
+            ],
+        )
+        .expect("a veth device named rtr0");
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &t.rtr])
+        .arg(env!("CARGO_BIN_EXE_routerd"))
+        .arg("--config")
+        .arg(config("transit-router.yaml"))
+        .output()
+        .expect("run routerd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("routerd: ")).collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("cannot create TUN device rtr0") && lines[0].contains("host.tun"),
+        "{}",
+        lines[0]
+    );
+    // Nothing was taken: the ports keep their addresses, no XDP is left.
+    let addrs = t
+        .lab
+        .exec(&t.rtr, &["ip", "-4", "-o", "addr", "show", "dev", "r0"])
+        .unwrap();
+    assert!(addrs.contains("198.18.0.1/24"), "{addrs}");
+    assert!(!t.router_has_xdp().unwrap());
+}
