@@ -157,6 +157,14 @@ fn stop_routerd(r: &mut RouterdProc) -> RouterStats {
     );
     let st = r.final_stats().expect("routerd's counters");
     eprintln!("{}", st.render());
+    // Frames taken for the kernel's packets all went back or out.
+    for w in &st.workers {
+        assert!(
+            w.census.balanced && w.census.held == 0 && w.census.tx == 0,
+            "frames lost from the books: {:?}",
+            w.census
+        );
+    }
     st
 }
 
