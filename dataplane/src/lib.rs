@@ -10,6 +10,7 @@ pub mod conntrack;
 pub mod counters;
 pub mod drop;
 pub mod filter;
+pub mod host;
 pub mod neighbour;
 pub mod packet;
 pub mod pipeline;

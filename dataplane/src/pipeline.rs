@@ -29,6 +29,12 @@ use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
 
 /// Seconds a learned neighbour stays valid.
 pub const NEIGHBOUR_TIMEOUT: u32 = 300;
+/// Seconds before a learned neighbour expires when the router asks for it
+/// again (three ARP requests a second apart, as for a resolution); an
+/// answer renews the entry, silence lets it expire.
+pub const NEIGHBOUR_REFRESH: u32 = 30;
+/// Neighbour refreshes started per housekeeping scan (one scan a second).
+const REFRESH_BATCH: usize = 16;
 
 /// What the stages learned about a packet, so no stage parses twice.
 #[derive(Clone, Copy, Debug, Default)]
@@ -126,6 +132,8 @@ pub struct State {
     /// Where a queued packet is rewritten before it is handed out.
     scratch: Box<[u8]>,
     now: u32,
+    /// Second of the last scan for neighbours to refresh.
+    refresh_scan: u32,
     /// This worker's counters.
     pub counters: Counters,
 }
@@ -149,6 +157,7 @@ impl Pipeline {
             pending: PendingQueue::default(),
             scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
+            refresh_scan: 0,
             counters: Counters::default(),
         };
         st.adopt(&tables);
@@ -180,12 +189,30 @@ impl Pipeline {
         self.st.now
     }
 
-    /// Expire flows and neighbours; call at housekeeping.
+    /// Expire flows and neighbours, and (once a second) start refreshing
+    /// learned neighbours that expire within [`NEIGHBOUR_REFRESH`] seconds:
+    /// their ARP requests go out from [`Pipeline::drain_pending`]. Call at
+    /// housekeeping.
     pub fn housekeeping(&mut self, gc_budget: usize) {
         let now = self.st.now;
         self.st.ct.gc(now, gc_budget);
         if self.st.neigh.expire(now) > 0 {
             self.st.rebuild_nh_cache(&self.tables);
+        }
+        if now != self.st.refresh_scan {
+            self.st.refresh_scan = now;
+            let mut due = [(0u32, PortId(0)); REFRESH_BATCH];
+            let n = self
+                .st
+                .neigh
+                .due_for_refresh(now, NEIGHBOUR_REFRESH, &mut due);
+            for &(addr, port) in &due[..n] {
+                // No room among the resolutions: try again at the next scan.
+                if let Some(r) = self.st.pending.resolving(addr, port) {
+                    r.refresh = true;
+                    self.st.neigh.set_refreshing(addr);
+                }
+            }
         }
     }
 
@@ -237,7 +264,12 @@ impl Pipeline {
         let now = *now;
         let mut i = 0;
         while let Some(&r) = pending.in_progress().get(i) {
-            if let Some(n) = neigh.get(r.addr).filter(|n| n.port == r.port) {
+            // A refresh is done once the neighbour answered (which clears
+            // `refreshing`); a resolution once the neighbour is known.
+            if let Some(n) = neigh
+                .get(r.addr)
+                .filter(|n| n.port == r.port && !(r.refresh && n.refreshing))
+            {
                 let l2 = rewrite::l2_header(n.mac, t.interfaces[r.port.0 as usize].mac);
                 pending.release(r.addr, |buf, port, forwarded| {
                     let out = &mut scratch[..buf.len()];
