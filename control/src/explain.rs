@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use dataplane::addr::Mac;
-use dataplane::conntrack::FlowKey;
+use dataplane::conntrack::{FlowKey, FlowRef, FlowView};
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
 use dataplane::tables::{NextHop, RawAction, Tables, TablesSpec};
@@ -120,26 +120,6 @@ impl Explainer {
         &self.pipeline
     }
 
-    fn route_text(&self, nh: Option<NextHop>, dst: u32) -> String {
-        match nh {
-            None => format!("{}: no route", ip(dst)),
-            Some(NextHop::Local) => format!("{}: local", ip(dst)),
-            Some(NextHop::Connected(p)) => {
-                format!("{}: connected on {}", ip(dst), self.tables.port_name(p))
-            }
-            Some(NextHop::Via { port, gateway }) => {
-                format!(
-                    "{}: via {} on {}",
-                    ip(dst),
-                    ip(gateway),
-                    self.tables.port_name(port)
-                )
-            }
-            Some(NextHop::Blackhole) => format!("{}: blackhole", ip(dst)),
-            Some(NextHop::Unreachable) => format!("{}: unreachable", ip(dst)),
-        }
-    }
-
     /// Run one described packet.
     pub fn explain(&mut self, spec: &PacketSpec) -> Result<Explanation, ExplainError> {
         let port = if spec.input == "host" {
@@ -188,197 +168,244 @@ impl Explainer {
         &self,
         spec: &PacketSpec,
         events: &[Event],
-        verdict: Verdict,
+        _verdict: Verdict,
         out_frame: &[u8],
     ) -> Explanation {
-        let t = &*self.tables;
-        let mut lines = vec![spec.text.clone()];
-        let mut j = json!({
-            "packet": spec.text,
-            "in": spec.input,
-            "raw_hook": null, "raw_rule": null, "raw_comment": null, "raw_action": null,
-            "ct_state": null, "ct_flow": null, "ct_confirmed": false,
-            "route": null, "chain": null, "rule": null, "rule_comment": null,
-            "verdict": "accept", "out": null, "drop_reason": null, "reply": null,
-            "neighbour": null,
+        let ct = self.pipeline.conntrack();
+        let now = self.pipeline.now();
+        let neigh = self.pipeline.neighbours();
+        let mut e = render_events(&Rendering {
+            tables: &self.tables,
+            head: spec.text.clone(),
+            input: spec.input.clone(),
+            dst: u32::from(spec.dst),
+            events,
+            out_frame,
+            flow: &|f| ct.flow(f, now),
+            is_static: &|a| neigh.get(a).is_some_and(|n| n.is_static),
+            learned: "assumed resolved by ARP",
         });
-        let row = |lines: &mut Vec<String>, stage: &str, text: String| {
-            lines.push(format!("  {stage:<16} {text}"));
-        };
-        for e in events {
-            match *e {
-                Event::Raw { hook, rule, action } => {
-                    let (hname, rules) = match hook {
-                        RawHook::Prerouting => ("prerouting", &t.raw_prerouting),
-                        RawHook::Output => ("output", &t.raw_output),
-                    };
-                    let act = match action {
-                        RawAction::NoTrack => "notrack",
-                        RawAction::Accept => "accept",
-                    };
-                    let comment = rule.and_then(|i| rules[i].comment.clone());
-                    let text = match rule {
-                        Some(i) => format!(
-                            "rule {}{}: {} -> {}",
-                            i + 1,
-                            comment
-                                .as_ref()
-                                .map(|c| format!(" ({c})"))
-                                .unwrap_or_default(),
-                            act,
-                            if action == RawAction::NoTrack {
-                                "untracked"
-                            } else {
-                                "tracked"
-                            }
-                        ),
-                        None => "no rule matched -> tracked".to_string(),
-                    };
-                    row(&mut lines, &format!("raw/{hname}"), text);
-                    j["raw_hook"] = json!(hname);
-                    j["raw_rule"] = json!(rule.map(|i| i + 1));
-                    j["raw_comment"] = json!(comment);
-                    j["raw_action"] = json!(act);
+        e.json["conntrack_entries"] = json!(ct.len());
+        e
+    }
+}
+
+fn route_text(t: &Tables, nh: Option<NextHop>, dst: u32) -> String {
+    match nh {
+        None => format!("{}: no route", ip(dst)),
+        Some(NextHop::Local) => format!("{}: local", ip(dst)),
+        Some(NextHop::Connected(p)) => {
+            format!("{}: connected on {}", ip(dst), t.port_name(p))
+        }
+        Some(NextHop::Via { port, gateway }) => {
+            format!("{}: via {} on {}", ip(dst), ip(gateway), t.port_name(port))
+        }
+        Some(NextHop::Blackhole) => format!("{}: blackhole", ip(dst)),
+        Some(NextHop::Unreachable) => format!("{}: unreachable", ip(dst)),
+    }
+}
+
+/// Everything needed to put a packet's stage decisions into words: the
+/// offline explainer and live traces (`routerctl trace`) share this.
+pub struct Rendering<'a> {
+    /// The tables the packet went through.
+    pub tables: &'a Tables,
+    /// The first line: the packet.
+    pub head: String,
+    /// Arrival interface name (`host` for the host path).
+    pub input: String,
+    /// The packet's destination (route lines name it).
+    pub dst: u32,
+    /// Stage decisions in order.
+    pub events: &'a [Event],
+    /// The frame after the pipeline (at least its headers).
+    pub out_frame: &'a [u8],
+    /// The flow behind a reference.
+    pub flow: &'a dyn Fn(FlowRef) -> Option<FlowView>,
+    /// Whether a neighbour is a static entry.
+    pub is_static: &'a dyn Fn(u32) -> bool,
+    /// How a resolved, not static neighbour came to be known
+    /// (`assumed resolved by ARP` offline, `resolved by ARP` live).
+    pub learned: &'a str,
+}
+
+/// One line per stage, in `explain`'s words, and the JSON form.
+pub fn render_events(r: &Rendering<'_>) -> Explanation {
+    let t = r.tables;
+    let spec_text = &r.head;
+    let mut lines = vec![spec_text.clone()];
+    let mut j = json!({
+        "packet": spec_text,
+        "in": r.input,
+        "raw_hook": null, "raw_rule": null, "raw_comment": null, "raw_action": null,
+        "ct_state": null, "ct_flow": null, "ct_confirmed": false,
+        "route": null, "chain": null, "rule": null, "rule_comment": null,
+        "verdict": "accept", "out": null, "drop_reason": null, "reply": null,
+        "neighbour": null,
+    });
+    let row = |lines: &mut Vec<String>, stage: &str, text: String| {
+        lines.push(format!("  {stage:<16} {text}"));
+    };
+    for e in r.events {
+        match *e {
+            Event::Raw { hook, rule, action } => {
+                let (hname, rules) = match hook {
+                    RawHook::Prerouting => ("prerouting", &t.raw_prerouting),
+                    RawHook::Output => ("output", &t.raw_output),
+                };
+                let act = match action {
+                    RawAction::NoTrack => "notrack",
+                    RawAction::Accept => "accept",
+                };
+                let comment = rule.and_then(|i| rules[i].comment.clone());
+                let text = match rule {
+                    Some(i) => format!(
+                        "rule {}{}: {} -> {}",
+                        i + 1,
+                        comment
+                            .as_ref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default(),
+                        act,
+                        if action == RawAction::NoTrack {
+                            "untracked"
+                        } else {
+                            "tracked"
+                        }
+                    ),
+                    None => "no rule matched -> tracked".to_string(),
+                };
+                row(&mut lines, &format!("raw/{hname}"), text);
+                j["raw_hook"] = json!(hname);
+                j["raw_rule"] = json!(rule.map(|i| i + 1));
+                j["raw_comment"] = json!(comment);
+                j["raw_action"] = json!(act);
+            }
+            Event::Conntrack { state, flow } => {
+                let mut text = state.name().to_string();
+                if let Some(f) = flow.and_then(|f| (r.flow)(f)) {
+                    text.push_str(&format!(
+                        " (flow {}{})",
+                        flow_text(&f.key),
+                        f.tcp_state
+                            .map(|s| format!(", {}", s.name()))
+                            .unwrap_or_default()
+                    ));
+                    j["ct_flow"] = json!(flow_text(&f.key));
                 }
-                Event::Conntrack { state, flow } => {
-                    let mut text = state.name().to_string();
-                    if let Some(f) =
-                        flow.and_then(|f| self.pipeline.conntrack().flow(f, self.pipeline.now()))
-                    {
-                        text.push_str(&format!(
-                            " (flow {}{})",
-                            flow_text(&f.key),
-                            f.tcp_state
-                                .map(|s| format!(", {}", s.name()))
-                                .unwrap_or_default()
-                        ));
-                        j["ct_flow"] = json!(flow_text(&f.key));
-                    }
-                    row(&mut lines, "conntrack", text);
-                    j["ct_state"] = json!(state.name());
-                }
-                Event::Route { next_hop } => {
-                    let text = self.route_text(next_hop, u32::from(spec.dst));
-                    j["route"] = json!(text);
-                    row(&mut lines, "route", text);
-                }
-                Event::Filter {
-                    chain,
-                    rule,
-                    action,
-                } => {
-                    let comment =
-                        rule.and_then(|i| t.filter[chain as usize].rules[i].comment.clone());
-                    let text = match rule {
-                        Some(i) => format!(
-                            "rule {}{}: {}",
-                            i + 1,
-                            comment
-                                .as_ref()
-                                .map(|c| format!(" ({c})"))
-                                .unwrap_or_default(),
-                            action.name()
-                        ),
-                        None => format!("policy: {}", action.name()),
-                    };
-                    row(&mut lines, &format!("filter/{}", chain.name()), text);
-                    j["chain"] = json!(chain.name());
-                    j["rule"] = json!(rule.map(|i| i + 1));
-                    j["rule_comment"] = json!(comment);
-                    j["verdict"] = json!(action.name());
-                }
-                Event::Confirmed { flow } => {
-                    let text = match self.pipeline.conntrack().flow(flow, self.pipeline.now()) {
-                        Some(f) => format!(
-                            "entry created: {}{}, timeout {}s",
-                            flow_text(&f.key),
-                            f.tcp_state
-                                .map(|s| format!(" {}", s.name()))
-                                .unwrap_or_default(),
-                            f.timeout
-                        ),
-                        None => "entry created".to_string(),
-                    };
-                    row(&mut lines, "conntrack", text);
-                    j["ct_confirmed"] = json!(true);
-                }
-                Event::Neighbour {
-                    addr,
-                    port,
-                    resolved,
-                } => {
-                    let is_static = self
-                        .pipeline
-                        .neighbours()
-                        .get(addr)
-                        .is_some_and(|n| n.is_static);
-                    let text = if resolved && is_static {
-                        format!("{} on {} (static)", ip(addr), t.port_name(port))
-                    } else if resolved {
-                        format!(
-                            "{} on {} (assumed resolved by ARP)",
-                            ip(addr),
-                            t.port_name(port)
-                        )
-                    } else {
-                        format!("{} on {}: unresolved", ip(addr), t.port_name(port))
-                    };
-                    j["neighbour"] = json!(ip(addr).to_string());
-                    row(&mut lines, "neighbour", text);
-                }
-                Event::Done {
-                    verdict: v,
-                    drop,
-                    generated,
-                } => {
-                    let text = match (v, drop) {
-                        (_, Some(r)) => {
-                            if j["verdict"] != json!("reject") {
-                                j["verdict"] = json!("drop");
-                            }
-                            j["drop_reason"] = json!(r.name());
-                            if generated {
-                                let what = reply_kind(out_frame);
-                                if let Verdict::Tx(p) = v {
-                                    j["reply"] = json!({ "kind": what, "out": t.port_name(p) });
-                                    format!(
-                                        "{} ({}), sent {} out of {}",
-                                        j["verdict"].as_str().unwrap_or("drop"),
-                                        r.name(),
-                                        what,
-                                        t.port_name(p)
-                                    )
-                                } else {
-                                    format!("drop ({})", r.name())
-                                }
-                            } else {
+                row(&mut lines, "conntrack", text);
+                j["ct_state"] = json!(state.name());
+            }
+            Event::Route { next_hop } => {
+                let text = route_text(t, next_hop, r.dst);
+                j["route"] = json!(text);
+                row(&mut lines, "route", text);
+            }
+            Event::Filter {
+                chain,
+                rule,
+                action,
+            } => {
+                let comment = rule.and_then(|i| t.filter[chain as usize].rules[i].comment.clone());
+                let text = match rule {
+                    Some(i) => format!(
+                        "rule {}{}: {}",
+                        i + 1,
+                        comment
+                            .as_ref()
+                            .map(|c| format!(" ({c})"))
+                            .unwrap_or_default(),
+                        action.name()
+                    ),
+                    None => format!("policy: {}", action.name()),
+                };
+                row(&mut lines, &format!("filter/{}", chain.name()), text);
+                j["chain"] = json!(chain.name());
+                j["rule"] = json!(rule.map(|i| i + 1));
+                j["rule_comment"] = json!(comment);
+                j["verdict"] = json!(action.name());
+            }
+            Event::Confirmed { flow } => {
+                let text = match (r.flow)(flow) {
+                    Some(f) => format!(
+                        "entry created: {}{}, timeout {}s",
+                        flow_text(&f.key),
+                        f.tcp_state
+                            .map(|s| format!(" {}", s.name()))
+                            .unwrap_or_default(),
+                        f.timeout
+                    ),
+                    None => "entry created".to_string(),
+                };
+                row(&mut lines, "conntrack", text);
+                j["ct_confirmed"] = json!(true);
+            }
+            Event::Neighbour {
+                addr,
+                port,
+                resolved,
+            } => {
+                let is_static = (r.is_static)(addr);
+                let text = if resolved && is_static {
+                    format!("{} on {} (static)", ip(addr), t.port_name(port))
+                } else if resolved {
+                    format!("{} on {} ({})", ip(addr), t.port_name(port), r.learned)
+                } else {
+                    format!("{} on {}: unresolved", ip(addr), t.port_name(port))
+                };
+                j["neighbour"] = json!(ip(addr).to_string());
+                row(&mut lines, "neighbour", text);
+            }
+            Event::Done {
+                verdict: v,
+                drop,
+                generated,
+            } => {
+                let text = match (v, drop) {
+                    (_, Some(reason)) => {
+                        if j["verdict"] != json!("reject") {
+                            j["verdict"] = json!("drop");
+                        }
+                        j["drop_reason"] = json!(reason.name());
+                        if generated {
+                            let what = reply_kind(r.out_frame);
+                            if let Verdict::Tx(p) = v {
+                                j["reply"] = json!({ "kind": what, "out": t.port_name(p) });
                                 format!(
-                                    "{} ({})",
+                                    "{} ({}), sent {} out of {}",
                                     j["verdict"].as_str().unwrap_or("drop"),
-                                    r.name()
+                                    reason.name(),
+                                    what,
+                                    t.port_name(p)
                                 )
+                            } else {
+                                format!("drop ({})", reason.name())
                             }
+                        } else {
+                            format!(
+                                "{} ({})",
+                                j["verdict"].as_str().unwrap_or("drop"),
+                                reason.name()
+                            )
                         }
-                        (Verdict::Tx(p), None) => {
-                            j["out"] = json!(t.port_name(p));
-                            let ttl = out_frame.get(14 + 8).copied().unwrap_or(0);
-                            format!("accept -> out {} (ttl {})", t.port_name(p), ttl)
-                        }
-                        (Verdict::Host, None) => {
-                            j["out"] = json!("host");
-                            "accept -> host".to_string()
-                        }
-                        (Verdict::Consumed, None) => "consumed".to_string(),
-                        (Verdict::Drop(r), None) => format!("drop ({})", r.name()),
-                    };
-                    row(&mut lines, "result", text);
-                }
+                    }
+                    (Verdict::Tx(p), None) => {
+                        j["out"] = json!(t.port_name(p));
+                        let ttl = r.out_frame.get(14 + 8).copied().unwrap_or(0);
+                        format!("accept -> out {} (ttl {})", t.port_name(p), ttl)
+                    }
+                    (Verdict::Host, None) => {
+                        j["out"] = json!("host");
+                        "accept -> host".to_string()
+                    }
+                    (Verdict::Consumed, None) => "consumed".to_string(),
+                    (Verdict::Drop(reason), None) => format!("drop ({})", reason.name()),
+                };
+                row(&mut lines, "result", text);
             }
         }
-        let _ = verdict;
-        j["conntrack_entries"] = json!(self.pipeline.conntrack().len());
-        Explanation { lines, json: j }
     }
+    Explanation { lines, json: j }
 }
 
 /// What a generated reply frame is.

@@ -1,6 +1,7 @@
 //! afxdp-router control plane: the YAML config (schema, validation,
 //! compilation to dataplane tables), `routerd` and `routerctl`.
 pub mod config;
+pub mod ctl;
 pub mod explain;
 pub mod lab;
 pub mod packet_spec;

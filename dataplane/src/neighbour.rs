@@ -1,6 +1,7 @@
 //! The neighbour table: IPv4 address to MAC per port, from static config
-//! entries and (later) ARP. Capacity is reserved at start-up; the packet
-//! path only reads it.
+//! entries and ARP. Capacity is reserved at start-up; the packet path only
+//! reads it. Learned entries expire; shortly before, they are refreshed
+//! with ARP requests (see `Pipeline::housekeeping`).
 
 use crate::addr::Mac;
 use crate::packet::PortId;
@@ -21,6 +22,9 @@ pub struct Neighbour {
     pub is_static: bool,
     /// Second at which a learned entry expires.
     pub expires: u32,
+    /// A refresh (ARP request before expiry) is under way or failed; cleared
+    /// when the neighbour is heard from again.
+    pub refreshing: bool,
 }
 
 /// Address to neighbour map.
@@ -53,6 +57,7 @@ impl Neighbours {
                     port: s.port,
                     is_static: true,
                     expires: u32::MAX,
+                    refreshing: false,
                 },
             );
         }
@@ -66,6 +71,7 @@ impl Neighbours {
                 n.mac = mac;
                 n.port = port;
                 n.expires = expires;
+                n.refreshing = false;
             }
             return true;
         }
@@ -79,9 +85,33 @@ impl Neighbours {
                 port,
                 is_static: false,
                 expires,
+                refreshing: false,
             },
         );
         true
+    }
+
+    /// Learned entries that expire within `window` seconds of `now` and are
+    /// not being refreshed yet, up to `out.len()` of them; returns how many.
+    pub fn due_for_refresh(&self, now: u32, window: u32, out: &mut [(u32, PortId)]) -> usize {
+        let mut n = 0;
+        for (&addr, e) in &self.map {
+            if n == out.len() {
+                break;
+            }
+            if !e.is_static && !e.refreshing && e.expires <= now.saturating_add(window) {
+                out[n] = (addr, e.port);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Marks a learned entry as being refreshed.
+    pub fn set_refreshing(&mut self, addr: u32) {
+        if let Some(e) = self.map.get_mut(&addr).filter(|e| !e.is_static) {
+            e.refreshing = true;
+        }
     }
 
     /// The neighbour at `addr`, if resolved.
@@ -123,6 +153,9 @@ pub struct Resolving {
     pub tries: u8,
     /// Second the last request went out.
     pub last_sent: u32,
+    /// Started to refresh a learned entry before it expires (done when the
+    /// neighbour answers), not for a packet.
+    pub refresh: bool,
 }
 
 /// A packet waiting for its next hop.
@@ -187,6 +220,7 @@ impl PendingQueue {
                     port,
                     tries: 0,
                     last_sent: 0,
+                    refresh: false,
                 });
                 self.resolving.len() - 1
             }

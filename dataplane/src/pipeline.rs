@@ -29,6 +29,12 @@ use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
 
 /// Seconds a learned neighbour stays valid.
 pub const NEIGHBOUR_TIMEOUT: u32 = 300;
+/// Seconds before a learned neighbour expires when the router asks for it
+/// again (three ARP requests a second apart, as for a resolution); an
+/// answer renews the entry, silence lets it expire.
+pub const NEIGHBOUR_REFRESH: u32 = 30;
+/// Neighbour refreshes started per housekeeping scan (one scan a second).
+const REFRESH_BATCH: usize = 16;
 
 /// What the stages learned about a packet, so no stage parses twice.
 #[derive(Clone, Copy, Debug, Default)]
@@ -126,6 +132,8 @@ pub struct State {
     /// Where a queued packet is rewritten before it is handed out.
     scratch: Box<[u8]>,
     now: u32,
+    /// Second of the last scan for neighbours to refresh.
+    refresh_scan: u32,
     /// This worker's counters.
     pub counters: Counters,
 }
@@ -149,6 +157,7 @@ impl Pipeline {
             pending: PendingQueue::default(),
             scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
+            refresh_scan: 0,
             counters: Counters::default(),
         };
         st.adopt(&tables);
@@ -180,12 +189,30 @@ impl Pipeline {
         self.st.now
     }
 
-    /// Expire flows and neighbours; call at housekeeping.
+    /// Expire flows and neighbours, and (once a second) start refreshing
+    /// learned neighbours that expire within [`NEIGHBOUR_REFRESH`] seconds:
+    /// their ARP requests go out from [`Pipeline::drain_pending`]. Call at
+    /// housekeeping.
     pub fn housekeeping(&mut self, gc_budget: usize) {
         let now = self.st.now;
         self.st.ct.gc(now, gc_budget);
         if self.st.neigh.expire(now) > 0 {
             self.st.rebuild_nh_cache(&self.tables);
+        }
+        if now != self.st.refresh_scan {
+            self.st.refresh_scan = now;
+            let mut due = [(0u32, PortId(0)); REFRESH_BATCH];
+            let n = self
+                .st
+                .neigh
+                .due_for_refresh(now, NEIGHBOUR_REFRESH, &mut due);
+            for &(addr, port) in &due[..n] {
+                // No room among the resolutions: try again at the next scan.
+                if let Some(r) = self.st.pending.resolving(addr, port) {
+                    r.refresh = true;
+                    self.st.neigh.set_refreshing(addr);
+                }
+            }
         }
     }
 
@@ -237,7 +264,12 @@ impl Pipeline {
         let now = *now;
         let mut i = 0;
         while let Some(&r) = pending.in_progress().get(i) {
-            if let Some(n) = neigh.get(r.addr).filter(|n| n.port == r.port) {
+            // A refresh is done once the neighbour answered (which clears
+            // `refreshing`); a resolution once the neighbour is known.
+            if let Some(n) = neigh
+                .get(r.addr)
+                .filter(|n| n.port == r.port && !(r.refresh && n.refreshing))
+            {
                 let l2 = rewrite::l2_header(n.mac, t.interfaces[r.port.0 as usize].mac);
                 pending.release(r.addr, |buf, port, forwarded| {
                     let out = &mut scratch[..buf.len()];
@@ -747,6 +779,40 @@ impl State {
         })
     }
 
+    /// The raw stage of `hook`, then conntrack for what raw leaves tracked.
+    /// Sets `m.ct_state`; returns the conntrack result (None: untracked).
+    #[inline(always)]
+    fn raw_and_track<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &Pkt<'_>,
+        m: &mut Meta,
+        hook: RawHook,
+        tr: &mut T,
+    ) -> Result<Option<CtResult>, DropReason> {
+        let (rules, counters) = match hook {
+            RawHook::Prerouting => (&t.raw_prerouting, 0),
+            RawHook::Output => (&t.raw_output, 1),
+        };
+        let (rule, action) = raw::evaluate(rules, m, t);
+        if let Some(i) = rule {
+            self.counters.raw_rules[counters][i].add(m.total_len);
+        }
+        tr.event(Event::Raw { hook, rule, action });
+        let ct = if action == RawAction::NoTrack {
+            self.counters.untracked += 1;
+            None
+        } else {
+            Some(self.track(pkt, m)?)
+        };
+        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
+        tr.event(Event::Conntrack {
+            state: m.ct_state,
+            flow: ct.and_then(|r| r.flow),
+        });
+        Ok(ct)
+    }
+
     /// Conntrack stage for a tracked packet.
     #[inline(always)]
     fn track(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
@@ -881,32 +947,10 @@ impl State {
             return Outcome::drop(DropReason::IpNotUnicast);
         }
 
-        // raw/prerouting
-        let (rule, action) = raw::evaluate(&t.raw_prerouting, &m, t);
-        if let Some(i) = rule {
-            self.counters.raw_rules[0][i].add(m.total_len);
-        }
-        tr.event(Event::Raw {
-            hook: RawHook::Prerouting,
-            rule,
-            action,
-        });
-
-        // conntrack
-        let ct = if action == RawAction::NoTrack {
-            self.counters.untracked += 1;
-            None
-        } else {
-            match self.track(pkt, &m) {
-                Ok(r) => Some(r),
-                Err(reason) => return Outcome::drop(reason),
-            }
+        let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Prerouting, tr) {
+            Ok(ct) => ct,
+            Err(reason) => return Outcome::drop(reason),
         };
-        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
-        tr.event(Event::Conntrack {
-            state: m.ct_state,
-            flow: ct.and_then(|r| r.flow),
-        });
 
         // route
         tr.event(Event::Route { next_hop: nh });
@@ -1167,29 +1211,10 @@ impl State {
         let nh = nh_id.map(|i| t.next_hops[i as usize]);
         m.local_dst = matches!(nh, Some(NextHop::Local));
 
-        let (rule, action) = raw::evaluate(&t.raw_output, &m, t);
-        if let Some(i) = rule {
-            self.counters.raw_rules[1][i].add(m.total_len);
-        }
-        tr.event(Event::Raw {
-            hook: RawHook::Output,
-            rule,
-            action,
-        });
-        let ct = if action == RawAction::NoTrack {
-            self.counters.untracked += 1;
-            None
-        } else {
-            match self.track(pkt, &m) {
-                Ok(r) => Some(r),
-                Err(reason) => return Outcome::drop(reason),
-            }
+        let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Output, tr) {
+            Ok(ct) => ct,
+            Err(reason) => return Outcome::drop(reason),
         };
-        m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
-        tr.event(Event::Conntrack {
-            state: m.ct_state,
-            flow: ct.and_then(|r| r.flow),
-        });
         tr.event(Event::Route { next_hop: nh });
         let out = match nh {
             Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => p,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use crate::conntrack::FlowView;
 use crate::counters::Counters;
 use crate::drop::DropReason;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
@@ -46,14 +47,31 @@ const CHUNK: usize = 64;
 /// Largest burst a worker takes per port.
 pub const MAX_BURST: usize = 256;
 
-/// Where packets for the router itself go: the TUN host path of a later
-/// issue implements this. Without one, such packets are freed and counted
-/// as the drop `host_unavailable`.
+/// The host path (the TUN, [`crate::host`]): where packets for the router
+/// itself go, and where the packets the router's kernel sends come from.
+/// Without one, packets for the router are freed and counted as the drop
+/// `host_unavailable`. Implementations must not block, allocate or make a
+/// syscall: the worker calls them on its loop.
 pub trait HostPath: Send {
     /// Hands one IP packet (no Ethernet header) to the host; `false` when it
     /// could not be taken (counted as `host_unavailable`).
     fn deliver(&mut self, ip_packet: &[u8]) -> bool;
+
+    /// Whether a packet from the host waits (checked every loop: keep it to
+    /// an atomic load).
+    fn has_packet(&self) -> bool {
+        false
+    }
+
+    /// Copies the next IP packet from the host into `buf`; its length, or
+    /// `None` when none waits.
+    fn receive(&mut self, _buf: &mut [u8]) -> Option<usize> {
+        None
+    }
 }
+
+/// Most connection-table entries listed in the final snapshot.
+pub const MAX_LISTED_FLOWS: usize = 65_536;
 
 /// A worker's settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +160,9 @@ pub struct WorkerSnapshot {
     pub ports: Vec<PortStats>,
     /// Entries in the worker's connection table.
     pub conntrack_entries: usize,
+    /// The connection table's live entries (at most [`MAX_LISTED_FLOWS`]),
+    /// listed only in the final snapshot (`stopped`).
+    pub flows: Vec<FlowView>,
     /// Where the worker's UMEM frames are.
     pub census: FrameCensus,
     /// Tables generation in force.
@@ -308,7 +329,7 @@ impl Worker {
         Ok(w)
     }
 
-    /// Attaches the host path (the TUN of a later issue).
+    /// Attaches the host path (the TUN, [`crate::host::HostThread::port`]).
     pub fn set_host_path(&mut self, host: Box<dyn HostPath>) {
         self.host = Some(host);
     }
@@ -397,7 +418,18 @@ impl Worker {
             }
             total += n;
             for chunk in rx[..n].chunks(CHUNK) {
-                run_chunk(ports, pipeline, host, txq, lc, p, chunk);
+                run_chunk(ports, pipeline, host, txq, lc, PortId(p as u8), chunk);
+            }
+        }
+        // Packets the router's kernel sends (slow path: a copy each from the
+        // host path's buffer into a fresh frame).
+        if host.as_ref().is_some_and(|h| h.has_packet()) {
+            let n = receive_from_host(ports, host, rx);
+            if n > 0 {
+                total += n;
+                for chunk in rx[..n].chunks(CHUNK) {
+                    run_chunk(ports, pipeline, host, txq, lc, PortId::HOST, chunk);
+                }
             }
         }
         // Packets that waited for ARP, and ARP retries (slow path: a copy
@@ -492,6 +524,13 @@ impl Worker {
             counters: self.pipeline.counters().clone(),
             ports: self.ports.stats().ports,
             conntrack_entries: self.pipeline.conntrack().len(),
+            flows: if stopped {
+                let now = self.pipeline.now();
+                let ct = self.pipeline.conntrack();
+                ct.flows(now).take(MAX_LISTED_FLOWS).collect()
+            } else {
+                Vec::new()
+            },
             census: self.ports.frames_accounted(),
             tables_generation: self.tables_generation,
             stopped,
@@ -510,7 +549,44 @@ impl Worker {
     }
 }
 
-/// Runs up to [`CHUNK`] frames of port `p` through the pipeline and queues
+/// Copies up to `out.len()` packets from the host path into fresh frames,
+/// each behind the placeholder Ethernet header the pipeline expects
+/// (zero MACs, ethertype IPv4). Returns how many.
+fn receive_from_host(
+    ports: &mut WorkerPorts,
+    host: &mut Option<Box<dyn HostPath>>,
+    out: &mut [FrameRef],
+) -> usize {
+    let Some(h) = host else {
+        return 0;
+    };
+    let mut n = 0;
+    while n < out.len() && h.has_packet() {
+        // No free frame: the packets wait in the host path's queue.
+        let Some(addr) = ports.alloc() else {
+            break;
+        };
+        let buf = ports.frame_mut(addr);
+        match h.receive(&mut buf[ETH_HDR_LEN..]) {
+            Some(len) => {
+                buf[..12].fill(0);
+                buf[12..ETH_HDR_LEN].copy_from_slice(&[0x08, 0x00]);
+                out[n] = FrameRef {
+                    addr,
+                    len: (ETH_HDR_LEN + len) as u32,
+                };
+                n += 1;
+            }
+            None => {
+                ports.free(addr);
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Runs up to [`CHUNK`] frames of `port` through the pipeline and queues
 /// or frees each by its verdict.
 fn run_chunk(
     ports: &mut WorkerPorts,
@@ -518,14 +594,13 @@ fn run_chunk(
     host: &mut Option<Box<dyn HostPath>>,
     txq: &mut [Vec<FrameRef>],
     lc: &mut LoopCounters,
-    p: usize,
+    port: PortId,
     chunk: &[FrameRef],
 ) {
     let k = chunk.len();
     let mut verdicts = [Verdict::Consumed; CHUNK];
     let mut lens = [0u32; CHUNK];
     {
-        let port = PortId(p as u8);
         let mut pkts: SmallVec<[Pkt<'_>; CHUNK]> = ports
             .frames_mut(chunk)
             .zip(chunk)

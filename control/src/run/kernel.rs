@@ -96,7 +96,7 @@ fn read_sys(device: &str, file: &str) -> Result<String, KernelError> {
     })
 }
 
-fn ip(args: &[&str]) -> Result<String, KernelError> {
+pub(crate) fn ip(args: &[&str]) -> Result<String, KernelError> {
     let out = Command::new("ip")
         .args(args)
         .output()

@@ -8,7 +8,14 @@
 //! only then are the kernel's addresses taken off the ports ([`kernel`]).
 //! Signal handlers are installed before any of it, so a SIGTERM during
 //! start-up still ends in a clean exit.
+//!
+//! With `host.tun` set, the TUN device is created after the XDP attach and
+//! before the ports' addresses are taken (a name clash changes nothing),
+//! given the router's addresses and routes once the ports' kernel addresses
+//! are off ([`host`]), and served by the host thread ([`dataplane::host`]);
+//! worker 0 receives what the kernel sends.
 
+pub mod host;
 pub mod kernel;
 pub mod stats;
 pub mod watch;
@@ -19,17 +26,20 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use dataplane::host::HostThread;
 use dataplane::tables::Tables;
 use dataplane::worker::{
     check_core, TablesSlot, Worker, WorkerConfig, WorkerError, WorkerShared, WorkerSnapshot,
 };
+use dataplane::xsk::tun::Tun;
 use dataplane::xsk::{PortConfig, WorkerPorts, XdpMode, XdpProgram, XskError};
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
+use host::HostKernel;
 use kernel::{KernelError, Takeover};
-use stats::RouterStats;
+use stats::{HostPathStats, RouterStats};
 
 /// Bytes per UMEM frame.
 pub const FRAME_SIZE: u32 = 2048;
@@ -65,6 +75,9 @@ pub enum RunError {
     /// A worker thread could not be started.
     #[error("cannot start a worker thread: {0}")]
     Thread(std::io::Error),
+    /// The TUN device of the host path could not be created.
+    #[error("host path: cannot create TUN device {name}: {err} (fix host.tun, or set host.enabled: false)")]
+    Tun { name: String, err: std::io::Error },
     /// A worker ended while the router was running.
     #[error("worker {index} stopped: {why}")]
     WorkerDied { index: usize, why: String },
@@ -94,6 +107,12 @@ pub struct Router {
     stop: Arc<AtomicBool>,
     tables: Arc<TablesSlot>,
     workers: Vec<(Arc<WorkerShared>, Option<WorkerThread>)>,
+    // Fields drop in this order: the TUN's kernel state and the TUN go
+    // before the ports' kernel state is restored.
+    /// The kernel addresses and routes of the TUN.
+    host_kernel: Option<HostKernel>,
+    /// The host thread (owns the TUN) and its name.
+    host: Option<(String, HostThread)>,
     programs: Vec<Arc<XdpProgram>>,
     takeover: Takeover,
 }
@@ -181,6 +200,16 @@ impl Router {
             FRAME_SIZE
         );
 
+        // Before the ports' kernel state changes: a name clash (or no
+        // /dev/net/tun) fails with nothing to put back. Closing the
+        // descriptor removes the device.
+        let tun = match &cfg.tun {
+            Some(name) => Some(Tun::open(name).map_err(|err| RunError::Tun {
+                name: name.clone(),
+                err,
+            })?),
+            None => None,
+        };
         let takeover = Takeover::take(&devices)?;
         for p in takeover.ports() {
             let addrs = if p.addresses.is_empty() {
@@ -197,6 +226,16 @@ impl Router {
             );
         }
 
+        let (host, host_kernel) = match tun {
+            Some(tun) => {
+                let name = tun.name().to_string();
+                let hk = HostKernel::setup(&name, cfg)?;
+                let thread = HostThread::start(tun).map_err(RunError::Thread)?;
+                (Some((name, thread)), Some(hk))
+            }
+            None => (None, None),
+        };
+
         let stop = Arc::new(AtomicBool::new(false));
         let slot = Arc::new(TablesSlot::new(Arc::new(tables)));
         let mut router = Router {
@@ -204,6 +243,8 @@ impl Router {
             stop: stop.clone(),
             tables: slot.clone(),
             workers: Vec::new(),
+            host_kernel,
+            host,
             programs,
             takeover,
         };
@@ -216,6 +257,10 @@ impl Router {
                 busy_poll: d.busy_poll,
             };
             let mut worker = Worker::new(wc, ports, shared.clone())?;
+            if let Some((_, h)) = &router.host {
+                // Only worker 0 receives from the kernel (see dataplane::host).
+                worker.set_host_path(Box::new(h.port(i == 0)));
+            }
             let handle = std::thread::Builder::new()
                 .name(format!("worker{i}"))
                 .spawn(move || worker.run())
@@ -259,7 +304,12 @@ impl Router {
     /// The counters as last published by the workers.
     pub fn stats(&self) -> RouterStats {
         let snaps: Vec<WorkerSnapshot> = self.workers.iter().map(|(s, _)| s.snapshot()).collect();
-        RouterStats::from_snapshots(&self.names, &snaps)
+        let mut st = RouterStats::from_snapshots(&self.names, &snaps);
+        st.host = self
+            .host
+            .as_ref()
+            .map(|(name, h)| HostPathStats::new(name, &h.stats()));
+        st
     }
 
     /// Stops the workers, detaches the programs, gives the ports back to the
@@ -276,6 +326,16 @@ impl Router {
             }
         }
         let stats = self.stats();
+        if let Some(mut hk) = self.host_kernel.take() {
+            for p in hk.remove() {
+                warn!("removing the host path's kernel state: {p}");
+            }
+        }
+        if let Some((name, h)) = self.host.take() {
+            // The host thread drops the TUN: the device goes away.
+            h.stop();
+            info!("host path: TUN {name} removed with its kernel addresses and routes");
+        }
         // The workers' sockets are closed (their threads ended); dropping
         // the programs closes the links, which detaches XDP.
         self.programs.clear();
@@ -346,11 +406,12 @@ fn log_summary(cfg: &Config, t: &Tables) {
         }
     );
     match &cfg.tun {
-        Some(tun) => info!(
-            "host path (TUN {tun}) not implemented yet: packets for the router itself are \
-             dropped and counted host_unavailable"
-        ),
-        None => info!("host path off: packets for the router itself are dropped"),
+        Some(tun) => {
+            info!("host path: TUN {tun} carries the router's own traffic to and from the kernel")
+        }
+        None => {
+            info!("host path off: packets for the router itself are dropped (host_unavailable)")
+        }
     }
 }
 

@@ -4,7 +4,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use std::net::Ipv4Addr;
+
+use dataplane::conntrack::FlowView;
 use dataplane::drop::DropReason;
+use dataplane::host::HostStats;
 use dataplane::worker::{aggregate, WorkerSnapshot};
 use serde::{Deserialize, Serialize};
 
@@ -66,6 +70,90 @@ pub struct WorkerStats {
     pub conntrack_entries: u64,
 }
 
+/// One connection-table entry (listed at exit).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionStats {
+    /// `tcp`, `udp`, `icmp` or the protocol number.
+    pub protocol: String,
+    /// Original direction: source address and port (ICMP: the query id).
+    pub src: String,
+    pub sport: u16,
+    /// Original direction: destination address and port.
+    pub dst: String,
+    pub dport: u16,
+    /// TCP state as `conntrack -L` names it; empty for other protocols.
+    pub state: String,
+    /// A reply was seen.
+    pub seen_reply: bool,
+    /// Seconds left.
+    pub timeout: u32,
+    /// Packets original, reply.
+    pub packets: [u64; 2],
+}
+
+impl ConnectionStats {
+    fn of(f: &FlowView) -> ConnectionStats {
+        let k = f.key;
+        ConnectionStats {
+            protocol: match k.proto {
+                6 => "tcp".to_string(),
+                17 => "udp".to_string(),
+                1 => "icmp".to_string(),
+                n => n.to_string(),
+            },
+            src: Ipv4Addr::from(k.src).to_string(),
+            sport: k.sport,
+            dst: Ipv4Addr::from(k.dst).to_string(),
+            dport: k.dport,
+            state: f.tcp_state.map_or(String::new(), |t| t.name().to_string()),
+            seen_reply: f.seen_reply,
+            timeout: f.timeout,
+            packets: f.packets,
+        }
+    }
+
+    /// Whether `port` is the entry's source or destination port.
+    pub fn has_port(&self, port: u16) -> bool {
+        self.sport == port || self.dport == port
+    }
+}
+
+/// What the host path (TUN) counted.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPathStats {
+    /// The TUN device.
+    pub tun: String,
+    /// Packets and bytes written to the kernel.
+    pub to_kernel_packets: u64,
+    pub to_kernel_bytes: u64,
+    /// Packets and bytes the kernel sent, handed to the worker.
+    pub from_kernel_packets: u64,
+    pub from_kernel_bytes: u64,
+    /// Drops of the host path by reason (all reasons, zero or not).
+    pub drops: BTreeMap<String, u64>,
+    /// Errors reading the TUN.
+    pub read_errors: u64,
+}
+
+impl HostPathStats {
+    /// From the host thread's counters.
+    pub fn new(tun: &str, h: &HostStats) -> HostPathStats {
+        HostPathStats {
+            tun: tun.to_string(),
+            to_kernel_packets: h.to_kernel_packets,
+            to_kernel_bytes: h.to_kernel_bytes,
+            from_kernel_packets: h.from_kernel_packets,
+            from_kernel_bytes: h.from_kernel_bytes,
+            drops: h
+                .named_drops()
+                .iter()
+                .map(|(n, v)| (n.to_string(), *v))
+                .collect(),
+            read_errors: h.read_errors,
+        }
+    }
+}
+
 /// Everything routerd counted.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct RouterStats {
@@ -89,10 +177,30 @@ pub struct RouterStats {
     pub arp_requests_sent: u64,
     /// ICMP errors sent.
     pub icmp_errors_sent: u64,
+    /// ARP replies to our requests received.
+    #[serde(default)]
+    pub arp_replies_received: u64,
+    /// Next hops that did not answer three ARP requests (resolutions and
+    /// refreshes).
+    #[serde(default)]
+    pub arp_resolution_failures: u64,
+    /// ICMP errors not sent because of the rate limit.
+    #[serde(default)]
+    pub icmp_errors_rate_limited: u64,
+    /// TCP resets sent for `reject`.
+    #[serde(default)]
+    pub tcp_resets_sent: u64,
     /// Drops by reason, non-zero only.
     pub drops: BTreeMap<String, u64>,
     /// Connection-table entries, all workers.
     pub conntrack_entries: u64,
+    /// The entries themselves, listed from the workers' final snapshots
+    /// (empty while routerd runs).
+    #[serde(default)]
+    pub connections: Vec<ConnectionStats>,
+    /// The host path, when it is on.
+    #[serde(default)]
+    pub host: Option<HostPathStats>,
     /// Per worker.
     pub workers: Vec<WorkerStats>,
 }
@@ -163,8 +271,17 @@ impl RouterStats {
             arp_replies_sent: c.arp_replies_sent,
             arp_requests_sent: c.arp_requests_sent,
             icmp_errors_sent: c.icmp_errors_sent,
+            arp_replies_received: c.arp_replies_received,
+            arp_resolution_failures: c.arp_resolution_failures,
+            icmp_errors_rate_limited: c.icmp_errors_rate_limited,
+            tcp_resets_sent: c.tcp_resets_sent,
             drops,
             conntrack_entries: snaps.iter().map(|s| s.conntrack_entries as u64).sum(),
+            connections: snaps
+                .iter()
+                .flat_map(|s| s.flows.iter().map(ConnectionStats::of))
+                .collect(),
+            host: None,
             workers,
         }
     }
@@ -213,13 +330,67 @@ impl RouterStats {
         }
         let _ = writeln!(
             s,
-            "  tracked {}, untracked {}, conntrack entries {}; arp replies sent {}, arp requests sent {}",
-            self.tracked,
-            self.untracked,
-            self.conntrack_entries,
-            self.arp_replies_sent,
-            self.arp_requests_sent
+            "  tracked {}, untracked {}, conntrack entries {}",
+            self.tracked, self.untracked, self.conntrack_entries,
         );
+        let _ = writeln!(
+            s,
+            "  arp: replies sent {}, requests sent {}, replies received {}, resolution failures {}; \
+             icmp errors sent {} (rate limited {}), tcp resets sent {}",
+            self.arp_replies_sent,
+            self.arp_requests_sent,
+            self.arp_replies_received,
+            self.arp_resolution_failures,
+            self.icmp_errors_sent,
+            self.icmp_errors_rate_limited,
+            self.tcp_resets_sent
+        );
+        if let Some(h) = &self.host {
+            let drops: Vec<String> = h
+                .drops
+                .iter()
+                .filter(|(_, v)| **v > 0)
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            let _ = writeln!(
+                s,
+                "  host path ({}): to kernel {} pkts {} bytes, from kernel {} pkts {} bytes, drops: {}",
+                h.tun,
+                h.to_kernel_packets,
+                h.to_kernel_bytes,
+                h.from_kernel_packets,
+                h.from_kernel_bytes,
+                if drops.is_empty() {
+                    "none".to_string()
+                } else {
+                    drops.join(", ")
+                }
+            );
+        }
+        const SHOWN: usize = 20;
+        for c in self.connections.iter().take(SHOWN) {
+            let _ = writeln!(
+                s,
+                "  conn {} {}:{} > {}:{} {}{} timeout {}s packets {}/{}",
+                c.protocol,
+                c.src,
+                c.sport,
+                c.dst,
+                c.dport,
+                c.state,
+                if c.seen_reply { "" } else { " [UNREPLIED]" },
+                c.timeout,
+                c.packets[0],
+                c.packets[1]
+            );
+        }
+        if self.connections.len() > SHOWN {
+            let _ = writeln!(
+                s,
+                "  ... {} more connections",
+                self.connections.len() - SHOWN
+            );
+        }
         for w in &self.workers {
             let c = &w.census;
             let _ = writeln!(

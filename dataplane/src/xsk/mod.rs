@@ -9,7 +9,8 @@
 //! redirects a queue into an XSKMAP slot; [`umem`] maps the frame area;
 //! [`ring`] is the single-producer/single-consumer ring shared with the
 //! kernel; [`socket`] builds an AF_XDP socket on a (possibly shared) UMEM;
-//! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack.
+//! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack;
+//! [`tun`] is the TUN device of the host path.
 //!
 //! Never on the packet path: allocation, locks, or a syscall per packet (the
 //! only syscalls are one TX kick per burst and wake-ups the kernel asks for
@@ -22,7 +23,9 @@ mod error;
 pub mod netns;
 pub mod port;
 pub mod ring;
+pub mod sink;
 mod socket;
+pub mod tun;
 pub mod umem;
 
 pub use bpf::{XdpMode, XdpProgram};

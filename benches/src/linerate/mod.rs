@@ -1,0 +1,43 @@
+//! `linerate`: an AF_XDP traffic generator and sink, and an RFC 2544
+//! throughput search, for measuring a router between two network
+//! namespaces (or two NICs).
+//!
+//! - [`frame`]: test frames (Ethernet/IPv4/UDP + magic, flow, sequence,
+//!   timestamp), flows in 198.18.0.0/15, frame sizes and IMIX.
+//! - [`pacing`]: the token bucket, in bursts of up to 64.
+//! - [`gen`]: the generator (AF_XDP TX).
+//! - [`sink`]: the sink (AF_XDP RX with per-flow checks, or an XDP program
+//!   that counts and drops).
+//! - [`track`], [`histogram`]: per-flow loss, order and latency.
+//! - [`handles`]: generator and sink on threads in their namespaces.
+//! - [`rfc2544`]: the throughput search.
+//!
+//! Every run is bounded in time; nothing here sends outside the interface
+//! it is given.
+
+pub mod chart;
+pub mod compare;
+pub mod frame;
+pub mod gen;
+pub mod handles;
+pub mod histogram;
+pub mod pacing;
+pub mod rfc2544;
+pub mod sink;
+pub mod track;
+
+use dataplane::xsk::XskError;
+
+/// Why a `linerate` operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinerateError {
+    /// An argument is out of range.
+    #[error("{0}")]
+    Config(String),
+    /// An AF_XDP port or XDP program could not be set up.
+    #[error("{0}")]
+    Xsk(#[from] XskError),
+    /// Threads, namespaces, CPU pinning or a helper command failed.
+    #[error("{0}")]
+    Setup(String),
+}

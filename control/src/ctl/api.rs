@@ -1,0 +1,528 @@
+//! What the control socket serves: the [`ControlHandler`] trait that routerd
+//! implements, the plain data it returns, and helpers that build that data
+//! from dataplane types so that routerd only gathers counters.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use dataplane::conntrack::{CtCounters, FlowView};
+use dataplane::counters::{Count, Counters};
+use dataplane::drop::DropReason;
+use dataplane::packet::PortId;
+use dataplane::tables::{ChainId, RawAction, Tables};
+use dataplane::xsk::port::PortStats;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+/// The router's side of the control socket. Every method is called from a
+/// control thread (one per client), never from a worker.
+pub trait ControlHandler: Send + Sync {
+    /// Counters of everything (`routerctl stats`).
+    fn stats(&self) -> StatsSnapshot;
+    /// The connection table (`routerctl conntrack list`).
+    fn conntrack(&self) -> Vec<FlowEntry>;
+    /// Empty the connection table; returns the entries removed.
+    fn conntrack_flush(&self) -> usize;
+    /// Load and apply a config (`None`: the file routerd was started with).
+    /// `Err` holds the precise error line, as `routerd --check` prints it.
+    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String>;
+    /// Arm a live trace; `Err` for a bad request (unknown interface, bad
+    /// match words).
+    fn trace_start(&self, req: TraceStart) -> Result<(), String>;
+    /// Packets traced since the last poll.
+    fn trace_poll(&self) -> TracePoll;
+    /// Stop tracing.
+    fn trace_stop(&self);
+    /// Set every counter to zero.
+    fn reset_counters(&self);
+}
+
+/// Packets and bytes in both directions of an interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterfaceStats {
+    /// Kernel netdev (`r0`; `tun` for the host path).
+    pub device: String,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Frames dropped before the pipeline saw them: the kernel's AF_XDP
+    /// `rx_dropped` and `rx_ring_full` (0 for the host path).
+    pub rx_dropped: u64,
+    /// Frames not sent: TX ring full or bad frames.
+    pub tx_dropped: u64,
+}
+
+/// One worker's loop counters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerStats {
+    /// Worker index.
+    pub worker: usize,
+    /// The core it is pinned to.
+    pub core: usize,
+    /// Loop iterations.
+    pub loops: u64,
+    /// Iterations that found work (received or sent something).
+    pub busy_loops: u64,
+    /// `busy_loops / loops`, 0..=1.
+    pub busy_share: f64,
+}
+
+/// What routerd knows of a worker's loop; input of [`snapshot_from`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorkerLoad {
+    pub core: usize,
+    pub loops: u64,
+    pub busy_loops: u64,
+}
+
+/// A rule's hits.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleStats {
+    /// `raw` or `filter`.
+    pub table: String,
+    /// `prerouting`/`output` for raw, `input`/`forward`/`output` for filter.
+    pub chain: String,
+    /// Position in its chain, from 1 (as explain and trace number rules);
+    /// `None` for the chain's policy.
+    pub position: Option<usize>,
+    /// `notrack`, `accept`, `drop`, `reject` (for the policy, the policy).
+    pub action: String,
+    /// The operator's comment.
+    pub comment: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The connection tables, summed over workers.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConntrackStats {
+    /// Live flows.
+    pub entries: u64,
+    /// Entries allowed (per worker limit times workers).
+    pub max_entries: u64,
+    /// IP packets that went through connection tracking.
+    pub tracked_packets: u64,
+    /// IP packets marked NOTRACK in the raw stage.
+    pub untracked_packets: u64,
+    /// Flows by state (`ESTABLISHED`, `SYN_SENT`, ... for TCP; `REPLIED`,
+    /// `UNREPLIED` for others).
+    pub by_state: BTreeMap<String, u64>,
+    /// Flows by protocol (`tcp`, `udp`, `icmp`, `proto 47`).
+    pub by_protocol: BTreeMap<String, u64>,
+    /// Flows inserted.
+    pub inserted: u64,
+    /// Flows expired.
+    pub expired: u64,
+    /// Flows evicted for room (early drop).
+    pub early_dropped: u64,
+    /// New flows refused, table full.
+    pub table_full: u64,
+}
+
+/// AF_XDP ring counters of an interface, from the socket (`XDP_STATISTICS`)
+/// and the worker, summed over the interface's queues.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RingStats {
+    /// Times the kernel found the fill ring empty.
+    pub fill_ring_empty: u64,
+    /// Frames that found the TX ring full.
+    pub tx_ring_full: u64,
+    /// Received frames the kernel dropped (not ring related).
+    pub rx_dropped: u64,
+    /// Frames the kernel dropped because the RX ring was full.
+    pub rx_ring_full: u64,
+    /// Invalid descriptors in the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors in the TX ring.
+    pub tx_invalid_descs: u64,
+    /// Refills that found too few free frames.
+    pub rx_fill_starved: u64,
+    /// TX wake-ups (`sendto`).
+    pub tx_kicks: u64,
+}
+
+/// Other packet counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathStats {
+    pub forwarded: u64,
+    pub to_host: u64,
+    pub consumed: u64,
+    pub generated: u64,
+    pub icmp_errors_sent: u64,
+    pub icmp_errors_rate_limited: u64,
+    pub tcp_resets_sent: u64,
+    pub arp_replies_sent: u64,
+    pub arp_replies_received: u64,
+    pub arp_requests_sent: u64,
+}
+
+/// Everything `routerctl stats` shows.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatsSnapshot {
+    /// Seconds since the counters started (or were reset).
+    pub uptime_secs: u64,
+    /// By interface name; `host` is the host path.
+    pub interfaces: BTreeMap<String, InterfaceStats>,
+    /// Per worker.
+    pub workers: Vec<WorkerStats>,
+    /// Every drop reason by its stable name, zeros included.
+    pub drops: BTreeMap<String, u64>,
+    /// Raw and filter rules and chain policies in config order.
+    pub rules: Vec<RuleStats>,
+    /// Connection tracking.
+    pub conntrack: ConntrackStats,
+    /// AF_XDP ring counters by interface name.
+    pub afxdp: BTreeMap<String, RingStats>,
+    /// Where packets went.
+    pub path: PathStats,
+}
+
+/// Input of [`snapshot_from`]: what routerd gathers from its workers.
+pub struct SnapshotInput<'a> {
+    /// The tables in force (names, rules, comments).
+    pub tables: &'a Tables,
+    /// Counters of all workers merged ([`Counters::merge`]).
+    pub counters: &'a Counters,
+    /// One per worker, in worker order.
+    pub workers: &'a [WorkerLoad],
+    /// Per port in port order, summed over the workers' sockets; empty when
+    /// there are no AF_XDP ports (tests).
+    pub ports: &'a [PortStats],
+    /// The connection tables' summary ([`conntrack_stats`]).
+    pub conntrack: ConntrackStats,
+    /// Seconds since the counters started.
+    pub uptime_secs: u64,
+    /// Name of the host path device (TUN), if there is one.
+    pub host_device: Option<&'a str>,
+}
+
+fn raw_action(a: RawAction) -> &'static str {
+    match a {
+        RawAction::NoTrack => "notrack",
+        RawAction::Accept => "accept",
+    }
+}
+
+fn rule_count(v: &[Count], i: usize) -> Count {
+    v.get(i).copied().unwrap_or_default()
+}
+
+/// Build the stats the socket serves from the dataplane's own types.
+pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
+    let t = input.tables;
+    let c = input.counters;
+    let mut interfaces = BTreeMap::new();
+    let mut afxdp = BTreeMap::new();
+    for (i, ifc) in t.interfaces.iter().enumerate() {
+        let p = input.ports.get(i).copied().unwrap_or_default();
+        let rx = c.rx[i];
+        let tx = c.tx[i];
+        interfaces.insert(
+            ifc.name.clone(),
+            InterfaceStats {
+                device: ifc.device.clone(),
+                rx_packets: rx.packets,
+                rx_bytes: rx.bytes,
+                tx_packets: tx.packets,
+                tx_bytes: tx.bytes,
+                rx_dropped: p.xdp.rx_dropped + p.xdp.rx_ring_full,
+                tx_dropped: p.tx_ring_full + p.tx_bad_frames,
+            },
+        );
+        if !input.ports.is_empty() {
+            afxdp.insert(
+                ifc.name.clone(),
+                RingStats {
+                    fill_ring_empty: p.xdp.rx_fill_ring_empty_descs,
+                    tx_ring_full: p.tx_ring_full,
+                    rx_dropped: p.xdp.rx_dropped,
+                    rx_ring_full: p.xdp.rx_ring_full,
+                    rx_invalid_descs: p.xdp.rx_invalid_descs,
+                    tx_invalid_descs: p.xdp.tx_invalid_descs,
+                    rx_fill_starved: p.rx_fill_starved,
+                    tx_kicks: p.tx_kicks,
+                },
+            );
+        }
+    }
+    if let Some(dev) = input.host_device {
+        let h = PortId::HOST.0 as usize;
+        interfaces.insert(
+            "host".to_string(),
+            InterfaceStats {
+                device: dev.to_string(),
+                rx_packets: c.rx[h].packets,
+                rx_bytes: c.rx[h].bytes,
+                tx_packets: c.tx[h].packets,
+                tx_bytes: c.tx[h].bytes,
+                rx_dropped: 0,
+                tx_dropped: 0,
+            },
+        );
+    }
+    let drops = DropReason::ALL
+        .iter()
+        .map(|r| (r.name().to_string(), c.drops[*r as usize]))
+        .collect();
+    let mut rules = Vec::new();
+    for (h, (name, list)) in [("prerouting", &t.raw_prerouting), ("output", &t.raw_output)]
+        .into_iter()
+        .enumerate()
+    {
+        for (i, r) in list.iter().enumerate() {
+            let n = rule_count(&c.raw_rules[h], i);
+            rules.push(RuleStats {
+                table: "raw".into(),
+                chain: name.into(),
+                position: Some(i + 1),
+                action: raw_action(r.action).into(),
+                comment: r.comment.clone(),
+                packets: n.packets,
+                bytes: n.bytes,
+            });
+        }
+    }
+    for chain in [ChainId::Input, ChainId::Forward, ChainId::Output] {
+        let ch = &t.filter[chain as usize];
+        for (i, r) in ch.rules.iter().enumerate() {
+            let n = rule_count(&c.filter_rules[chain as usize], i);
+            rules.push(RuleStats {
+                table: "filter".into(),
+                chain: chain.name().into(),
+                position: Some(i + 1),
+                action: r.action.name().into(),
+                comment: r.comment.clone(),
+                packets: n.packets,
+                bytes: n.bytes,
+            });
+        }
+        let n = c.filter_policy[chain as usize];
+        rules.push(RuleStats {
+            table: "filter".into(),
+            chain: chain.name().into(),
+            position: None,
+            action: ch.policy.name().into(),
+            comment: None,
+            packets: n.packets,
+            bytes: n.bytes,
+        });
+    }
+    let workers = input
+        .workers
+        .iter()
+        .enumerate()
+        .map(|(i, w)| WorkerStats {
+            worker: i,
+            core: w.core,
+            loops: w.loops,
+            busy_loops: w.busy_loops,
+            busy_share: if w.loops == 0 {
+                0.0
+            } else {
+                w.busy_loops as f64 / w.loops as f64
+            },
+        })
+        .collect();
+    let mut conntrack = input.conntrack;
+    conntrack.tracked_packets = c.tracked;
+    conntrack.untracked_packets = c.untracked;
+    StatsSnapshot {
+        uptime_secs: input.uptime_secs,
+        interfaces,
+        workers,
+        drops,
+        rules,
+        conntrack,
+        afxdp,
+        path: PathStats {
+            forwarded: c.forwarded,
+            to_host: c.to_host,
+            consumed: c.consumed,
+            generated: c.generated,
+            icmp_errors_sent: c.icmp_errors_sent,
+            icmp_errors_rate_limited: c.icmp_errors_rate_limited,
+            tcp_resets_sent: c.tcp_resets_sent,
+            arp_replies_sent: c.arp_replies_sent,
+            arp_replies_received: c.arp_replies_received,
+            arp_requests_sent: c.arp_requests_sent,
+        },
+    }
+}
+
+/// Protocol name as `conntrack -L` prints it.
+pub fn protocol_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        n => format!("proto {n}"),
+    }
+}
+
+/// A flow's state word: the TCP state, else `REPLIED`/`UNREPLIED`.
+pub fn flow_state(f: &FlowView) -> String {
+    match f.tcp_state {
+        Some(s) => s.name().to_string(),
+        None if f.seen_reply => "REPLIED".into(),
+        None => "UNREPLIED".into(),
+    }
+}
+
+/// Summarise the flows of all workers' tables. `counters` and `max_entries`
+/// are summed by the caller over workers; tracked/untracked packets come
+/// from [`Counters`] in [`snapshot_from`].
+pub fn conntrack_stats(
+    flows: impl IntoIterator<Item = FlowView>,
+    counters: CtCounters,
+    max_entries: u64,
+) -> ConntrackStats {
+    let mut s = ConntrackStats {
+        max_entries,
+        inserted: counters.inserted,
+        expired: counters.expired,
+        early_dropped: counters.early_dropped,
+        table_full: counters.table_full,
+        ..Default::default()
+    };
+    for f in flows {
+        s.entries += 1;
+        *s.by_state.entry(flow_state(&f)).or_default() += 1;
+        *s.by_protocol.entry(protocol_name(f.key.proto)).or_default() += 1;
+    }
+    s
+}
+
+/// One tuple of a flow.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tuple {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+}
+
+/// One flow as `routerctl conntrack list` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowEntry {
+    /// `tcp`, `udp`, `icmp`, `proto N`.
+    pub protocol: String,
+    /// IP protocol number.
+    pub protonum: u8,
+    /// Original direction (ICMP: both ports hold the query id).
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The reply direction's tuple.
+    pub reply: Tuple,
+    /// TCP state (`ESTABLISHED`), else `REPLIED`/`UNREPLIED`.
+    pub state: String,
+    /// Seconds left.
+    pub timeout: u32,
+    /// Seen traffic both ways (not evicted when the table is full).
+    pub assured: bool,
+    /// A reply was seen.
+    pub seen_reply: bool,
+    pub orig_packets: u64,
+    pub orig_bytes: u64,
+    pub reply_packets: u64,
+    pub reply_bytes: u64,
+}
+
+impl From<FlowView> for FlowEntry {
+    fn from(f: FlowView) -> FlowEntry {
+        let k = f.key;
+        let r = k.reverse();
+        FlowEntry {
+            protocol: protocol_name(k.proto),
+            protonum: k.proto,
+            src: k.src.into(),
+            dst: k.dst.into(),
+            sport: k.sport,
+            dport: k.dport,
+            reply: Tuple {
+                src: r.src.into(),
+                dst: r.dst.into(),
+                sport: r.sport,
+                dport: r.dport,
+            },
+            state: flow_state(&f),
+            timeout: f.timeout,
+            assured: f.assured,
+            seen_reply: f.seen_reply,
+            orig_packets: f.packets[0],
+            orig_bytes: f.bytes[0],
+            reply_packets: f.packets[1],
+            reply_bytes: f.bytes[1],
+        }
+    }
+}
+
+/// What a successful reload reports.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadSummary {
+    /// The file loaded.
+    pub path: PathBuf,
+    pub interfaces: usize,
+    /// Configured routes.
+    pub routes: usize,
+    /// Raw and filter rules.
+    pub rules: usize,
+    /// Connection table entries kept across the reload.
+    pub conntrack_entries: u64,
+}
+
+impl ReloadSummary {
+    /// The summary of a config; `conntrack_entries` is for the caller.
+    pub fn of(cfg: &Config) -> ReloadSummary {
+        ReloadSummary {
+            path: cfg.path.clone(),
+            interfaces: cfg.interfaces.len(),
+            routes: cfg.routes.len(),
+            rules: cfg.raw_prerouting.len()
+                + cfg.raw_output.len()
+                + cfg.filter_input.rules.len()
+                + cfg.filter_forward.rules.len()
+                + cfg.filter_output.rules.len(),
+            conntrack_entries: 0,
+        }
+    }
+}
+
+/// Arm a trace: `routerctl trace --count N --in IFACE match...`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceStart {
+    /// Packets to trace.
+    pub count: u32,
+    /// Arrival interface name (`host` for the host path).
+    #[serde(rename = "in")]
+    pub input: Option<String>,
+    /// tcpdump-like match words ([`crate::ctl::trace::parse_match`]).
+    #[serde(rename = "match")]
+    pub matcher: Vec<String>,
+}
+
+/// One traced packet in words.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TracedPacket {
+    /// The worker that saw it.
+    pub worker: usize,
+    /// The packet, then one line per stage (explain's words).
+    pub lines: Vec<String>,
+    /// The same as explain's `--json` object.
+    pub json: serde_json::Value,
+}
+
+/// The answer to a trace poll.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TracePoll {
+    /// Packets traced since the last poll.
+    pub packets: Vec<TracedPacket>,
+    /// Packets the trace still waits for.
+    pub remaining: u32,
+    /// Records lost to a full queue (the client polls too slowly).
+    pub lost: u64,
+}

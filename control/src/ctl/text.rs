@@ -1,0 +1,266 @@
+//! What `routerctl` prints: tables in the spirit of `vppctl show interface`
+//! and `show errors`, and `conntrack -L` lines.
+
+use std::fmt::Write;
+
+use super::api::{FlowEntry, ReloadSummary, StatsSnapshot};
+
+/// Left-aligned text columns and right-aligned numbers, two spaces apart.
+fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
+    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut out = String::new();
+    let line = |out: &mut String, cells: &[String]| {
+        let mut l = String::from("  ");
+        for (i, c) in cells.iter().enumerate() {
+            if i > 0 {
+                l.push_str("  ");
+            }
+            if right[i] {
+                let _ = write!(l, "{c:>w$}", w = w[i]);
+            } else {
+                let _ = write!(l, "{c:<w$}", w = w[i]);
+            }
+        }
+        out.push_str(l.trim_end());
+        out.push('\n');
+    };
+    line(
+        &mut out,
+        &head.iter().map(|h| h.to_string()).collect::<Vec<_>>(),
+    );
+    for r in rows {
+        line(&mut out, r);
+    }
+    out
+}
+
+/// `routerctl stats` without `--json`.
+pub fn stats(s: &StatsSnapshot) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "Interfaces (counters for {}s)", s.uptime_secs);
+    let rows: Vec<Vec<String>> = s
+        .interfaces
+        .iter()
+        .map(|(n, i)| {
+            vec![
+                n.clone(),
+                i.device.clone(),
+                i.rx_packets.to_string(),
+                i.rx_bytes.to_string(),
+                i.tx_packets.to_string(),
+                i.tx_bytes.to_string(),
+                i.rx_dropped.to_string(),
+                i.tx_dropped.to_string(),
+            ]
+        })
+        .collect();
+    o.push_str(&table(
+        &[
+            "name",
+            "device",
+            "rx packets",
+            "rx bytes",
+            "tx packets",
+            "tx bytes",
+            "rx dropped",
+            "tx dropped",
+        ],
+        &rows,
+        &[false, false, true, true, true, true, true, true],
+    ));
+
+    if !s.workers.is_empty() {
+        o.push_str("\nWorkers\n");
+        let rows: Vec<Vec<String>> = s
+            .workers
+            .iter()
+            .map(|w| {
+                vec![
+                    w.worker.to_string(),
+                    w.core.to_string(),
+                    w.loops.to_string(),
+                    w.busy_loops.to_string(),
+                    format!("{:.1}%", w.busy_share * 100.0),
+                ]
+            })
+            .collect();
+        o.push_str(&table(
+            &["worker", "core", "loops", "busy loops", "busy"],
+            &rows,
+            &[true, true, true, true, true],
+        ));
+    }
+
+    o.push_str("\nDrops\n");
+    let rows: Vec<Vec<String>> = s
+        .drops
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(r, n)| vec![n.to_string(), r.clone()])
+        .collect();
+    if rows.is_empty() {
+        o.push_str("  none\n");
+    } else {
+        o.push_str(&table(&["count", "reason"], &rows, &[true, false]));
+    }
+
+    o.push_str("\nRules\n");
+    let rows: Vec<Vec<String>> = s
+        .rules
+        .iter()
+        .map(|r| {
+            vec![
+                r.table.clone(),
+                r.chain.clone(),
+                r.position
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "policy".into()),
+                r.action.clone(),
+                r.packets.to_string(),
+                r.bytes.to_string(),
+                r.comment.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    o.push_str(&table(
+        &[
+            "table", "chain", "rule", "action", "packets", "bytes", "comment",
+        ],
+        &rows,
+        &[false, false, true, false, true, true, false],
+    ));
+
+    let c = &s.conntrack;
+    o.push_str("\nConnection tracking\n");
+    let _ = writeln!(
+        o,
+        "  entries            {} (max {})",
+        c.entries, c.max_entries
+    );
+    let _ = writeln!(o, "  tracked packets    {}", c.tracked_packets);
+    let _ = writeln!(o, "  untracked packets  {}", c.untracked_packets);
+    let join = |m: &std::collections::BTreeMap<String, u64>| {
+        if m.is_empty() {
+            "none".to_string()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    let _ = writeln!(o, "  by state           {}", join(&c.by_state));
+    let _ = writeln!(o, "  by protocol        {}", join(&c.by_protocol));
+    let _ = writeln!(
+        o,
+        "  inserted {}, expired {}, early dropped {}, refused (table full) {}",
+        c.inserted, c.expired, c.early_dropped, c.table_full
+    );
+
+    if !s.afxdp.is_empty() {
+        o.push_str("\nAF_XDP rings\n");
+        let rows: Vec<Vec<String>> = s
+            .afxdp
+            .iter()
+            .map(|(n, r)| {
+                vec![
+                    n.clone(),
+                    r.fill_ring_empty.to_string(),
+                    r.tx_ring_full.to_string(),
+                    r.rx_dropped.to_string(),
+                    r.rx_ring_full.to_string(),
+                    r.rx_invalid_descs.to_string(),
+                    r.tx_invalid_descs.to_string(),
+                ]
+            })
+            .collect();
+        o.push_str(&table(
+            &[
+                "interface",
+                "fill ring empty",
+                "tx ring full",
+                "rx dropped",
+                "rx ring full",
+                "rx invalid",
+                "tx invalid",
+            ],
+            &rows,
+            &[false, true, true, true, true, true, true],
+        ));
+    }
+
+    let p = &s.path;
+    o.push_str("\nPackets\n");
+    for (k, v) in [
+        ("forwarded", p.forwarded),
+        ("to host", p.to_host),
+        ("consumed", p.consumed),
+        ("replies generated", p.generated),
+        ("icmp errors sent", p.icmp_errors_sent),
+        ("icmp errors rate limited", p.icmp_errors_rate_limited),
+        ("tcp resets sent", p.tcp_resets_sent),
+        ("arp replies sent", p.arp_replies_sent),
+        ("arp replies received", p.arp_replies_received),
+        ("arp requests sent", p.arp_requests_sent),
+    ] {
+        let _ = writeln!(o, "  {k:<26} {v}");
+    }
+    o
+}
+
+/// One flow as `conntrack -L` prints it.
+pub fn conntrack_line(f: &FlowEntry) -> String {
+    let mut l = format!(
+        "{:<8} {} {} ",
+        f.protocol.replace(' ', "-"),
+        f.protonum,
+        f.timeout
+    );
+    if f.protonum == 6 {
+        l.push_str(&f.state);
+        l.push(' ');
+    }
+    let tuple = |src, dst, sport: u16, dport: u16| match f.protonum {
+        6 | 17 => format!("src={src} dst={dst} sport={sport} dport={dport}"),
+        1 => format!("src={src} dst={dst} id={sport}"),
+        _ => format!("src={src} dst={dst}"),
+    };
+    let _ = write!(
+        l,
+        "{} packets={} bytes={} ",
+        tuple(f.src, f.dst, f.sport, f.dport),
+        f.orig_packets,
+        f.orig_bytes
+    );
+    if !f.seen_reply {
+        l.push_str("[UNREPLIED] ");
+    }
+    let _ = write!(
+        l,
+        "{} packets={} bytes={}",
+        tuple(f.reply.src, f.reply.dst, f.reply.sport, f.reply.dport),
+        f.reply_packets,
+        f.reply_bytes
+    );
+    if f.assured {
+        l.push_str(" [ASSURED]");
+    }
+    l
+}
+
+/// What a successful reload prints.
+pub fn reload_ok(r: &ReloadSummary) -> String {
+    format!(
+        "OK: reloaded {}: {} interfaces, {} routes, {} rules; {} connection entries kept",
+        r.path.display(),
+        r.interfaces,
+        r.routes,
+        r.rules,
+        r.conntrack_entries
+    )
+}

@@ -1,0 +1,259 @@
+//! The kernel's side of the host path: what routerd gives the kernel so
+//! that it reaches the world through the TUN, and takes back at exit.
+//!
+//! The ports' addresses are the dataplane's ([`super::kernel`] takes them
+//! off the ports), but the kernel still has to own them for its sockets:
+//! a service bound to 198.18.0.1 must accept connections, and a connection
+//! the router opens must get 198.18.0.1 or 198.19.0.1 as its source. So, on
+//! the TUN:
+//!
+//! - IPv6 off (no router solicitations or MLD into the dataplane), reverse
+//!   path filter off (`rp_filter = 0`: the TUN is the way back to every
+//!   source), MTU the smallest of the ports' (so the kernel's packets fit
+//!   every port, and PMTU discovery starts right), link up;
+//! - each interface address as a /32 (`ip addr add 198.18.0.1/32 dev rtr0`);
+//! - the connected networks and the configured routes via the TUN, each
+//!   with the source address of the port it leaves by (`ip route add
+//!   198.19.0.0/24 dev rtr0 src 198.19.0.1`); blackhole and unreachable
+//!   routes as the kernel's own blackhole and unreachable routes, so the
+//!   kernel's sockets get the error at once.
+//!
+//! A route the kernel already has (same prefix and metric, e.g. a
+//! management interface's default route) is left alone and logged: the
+//! kernel then sends that traffic its own way. Only what was added is
+//! removed at exit. The TUN itself disappears when routerd's descriptor
+//! closes, which removes whatever is left even after SIGKILL.
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use dataplane::addr::Ipv4Prefix;
+use dataplane::tables::NextHop;
+use tracing::{info, warn};
+
+use super::kernel::{ip, KernelError};
+use crate::config::Config;
+
+/// What routerd added to the kernel for the host path.
+#[derive(Debug)]
+pub struct HostKernel {
+    tun: String,
+    addresses: Vec<String>,
+    routes: Vec<Vec<String>>,
+    removed: bool,
+}
+
+/// One `ip route add` for the TUN.
+fn route_args(tun: &str, prefix: Ipv4Prefix, kind: RouteKind) -> Vec<String> {
+    let to = if prefix == Ipv4Prefix::DEFAULT {
+        "default".to_string()
+    } else {
+        prefix.to_string()
+    };
+    match kind {
+        RouteKind::Tun { src } => vec![
+            to,
+            "dev".into(),
+            tun.into(),
+            "src".into(),
+            Ipv4Addr::from(src).to_string(),
+        ],
+        RouteKind::Blackhole => vec!["blackhole".into(), to],
+        RouteKind::Unreachable => vec!["unreachable".into(), to],
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum RouteKind {
+    Tun { src: u32 },
+    Blackhole,
+    Unreachable,
+}
+
+/// The kernel routes the host path needs for `cfg`, as `ip route add`
+/// arguments: connected networks first, then the configured routes.
+pub fn planned_routes(tun: &str, cfg: &Config) -> Vec<Vec<String>> {
+    let mut out: Vec<Vec<String>> = Vec::new();
+    let mut push = |r: Vec<String>| {
+        if !out.contains(&r) {
+            out.push(r);
+        }
+    };
+    for ifc in &cfg.interfaces {
+        for a in &ifc.addresses {
+            if a.net.len() < 32 {
+                push(route_args(tun, a.net, RouteKind::Tun { src: a.addr }));
+            }
+        }
+    }
+    // The address a packet leaving by port `p` towards `dst` carries.
+    let src_on = |p: dataplane::packet::PortId, dst: Option<u32>| {
+        let addrs = &cfg.interfaces.get(p.0 as usize)?.addresses;
+        dst.and_then(|d| addrs.iter().find(|a| a.net.contains(d)))
+            .or(addrs.first())
+            .map(|a| a.addr)
+    };
+    for r in &cfg.routes {
+        let kind = match r.next_hop {
+            NextHop::Via { port, gateway } => {
+                src_on(port, Some(gateway)).map(|src| RouteKind::Tun { src })
+            }
+            NextHop::Connected(port) => src_on(port, None).map(|src| RouteKind::Tun { src }),
+            NextHop::Blackhole => Some(RouteKind::Blackhole),
+            NextHop::Unreachable => Some(RouteKind::Unreachable),
+            NextHop::Local => None,
+        };
+        if let Some(kind) = kind {
+            push(route_args(tun, r.prefix, kind));
+        }
+    }
+    out
+}
+
+fn write_proc(path: &str, value: &str) -> Result<(), KernelError> {
+    std::fs::write(path, value).map_err(|err| KernelError::Proc {
+        path: PathBuf::from(path),
+        err,
+    })
+}
+
+impl HostKernel {
+    /// Configures the TUN `tun` (already created) for `cfg`. On error,
+    /// what was added is removed again (on drop).
+    pub fn setup(tun: &str, cfg: &Config) -> Result<HostKernel, KernelError> {
+        let mut hk = HostKernel {
+            tun: tun.to_string(),
+            addresses: Vec::new(),
+            routes: Vec::new(),
+            removed: false,
+        };
+        let v6 = format!("/proc/sys/net/ipv6/conf/{tun}/disable_ipv6");
+        if std::path::Path::new(&v6).exists() {
+            write_proc(&v6, "1")?;
+        }
+        write_proc(&format!("/proc/sys/net/ipv4/conf/{tun}/rp_filter"), "0")?;
+        let mtu = cfg.interfaces.iter().map(|i| i.mtu).min().unwrap_or(1500);
+        ip(&["link", "set", "dev", tun, "mtu", &mtu.to_string(), "up"])?;
+        for ifc in &cfg.interfaces {
+            for a in &ifc.addresses {
+                let host = format!("{}/32", Ipv4Addr::from(a.addr));
+                if hk.addresses.contains(&host) {
+                    continue;
+                }
+                ip(&["addr", "add", &host, "dev", tun])?;
+                hk.addresses.push(host);
+            }
+        }
+        for r in planned_routes(tun, cfg) {
+            let mut args: Vec<&str> = vec!["route", "add"];
+            args.extend(r.iter().map(String::as_str));
+            match ip(&args) {
+                Ok(_) => hk.routes.push(r),
+                Err(KernelError::Ip { stderr, .. }) if stderr.contains("File exists") => warn!(
+                    "kernel route {} not added: the kernel has one already (its traffic \
+                     does not go through routerd)",
+                    r.join(" ")
+                ),
+                Err(e) => return Err(e),
+            }
+        }
+        let all = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        info!(
+            "host path: TUN {tun} up (mtu {mtu}), kernel addresses {}, {} route(s) via {tun}{}",
+            hk.addresses.join(" "),
+            hk.routes.len(),
+            if all == "1" {
+                " (net.ipv4.conf.all.rp_filter is 1: strict reverse path filtering applies)"
+            } else {
+                ""
+            }
+        );
+        Ok(hk)
+    }
+
+    /// The addresses added to the TUN.
+    pub fn addresses(&self) -> &[String] {
+        &self.addresses
+    }
+
+    /// The routes added, as `ip route` arguments.
+    pub fn routes(&self) -> &[Vec<String>] {
+        &self.routes
+    }
+
+    /// Removes the routes and addresses added; returns the problems met.
+    pub fn remove(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.removed {
+            return problems;
+        }
+        self.removed = true;
+        for r in self.routes.iter().rev() {
+            let mut args: Vec<&str> = vec!["route", "del"];
+            args.extend(r.iter().map(String::as_str));
+            if let Err(e) = ip(&args) {
+                problems.push(e.to_string());
+            }
+        }
+        for a in self.addresses.iter().rev() {
+            if let Err(e) = ip(&["addr", "del", a, "dev", &self.tun]) {
+                problems.push(e.to_string());
+            }
+        }
+        problems
+    }
+}
+
+impl Drop for HostKernel {
+    fn drop(&mut self) {
+        for p in self.remove() {
+            eprintln!("routerd: removing the host path's kernel state: {p}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transit_router_gets_connected_and_configured_routes_with_their_sources() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml");
+        let cfg = Config::load(&path).unwrap();
+        let routes: Vec<String> = planned_routes("rtr0", &cfg)
+            .iter()
+            .map(|r| r.join(" "))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "198.18.0.0/24 dev rtr0 src 198.18.0.1",
+                "198.19.0.0/24 dev rtr0 src 198.19.0.1",
+                "203.0.113.0/24 dev rtr0 src 198.19.0.1",
+                "default dev rtr0 src 198.18.0.1",
+            ]
+        );
+    }
+
+    #[test]
+    fn blackhole_and_unreachable_routes_stay_in_the_kernel() {
+        let text = "interfaces:\n  - name: wan\n    device: r0\n    addresses: [198.18.0.1/24]\n\
+                    routes:\n  - to: 192.0.2.0/25\n    blackhole: true\n  - to: 192.0.2.128/25\n    unreachable: true\n";
+        let cfg = Config::from_str(text, std::path::Path::new("t.yaml")).unwrap();
+        let routes: Vec<String> = planned_routes("t0", &cfg)
+            .iter()
+            .map(|r| r.join(" "))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "198.18.0.0/24 dev t0 src 198.18.0.1",
+                "blackhole 192.0.2.0/25",
+                "unreachable 192.0.2.128/25",
+            ]
+        );
+    }
+}

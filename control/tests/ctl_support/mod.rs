@@ -1,0 +1,245 @@
+//! A fake routerd for the control socket tests: one in-memory "worker"
+//! (a real `Pipeline` over the transit config) behind a `ControlHandler`,
+//! fed packets in explain's packet language. It calls the trace hub exactly
+//! as a real worker must (see `dataplane::trace_capture`).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+
+use control::config::Config;
+use control::ctl::api::{
+    conntrack_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary, SnapshotInput,
+    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+};
+use control::ctl::trace::TraceService;
+use control::explain::{peer_mac, port_mac};
+use control::packet_spec::PacketSpec;
+use dataplane::counters::Counters;
+use dataplane::packet::{Pkt, PortId, Verdict};
+use dataplane::pipeline::Pipeline;
+use dataplane::tables::{NextHop, Tables};
+use dataplane::trace_capture::{PacketSummary, TraceRecord, TraceTap};
+use dataplane::xsk::port::{PortStats, XdpStatistics};
+
+pub fn config_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../configs")
+        .join(name)
+}
+
+fn build(cfg: &Config) -> Arc<Tables> {
+    let mut spec = cfg.tables_spec();
+    for (i, ifc) in spec.interfaces.iter_mut().enumerate() {
+        ifc.mac = port_mac(i);
+    }
+    Arc::new(Tables::build(spec))
+}
+
+struct Worker {
+    pipeline: Pipeline,
+    tap: TraceTap,
+}
+
+pub struct Fake {
+    cfg_path: PathBuf,
+    worker: Mutex<Worker>,
+    trace: TraceService,
+}
+
+impl Fake {
+    pub fn transit() -> Arc<Fake> {
+        let path = config_path("transit-router.yaml");
+        let cfg = Config::load(&path).expect("shipped config loads");
+        let tables = build(&cfg);
+        let mut pipeline = Pipeline::new(Arc::clone(&tables));
+        for nh in &tables.next_hops {
+            if let NextHop::Via { port, gateway } = *nh {
+                pipeline.learn_neighbour(gateway, peer_mac(port.0 as usize), port);
+            }
+        }
+        Arc::new(Fake {
+            cfg_path: path,
+            worker: Mutex::new(Worker {
+                pipeline,
+                tap: TraceTap::default(),
+            }),
+            trace: TraceService::new(),
+        })
+    }
+
+    /// Run one packet as a worker does, tracing it when a trace wants it.
+    pub fn feed(&self, packet: &str) -> Verdict {
+        let spec = PacketSpec::parse(packet).unwrap_or_else(|e| panic!("{e}"));
+        let mut w = self.worker.lock().unwrap();
+        let Worker { pipeline, tap } = &mut *w;
+        let tables = Arc::clone(pipeline.tables());
+        let port = if spec.input == "host" {
+            PortId::HOST
+        } else {
+            tables.port_by_name(&spec.input).expect("interface")
+        };
+        let mut frame = if port.is_host() {
+            spec.frame(dataplane::addr::Mac::ZERO, dataplane::addr::Mac::ZERO)
+        } else {
+            spec.frame(port_mac(port.0 as usize), peer_mac(port.0 as usize))
+        };
+        let len = frame.len();
+        frame.resize(2048, 0);
+        let mut pkt = Pkt {
+            buf: &mut frame,
+            len,
+            port,
+        };
+        let hub = self.trace.hub();
+        let mut v = [Verdict::Consumed];
+        match tap.poll(&hub) {
+            None => pipeline.process_burst(std::slice::from_mut(&mut pkt), &mut v),
+            Some(req) => {
+                let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
+                if req.matches(&summary) && hub.claim() {
+                    let mut events = Vec::new();
+                    v[0] = pipeline.process(&mut pkt, &mut events);
+                    hub.push(TraceRecord::capture(
+                        0,
+                        summary,
+                        events,
+                        pipeline,
+                        &pkt.buf[..pkt.len],
+                    ));
+                } else {
+                    pipeline.process_burst(std::slice::from_mut(&mut pkt), &mut v);
+                }
+            }
+        }
+        v[0]
+    }
+}
+
+impl ControlHandler for Fake {
+    fn stats(&self) -> StatsSnapshot {
+        let w = self.worker.lock().unwrap();
+        let p = &w.pipeline;
+        let mut counters = Counters::default();
+        counters.merge(p.counters());
+        let tables = Arc::clone(p.tables());
+        let ports: Vec<PortStats> = (0..tables.interfaces.len())
+            .map(|i| PortStats {
+                tx_ring_full: 2 + i as u64,
+                xdp: XdpStatistics {
+                    rx_fill_ring_empty_descs: 7 + i as u64,
+                    rx_dropped: 1,
+                    ..Default::default()
+                },
+                ..Default::default()
+            })
+            .collect();
+        snapshot_from(SnapshotInput {
+            tables: &tables,
+            counters: &counters,
+            workers: &[WorkerLoad {
+                core: 1,
+                loops: 1000,
+                busy_loops: 250,
+            }],
+            ports: &ports,
+            conntrack: conntrack_stats(
+                p.conntrack().flows(p.now()),
+                p.conntrack().counters(),
+                tables.conntrack.max_entries as u64,
+            ),
+            uptime_secs: 42,
+            host_device: Some("rtr0"),
+        })
+    }
+
+    fn conntrack(&self) -> Vec<FlowEntry> {
+        let w = self.worker.lock().unwrap();
+        let p = &w.pipeline;
+        p.conntrack().flows(p.now()).map(FlowEntry::from).collect()
+    }
+
+    fn conntrack_flush(&self) -> usize {
+        let mut w = self.worker.lock().unwrap();
+        let n = w.pipeline.conntrack().len();
+        w.pipeline.conntrack_mut().flush();
+        n
+    }
+
+    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String> {
+        let path = path.unwrap_or_else(|| self.cfg_path.clone());
+        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+        let tables = build(&cfg);
+        let mut w = self.worker.lock().unwrap();
+        w.pipeline.set_tables(tables);
+        let mut s = ReloadSummary::of(&cfg);
+        s.conntrack_entries = w.pipeline.conntrack().len() as u64;
+        Ok(s)
+    }
+
+    fn trace_start(&self, req: TraceStart) -> Result<(), String> {
+        let tables = Arc::clone(self.worker.lock().unwrap().pipeline.tables());
+        self.trace.start(&tables, &req)
+    }
+
+    fn trace_poll(&self) -> TracePoll {
+        self.trace.poll()
+    }
+
+    fn trace_stop(&self) {
+        self.trace.stop();
+    }
+
+    fn reset_counters(&self) {
+        *self.worker.lock().unwrap().pipeline.counters_mut() = Counters::default();
+    }
+}
+
+/// Packets of the tests.
+pub const SSH_SYN: &str = "in=wan tcp 198.18.0.2:40000 > 198.18.0.1:22 flags=S";
+pub const TRANSIT_UDP: &str = "in=wan udp 198.18.0.2:5000 > 198.19.0.2:53";
+pub const TELNET: &str = "in=wan tcp 198.18.0.2:40001 > 198.19.0.2:23 flags=S";
+
+/// A socket path in a fresh temporary directory (removed by the caller).
+pub fn temp_socket(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "routerctl-test-{tag}-{}-{:?}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    (dir.join("sub/routerd.sock"), dir)
+}
+
+pub fn routerctl(socket: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_routerctl"))
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .output()
+        .expect("run routerctl")
+}
+
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Exit 0 and stdout.
+pub fn ok_stdout(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    text(&out.stdout)
+}
+
+/// The one line on stderr of a failed run (exit 1, nothing on stdout).
+pub fn one_error_line(out: &Output) -> String {
+    assert_eq!(out.status.code(), Some(1), "stdout: {}", text(&out.stdout));
+    assert!(out.stdout.is_empty(), "stdout: {}", text(&out.stdout));
+    let err = text(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one error line: {err}");
+    lines[0].to_string()
+}

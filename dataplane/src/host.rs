@@ -1,0 +1,492 @@
+//! The host path: the router's own traffic between the workers and the
+//! kernel's IP stack, through a TUN device.
+//!
+//! ```text
+//! worker --deliver--> [to_kernel queue]   --host thread: write--> TUN -> kernel
+//! worker <-receive--- [from_kernel queue] <--host thread: read--- TUN <- kernel
+//! ```
+//!
+//! One host thread owns the device and makes every syscall; the workers
+//! only push and pop buffers on lock-free queues (crossbeam `ArrayQueue`),
+//! so a worker never blocks, allocates or makes a syscall for the host
+//! path. Buffers come from a pool allocated at start and circulate: free
+//! pool -> a queue -> back to the pool.
+//!
+//! With several workers, every worker delivers to the kernel but only the
+//! first one receives from it (connection tables are per worker, so a
+//! router with several workers tracks a host flow correctly only when its
+//! replies also arrive on worker 0's queues; one worker is the supported
+//! case).
+//!
+//! Every packet the host path drops is counted under a name in
+//! [`HostStats`]; packets a worker could not hand over are the pipeline's
+//! `host_unavailable` drop.
+
+use std::io;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::worker::HostPath;
+use crate::xsk::tun::Tun;
+
+/// Bytes of a pool buffer: a whole UMEM frame's worth.
+pub const HOST_BUF_SIZE: usize = 2048;
+/// Buffers in the pool (both directions together).
+pub const HOST_BUFFERS: usize = 1024;
+/// Packets from the kernel waiting for the worker, at most.
+pub const FROM_KERNEL_QUEUE: usize = 512;
+/// Packets the host thread reads from the device per round, at most.
+const READ_BATCH: usize = 64;
+/// Shortest and longest wait of an idle host thread. The wait ends at once
+/// when the kernel sends; packets for the kernel wait at most the longest.
+const IDLE_WAIT_MIN: Duration = Duration::from_micros(20);
+const IDLE_WAIT_MAX: Duration = Duration::from_micros(500);
+
+/// Where the host thread reads and writes IP packets: the TUN, or an
+/// in-memory device in tests.
+pub trait HostDevice: Send + 'static {
+    /// One packet into `buf`; `Ok(None)` when none waits.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    /// Hands one packet to the kernel; `Ok(false)` when it cannot take it.
+    fn write(&mut self, packet: &[u8]) -> io::Result<bool>;
+    /// Waits up to `timeout` for a packet to read.
+    fn wait_readable(&mut self, timeout: Duration) -> bool;
+}
+
+impl HostDevice for Tun {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        Tun::read(self, buf)
+    }
+    fn write(&mut self, packet: &[u8]) -> io::Result<bool> {
+        Tun::write(self, packet)
+    }
+    fn wait_readable(&mut self, timeout: Duration) -> bool {
+        Tun::wait_readable(self, timeout)
+    }
+}
+
+/// What the host path counted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostStats {
+    /// Packets written to the kernel.
+    pub to_kernel_packets: u64,
+    /// Bytes written to the kernel.
+    pub to_kernel_bytes: u64,
+    /// Packets read from the kernel and queued for the worker.
+    pub from_kernel_packets: u64,
+    /// Bytes read from the kernel and queued.
+    pub from_kernel_bytes: u64,
+    /// Drop: the device refused a packet for the kernel (busy or an error).
+    pub to_kernel_write_failed: u64,
+    /// Drop: a packet from the kernel found no free buffer or a full queue
+    /// (the worker does not keep up).
+    pub from_kernel_queue_full: u64,
+    /// Drop: a packet from the kernel longer than a frame can carry.
+    pub from_kernel_too_big: u64,
+    /// Errors reading the device (other than "nothing to read").
+    pub read_errors: u64,
+}
+
+impl HostStats {
+    /// Packets the host path dropped, all reasons.
+    pub fn drops(&self) -> u64 {
+        self.to_kernel_write_failed + self.from_kernel_queue_full + self.from_kernel_too_big
+    }
+
+    /// The named drop counters, for logs and JSON.
+    pub fn named_drops(&self) -> [(&'static str, u64); 3] {
+        [
+            ("host_to_kernel_write_failed", self.to_kernel_write_failed),
+            ("host_from_kernel_queue_full", self.from_kernel_queue_full),
+            ("host_from_kernel_too_big", self.from_kernel_too_big),
+        ]
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    to_kernel_packets: AtomicU64,
+    to_kernel_bytes: AtomicU64,
+    from_kernel_packets: AtomicU64,
+    from_kernel_bytes: AtomicU64,
+    to_kernel_write_failed: AtomicU64,
+    from_kernel_queue_full: AtomicU64,
+    from_kernel_too_big: AtomicU64,
+    read_errors: AtomicU64,
+}
+
+fn bump(c: &AtomicU64, n: u64) {
+    c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// A pool buffer and the packet length in it.
+struct Buf {
+    len: usize,
+    data: Box<[u8]>,
+}
+
+/// The queues and counters shared by the host thread and the workers.
+struct Shared {
+    free: ArrayQueue<Buf>,
+    to_kernel: ArrayQueue<Buf>,
+    from_kernel: ArrayQueue<Buf>,
+    counters: Counters,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        let free = ArrayQueue::new(HOST_BUFFERS);
+        for _ in 0..HOST_BUFFERS {
+            let _ = free.push(Buf {
+                len: 0,
+                data: vec![0u8; HOST_BUF_SIZE].into_boxed_slice(),
+            });
+        }
+        Shared {
+            free,
+            to_kernel: ArrayQueue::new(HOST_BUFFERS),
+            from_kernel: ArrayQueue::new(FROM_KERNEL_QUEUE),
+            counters: Counters::default(),
+        }
+    }
+
+    /// Back to the pool (never full: the pool holds every buffer there is).
+    fn recycle(&self, b: Buf) {
+        let _ = self.free.push(b);
+    }
+
+    fn stats(&self) -> HostStats {
+        let c = &self.counters;
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        HostStats {
+            to_kernel_packets: g(&c.to_kernel_packets),
+            to_kernel_bytes: g(&c.to_kernel_bytes),
+            from_kernel_packets: g(&c.from_kernel_packets),
+            from_kernel_bytes: g(&c.from_kernel_bytes),
+            to_kernel_write_failed: g(&c.to_kernel_write_failed),
+            from_kernel_queue_full: g(&c.from_kernel_queue_full),
+            from_kernel_too_big: g(&c.from_kernel_too_big),
+            read_errors: g(&c.read_errors),
+        }
+    }
+}
+
+/// The host thread: owns the device, moves packets between it and the
+/// queues until stopped.
+pub struct HostThread {
+    shared: Arc<Shared>,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for HostThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostThread")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl HostThread {
+    /// Starts the host thread over `device` (the TUN).
+    pub fn start<D: HostDevice>(device: D) -> io::Result<HostThread> {
+        let shared = Arc::new(Shared::new());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (shared.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("host-tun".into())
+            .spawn(move || run(device, &s, &st))?;
+        Ok(HostThread {
+            shared,
+            stop,
+            handle: Some(handle),
+        })
+    }
+
+    /// The host path for one worker: it delivers to the kernel, and receives
+    /// from it only if `receives` (give that to exactly one worker).
+    pub fn port(&self, receives: bool) -> HostPort {
+        HostPort {
+            shared: self.shared.clone(),
+            receives,
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> HostStats {
+        self.shared.stats()
+    }
+
+    /// Stops the thread (it drops the device) and returns the counters.
+    pub fn stop(mut self) -> HostStats {
+        self.halt();
+        self.stats()
+    }
+
+    fn halt(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for HostThread {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+/// The host thread's loop.
+fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
+    let c = &s.counters;
+    let mut wait = IDLE_WAIT_MIN;
+    // Where a packet goes when no pool buffer is free (then dropped).
+    let mut spill = vec![0u8; HOST_BUF_SIZE];
+    while !stop.load(Ordering::Relaxed) {
+        let mut work = 0usize;
+        while let Some(b) = s.to_kernel.pop() {
+            work += 1;
+            match dev.write(&b.data[..b.len]) {
+                Ok(true) => {
+                    bump(&c.to_kernel_packets, 1);
+                    bump(&c.to_kernel_bytes, b.len as u64);
+                }
+                Ok(false) | Err(_) => bump(&c.to_kernel_write_failed, 1),
+            }
+            s.recycle(b);
+        }
+        for _ in 0..READ_BATCH {
+            let (got, buf) = match s.free.pop() {
+                Some(mut b) => (dev.read(&mut b.data), Some(b)),
+                None => (dev.read(&mut spill), None),
+            };
+            let n = match got {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    if let Some(b) = buf {
+                        s.recycle(b);
+                    }
+                    break;
+                }
+                Err(_) => {
+                    bump(&c.read_errors, 1);
+                    if let Some(b) = buf {
+                        s.recycle(b);
+                    }
+                    break;
+                }
+            };
+            work += 1;
+            let Some(mut b) = buf else {
+                bump(&c.from_kernel_queue_full, 1);
+                continue;
+            };
+            // A full read may have been cut: it cannot be sent whole.
+            if n >= b.data.len() {
+                bump(&c.from_kernel_too_big, 1);
+                s.recycle(b);
+                continue;
+            }
+            b.len = n;
+            match s.from_kernel.push(b) {
+                Ok(()) => {
+                    bump(&c.from_kernel_packets, 1);
+                    bump(&c.from_kernel_bytes, n as u64);
+                }
+                Err(b) => {
+                    bump(&c.from_kernel_queue_full, 1);
+                    s.recycle(b);
+                }
+            }
+        }
+        if work > 0 {
+            wait = IDLE_WAIT_MIN;
+        } else {
+            dev.wait_readable(wait);
+            wait = (wait * 2).min(IDLE_WAIT_MAX);
+        }
+    }
+}
+
+/// One worker's end of the host path.
+pub struct HostPort {
+    shared: Arc<Shared>,
+    receives: bool,
+}
+
+impl HostPath for HostPort {
+    fn deliver(&mut self, ip_packet: &[u8]) -> bool {
+        let s = &self.shared;
+        let Some(mut b) = s.free.pop() else {
+            return false;
+        };
+        if ip_packet.len() > b.data.len() {
+            s.recycle(b);
+            return false;
+        }
+        b.data[..ip_packet.len()].copy_from_slice(ip_packet);
+        b.len = ip_packet.len();
+        match s.to_kernel.push(b) {
+            Ok(()) => true,
+            Err(b) => {
+                s.recycle(b);
+                false
+            }
+        }
+    }
+
+    #[inline]
+    fn has_packet(&self) -> bool {
+        self.receives && !self.shared.from_kernel.is_empty()
+    }
+
+    fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
+        if !self.receives {
+            return None;
+        }
+        let s = &self.shared;
+        loop {
+            let b = s.from_kernel.pop()?;
+            if b.len > buf.len() {
+                // The frame is smaller than what the pool carries.
+                bump(&s.counters.from_kernel_too_big, 1);
+                s.recycle(b);
+                continue;
+            }
+            buf[..b.len].copy_from_slice(&b.data[..b.len]);
+            let n = b.len;
+            s.recycle(b);
+            return Some(n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Instant;
+
+    /// A device whose kernel side is two queues of packets.
+    #[derive(Clone, Default)]
+    struct Fake {
+        /// What "the kernel" sends (read by the host thread).
+        outbound: Arc<Mutex<Vec<Vec<u8>>>>,
+        /// What the host thread wrote to "the kernel".
+        inbound: Arc<Mutex<Vec<Vec<u8>>>>,
+    }
+
+    impl HostDevice for Fake {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+            let mut q = self.outbound.lock().unwrap();
+            if q.is_empty() {
+                return Ok(None);
+            }
+            let p = q.remove(0);
+            let n = p.len().min(buf.len());
+            buf[..n].copy_from_slice(&p[..n]);
+            Ok(Some(n))
+        }
+        fn write(&mut self, packet: &[u8]) -> io::Result<bool> {
+            self.inbound.lock().unwrap().push(packet.to_vec());
+            Ok(true)
+        }
+        fn wait_readable(&mut self, timeout: Duration) -> bool {
+            std::thread::sleep(timeout);
+            false
+        }
+    }
+
+    fn until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if f() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        false
+    }
+
+    #[test]
+    fn packets_cross_both_ways_and_buffers_come_back() {
+        let dev = Fake::default();
+        let host = HostThread::start(dev.clone()).unwrap();
+        let mut w0 = host.port(true);
+        let mut w1 = host.port(false);
+        assert!(w0.deliver(&[0x45, 1, 2, 3]));
+        assert!(w1.deliver(&[0x45, 9]));
+        assert!(until(Duration::from_secs(5), || dev
+            .inbound
+            .lock()
+            .unwrap()
+            .len()
+            == 2));
+        assert_eq!(dev.inbound.lock().unwrap()[0], vec![0x45, 1, 2, 3]);
+
+        dev.outbound.lock().unwrap().push(vec![0x45; 100]);
+        assert!(until(Duration::from_secs(5), || w0.has_packet()));
+        assert!(!w1.has_packet(), "only the receiving worker gets packets");
+        let mut buf = [0u8; 2048];
+        assert_eq!(w1.receive(&mut buf), None);
+        assert_eq!(w0.receive(&mut buf), Some(100));
+        assert_eq!(buf[..100], [0x45; 100]);
+        assert_eq!(w0.receive(&mut buf), None);
+
+        let st = host.stop();
+        assert_eq!(st.to_kernel_packets, 2);
+        assert_eq!(st.to_kernel_bytes, 6);
+        assert_eq!(st.from_kernel_packets, 1);
+        assert_eq!(st.drops(), 0);
+    }
+
+    #[test]
+    fn a_worker_that_does_not_receive_fills_the_queue_and_drops_are_counted() {
+        let dev = Fake::default();
+        let host = HostThread::start(dev.clone()).unwrap();
+        let n = FROM_KERNEL_QUEUE + 10;
+        dev.outbound
+            .lock()
+            .unwrap()
+            .extend((0..n).map(|_| vec![0x45u8; 60]));
+        assert!(until(Duration::from_secs(5), || dev
+            .outbound
+            .lock()
+            .unwrap()
+            .is_empty()));
+        let st = host.stop();
+        assert_eq!(st.from_kernel_packets, FROM_KERNEL_QUEUE as u64);
+        assert_eq!(st.from_kernel_queue_full, 10);
+    }
+
+    #[test]
+    fn too_big_packets_are_dropped_by_name() {
+        let dev = Fake::default();
+        let host = HostThread::start(dev.clone()).unwrap();
+        let mut w = host.port(true);
+        dev.outbound
+            .lock()
+            .unwrap()
+            .push(vec![0x45; HOST_BUF_SIZE + 5]);
+        dev.outbound.lock().unwrap().push(vec![0x45; 1500]);
+        assert!(until(Duration::from_secs(5), || w.has_packet()));
+        // A receiver whose frame is too small for the 1500-byte packet.
+        let mut small = [0u8; 1000];
+        assert_eq!(w.receive(&mut small), None);
+        assert!(!w.deliver(&[0u8; HOST_BUF_SIZE + 1]));
+        let st = host.stop();
+        assert_eq!(st.from_kernel_too_big, 2);
+        assert_eq!(
+            st.named_drops()
+                .iter()
+                .find(|(n, _)| *n == "host_from_kernel_too_big")
+                .map(|x| x.1),
+            Some(2)
+        );
+    }
+}

@@ -1,0 +1,496 @@
+//! Live packet traces (`routerctl trace`): the control plane arms a
+//! [`TraceHub`] with a [`TraceRequest`]; workers look at one atomic per
+//! burst and, only while a trace is armed, run matching packets through the
+//! recording pipeline path and push what every stage decided into a bounded
+//! lock-free queue that the control plane drains.
+//!
+//! Off, a trace costs one relaxed load per burst ([`TraceTap::poll`]); the
+//! packet path never locks or allocates for it. Armed, matching packets are
+//! traced one by one (allocation is fine then: it is a debugging tool).
+//!
+//! # What a worker does
+//! ```text
+//! // once, per worker:      let mut tap = TraceTap::default();
+//! // every burst:
+//! match tap.poll(&hub) {
+//!     None => pipeline.process_burst(&mut pkts, &mut verdicts),   // as before
+//!     Some(req) => for (i, pkt) in pkts.iter_mut().enumerate() {
+//!         let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
+//!         if req.matches(&summary) && hub.claim() {
+//!             let mut events = Vec::new();
+//!             verdicts[i] = pipeline.process(pkt, &mut events);
+//!             hub.push(TraceRecord::capture(worker_id, summary, events,
+//!                                           &pipeline, &pkt.buf[..pkt.len]));
+//!         } else {
+//!             pipeline.process_burst(std::slice::from_mut(pkt),
+//!                                    std::slice::from_mut(&mut verdicts[i]));
+//!         }
+//!     }
+//! }
+//! ```
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::addr::Ipv4Prefix;
+use crate::conntrack::{FlowRef, FlowView};
+use crate::packet::PortId;
+use crate::pipeline::Pipeline;
+use crate::tables::Tables;
+use crate::trace::Event;
+
+/// Most packets one trace may ask for (and records the queue holds).
+pub const MAX_TRACE_COUNT: u32 = 1000;
+
+/// What a frame is, read from its bytes before the pipeline rewrites it.
+/// Fields that the frame does not carry are 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketSummary {
+    /// Arrival port.
+    pub port: PortId,
+    /// Frame length.
+    pub frame_len: u16,
+    /// Ethertype after at most one VLAN tag (0x0800 IPv4, 0x0806 ARP).
+    pub ethertype: u16,
+    /// IPv4 protocol.
+    pub proto: u8,
+    pub src: u32,
+    pub dst: u32,
+    pub ttl: u8,
+    /// TCP/UDP ports; the ICMP query id in both for ICMP echo and friends.
+    pub sport: u16,
+    pub dport: u16,
+    /// TCP flags.
+    pub tcp_flags: u8,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// A non-first fragment (no L4 header).
+    pub fragment: bool,
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    b.get(at..at + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .unwrap_or(0)
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .unwrap_or(0)
+}
+
+impl PacketSummary {
+    /// Read an Ethernet frame; never panics, whatever the bytes.
+    pub fn parse(frame: &[u8], port: PortId) -> PacketSummary {
+        let mut s = PacketSummary {
+            port,
+            frame_len: frame.len().min(u16::MAX as usize) as u16,
+            ..Default::default()
+        };
+        let mut l3 = 14;
+        s.ethertype = be16(frame, 12);
+        if s.ethertype == 0x8100 {
+            s.ethertype = be16(frame, 16);
+            l3 = 18;
+        }
+        if s.ethertype != 0x0800 || frame.len() < l3 + 20 {
+            return s;
+        }
+        let ip = &frame[l3..];
+        let ihl = (ip[0] & 0x0f) as usize * 4;
+        s.ttl = ip[8];
+        s.proto = ip[9];
+        s.src = be32(ip, 12);
+        s.dst = be32(ip, 16);
+        s.fragment = be16(ip, 6) & 0x1fff != 0;
+        if s.fragment || ihl < 20 {
+            return s;
+        }
+        let l4 = ip.get(ihl..).unwrap_or(&[]);
+        match s.proto {
+            6 | 17 => {
+                s.sport = be16(l4, 0);
+                s.dport = be16(l4, 2);
+                if s.proto == 6 {
+                    s.tcp_flags = l4.get(13).copied().unwrap_or(0);
+                }
+            }
+            1 => {
+                s.icmp_type = l4.first().copied().unwrap_or(0);
+                s.icmp_code = l4.get(1).copied().unwrap_or(0);
+                if matches!(s.icmp_type, 0 | 8 | 13 | 14 | 15 | 16 | 17 | 18) {
+                    s.sport = be16(l4, 4);
+                    s.dport = s.sport;
+                }
+            }
+            _ => {}
+        }
+        s
+    }
+
+    /// An IPv4 packet.
+    pub fn is_ipv4(&self) -> bool {
+        self.ethertype == 0x0800
+    }
+}
+
+/// Which packets a trace wants; all present conditions must hold (as in
+/// tcpdump: `tcp dst 198.18.0.1 port 22`). An empty matcher takes every frame.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceMatch {
+    /// IP protocol.
+    pub proto: Option<u8>,
+    /// Source address in this prefix.
+    pub src: Option<Ipv4Prefix>,
+    /// Destination address in this prefix.
+    pub dst: Option<Ipv4Prefix>,
+    /// Source or destination in this prefix.
+    pub host: Option<Ipv4Prefix>,
+    /// TCP/UDP source port.
+    pub sport: Option<u16>,
+    /// TCP/UDP destination port.
+    pub dport: Option<u16>,
+    /// TCP/UDP source or destination port.
+    pub port: Option<u16>,
+}
+
+impl TraceMatch {
+    /// Whether the packet satisfies every condition.
+    pub fn matches(&self, p: &PacketSummary) -> bool {
+        if *self == TraceMatch::default() {
+            return true;
+        }
+        if !p.is_ipv4() {
+            return false;
+        }
+        let l4 = matches!(p.proto, 6 | 17) && !p.fragment;
+        let ok_port = |want: Option<u16>, have: &[u16]| match want {
+            None => true,
+            Some(w) => l4 && have.contains(&w),
+        };
+        self.proto.is_none_or(|x| x == p.proto)
+            && self.src.is_none_or(|x| x.contains(p.src))
+            && self.dst.is_none_or(|x| x.contains(p.dst))
+            && self
+                .host
+                .is_none_or(|x| x.contains(p.src) || x.contains(p.dst))
+            && ok_port(self.sport, &[p.sport])
+            && ok_port(self.dport, &[p.dport])
+            && ok_port(self.port, &[p.sport, p.dport])
+    }
+}
+
+/// One armed trace.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceRequest {
+    /// Packets to trace (at most [`MAX_TRACE_COUNT`]).
+    pub count: u32,
+    /// Only frames arriving on this port (`PortId::HOST` for the host path).
+    pub in_port: Option<PortId>,
+    /// Conditions on the packet.
+    pub matcher: TraceMatch,
+}
+
+impl TraceRequest {
+    /// Whether a frame is wanted.
+    pub fn matches(&self, p: &PacketSummary) -> bool {
+        self.in_port.is_none_or(|x| x == p.port) && self.matcher.matches(p)
+    }
+}
+
+/// One traced packet, with everything needed to put it in words later.
+#[derive(Clone, Debug)]
+pub struct TraceRecord {
+    /// The worker that saw it.
+    pub worker: usize,
+    /// The packet as it arrived.
+    pub packet: PacketSummary,
+    /// Each stage's decision.
+    pub events: Vec<Event>,
+    /// The tables it went through (rule numbers and comments refer to them).
+    pub tables: Arc<Tables>,
+    /// The flows the events refer to, read right after the packet.
+    pub flows: Vec<(FlowRef, FlowView)>,
+    /// Next hops of `Neighbour` events that are static entries.
+    pub static_neighbours: Vec<u32>,
+    /// The first bytes of the frame after the pipeline (rewritten or a
+    /// generated reply).
+    pub out_head: Vec<u8>,
+    /// Clock of the worker (seconds) when traced.
+    pub now: u32,
+}
+
+impl TraceRecord {
+    /// Gather a record right after `pipeline.process(pkt, &mut events)`;
+    /// `out_frame` is the frame as the pipeline left it.
+    pub fn capture(
+        worker: usize,
+        packet: PacketSummary,
+        events: Vec<Event>,
+        pipeline: &Pipeline,
+        out_frame: &[u8],
+    ) -> TraceRecord {
+        let now = pipeline.now();
+        let mut flows = Vec::new();
+        let mut static_neighbours = Vec::new();
+        for e in &events {
+            match *e {
+                Event::Conntrack { flow: Some(f), .. } | Event::Confirmed { flow: f } => {
+                    if let Some(v) = pipeline.conntrack().flow(f, now) {
+                        flows.push((f, v));
+                    }
+                }
+                Event::Neighbour { addr, .. }
+                    if pipeline.neighbours().get(addr).is_some_and(|n| n.is_static) =>
+                {
+                    static_neighbours.push(addr);
+                }
+                _ => {}
+            }
+        }
+        TraceRecord {
+            worker,
+            packet,
+            events,
+            tables: Arc::clone(pipeline.tables()),
+            flows,
+            static_neighbours,
+            out_head: out_frame[..out_frame.len().min(128)].to_vec(),
+            now,
+        }
+    }
+
+    /// The flow behind a reference, as it was when traced.
+    pub fn flow(&self, r: FlowRef) -> Option<FlowView> {
+        self.flows.iter().find(|(f, _)| *f == r).map(|(_, v)| *v)
+    }
+}
+
+/// Shared between the control plane and the workers: the armed request,
+/// how many packets it still wants, and the records.
+pub struct TraceHub {
+    /// 0: off; else the generation of the armed request.
+    generation: AtomicU64,
+    next_generation: AtomicU64,
+    remaining: AtomicU32,
+    request: Mutex<Option<Arc<TraceRequest>>>,
+    records: ArrayQueue<TraceRecord>,
+    lost: AtomicU64,
+}
+
+impl Default for TraceHub {
+    fn default() -> Self {
+        TraceHub::new()
+    }
+}
+
+impl TraceHub {
+    /// An idle hub.
+    pub fn new() -> TraceHub {
+        TraceHub {
+            generation: AtomicU64::new(0),
+            next_generation: AtomicU64::new(1),
+            remaining: AtomicU32::new(0),
+            request: Mutex::new(None),
+            records: ArrayQueue::new(MAX_TRACE_COUNT as usize),
+            lost: AtomicU64::new(0),
+        }
+    }
+
+    /// Arm a trace (control plane). Replaces any armed one and drops
+    /// records not yet taken.
+    pub fn arm(&self, mut req: TraceRequest) {
+        req.count = req.count.clamp(1, MAX_TRACE_COUNT);
+        self.generation.store(0, Ordering::Release);
+        while self.records.pop().is_some() {}
+        let count = req.count;
+        *self.request.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(req));
+        self.remaining.store(count, Ordering::Release);
+        let g = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        self.generation.store(g, Ordering::Release);
+    }
+
+    /// Stop tracing (control plane).
+    pub fn disarm(&self) {
+        self.generation.store(0, Ordering::Release);
+        self.remaining.store(0, Ordering::Release);
+    }
+
+    /// Whether a trace is armed and still wants packets.
+    pub fn is_armed(&self) -> bool {
+        self.generation.load(Ordering::Acquire) != 0
+    }
+
+    /// Packets the armed trace still wants.
+    pub fn remaining(&self) -> u32 {
+        self.remaining.load(Ordering::Acquire)
+    }
+
+    /// Take one of the remaining packets (worker, for a matching packet);
+    /// false when the trace already has all it asked for.
+    pub fn claim(&self) -> bool {
+        let r = self
+            .remaining
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| r.checked_sub(1));
+        match r {
+            Ok(1) => {
+                self.generation.store(0, Ordering::Release);
+                true
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Hand over a record (worker). A full queue loses the record (counted).
+    pub fn push(&self, rec: TraceRecord) {
+        if self.records.push(rec).is_err() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Take the next record (control plane).
+    pub fn pop(&self) -> Option<TraceRecord> {
+        self.records.pop()
+    }
+
+    /// Records lost to a full queue.
+    pub fn lost(&self) -> u64 {
+        self.lost.load(Ordering::Relaxed)
+    }
+
+    fn current(&self) -> (u64, Option<Arc<TraceRequest>>) {
+        let req = self
+            .request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        (self.generation.load(Ordering::Acquire), req)
+    }
+}
+
+/// A worker's view of the hub: caches the armed request so that the burst
+/// loop reads one atomic and takes the hub's lock only when a new trace
+/// was armed.
+#[derive(Default)]
+pub struct TraceTap {
+    generation: u64,
+    request: Option<Arc<TraceRequest>>,
+}
+
+impl TraceTap {
+    /// Call once per burst: `None` (tracing off, use the fast path) or the
+    /// armed request.
+    #[inline]
+    pub fn poll(&mut self, hub: &TraceHub) -> Option<&TraceRequest> {
+        let g = hub.generation.load(Ordering::Acquire);
+        if g == 0 {
+            return None;
+        }
+        if g != self.generation {
+            self.refresh(hub);
+        }
+        self.request.as_deref()
+    }
+
+    #[cold]
+    fn refresh(&mut self, hub: &TraceHub) {
+        let (g, req) = hub.current();
+        self.generation = g;
+        self.request = req;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 20 + 20];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[14 + 8] = 64;
+        f[14 + 9] = 6;
+        f[14 + 12..14 + 16].copy_from_slice(&src);
+        f[14 + 16..14 + 20].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f[34 + 13] = 0x02;
+        f
+    }
+
+    #[test]
+    fn summary_reads_tcp_and_never_panics_on_short_frames() {
+        let f = frame_tcp([198, 18, 0, 2], [198, 18, 0, 1], 40000, 22);
+        let s = PacketSummary::parse(&f, PortId(0));
+        assert_eq!(s.proto, 6);
+        assert_eq!((s.sport, s.dport, s.tcp_flags, s.ttl), (40000, 22, 2, 64));
+        for n in 0..f.len() {
+            let _ = PacketSummary::parse(&f[..n], PortId(0));
+        }
+    }
+
+    #[test]
+    fn matcher_checks_every_present_condition() {
+        let f = frame_tcp([198, 18, 0, 2], [198, 18, 0, 1], 40000, 22);
+        let s = PacketSummary::parse(&f, PortId(1));
+        let m = |m: TraceMatch, in_port: Option<PortId>| {
+            TraceRequest {
+                count: 1,
+                in_port,
+                matcher: m,
+            }
+            .matches(&s)
+        };
+        assert!(m(TraceMatch::default(), None));
+        assert!(m(TraceMatch::default(), Some(PortId(1))));
+        assert!(!m(TraceMatch::default(), Some(PortId(0))));
+        let port22 = TraceMatch {
+            proto: Some(6),
+            port: Some(22),
+            dst: "198.18.0.0/24".parse().ok(),
+            ..Default::default()
+        };
+        assert!(m(port22, None));
+        let udp = TraceMatch {
+            proto: Some(17),
+            ..Default::default()
+        };
+        assert!(!m(udp, None));
+        let sport22 = TraceMatch {
+            sport: Some(22),
+            ..Default::default()
+        };
+        assert!(!m(sport22, None));
+    }
+
+    #[test]
+    fn hub_hands_out_exactly_count_packets_then_turns_off() {
+        let hub = TraceHub::new();
+        let mut tap = TraceTap::default();
+        assert!(tap.poll(&hub).is_none());
+        hub.arm(TraceRequest {
+            count: 2,
+            ..Default::default()
+        });
+        assert!(tap.poll(&hub).is_some());
+        assert!(hub.claim());
+        assert!(hub.claim());
+        assert!(!hub.claim());
+        assert!(
+            tap.poll(&hub).is_none(),
+            "off once all packets were claimed"
+        );
+        hub.arm(TraceRequest {
+            count: 1,
+            in_port: Some(PortId(3)),
+            ..Default::default()
+        });
+        assert_eq!(tap.poll(&hub).and_then(|r| r.in_port), Some(PortId(3)));
+        hub.disarm();
+        assert!(tap.poll(&hub).is_none());
+    }
+}

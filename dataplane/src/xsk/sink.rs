@@ -1,0 +1,374 @@
+//! What a traffic generator and a cheap sink need beyond ports: an XDP
+//! program that counts and drops test frames, and the monotonic clock both
+//! ends stamp packets with.
+//!
+//! The counting program drops every frame in the driver (the frames never
+//! climb the IP stack, which would cost the sink more than the router it
+//! measures) and counts, in an `ARRAY` map of two `u64` slots, the frames
+//! that carry the `linerate` magic (slot 0) and all others (slot 1):
+//! ```text
+//!  0: r6 = 1                      ; slot "other"
+//!  1: r2 = *(u32 *)(r1 + 0)       ; data
+//!  2: r3 = *(u32 *)(r1 + 4)       ; data_end
+//!  3: r4 = r2
+//!  4: r4 += 44
+//!  5: if r4 > r3 goto 13          ; too short for Ethernet + IPv4 + UDP + magic
+//!  6: r5 = *(u16 *)(r2 + 12)      ; EtherType
+//!  7: if r5 != 0x0008 goto 13     ; 0x0800 read little-endian
+//!  8: r5 = *(u8 *)(r2 + 23)       ; IPv4 protocol
+//!  9: if r5 != 17 goto 13         ; UDP
+//! 10: r5 = *(u16 *)(r2 + 42)      ; first payload bytes (IHL 5)
+//! 11: if r5 != MAGIC goto 13
+//! 12: r6 = 0                      ; slot "ours"
+//! 13: *(u32 *)(r10 - 4) = r6
+//! 14: r2 = r10
+//! 15: r2 += -4
+//! 16: r1 = map fd                 ; ld_imm64, BPF_PSEUDO_MAP_FD (two slots)
+//! 18: call bpf_map_lookup_elem
+//! 19: if r0 == 0 goto 22
+//! 20: r1 = 1
+//! 21: lock *(u64 *)(r0 + 0) += r1
+//! 22: r0 = XDP_DROP
+//! 23: exit
+//! ```
+//! It is attached with `BPF_LINK_CREATE` and goes away with the link fd,
+//! even when the process is killed.
+
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use super::bpf::{errno, ifindex, XdpMode};
+use super::error::{IfName, XskError, XskStep};
+
+const BPF_MAP_CREATE: libc::c_long = 0;
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_PROG_LOAD: libc::c_long = 5;
+const BPF_LINK_CREATE: libc::c_long = 28;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+const BPF_PROG_TYPE_XDP: u32 = 6;
+const BPF_XDP: u32 = 37;
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+const XDP_DROP: i32 = 1;
+const FUNC_MAP_LOOKUP_ELEM: i32 = 1;
+const BPF_PSEUDO_MAP_FD: u8 = 1;
+
+/// Slot of frames that carry the magic.
+const SLOT_OURS: u32 = 0;
+/// Slot of every other frame.
+const SLOT_OTHER: u32 = 1;
+
+/// `struct bpf_insn`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Insn {
+    code: u8,
+    regs: u8,
+    off: i16,
+    imm: i32,
+}
+
+const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+    Insn {
+        code,
+        regs: (src << 4) | (dst & 0x0f),
+        off,
+        imm,
+    }
+}
+
+/// The counting drop program for the array map `map_fd`; `magic` is the
+/// first two UDP payload bytes, in wire order.
+fn count_drop_program(map_fd: RawFd, magic: [u8; 2]) -> [Insn; 24] {
+    const MOV64_K: u8 = 0xb7;
+    const MOV64_X: u8 = 0xbf;
+    const ADD64_K: u8 = 0x07;
+    const LDX_W: u8 = 0x61;
+    const LDX_H: u8 = 0x69;
+    const LDX_B: u8 = 0x71;
+    const STX_W: u8 = 0x63;
+    const JGT_X: u8 = 0x2d;
+    const JNE_K: u8 = 0x55;
+    const JEQ_K: u8 = 0x15;
+    const LD_DW: u8 = 0x18;
+    const CALL: u8 = 0x85;
+    const EXIT: u8 = 0x95;
+    const ATOMIC_DW: u8 = 0xdb; // BPF_STX | BPF_ATOMIC | BPF_DW, imm BPF_ADD
+                                // A little-endian u16 load of the two wire bytes.
+    let magic_le = i32::from(u16::from_le_bytes(magic));
+    [
+        insn(MOV64_K, 6, 0, 0, SLOT_OTHER as i32),
+        insn(LDX_W, 2, 1, 0, 0),
+        insn(LDX_W, 3, 1, 4, 0),
+        insn(MOV64_X, 4, 2, 0, 0),
+        insn(ADD64_K, 4, 0, 0, 44),
+        insn(JGT_X, 4, 3, 7, 0),
+        insn(LDX_H, 5, 2, 12, 0),
+        insn(JNE_K, 5, 0, 5, 0x0008),
+        insn(LDX_B, 5, 2, 23, 0),
+        insn(JNE_K, 5, 0, 3, 17),
+        insn(LDX_H, 5, 2, 42, 0),
+        insn(JNE_K, 5, 0, 1, magic_le),
+        insn(MOV64_K, 6, 0, 0, SLOT_OURS as i32),
+        insn(STX_W, 10, 6, -4, 0),
+        insn(MOV64_X, 2, 10, 0, 0),
+        insn(ADD64_K, 2, 0, 0, -4),
+        insn(LD_DW, 1, BPF_PSEUDO_MAP_FD, 0, map_fd),
+        insn(0, 0, 0, 0, 0),
+        insn(CALL, 0, 0, 0, FUNC_MAP_LOOKUP_ELEM),
+        insn(JEQ_K, 0, 0, 2, 0),
+        insn(MOV64_K, 1, 0, 0, 1),
+        insn(ATOMIC_DW, 0, 1, 0, 0),
+        insn(MOV64_K, 0, 0, 0, XDP_DROP),
+        insn(EXIT, 0, 0, 0, 0),
+    ]
+}
+
+/// `bpf_attr` for `BPF_MAP_CREATE` (prefix).
+#[repr(C)]
+#[derive(Default)]
+struct MapCreateAttr {
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    map_flags: u32,
+    inner_map_fd: u32,
+    numa_node: u32,
+    map_name: [u8; 16],
+}
+
+/// `bpf_attr` for `BPF_PROG_LOAD` (prefix up to `expected_attach_type`).
+#[repr(C)]
+#[derive(Default)]
+struct ProgLoadAttr {
+    prog_type: u32,
+    insn_cnt: u32,
+    insns: u64,
+    license: u64,
+    log_level: u32,
+    log_size: u32,
+    log_buf: u64,
+    kern_version: u32,
+    prog_flags: u32,
+    prog_name: [u8; 16],
+    prog_ifindex: u32,
+    expected_attach_type: u32,
+}
+
+/// `bpf_attr` for `BPF_MAP_LOOKUP_ELEM`.
+#[repr(C)]
+#[derive(Default)]
+struct MapElemAttr {
+    map_fd: u32,
+    _pad: u32,
+    key: u64,
+    value: u64,
+    flags: u64,
+}
+
+/// `bpf_attr` for `BPF_LINK_CREATE`, zero tail included.
+#[repr(C)]
+#[derive(Default)]
+struct LinkCreateAttr {
+    prog_fd: u32,
+    target_ifindex: u32,
+    attach_type: u32,
+    flags: u32,
+    _tail: [u64; 4],
+}
+
+/// `bpf(cmd, attr, sizeof attr)`.
+///
+/// # Safety
+/// `attr` must be the `bpf_attr` layout of `cmd`, and every pointer in it
+/// valid for what `cmd` does with it for the duration of the call.
+unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, i32> {
+    // SAFETY: the caller guarantees layout and pointers; the size passed is
+    // the size of `attr`, so the kernel reads no further.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            cmd,
+            attr as *mut T as *mut libc::c_void,
+            size_of::<T>() as libc::c_uint,
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn owned_fd(ret: libc::c_long) -> OwnedFd {
+    // SAFETY: `ret` is a fresh descriptor from a successful bpf(2) call;
+    // nothing else owns it.
+    unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
+}
+
+fn name16(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let n = name.len().min(15);
+    out[..n].copy_from_slice(&name.as_bytes()[..n]);
+    out
+}
+
+/// Frames a [`CountDrop`] program has seen since it was attached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DropCounts {
+    /// IPv4/UDP frames whose payload starts with the magic.
+    pub ours: u64,
+    /// Every other frame (ARP, IPv6 chatter, foreign traffic).
+    pub other: u64,
+}
+
+/// An XDP program on one interface that counts and drops every frame.
+#[derive(Debug)]
+pub struct CountDrop {
+    ifname: IfName,
+    map: OwnedFd,
+    _prog: OwnedFd,
+    _link: OwnedFd,
+}
+
+impl CountDrop {
+    /// Loads the program and attaches it to `ifname` (in the calling
+    /// thread's network namespace). `magic` is the first two UDP payload
+    /// bytes of the frames counted as ours.
+    pub fn attach(ifname: &str, mode: XdpMode, magic: [u8; 2]) -> Result<CountDrop, XskError> {
+        let name = IfName::new(ifname);
+        if name.as_str() != ifname {
+            return Err(XskError::new(XskStep::Device, libc::ENODEV, name));
+        }
+        let index = ifindex(name)?;
+        let err = |step, errno| XskError::new(step, errno, name);
+
+        let mut map_attr = MapCreateAttr {
+            map_type: BPF_MAP_TYPE_ARRAY,
+            key_size: 4,
+            value_size: 8,
+            max_entries: 2,
+            map_name: name16("linerate_count"),
+            ..Default::default()
+        };
+        // SAFETY: MapCreateAttr is the BPF_MAP_CREATE prefix; no pointers.
+        let map = unsafe { sys_bpf(BPF_MAP_CREATE, &mut map_attr) }
+            .map(owned_fd)
+            .map_err(|e| err(XskStep::MapCreate, e))?;
+
+        let insns = count_drop_program(map.as_raw_fd(), magic);
+        let license = b"GPL\0";
+        let mut log = vec![0u8; 16 * 1024];
+        let mut prog_attr = ProgLoadAttr {
+            prog_type: BPF_PROG_TYPE_XDP,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: license.as_ptr() as u64,
+            log_level: 1,
+            log_size: log.len() as u32,
+            log_buf: log.as_mut_ptr() as u64,
+            prog_name: name16("linerate_sink"),
+            expected_attach_type: BPF_XDP,
+            ..Default::default()
+        };
+        // SAFETY: ProgLoadAttr is the BPF_PROG_LOAD prefix; `insns`,
+        // `license` and `log` outlive the call, and `log` is writable for
+        // `log_size` bytes.
+        let prog = unsafe { sys_bpf(BPF_PROG_LOAD, &mut prog_attr) }
+            .map(owned_fd)
+            .map_err(|e| err(XskStep::ProgLoad, e).with_log(&log))?;
+
+        let mut link_attr = LinkCreateAttr {
+            prog_fd: prog.as_raw_fd() as u32,
+            target_ifindex: index,
+            attach_type: BPF_XDP,
+            flags: match mode {
+                XdpMode::Native => XDP_FLAGS_DRV_MODE,
+                XdpMode::Generic => XDP_FLAGS_SKB_MODE,
+            },
+            ..Default::default()
+        };
+        // SAFETY: LinkCreateAttr is the BPF_LINK_CREATE layout; no pointers.
+        let link = unsafe { sys_bpf(BPF_LINK_CREATE, &mut link_attr) }
+            .map(owned_fd)
+            .map_err(|e| err(XskStep::Attach, e))?;
+        Ok(CountDrop {
+            ifname: name,
+            map,
+            _prog: prog,
+            _link: link,
+        })
+    }
+
+    /// The interface the program is attached to.
+    pub fn ifname(&self) -> IfName {
+        self.ifname
+    }
+
+    /// The counters so far (two map lookups).
+    pub fn counts(&self) -> Result<DropCounts, XskError> {
+        Ok(DropCounts {
+            ours: self.slot(SLOT_OURS)?,
+            other: self.slot(SLOT_OTHER)?,
+        })
+    }
+
+    fn slot(&self, key: u32) -> Result<u64, XskError> {
+        let mut value = 0u64;
+        let mut attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            key: &key as *const u32 as u64,
+            value: &mut value as *mut u64 as u64,
+            ..Default::default()
+        };
+        // SAFETY: MapElemAttr is the BPF_MAP_LOOKUP_ELEM layout; key points
+        // to a live u32 and value to a live, writable u64 (the map's key and
+        // value sizes).
+        unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }
+            .map_err(|e| XskError::new(XskStep::MapUpdate, e, self.ifname))?;
+        Ok(value)
+    }
+}
+
+/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process and
+/// network namespace of the machine, so a generator and a sink on one
+/// machine can compare stamps.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_land_on_the_store_and_the_drop() {
+        let p = count_drop_program(7, [0x4c, 0x52]);
+        for (i, ins) in p.iter().enumerate() {
+            if matches!(ins.code, 0x2d | 0x55) {
+                assert_eq!(i + 1 + ins.off as usize, 13, "insn {i}");
+            }
+        }
+        assert_eq!(p[19].code, 0x15);
+        assert_eq!(19 + 1 + p[19].off as usize, 22);
+        assert_eq!(p[22].imm, XDP_DROP);
+        assert_eq!(p[11].imm, 0x524c);
+        assert_eq!(size_of::<Insn>(), 8);
+    }
+
+    #[test]
+    fn monotonic_clock_advances() {
+        let a = monotonic_ns();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = monotonic_ns();
+        assert!(b >= a + 2_000_000, "{a} -> {b}");
+    }
+}
