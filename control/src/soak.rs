@@ -9,11 +9,14 @@
 //!   the server;
 //! - transit churn: short UDP flows (two datagrams each) from a new socket
 //!   (a new source port) to a changing destination port of [`SINK_IP`];
-//! - tracked churn to the router: TCP SYNs to 198.18.0.1:22 from changing
-//!   source ports, each a new connection-table entry (SYN_SENT, 5 s in the
-//!   soak config, so the table fills and empties all along). The TUN host
-//!   path does not exist yet, so these end as `host_unavailable` drops
-//!   after conntrack; real host flows wait for it.
+//! - host flows: TCP sessions with a service on the router (an echo
+//!   server on 198.19.0.1:22 in the router namespace, reached through the
+//!   host path), 16 KiB echoed and verified each, one after the other;
+//! - tracked churn to the router: TCP SYNs to 198.18.0.1:22 (no listener
+//!   there: the router's kernel answers RST) from changing source ports,
+//!   each a new connection-table entry that expires within seconds (SYN_SENT
+//!   5 s in the soak config, CLOSE 10 s), so the table fills and empties
+//!   all along (host sessions leave TIME_WAIT entries, 10 s here).
 //!
 //! Checks at the end ([`SoakReport::problems`]):
 //! - resident memory (`VmRSS`) flat after warm-up: the last sample within
@@ -25,17 +28,18 @@
 //!     gave was processed once) and `pipeline_tx_packets = tx_packets +
 //!     tx_ring_full` (every frame the pipeline sent reached the TX ring or
 //!     was counted as not taken);
-//!   - all ports: `sum rx_packets = forwarded + to_host + consumed + sum of
-//!     drops by reason` (the pipeline's invariant, see
+//!   - all ports: `sum rx_packets + from_host_packets = forwarded + to_host
+//!     + consumed + sum of drops by reason` (the pipeline's invariant, see
 //!     `dataplane/src/counters.rs`) and `sum (tx_packets + tx_ring_full) =
 //!     forwarded + generated`;
 //!   - frames the kernel dropped before routerd saw them are not in `rx`:
 //!     they are `xdp_rx_ring_full` and `xdp_rx_dropped`, printed per port;
-//! - every TCP transfer verified, at least 95 % of the UDP stream delivered,
-//!   routerd exited 0.
+//! - every TCP transfer and host session verified, at least 95 % of the
+//!   UDP stream delivered, routerd exited 0.
 
 use std::fmt::Write as _;
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -45,6 +49,10 @@ use crate::run::stats::RouterStats;
 
 /// The router's address on the client side (tracked churn goes there).
 const ROUTER_WAN_IP: &str = "198.18.0.1";
+/// Where the router's own service listens (host flows go there).
+const ROUTER_SERVICE: &str = "198.19.0.1:22";
+/// Bytes echoed per host session.
+const HOST_SESSION_BYTES: usize = 16 << 10;
 
 /// How long and how hard to soak.
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +114,10 @@ pub struct SoakReport {
     /// UDP stream datagrams sent and received intact.
     pub udp_sent: u64,
     pub udp_received: u64,
+    /// Host sessions (TCP to the router's service) echoed and verified.
+    pub host_verified: u64,
+    /// Host sessions that failed.
+    pub host_failed: u64,
     /// Short transit UDP flows started.
     pub churn_flows: u64,
     /// TCP SYNs sent to the router (new tracked flows).
@@ -116,8 +128,8 @@ pub struct SoakReport {
     pub stats: RouterStats,
 }
 
-/// The soak config: `configs/transit-router.yaml` with SYN_SENT entries
-/// expiring after 5 s and a table of `max_entries` flows, written to a
+/// The soak config: `configs/transit-router.yaml` with half-open entries
+/// (SYN_SENT, SYN_RECV) expiring after 5 s, TIME_WAIT after 10 s, and a table of `max_entries` flows, written to a
 /// temporary file named after `tag`.
 ///
 /// The table's memory is reserved at start but the kernel maps its pages
@@ -130,7 +142,10 @@ pub struct SoakReport {
 pub fn soak_config(tag: &str, max_entries: u32) -> Result<PathBuf, LabError> {
     let mut text = include_str!("../../configs/transit-router.yaml").to_string();
     for (from, to) in [
-        ("tcp_syn_sent: 2m", "tcp_syn_sent: 5s".to_string()),
+        (
+            "tcp_syn_sent: 2m",
+            "tcp_syn_sent: 5s, tcp_syn_recv: 5s, tcp_time_wait: 10s".to_string(),
+        ),
         ("max_entries: 262144", format!("max_entries: {max_entries}")),
     ] {
         if !text.contains(from) {
@@ -146,6 +161,72 @@ pub fn soak_config(tag: &str, max_entries: u32) -> Result<PathBuf, LabError> {
         err,
     })?;
     Ok(path)
+}
+
+/// An echo server on [`ROUTER_SERVICE`] in the router namespace, one
+/// connection at a time, until `done`.
+fn echo_service(
+    t: &Topology,
+    ready: std::sync::mpsc::Sender<()>,
+    done: &(dyn Fn(Instant) -> bool + Sync),
+    start: Instant,
+) -> Result<(), LabError> {
+    in_namespace(&t.rtr)?;
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |err| LabError::Io { what, err }
+    };
+    let l = TcpListener::bind(ROUTER_SERVICE).map_err(io("bind the router's service"))?;
+    l.set_nonblocking(true).map_err(io("listener"))?;
+    let _ = ready.send(());
+    let mut buf = vec![0u8; 64 << 10];
+    while !done(start) {
+        let mut c = match l.accept() {
+            Ok((c, _)) => c,
+            Err(_) => {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+        };
+        let _ = c.set_nonblocking(false);
+        let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if c.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One session with the router's service: 16 KiB out, the same back.
+fn host_session(seed: u64) -> Result<(), String> {
+    let addr: SocketAddr = ROUTER_SERVICE.parse().expect("valid");
+    let mut c = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+        .map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(5)))
+        .map_err(|e| e.to_string())?;
+    let mut out = vec![0u8; HOST_SESSION_BYTES];
+    lab::Pattern::new(seed).fill(&mut out);
+    c.write_all(&out).map_err(|e| format!("write: {e}"))?;
+    c.shutdown(std::net::Shutdown::Write)
+        .map_err(|e| format!("shutdown: {e}"))?;
+    let mut back = Vec::with_capacity(HOST_SESSION_BYTES);
+    c.read_to_end(&mut back)
+        .map_err(|e| format!("read after {} bytes: {e}", back.len()))?;
+    if back != out {
+        return Err(format!(
+            "{} bytes came back, not the {} sent",
+            back.len(),
+            out.len()
+        ));
+    }
+    Ok(())
 }
 
 fn in_namespace(ns: &str) -> Result<(), LabError> {
@@ -181,6 +262,8 @@ pub fn soak(
     let udp_sent = AtomicU64::new(0);
     let udp_got = AtomicU64::new(0);
     let churn = AtomicU64::new(0);
+    let host_ok = AtomicU64::new(0);
+    let host_bad = AtomicU64::new(0);
     let syns = AtomicU64::new(0);
     let pid = r.pid();
     let start = Instant::now();
@@ -224,6 +307,29 @@ pub fn soak(
                 }
             }
         });
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        s.spawn(|| echo_service(t, ready_tx, &done, start));
+        if ready_rx.recv_timeout(Duration::from_secs(5)).is_ok() {
+            s.spawn(|| -> Result<(), LabError> {
+                in_namespace(&t.cli)?;
+                let mut n = 0u64;
+                while !done(start) {
+                    n += 1;
+                    match host_session(n) {
+                        Ok(()) => host_ok.fetch_add(1, Ordering::Relaxed),
+                        Err(e) => {
+                            eprintln!("soak: host session {n}: {e}");
+                            host_bad.fetch_add(1, Ordering::Relaxed)
+                        }
+                    };
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Ok(())
+            });
+        } else {
+            host_bad.fetch_add(1, Ordering::Relaxed);
+            eprintln!("soak: the router's echo service did not start");
+        }
         let churner = s.spawn(|| -> Result<u64, LabError> {
             in_namespace(&t.cli)?;
             let pause = Duration::from_secs_f64(1.0 / f64::from(opts.churn_per_sec.max(1)));
@@ -299,6 +405,8 @@ pub fn soak(
         tcp_bytes: tcp_bytes.into_inner(),
         udp_sent: udp_sent.into_inner(),
         udp_received: udp_got.into_inner(),
+        host_verified: host_ok.into_inner(),
+        host_failed: host_bad.into_inner(),
         churn_flows: churn.into_inner(),
         syns: syns.into_inner(),
         routerd_ok: status.success(),
@@ -349,9 +457,10 @@ impl SoakReport {
         }
         let (rx, tx) = self.rx_tx();
         let out = st.forwarded + st.to_host + st.consumed + st.total_drops();
-        if rx != out {
+        if rx + st.from_host_packets != out {
             p.push(format!(
-                "rx {rx} != forwarded {} + to_host {} + consumed {} + drops {}",
+                "rx {rx} + from host {} != forwarded {} + to_host {} + consumed {} + drops {}",
+                st.from_host_packets,
                 st.forwarded,
                 st.to_host,
                 st.consumed,
@@ -368,6 +477,12 @@ impl SoakReport {
             p.push(format!(
                 "TCP transfers: {} verified, {} failed",
                 self.tcp_verified, self.tcp_failed
+            ));
+        }
+        if self.host_failed > 0 || self.host_verified == 0 {
+            p.push(format!(
+                "host sessions: {} verified, {} failed",
+                self.host_verified, self.host_failed
             ));
         }
         if self.udp_sent == 0 || self.udp_received * 100 < self.udp_sent * 95 {
@@ -398,13 +513,16 @@ impl SoakReport {
         let _ = writeln!(
             s,
             "soak: {:.0} s of load; TCP {} transfers verified ({} MiB), {} failed; UDP stream \
-             {}/{} delivered; {} short transit UDP flows; {} SYNs to the router (tracked)",
+             {}/{} delivered; host sessions {} verified, {} failed; {} short transit UDP \
+             flows; {} SYNs to the router (tracked)",
             self.secs,
             self.tcp_verified,
             self.tcp_bytes >> 20,
             self.tcp_failed,
             self.udp_received,
             self.udp_sent,
+            self.host_verified,
+            self.host_failed,
             self.churn_flows,
             self.syns
         );
@@ -445,7 +563,8 @@ impl SoakReport {
         let drops: Vec<String> = st.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = writeln!(
             s,
-            "rx {rx} = forwarded {} + to_host {} + consumed {} + drops {} ({})",
+            "rx {rx} + from host {} = forwarded {} + to_host {} + consumed {} + drops {} ({})",
+            st.from_host_packets,
             st.forwarded,
             st.to_host,
             st.consumed,
@@ -549,6 +668,7 @@ mod tests {
                 },
             ],
             tcp_verified: 3,
+            host_verified: 2,
             udp_sent: 100,
             udp_received: 99,
             routerd_ok: true,
@@ -563,7 +683,7 @@ mod tests {
         assert_eq!(r.problems(), Vec::<String>::new());
         let text = r.render();
         assert!(
-            text.contains("rx 100 = forwarded 90 + to_host 0 + consumed 2 + drops 8"),
+            text.contains("rx 100 + from host 0 = forwarded 90 + to_host 0 + consumed 2 + drops 8"),
             "{text}"
         );
         assert!(text.contains("5000 KiB -> 5500 KiB"), "{text}");
@@ -581,7 +701,10 @@ mod tests {
         let p = r.problems();
         assert!(p.iter().any(|l| l.contains("memory grew")), "{p:?}");
         assert!(p.iter().any(|l| l.contains("frames lost")), "{p:?}");
-        assert!(p.iter().any(|l| l.starts_with("rx 100 !=")), "{p:?}");
+        assert!(
+            p.iter().any(|l| l.starts_with("rx 100 + from host 0 !=")),
+            "{p:?}"
+        );
         assert!(
             p.iter().any(|l| l.starts_with("tx + tx_ring_full")),
             "{p:?}"

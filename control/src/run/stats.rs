@@ -163,6 +163,11 @@ pub struct RouterStats {
     pub forwarded: u64,
     /// Packets for the router itself.
     pub to_host: u64,
+    /// Packets from the router's kernel (host path) the pipeline processed:
+    /// with the ports' `rx_packets`, what `forwarded + to_host + consumed +
+    /// drops` adds up to.
+    #[serde(default)]
+    pub from_host_packets: u64,
     /// Frames handled without a reply (ARP replies learned).
     pub consumed: u64,
     /// Replies generated in place of dropped packets (ICMP errors, RST).
@@ -264,6 +269,7 @@ impl RouterStats {
             interfaces,
             forwarded: c.forwarded,
             to_host: c.to_host,
+            from_host_packets: c.rx_of(dataplane::packet::PortId::HOST).packets,
             consumed: c.consumed,
             generated: c.generated,
             tracked: c.tracked,
