@@ -28,8 +28,8 @@
 //!     gave was processed once) and `pipeline_tx_packets = tx_packets +
 //!     tx_ring_full` (every frame the pipeline sent reached the TX ring or
 //!     was counted as not taken);
-//!   - all ports: `sum rx_packets + from_host_packets = forwarded + to_host
-//!     + consumed + sum of drops by reason` (the pipeline's invariant, see
+//!   - all ports: `sum rx_packets + from_host_packets = forwarded +
+//!     to_host + consumed + sum of drops by reason` (the pipeline's invariant, see
 //!     `dataplane/src/counters.rs`) and `sum (tx_packets + tx_ring_full) =
 //!     forwarded + generated`;
 //!   - frames the kernel dropped before routerd saw them are not in `rx`:
