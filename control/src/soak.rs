@@ -129,7 +129,8 @@ pub struct SoakReport {
 }
 
 /// The soak config: `configs/transit-router.yaml` with half-open entries
-/// (SYN_SENT, SYN_RECV) expiring after 5 s, TIME_WAIT after 10 s, and a table of `max_entries` flows, written to a
+/// (SYN_SENT, SYN_RECV) expiring after 5 s, TIME_WAIT after 10 s, its
+/// control socket at [`control_socket`], and a table of `max_entries` flows, written to a
 /// temporary file named after `tag`.
 ///
 /// The table's memory is reserved at start but the kernel maps its pages
@@ -147,6 +148,10 @@ pub fn soak_config(tag: &str, max_entries: u32) -> Result<PathBuf, LabError> {
             "tcp_syn_sent: 5s, tcp_syn_recv: 5s, tcp_time_wait: 10s".to_string(),
         ),
         ("max_entries: 262144", format!("max_entries: {max_entries}")),
+        (
+            "socket: /run/afxdp-router/routerd.sock",
+            format!("socket: {}", control_socket(tag).display()),
+        ),
     ] {
         if !text.contains(from) {
             return Err(LabError::Traffic(format!(
@@ -236,6 +241,11 @@ fn in_namespace(ns: &str) -> Result<(), LabError> {
     })
 }
 
+/// The control socket of [`soak_config`]'s config for `tag`.
+pub fn control_socket(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("routerd-{tag}-{}.sock", std::process::id()))
+}
+
 /// `VmRSS` of process `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -317,6 +327,8 @@ pub fn soak(
                     n += 1;
                     match host_session(n) {
                         Ok(()) => host_ok.fetch_add(1, Ordering::Relaxed),
+                        // The service closes when the time is up.
+                        Err(_) if done(start) => 0,
                         Err(e) => {
                             eprintln!("soak: host session {n}: {e}");
                             host_bad.fetch_add(1, Ordering::Relaxed)

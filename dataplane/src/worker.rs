@@ -160,6 +160,9 @@ pub struct WorkerSnapshot {
     pub ports: Vec<PortStats>,
     /// Entries in the worker's connection table.
     pub conntrack_entries: usize,
+    /// The connection table's counters (inserted, expired, early drops,
+    /// refused when full).
+    pub conntrack: crate::conntrack::CtCounters,
     /// The connection table's live entries (at most [`MAX_LISTED_FLOWS`]),
     /// listed only in the final snapshot (`stopped`).
     pub flows: Vec<FlowView>,
@@ -524,6 +527,7 @@ impl Worker {
             counters: self.pipeline.counters().clone(),
             ports: self.ports.stats().ports,
             conntrack_entries: self.pipeline.conntrack().len(),
+            conntrack: self.pipeline.conntrack().counters(),
             flows: if stopped {
                 let now = self.pipeline.now();
                 let ct = self.pipeline.conntrack();

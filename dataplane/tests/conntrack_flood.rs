@@ -6,8 +6,8 @@
 //! it, answering every SYN delivered to the host with a SYN-ACK through
 //! `PortId::HOST` (as Linux does with SYN cookies), so the flood leaves
 //! SYN_RECV entries, unassured, which is what a real flood leaves. The
-//! namespace version of this test (a real sshd behind the TUN) waits for
-//! the host path.
+//! namespace version, through routerd with a service behind the host path,
+//! is `control/tests/e2e_flood.rs`.
 //!
 //! Asserted: the table never exceeds its limit; an established session to
 //! the router keeps working during and after the flood; untracked transit

@@ -199,6 +199,9 @@ pub struct RouterStats {
     pub drops: BTreeMap<String, u64>,
     /// Connection-table entries, all workers.
     pub conntrack_entries: u64,
+    /// Flows evicted to make room for new ones (early drop), all workers.
+    #[serde(default)]
+    pub conntrack_early_dropped: u64,
     /// The entries themselves, listed from the workers' final snapshots
     /// (empty while routerd runs).
     #[serde(default)]
@@ -283,6 +286,7 @@ impl RouterStats {
             tcp_resets_sent: c.tcp_resets_sent,
             drops,
             conntrack_entries: snaps.iter().map(|s| s.conntrack_entries as u64).sum(),
+            conntrack_early_dropped: snaps.iter().map(|s| s.conntrack.early_dropped).sum(),
             connections: snaps
                 .iter()
                 .flat_map(|s| s.flows.iter().map(ConnectionStats::of))
@@ -336,8 +340,8 @@ impl RouterStats {
         }
         let _ = writeln!(
             s,
-            "  tracked {}, untracked {}, conntrack entries {}",
-            self.tracked, self.untracked, self.conntrack_entries,
+            "  tracked {}, untracked {}, conntrack entries {}, early drops {}",
+            self.tracked, self.untracked, self.conntrack_entries, self.conntrack_early_dropped,
         );
         let _ = writeln!(
             s,
