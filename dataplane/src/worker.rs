@@ -1052,8 +1052,10 @@ mod tests {
 
     #[test]
     fn zeroed_counters_keep_the_rule_counters_sized() {
-        let mut c = Counters::default();
-        c.forwarded = 9;
+        let mut c = Counters {
+            forwarded: 9,
+            ..Default::default()
+        };
         c.raw_rules[0] = vec![
             Count {
                 packets: 1,
