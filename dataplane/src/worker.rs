@@ -819,7 +819,10 @@ fn run_chunk(
                     }
                     None => false,
                 };
-                if !taken {
+                if taken {
+                    // Frame length, as the host path's rx counts it.
+                    pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
+                } else {
                     // Counted as a drop so that rx = forwarded + to_host +
                     // consumed + drops still holds.
                     lc.host_unavailable += 1;
