@@ -5,6 +5,9 @@
 //!   64 of 1,000 extra /24 routes, through `configs/transit-router.yaml`:
 //!   raw NOTRACK, forward chain, static gateway, TTL and MAC rewrite. Each
 //!   iteration also restores the 34 header bytes the run rewrote.
+//! - `pipeline_forward_untracked_64_trace_off`: the same burst through the
+//!   worker's own per-burst call (`worker::process_burst_traced`) with an
+//!   unarmed trace hub: what tracing costs while off (one atomic load).
 //! - `pipeline_established_tracked_64`: 64 established TCP flows to the
 //!   router's SSH port, one 64-byte ACK each: raw accept, conntrack lookup
 //!   and update, input chain `established,related`, delivered to the host.
@@ -20,9 +23,11 @@ use std::time::{Duration, Instant};
 use benches::workload::{established_host_burst, transit_tables, untracked_transit_burst, BURST};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use dataplane::conntrack::{Conntrack, FlowKey, PktInfo};
-use dataplane::packet::Verdict;
+use dataplane::packet::{Pkt, Verdict};
 use dataplane::pipeline::Pipeline;
 use dataplane::tables::ConntrackConfig;
+use dataplane::trace_capture::{TraceHub, TraceTap};
+use dataplane::worker::process_burst_traced;
 
 const ROUTES: usize = 1000;
 
@@ -46,6 +51,42 @@ fn pipeline(c: &mut Criterion) {
             black_box(&out);
         })
     });
+
+    // The same, through the worker's call with tracing off.
+    let mut p = Pipeline::new(tables.clone());
+    let hub = TraceHub::new();
+    let mut tap = TraceTap::default();
+    let mut burst = untracked_transit_burst(ROUTES);
+    let port = burst.port;
+    g.bench_function("pipeline_forward_untracked_64_trace_off", |b| {
+        b.iter(|| {
+            burst.restore();
+            let mut pkts: [Pkt<'_>; BURST] = {
+                let mut it = burst.frames.iter_mut().zip(burst.lens.iter());
+                std::array::from_fn(|_| {
+                    let (f, l) = it.next().expect("BURST frames");
+                    Pkt {
+                        buf: f.as_mut_slice(),
+                        len: *l,
+                        port,
+                    }
+                })
+            };
+            process_burst_traced(
+                black_box(&mut p),
+                &mut tap,
+                black_box(&hub),
+                0,
+                &mut pkts,
+                &mut out,
+            );
+            black_box(&out);
+        })
+    });
+    assert!(
+        out.iter().all(|v| matches!(v, Verdict::Tx(_))),
+        "untracked transit not forwarded with tracing off: {out:?}"
+    );
 
     let mut p = Pipeline::new(tables);
     let mut burst = established_host_burst(&mut p);

@@ -14,7 +14,11 @@
 //! Never on the packet path: allocation, locks, or a syscall per packet. The
 //! control side talks to a worker only through [`WorkerShared`]: a stop flag,
 //! a tables slot (an `Arc` swapped under a lock, noticed through an atomic
-//! generation at housekeeping) and the snapshot the worker publishes.
+//! generation at housekeeping), the snapshot the worker publishes, requests
+//! (list or flush the connection table, reset the counters: counters the
+//! worker compares at housekeeping, [`WorkerShared::ask`]) and the trace hub
+//! (one atomic load per burst while no trace is armed,
+//! [`process_burst_traced`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -22,12 +26,13 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use crate::conntrack::FlowView;
-use crate::counters::Counters;
+use crate::conntrack::{CtCounters, FlowView};
+use crate::counters::{Count, Counters};
 use crate::drop::DropReason;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::pipeline::Pipeline;
 use crate::tables::Tables;
+use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, TraceTap};
 use crate::xsk::{FrameCensus, FrameRef, PortStats, WorkerPorts};
 
 /// Loops between two housekeeping rounds while busy.
@@ -160,9 +165,8 @@ pub struct WorkerSnapshot {
     pub ports: Vec<PortStats>,
     /// Entries in the worker's connection table.
     pub conntrack_entries: usize,
-    /// The connection table's counters (inserted, expired, early drops,
-    /// refused when full).
-    pub conntrack: crate::conntrack::CtCounters,
+    /// The connection table's counters (since start or the last reset).
+    pub conntrack: CtCounters,
     /// The connection table's live entries (at most [`MAX_LISTED_FLOWS`]),
     /// listed only in the final snapshot (`stopped`).
     pub flows: Vec<FlowView>,
@@ -174,27 +178,119 @@ pub struct WorkerSnapshot {
     pub stopped: bool,
 }
 
+/// What the control side may ask a worker, answered at its housekeeping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkerRequest {
+    /// List the connection table (at most [`MAX_LISTED_FLOWS`] entries).
+    ListFlows,
+    /// Empty the connection table.
+    FlushFlows,
+    /// Set the counters to zero (pipeline, loop, port and connection-table
+    /// counters; the frame census is a state, not a counter).
+    ResetCounters,
+}
+
+/// A worker's answer to a [`WorkerRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WorkerReply {
+    /// The connection table's live entries.
+    Flows(Vec<FlowView>),
+    /// Entries removed by the flush.
+    Flushed(usize),
+    /// Counters are zero (and a snapshot saying so was published).
+    Reset,
+}
+
+/// One kind of request: the control side bumps `requested`, the worker
+/// acts when it differs from `done` and then stores it there. Requests made
+/// before the worker looks are answered together (all three are idempotent).
+#[derive(Debug, Default)]
+struct Ask {
+    requested: AtomicU64,
+    done: AtomicU64,
+}
+
+impl Ask {
+    /// Worker: the request to answer, if one waits.
+    fn pending(&self) -> Option<u64> {
+        let r = self.requested.load(Ordering::Acquire);
+        (r != self.done.load(Ordering::Relaxed)).then_some(r)
+    }
+}
+
 /// What the control side shares with one worker.
-#[derive(Debug)]
 pub struct WorkerShared {
     /// Set to stop the worker; it finishes its loop, drains TX and returns.
     pub stop: Arc<AtomicBool>,
     /// Tables for all workers.
     pub tables: Arc<TablesSlot>,
+    /// Live traces (`routerctl trace`), shared by all workers.
+    pub trace: Arc<TraceHub>,
     snapshot: Mutex<WorkerSnapshot>,
     /// Bumped at every published snapshot.
     published: AtomicU64,
+    asks: [Ask; 3],
+    /// The last listing ([`WorkerRequest::ListFlows`]).
+    flows: Mutex<Vec<FlowView>>,
+    /// Entries removed by the last flush.
+    flushed: AtomicU64,
+}
+
+impl std::fmt::Debug for WorkerShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerShared")
+            .field("stop", &self.stop)
+            .field("tables", &self.tables)
+            .field("published", &self.published)
+            .field("asks", &self.asks)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerShared {
-    /// Shared state for a worker with the common stop flag and tables slot.
+    /// Shared state for a worker with the common stop flag and tables slot
+    /// (and a trace hub of its own: see [`WorkerShared::with_trace_hub`]).
     pub fn new(stop: Arc<AtomicBool>, tables: Arc<TablesSlot>) -> WorkerShared {
         WorkerShared {
             stop,
             tables,
+            trace: Arc::new(TraceHub::new()),
             snapshot: Mutex::new(WorkerSnapshot::default()),
             published: AtomicU64::new(0),
+            asks: Default::default(),
+            flows: Mutex::new(Vec::new()),
+            flushed: AtomicU64::new(0),
         }
+    }
+
+    /// Use `hub` (one for all workers) for live traces.
+    pub fn with_trace_hub(mut self, hub: Arc<TraceHub>) -> WorkerShared {
+        self.trace = hub;
+        self
+    }
+
+    /// Asks the worker (control side; waits up to `limit` for the answer,
+    /// which comes at the worker's next housekeeping). `None`: no answer in
+    /// time (the worker is stuck or stopped); the request stays pending.
+    pub fn ask(&self, req: WorkerRequest, limit: Duration) -> Option<WorkerReply> {
+        let ask = &self.asks[req as usize];
+        let want = ask.requested.fetch_add(1, Ordering::AcqRel) + 1;
+        let deadline = Instant::now() + limit;
+        while ask.done.load(Ordering::Acquire) < want {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_micros(500));
+        }
+        Some(match req {
+            WorkerRequest::ListFlows => {
+                WorkerReply::Flows(self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            }
+            WorkerRequest::FlushFlows => {
+                WorkerReply::Flushed(self.flushed.load(Ordering::Acquire) as usize)
+            }
+            WorkerRequest::ResetCounters => WorkerReply::Reset,
+        })
     }
 
     /// The last snapshot the worker published.
@@ -276,13 +372,25 @@ pub struct Worker {
     pipeline: Pipeline,
     shared: Arc<WorkerShared>,
     host: Option<Box<dyn HostPath>>,
+    trace: WorkerTrace,
     tables_generation: u64,
     rx: Vec<FrameRef>,
     /// Frames waiting for each output port in this loop.
     txq: Vec<Vec<FrameRef>>,
     lc: LoopCounters,
+    /// Port and connection-table counters at the last reset (the kernel's
+    /// and the sockets' counters cannot be zeroed: they are subtracted).
+    port_base: Vec<PortStats>,
+    ct_base: CtCounters,
     epoch: Instant,
     last_publish: Instant,
+}
+
+/// A worker's side of live traces.
+struct WorkerTrace {
+    tap: TraceTap,
+    hub: Arc<TraceHub>,
+    worker: usize,
 }
 
 impl std::fmt::Debug for Worker {
@@ -313,17 +421,25 @@ impl Worker {
         let burst = cfg.burst.clamp(1, MAX_BURST);
         let n = ports.len();
         let now = Instant::now();
+        let trace = WorkerTrace {
+            tap: TraceTap::default(),
+            hub: Arc::clone(&shared.trace),
+            worker: cfg.index,
+        };
         let mut w = Worker {
             cfg: WorkerConfig { burst, ..cfg },
             ports,
             pipeline: Pipeline::new(tables),
             shared,
             host: None,
+            trace,
             tables_generation: generation,
             rx: vec![FrameRef::default(); burst],
             // Each output port can receive at most a burst from every port.
             txq: (0..n).map(|_| Vec::with_capacity(burst * n)).collect(),
             lc: LoopCounters::default(),
+            port_base: Vec::new(),
+            ct_base: CtCounters::default(),
             epoch: now,
             last_publish: now,
         };
@@ -408,6 +524,7 @@ impl Worker {
             ports,
             pipeline,
             host,
+            trace,
             rx,
             txq,
             lc,
@@ -421,7 +538,16 @@ impl Worker {
             }
             total += n;
             for chunk in rx[..n].chunks(CHUNK) {
-                run_chunk(ports, pipeline, host, txq, lc, PortId(p as u8), chunk);
+                run_chunk(
+                    ports,
+                    pipeline,
+                    trace,
+                    host,
+                    txq,
+                    lc,
+                    PortId(p as u8),
+                    chunk,
+                );
             }
         }
         // Packets the router's kernel sends (slow path: a copy each from the
@@ -431,7 +557,7 @@ impl Worker {
             if n > 0 {
                 total += n;
                 for chunk in rx[..n].chunks(CHUNK) {
-                    run_chunk(ports, pipeline, host, txq, lc, PortId::HOST, chunk);
+                    run_chunk(ports, pipeline, trace, host, txq, lc, PortId::HOST, chunk);
                 }
             }
         }
@@ -500,9 +626,45 @@ impl Worker {
             }
             self.tables_generation = generation;
         }
-        if self.last_publish.elapsed() >= SNAPSHOT_INTERVAL {
+        if self.answer_requests() || self.last_publish.elapsed() >= SNAPSHOT_INTERVAL {
             self.publish(false);
         }
+    }
+
+    /// Answers what the control side asked ([`WorkerShared::ask`]); true
+    /// when counters or the table changed (publish now).
+    fn answer_requests(&mut self) -> bool {
+        let shared = Arc::clone(&self.shared);
+        let mut changed = false;
+        let [list, flush, reset] = &shared.asks;
+        if let Some(r) = flush.pending() {
+            let n = self.pipeline.conntrack().len();
+            self.pipeline.conntrack_mut().flush();
+            shared.flushed.store(n as u64, Ordering::Release);
+            flush.done.store(r, Ordering::Release);
+            changed = true;
+        }
+        if let Some(r) = list.pending() {
+            let now = self.pipeline.now();
+            let flows: Vec<FlowView> = self
+                .pipeline
+                .conntrack()
+                .flows(now)
+                .take(MAX_LISTED_FLOWS)
+                .collect();
+            *shared.flows.lock().unwrap_or_else(|e| e.into_inner()) = flows;
+            list.done.store(r, Ordering::Release);
+        }
+        if let Some(r) = reset.pending() {
+            zero_counters(self.pipeline.counters_mut());
+            self.lc = LoopCounters::default();
+            self.port_base = self.ports.stats().ports;
+            self.ct_base = self.pipeline.conntrack().counters();
+            // Published before the answer, so that the control side reads zeros.
+            self.publish(false);
+            reset.done.store(r, Ordering::Release);
+        }
+        changed
     }
 
     /// Lets the kernel finish sending: housekeeping until no frame is in a
@@ -525,9 +687,16 @@ impl Worker {
             core: self.cfg.core,
             loops: self.lc,
             counters: self.pipeline.counters().clone(),
-            ports: self.ports.stats().ports,
+            ports: self
+                .ports
+                .stats()
+                .ports
+                .iter()
+                .enumerate()
+                .map(|(i, p)| port_since(p, self.port_base.get(i)))
+                .collect(),
             conntrack_entries: self.pipeline.conntrack().len(),
-            conntrack: self.pipeline.conntrack().counters(),
+            conntrack: ct_since(self.pipeline.conntrack().counters(), self.ct_base),
             flows: if stopped {
                 let now = self.pipeline.now();
                 let ct = self.pipeline.conntrack();
@@ -592,9 +761,12 @@ fn receive_from_host(
 
 /// Runs up to [`CHUNK`] frames of `port` through the pipeline and queues
 /// or frees each by its verdict.
+// The arguments are disjoint borrows of the worker's fields.
+#[allow(clippy::too_many_arguments)]
 fn run_chunk(
     ports: &mut WorkerPorts,
     pipeline: &mut Pipeline,
+    trace: &mut WorkerTrace,
     host: &mut Option<Box<dyn HostPath>>,
     txq: &mut [Vec<FrameRef>],
     lc: &mut LoopCounters,
@@ -614,7 +786,14 @@ fn run_chunk(
                 port,
             })
             .collect();
-        pipeline.process_burst(&mut pkts, &mut verdicts[..k]);
+        process_burst_traced(
+            pipeline,
+            &mut trace.tap,
+            &trace.hub,
+            trace.worker,
+            &mut pkts,
+            &mut verdicts[..k],
+        );
         for (len, pkt) in lens.iter_mut().zip(pkts.iter()) {
             *len = pkt.len as u32;
         }
@@ -640,7 +819,10 @@ fn run_chunk(
                     }
                     None => false,
                 };
-                if !taken {
+                if taken {
+                    // Frame length, as the host path's rx counts it.
+                    pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
+                } else {
                     // Counted as a drop so that rx = forwarded + to_host +
                     // consumed + drops still holds.
                     lc.host_unavailable += 1;
@@ -652,6 +834,102 @@ fn run_chunk(
             }
             Verdict::Consumed | Verdict::Drop(_) => ports.free(frame.addr),
         }
+    }
+}
+
+/// A worker's pipeline call for one burst: while no trace is armed, one
+/// atomic load and [`Pipeline::process_burst`]; while one is, packet by
+/// packet, recording those the trace wants (see [`crate::trace_capture`]).
+#[inline]
+pub fn process_burst_traced(
+    pipeline: &mut Pipeline,
+    tap: &mut TraceTap,
+    hub: &TraceHub,
+    worker: usize,
+    pkts: &mut [Pkt<'_>],
+    verdicts: &mut [Verdict],
+) {
+    match tap.poll(hub) {
+        None => pipeline.process_burst(pkts, verdicts),
+        Some(req) => trace_burst(pipeline, req, hub, worker, pkts, verdicts),
+    }
+}
+
+#[cold]
+fn trace_burst(
+    pipeline: &mut Pipeline,
+    req: &TraceRequest,
+    hub: &TraceHub,
+    worker: usize,
+    pkts: &mut [Pkt<'_>],
+    verdicts: &mut [Verdict],
+) {
+    for (pkt, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
+        let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
+        if req.matches(&summary) && hub.claim() {
+            let mut events = Vec::new();
+            *v = pipeline.process(pkt, &mut events);
+            hub.push(TraceRecord::capture(
+                worker,
+                summary,
+                events,
+                pipeline,
+                &pkt.buf[..pkt.len],
+            ));
+        } else {
+            pipeline.process_burst(std::slice::from_mut(pkt), std::slice::from_mut(v));
+        }
+    }
+}
+
+/// Zeroes counters, keeping the rule counters sized to the tables in force.
+fn zero_counters(c: &mut Counters) {
+    let mut z = Counters::default();
+    for (a, b) in z.raw_rules.iter_mut().zip(&c.raw_rules) {
+        *a = vec![Count::default(); b.len()];
+    }
+    for (a, b) in z.filter_rules.iter_mut().zip(&c.filter_rules) {
+        *a = vec![Count::default(); b.len()];
+    }
+    *c = z;
+}
+
+/// A port's counters since `base` (the last reset).
+fn port_since(p: &PortStats, base: Option<&PortStats>) -> PortStats {
+    let Some(b) = base else { return *p };
+    let x = &p.xdp;
+    let bx = &b.xdp;
+    PortStats {
+        rx_packets: p.rx_packets.saturating_sub(b.rx_packets),
+        rx_bytes: p.rx_bytes.saturating_sub(b.rx_bytes),
+        tx_packets: p.tx_packets.saturating_sub(b.tx_packets),
+        tx_bytes: p.tx_bytes.saturating_sub(b.tx_bytes),
+        rx_fill_starved: p.rx_fill_starved.saturating_sub(b.rx_fill_starved),
+        tx_ring_full: p.tx_ring_full.saturating_sub(b.tx_ring_full),
+        tx_bad_frames: p.tx_bad_frames.saturating_sub(b.tx_bad_frames),
+        tx_kicks: p.tx_kicks.saturating_sub(b.tx_kicks),
+        tx_kick_errors: p.tx_kick_errors.saturating_sub(b.tx_kick_errors),
+        rx_wakeups: p.rx_wakeups.saturating_sub(b.rx_wakeups),
+        xdp: crate::xsk::port::XdpStatistics {
+            rx_dropped: x.rx_dropped.saturating_sub(bx.rx_dropped),
+            rx_invalid_descs: x.rx_invalid_descs.saturating_sub(bx.rx_invalid_descs),
+            tx_invalid_descs: x.tx_invalid_descs.saturating_sub(bx.tx_invalid_descs),
+            rx_ring_full: x.rx_ring_full.saturating_sub(bx.rx_ring_full),
+            rx_fill_ring_empty_descs: x
+                .rx_fill_ring_empty_descs
+                .saturating_sub(bx.rx_fill_ring_empty_descs),
+            tx_ring_empty_descs: x.tx_ring_empty_descs.saturating_sub(bx.tx_ring_empty_descs),
+        },
+    }
+}
+
+/// Connection-table counters since `base`.
+fn ct_since(c: CtCounters, base: CtCounters) -> CtCounters {
+    CtCounters {
+        inserted: c.inserted.saturating_sub(base.inserted),
+        expired: c.expired.saturating_sub(base.expired),
+        early_dropped: c.early_dropped.saturating_sub(base.early_dropped),
+        table_full: c.table_full.saturating_sub(base.table_full),
     }
 }
 
@@ -718,6 +996,112 @@ mod tests {
         let line = err.to_string();
         assert!(line.contains("core 100000 does not exist"), "{line}");
         assert!(line.contains("dataplane.workers"), "{line}");
+    }
+
+    fn udp_frame(dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 64];
+        f[12] = 0x08;
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&50u16.to_be_bytes());
+        f[14 + 8] = 64;
+        f[14 + 9] = 17;
+        f[14 + 12..14 + 16].copy_from_slice(&[198, 18, 0, 2]);
+        f[14 + 16..14 + 20].copy_from_slice(&[198, 19, 0, 2]);
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    fn run_traced(p: &mut Pipeline, tap: &mut TraceTap, hub: &TraceHub) -> Vec<Verdict> {
+        let mut frames: Vec<Vec<u8>> = (0..3).map(|i| udp_frame(53 + i)).collect();
+        let mut pkts: Vec<Pkt<'_>> = frames
+            .iter_mut()
+            .map(|f| Pkt {
+                len: f.len(),
+                buf: f.as_mut_slice(),
+                port: PortId(0),
+            })
+            .collect();
+        let mut v = vec![Verdict::Consumed; 3];
+        process_burst_traced(p, tap, hub, 7, &mut pkts, &mut v);
+        v
+    }
+
+    #[test]
+    fn traced_bursts_record_only_what_the_trace_wants_and_decide_the_same() {
+        let tables = Arc::new(Tables::build(Default::default()));
+        let hub = TraceHub::new();
+        let mut tap = TraceTap::default();
+        let mut plain = Pipeline::new(tables.clone());
+        let want = run_traced(&mut plain, &mut tap, &hub);
+        assert!(hub.pop().is_none(), "nothing recorded while off");
+
+        let mut traced = Pipeline::new(tables);
+        hub.arm(TraceRequest {
+            count: 5,
+            matcher: crate::trace_capture::TraceMatch {
+                dport: Some(54),
+                ..Default::default()
+            },
+            ..Default::default()
+        });
+        assert_eq!(run_traced(&mut traced, &mut tap, &hub), want);
+        let rec = hub.pop().expect("the dport 54 packet");
+        assert_eq!((rec.worker, rec.packet.dport), (7, 54));
+        assert!(!rec.events.is_empty());
+        assert!(hub.pop().is_none(), "only the matching packet");
+        assert_eq!(hub.remaining(), 4);
+        assert_eq!(traced.counters().rx[0], plain.counters().rx[0]);
+    }
+
+    #[test]
+    fn zeroed_counters_keep_the_rule_counters_sized() {
+        let mut c = Counters {
+            forwarded: 9,
+            ..Default::default()
+        };
+        c.raw_rules[0] = vec![
+            Count {
+                packets: 1,
+                bytes: 60
+            };
+            2
+        ];
+        c.filter_rules[1] = vec![Count::default(); 3];
+        zero_counters(&mut c);
+        assert_eq!(c.forwarded, 0);
+        assert_eq!(c.raw_rules[0], vec![Count::default(); 2]);
+        assert_eq!(c.filter_rules[1].len(), 3);
+    }
+
+    #[test]
+    fn a_request_nobody_answers_times_out_and_one_answered_returns() {
+        let t = Arc::new(Tables::build(Default::default()));
+        let shared = WorkerShared::new(
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(TablesSlot::new(t)),
+        );
+        let start = Instant::now();
+        assert_eq!(
+            shared.ask(WorkerRequest::FlushFlows, Duration::from_millis(20)),
+            None
+        );
+        assert!(start.elapsed() < Duration::from_secs(1));
+        // The worker's side, by hand: answer what is pending.
+        let ask = &shared.asks[WorkerRequest::FlushFlows as usize];
+        let r = ask.pending().expect("the request waits");
+        shared.flushed.store(4, Ordering::Release);
+        ask.done.store(r, Ordering::Release);
+        assert!(ask.pending().is_none());
+        // A second request is answered once the worker acts on it.
+        std::thread::scope(|s| {
+            let h = s.spawn(|| shared.ask(WorkerRequest::FlushFlows, Duration::from_secs(5)));
+            while ask.pending().is_none() {
+                std::thread::yield_now();
+            }
+            let r = ask.pending().unwrap();
+            ask.done.store(r, Ordering::Release);
+            assert_eq!(h.join().unwrap(), Some(WorkerReply::Flushed(4)));
+        });
     }
 
     #[test]

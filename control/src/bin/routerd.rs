@@ -1,5 +1,6 @@
 //! routerd: the router daemon. `--check FILE` validates a config and prints
-//! a summary; `--config FILE` runs the router until SIGINT or SIGTERM.
+//! a summary; `--config FILE` runs the router until SIGINT or SIGTERM
+//! (SIGHUP reloads FILE; `routerctl` talks to it on the control socket).
 
 use clap::Parser;
 use control::config::Config;
@@ -21,6 +22,10 @@ struct Args {
     /// With --config: write the final counters as JSON to FILE at exit.
     #[arg(long, value_name = "FILE", requires = "config")]
     stats_json: Option<PathBuf>,
+    /// With --config: serve the control socket at PATH instead of the
+    /// config's control.socket.
+    #[arg(long, value_name = "PATH", requires = "config")]
+    socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -40,8 +45,11 @@ fn main() -> ExitCode {
     let Some(config) = args.config else {
         return ExitCode::from(2);
     };
-    run::main_run(&RunOptions {
-        config,
-        stats_json: args.stats_json,
-    })
+    run::main_run_on(
+        &RunOptions {
+            config,
+            stats_json: args.stats_json,
+        },
+        args.socket.as_deref(),
+    )
 }

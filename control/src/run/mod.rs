@@ -14,7 +14,11 @@
 //! given the router's addresses and routes once the ports' kernel addresses
 //! are off ([`host`]), and served by the host thread ([`dataplane::host`]);
 //! worker 0 receives what the kernel sends.
+//!
+//! [`run`] serves the control socket (`routerctl`) and, when configured,
+//! the metrics listener over [`ctl::RouterCtl`]; SIGHUP reloads the config.
 
+pub mod ctl;
 pub mod host;
 pub mod kernel;
 pub mod stats;
@@ -33,10 +37,12 @@ use dataplane::worker::{
 };
 use dataplane::xsk::tun::Tun;
 use dataplane::xsk::{PortConfig, WorkerPorts, XdpMode, XdpProgram, XskError};
-use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use tracing::{error, info, warn};
 
 use crate::config::{self, Config, ConfigError};
+use crate::ctl::trace::TraceService;
+use crate::ctl::{metrics, server, CtlError};
 use host::HostKernel;
 use kernel::{KernelError, Takeover};
 use stats::{HostPathStats, RouterStats};
@@ -87,6 +93,9 @@ pub enum RunError {
     /// The stats file could not be written.
     #[error("cannot write {path}: {err}")]
     StatsFile { path: PathBuf, err: std::io::Error },
+    /// The metrics listener could not start.
+    #[error("{0} (fix metrics.listen)")]
+    Metrics(CtlError),
 }
 
 /// What `routerd --config` was asked to do.
@@ -107,6 +116,8 @@ pub struct Router {
     stop: Arc<AtomicBool>,
     tables: Arc<TablesSlot>,
     workers: Vec<(Arc<WorkerShared>, Option<WorkerThread>)>,
+    /// Live traces: the hub all workers watch.
+    trace: TraceService,
     // Fields drop in this order: the TUN's kernel state and the TUN go
     // before the ports' kernel state is restored.
     /// The kernel addresses and routes of the TUN.
@@ -243,13 +254,16 @@ impl Router {
             stop: stop.clone(),
             tables: slot.clone(),
             workers: Vec::new(),
+            trace: TraceService::new(),
             host_kernel,
             host,
             programs,
             takeover,
         };
         for (i, (ports, &core)) in all_ports.into_iter().zip(&d.workers).enumerate() {
-            let shared = Arc::new(WorkerShared::new(stop.clone(), slot.clone()));
+            let shared = Arc::new(
+                WorkerShared::new(stop.clone(), slot.clone()).with_trace_hub(router.trace.hub()),
+            );
             let wc = WorkerConfig {
                 index: i,
                 core: Some(core),
@@ -418,14 +432,44 @@ fn log_summary(cfg: &Config, t: &Tables) {
 /// `routerd --config`: runs until SIGINT or SIGTERM; logs the counters at
 /// SIGUSR1 and at exit, and writes them to `stats_json` if asked.
 pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1])
+    run_on(opts, None)
+}
+
+/// [`run`] with the control socket at `socket` instead of the config's
+/// `control.socket`.
+pub fn run_on(opts: &RunOptions, socket: Option<&Path>) -> Result<RouterStats, RunError> {
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGUSR1, SIGHUP])
         .map_err(RunError::Signal)?;
     let cfg = Config::load(&opts.config)?;
     let mut router = Router::start(&cfg)?;
+    let handler = ctl::RouterCtl::new(&router, &cfg);
+    let socket = socket.unwrap_or(&cfg.control_socket);
+    // Without its socket the router still forwards: say so and go on (two
+    // routers on one machine may share a config).
+    let control = match server::serve(socket, handler.clone()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warn!("control socket off, routerctl cannot reach this routerd: {e} (set control.socket or routerd --socket PATH)");
+            None
+        }
+    };
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => match metrics::serve(addr, handler.clone()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                drop(control);
+                router.stop();
+                return Err(RunError::Metrics(e));
+            }
+        },
+        None => None,
+    };
     info!(
-        "ready: forwarding on {} with {} worker(s); SIGINT/SIGTERM stop, SIGUSR1 logs counters",
+        "ready: forwarding on {} with {} worker(s); SIGINT/SIGTERM stop, SIGHUP reloads {}, \
+         SIGUSR1 logs counters",
         router.device_list(),
-        router.workers.len()
+        router.workers.len(),
+        cfg.path.display()
     );
     let watch = router.port_watch();
     let mut died = None;
@@ -434,6 +478,11 @@ pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
         for sig in signals.pending() {
             match sig {
                 SIGUSR1 => info!("counters:\n{}", router.stats().render().trim_end()),
+                SIGHUP => {
+                    info!("SIGHUP: reloading {}", cfg.path.display());
+                    // The outcome is logged by the reload itself.
+                    let _ = handler.reload_config(None);
+                }
                 _ => {
                     let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                     info!("{name}: stopping");
@@ -452,6 +501,9 @@ pub fn run(opts: &RunOptions) -> Result<RouterStats, RunError> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // No control client may wait on a worker that is stopping.
+    drop(metrics);
+    drop(control);
     let stats = router.stop();
     info!("what the router counted:\n{}", stats.render().trim_end());
     if let Some(path) = &opts.stats_json {
@@ -494,8 +546,13 @@ pub fn init_logging() {
 /// `routerd --config`'s main: logs, runs, and maps an error to one line on
 /// stderr and exit status 1.
 pub fn main_run(opts: &RunOptions) -> std::process::ExitCode {
+    main_run_on(opts, None)
+}
+
+/// [`main_run`] with the control socket at `socket` (`routerd --socket`).
+pub fn main_run_on(opts: &RunOptions, socket: Option<&Path>) -> std::process::ExitCode {
     init_logging();
-    match run(opts) {
+    match run_on(opts, socket) {
         Ok(_) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("routerd: {e}");

@@ -1,0 +1,402 @@
+//! routerd's side of the control socket: a [`ControlHandler`] over the
+//! running workers. It reads what the workers publish, asks them (list or
+//! flush the connection table, reset counters: answered at their
+//! housekeeping, [`WorkerShared::ask`]), swaps tables for a reload and arms
+//! live traces.
+//!
+//! Never touches a worker's state itself and takes no lock a worker takes
+//! on its packet path; every wait for a worker is bounded.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dataplane::conntrack::{CtCounters, FlowView};
+use dataplane::worker::{
+    aggregate, TablesSlot, WorkerReply, WorkerRequest, WorkerShared, WorkerSnapshot,
+};
+use tracing::{info, warn};
+
+use super::{build_tables, Router};
+use crate::config::Config;
+use crate::ctl::api::{
+    conntrack_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary, SnapshotInput,
+    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+};
+use crate::ctl::trace::TraceService;
+
+/// Longest wait for a worker's answer to a listing, flush or reset.
+pub const WORKER_WAIT: Duration = Duration::from_secs(2);
+/// Longest wait for the connection-table listing behind `stats` (its
+/// per-state counts); a worker that does not answer in time counts its
+/// entries without states.
+const STATS_WAIT: Duration = Duration::from_millis(500);
+/// Longest wait for the workers to adopt reloaded tables.
+const ADOPT_WAIT: Duration = Duration::from_secs(2);
+
+/// The config in force and when the counters started.
+struct Running {
+    /// The config in force.
+    cfg: Config,
+    /// When the counters started (or were reset).
+    since: Instant,
+}
+
+/// The control handler of a running routerd.
+pub struct RouterCtl {
+    workers: Vec<Arc<WorkerShared>>,
+    tables: Arc<TablesSlot>,
+    trace: TraceService,
+    host_device: Option<String>,
+    /// The file routerd was started with (`reload` without a file, SIGHUP).
+    config_path: PathBuf,
+    /// Held for the whole of a reload: reloads run one at a time.
+    running: Mutex<Running>,
+}
+
+impl std::fmt::Debug for RouterCtl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterCtl")
+            .field("workers", &self.workers.len())
+            .field("config", &self.config_path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RouterCtl {
+    /// The handler of `router`, started with `cfg`.
+    pub fn new(router: &Router, cfg: &Config) -> Arc<RouterCtl> {
+        Arc::new(RouterCtl {
+            workers: router.workers.iter().map(|(s, _)| Arc::clone(s)).collect(),
+            tables: Arc::clone(&router.tables),
+            trace: router.trace.clone(),
+            host_device: router.host.as_ref().map(|(name, _)| name.clone()),
+            config_path: cfg.path.clone(),
+            running: Mutex::new(Running {
+                cfg: cfg.clone(),
+                since: Instant::now(),
+            }),
+        })
+    }
+
+    fn running(&self) -> std::sync::MutexGuard<'_, Running> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn snapshots(&self) -> Vec<WorkerSnapshot> {
+        self.workers.iter().map(|w| w.snapshot()).collect()
+    }
+
+    /// Every worker's flows; `None` for a worker that did not answer.
+    fn flows(&self, limit: Duration) -> Vec<Option<Vec<FlowView>>> {
+        self.workers
+            .iter()
+            .map(|w| match w.ask(WorkerRequest::ListFlows, limit) {
+                Some(WorkerReply::Flows(f)) => Some(f),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn ask_all(&self, req: WorkerRequest) -> Vec<Option<WorkerReply>> {
+        self.workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| {
+                let r = w.ask(req, WORKER_WAIT);
+                if r.is_none() {
+                    warn!("worker {i} did not answer {req:?} within {WORKER_WAIT:?}");
+                }
+                r
+            })
+            .collect()
+    }
+
+    /// Waits (bounded) until every worker's snapshot shows tables
+    /// generation `g`; false if one did not in time.
+    fn wait_adopted(&self, g: u64) -> bool {
+        let deadline = Instant::now() + ADOPT_WAIT;
+        loop {
+            let snaps = self.snapshots();
+            if snaps.iter().all(|s| s.tables_generation >= g || s.stopped) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Loads and applies a config (`None`: the file routerd was started
+    /// with); logs the outcome. The line of an `Err` is what
+    /// `routerd --check` prints for the same file, or why a valid config
+    /// cannot be applied live.
+    pub fn reload_config(&self, path: Option<&Path>) -> Result<ReloadSummary, String> {
+        let path = path.unwrap_or(&self.config_path);
+        let cfg = Config::load(path).map_err(|e| {
+            let line = e.to_string();
+            warn!("reload refused, the running config stays: {line}");
+            line
+        })?;
+        let mut running = self.running();
+        if let Err(why) = live_changeable(&running.cfg, &cfg) {
+            let line = format!(
+                "{}: {why}: restart routerd to apply it (the running config stays)",
+                path.display()
+            );
+            warn!("reload refused: {line}");
+            return Err(line);
+        }
+        // Off the packet path: compiles routes and rules, reads the MACs.
+        let tables = build_tables(&cfg).map_err(|e| {
+            let line = format!("{}: {e}", path.display());
+            warn!("reload refused, the running config stays: {line}");
+            line
+        })?;
+        if cfg.control_socket != running.cfg.control_socket
+            || cfg.metrics_listen != running.cfg.metrics_listen
+        {
+            warn!(
+                "reload: control.socket and metrics.listen take effect at the next start \
+                 (still {} and {:?})",
+                running.cfg.control_socket.display(),
+                running.cfg.metrics_listen
+            );
+        }
+        self.tables.replace(Arc::new(tables));
+        let adopted = self.wait_adopted(self.tables.generation());
+        running.cfg = cfg;
+        let mut s = ReloadSummary::of(&running.cfg);
+        s.conntrack_entries = self
+            .snapshots()
+            .iter()
+            .map(|w| w.conntrack_entries as u64)
+            .sum();
+        info!(
+            "reloaded {}: {} routes, {} rules; {} connection entries kept{}",
+            path.display(),
+            s.routes,
+            s.rules,
+            s.conntrack_entries,
+            if adopted {
+                ""
+            } else {
+                " (a worker has not picked the new tables up yet)"
+            }
+        );
+        Ok(s)
+    }
+}
+
+/// Whether `new` can replace `old` without restarting: the ports, the
+/// workers and the host path are set up at start and stay.
+fn live_changeable(old: &Config, new: &Config) -> Result<(), String> {
+    let (a, b) = (&old.dataplane, &new.dataplane);
+    let field = |name: &str, x: String, y: String| -> Result<(), String> {
+        if x == y {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: {x} -> {y} cannot change while routerd runs"
+            ))
+        }
+    };
+    field(
+        "dataplane.workers",
+        format!("{:?}", a.workers),
+        format!("{:?}", b.workers),
+    )?;
+    field("dataplane.burst", a.burst.to_string(), b.burst.to_string())?;
+    field(
+        "dataplane.umem_frames",
+        a.umem_frames.to_string(),
+        b.umem_frames.to_string(),
+    )?;
+    field(
+        "dataplane.xdp_mode",
+        a.xdp_mode.name().into(),
+        b.xdp_mode.name().into(),
+    )?;
+    field(
+        "dataplane.busy_poll",
+        a.busy_poll.to_string(),
+        b.busy_poll.to_string(),
+    )?;
+    let names = |c: &Config| {
+        c.interfaces
+            .iter()
+            .map(|i| format!("{}={}", i.name, i.device))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if old.interfaces.len() != new.interfaces.len()
+        || old
+            .interfaces
+            .iter()
+            .zip(&new.interfaces)
+            .any(|(x, y)| x.name != y.name || x.device != y.device)
+    {
+        return Err(format!(
+            "interfaces: [{}] -> [{}]: ports cannot be added, removed, renamed or moved \
+             while routerd runs",
+            names(old),
+            names(new)
+        ));
+    }
+    for (i, (x, y)) in old.interfaces.iter().zip(&new.interfaces).enumerate() {
+        let addrs = |v: &[dataplane::addr::IfAddr]| {
+            v.iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        field(
+            &format!("interfaces[{i}].addresses ({})", x.name),
+            format!("[{}]", addrs(&x.addresses)),
+            format!("[{}]", addrs(&y.addresses)),
+        )?;
+        field(
+            &format!("interfaces[{i}].mtu ({})", x.name),
+            x.mtu.to_string(),
+            y.mtu.to_string(),
+        )?;
+    }
+    let tun = |c: &Config| c.tun.clone().unwrap_or_else(|| "off".into());
+    field("host.tun", tun(old), tun(new))
+}
+
+impl ControlHandler for RouterCtl {
+    fn stats(&self) -> StatsSnapshot {
+        let snaps = self.snapshots();
+        let (counters, ports, _) = aggregate(&snaps);
+        let loads: Vec<WorkerLoad> = snaps
+            .iter()
+            .map(|s| WorkerLoad {
+                core: s.core.unwrap_or(0),
+                loops: s.loops.loops,
+                busy_loops: s.loops.busy_loops,
+            })
+            .collect();
+        let mut ct = CtCounters::default();
+        for s in &snaps {
+            ct.inserted += s.conntrack.inserted;
+            ct.expired += s.conntrack.expired;
+            ct.early_dropped += s.conntrack.early_dropped;
+            ct.table_full += s.conntrack.table_full;
+        }
+        let (_, tables) = self.tables.load();
+        let listed = self.flows(STATS_WAIT);
+        let unanswered: u64 = listed
+            .iter()
+            .zip(&snaps)
+            .filter(|(l, _)| l.is_none())
+            .map(|(_, s)| s.conntrack_entries as u64)
+            .sum();
+        let mut conntrack = conntrack_stats(
+            listed.into_iter().flatten().flatten(),
+            ct,
+            tables.conntrack.max_entries as u64 * self.workers.len() as u64,
+        );
+        conntrack.entries += unanswered;
+        let since = self.running().since;
+        snapshot_from(SnapshotInput {
+            tables: &tables,
+            counters: &counters,
+            workers: &loads,
+            ports: &ports,
+            conntrack,
+            uptime_secs: since.elapsed().as_secs(),
+            host_device: self.host_device.as_deref(),
+        })
+    }
+
+    fn conntrack(&self) -> Vec<FlowEntry> {
+        self.flows(WORKER_WAIT)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(FlowEntry::from)
+            .collect()
+    }
+
+    fn conntrack_flush(&self) -> usize {
+        let n = self
+            .ask_all(WorkerRequest::FlushFlows)
+            .into_iter()
+            .map(|r| match r {
+                Some(WorkerReply::Flushed(n)) => n,
+                _ => 0,
+            })
+            .sum();
+        info!("connection table flushed: {n} entries removed");
+        n
+    }
+
+    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String> {
+        self.reload_config(path.as_deref())
+    }
+
+    fn trace_start(&self, req: TraceStart) -> Result<(), String> {
+        let (_, tables) = self.tables.load();
+        self.trace.start(&tables, &req)
+    }
+
+    fn trace_poll(&self) -> TracePoll {
+        self.trace.poll()
+    }
+
+    fn trace_stop(&self) {
+        self.trace.stop();
+    }
+
+    fn reset_counters(&self) {
+        self.ask_all(WorkerRequest::ResetCounters);
+        self.running().since = Instant::now();
+        info!("counters reset");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(text: &str) -> Config {
+        Config::from_str(text, Path::new("t.yaml")).expect("valid")
+    }
+
+    const BASE: &str = "
+dataplane: { workers: [1] }
+interfaces:
+  - { name: wan, device: r0, addresses: [198.18.0.1/24] }
+  - { name: lan, device: r1, addresses: [198.19.0.1/24] }
+";
+
+    #[test]
+    fn rules_and_routes_change_live_ports_and_workers_do_not() {
+        let old = cfg(BASE);
+        let rules = cfg(&format!(
+            "{BASE}routes: [{{ to: 203.0.113.0/24, via: 198.19.0.2 }}]\n"
+        ));
+        assert_eq!(live_changeable(&old, &rules), Ok(()));
+
+        let workers = cfg(&BASE.replace("[1]", "[0, 1]"));
+        assert_eq!(
+            live_changeable(&old, &workers).unwrap_err(),
+            "dataplane.workers: [1] -> [0, 1] cannot change while routerd runs"
+        );
+        let device = cfg(&BASE.replace("device: r1", "device: r2"));
+        let e = live_changeable(&old, &device).unwrap_err();
+        assert!(
+            e.starts_with("interfaces: [wan=r0, lan=r1] -> [wan=r0, lan=r2]: ports cannot"),
+            "{e}"
+        );
+        let addr = cfg(&BASE.replace("198.19.0.1/24", "198.19.0.9/24"));
+        let e = live_changeable(&old, &addr).unwrap_err();
+        assert_eq!(
+            e,
+            "interfaces[1].addresses (lan): [198.19.0.1/24] -> [198.19.0.9/24] cannot change \
+             while routerd runs"
+        );
+    }
+}
