@@ -286,8 +286,19 @@ fn second_attach_and_missing_queue_name_the_fix() {
                 queue: 5,
                 mode: XdpMode::Native,
             }];
-            let err = WorkerPorts::open(&cfg, UMEM_FRAMES, FRAME_SIZE)
-                .expect_err("veth has one queue");
+            // The dropped program's link may take a moment to go away:
+            // retry while it is still in the way, for at most two seconds.
+            let start = std::time::Instant::now();
+            let err = loop {
+                let err = WorkerPorts::open(&cfg, UMEM_FRAMES, FRAME_SIZE)
+                    .expect_err("veth has one queue");
+                if !err.to_string().contains("another XDP program")
+                    || start.elapsed() > std::time::Duration::from_secs(2)
+                {
+                    break err;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            };
             assert_eq!(
                 err.to_string(),
                 "ra: queue 5 does not exist (bind EINVAL): see the channel count with `ethtool -l ra`"
