@@ -123,7 +123,7 @@ pub struct State {
     nh_mac: Vec<Option<Mac>>,
     /// Ethernet destination and source per next-hop id (gateways with a
     /// resolved MAC), for the fast path.
-    nh_l2: Vec<Option<[u8; 12]>>,
+    nh_fast: Vec<FastHop>,
     /// Each port's MAC, indexed by port.
     port_mac: Vec<[u8; 6]>,
     limiter: IcmpLimiter,
@@ -151,7 +151,7 @@ impl Pipeline {
             ct: Conntrack::new(tables.conntrack),
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
-            nh_l2: Vec::new(),
+            nh_fast: Vec::new(),
             port_mac: Vec::new(),
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
             pending: PendingQueue::default(),
@@ -367,6 +367,41 @@ fn map_ip_error(e: wire::Error) -> DropReason {
     }
 }
 
+/// What the fast path can send to a next hop without looking further.
+#[derive(Clone, Copy, Debug)]
+enum FastHop {
+    /// A gateway whose MAC is known: the output port, its MTU, and the
+    /// Ethernet addresses to write.
+    Via { out: PortId, mtu: u16, l2: [u8; 12] },
+    /// A connected network: the neighbour is the destination.
+    Connected(PortId),
+    /// Anything else takes the general path.
+    No,
+}
+
+/// [`martian_source`] by first octet, for the fast parser.
+static BAD_SOURCE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = martian_source((i as u32) << 24);
+        i += 1;
+    }
+    t
+};
+
+/// First octets the fast path never forwards to: 0/8 and 127/8 (martian),
+/// multicast and above (not unicast); the general parser names the reason.
+static BAD_DESTINATION: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = i == 0 || i == 127 || i >= 224;
+        i += 1;
+    }
+    t
+};
+
 /// 0/8, 127/8, multicast, class E and limited broadcast never source a packet.
 #[inline]
 const fn martian_source(a: u32) -> bool {
@@ -406,18 +441,25 @@ impl State {
                 _ => None,
             }
         }));
-        self.nh_l2.clear();
-        self.nh_l2.extend(
-            t.next_hops
-                .iter()
-                .zip(&self.nh_mac)
-                .map(|(nh, mac)| match (*nh, mac) {
-                    (NextHop::Via { port, .. }, Some(mac)) => {
-                        Some(rewrite::l2_header(*mac, t.interfaces[port.0 as usize].mac))
-                    }
-                    _ => None,
-                }),
-        );
+        self.nh_fast.clear();
+        self.nh_fast
+            .extend(
+                t.next_hops
+                    .iter()
+                    .zip(&self.nh_mac)
+                    .map(|(nh, mac)| match (*nh, mac) {
+                        (NextHop::Via { port, .. }, Some(mac)) => {
+                            let ifc = &t.interfaces[port.0 as usize];
+                            FastHop::Via {
+                                out: port,
+                                mtu: ifc.mtu,
+                                l2: rewrite::l2_header(*mac, ifc.mac),
+                            }
+                        }
+                        (NextHop::Connected(out), _) => FastHop::Connected(out),
+                        _ => FastHop::No,
+                    }),
+            );
         self.port_mac.clear();
         self.port_mac.extend(t.interfaces.iter().map(|i| i.mac.0));
     }
@@ -498,7 +540,7 @@ impl State {
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
         let dtop = dst >> 24;
-        if martian_source(src) || dtop == 0 || dtop == 127 || dtop >= 224 {
+        if BAD_SOURCE[(src >> 24) as usize] | BAD_DESTINATION[dtop as usize] {
             return None;
         }
         let proto = h[9];
@@ -556,9 +598,9 @@ impl State {
             return None;
         }
         let nh_id = t.routes.lookup(pm.dst)?;
-        let (out, l2) = match t.next_hops[nh_id as usize] {
-            NextHop::Via { port: out, .. } => (out, self.nh_l2[nh_id as usize]?),
-            NextHop::Connected(out) => {
+        let (out, mtu, l2) = match *self.nh_fast.get(nh_id as usize)? {
+            FastHop::Via { out, mtu, l2 } => (out, mtu, l2),
+            FastHop::Connected(out) => {
                 let ifc = &t.interfaces[out.0 as usize];
                 if ifc
                     .addresses
@@ -568,9 +610,9 @@ impl State {
                     return None;
                 }
                 let n = self.neigh.get(pm.dst).filter(|n| n.port == out)?;
-                (out, rewrite::l2_header(n.mac, ifc.mac))
+                (out, ifc.mtu, rewrite::l2_header(n.mac, ifc.mac))
             }
-            _ => return None,
+            FastHop::No => return None,
         };
         let m = Meta {
             out_port: Some(out),
@@ -582,7 +624,7 @@ impl State {
             return None;
         }
         let (rule, action) = filter::evaluate(&t.filter[ChainId::Forward as usize], &m, t);
-        if action != FilterAction::Accept || total > t.interfaces[out.0 as usize].mtu as usize {
+        if action != FilterAction::Accept || total > mtu as usize {
             return None;
         }
         // Commit: count as the general path does, then rewrite.
