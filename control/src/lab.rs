@@ -336,6 +336,22 @@ impl Topology {
         let text = self.lab.exec(&self.rtr, &["ip", "link", "show"])?;
         Ok(text.contains("xdp"))
     }
+
+    /// Whether every XDP program left the router namespace within `limit`:
+    /// the kernel may release a closed bpf_link from a work queue, a moment
+    /// after the process that held it exited.
+    pub fn router_xdp_gone_within(&self, limit: std::time::Duration) -> Result<bool, LabError> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if !self.router_has_xdp()? {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }
 
 /// What `ping` printed.

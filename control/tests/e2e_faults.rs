@@ -243,7 +243,10 @@ fn a_deleted_port_device_stops_routerd_with_one_clear_line() {
 
     // It stopped cleanly on the port that is left: XDP off r0, its kernel
     // address back, counters written with the frame books balanced.
-    assert!(!t.router_has_xdp().unwrap(), "XDP left on r0");
+    assert!(
+        t.router_xdp_gone_within(Duration::from_secs(2)).unwrap(),
+        "XDP left on r0"
+    );
     let addrs = t
         .lab
         .exec(&t.rtr, &["ip", "-4", "-o", "addr", "show", "dev", "r0"])

@@ -471,5 +471,5 @@ fn a_tun_name_taken_by_another_device_is_one_line_and_changes_nothing() {
         .exec(&t.rtr, &["ip", "-4", "-o", "addr", "show", "dev", "r0"])
         .unwrap();
     assert!(addrs.contains("198.18.0.1/24"), "{addrs}");
-    assert!(!t.router_has_xdp().unwrap());
+    assert!(t.router_xdp_gone_within(Duration::from_secs(2)).unwrap());
 }
