@@ -18,25 +18,25 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use super::error::{IfName, XskError, XskStep};
 
 // enum bpf_cmd
-const BPF_MAP_CREATE: libc::c_long = 0;
+pub(crate) const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_UPDATE_ELEM: libc::c_long = 2;
 const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
+pub(crate) const BPF_PROG_LOAD: libc::c_long = 5;
+pub(crate) const BPF_LINK_CREATE: libc::c_long = 28;
 // enum bpf_map_type / bpf_prog_type / bpf_attach_type
 const BPF_MAP_TYPE_XSKMAP: u32 = 17;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
+pub(crate) const BPF_PROG_TYPE_XDP: u32 = 6;
+pub(crate) const BPF_XDP: u32 = 37;
 // linux/if_link.h
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
+pub(crate) const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+pub(crate) const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 // Instruction encoding (linux/bpf.h, linux/bpf_common.h).
 const BPF_LDX_MEM_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
 const BPF_LD_IMM_DW: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
 const BPF_ALU64_MOV_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const BPF_JMP_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 const BPF_JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
-const BPF_PSEUDO_MAP_FD: u8 = 1;
+pub(crate) const BPF_PSEUDO_MAP_FD: u8 = 1;
 const FUNC_REDIRECT_MAP: i32 = 51; // BPF_FUNC_redirect_map
 const XDP_PASS: i32 = 2;
 /// `offsetof(struct xdp_md, rx_queue_index)`.
@@ -68,14 +68,14 @@ impl XdpMode {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Insn {
-    code: u8,
+    pub(crate) code: u8,
     /// dst_reg in the low nibble, src_reg in the high nibble.
-    regs: u8,
-    off: i16,
-    imm: i32,
+    pub(crate) regs: u8,
+    pub(crate) off: i16,
+    pub(crate) imm: i32,
 }
 
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+pub(crate) const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
         code,
         regs: (src << 4) | (dst & 0x0f),
@@ -99,55 +99,55 @@ pub(crate) fn redirect_program(map_fd: RawFd) -> [Insn; 6] {
 /// `bpf_attr` for `BPF_MAP_CREATE` (prefix; the kernel zero-fills the rest).
 #[repr(C)]
 #[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
+pub(crate) struct MapCreateAttr {
+    pub(crate) map_type: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) max_entries: u32,
+    pub(crate) map_flags: u32,
+    pub(crate) inner_map_fd: u32,
+    pub(crate) numa_node: u32,
+    pub(crate) map_name: [u8; 16],
 }
 
 /// `bpf_attr` for `BPF_PROG_LOAD` (prefix up to `expected_attach_type`).
 #[repr(C)]
 #[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
+pub(crate) struct ProgLoadAttr {
+    pub(crate) prog_type: u32,
+    pub(crate) insn_cnt: u32,
+    pub(crate) insns: u64,
+    pub(crate) license: u64,
+    pub(crate) log_level: u32,
+    pub(crate) log_size: u32,
+    pub(crate) log_buf: u64,
+    pub(crate) kern_version: u32,
+    pub(crate) prog_flags: u32,
+    pub(crate) prog_name: [u8; 16],
+    pub(crate) prog_ifindex: u32,
+    pub(crate) expected_attach_type: u32,
 }
 
 /// `bpf_attr` for `BPF_MAP_{UPDATE,DELETE}_ELEM`.
 #[repr(C)]
 #[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
+pub(crate) struct MapElemAttr {
+    pub(crate) map_fd: u32,
+    pub(crate) _pad: u32,
+    pub(crate) key: u64,
+    pub(crate) value: u64,
+    pub(crate) flags: u64,
 }
 
 /// `bpf_attr` for `BPF_LINK_CREATE`, zero tail included.
 #[repr(C)]
 #[derive(Default)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-    _tail: [u64; 4],
+pub(crate) struct LinkCreateAttr {
+    pub(crate) prog_fd: u32,
+    pub(crate) target_ifindex: u32,
+    pub(crate) attach_type: u32,
+    pub(crate) flags: u32,
+    pub(crate) _tail: [u64; 4],
 }
 
 /// `bpf(cmd, attr, sizeof attr)`; the result or the errno.
@@ -156,7 +156,7 @@ struct LinkCreateAttr {
 /// `attr` must be the `bpf_attr` layout of `cmd`, and every pointer in it
 /// must be valid for what `cmd` does with it (read instructions, write the
 /// log buffer, read key and value) for the duration of the call.
-unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, i32> {
+pub(crate) unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, i32> {
     // SAFETY: the caller guarantees the layout and the pointers; the size
     // passed is the size of `attr`, so the kernel reads no further.
     let ret = unsafe {
@@ -182,13 +182,13 @@ pub(crate) fn errno() -> i32 {
 }
 
 /// Wraps a file descriptor the kernel just returned.
-fn owned_fd(ret: libc::c_long) -> OwnedFd {
+pub(crate) fn owned_fd(ret: libc::c_long) -> OwnedFd {
     // SAFETY: `ret` is a fresh descriptor returned by a successful bpf(2)
     // call; nothing else owns it.
     unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
 }
 
-fn name16(name: &str) -> [u8; 16] {
+pub(crate) fn name16(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     let n = name.len().min(15);
     out[..n].copy_from_slice(&name.as_bytes()[..n]);

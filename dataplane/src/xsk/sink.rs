@@ -34,48 +34,24 @@
 //! It is attached with `BPF_LINK_CREATE` and goes away with the link fd,
 //! even when the process is killed.
 
-use std::mem::size_of;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
-use super::bpf::{errno, ifindex, XdpMode};
+use super::bpf::{
+    ifindex, insn, name16, owned_fd, sys_bpf, Insn, LinkCreateAttr, MapCreateAttr, MapElemAttr,
+    ProgLoadAttr, XdpMode, BPF_LINK_CREATE, BPF_MAP_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_XDP,
+    BPF_PSEUDO_MAP_FD, BPF_XDP, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE,
+};
 use super::error::{IfName, XskError, XskStep};
 
-const BPF_MAP_CREATE: libc::c_long = 0;
 const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_PROG_TYPE_XDP: u32 = 6;
-const BPF_XDP: u32 = 37;
-const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
-const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 const XDP_DROP: i32 = 1;
 const FUNC_MAP_LOOKUP_ELEM: i32 = 1;
-const BPF_PSEUDO_MAP_FD: u8 = 1;
 
 /// Slot of frames that carry the magic.
 const SLOT_OURS: u32 = 0;
 /// Slot of every other frame.
 const SLOT_OTHER: u32 = 1;
-
-/// `struct bpf_insn`.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | (dst & 0x0f),
-        off,
-        imm,
-    }
-}
 
 /// The counting drop program for the array map `map_fd`; `magic` is the
 /// first two UDP payload bytes, in wire order.
@@ -122,96 +98,6 @@ fn count_drop_program(map_fd: RawFd, magic: [u8; 2]) -> [Insn; 24] {
         insn(MOV64_K, 0, 0, 0, XDP_DROP),
         insn(EXIT, 0, 0, 0, 0),
     ]
-}
-
-/// `bpf_attr` for `BPF_MAP_CREATE` (prefix).
-#[repr(C)]
-#[derive(Default)]
-struct MapCreateAttr {
-    map_type: u32,
-    key_size: u32,
-    value_size: u32,
-    max_entries: u32,
-    map_flags: u32,
-    inner_map_fd: u32,
-    numa_node: u32,
-    map_name: [u8; 16],
-}
-
-/// `bpf_attr` for `BPF_PROG_LOAD` (prefix up to `expected_attach_type`).
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-/// `bpf_attr` for `BPF_MAP_LOOKUP_ELEM`.
-#[repr(C)]
-#[derive(Default)]
-struct MapElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
-}
-
-/// `bpf_attr` for `BPF_LINK_CREATE`, zero tail included.
-#[repr(C)]
-#[derive(Default)]
-struct LinkCreateAttr {
-    prog_fd: u32,
-    target_ifindex: u32,
-    attach_type: u32,
-    flags: u32,
-    _tail: [u64; 4],
-}
-
-/// `bpf(cmd, attr, sizeof attr)`.
-///
-/// # Safety
-/// `attr` must be the `bpf_attr` layout of `cmd`, and every pointer in it
-/// valid for what `cmd` does with it for the duration of the call.
-unsafe fn sys_bpf<T>(cmd: libc::c_long, attr: &mut T) -> Result<libc::c_long, i32> {
-    // SAFETY: the caller guarantees layout and pointers; the size passed is
-    // the size of `attr`, so the kernel reads no further.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            attr as *mut T as *mut libc::c_void,
-            size_of::<T>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(errno())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn owned_fd(ret: libc::c_long) -> OwnedFd {
-    // SAFETY: `ret` is a fresh descriptor from a successful bpf(2) call;
-    // nothing else owns it.
-    unsafe { OwnedFd::from_raw_fd(ret as RawFd) }
-}
-
-fn name16(name: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let n = name.len().min(15);
-    out[..n].copy_from_slice(&name.as_bytes()[..n]);
-    out
 }
 
 /// Frames a [`CountDrop`] program has seen since it was attached.
