@@ -234,20 +234,11 @@ impl XdpProgram {
         let index = ifindex(name)?;
         let err = |step, errno| XskError::new(step, errno, name);
 
-        let mut map_attr = MapCreateAttr {
-            map_type: BPF_MAP_TYPE_XSKMAP,
-            key_size: 4,
-            value_size: 4,
-            max_entries: XSKMAP_ENTRIES,
-            map_name: name16("afxdp_xsks"),
-            ..Default::default()
-        };
-        // SAFETY: MapCreateAttr is the BPF_MAP_CREATE prefix; no pointers.
-        let map = unsafe { sys_bpf(BPF_MAP_CREATE, &mut map_attr) }
-            .map(owned_fd)
+        let map = create_map(BPF_MAP_TYPE_XSKMAP, 4, 4, XSKMAP_ENTRIES, "afxdp_xsks")
             .map_err(|e| err(XskStep::MapCreate, e))?;
 
-        let prog = load_program(map.as_raw_fd()).map_err(|(errno, log)| {
+        let insns = redirect_program(map.as_raw_fd());
+        let prog = load_xdp(&insns, "afxdp_redirect").map_err(|(errno, log)| {
             let e = err(XskStep::ProgLoad, errno);
             match log {
                 Some(log) => e.with_log(&log),
@@ -255,17 +246,7 @@ impl XdpProgram {
             }
         })?;
 
-        let mut link_attr = LinkCreateAttr {
-            prog_fd: prog.as_raw_fd() as u32,
-            target_ifindex: index,
-            attach_type: BPF_XDP,
-            flags: mode.link_flags(),
-            ..Default::default()
-        };
-        // SAFETY: LinkCreateAttr is the BPF_LINK_CREATE layout; no pointers.
-        let link = unsafe { sys_bpf(BPF_LINK_CREATE, &mut link_attr) }
-            .map(owned_fd)
-            .map_err(|e| err(XskStep::Attach, e))?;
+        let link = link_xdp(&prog, index, mode).map_err(|e| err(XskStep::Attach, e))?;
 
         Ok(XdpProgram {
             ifname: name,
@@ -329,8 +310,29 @@ impl XdpProgram {
 
 /// Loads the redirect program; on failure the errno and, when the verifier
 /// said something, its log.
-fn load_program(map_fd: RawFd) -> Result<OwnedFd, (i32, Option<Vec<u8>>)> {
-    let insns = redirect_program(map_fd);
+/// Creates a BPF map; its descriptor or the errno.
+pub(crate) fn create_map(
+    map_type: u32,
+    key_size: u32,
+    value_size: u32,
+    max_entries: u32,
+    name: &str,
+) -> Result<OwnedFd, i32> {
+    let mut attr = MapCreateAttr {
+        map_type,
+        key_size,
+        value_size,
+        max_entries,
+        map_name: name16(name),
+        ..Default::default()
+    };
+    // SAFETY: MapCreateAttr is the BPF_MAP_CREATE prefix; no pointers.
+    unsafe { sys_bpf(BPF_MAP_CREATE, &mut attr) }.map(owned_fd)
+}
+
+/// Loads an XDP program (expected attach type BPF_XDP); on failure the errno
+/// and, when the verifier said something, its log.
+pub(crate) fn load_xdp(insns: &[Insn], name: &str) -> Result<OwnedFd, (i32, Option<Vec<u8>>)> {
     let license = b"GPL\0";
     let attempt = |log: Option<&mut Vec<u8>>| {
         let mut attr = ProgLoadAttr {
@@ -338,7 +340,7 @@ fn load_program(map_fd: RawFd) -> Result<OwnedFd, (i32, Option<Vec<u8>>)> {
             insn_cnt: insns.len() as u32,
             insns: insns.as_ptr() as u64,
             license: license.as_ptr() as u64,
-            prog_name: name16("afxdp_redirect"),
+            prog_name: name16(name),
             expected_attach_type: BPF_XDP,
             ..Default::default()
         };
@@ -364,6 +366,20 @@ fn load_program(map_fd: RawFd) -> Result<OwnedFd, (i32, Option<Vec<u8>>)> {
             }
         }
     }
+}
+
+/// Attaches `prog` to the interface `ifindex` in `mode` through a bpf_link
+/// (detached by the kernel when the link's last descriptor closes).
+pub(crate) fn link_xdp(prog: &OwnedFd, ifindex: u32, mode: XdpMode) -> Result<OwnedFd, i32> {
+    let mut attr = LinkCreateAttr {
+        prog_fd: prog.as_raw_fd() as u32,
+        target_ifindex: ifindex,
+        attach_type: BPF_XDP,
+        flags: mode.link_flags(),
+        ..Default::default()
+    };
+    // SAFETY: LinkCreateAttr is the BPF_LINK_CREATE layout; no pointers.
+    unsafe { sys_bpf(BPF_LINK_CREATE, &mut attr) }.map(owned_fd)
 }
 
 #[cfg(test)]

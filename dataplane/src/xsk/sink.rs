@@ -37,9 +37,8 @@
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::bpf::{
-    ifindex, insn, name16, owned_fd, sys_bpf, Insn, LinkCreateAttr, MapCreateAttr, MapElemAttr,
-    ProgLoadAttr, XdpMode, BPF_LINK_CREATE, BPF_MAP_CREATE, BPF_PROG_LOAD, BPF_PROG_TYPE_XDP,
-    BPF_PSEUDO_MAP_FD, BPF_XDP, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE,
+    create_map, ifindex, insn, link_xdp, load_xdp, sys_bpf, Insn, MapElemAttr, XdpMode,
+    BPF_PSEUDO_MAP_FD,
 };
 use super::error::{IfName, XskError, XskStep};
 
@@ -130,55 +129,17 @@ impl CountDrop {
         let index = ifindex(name)?;
         let err = |step, errno| XskError::new(step, errno, name);
 
-        let mut map_attr = MapCreateAttr {
-            map_type: BPF_MAP_TYPE_ARRAY,
-            key_size: 4,
-            value_size: 8,
-            max_entries: 2,
-            map_name: name16("linerate_count"),
-            ..Default::default()
-        };
-        // SAFETY: MapCreateAttr is the BPF_MAP_CREATE prefix; no pointers.
-        let map = unsafe { sys_bpf(BPF_MAP_CREATE, &mut map_attr) }
-            .map(owned_fd)
+        let map = create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 2, "linerate_count")
             .map_err(|e| err(XskStep::MapCreate, e))?;
-
         let insns = count_drop_program(map.as_raw_fd(), magic);
-        let license = b"GPL\0";
-        let mut log = vec![0u8; 16 * 1024];
-        let mut prog_attr = ProgLoadAttr {
-            prog_type: BPF_PROG_TYPE_XDP,
-            insn_cnt: insns.len() as u32,
-            insns: insns.as_ptr() as u64,
-            license: license.as_ptr() as u64,
-            log_level: 1,
-            log_size: log.len() as u32,
-            log_buf: log.as_mut_ptr() as u64,
-            prog_name: name16("linerate_sink"),
-            expected_attach_type: BPF_XDP,
-            ..Default::default()
-        };
-        // SAFETY: ProgLoadAttr is the BPF_PROG_LOAD prefix; `insns`,
-        // `license` and `log` outlive the call, and `log` is writable for
-        // `log_size` bytes.
-        let prog = unsafe { sys_bpf(BPF_PROG_LOAD, &mut prog_attr) }
-            .map(owned_fd)
-            .map_err(|e| err(XskStep::ProgLoad, e).with_log(&log))?;
-
-        let mut link_attr = LinkCreateAttr {
-            prog_fd: prog.as_raw_fd() as u32,
-            target_ifindex: index,
-            attach_type: BPF_XDP,
-            flags: match mode {
-                XdpMode::Native => XDP_FLAGS_DRV_MODE,
-                XdpMode::Generic => XDP_FLAGS_SKB_MODE,
-            },
-            ..Default::default()
-        };
-        // SAFETY: LinkCreateAttr is the BPF_LINK_CREATE layout; no pointers.
-        let link = unsafe { sys_bpf(BPF_LINK_CREATE, &mut link_attr) }
-            .map(owned_fd)
-            .map_err(|e| err(XskStep::Attach, e))?;
+        let prog = load_xdp(&insns, "linerate_sink").map_err(|(errno, log)| {
+            let e = err(XskStep::ProgLoad, errno);
+            match log {
+                Some(log) => e.with_log(&log),
+                None => e,
+            }
+        })?;
+        let link = link_xdp(&prog, index, mode).map_err(|e| err(XskStep::Attach, e))?;
         Ok(CountDrop {
             ifname: name,
             map,
