@@ -354,6 +354,36 @@ impl Topology {
     }
 }
 
+/// How a tool that carries routerd inside it (the lab, the soak) starts:
+/// with `--as-routerd` it *is* routerd and returns routerd's exit code as
+/// `Err`; otherwise it gets a flag that SIGINT and SIGTERM raise, so it can
+/// clean up before it stops.
+pub fn tool_start(
+    tool: &str,
+    as_routerd: bool,
+    config: Option<PathBuf>,
+    stats_json: Option<PathBuf>,
+) -> Result<Arc<std::sync::atomic::AtomicBool>, std::process::ExitCode> {
+    if as_routerd {
+        let Some(config) = config else {
+            eprintln!("{tool} --as-routerd needs --config FILE");
+            return Err(std::process::ExitCode::from(2));
+        };
+        return Err(crate::run::main_run(&crate::run::RunOptions {
+            config,
+            stats_json,
+        }));
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
+            eprintln!("{tool}: cannot install signal handlers: {e}");
+            return Err(std::process::ExitCode::from(1));
+        }
+    }
+    Ok(stop)
+}
+
 /// What `ping` printed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PingResult {

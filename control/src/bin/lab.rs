@@ -11,13 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use control::config::Config;
 use control::lab::{self, FloodRun, LabError, RouterdProc, Topology, SERVER_IP};
-use control::run::RunOptions;
 
 /// Namespace lab for afxdp-router.
 #[derive(Parser, Debug)]
@@ -50,23 +48,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.as_routerd {
-        let Some(config) = args.config else {
-            eprintln!("lab --as-routerd needs --config FILE");
-            return ExitCode::from(2);
-        };
-        return control::run::main_run(&RunOptions {
-            config,
-            stats_json: args.stats_json,
-        });
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("lab: cannot install signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    }
+    let stop = match lab::tool_start(
+        "lab",
+        args.as_routerd,
+        args.config.clone(),
+        args.stats_json.clone(),
+    ) {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
     match lab_main(&args, &stop) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

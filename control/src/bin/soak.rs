@@ -10,12 +10,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use control::lab::{self, LabError, RouterdProc, Topology};
-use control::run::RunOptions;
 use control::soak::{self, SoakOptions};
 
 /// Soak routerd in a namespace lab.
@@ -60,23 +58,15 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    if args.as_routerd {
-        let Some(config) = args.config else {
-            eprintln!("soak --as-routerd needs --config FILE");
-            return ExitCode::from(2);
-        };
-        return control::run::main_run(&RunOptions {
-            config,
-            stats_json: args.stats_json,
-        });
-    }
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        if let Err(e) = signal_hook::flag::register(sig, stop.clone()) {
-            eprintln!("soak: cannot install signal handlers: {e}");
-            return ExitCode::from(1);
-        }
-    }
+    let stop = match lab::tool_start(
+        "soak",
+        args.as_routerd,
+        args.config.clone(),
+        args.stats_json.clone(),
+    ) {
+        Ok(stop) => stop,
+        Err(code) => return code,
+    };
     match soak_main(&args, &stop) {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::from(1),
