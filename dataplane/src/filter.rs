@@ -2,6 +2,7 @@
 //! list of rules and a policy. First match wins. Also the rule matcher the
 //! raw stage shares.
 
+use crate::dispatch::Dispatch;
 use crate::pipeline::Meta;
 use crate::tables::{AddrMatch, Chain, FilterAction, Match, Tables};
 
@@ -80,13 +81,16 @@ pub fn matches(m: &Match, meta: &Meta, tables: &Tables) -> bool {
 }
 
 /// Run a chain: the index of the rule that decided (None: the policy) and
-/// the action.
+/// the action. `d` is the dispatch table built for the chain.
 #[inline(always)]
-pub fn evaluate(chain: &Chain, meta: &Meta, tables: &Tables) -> (Option<usize>, FilterAction) {
-    for (i, r) in chain.rules.iter().enumerate() {
-        if matches(&r.matches, meta, tables) {
-            return (Some(i), r.action);
-        }
+pub fn evaluate(
+    chain: &Chain,
+    d: &Dispatch,
+    meta: &Meta,
+    tables: &Tables,
+) -> (Option<usize>, FilterAction) {
+    match d.first_match(&chain.rules, |r| &r.matches, meta, tables) {
+        Some(i) => (Some(i), chain.rules[i].action),
+        None => (None, chain.policy),
     }
-    (None, chain.policy)
 }

@@ -8,6 +8,7 @@
 pub mod addr;
 pub mod conntrack;
 pub mod counters;
+pub mod dispatch;
 pub mod drop;
 pub mod filter;
 pub mod host;

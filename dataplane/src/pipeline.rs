@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::addr::Mac;
 use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
 use crate::counters::Counters;
+use crate::dispatch::FastCode;
 use crate::drop::DropReason;
 use crate::filter;
 use crate::neighbour::{Neighbours, PendingQueue, RESOLVE_TRIES};
@@ -124,8 +125,10 @@ pub struct State {
     /// Ethernet destination and source per next-hop id (gateways with a
     /// resolved MAC), for the fast path.
     nh_fast: Vec<FastHop>,
-    /// Each port's MAC, indexed by port.
-    port_mac: Vec<[u8; 6]>,
+    /// Each port's MAC as a 48-bit number (the frame's first six bytes read
+    /// little-endian), indexed by port; `u64::MAX`, which no MAC equals,
+    /// for the host path and ports that do not exist.
+    port_mac: [u64; 64],
     limiter: IcmpLimiter,
     /// Packets waiting for ARP.
     pending: PendingQueue,
@@ -152,7 +155,7 @@ impl Pipeline {
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
             nh_fast: Vec::new(),
-            port_mac: Vec::new(),
+            port_mac: [u64::MAX; 64],
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
             pending: PendingQueue::default(),
             scratch: vec![0u8; 2048].into_boxed_slice(),
@@ -334,19 +337,61 @@ impl Pipeline {
         &mut self.st.counters
     }
 
-    /// Run a burst; `out[i]` gets the verdict of `pkts[i]`.
-    #[inline]
+    /// Run a burst; `out[i]` gets the verdict of `pkts[i]`. Out of line: one
+    /// call a burst, and a whole function for the fast path's registers.
+    #[inline(never)]
     pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
+        let n = pkts.len().min(out.len());
+        // A run's byte sums fit 32 bits each below 65,536 packets.
+        for (pkts, out) in pkts[..n]
+            .chunks_mut(RUN_MAX)
+            .zip(out[..n].chunks_mut(RUN_MAX))
+        {
+            self.process_chunk(pkts, out);
+        }
+    }
+
+    /// [`Pipeline::process_burst`] for at most [`RUN_MAX`] packets. Fast-path
+    /// packets with the same decision form a run, counted once when it ends
+    /// (a packet with another decision, one for the general path, or the end
+    /// of the chunk): in locals, `key` its decision, `start` its first
+    /// packet, `bytes` its received bytes (high half) and IP bytes (low).
+    #[inline(always)]
+    fn process_chunk(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
-        for (p, v) in pkts.iter_mut().zip(out.iter_mut()) {
-            *v = match self.st.fast_parse(p) {
-                Some(m) => match self.st.fast_forward(t, p, &m) {
-                    Some(v) => v,
-                    None => self.st.process_parsed(t, p, m),
-                },
-                None => self.st.process(t, p, &mut ()),
+        let (mut key, mut start, mut bytes) = (NO_RUN, 0usize, 0u64);
+        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+            let fast = self
+                .st
+                .fast_l3(p)
+                .and_then(|m| Some((m.total_len, self.st.fast_decide(t, p, m)?)));
+            let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
+            *v = match (fast, hdr) {
+                (Some((total, f)), Some(hdr)) => {
+                    if f.key != key {
+                        self.st.flush_run(key, i - start, bytes);
+                        (key, start, bytes) = (f.key, i, 0);
+                    }
+                    bytes += (p.len as u64) << 32 | total as u64;
+                    let (eth, ip) = hdr.split_at_mut(ETH_HDR_LEN);
+                    if let (Ok(eth), Ok(h)) = (eth.try_into(), <&mut [u8; 20]>::try_from(ip)) {
+                        // RFC 1812 5.3.1 TTL - 1 (fast_decide saw it above
+                        // 1); the ethertype stays IPv4.
+                        rewrite::decrement_ttl(h);
+                        f.l2.write(eth);
+                    }
+                    // Trailing Ethernet padding is not part of what we send.
+                    p.len = ETH_HDR_LEN + total;
+                    Verdict::Tx(f.out)
+                }
+                _ => {
+                    self.st.flush_run(key, i - start, bytes);
+                    key = NO_RUN;
+                    self.st.slow(t, p)
+                }
             };
         }
+        self.st.flush_run(key, pkts.len() - start, bytes);
     }
 
     /// Run one frame, recording each stage's decision in `tr`.
@@ -369,14 +414,93 @@ fn map_ip_error(e: wire::Error) -> DropReason {
 
 /// What the fast path can send to a next hop without looking further.
 #[derive(Clone, Copy, Debug)]
-enum FastHop {
-    /// A gateway whose MAC is known: the output port, its MTU, and the
-    /// Ethernet addresses to write.
-    Via { out: PortId, mtu: u16, l2: [u8; 12] },
+struct FastHop {
+    kind: FastHopKind,
+    /// The output port.
+    out: PortId,
+    /// Its MTU.
+    mtu: u16,
+    /// [`crate::dispatch::FastRules::out_offset`] of `out`.
+    rules_off: u32,
+    /// The Ethernet addresses to write (for `Via`).
+    l2: L2,
+}
+
+/// The fast path's next hop for what it does not handle.
+const NO_HOP: FastHop = FastHop {
+    kind: FastHopKind::No,
+    out: PortId(0),
+    mtu: 0,
+    rules_off: 0,
+    l2: L2 { head: 0, tail: 0 },
+};
+
+/// Destination and source MAC (from [`rewrite::l2_header`]) as two words,
+/// for two stores.
+#[derive(Clone, Copy, Debug, Default)]
+struct L2 {
+    head: u64,
+    tail: u32,
+}
+
+impl L2 {
+    fn new(l2: [u8; 12]) -> L2 {
+        let [a, b, c, d, e, f, g, h, i, j, k, l] = l2;
+        L2 {
+            head: u64::from_ne_bytes([a, b, c, d, e, f, g, h]),
+            tail: u32::from_ne_bytes([i, j, k, l]),
+        }
+    }
+
+    /// Write into the first 12 bytes of a frame.
+    #[inline(always)]
+    fn write(self, eth: &mut [u8; ETH_HDR_LEN]) {
+        let (head, rest) = eth.split_at_mut(8);
+        head.copy_from_slice(&self.head.to_ne_bytes());
+        rest[..4].copy_from_slice(&self.tail.to_ne_bytes());
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FastHopKind {
+    /// A gateway whose MAC is known.
+    Via,
     /// A connected network: the neighbour is the destination.
-    Connected(PortId),
+    Connected,
     /// Anything else takes the general path.
     No,
+}
+
+/// What the transit fast path reads of a packet.
+#[derive(Clone, Copy)]
+struct L3 {
+    in_port: PortId,
+    total_len: usize,
+    src: u32,
+    dst: u32,
+    proto: u8,
+    ttl: u8,
+}
+
+/// Most packets in a run of the fast path (see `process_chunk`).
+const RUN_MAX: usize = 1 << 16;
+/// The key of no run.
+const NO_RUN: u64 = u64::MAX;
+
+/// The fast path's decision for a packet: where it goes, with which
+/// addresses, and the key of its counters.
+#[derive(Clone, Copy)]
+struct Fast {
+    out: PortId,
+    l2: L2,
+    key: u64,
+}
+
+/// A MAC as a number: the low 48 bits of its six bytes read little-endian.
+#[inline(always)]
+fn mac48(m: &[u8; 6]) -> u64 {
+    u64::from(u32::from_le_bytes([m[0], m[1], m[2], m[3]]))
+        | u64::from(u16::from_le_bytes([m[4], m[5]])) << 32
 }
 
 /// [`martian_source`] by first octet, for the fast parser.
@@ -443,25 +567,30 @@ impl State {
         }));
         self.nh_fast.clear();
         self.nh_fast
-            .extend(
-                t.next_hops
-                    .iter()
-                    .zip(&self.nh_mac)
-                    .map(|(nh, mac)| match (*nh, mac) {
-                        (NextHop::Via { port, .. }, Some(mac)) => {
-                            let ifc = &t.interfaces[port.0 as usize];
-                            FastHop::Via {
-                                out: port,
-                                mtu: ifc.mtu,
-                                l2: rewrite::l2_header(*mac, ifc.mac),
-                            }
-                        }
-                        (NextHop::Connected(out), _) => FastHop::Connected(out),
-                        _ => FastHop::No,
-                    }),
-            );
-        self.port_mac.clear();
-        self.port_mac.extend(t.interfaces.iter().map(|i| i.mac.0));
+            .extend(t.next_hops.iter().zip(&self.nh_mac).map(|(nh, mac)| {
+                let hop = |kind, out: PortId, l2| FastHop {
+                    kind,
+                    out,
+                    mtu: t.interfaces[out.0 as usize].mtu,
+                    rules_off: t.fast_rules.out_offset(out),
+                    l2,
+                };
+                match (*nh, mac) {
+                    (NextHop::Via { port, .. }, Some(mac)) => hop(
+                        FastHopKind::Via,
+                        port,
+                        L2::new(rewrite::l2_header(*mac, t.interfaces[port.0 as usize].mac)),
+                    ),
+                    (NextHop::Connected(out), _) => hop(FastHopKind::Connected, out, L2::default()),
+                    _ => NO_HOP,
+                }
+            }));
+        // Slot 0: no route (see `RouteTable::lookup_slot`).
+        self.nh_fast.insert(0, NO_HOP);
+        self.port_mac = [u64::MAX; 64];
+        for (i, ifc) in t.interfaces.iter().enumerate().take(PortId::MAX_PORTS) {
+            self.port_mac[i] = mac48(&ifc.mac.0);
+        }
     }
 
     #[inline]
@@ -475,12 +604,33 @@ impl State {
         self.account(pkt, o, tr)
     }
 
-    /// The general path for a frame `fast_parse` already read.
-    #[inline(always)]
-    fn process_parsed(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: Meta) -> Verdict {
-        self.counters.rx[pkt.port.0 as usize & 63].add(pkt.len);
-        let o = self.ip(t, pkt, &mut (), Some(m));
-        self.account(pkt, o, &mut ())
+    /// The general path, out of line so the fast path keeps its registers.
+    #[inline(never)]
+    fn slow(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Verdict {
+        self.process(t, pkt, &mut ())
+    }
+
+    /// The fast path's rule decisions when [`FastRules`] leaves rules with
+    /// address or port conditions to try: the raw and forward dispatch
+    /// tables with their searches, as the general path evaluates them. A
+    /// fast code, or None for the general path. Out of line, and it parses
+    /// the packet again: the fast path never keeps a `Meta` in memory, which
+    /// costs more than parsing twice in this rarer case.
+    #[inline(never)]
+    fn fast_search(&self, t: &Tables, pkt: &Pkt<'_>, out: PortId) -> Option<u32> {
+        let mut m = self.fast_parse(pkt)?;
+        let raw = &t.raw_prerouting;
+        let raw_rule = raw::evaluate(raw, &t.raw_dispatch[0], &m, t).0?;
+        if raw[raw_rule].action != RawAction::NoTrack {
+            return None;
+        }
+        m.out_port = Some(out);
+        let fwd = ChainId::Forward as usize;
+        let (rule, action) = filter::evaluate(&t.filter[fwd], &t.filter_dispatch[fwd], &m, t);
+        if action != FilterAction::Accept {
+            return None;
+        }
+        FastCode::pack(raw_rule, rule)
     }
 
     /// Count a frame's outcome.
@@ -515,23 +665,33 @@ impl State {
         o.verdict
     }
 
-    /// Parse the common frame (to our MAC, IPv4 without options, not a
-    /// fragment, TCP/UDP/ICMP with its fixed header, good checksum, unicast
-    /// addresses) into `Meta` in one pass; anything else returns `None` and
-    /// takes the general parser, which names the drop reason.
+    /// Read the common frame's IPv4 header (to our MAC, IPv4 without
+    /// options, not a fragment, good checksum, unicast addresses, and for
+    /// TCP the whole fixed header) in one pass; anything else returns `None`
+    /// and takes the general parser, which names the drop reason. No L4
+    /// field: the transit fast path needs none.
     #[inline(always)]
-    fn fast_parse(&self, pkt: &Pkt<'_>) -> Option<Meta> {
+    fn fast_l3(&self, pkt: &Pkt<'_>) -> Option<L3> {
         let len = pkt.len;
         let port = pkt.port;
         let buf = pkt.buf.get(..len)?;
-        let port_mac = self.port_mac.get(port.0 as usize)?;
-        if len < ETH_HDR_LEN + 28 || buf[..6] != port_mac[..] || buf[12..14] != [0x08, 0x00] {
+        if len < ETH_HDR_LEN + 28 {
+            return None;
+        }
+        // Destination MAC (the low 48 bits) and ethertype 0x0800, version
+        // 4 and IHL 5 (options take the general path) in two loads.
+        let head = u64::from_le_bytes(buf[..8].try_into().ok()?);
+        let tag = u32::from_le_bytes(buf[12..16].try_into().ok()?);
+        if head & 0xffff_ffff_ffff != self.port_mac[port.0 as usize & 63]
+            || tag & 0xff_ffff != 0x45_0008
+        {
             return None;
         }
         let h: &[u8; 20] = buf[ETH_HDR_LEN..ETH_HDR_LEN + 20].try_into().ok()?;
         let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-        // IHL 5 (options take the general path), no MF, no offset.
-        if h[0] != 0x45 || total > len - ETH_HDR_LEN || total < 28 || (h[6] & 0x3f) | h[7] != 0 {
+        // No MF, no offset.
+        if total > len - ETH_HDR_LEN || total < 28 || u16::from_ne_bytes([h[6], h[7]]) & 0xff3f != 0
+        {
             return None;
         }
         if !wire::checksum::verify20(h) {
@@ -539,23 +699,49 @@ impl State {
         }
         let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
         let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-        let dtop = dst >> 24;
-        if BAD_SOURCE[(src >> 24) as usize] | BAD_DESTINATION[dtop as usize] {
+        if BAD_SOURCE[(src >> 24) as usize] | BAD_DESTINATION[(dst >> 24) as usize] {
             return None;
         }
         let proto = h[9];
-        let l4 = &buf[ETH_HDR_LEN + 20..ETH_HDR_LEN + total];
+        // The general parser names a short TCP header (`l4_truncated`); 28
+        // bytes hold the UDP and ICMP ones.
+        if proto == ipv4::PROTO_TCP && total < 20 + tcp::HEADER_LEN {
+            return None;
+        }
+        Some(L3 {
+            in_port: port,
+            total_len: total,
+            src,
+            dst,
+            proto,
+            ttl: h[8],
+        })
+    }
+
+    /// [`State::fast_l3`] and the L4 fields, as the general parser reads
+    /// them, into a `Meta`.
+    #[inline(always)]
+    fn fast_parse(&self, pkt: &Pkt<'_>) -> Option<Meta> {
+        let L3 {
+            in_port,
+            total_len: total,
+            src,
+            dst,
+            proto,
+            ttl,
+        } = self.fast_l3(pkt)?;
+        let l4 = pkt.buf.get(ETH_HDR_LEN + 20..ETH_HDR_LEN + total)?;
         let a = u16::from_be_bytes([l4[0], l4[1]]);
         let b = u16::from_be_bytes([l4[2], l4[3]]);
         let mut m = Meta {
-            in_port: port,
+            in_port,
             out_port: None,
             ihl: 20,
             total_len: total,
             src,
             dst,
             proto,
-            ttl: h[8],
+            ttl,
             fragment: false,
             nonfirst_fragment: false,
             has_ports: true,
@@ -570,7 +756,7 @@ impl State {
             ct_state: CtState::Untracked,
         };
         match proto {
-            ipv4::PROTO_TCP if l4.len() >= tcp::HEADER_LEN => m.tcp_flags = l4[13],
+            ipv4::PROTO_TCP => m.tcp_flags = *l4.get(13)?,
             ipv4::PROTO_UDP => {}
             ipv4::PROTO_ICMP => {
                 m.has_ports = false;
@@ -581,26 +767,31 @@ impl State {
                 m.icmp_code = l4[1];
                 m.icmp_ident = u16::from_be_bytes([l4[4], l4[5]]);
             }
-            _ => return None,
+            // Other protocols: no L4 fields, as in the general parser.
+            _ => {
+                m.has_ports = false;
+                m.sport = 0;
+                m.dport = 0;
+            }
         }
         Some(m)
     }
 
-    /// The transit fast path for a packet `fast_parse` read: untracked,
-    /// TTL > 1, accepted by the forward chain, to a resolved next hop within
-    /// the MTU. It makes exactly the decisions of the general path (a
-    /// differential test holds them equal) with less bookkeeping, and has
-    /// no side effect before it commits: `None` leaves the packet untouched
-    /// for the general path.
+    /// The transit fast path's decision for a packet `fast_l3` read:
+    /// untracked, TTL > 1, accepted by the forward chain, to a resolved next
+    /// hop within the MTU. It makes exactly the decisions of the general
+    /// path (a differential test holds them equal) and changes nothing:
+    /// `None` leaves the packet to the general path.
     #[inline(always)]
-    fn fast_forward(&mut self, t: &Tables, pkt: &mut Pkt<'_>, pm: &Meta) -> Option<Verdict> {
+    fn fast_decide(&self, t: &Tables, pkt: &Pkt<'_>, pm: L3) -> Option<Fast> {
         if pm.ttl <= 1 {
             return None;
         }
-        let nh_id = t.routes.lookup(pm.dst)?;
-        let (out, mtu, l2) = match *self.nh_fast.get(nh_id as usize)? {
-            FastHop::Via { out, mtu, l2 } => (out, mtu, l2),
-            FastHop::Connected(out) => {
+        let hop = self.nh_fast.get(t.routes.lookup_slot(pm.dst) as usize)?;
+        let out = hop.out;
+        let l2 = match hop.kind {
+            FastHopKind::Via => hop.l2,
+            FastHopKind::Connected => {
                 let ifc = &t.interfaces[out.0 as usize];
                 if ifc
                     .addresses
@@ -610,41 +801,57 @@ impl State {
                     return None;
                 }
                 let n = self.neigh.get(pm.dst).filter(|n| n.port == out)?;
-                (out, ifc.mtu, rewrite::l2_header(n.mac, ifc.mac))
+                L2::new(rewrite::l2_header(n.mac, ifc.mac))
             }
-            FastHop::No => return None,
+            FastHopKind::No => return None,
         };
-        let m = Meta {
-            out_port: Some(out),
-            ..*pm
-        };
-        let total = m.total_len;
-        let (raw_rule, raw_action) = raw::evaluate(&t.raw_prerouting, &m, t);
-        if raw_action != RawAction::NoTrack {
+        if pm.total_len > hop.mtu as usize {
             return None;
         }
-        let (rule, action) = filter::evaluate(&t.filter[ChainId::Forward as usize], &m, t);
-        if action != FilterAction::Accept || total > mtu as usize {
-            return None;
+        let code = match t.fast_rules.get_at(pm.in_port, hop.rules_off, pm.proto) {
+            FastCode::Fast { code } => code,
+            FastCode::Slow => return None,
+            FastCode::Search => self.fast_search(t, pkt, out)?,
+        };
+        let key = u64::from(pm.in_port.0) | u64::from(out.0) << 8 | u64::from(code) << 16;
+        Some(Fast { out, l2, key })
+    }
+
+    /// Add a run of fast-path packets with the same decision (ports and
+    /// rules, packed in `key`) to the counters, as the general path counts
+    /// each: received, raw rule, untracked, forward rule or policy, sent,
+    /// forwarded. Once a run, not once a packet.
+    #[cold]
+    #[inline(never)]
+    fn flush_run(&mut self, key: u64, pkts: usize, bytes: u64) {
+        if key == NO_RUN || pkts == 0 {
+            return;
         }
-        // Commit: count as the general path does, then rewrite.
+        let pkts = pkts as u64;
+        let (rx_bytes, ip_bytes) = (bytes >> 32, bytes & 0xffff_ffff);
         let c = &mut self.counters;
-        c.rx[m.in_port.0 as usize & 63].add(pkt.len);
-        if let Some(i) = raw_rule {
-            c.raw_rules[0][i].add(total);
+        let add = |x: &mut crate::counters::Count, bytes: u64| {
+            x.packets += pkts;
+            x.bytes += bytes;
+        };
+        let in_port = (key & 63) as usize;
+        let out = ((key >> 8) & 63) as usize;
+        let (raw_rule, rule) = FastCode::rules((key >> 16) as u32);
+        add(&mut c.rx[in_port], rx_bytes);
+        if let Some(x) = c.raw_rules[0].get_mut(raw_rule) {
+            add(x, ip_bytes);
         }
-        c.untracked += 1;
-        match rule {
-            Some(i) => c.filter_rules[ChainId::Forward as usize][i].add(total),
-            None => c.filter_policy[ChainId::Forward as usize].add(total),
+        c.untracked += pkts;
+        let fwd = ChainId::Forward as usize;
+        let x = match rule {
+            None => Some(&mut c.filter_policy[fwd]),
+            Some(i) => c.filter_rules[fwd].get_mut(i),
+        };
+        if let Some(x) = x {
+            add(x, ip_bytes);
         }
-        let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
-        let h: &mut [u8; 20] = (&mut ipb[..20]).try_into().ok()?;
-        rewrite::forward(h, eth, &l2);
-        pkt.len = ETH_HDR_LEN + total;
-        c.tx[out.0 as usize & 63].add(pkt.len);
-        c.forwarded += 1;
-        Some(Verdict::Tx(out))
+        add(&mut c.tx[out], ip_bytes + ETH_HDR_LEN as u64 * pkts);
+        c.forwarded += pkts;
     }
 
     /// Frames from a port.
@@ -836,7 +1043,7 @@ impl State {
             RawHook::Prerouting => (&t.raw_prerouting, 0),
             RawHook::Output => (&t.raw_output, 1),
         };
-        let (rule, action) = raw::evaluate(rules, m, t);
+        let (rule, action) = raw::evaluate(rules, &t.raw_dispatch[counters], m, t);
         if let Some(i) = rule {
             self.counters.raw_rules[counters][i].add(m.total_len);
         }
@@ -1060,7 +1267,7 @@ impl State {
         tr: &mut T,
     ) -> Option<Outcome> {
         let ch = &t.filter[chain as usize];
-        let (rule, action) = filter::evaluate(ch, m, t);
+        let (rule, action) = filter::evaluate(ch, &t.filter_dispatch[chain as usize], m, t);
         match rule {
             Some(i) => self.counters.filter_rules[chain as usize][i].add(m.total_len),
             None => self.counters.filter_policy[chain as usize].add(m.total_len),

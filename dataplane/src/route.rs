@@ -117,15 +117,22 @@ impl RouteTable {
     /// Next-hop id of the longest matching prefix; `ip` in host byte order.
     #[inline]
     pub fn lookup(&self, ip: u32) -> Option<u32> {
+        self.lookup_slot(ip).checked_sub(1)
+    }
+
+    /// [`RouteTable::lookup`] as a table slot: 0 for no route, next-hop id
+    /// plus one otherwise (for tables indexed by next hop with a slot for
+    /// "none" first).
+    #[inline]
+    pub fn lookup_slot(&self, ip: u32) -> u32 {
         // Both indexes are provably in bounds (array lengths 2^24 and 256),
         // so only the group index is checked.
         let entry = self.tbl24[(ip >> 8) as usize];
-        let entry = if entry & GROUP == 0 {
+        if entry & GROUP == 0 {
             entry
         } else {
             self.tbl8[(entry & !GROUP) as usize][(ip & 0xff) as usize]
-        };
-        entry.checked_sub(1)
+        }
     }
 
     /// Number of distinct prefixes.

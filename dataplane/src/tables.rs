@@ -3,6 +3,7 @@
 //! (read-copy-update through an `Arc`). Nothing here is written by workers.
 
 use crate::addr::{IfAddr, Ipv4Prefix, Mac};
+use crate::dispatch::{Dispatch, FastRules};
 use crate::packet::PortId;
 use smallvec::SmallVec;
 
@@ -366,6 +367,12 @@ pub struct Tables {
     pub raw_output: Vec<RawRule>,
     /// Filter chains indexed by [`ChainId`].
     pub filter: [Chain; 3],
+    /// Dispatch tables of `raw_prerouting` and `raw_output`.
+    pub raw_dispatch: [Dispatch; 2],
+    /// Dispatch tables of the filter chains, indexed by [`ChainId`].
+    pub filter_dispatch: [Dispatch; 3],
+    /// Both rule decisions of the transit fast path in one lookup.
+    pub fast_rules: FastRules,
     /// Connection tracking settings.
     pub conntrack: ConntrackConfig,
     /// IP options policy.
@@ -444,7 +451,23 @@ impl Tables {
                 r.matches.need = r.matches.compute_need();
             }
         }
+        let raw_dispatch = [&spec.raw_prerouting, &spec.raw_output]
+            .map(|rs| Dispatch::build(&rs.iter().map(|r| &r.matches).collect::<Vec<_>>()));
+        let filter_dispatch = [
+            &spec.filter_input,
+            &spec.filter_forward,
+            &spec.filter_output,
+        ]
+        .map(|ch| Dispatch::build(&ch.rules.iter().map(|r| &r.matches).collect::<Vec<_>>()));
+        let fast_rules = FastRules::build(
+            spec.interfaces.len(),
+            &spec.raw_prerouting,
+            &raw_dispatch[0],
+            &spec.filter_forward,
+            &filter_dispatch[ChainId::Forward as usize],
+        );
         Tables {
+            fast_rules,
             interfaces: spec.interfaces,
             next_hops,
             routes,
@@ -453,6 +476,8 @@ impl Tables {
             raw_prerouting: spec.raw_prerouting,
             raw_output: spec.raw_output,
             filter: [spec.filter_input, spec.filter_forward, spec.filter_output],
+            raw_dispatch,
+            filter_dispatch,
             conntrack: spec.conntrack,
             ip_options: spec.ip_options,
             icmp_errors: spec.icmp_errors,

@@ -75,12 +75,12 @@ pub fn pseudo_header(src: u32, dst: u32, proto: u8, len: u16) -> u32 {
 #[inline(always)]
 pub fn verify20(h: &[u8; 20]) -> bool {
     let w = |i: usize| u64::from(u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
-    let mut s = w(0) + w(4) + w(8) + w(12) + w(16);
-    s = (s & 0xffff_ffff) + (s >> 32);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s = (s & 0xffff) + (s >> 16);
-    s == 0xffff
+    // Below 2^35: the high word is at most 4, so one carry folds 64 to 32.
+    let s = w(0) + w(4) + w(8) + w(12) + w(16);
+    let (lo, carry) = (s as u32).overflowing_add((s >> 32) as u32);
+    let s = lo + u32::from(carry);
+    // 32 to 16 with the end-around carry: the high half of s + (s rotated 16).
+    (s.wrapping_add(s.rotate_right(16)) >> 16) == 0xffff
 }
 
 /// RFC 1624 eqn. 3: the checksum after a 16-bit word changes from `old` to
