@@ -339,9 +339,10 @@ impl FastCode {
     /// The fast code of a raw rule and a forward rule (None: the policy),
     /// if their indexes fit.
     pub fn pack(raw: usize, fwd: Option<usize>) -> Option<u32> {
+        // A rule index must stay below the policy's mark to read back as a rule.
+        let fits = fwd.is_none_or(|f| f < FAST_POLICY as usize);
         let fwd = fwd.unwrap_or(FAST_POLICY as usize);
-        (raw < FAST_POLICY as usize && fwd <= FAST_POLICY as usize)
-            .then_some(raw as u32 | (fwd as u32) << 15)
+        (raw < FAST_POLICY as usize && fits).then_some(raw as u32 | (fwd as u32) << 15)
     }
 
     /// The raw rule and the forward rule (None: the policy) of a fast code.

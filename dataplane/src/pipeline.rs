@@ -367,7 +367,7 @@ impl Pipeline {
                 .and_then(|m| Some((m.total_len, self.st.fast_decide(t, p, m)?)));
             let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
             *v = match (fast, hdr) {
-                (Some((total, f)), Some(hdr)) => {
+                (Some((total, f)), Some(hdr)) if f.key != NO_RUN => {
                     if f.key != key {
                         self.st.flush_run(key, i - start, bytes);
                         (key, start, bytes) = (f.key, i, 0);
@@ -383,6 +383,12 @@ impl Pipeline {
                     // Trailing Ethernet padding is not part of what we send.
                     p.len = ETH_HDR_LEN + total;
                     Verdict::Tx(f.out)
+                }
+                // To the router (`fast_l3` checked the header).
+                (Some(_), _) => {
+                    self.st.flush_run(key, i - start, bytes);
+                    key = NO_RUN;
+                    self.st.local(t, p)
                 }
                 _ => {
                     self.st.flush_run(key, i - start, bytes);
@@ -409,6 +415,23 @@ fn map_ip_error(e: wire::Error) -> DropReason {
         wire::Error::BadHeaderLength => DropReason::IpBadHeaderLength,
         wire::Error::BadTotalLength => DropReason::IpBadTotalLength,
         _ => DropReason::IpTruncated,
+    }
+}
+
+/// A rule with conditions.
+trait HasMatch {
+    fn matches(&self) -> &crate::tables::Match;
+}
+
+impl HasMatch for crate::tables::RawRule {
+    fn matches(&self) -> &crate::tables::Match {
+        &self.matches
+    }
+}
+
+impl HasMatch for crate::tables::FilterRule {
+    fn matches(&self) -> &crate::tables::Match {
+        &self.matches
     }
 }
 
@@ -467,9 +490,26 @@ enum FastHopKind {
     Via,
     /// A connected network: the neighbour is the destination.
     Connected,
+    /// The router itself.
+    Local,
     /// Anything else takes the general path.
     No,
 }
+
+/// Where a packet goes when the transit fast path cannot forward it.
+enum Decision {
+    /// To the router: [`State::local`].
+    Local,
+    /// The general path.
+    General,
+}
+
+/// The fast path's decision for a packet to the router: [`State::local`].
+const LOCAL: Fast = Fast {
+    out: PortId::HOST,
+    l2: L2 { head: 0, tail: 0 },
+    key: NO_RUN,
+};
 
 /// What the transit fast path reads of a packet.
 #[derive(Clone, Copy)]
@@ -480,6 +520,23 @@ struct L3 {
     dst: u32,
     proto: u8,
     ttl: u8,
+}
+
+impl L3 {
+    /// The fields of a frame whose header [`State::fast_l3`] checked
+    /// already, read again without the checks.
+    #[inline(always)]
+    fn checked_before(pkt: &Pkt<'_>) -> Option<L3> {
+        let h: &[u8; 20] = pkt.buf.get(ETH_HDR_LEN..ETH_HDR_LEN + 20)?.try_into().ok()?;
+        Some(L3 {
+            in_port: pkt.port,
+            total_len: u16::from_be_bytes([h[2], h[3]]) as usize,
+            src: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
+            proto: h[9],
+            ttl: h[8],
+        })
+    }
 }
 
 /// Most packets in a run of the fast path (see `process_chunk`).
@@ -582,6 +639,10 @@ impl State {
                         L2::new(rewrite::l2_header(*mac, t.interfaces[port.0 as usize].mac)),
                     ),
                     (NextHop::Connected(out), _) => hop(FastHopKind::Connected, out, L2::default()),
+                    (NextHop::Local, _) => FastHop {
+                        kind: FastHopKind::Local,
+                        ..NO_HOP
+                    },
                     _ => NO_HOP,
                 }
             }));
@@ -722,6 +783,12 @@ impl State {
     /// them, into a `Meta`.
     #[inline(always)]
     fn fast_parse(&self, pkt: &Pkt<'_>) -> Option<Meta> {
+        self.fast_l4(pkt, self.fast_l3(pkt)?)
+    }
+
+    /// The `Meta` of a packet `fast_l3` read.
+    #[inline(always)]
+    fn fast_l4(&self, pkt: &Pkt<'_>, l3: L3) -> Option<Meta> {
         let L3 {
             in_port,
             total_len: total,
@@ -729,7 +796,7 @@ impl State {
             dst,
             proto,
             ttl,
-        } = self.fast_l3(pkt)?;
+        } = l3;
         let l4 = pkt.buf.get(ETH_HDR_LEN + 20..ETH_HDR_LEN + total)?;
         let a = u16::from_be_bytes([l4[0], l4[1]]);
         let b = u16::from_be_bytes([l4[2], l4[3]]);
@@ -784,28 +851,19 @@ impl State {
     /// `None` leaves the packet to the general path.
     #[inline(always)]
     fn fast_decide(&self, t: &Tables, pkt: &Pkt<'_>, pm: L3) -> Option<Fast> {
-        if pm.ttl <= 1 {
-            return None;
-        }
         let hop = self.nh_fast.get(t.routes.lookup_slot(pm.dst) as usize)?;
         let out = hop.out;
-        let l2 = match hop.kind {
-            FastHopKind::Via => hop.l2,
-            FastHopKind::Connected => {
-                let ifc = &t.interfaces[out.0 as usize];
-                if ifc
-                    .addresses
-                    .iter()
-                    .any(|a| a.net.len() < 31 && a.net.broadcast() == pm.dst)
-                {
-                    return None;
-                }
-                let n = self.neigh.get(pm.dst).filter(|n| n.port == out)?;
-                L2::new(rewrite::l2_header(n.mac, ifc.mac))
+        // Gateways first: the common case costs one test.
+        let l2 = if hop.kind == FastHopKind::Via {
+            hop.l2
+        } else {
+            match self.other_hop(t, hop, pm.dst) {
+                Ok(l2) => l2,
+                Err(Decision::Local) => return Some(LOCAL),
+                Err(Decision::General) => return None,
             }
-            FastHopKind::No => return None,
         };
-        if pm.total_len > hop.mtu as usize {
+        if pm.ttl <= 1 || pm.total_len > hop.mtu as usize {
             return None;
         }
         let code = match t.fast_rules.get_at(pm.in_port, hop.rules_off, pm.proto) {
@@ -815,6 +873,151 @@ impl State {
         };
         let key = u64::from(pm.in_port.0) | u64::from(out.0) << 8 | u64::from(code) << 16;
         Some(Fast { out, l2, key })
+    }
+
+    /// [`State::fast_decide`] for a next hop other than a resolved gateway:
+    /// the MACs of a connected destination, or where else the packet goes.
+    #[inline(never)]
+    fn other_hop(&self, t: &Tables, hop: &FastHop, dst: u32) -> Result<L2, Decision> {
+        match hop.kind {
+            FastHopKind::Connected => {
+                let ifc = &t.interfaces[hop.out.0 as usize];
+                if ifc
+                    .addresses
+                    .iter()
+                    .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
+                {
+                    return Err(Decision::General);
+                }
+                match self.neigh.get(dst).filter(|n| n.port == hop.out) {
+                    Some(n) => Ok(L2::new(rewrite::l2_header(n.mac, ifc.mac))),
+                    None => Err(Decision::General),
+                }
+            }
+            FastHopKind::Local => Err(Decision::Local),
+            FastHopKind::Via | FastHopKind::No => Err(Decision::General),
+        }
+    }
+
+    /// Packets to the router's own addresses that `fast_l3` read: the
+    /// general path's decisions (raw prerouting, conntrack, filter input,
+    /// delivery to the host) without its parsing and routing again, and
+    /// with rules decided by their dispatch entries. ICMP errors (RELATED
+    /// lookups) take the general path. Out of line, to keep the transit
+    /// loop's registers.
+    #[inline(never)]
+    fn local(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Verdict {
+        let m = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3));
+        let Some(mut m) = m.filter(|m| !(m.has_icmp && icmp::is_error(m.icmp_type))) else {
+            return self.process(t, pkt, &mut ());
+        };
+        let (in_port, proto, total) = (m.in_port, m.proto, m.total_len);
+        // Raw prerouting: no output port yet, untracked until conntrack.
+        let raw = &t.raw_prerouting;
+        let e = t.raw_dispatch[0].entry(in_port, None, proto, CtState::Untracked, true);
+        let raw_rule = match e.decided(raw.len()) {
+            Some(r) => r,
+            None => self.local_search(t, pkt, e, raw, None, CtState::Untracked),
+        };
+        let c = &mut self.counters;
+        c.rx[in_port.0 as usize & 63].add(pkt.len);
+        if let Some(x) = raw_rule.and_then(|i| c.raw_rules[0].get_mut(i)) {
+            x.add(total);
+        }
+        let ct = if raw_rule.is_some_and(|i| raw[i].action == RawAction::NoTrack) {
+            c.untracked += 1;
+            None
+        } else {
+            c.tracked += 1;
+            let (sport, dport) = if m.has_icmp {
+                (m.icmp_ident, m.icmp_ident)
+            } else {
+                (m.sport, m.dport)
+            };
+            let info = PktInfo {
+                key: FlowKey {
+                    src: m.src,
+                    dst: m.dst,
+                    sport,
+                    dport,
+                    proto,
+                },
+                tcp_flags: m.tcp_flags,
+                icmp_type: m.icmp_type,
+                len: total as u16,
+            };
+            Some(self.ct.classify(&info, self.now))
+        };
+        let state = ct.map_or(CtState::Untracked, |r| r.state);
+        // Filter input.
+        let input = &t.filter[ChainId::Input as usize];
+        let e = t.filter_dispatch[ChainId::Input as usize].entry(
+            in_port,
+            Some(PortId::HOST),
+            proto,
+            state,
+            true,
+        );
+        let rule = match e.decided(input.rules.len()) {
+            Some(r) => r,
+            None => self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state),
+        };
+        let c = &mut self.counters;
+        let (x, action) = match rule {
+            Some(i) => (
+                c.filter_rules[ChainId::Input as usize].get_mut(i),
+                input.rules[i].action,
+            ),
+            None => (
+                Some(&mut c.filter_policy[ChainId::Input as usize]),
+                input.policy,
+            ),
+        };
+        if let Some(x) = x {
+            x.add(total);
+        }
+        let reason = match action {
+            FilterAction::Accept => match ct.and_then(|r| r.pending) {
+                Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
+                _ => {
+                    self.counters.to_host += 1;
+                    return Verdict::Host;
+                }
+            },
+            FilterAction::Drop if rule.is_some() => DropReason::FilterDenied,
+            FilterAction::Drop => DropReason::FilterPolicy,
+            FilterAction::Reject => {
+                m.local_dst = true;
+                m.ct_state = state;
+                m.out_port = Some(PortId::HOST);
+                let o = self.reject(t, pkt, &m);
+                return self.account(pkt, o, &mut ());
+            }
+        };
+        self.counters.drops[reason as usize] += 1;
+        Verdict::Drop(reason)
+    }
+
+    /// The first match of `rules` from dispatch entry `e` for
+    /// [`State::local`], at a stage whose output port and state are `out`
+    /// and `state`. Out of line, and it reads the packet's `Meta` again:
+    /// the decided case never keeps one in memory.
+    #[inline(never)]
+    fn local_search<R: HasMatch>(
+        &self,
+        t: &Tables,
+        pkt: &Pkt<'_>,
+        e: crate::dispatch::Entry,
+        rules: &[R],
+        out: Option<PortId>,
+        state: CtState,
+    ) -> Option<usize> {
+        // `local` read these bytes a moment ago: they read the same again.
+        let mut m = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3))?;
+        m.local_dst = true;
+        m.out_port = out;
+        m.ct_state = state;
+        e.search(rules, |r| r.matches(), &m, t)
     }
 
     /// Add a run of fast-path packets with the same decision (ports and
