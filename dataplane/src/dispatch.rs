@@ -459,3 +459,558 @@ impl Default for FastRules {
         FastRules::search_all()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::{IfAddr, Ipv4Prefix, Mac};
+    use crate::tables::{ChainId, FilterRule, Interface, PortRanges, TablesSpec};
+    use proptest::prelude::*;
+
+    const ICMP: u8 = 1;
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    const GRE: u8 = 47;
+    /// Ports rules name: four interfaces and the host path.
+    const RULE_PORTS: [u8; 6] = [0, 1, 2, 3, 4, 63];
+    /// Input ports to try: those, and one no rule names.
+    const IN_PORTS: [u8; 7] = [0, 1, 2, 3, 4, 5, 63];
+    /// Output ports to try: none yet, the rule ports, one no rule names.
+    const OUT_PORTS: [Option<u8>; 8] = [
+        None,
+        Some(0),
+        Some(1),
+        Some(2),
+        Some(3),
+        Some(4),
+        Some(5),
+        Some(63),
+    ];
+    /// Protocols to try: the rule protocols and two no rule names.
+    const PROTOS: [u8; 6] = [ICMP, TCP, UDP, GRE, 0, 255];
+    const RANGES: [(u16, u16); 7] = [
+        (22, 22),
+        (23, 23),
+        (2323, 2323),
+        (53, 53),
+        (80, 443),
+        (0, 1023),
+        (1024, 65535),
+    ];
+    const PORT_VALUES: [u16; 11] = [0, 22, 23, 53, 80, 443, 1023, 1024, 2323, 8080, 65535];
+    const ICMP_TYPES: [u8; 4] = [0, 3, 8, 11];
+
+    const fn ip(a: u8, b: u8, c: u8, d: u8) -> u32 {
+        u32::from_be_bytes([a, b, c, d])
+    }
+
+    fn prefix(a: u32, len: u8) -> Ipv4Prefix {
+        Ipv4Prefix::new(a, len).expect("prefix length")
+    }
+
+    /// Prefixes rules use: nested, disjoint, a host, the default.
+    fn prefixes() -> Vec<Ipv4Prefix> {
+        vec![
+            prefix(ip(198, 18, 0, 0), 16),
+            prefix(ip(198, 18, 1, 0), 24),
+            prefix(ip(198, 18, 1, 1), 32),
+            prefix(ip(198, 51, 100, 0), 24),
+            prefix(ip(198, 51, 100, 128), 25),
+            prefix(ip(203, 0, 113, 0), 24),
+            Ipv4Prefix::DEFAULT,
+        ]
+    }
+
+    /// The router's address on port `i` of the test tables.
+    const fn router_addr(i: u8) -> u32 {
+        ip(198, 18, i, 1)
+    }
+
+    /// Tables with four ports (198.18.N.1/24 on port N) and these raw
+    /// prerouting rules and forward chain; the rest empty.
+    fn tables_with(raw: Vec<RawRule>, forward: Chain) -> Tables {
+        Tables::build(TablesSpec {
+            interfaces: (0..4u8)
+                .map(|i| Interface {
+                    name: format!("p{i}"),
+                    device: format!("r{i}"),
+                    mac: Mac([2, 0, 0x5e, 0, 0, i + 1]),
+                    addresses: vec![IfAddr {
+                        addr: router_addr(i),
+                        net: prefix(router_addr(i), 24),
+                    }],
+                    mtu: 1500,
+                })
+                .collect(),
+            raw_prerouting: raw,
+            filter_forward: forward,
+            ..TablesSpec::default()
+        })
+    }
+
+    fn mask() -> impl Strategy<Value = u64> {
+        prop::sample::subsequence(RULE_PORTS.to_vec(), 0..=RULE_PORTS.len())
+            .prop_map(|ps| ps.iter().fold(0u64, |m, p| m | 1u64 << p))
+    }
+
+    fn addr_match() -> impl Strategy<Value = AddrMatch> {
+        prop_oneof![
+            1 => Just(AddrMatch::Local),
+            3 => prop::sample::subsequence(prefixes(), 1..=2)
+                .prop_map(|ps| AddrMatch::Prefixes(ps.into_iter().collect())),
+        ]
+    }
+
+    fn ranges() -> impl Strategy<Value = PortRanges> {
+        prop::sample::subsequence(RANGES.to_vec(), 1..=2).prop_map(|r| r.into_iter().collect())
+    }
+
+    fn proto() -> impl Strategy<Value = u8> {
+        prop::sample::select(vec![ICMP, TCP, UDP, GRE])
+    }
+
+    /// A condition present about one time in three.
+    fn opt<S: Strategy>(s: S) -> impl Strategy<Value = Option<S::Value>> {
+        prop::option::weighted(0.35, s)
+    }
+
+    /// A rule's conditions, with `need` computed.
+    fn a_match() -> impl Strategy<Value = Match> {
+        (
+            opt(mask()),
+            opt(mask()),
+            opt(addr_match()),
+            opt(addr_match()),
+            opt(proto()),
+            opt(ranges()),
+            opt(ranges()),
+            opt(0u8..32),
+            opt(prop::sample::select(ICMP_TYPES.to_vec())),
+            opt(0u8..2),
+        )
+            .prop_map(
+                |(
+                    in_ports,
+                    out_ports,
+                    source,
+                    destination,
+                    protocol,
+                    sp,
+                    dp,
+                    state,
+                    ity,
+                    icode,
+                )| {
+                    let mut m = Match {
+                        in_ports,
+                        out_ports,
+                        source,
+                        destination,
+                        protocol,
+                        source_port: sp,
+                        destination_port: dp,
+                        state,
+                        icmp_type: ity,
+                        icmp_code: icode,
+                        need: 0,
+                    };
+                    m.need = m.compute_need();
+                    m
+                },
+            )
+    }
+
+    fn address() -> impl Strategy<Value = u32> {
+        prop_oneof![
+            prop::sample::select(vec![
+                router_addr(0),
+                router_addr(1),
+                router_addr(3),
+                ip(198, 18, 1, 77),
+                ip(198, 18, 2, 5),
+                ip(198, 51, 100, 7),
+                ip(198, 51, 100, 200),
+                ip(203, 0, 113, 9),
+                ip(192, 0, 2, 1),
+            ]),
+            any::<u32>(),
+        ]
+    }
+
+    fn port_value() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            3 => prop::sample::select(PORT_VALUES.to_vec()),
+            1 => any::<u16>(),
+        ]
+    }
+
+    /// A packet's fields other than the key ones (those are swept).
+    fn probe() -> impl Strategy<Value = Meta> {
+        (
+            address(),
+            address(),
+            port_value(),
+            port_value(),
+            any::<bool>(),
+            any::<bool>(),
+            prop_oneof![prop::sample::select(ICMP_TYPES.to_vec()), any::<u8>()],
+            0u8..3,
+        )
+            .prop_map(
+                |(src, dst, sport, dport, has_ports, has_icmp, icmp_type, icmp_code)| Meta {
+                    src,
+                    dst,
+                    sport,
+                    dport,
+                    has_ports,
+                    has_icmp,
+                    icmp_type,
+                    icmp_code,
+                    ..Meta::default()
+                },
+            )
+    }
+
+    /// Every combination of the key fields, over `probe`'s other fields.
+    fn keyed(probe: &Meta) -> impl Iterator<Item = Meta> + '_ {
+        IN_PORTS.into_iter().flat_map(move |i| {
+            OUT_PORTS.into_iter().flat_map(move |o| {
+                PROTOS.into_iter().flat_map(move |proto| {
+                    STATES.into_iter().flat_map(move |ct_state| {
+                        [false, true].into_iter().map(move |local_dst| Meta {
+                            in_port: PortId(i),
+                            out_port: o.map(PortId),
+                            proto,
+                            ct_state,
+                            local_dst,
+                            ..*probe
+                        })
+                    })
+                })
+            })
+        })
+    }
+
+    /// The plain first-match loop dispatch must agree with.
+    fn linear(rules: &[Match], meta: &Meta, tables: &Tables) -> Option<usize> {
+        rules.iter().position(|r| matches(r, meta, tables))
+    }
+
+    fn check_first_match(
+        rules: &[Match],
+        probes: &[Meta],
+        tables: &Tables,
+    ) -> Result<Dispatch, TestCaseError> {
+        let d = Dispatch::build(&rules.iter().collect::<Vec<_>>());
+        for p in probes {
+            for m in keyed(p) {
+                prop_assert_eq!(
+                    d.first_match(rules, |r| r, &m, tables),
+                    linear(rules, &m, tables),
+                    "meta {:?}",
+                    m
+                );
+            }
+        }
+        Ok(d)
+    }
+
+    proptest! {
+        #[test]
+        fn first_match_is_the_linear_first_match(
+            rules in prop::collection::vec(a_match(), 0..12),
+            probes in prop::collection::vec(probe(), 1..4),
+        ) {
+            let t = tables_with(Vec::new(), Chain::default());
+            let d = check_first_match(&rules, &probes, &t)?;
+            // Without address, port or ICMP conditions the key decides
+            // every packet: no rule is tried at all.
+            if d.len() > 1 && rules.iter().all(|r| !has_residual(r)) {
+                for p in &probes {
+                    for m in keyed(p) {
+                        let e = d.entry(m.in_port, m.out_port, m.proto, m.ct_state, m.local_dst);
+                        prop_assert_eq!(e.decided(rules.len()), Some(linear(&rules, &m, &t)));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_list_never_matches() {
+        let t = tables_with(Vec::new(), Chain::default());
+        let d = Dispatch::build(&[]);
+        let m = Meta::default();
+        assert_eq!(d.first_match(&[] as &[Match], |r| r, &m, &t), None);
+        assert_eq!(
+            d.entry(PortId(0), None, TCP, CtState::New, false)
+                .decided(0),
+            Some(None)
+        );
+    }
+
+    /// Twelve rules on different ports, protocols and states, and one on
+    /// `destination: local`, have 13 * 13 * 13 * 5 * 2 = 21,970 class
+    /// combinations: more than a table may hold.
+    fn too_many_classes() -> Vec<Match> {
+        let mut rules: Vec<Match> = (0..12u8)
+            .map(|i| Match {
+                in_ports: Some(1u64 << i),
+                out_ports: Some(1u64 << (11 - i)),
+                protocol: Some(i * 3),
+                state: Some(1 << (i % 5)),
+                destination_port: (i % 4 == 0).then(|| [(20, 30)].into_iter().collect()),
+                ..Match::default()
+            })
+            .collect();
+        rules.push(Match {
+            destination: Some(AddrMatch::Local),
+            ..Match::default()
+        });
+        for r in &mut rules {
+            r.need = r.compute_need();
+        }
+        rules
+    }
+
+    #[test]
+    fn a_rule_set_beyond_max_entries_is_searched_in_turn() {
+        let rules = too_many_classes();
+        let t = tables_with(Vec::new(), Chain::default());
+        let d = Dispatch::build(&rules.iter().collect::<Vec<_>>());
+        assert_eq!(d.len(), 1, "falls back to the plain loop");
+        let mut hits = vec![0usize; rules.len() + 1];
+        for i in 0..14u8 {
+            for o in std::iter::once(None).chain((0..14).chain([63]).map(Some)) {
+                for proto in (0..40).step_by(3) {
+                    for ct_state in STATES {
+                        for local_dst in [false, true] {
+                            for dport in [0, 20, 25, 31] {
+                                let m = Meta {
+                                    in_port: PortId(i),
+                                    out_port: o.map(PortId),
+                                    proto,
+                                    ct_state,
+                                    local_dst,
+                                    has_ports: true,
+                                    dport,
+                                    ..Meta::default()
+                                };
+                                let want = linear(&rules, &m, &t);
+                                assert_eq!(d.first_match(&rules, |r| r, &m, &t), want, "{m:?}");
+                                hits[want.unwrap_or(rules.len())] += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // The sweep reached every rule and the no-match case.
+        assert!(hits.iter().all(|&n| n > 0), "{hits:?}");
+        // Two rules fewer fit (11 * 11 * 11 * 5 * 2 = 13,310), and still
+        // answer right.
+        let fewer = &rules[2..];
+        let d = Dispatch::build(&fewer.iter().collect::<Vec<_>>());
+        assert!(d.len() > 1 && d.len() <= MAX_ENTRIES, "{}", d.len());
+        let probes: Vec<Meta> = [0u16, 25]
+            .map(|dport| Meta {
+                has_ports: true,
+                dport,
+                ..Meta::default()
+            })
+            .to_vec();
+        for p in &probes {
+            for m in keyed(p) {
+                assert_eq!(d.first_match(fewer, |r| r, &m, &t), linear(fewer, &m, &t));
+            }
+        }
+    }
+
+    #[test]
+    fn fast_codes_give_back_the_rules_they_pack() {
+        let last = FAST_POLICY as usize - 1;
+        for raw in [0, 1, last, last + 1] {
+            for fwd in [None, Some(0), Some(1), Some(last), Some(last + 1)] {
+                if let Some(code) = FastCode::pack(raw, fwd) {
+                    assert_eq!(code & (FAST_SLOW | FAST_SEARCH), 0);
+                    assert_eq!(
+                        FastCode::rules(code),
+                        (raw, fwd),
+                        "pack({raw}, {fwd:?}) = {code:#x}"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            FastCode::pack(last, None).map(FastCode::rules),
+            Some((last, None))
+        );
+    }
+
+    fn raw_rule(matches: Match, action: RawAction) -> RawRule {
+        RawRule {
+            matches,
+            action,
+            comment: None,
+        }
+    }
+
+    fn filter_rule(matches: Match, action: FilterAction) -> FilterRule {
+        FilterRule {
+            matches,
+            action,
+            comment: None,
+        }
+    }
+
+    /// The transit router's rules: raw `destination: local -> accept`, then
+    /// `notrack`; forward drops telnet from wan, policy `policy`.
+    fn transit_router(policy: FilterAction) -> Tables {
+        let raw = vec![
+            raw_rule(
+                Match {
+                    destination: Some(AddrMatch::Local),
+                    ..Match::default()
+                },
+                RawAction::Accept,
+            ),
+            raw_rule(Match::default(), RawAction::NoTrack),
+        ];
+        let forward = Chain {
+            policy,
+            rules: vec![filter_rule(
+                Match {
+                    in_ports: Some(PortId(0).bit()),
+                    protocol: Some(TCP),
+                    destination_port: Some([(23, 23), (2323, 2323)].into_iter().collect()),
+                    ..Match::default()
+                },
+                FilterAction::Drop,
+            )],
+        };
+        tables_with(raw, forward)
+    }
+
+    #[test]
+    fn the_transit_router_takes_the_fast_path_where_rules_allow() {
+        let (wan, lan) = (PortId(0), PortId(1));
+        let t = transit_router(FilterAction::Accept);
+        let policy_code = FastCode::pack(1, None).expect("fits");
+        let f = &t.fast_rules;
+        assert_eq!(f.get(wan, lan, UDP), FastCode::Fast { code: policy_code });
+        assert_eq!(f.get(wan, lan, ICMP), FastCode::Fast { code: policy_code });
+        assert_eq!(f.get(lan, wan, TCP), FastCode::Fast { code: policy_code });
+        assert_eq!(f.get(lan, wan, UDP), FastCode::Fast { code: policy_code });
+        // The telnet rule needs the destination port.
+        assert_eq!(f.get(wan, lan, TCP), FastCode::Search);
+        assert_eq!(f.get(wan, PortId(2), TCP), FastCode::Search);
+        assert_eq!(
+            FastCode::rules(policy_code),
+            (1, None),
+            "the notrack rule, then the policy"
+        );
+
+        let t = transit_router(FilterAction::Drop);
+        let f = &t.fast_rules;
+        assert_eq!(f.get(wan, lan, UDP), FastCode::Slow);
+        assert_eq!(f.get(lan, wan, TCP), FastCode::Slow);
+        // The telnet rule drops too, but only some packets reach it.
+        assert_eq!(f.get(wan, lan, TCP), FastCode::Search);
+    }
+
+    #[test]
+    fn a_tracked_transit_packet_is_slow() {
+        // raw: tcp is tracked, the rest notrack.
+        let raw = vec![
+            raw_rule(
+                Match {
+                    protocol: Some(TCP),
+                    ..Match::default()
+                },
+                RawAction::Accept,
+            ),
+            raw_rule(Match::default(), RawAction::NoTrack),
+        ];
+        let t = tables_with(raw, Chain::default());
+        let f = &t.fast_rules;
+        assert_eq!(f.get(PortId(0), PortId(1), TCP), FastCode::Slow);
+        let code = FastCode::pack(1, None).expect("fits");
+        assert_eq!(f.get(PortId(0), PortId(1), UDP), FastCode::Fast { code });
+        // No raw rule at all: everything is tracked.
+        let t = tables_with(Vec::new(), Chain::default());
+        assert_eq!(t.fast_rules.get(PortId(2), PortId(3), UDP), FastCode::Slow);
+    }
+
+    fn raw_action() -> impl Strategy<Value = RawAction> {
+        prop_oneof![Just(RawAction::NoTrack), Just(RawAction::Accept)]
+    }
+
+    fn filter_action() -> impl Strategy<Value = FilterAction> {
+        prop_oneof![
+            2 => Just(FilterAction::Accept),
+            1 => Just(FilterAction::Drop),
+            1 => Just(FilterAction::Reject),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn fast_rules_agree_with_both_rule_lists(
+            raw in prop::collection::vec((a_match(), raw_action()), 0..12),
+            fwd in prop::collection::vec((a_match(), filter_action()), 0..12),
+            policy in prop_oneof![Just(FilterAction::Accept), Just(FilterAction::Drop)],
+            probes in prop::collection::vec(probe(), 24..48),
+        ) {
+            let raw: Vec<RawRule> = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
+            let rules = fwd.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
+            let t = tables_with(raw, Chain { policy, rules });
+            let raw_m: Vec<Match> = t.raw_prerouting.iter().map(|r| r.matches.clone()).collect();
+            let fwd = &t.filter[ChainId::Forward as usize];
+            let fwd_m: Vec<Match> = fwd.rules.iter().map(|r| r.matches.clone()).collect();
+            let fwd_d = &t.filter_dispatch[ChainId::Forward as usize];
+            // What the general path decides: the raw rule when it is a
+            // notrack one, and the forward rule (None: the policy) when
+            // it accepts.
+            let fast_for = |m: &Meta, out: PortId| {
+                let raw_meta = Meta { out_port: None, ct_state: CtState::Untracked, local_dst: false, ..*m };
+                let r = linear(&raw_m, &raw_meta, &t)?;
+                if t.raw_prerouting[r].action != RawAction::NoTrack {
+                    return None;
+                }
+                let fwd_meta = Meta { out_port: Some(out), ..raw_meta };
+                let f = linear(&fwd_m, &fwd_meta, &t);
+                let action = f.map_or(fwd.policy, |i| fwd.rules[i].action);
+                (action == FilterAction::Accept).then_some((r, f))
+            };
+            for i in 0..4u8 {
+                for o in 0..4u8 {
+                    for proto in PROTOS {
+                        let (pin, pout) = (PortId(i), PortId(o));
+                        let got = t.fast_rules.get(pin, pout, proto);
+                        prop_assert_eq!(got, t.fast_rules.get_at(pin, t.fast_rules.out_offset(pout), proto));
+                        for p in &probes {
+                            let m = Meta { in_port: pin, proto, ..*p };
+                            let want = fast_for(&m, pout);
+                            match got {
+                                FastCode::Fast { code } => prop_assert_eq!(
+                                    want, Some(FastCode::rules(code)),
+                                    "fast ({}, {}, {}) for {:?}", i, o, proto, m
+                                ),
+                                FastCode::Slow => prop_assert_eq!(
+                                    want, None, "slow ({}, {}, {}) for {:?}", i, o, proto, m
+                                ),
+                                FastCode::Search => {}
+                            }
+                        }
+                        // Both decided by the key: nothing left to search.
+                        let re = t.raw_dispatch[0].entry(pin, None, proto, CtState::Untracked, false);
+                        let fe = fwd_d.entry(pin, Some(pout), proto, CtState::Untracked, false);
+                        if re.decided(raw_m.len()).is_some() && fe.decided(fwd_m.len()).is_some() {
+                            prop_assert_ne!(got, FastCode::Search, "({}, {}, {})", i, o, proto);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
