@@ -132,7 +132,7 @@ fn conntrack(c: &mut Criterion) {
     let fill = |ct: &mut Conntrack| {
         ct.flush();
         for n in 0..FILL {
-            let r = ct.classify(&flow(n), 1);
+            let r = ct.classify(flow(n), 1);
             ct.confirm(r.pending.expect("new flow"), 1).expect("room");
         }
     };
@@ -148,7 +148,7 @@ fn conntrack(c: &mut Criterion) {
                 }
                 let start = Instant::now();
                 for _ in 0..BURST {
-                    let r = ct.classify(black_box(&flow(next)), 1);
+                    let r = ct.classify(black_box(flow(next)), 1);
                     if let Some(p) = r.pending {
                         let _ = black_box(ct.confirm(p, 1));
                     }

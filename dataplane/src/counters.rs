@@ -22,8 +22,14 @@ pub struct Count {
 impl Count {
     #[inline]
     pub fn add(&mut self, bytes: usize) {
-        self.packets += 1;
-        self.bytes += bytes as u64;
+        self.add_n(1, bytes as u64);
+    }
+
+    /// Add `packets` packets of `bytes` bytes in all.
+    #[inline]
+    pub fn add_n(&mut self, packets: u64, bytes: u64) {
+        self.bytes += bytes;
+        self.packets += packets;
     }
 }
 

@@ -385,14 +385,23 @@ impl Pipeline {
                     Verdict::Tx(f.out)
                 }
                 // To the router (`fast_l3` checked the header).
-                (Some(_), _) => {
-                    self.st.flush_run(key, i - start, bytes);
-                    key = NO_RUN;
-                    self.st.local(t, p)
+                (Some((total, _)), _) => {
+                    let len = p.len;
+                    let (v, k) = self.st.local(t, p);
+                    if k != key {
+                        if key != NO_RUN {
+                            self.st.flush_run(key, i - start, bytes);
+                        }
+                        (key, start, bytes) = (k, i, 0);
+                    }
+                    bytes += (len as u64) << 32 | total as u64;
+                    v
                 }
                 _ => {
-                    self.st.flush_run(key, i - start, bytes);
-                    key = NO_RUN;
+                    if key != NO_RUN {
+                        self.st.flush_run(key, i - start, bytes);
+                        key = NO_RUN;
+                    }
                     self.st.slow(t, p)
                 }
             };
@@ -527,7 +536,11 @@ impl L3 {
     /// already, read again without the checks.
     #[inline(always)]
     fn checked_before(pkt: &Pkt<'_>) -> Option<L3> {
-        let h: &[u8; 20] = pkt.buf.get(ETH_HDR_LEN..ETH_HDR_LEN + 20)?.try_into().ok()?;
+        let h: &[u8; 20] = pkt
+            .buf
+            .get(ETH_HDR_LEN..ETH_HDR_LEN + 20)?
+            .try_into()
+            .ok()?;
         Some(L3 {
             in_port: pkt.port,
             total_len: u16::from_be_bytes([h[2], h[3]]) as usize,
@@ -535,6 +548,50 @@ impl L3 {
             dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
             proto: h[9],
             ttl: h[8],
+        })
+    }
+}
+
+/// The rules a packet delivered to the router took, as a run key (see
+/// `process_chunk`): the output port is the host's, which no transit key
+/// has.
+#[derive(Clone, Copy)]
+struct LocalKey {
+    in_port: PortId,
+    /// Raw prerouting rule (None: no rule matched).
+    raw_rule: Option<usize>,
+    /// Through conntrack (else NOTRACK).
+    tracked: bool,
+    /// Input rule (None: the policy).
+    rule: Option<usize>,
+}
+
+impl LocalKey {
+    /// Rule indexes take 15 bits each; `NONE` is no rule.
+    const NONE: u64 = 0x7fff;
+
+    fn pack(self) -> Option<u64> {
+        let idx = |r: Option<usize>| match r {
+            Some(i) if (i as u64) < Self::NONE => Some(i as u64),
+            Some(_) => None,
+            None => Some(Self::NONE),
+        };
+        Some(
+            u64::from(self.in_port.0 & 63)
+                | u64::from(PortId::HOST.0) << 8
+                | idx(self.raw_rule)? << 16
+                | idx(self.rule)? << 31
+                | u64::from(self.tracked) << 46,
+        )
+    }
+
+    fn unpack(key: u64) -> Option<LocalKey> {
+        let idx = |v: u64| (v != Self::NONE).then_some(v as usize);
+        ((key >> 8) & 0xff == u64::from(PortId::HOST.0)).then(|| LocalKey {
+            in_port: PortId((key & 63) as u8),
+            raw_rule: idx((key >> 16) & Self::NONE),
+            rule: idx((key >> 31) & Self::NONE),
+            tracked: (key >> 46) & 1 == 1,
         })
     }
 }
@@ -856,6 +913,8 @@ impl State {
         // Gateways first: the common case costs one test.
         let l2 = if hop.kind == FastHopKind::Via {
             hop.l2
+        } else if hop.kind == FastHopKind::Local {
+            return Some(LOCAL);
         } else {
             match self.other_hop(t, hop, pm.dst) {
                 Ok(l2) => l2,
@@ -906,10 +965,10 @@ impl State {
     /// lookups) take the general path. Out of line, to keep the transit
     /// loop's registers.
     #[inline(never)]
-    fn local(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> Verdict {
+    fn local(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> (Verdict, u64) {
         let m = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3));
-        let Some(mut m) = m.filter(|m| !(m.has_icmp && icmp::is_error(m.icmp_type))) else {
-            return self.process(t, pkt, &mut ());
+        let Some(m) = m.filter(|m| !(m.has_icmp && icmp::is_error(m.icmp_type))) else {
+            return (self.process(t, pkt, &mut ()), NO_RUN);
         };
         let (in_port, proto, total) = (m.in_port, m.proto, m.total_len);
         // Raw prerouting: no output port yet, untracked until conntrack.
@@ -919,16 +978,9 @@ impl State {
             Some(r) => r,
             None => self.local_search(t, pkt, e, raw, None, CtState::Untracked),
         };
-        let c = &mut self.counters;
-        c.rx[in_port.0 as usize & 63].add(pkt.len);
-        if let Some(x) = raw_rule.and_then(|i| c.raw_rules[0].get_mut(i)) {
-            x.add(total);
-        }
         let ct = if raw_rule.is_some_and(|i| raw[i].action == RawAction::NoTrack) {
-            c.untracked += 1;
             None
         } else {
-            c.tracked += 1;
             let (sport, dport) = if m.has_icmp {
                 (m.icmp_ident, m.icmp_ident)
             } else {
@@ -946,9 +998,15 @@ impl State {
                 icmp_type: m.icmp_type,
                 len: total as u16,
             };
-            Some(self.ct.classify(&info, self.now))
+            Some(match self.ct.classify_existing(&info, self.now) {
+                Some(state) => (state, None),
+                None => {
+                    let r = self.ct_classify(info);
+                    (r.state, r.pending)
+                }
+            })
         };
-        let state = ct.map_or(CtState::Untracked, |r| r.state);
+        let state = ct.map_or(CtState::Untracked, |r| r.0);
         // Filter input.
         let input = &t.filter[ChainId::Input as usize];
         let e = t.filter_dispatch[ChainId::Input as usize].entry(
@@ -962,40 +1020,72 @@ impl State {
             Some(r) => r,
             None => self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state),
         };
-        let c = &mut self.counters;
-        let (x, action) = match rule {
-            Some(i) => (
-                c.filter_rules[ChainId::Input as usize].get_mut(i),
-                input.rules[i].action,
-            ),
-            None => (
-                Some(&mut c.filter_policy[ChainId::Input as usize]),
-                input.policy,
-            ),
-        };
-        if let Some(x) = x {
-            x.add(total);
-        }
+        let action = rule.map_or(input.policy, |i| input.rules[i].action);
         let reason = match action {
-            FilterAction::Accept => match ct.and_then(|r| r.pending) {
+            FilterAction::Accept => match ct.and_then(|r| r.1) {
                 Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
                 _ => {
+                    // Delivered: the caller counts it with its run.
+                    let key = LocalKey {
+                        in_port,
+                        raw_rule,
+                        tracked: ct.is_some(),
+                        rule,
+                    };
+                    if let Some(key) = key.pack() {
+                        return (Verdict::Host, key);
+                    }
+                    self.count_local(key, 1, pkt.len as u64, total as u64);
                     self.counters.to_host += 1;
-                    return Verdict::Host;
+                    return (Verdict::Host, NO_RUN);
                 }
             },
             FilterAction::Drop if rule.is_some() => DropReason::FilterDenied,
             FilterAction::Drop => DropReason::FilterPolicy,
-            FilterAction::Reject => {
-                m.local_dst = true;
-                m.ct_state = state;
-                m.out_port = Some(PortId::HOST);
-                let o = self.reject(t, pkt, &m);
-                return self.account(pkt, o, &mut ());
-            }
+            FilterAction::Reject => DropReason::FilterRejected,
         };
+        let key = LocalKey {
+            in_port,
+            raw_rule,
+            tracked: ct.is_some(),
+            rule,
+        };
+        self.count_local(key, 1, pkt.len as u64, total as u64);
+        if action == FilterAction::Reject {
+            return (self.local_reject(t, pkt, state), NO_RUN);
+        }
         self.counters.drops[reason as usize] += 1;
-        Verdict::Drop(reason)
+        (Verdict::Drop(reason), NO_RUN)
+    }
+
+    /// `Conntrack::classify`, out of line: new flows for [`State::local`].
+    #[inline(never)]
+    fn ct_classify(&mut self, info: PktInfo) -> CtResult {
+        self.ct.classify(info, self.now)
+    }
+
+    /// Count `pkts` packets to the router that took the same rules, as the
+    /// general path does each: received, raw rule, tracked or untracked,
+    /// input rule or policy (their fate, delivery or drop, is the caller's).
+    fn count_local(&mut self, k: LocalKey, pkts: u64, rx_bytes: u64, ip_bytes: u64) {
+        let c = &mut self.counters;
+        c.rx[k.in_port.0 as usize & 63].add_n(pkts, rx_bytes);
+        if let Some(x) = k.raw_rule.and_then(|i| c.raw_rules[0].get_mut(i)) {
+            x.add_n(pkts, ip_bytes);
+        }
+        if k.tracked {
+            c.tracked += pkts;
+        } else {
+            c.untracked += pkts;
+        }
+        let input = ChainId::Input as usize;
+        let x = match k.rule {
+            Some(i) => c.filter_rules[input].get_mut(i),
+            None => Some(&mut c.filter_policy[input]),
+        };
+        if let Some(x) = x {
+            x.add_n(pkts, ip_bytes);
+        }
     }
 
     /// The first match of `rules` from dispatch entry `e` for
@@ -1020,6 +1110,22 @@ impl State {
         e.search(rules, |r| r.matches(), &m, t)
     }
 
+    /// `reject` for [`State::local`], out of line like `local_search`.
+    #[inline(never)]
+    fn local_reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, state: CtState) -> Verdict {
+        let o = match L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3)) {
+            Some(mut m) => {
+                m.local_dst = true;
+                m.out_port = Some(PortId::HOST);
+                m.ct_state = state;
+                self.reject(t, pkt, &m)
+            }
+            // `local` read these bytes a moment ago: cannot happen.
+            None => Outcome::drop(DropReason::FilterRejected),
+        };
+        self.account(pkt, o, &mut ())
+    }
+
     /// Add a run of fast-path packets with the same decision (ports and
     /// rules, packed in `key`) to the counters, as the general path counts
     /// each: received, raw rule, untracked, forward rule or policy, sent,
@@ -1032,6 +1138,11 @@ impl State {
         }
         let pkts = pkts as u64;
         let (rx_bytes, ip_bytes) = (bytes >> 32, bytes & 0xffff_ffff);
+        if let Some(k) = LocalKey::unpack(key) {
+            self.count_local(k, pkts, rx_bytes, ip_bytes);
+            self.counters.to_host += pkts;
+            return;
+        }
         let c = &mut self.counters;
         let add = |x: &mut crate::counters::Count, bytes: u64| {
             x.packets += pkts;
@@ -1301,7 +1412,7 @@ impl State {
             icmp_type: m.icmp_type,
             len: m.total_len as u16,
         };
-        Ok(self.ct.classify(&info, self.now))
+        Ok(self.ct.classify(info, self.now))
     }
 
     /// Build an ICMP error about the packet in place, back out of its

@@ -174,6 +174,8 @@ pub struct CtCounters {
 /// The per-worker connection table.
 pub struct Conntrack {
     cfg: ConntrackConfig,
+    /// TCP timeout by [`TcpState`], from `cfg`.
+    tcp_timeout: [u32; 10],
     entries: Vec<Entry>,
     live: Vec<bool>,
     free: Vec<u32>,
@@ -187,6 +189,24 @@ pub struct Conntrack {
     counters: CtCounters,
 }
 
+/// The TCP timeout of each [`TcpState`], in its order.
+fn tcp_timeouts(t: &crate::tables::Timeouts) -> [u32; 10] {
+    let mut a = [0; 10];
+    for (i, x) in a.iter_mut().enumerate() {
+        *x = match TcpState::from_u8(i as u8) {
+            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => t.tcp_syn_sent,
+            TcpState::SynRecv => t.tcp_syn_recv,
+            TcpState::Established => t.tcp_established,
+            TcpState::FinWait => t.tcp_fin_wait,
+            TcpState::CloseWait => t.tcp_close_wait,
+            TcpState::LastAck => t.tcp_last_ack,
+            TcpState::TimeWait => t.tcp_time_wait,
+            TcpState::Close => t.tcp_close,
+        };
+    }
+    a
+}
+
 /// How many slots early drop looks at for a victim.
 const EARLY_DROP_SCAN: usize = 64;
 
@@ -197,6 +217,7 @@ impl Conntrack {
         let nslots = (max * 4).next_power_of_two();
         Conntrack {
             cfg,
+            tcp_timeout: tcp_timeouts(&cfg.timeouts),
             entries: Vec::with_capacity(max),
             live: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
@@ -216,6 +237,7 @@ impl Conntrack {
     /// applies to new flows only; the table keeps its memory.
     pub fn set_config(&mut self, cfg: ConntrackConfig) {
         let cap = self.entries.capacity() as u32;
+        self.tcp_timeout = tcp_timeouts(&cfg.timeouts);
         self.cfg = ConntrackConfig {
             max_entries: cfg.max_entries.min(cap),
             ..cfg
@@ -335,57 +357,71 @@ impl Conntrack {
     /// Classify a packet that is not an ICMP error. Updates an existing
     /// flow in place; a NEW flow comes back as `pending`.
     #[inline]
-    pub fn classify(&mut self, p: &PktInfo, now: u32) -> CtResult {
+    pub fn classify(&mut self, p: PktInfo, now: u32) -> CtResult {
         let h = self.hash(p.key);
         if let Some((_, flow)) = self.find(p.key, h) {
-            let e = self.entries[flow.index as usize];
-            if e.expires > now {
-                return self.update(flow, p, now);
+            if self.entries[flow.index as usize].expires > now {
+                match self.update(flow, &p, now) {
+                    Some(CtState::Invalid) => return CtResult::INVALID,
+                    Some(state) => {
+                        return CtResult {
+                            state,
+                            flow: Some(flow),
+                            pending: None,
+                        }
+                    }
+                    // A SYN reopening a closed flow: the old flow ends,
+                    // the packet starts a new one.
+                    None => self.remove(flow.index),
+                }
+            } else {
+                self.remove(flow.index);
+                self.counters.expired += 1;
             }
-            self.remove(flow.index);
-            self.counters.expired += 1;
         }
-        self.new_flow(p)
+        self.new_flow(&p)
     }
 
-    #[inline]
-    fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> CtResult {
-        let t = self.cfg.timeouts;
+    /// [`Conntrack::classify`] for a packet of a live flow, the common case
+    /// a fast path inlines: its state, with the flow updated. None, with
+    /// nothing changed, for everything else (no flow, expired, a SYN
+    /// reopening a closed one): then call `classify`.
+    #[inline(always)]
+    pub fn classify_existing(&mut self, p: &PktInfo, now: u32) -> Option<CtState> {
+        let h = self.hash(p.key);
+        let (_, flow) = self.find(p.key, h)?;
+        if self.entries[flow.index as usize].expires <= now {
+            return None;
+        }
+        self.update(flow, p, now)
+    }
+
+    /// Update a live flow with a packet: the packet's state (INVALID leaves
+    /// the flow alone), or None, with nothing changed, for a SYN that
+    /// reopens a closed flow.
+    #[inline(always)]
+    fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> Option<CtState> {
+        let t = &self.cfg.timeouts;
         let dir = flow.reply as usize;
         let e = &mut self.entries[flow.index as usize];
         let timeout = match e.key.proto {
             PROTO_TCP => {
                 let old = TcpState::from_u8(e.tcp);
                 match tcp::transition(old, flow.reply, p.tcp_flags) {
-                    Transition::Invalid => return CtResult::INVALID,
+                    Transition::Invalid => return Some(CtState::Invalid),
                     Transition::Ignore => None,
                     Transition::To(new) => {
                         if !flow.reply
                             && p.tcp_flags & 0x02 != 0
                             && matches!(old, TcpState::TimeWait | TcpState::Close)
                         {
-                            // A SYN reopening a closed flow: the old flow ends,
-                            // the packet starts a new one.
-                            let idx = flow.index;
-                            self.remove(idx);
-                            return self.new_flow(p);
+                            return None;
                         }
                         e.tcp = new as u8;
                         if new == TcpState::Established && e.flags & F_SEEN_REPLY != 0 {
                             e.flags |= F_ASSURED;
                         }
-                        Some(match new {
-                            TcpState::None | TcpState::SynSent | TcpState::SynSent2 => {
-                                t.tcp_syn_sent
-                            }
-                            TcpState::SynRecv => t.tcp_syn_recv,
-                            TcpState::Established => t.tcp_established,
-                            TcpState::FinWait => t.tcp_fin_wait,
-                            TcpState::CloseWait => t.tcp_close_wait,
-                            TcpState::LastAck => t.tcp_last_ack,
-                            TcpState::TimeWait => t.tcp_time_wait,
-                            TcpState::Close => t.tcp_close,
-                        })
+                        Some(self.tcp_timeout[new as usize])
                     }
                 }
             }
@@ -402,7 +438,7 @@ impl Conntrack {
             PROTO_ICMP => {
                 // Requests go the original way, replies come back.
                 if is_icmp_reply(p.icmp_type) != flow.reply {
-                    return CtResult::INVALID;
+                    return Some(CtState::Invalid);
                 }
                 Some(t.icmp)
             }
@@ -416,16 +452,11 @@ impl Conntrack {
         }
         e.packets[dir] += 1;
         e.bytes[dir] += p.len as u64;
-        let state = if flow.reply || e.flags & F_SEEN_REPLY != 0 {
+        Some(if flow.reply || e.flags & F_SEEN_REPLY != 0 {
             CtState::Established
         } else {
             CtState::New
-        };
-        CtResult {
-            state,
-            flow: Some(flow),
-            pending: None,
-        }
+        })
     }
 
     #[inline]
@@ -670,20 +701,20 @@ mod tests {
     fn tcp_handshake_states_and_confirm_only_on_accept() {
         let mut ct = small(16);
         let k = key(40000, 22, PROTO_TCP);
-        let r = ct.classify(&pkt(k, SYN), 1);
+        let r = ct.classify(pkt(k, SYN), 1);
         assert_eq!(r.state, CtState::New);
         assert!(ct.is_empty(), "nothing inserted before the filter accepts");
         // Filter drops: no confirm, the SYN-ACK finds nothing.
-        let r2 = ct.classify(&pkt(k.reverse(), SYN | ACK), 1);
+        let r2 = ct.classify(pkt(k.reverse(), SYN | ACK), 1);
         assert_eq!(r2.state, CtState::Invalid);
         // Now accepted.
-        let r = ct.classify(&pkt(k, SYN), 2);
+        let r = ct.classify(pkt(k, SYN), 2);
         ct.confirm(r.pending.unwrap(), 2).unwrap();
         assert_eq!(ct.len(), 1);
-        let r = ct.classify(&pkt(k.reverse(), SYN | ACK), 2);
+        let r = ct.classify(pkt(k.reverse(), SYN | ACK), 2);
         assert_eq!(r.state, CtState::Established);
         assert!(r.flow.unwrap().reply);
-        let r = ct.classify(&pkt(k, ACK), 2);
+        let r = ct.classify(pkt(k, ACK), 2);
         assert_eq!(r.state, CtState::Established);
         let v = ct.flows(2).next().unwrap();
         assert_eq!(v.tcp_state, Some(TcpState::Established));
@@ -691,7 +722,7 @@ mod tests {
         assert_eq!(v.packets, [2, 1]);
         assert_eq!(v.timeout, 5 * 24 * 3600);
         // Close with RST.
-        ct.classify(&pkt(k.reverse(), RST), 3);
+        ct.classify(pkt(k.reverse(), RST), 3);
         let v = ct.flows(3).next().unwrap();
         assert_eq!(v.tcp_state, Some(TcpState::Close));
         assert_eq!(v.timeout, 10);
@@ -702,33 +733,33 @@ mod tests {
     fn invalid_segments() {
         let mut ct = small(16);
         let k = key(1, 2, PROTO_TCP);
-        assert_eq!(ct.classify(&pkt(k, SYN | FIN), 1).state, CtState::Invalid);
-        assert_eq!(ct.classify(&pkt(k, 0), 1).state, CtState::Invalid);
-        assert_eq!(ct.classify(&pkt(k, 0xff), 1).state, CtState::Invalid);
-        assert_eq!(ct.classify(&pkt(k, FIN | ACK), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(pkt(k, SYN | FIN), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(pkt(k, 0), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(pkt(k, 0xff), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(pkt(k, FIN | ACK), 1).state, CtState::Invalid);
         // loose pickup of a mid-stream ACK is NEW, as in netfilter
-        assert_eq!(ct.classify(&pkt(k, ACK), 1).state, CtState::New);
+        assert_eq!(ct.classify(pkt(k, ACK), 1).state, CtState::New);
         ct.set_config(ConntrackConfig {
             tcp_loose: false,
             ..*ct.config()
         });
-        assert_eq!(ct.classify(&pkt(k, ACK), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify(pkt(k, ACK), 1).state, CtState::Invalid);
     }
 
     #[test]
     fn udp_and_icmp() {
         let mut ct = small(16);
         let k = key(5353, 53, PROTO_UDP);
-        let r = ct.classify(&pkt(k, 0), 10);
+        let r = ct.classify(pkt(k, 0), 10);
         ct.confirm(r.pending.unwrap(), 10).unwrap();
         assert_eq!(ct.flows(10).next().unwrap().timeout, 30);
-        assert_eq!(ct.classify(&pkt(k, 0), 11).state, CtState::New);
+        assert_eq!(ct.classify(pkt(k, 0), 11).state, CtState::New);
         assert_eq!(
-            ct.classify(&pkt(k.reverse(), 0), 12).state,
+            ct.classify(pkt(k.reverse(), 0), 12).state,
             CtState::Established
         );
         assert_eq!(ct.flows(12).next().unwrap().timeout, 120);
-        assert_eq!(ct.classify(&pkt(k, 0), 13).state, CtState::Established);
+        assert_eq!(ct.classify(pkt(k, 0), 13).state, CtState::Established);
 
         let ik = key(7, 7, PROTO_ICMP);
         let mut req = pkt(ik, 0);
@@ -736,13 +767,13 @@ mod tests {
         let mut rep = pkt(ik.reverse(), 0);
         rep.icmp_type = 0;
         assert_eq!(
-            ct.classify(&rep, 1).state,
+            ct.classify(rep, 1).state,
             CtState::Invalid,
             "reply with no request"
         );
-        let r = ct.classify(&req, 1);
+        let r = ct.classify(req, 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
-        assert_eq!(ct.classify(&rep, 1).state, CtState::Established);
+        assert_eq!(ct.classify(rep, 1).state, CtState::Established);
     }
 
     #[test]
@@ -750,7 +781,7 @@ mod tests {
         let mut ct = small(16);
         let k = key(40000, 33434, PROTO_UDP);
         assert_eq!(ct.related(k, 1).state, CtState::Invalid);
-        let r = ct.classify(&pkt(k, 0), 1);
+        let r = ct.classify(pkt(k, 0), 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
         assert_eq!(ct.related(k, 1).state, CtState::Related);
         assert_eq!(ct.related(k.reverse(), 1).state, CtState::Related);
@@ -762,26 +793,26 @@ mod tests {
         let mut ct = small(4);
         // One assured flow.
         let est = key(1000, 22, PROTO_TCP);
-        let r = ct.classify(&pkt(est, SYN), 1);
+        let r = ct.classify(pkt(est, SYN), 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
-        ct.classify(&pkt(est.reverse(), SYN | ACK), 1);
-        ct.classify(&pkt(est, ACK), 1);
+        ct.classify(pkt(est.reverse(), SYN | ACK), 1);
+        ct.classify(pkt(est, ACK), 1);
         // Fill with half-open flows, then keep flooding.
         for i in 0..100u16 {
             let k = key(2000 + i, 22, PROTO_TCP);
-            let r = ct.classify(&pkt(k, SYN), 1);
+            let r = ct.classify(pkt(k, SYN), 1);
             ct.confirm(r.pending.unwrap(), 1).unwrap();
             assert!(ct.len() <= 4);
         }
         assert_eq!(ct.counters().early_dropped, 97);
-        assert_eq!(ct.classify(&pkt(est, ACK), 1).state, CtState::Established);
+        assert_eq!(ct.classify(pkt(est, ACK), 1).state, CtState::Established);
         // All assured: refuse.
         let mut ct = small(1);
-        let r = ct.classify(&pkt(est, SYN), 1);
+        let r = ct.classify(pkt(est, SYN), 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
-        ct.classify(&pkt(est.reverse(), SYN | ACK), 1);
-        ct.classify(&pkt(est, ACK), 1);
-        let r = ct.classify(&pkt(key(9, 9, PROTO_TCP), SYN), 1);
+        ct.classify(pkt(est.reverse(), SYN | ACK), 1);
+        ct.classify(pkt(est, ACK), 1);
+        let r = ct.classify(pkt(key(9, 9, PROTO_TCP), SYN), 1);
         assert_eq!(
             ct.confirm(r.pending.unwrap(), 1),
             Err(ConfirmError::TableFull)
@@ -800,7 +831,7 @@ mod tests {
             x ^= x << 17;
             let k = key((x % 700) as u16, 53, PROTO_UDP);
             if x & 0x100 == 0 {
-                let r = ct.classify(&pkt(k, 0), now / 100);
+                let r = ct.classify(pkt(k, 0), now / 100);
                 if let Some(p) = r.pending {
                     if ct.confirm(p, now / 100).is_ok() {
                         live.insert(k);

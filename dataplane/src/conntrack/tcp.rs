@@ -162,15 +162,27 @@ const REPLY: [[Transition; 10]; 6] = [
 // leads back to NONE.
 const _: Transition = NO;
 
+/// The table row for each value of the six classic flag bits: the rows of
+/// [`index`] for flag sets [`valid_flags`] accepts, `None` (all invalid)
+/// for the others. ECE and CWR never matter.
+const ROW: [u8; 64] = {
+    let mut r = [Index::None as u8; 64];
+    let mut f = 0;
+    while f < 64 {
+        if valid_flags(f as u8) {
+            r[f] = index(f as u8) as u8;
+        }
+        f += 1;
+    }
+    r
+};
+
 /// The transition for a segment with `flags` in direction `reply` on a
-/// connection in `state`.
+/// connection in `state`: two table loads.
 #[inline]
 pub fn transition(state: TcpState, reply: bool, flags: u8) -> Transition {
-    if !valid_flags(flags) {
-        return Transition::Invalid;
-    }
     let table = if reply { &REPLY } else { &ORIGINAL };
-    table[index(flags) as usize][state as usize]
+    table[ROW[(flags & 0x3f) as usize] as usize][state as usize]
 }
 
 /// The state a connection starts in when its first segment has `flags`, or
@@ -188,6 +200,28 @@ pub fn initial(flags: u8, loose: bool) -> Option<TcpState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_row_table_agrees_with_the_flag_rules_for_every_flag_byte() {
+        for f in 0..=255u8 {
+            for state in 0..10u8 {
+                let state = TcpState::from_u8(state);
+                for reply in [false, true] {
+                    let table = if reply { &REPLY } else { &ORIGINAL };
+                    let want = if valid_flags(f) {
+                        table[index(f & !(PSH | ECE | CWR)) as usize][state as usize]
+                    } else {
+                        Transition::Invalid
+                    };
+                    assert_eq!(
+                        transition(state, reply, f),
+                        want,
+                        "flags {f:#04x} {state:?}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn impossible_flag_sets_are_invalid() {
