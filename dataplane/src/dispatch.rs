@@ -41,11 +41,11 @@ const STATES: [CtState; 5] = [
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     in_off: [u16; 64],
-    /// Index 0: no output port yet; `1 + p`: port `p`.
-    out_off: [u16; 65],
     proto_off: [u16; 256],
-    state_off: [u16; 5],
-    local_off: [u16; 2],
+    /// The output port, state and destination-local offsets summed, at
+    /// `(out * 5 + state) * 2 + local` where `out` is 0 for no output
+    /// port yet and `1 + p` for port `p`: one load for the three.
+    rest_off: [u16; 65 * 10],
     entries: Box<[u16]>,
 }
 
@@ -165,10 +165,11 @@ impl Dispatch {
         let off = |c: usize, s: usize| (c * s) as u16;
         let mut d = Dispatch {
             in_off: std::array::from_fn(|i| off(in_c[i], s_in)),
-            out_off: std::array::from_fn(|i| off(out_c[i], s_out)),
             proto_off: std::array::from_fn(|i| off(proto_c[i], s_proto)),
-            state_off: std::array::from_fn(|i| off(state_c[i], s_state)),
-            local_off: std::array::from_fn(|i| off(local_c[i], s_local)),
+            rest_off: std::array::from_fn(|i| {
+                let (out, state, local) = (i / 10, (i / 2) % 5, i % 2);
+                off(out_c[out], s_out) + off(state_c[state], s_state) + off(local_c[local], s_local)
+            }),
             entries: vec![0; total].into_boxed_slice(),
         };
         for (ci, &in_port) in in_r.iter().enumerate() {
@@ -202,10 +203,8 @@ impl Dispatch {
     pub fn linear() -> Dispatch {
         Dispatch {
             in_off: [0; 64],
-            out_off: [0; 65],
             proto_off: [0; 256],
-            state_off: [0; 5],
-            local_off: [0; 2],
+            rest_off: [0; 65 * 10],
             entries: vec![0].into_boxed_slice(),
         }
     }
@@ -234,11 +233,13 @@ impl Dispatch {
             Some(p) => 1 + (p.0 as usize & 63),
             None => 0,
         };
-        let at = self.in_off[in_port.0 as usize & 63] as usize
-            + self.out_off[out] as usize
-            + self.proto_off[proto as usize] as usize
-            + self.state_off[state as usize] as usize
-            + self.local_off[local_dst as usize] as usize;
+        let rest = (out * 5 + state as usize) * 2 + local_dst as usize;
+        // Always in range; were it not, `usize::MAX` reads no entry below.
+        let at = self.rest_off.get(rest).map_or(usize::MAX, |&r| {
+            self.in_off[in_port.0 as usize & 63] as usize
+                + self.proto_off[proto as usize] as usize
+                + r as usize
+        });
         // Out of range cannot happen; rule 0, undecided, is right anyway.
         Entry(self.entries.get(at).copied().unwrap_or(0))
     }
@@ -301,6 +302,156 @@ impl Entry {
 impl Default for Dispatch {
     fn default() -> Self {
         Dispatch::linear()
+    }
+}
+
+/// [`LocalRules`] code flag: address or port conditions decide; search.
+const LOCAL_SEARCH: u32 = 1 << 31;
+/// [`LocalRules`] raw code flag: the rule marks the packet NOTRACK.
+const LOCAL_NOTRACK: u32 = 1 << 16;
+/// No rule decided, in a [`LocalRules`] code's rule field.
+const LOCAL_NONE: u32 = 0xffff;
+
+/// The decisions of the path for packets to the router, raw prerouting (no
+/// output port, before conntrack) by input port and protocol, and the input
+/// chain by input port, protocol and conntrack state: a lookup each, with
+/// the action in the entry.
+#[derive(Clone, Debug)]
+pub struct LocalRules {
+    in_off: [u32; 64],
+    proto_off: [u32; 256],
+    /// By `in_off + proto_off`: rule (or [`LOCAL_NONE`]), NOTRACK flag.
+    raw: Box<[u32]>,
+    /// By `(in_off + proto_off) * 5 + state`: rule (or [`LOCAL_NONE`] for
+    /// the policy), action in bits 16-17.
+    input: Box<[u32]>,
+}
+
+impl LocalRules {
+    /// The table for `ports` ports, from the raw prerouting rules and the
+    /// input chain with their dispatch tables.
+    pub fn build(
+        ports: usize,
+        raw: &[RawRule],
+        raw_d: &Dispatch,
+        input: &Chain,
+        input_d: &Dispatch,
+    ) -> LocalRules {
+        let ports = ports.min(PortId::MAX_PORTS);
+        let protos: Vec<u8> = (0..=255).collect();
+        let conds: Vec<&Match> = raw
+            .iter()
+            .map(|r| &r.matches)
+            .chain(input.rules.iter().map(|r| &r.matches))
+            .filter(|m| m.need & Match::NEED_PROTO != 0)
+            .collect();
+        let (proto_c, proto_r) = classes(&protos, |pr| {
+            conds.iter().map(|m| m.protocol == Some(pr)).collect()
+        });
+        let total = ports * proto_r.len();
+        if total == 0
+            || total * STATES.len() > MAX_ENTRIES
+            || raw.len() >= LOCAL_NONE as usize
+            || input.rules.len() >= LOCAL_NONE as usize
+        {
+            return LocalRules::search_all();
+        }
+        let mut l = LocalRules {
+            in_off: std::array::from_fn(|i| {
+                if i < ports {
+                    (i * proto_r.len()) as u32
+                } else {
+                    0
+                }
+            }),
+            proto_off: std::array::from_fn(|i| proto_c[i] as u32),
+            raw: vec![LOCAL_SEARCH; total].into_boxed_slice(),
+            input: vec![LOCAL_SEARCH; total * STATES.len()].into_boxed_slice(),
+        };
+        for pin in 0..ports {
+            for (cp, &proto) in proto_r.iter().enumerate() {
+                let at = pin * proto_r.len() + cp;
+                let i = PortId(pin as u8);
+                let e = raw_d.entry(i, None, proto, CtState::Untracked, true);
+                if let Some(d) = e.decided(raw.len()) {
+                    l.raw[at] = match d {
+                        Some(r) if raw[r].action == RawAction::NoTrack => r as u32 | LOCAL_NOTRACK,
+                        Some(r) => r as u32,
+                        None => LOCAL_NONE,
+                    };
+                }
+                for (k, &state) in STATES.iter().enumerate() {
+                    let e = input_d.entry(i, Some(PortId::HOST), proto, state, true);
+                    if let Some(d) = e.decided(input.rules.len()) {
+                        let action = d.map_or(input.policy, |r| input.rules[r].action);
+                        let rule = d.map_or(LOCAL_NONE, |r| r as u32);
+                        l.input[at * STATES.len() + k] = rule | action_bits(action) << 16;
+                    }
+                }
+            }
+        }
+        l
+    }
+
+    /// A table that always says search.
+    pub fn search_all() -> LocalRules {
+        LocalRules {
+            in_off: [0; 64],
+            proto_off: [0; 256],
+            raw: vec![LOCAL_SEARCH].into_boxed_slice(),
+            input: vec![LOCAL_SEARCH; STATES.len()].into_boxed_slice(),
+        }
+    }
+
+    /// Where a packet's entries are, from its input port and protocol.
+    #[inline(always)]
+    pub fn at(&self, in_port: PortId, proto: u8) -> usize {
+        self.in_off[in_port.0 as usize & 63] as usize + self.proto_off[proto as usize] as usize
+    }
+
+    /// Raw prerouting's deciding rule (None: no rule) and whether it marks
+    /// the packet NOTRACK; None when rules must be tried.
+    #[inline(always)]
+    pub fn raw(&self, at: usize) -> Option<(Option<usize>, bool)> {
+        let c = self.raw.get(at).copied().unwrap_or(LOCAL_SEARCH);
+        if c & LOCAL_SEARCH != 0 {
+            return None;
+        }
+        let rule = c & LOCAL_NONE;
+        Some(((rule != LOCAL_NONE).then_some(rule as usize), c & LOCAL_NOTRACK != 0))
+    }
+
+    /// The input chain's deciding rule (None: the policy) and the action;
+    /// None when rules must be tried.
+    #[inline(always)]
+    pub fn input(&self, at: usize, state: CtState) -> Option<(Option<usize>, FilterAction)> {
+        let i = at * STATES.len() + state as usize;
+        let c = self.input.get(i).copied().unwrap_or(LOCAL_SEARCH);
+        if c & LOCAL_SEARCH != 0 {
+            return None;
+        }
+        let rule = c & LOCAL_NONE;
+        let action = match (c >> 16) & 3 {
+            0 => FilterAction::Accept,
+            1 => FilterAction::Drop,
+            _ => FilterAction::Reject,
+        };
+        Some(((rule != LOCAL_NONE).then_some(rule as usize), action))
+    }
+}
+
+impl Default for LocalRules {
+    fn default() -> Self {
+        LocalRules::search_all()
+    }
+}
+
+/// An action in two bits, for [`LocalRules`].
+const fn action_bits(a: FilterAction) -> u32 {
+    match a {
+        FilterAction::Accept => 0,
+        FilterAction::Drop => 1,
+        FilterAction::Reject => 2,
     }
 }
 

@@ -854,7 +854,12 @@ impl State {
             proto,
             ttl,
         } = l3;
-        let l4 = pkt.buf.get(ETH_HDR_LEN + 20..ETH_HDR_LEN + total)?;
+        // `fast_l3` saw at least 8 bytes of L4 header (20 for TCP) within the
+        // total length: fixed-size reads, one bounds check.
+        let l4: &[u8; 20] = pkt.buf.get(ETH_HDR_LEN + 20..ETH_HDR_LEN + 40)?.try_into().ok()?;
+        if total < 28 || (proto == ipv4::PROTO_TCP && total < 40) {
+            return None;
+        }
         let a = u16::from_be_bytes([l4[0], l4[1]]);
         let b = u16::from_be_bytes([l4[2], l4[3]]);
         let mut m = Meta {
@@ -880,7 +885,7 @@ impl State {
             ct_state: CtState::Untracked,
         };
         match proto {
-            ipv4::PROTO_TCP => m.tcp_flags = *l4.get(13)?,
+            ipv4::PROTO_TCP => m.tcp_flags = l4[13],
             ipv4::PROTO_UDP => {}
             ipv4::PROTO_ICMP => {
                 m.has_ports = false;
@@ -972,13 +977,18 @@ impl State {
         };
         let (in_port, proto, total) = (m.in_port, m.proto, m.total_len);
         // Raw prerouting: no output port yet, untracked until conntrack.
-        let raw = &t.raw_prerouting;
-        let e = t.raw_dispatch[0].entry(in_port, None, proto, CtState::Untracked, true);
-        let raw_rule = match e.decided(raw.len()) {
-            Some(r) => r,
-            None => self.local_search(t, pkt, e, raw, None, CtState::Untracked),
+        let lr = &t.local_rules;
+        let at = lr.at(in_port, proto);
+        let (raw_rule, notrack) = match lr.raw(at) {
+            Some(d) => d,
+            None => {
+                let raw = &t.raw_prerouting;
+                let e = t.raw_dispatch[0].entry(in_port, None, proto, CtState::Untracked, true);
+                let r = self.local_search(t, pkt, e, raw, None, CtState::Untracked);
+                (r, r.is_some_and(|i| raw[i].action == RawAction::NoTrack))
+            }
         };
-        let ct = if raw_rule.is_some_and(|i| raw[i].action == RawAction::NoTrack) {
+        let ct = if notrack {
             None
         } else {
             let (sport, dport) = if m.has_icmp {
@@ -1008,19 +1018,21 @@ impl State {
         };
         let state = ct.map_or(CtState::Untracked, |r| r.0);
         // Filter input.
-        let input = &t.filter[ChainId::Input as usize];
-        let e = t.filter_dispatch[ChainId::Input as usize].entry(
-            in_port,
-            Some(PortId::HOST),
-            proto,
-            state,
-            true,
-        );
-        let rule = match e.decided(input.rules.len()) {
-            Some(r) => r,
-            None => self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state),
+        let (rule, action) = match lr.input(at, state) {
+            Some(d) => d,
+            None => {
+                let input = &t.filter[ChainId::Input as usize];
+                let e = t.filter_dispatch[ChainId::Input as usize].entry(
+                    in_port,
+                    Some(PortId::HOST),
+                    proto,
+                    state,
+                    true,
+                );
+                let r = self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state);
+                (r, r.map_or(input.policy, |i| input.rules[i].action))
+            }
         };
-        let action = rule.map_or(input.policy, |i| input.rules[i].action);
         let reason = match action {
             FilterAction::Accept => match ct.and_then(|r| r.1) {
                 Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,

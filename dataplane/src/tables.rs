@@ -3,7 +3,7 @@
 //! (read-copy-update through an `Arc`). Nothing here is written by workers.
 
 use crate::addr::{IfAddr, Ipv4Prefix, Mac};
-use crate::dispatch::{Dispatch, FastRules};
+use crate::dispatch::{Dispatch, FastRules, LocalRules};
 use crate::packet::PortId;
 use smallvec::SmallVec;
 
@@ -373,6 +373,8 @@ pub struct Tables {
     pub filter_dispatch: [Dispatch; 3],
     /// Both rule decisions of the transit fast path in one lookup.
     pub fast_rules: FastRules,
+    /// The rule decisions for packets to the router, a lookup each.
+    pub local_rules: LocalRules,
     /// Connection tracking settings.
     pub conntrack: ConntrackConfig,
     /// IP options policy.
@@ -466,8 +468,16 @@ impl Tables {
             &spec.filter_forward,
             &filter_dispatch[ChainId::Forward as usize],
         );
+        let local_rules = LocalRules::build(
+            spec.interfaces.len(),
+            &spec.raw_prerouting,
+            &raw_dispatch[0],
+            &spec.filter_input,
+            &filter_dispatch[ChainId::Input as usize],
+        );
         Tables {
             fast_rules,
+            local_rules,
             interfaces: spec.interfaces,
             next_hops,
             routes,
