@@ -409,34 +409,47 @@ impl LocalRules {
         self.in_off[in_port.0 as usize & 63] as usize + self.proto_off[proto as usize] as usize
     }
 
-    /// Raw prerouting's deciding rule (None: no rule) and whether it marks
-    /// the packet NOTRACK; None when rules must be tried.
+    /// Raw prerouting's deciding rule as a code ([`LocalRules::NONE`]: no
+    /// rule) and whether it marks the packet NOTRACK; None when rules must
+    /// be tried.
     #[inline(always)]
-    pub fn raw(&self, at: usize) -> Option<(Option<usize>, bool)> {
+    pub fn raw(&self, at: usize) -> Option<(u16, bool)> {
         let c = self.raw.get(at).copied().unwrap_or(LOCAL_SEARCH);
-        if c & LOCAL_SEARCH != 0 {
-            return None;
-        }
-        let rule = c & LOCAL_NONE;
-        Some(((rule != LOCAL_NONE).then_some(rule as usize), c & LOCAL_NOTRACK != 0))
+        (c & LOCAL_SEARCH == 0).then_some((c as u16, c & LOCAL_NOTRACK != 0))
     }
 
-    /// The input chain's deciding rule (None: the policy) and the action;
-    /// None when rules must be tried.
+    /// The input chain's deciding rule as a code ([`LocalRules::NONE`]: the
+    /// policy) and the action; None when rules must be tried.
     #[inline(always)]
-    pub fn input(&self, at: usize, state: CtState) -> Option<(Option<usize>, FilterAction)> {
+    pub fn input(&self, at: usize, state: CtState) -> Option<(u16, FilterAction)> {
         let i = at * STATES.len() + state as usize;
         let c = self.input.get(i).copied().unwrap_or(LOCAL_SEARCH);
         if c & LOCAL_SEARCH != 0 {
             return None;
         }
-        let rule = c & LOCAL_NONE;
         let action = match (c >> 16) & 3 {
             0 => FilterAction::Accept,
             1 => FilterAction::Drop,
             _ => FilterAction::Reject,
         };
-        Some(((rule != LOCAL_NONE).then_some(rule as usize), action))
+        Some((c as u16, action))
+    }
+
+    /// The rule code of no rule.
+    pub const NONE: u16 = LOCAL_NONE as u16;
+
+    /// A rule index as a code, if it fits.
+    pub fn code(rule: Option<usize>) -> Option<u16> {
+        match rule {
+            Some(i) if i < LOCAL_NONE as usize => Some(i as u16),
+            Some(_) => None,
+            None => Some(Self::NONE),
+        }
+    }
+
+    /// The rule index of a code.
+    pub fn rule(code: u16) -> Option<usize> {
+        (code != Self::NONE).then_some(code as usize)
     }
 }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use crate::addr::Mac;
 use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
 use crate::counters::Counters;
-use crate::dispatch::FastCode;
+use crate::dispatch::{FastCode, LocalRules};
 use crate::drop::DropReason;
 use crate::filter;
 use crate::neighbour::{Neighbours, PendingQueue, RESOLVE_TRIES};
@@ -554,44 +554,34 @@ impl L3 {
 
 /// The rules a packet delivered to the router took, as a run key (see
 /// `process_chunk`): the output port is the host's, which no transit key
-/// has.
+/// has. Rules as [`LocalRules`] codes.
 #[derive(Clone, Copy)]
 struct LocalKey {
     in_port: PortId,
-    /// Raw prerouting rule (None: no rule matched).
-    raw_rule: Option<usize>,
+    /// Raw prerouting rule ([`LocalRules::NONE`]: no rule matched).
+    raw: u16,
     /// Through conntrack (else NOTRACK).
     tracked: bool,
-    /// Input rule (None: the policy).
-    rule: Option<usize>,
+    /// Input rule ([`LocalRules::NONE`]: the policy).
+    input: u16,
 }
 
 impl LocalKey {
-    /// Rule indexes take 15 bits each; `NONE` is no rule.
-    const NONE: u64 = 0x7fff;
-
-    fn pack(self) -> Option<u64> {
-        let idx = |r: Option<usize>| match r {
-            Some(i) if (i as u64) < Self::NONE => Some(i as u64),
-            Some(_) => None,
-            None => Some(Self::NONE),
-        };
-        Some(
-            u64::from(self.in_port.0 & 63)
-                | u64::from(PortId::HOST.0) << 8
-                | idx(self.raw_rule)? << 16
-                | idx(self.rule)? << 31
-                | u64::from(self.tracked) << 46,
-        )
+    #[inline(always)]
+    fn pack(self) -> u64 {
+        u64::from(self.in_port.0 & 63)
+            | u64::from(PortId::HOST.0) << 8
+            | u64::from(self.raw) << 16
+            | u64::from(self.input) << 32
+            | u64::from(self.tracked) << 48
     }
 
     fn unpack(key: u64) -> Option<LocalKey> {
-        let idx = |v: u64| (v != Self::NONE).then_some(v as usize);
-        ((key >> 8) & 0xff == u64::from(PortId::HOST.0)).then(|| LocalKey {
+        ((key >> 8) & 0xff == u64::from(PortId::HOST.0)).then_some(LocalKey {
             in_port: PortId((key & 63) as u8),
-            raw_rule: idx((key >> 16) & Self::NONE),
-            rule: idx((key >> 31) & Self::NONE),
-            tracked: (key >> 46) & 1 == 1,
+            raw: (key >> 16) as u16,
+            input: (key >> 32) as u16,
+            tracked: (key >> 48) & 1 == 1,
         })
     }
 }
@@ -856,7 +846,11 @@ impl State {
         } = l3;
         // `fast_l3` saw at least 8 bytes of L4 header (20 for TCP) within the
         // total length: fixed-size reads, one bounds check.
-        let l4: &[u8; 20] = pkt.buf.get(ETH_HDR_LEN + 20..ETH_HDR_LEN + 40)?.try_into().ok()?;
+        let l4: &[u8; 20] = pkt
+            .buf
+            .get(ETH_HDR_LEN + 20..ETH_HDR_LEN + 40)?
+            .try_into()
+            .ok()?;
         if total < 28 || (proto == ipv4::PROTO_TCP && total < 40) {
             return None;
         }
@@ -979,13 +973,18 @@ impl State {
         // Raw prerouting: no output port yet, untracked until conntrack.
         let lr = &t.local_rules;
         let at = lr.at(in_port, proto);
-        let (raw_rule, notrack) = match lr.raw(at) {
+        let (raw_code, notrack) = match lr.raw(at) {
             Some(d) => d,
             None => {
                 let raw = &t.raw_prerouting;
                 let e = t.raw_dispatch[0].entry(in_port, None, proto, CtState::Untracked, true);
                 let r = self.local_search(t, pkt, e, raw, None, CtState::Untracked);
-                (r, r.is_some_and(|i| raw[i].action == RawAction::NoTrack))
+                let notrack = r.is_some_and(|i| raw[i].action == RawAction::NoTrack);
+                match LocalRules::code(r) {
+                    Some(c) => (c, notrack),
+                    // Beyond what a code holds: the general path counts it.
+                    None => return (self.process(t, pkt, &mut ()), NO_RUN),
+                }
             }
         };
         let ct = if notrack {
@@ -1018,7 +1017,7 @@ impl State {
         };
         let state = ct.map_or(CtState::Untracked, |r| r.0);
         // Filter input.
-        let (rule, action) = match lr.input(at, state) {
+        let (input_code, action) = match lr.input(at, state) {
             Some(d) => d,
             None => {
                 let input = &t.filter[ChainId::Input as usize];
@@ -1030,42 +1029,71 @@ impl State {
                     true,
                 );
                 let r = self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state);
-                (r, r.map_or(input.policy, |i| input.rules[i].action))
+                let action = r.map_or(input.policy, |i| input.rules[i].action);
+                match LocalRules::code(r) {
+                    Some(c) => (c, action),
+                    // Beyond what a code holds (a chain of 65,535 rules).
+                    None => {
+                        let rules = (LocalRules::rule(raw_code), ct.is_some(), r);
+                        return self.local_outcome(
+                            t,
+                            pkt,
+                            rules,
+                            action,
+                            ct.and_then(|r| r.1),
+                            state,
+                        );
+                    }
+                }
             }
         };
+        let key = LocalKey {
+            in_port,
+            raw: raw_code,
+            tracked: ct.is_some(),
+            input: input_code,
+        };
+        if action == FilterAction::Accept && ct.and_then(|r| r.1).is_none() {
+            // Delivered: the caller counts it with its run.
+            return (Verdict::Host, key.pack());
+        }
+        let rules = (
+            LocalRules::rule(raw_code),
+            ct.is_some(),
+            LocalRules::rule(input_code),
+        );
+        self.local_outcome(t, pkt, rules, action, ct.and_then(|r| r.1), state)
+    }
+
+    /// The end of [`State::local`] for a packet not simply delivered: a NEW
+    /// flow to confirm, a drop or a reject. Counts it, as the general path
+    /// would, with `rules` (raw rule, tracked, input rule).
+    #[inline(never)]
+    fn local_outcome(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        rules: (Option<usize>, bool, Option<usize>),
+        action: FilterAction,
+        pending: Option<conntrack::Pending>,
+        state: CtState,
+    ) -> (Verdict, u64) {
+        // `local` read the header: the IP total length is there.
+        let total = pkt.buf.get(ETH_HDR_LEN + 2..ETH_HDR_LEN + 4);
+        let total = total.map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+        self.count_local(pkt.port, rules, 1, pkt.len as u64, total);
         let reason = match action {
-            FilterAction::Accept => match ct.and_then(|r| r.1) {
+            FilterAction::Accept => match pending {
                 Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
                 _ => {
-                    // Delivered: the caller counts it with its run.
-                    let key = LocalKey {
-                        in_port,
-                        raw_rule,
-                        tracked: ct.is_some(),
-                        rule,
-                    };
-                    if let Some(key) = key.pack() {
-                        return (Verdict::Host, key);
-                    }
-                    self.count_local(key, 1, pkt.len as u64, total as u64);
                     self.counters.to_host += 1;
                     return (Verdict::Host, NO_RUN);
                 }
             },
-            FilterAction::Drop if rule.is_some() => DropReason::FilterDenied,
+            FilterAction::Drop if rules.2.is_some() => DropReason::FilterDenied,
             FilterAction::Drop => DropReason::FilterPolicy,
-            FilterAction::Reject => DropReason::FilterRejected,
+            FilterAction::Reject => return (self.local_reject(t, pkt, state), NO_RUN),
         };
-        let key = LocalKey {
-            in_port,
-            raw_rule,
-            tracked: ct.is_some(),
-            rule,
-        };
-        self.count_local(key, 1, pkt.len as u64, total as u64);
-        if action == FilterAction::Reject {
-            return (self.local_reject(t, pkt, state), NO_RUN);
-        }
         self.counters.drops[reason as usize] += 1;
         (Verdict::Drop(reason), NO_RUN)
     }
@@ -1076,22 +1104,30 @@ impl State {
         self.ct.classify(info, self.now)
     }
 
-    /// Count `pkts` packets to the router that took the same rules, as the
-    /// general path does each: received, raw rule, tracked or untracked,
-    /// input rule or policy (their fate, delivery or drop, is the caller's).
-    fn count_local(&mut self, k: LocalKey, pkts: u64, rx_bytes: u64, ip_bytes: u64) {
+    /// Count `pkts` packets to the router that took the same rules (raw
+    /// rule, tracked, input rule), as the general path does each: received,
+    /// raw rule, tracked or untracked, input rule or policy (their fate,
+    /// delivery or drop, is the caller's).
+    fn count_local(
+        &mut self,
+        in_port: PortId,
+        (raw, tracked, rule): (Option<usize>, bool, Option<usize>),
+        pkts: u64,
+        rx_bytes: u64,
+        ip_bytes: u64,
+    ) {
         let c = &mut self.counters;
-        c.rx[k.in_port.0 as usize & 63].add_n(pkts, rx_bytes);
-        if let Some(x) = k.raw_rule.and_then(|i| c.raw_rules[0].get_mut(i)) {
+        c.rx[in_port.0 as usize & 63].add_n(pkts, rx_bytes);
+        if let Some(x) = raw.and_then(|i| c.raw_rules[0].get_mut(i)) {
             x.add_n(pkts, ip_bytes);
         }
-        if k.tracked {
+        if tracked {
             c.tracked += pkts;
         } else {
             c.untracked += pkts;
         }
         let input = ChainId::Input as usize;
-        let x = match k.rule {
+        let x = match rule {
             Some(i) => c.filter_rules[input].get_mut(i),
             None => Some(&mut c.filter_policy[input]),
         };
@@ -1151,7 +1187,12 @@ impl State {
         let pkts = pkts as u64;
         let (rx_bytes, ip_bytes) = (bytes >> 32, bytes & 0xffff_ffff);
         if let Some(k) = LocalKey::unpack(key) {
-            self.count_local(k, pkts, rx_bytes, ip_bytes);
+            let rules = (
+                LocalRules::rule(k.raw),
+                k.tracked,
+                LocalRules::rule(k.input),
+            );
+            self.count_local(k.in_port, rules, pkts, rx_bytes, ip_bytes);
             self.counters.to_host += pkts;
             return;
         }
