@@ -444,6 +444,32 @@ impl HasMatch for crate::tables::FilterRule {
     }
 }
 
+/// What conntrack needs of a packet (not an ICMP error): its tuple, with
+/// the query identifier in both ports for ICMP and no ports for protocols
+/// without them.
+#[inline(always)]
+fn ct_info(m: &Meta) -> PktInfo {
+    let (sport, dport) = if m.has_ports {
+        (m.sport, m.dport)
+    } else if m.has_icmp {
+        (m.icmp_ident, m.icmp_ident)
+    } else {
+        (0, 0)
+    };
+    PktInfo {
+        key: FlowKey {
+            src: m.src,
+            dst: m.dst,
+            sport,
+            dport,
+            proto: m.proto,
+        },
+        tcp_flags: m.tcp_flags,
+        icmp_type: m.icmp_type,
+        len: m.total_len as u16,
+    }
+}
+
 /// What the fast path can send to a next hop without looking further.
 #[derive(Clone, Copy, Debug)]
 struct FastHop {
@@ -503,14 +529,6 @@ enum FastHopKind {
     Local,
     /// Anything else takes the general path.
     No,
-}
-
-/// Where a packet goes when the transit fast path cannot forward it.
-enum Decision {
-    /// To the router: [`State::local`].
-    Local,
-    /// The general path.
-    General,
 }
 
 /// The fast path's decision for a packet to the router: [`State::local`].
@@ -915,11 +933,7 @@ impl State {
         } else if hop.kind == FastHopKind::Local {
             return Some(LOCAL);
         } else {
-            match self.other_hop(t, hop, pm.dst) {
-                Ok(l2) => l2,
-                Err(Decision::Local) => return Some(LOCAL),
-                Err(Decision::General) => return None,
-            }
+            self.connected_l2(t, hop, pm.dst)?
         };
         if pm.ttl <= 1 || pm.total_len > hop.mtu as usize {
             return None;
@@ -933,28 +947,25 @@ impl State {
         Some(Fast { out, l2, key })
     }
 
-    /// [`State::fast_decide`] for a next hop other than a resolved gateway:
-    /// the MACs of a connected destination, or where else the packet goes.
+    /// [`State::fast_decide`] for a next hop other than a resolved gateway
+    /// or the router: the MACs for a connected destination whose neighbour
+    /// is known, else None (the general path).
     #[inline(never)]
-    fn other_hop(&self, t: &Tables, hop: &FastHop, dst: u32) -> Result<L2, Decision> {
-        match hop.kind {
-            FastHopKind::Connected => {
-                let ifc = &t.interfaces[hop.out.0 as usize];
-                if ifc
-                    .addresses
-                    .iter()
-                    .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
-                {
-                    return Err(Decision::General);
-                }
-                match self.neigh.get(dst).filter(|n| n.port == hop.out) {
-                    Some(n) => Ok(L2::new(rewrite::l2_header(n.mac, ifc.mac))),
-                    None => Err(Decision::General),
-                }
-            }
-            FastHopKind::Local => Err(Decision::Local),
-            FastHopKind::Via | FastHopKind::No => Err(Decision::General),
+    fn connected_l2(&self, t: &Tables, hop: &FastHop, dst: u32) -> Option<L2> {
+        if hop.kind != FastHopKind::Connected {
+            return None;
         }
+        let ifc = &t.interfaces[hop.out.0 as usize];
+        // Directed broadcast: the general path names the drop.
+        if ifc
+            .addresses
+            .iter()
+            .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
+        {
+            return None;
+        }
+        let n = self.neigh.get(dst).filter(|n| n.port == hop.out)?;
+        Some(L2::new(rewrite::l2_header(n.mac, ifc.mac)))
     }
 
     /// Packets to the router's own addresses that `fast_l3` read: the
@@ -969,7 +980,7 @@ impl State {
         let Some(m) = m.filter(|m| !(m.has_icmp && icmp::is_error(m.icmp_type))) else {
             return (self.process(t, pkt, &mut ()), NO_RUN);
         };
-        let (in_port, proto, total) = (m.in_port, m.proto, m.total_len);
+        let (in_port, proto) = (m.in_port, m.proto);
         // Raw prerouting: no output port yet, untracked until conntrack.
         let lr = &t.local_rules;
         let at = lr.at(in_port, proto);
@@ -990,23 +1001,7 @@ impl State {
         let ct = if notrack {
             None
         } else {
-            let (sport, dport) = if m.has_icmp {
-                (m.icmp_ident, m.icmp_ident)
-            } else {
-                (m.sport, m.dport)
-            };
-            let info = PktInfo {
-                key: FlowKey {
-                    src: m.src,
-                    dst: m.dst,
-                    sport,
-                    dport,
-                    proto,
-                },
-                tcp_flags: m.tcp_flags,
-                icmp_type: m.icmp_type,
-                len: total as u16,
-            };
+            let info = ct_info(&m);
             Some(match self.ct.classify_existing(&info, self.now) {
                 Some(state) => (state, None),
                 None => {
@@ -1236,7 +1231,7 @@ impl State {
             return Outcome::drop(DropReason::EthNotForUs);
         }
         match eth.ethertype() {
-            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr, None),
+            ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr),
             ethernet::ETHERTYPE_ARP => self.arp(t, pkt),
             ethernet::ETHERTYPE_VLAN => Outcome::drop(DropReason::EthVlanUnsupported),
             _ => Outcome::drop(DropReason::EthUnsupportedEthertype),
@@ -1446,25 +1441,7 @@ impl State {
                 },
             });
         }
-        let (sport, dport) = if m.has_ports {
-            (m.sport, m.dport)
-        } else if m.has_icmp {
-            (m.icmp_ident, m.icmp_ident)
-        } else {
-            (0, 0)
-        };
-        let info = PktInfo {
-            key: FlowKey {
-                src: m.src,
-                dst: m.dst,
-                sport,
-                dport,
-                proto: m.proto,
-            },
-            tcp_flags: m.tcp_flags,
-            icmp_type: m.icmp_type,
-            len: m.total_len as u16,
-        };
+        let info = ct_info(m);
         Ok(self.ct.classify(info, self.now))
     }
 
@@ -1522,26 +1499,14 @@ impl State {
 
     /// IPv4 from a port.
     #[inline(always)]
-    fn ip<T: Tracer>(
-        &mut self,
-        t: &Tables,
-        pkt: &mut Pkt<'_>,
-        tr: &mut T,
-        pre: Option<Meta>,
-    ) -> Outcome {
-        let mut m = match pre {
-            Some(m) => m,
-            None => {
-                let mut m = Meta {
-                    in_port: pkt.port,
-                    ..Meta::default()
-                };
-                if let Err(r) = self.parse_ip(t, pkt, &mut m) {
-                    return Outcome::drop(r);
-                }
-                m
-            }
+    fn ip<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
+        let mut m = Meta {
+            in_port: pkt.port,
+            ..Meta::default()
         };
+        if let Err(r) = self.parse_ip(t, pkt, &mut m) {
+            return Outcome::drop(r);
+        }
         let nh_id = t.routes.lookup(m.dst);
         let nh = nh_id.map(|i| t.next_hops[i as usize]);
         m.local_dst = matches!(nh, Some(NextHop::Local));
