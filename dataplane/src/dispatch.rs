@@ -694,22 +694,27 @@ mod tests {
     /// prerouting rules and forward chain; the rest empty.
     fn tables_with(raw: Vec<RawRule>, forward: Chain) -> Tables {
         Tables::build(TablesSpec {
-            interfaces: (0..4u8)
-                .map(|i| Interface {
-                    name: format!("p{i}"),
-                    device: format!("r{i}"),
-                    mac: Mac([2, 0, 0x5e, 0, 0, i + 1]),
-                    addresses: vec![IfAddr {
-                        addr: router_addr(i),
-                        net: prefix(router_addr(i), 24),
-                    }],
-                    mtu: 1500,
-                })
-                .collect(),
+            interfaces: interfaces(),
             raw_prerouting: raw,
             filter_forward: forward,
             ..TablesSpec::default()
         })
+    }
+
+    /// Four ports, 198.18.N.1/24 on port N.
+    fn interfaces() -> Vec<Interface> {
+        (0..4u8)
+            .map(|i| Interface {
+                name: format!("p{i}"),
+                device: format!("r{i}"),
+                mac: Mac([2, 0, 0x5e, 0, 0, i + 1]),
+                addresses: vec![IfAddr {
+                    addr: router_addr(i),
+                    net: prefix(router_addr(i), 24),
+                }],
+                mtu: 1500,
+            })
+            .collect()
     }
 
     fn mask() -> impl Strategy<Value = u64> {
@@ -1176,5 +1181,227 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Tables with four ports, these raw prerouting rules and this input
+    /// chain; the rest empty.
+    fn tables_with_input(raw: Vec<RawRule>, input: Chain) -> Tables {
+        Tables::build(TablesSpec {
+            interfaces: interfaces(),
+            raw_prerouting: raw,
+            filter_input: input,
+            ..TablesSpec::default()
+        })
+    }
+
+    /// A rule's key conditions only (ports, protocol, state, destination
+    /// local): `a_match` without its address, port and ICMP conditions.
+    fn a_key_match() -> impl Strategy<Value = Match> {
+        a_match().prop_map(|mut m| {
+            m.source = None;
+            if !matches!(m.destination, Some(AddrMatch::Local)) {
+                m.destination = None;
+            }
+            m.source_port = None;
+            m.destination_port = None;
+            m.icmp_type = None;
+            m.icmp_code = None;
+            m.need = m.compute_need();
+            m
+        })
+    }
+
+    /// Checks every `Some` answer of `t.local_rules` for input ports 0-3,
+    /// `PROTOS` and every state against the first-match loops over
+    /// `probes`, for packets to the router. Returns how many answers were
+    /// None (search).
+    fn check_local_rules(t: &Tables, probes: &[Meta]) -> Result<usize, TestCaseError> {
+        let lr = &t.local_rules;
+        let raw = &t.raw_prerouting;
+        let raw_m: Vec<Match> = raw.iter().map(|r| r.matches.clone()).collect();
+        let input = &t.filter[ChainId::Input as usize];
+        let input_m: Vec<Match> = input.rules.iter().map(|r| r.matches.clone()).collect();
+        let input_d = &t.filter_dispatch[ChainId::Input as usize];
+        let mut searched = 0;
+        for i in 0..4u8 {
+            for proto in PROTOS {
+                let pin = PortId(i);
+                let at = lr.at(pin, proto);
+                let got = lr.raw(at);
+                for p in probes {
+                    let m = Meta {
+                        in_port: pin,
+                        proto,
+                        out_port: None,
+                        ct_state: CtState::Untracked,
+                        local_dst: true,
+                        ..*p
+                    };
+                    let want = linear(&raw_m, &m, t);
+                    if let Some((code, notrack)) = got {
+                        let want_notrack =
+                            want.is_some_and(|r| raw[r].action == RawAction::NoTrack);
+                        prop_assert_eq!(
+                            (LocalRules::rule(code), notrack),
+                            (want, want_notrack),
+                            "raw ({}, {}) for {:?}",
+                            i,
+                            proto,
+                            m
+                        );
+                    }
+                }
+                // The raw key decides: the table must not say search.
+                let re = t.raw_dispatch[0].entry(pin, None, proto, CtState::Untracked, true);
+                if re.decided(raw_m.len()).is_some() {
+                    prop_assert!(got.is_some(), "raw ({}, {}) searched", i, proto);
+                }
+                searched += usize::from(got.is_none());
+                for state in STATES {
+                    let got = lr.input(at, state);
+                    for p in probes {
+                        let m = Meta {
+                            in_port: pin,
+                            proto,
+                            out_port: Some(PortId::HOST),
+                            ct_state: state,
+                            local_dst: true,
+                            ..*p
+                        };
+                        let r = linear(&input_m, &m, t);
+                        let action = r.map_or(input.policy, |k| input.rules[k].action);
+                        if let Some((code, a)) = got {
+                            prop_assert_eq!(
+                                (LocalRules::rule(code), a),
+                                (r, action),
+                                "input ({}, {}, {:?}) for {:?}",
+                                i,
+                                proto,
+                                state,
+                                m
+                            );
+                        }
+                    }
+                    let e = input_d.entry(pin, Some(PortId::HOST), proto, state, true);
+                    if e.decided(input_m.len()).is_some() {
+                        prop_assert!(
+                            got.is_some(),
+                            "input ({}, {}, {:?}) searched",
+                            i,
+                            proto,
+                            state
+                        );
+                    }
+                    searched += usize::from(got.is_none());
+                }
+            }
+        }
+        Ok(searched)
+    }
+
+    proptest! {
+        #[test]
+        fn local_rules_agree_with_raw_and_input(
+            raw in prop::collection::vec((a_match(), raw_action()), 0..12),
+            input in prop::collection::vec((a_match(), filter_action()), 0..12),
+            policy in prop_oneof![Just(FilterAction::Accept), Just(FilterAction::Drop)],
+            probes in prop::collection::vec(probe(), 24..48),
+        ) {
+            let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
+            let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
+            let t = tables_with_input(raw, Chain { policy, rules });
+            check_local_rules(&t, &probes)?;
+        }
+
+        #[test]
+        fn local_rules_without_address_or_port_conditions_never_search(
+            raw in prop::collection::vec((a_key_match(), raw_action()), 0..12),
+            input in prop::collection::vec((a_key_match(), filter_action()), 0..12),
+            policy in prop_oneof![Just(FilterAction::Accept), Just(FilterAction::Drop)],
+            probes in prop::collection::vec(probe(), 4..8),
+        ) {
+            let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
+            let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
+            let t = tables_with_input(raw, Chain { policy, rules });
+            prop_assert_eq!(check_local_rules(&t, &probes)?, 0);
+        }
+    }
+
+    #[test]
+    fn the_transit_router_decides_local_packets_by_key_where_rules_allow() {
+        let raw = vec![
+            raw_rule(
+                Match {
+                    destination: Some(AddrMatch::Local),
+                    ..Match::default()
+                },
+                RawAction::Accept,
+            ),
+            raw_rule(Match::default(), RawAction::NoTrack),
+        ];
+        let input = Chain {
+            policy: FilterAction::Drop,
+            rules: vec![
+                filter_rule(
+                    Match {
+                        state: Some(CtState::Established.bit() | CtState::Related.bit()),
+                        ..Match::default()
+                    },
+                    FilterAction::Accept,
+                ),
+                filter_rule(
+                    Match {
+                        protocol: Some(ICMP),
+                        icmp_type: Some(8),
+                        ..Match::default()
+                    },
+                    FilterAction::Accept,
+                ),
+                filter_rule(
+                    Match {
+                        protocol: Some(TCP),
+                        destination_port: Some([(22, 22)].into_iter().collect()),
+                        state: Some(CtState::New.bit()),
+                        ..Match::default()
+                    },
+                    FilterAction::Accept,
+                ),
+            ],
+        };
+        let t = tables_with_input(raw, input);
+        let lr = &t.local_rules;
+        let none = LocalRules::NONE;
+        for port in 0..4u8 {
+            let at = |proto| lr.at(PortId(port), proto);
+            for proto in [TCP, UDP, ICMP, GRE] {
+                // `destination: local -> accept`: tracked.
+                assert_eq!(
+                    lr.raw(at(proto)),
+                    Some((0, false)),
+                    "port {port} proto {proto}"
+                );
+                for state in [CtState::Established, CtState::Related] {
+                    assert_eq!(lr.input(at(proto), state), Some((0, FilterAction::Accept)));
+                }
+            }
+            // ssh needs the destination port, a ping its ICMP type.
+            assert_eq!(lr.input(at(TCP), CtState::New), None);
+            assert_eq!(lr.input(at(ICMP), CtState::New), None);
+            // Nothing else accepts new UDP or GRE, nor invalid TCP.
+            for (proto, state) in [
+                (UDP, CtState::New),
+                (GRE, CtState::New),
+                (TCP, CtState::Invalid),
+                (UDP, CtState::Invalid),
+            ] {
+                assert_eq!(
+                    lr.input(at(proto), state),
+                    Some((none, FilterAction::Drop)),
+                    "port {port} proto {proto} {state:?}"
+                );
+            }
+        }
+        assert_eq!(LocalRules::rule(none), None);
+        assert_eq!(LocalRules::rule(0), Some(0));
     }
 }

@@ -1,17 +1,22 @@
 //! The transit fast path (taken by `process_burst`) must decide exactly as
 //! the general path (taken by `process` with a tracer): same verdict, same
-//! bytes out, same counters, for valid and damaged packets alike.
+//! bytes out, same counters, for valid and damaged packets alike. So must
+//! its path for packets to the router, and leave the same connection table.
 
 mod support;
 
 use dataplane::addr::{Ipv4Prefix, Mac};
+use dataplane::conntrack::tcp::TcpState;
+use dataplane::conntrack::FlowView;
 use dataplane::dispatch::FastCode;
+use dataplane::drop::DropReason;
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
 use dataplane::tables::{
-    AddrMatch, ChainId, FilterAction, FilterRule, Match, RawAction, RawRule, Tables, TablesSpec,
+    AddrMatch, ChainId, CtState, FilterAction, FilterRule, Match, RawAction, RawRule, Tables,
+    TablesSpec,
 };
-use dataplane::wire::{arp, ipv4, tcp};
+use dataplane::wire::{arp, icmp, ipv4, tcp};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 use support::*;
@@ -506,5 +511,532 @@ fn forward_rule_32767_is_counted_on_that_rule_not_the_policy() {
         let c = p.counters();
         assert_eq!(c.filter_rules[fwd][last].packets, 1, "{path} path");
         assert_eq!(c.filter_policy[fwd].packets, 0, "{path} path");
+    }
+}
+
+// Packets to the router. `process_burst` takes them through its local path
+// (raw, conntrack, input by `LocalRules`, delivered packets counted in runs):
+// it must decide, count and track exactly as the general path.
+
+/// Clients of the router: address and the port they arrive on. The router
+/// knows the MAC of `LAN_HOST` only: what it sends the other lan client
+/// waits for ARP.
+const CLIENTS: [(u32, PortId); 4] = [
+    (OUTSIDE, WAN),
+    (ip(198, 51, 100, 9), WAN),
+    (LAN_HOST, LAN),
+    (ip(198, 19, 0, 6), LAN),
+];
+
+/// A conversation's two ends: a client (its port, or ICMP identifier) and
+/// one of the router's addresses.
+#[derive(Clone, Copy, Debug)]
+struct Ends {
+    client: u32,
+    port: PortId,
+    router: u32,
+    cport: u16,
+    /// The client's packets: TTL and Ethernet padding.
+    ttl: u8,
+    pad: usize,
+}
+
+impl Ends {
+    fn new(client: u32, port: PortId, router: u32, cport: u16) -> Ends {
+        Ends {
+            client,
+            port,
+            router,
+            cport,
+            ttl: 64,
+            pad: 0,
+        }
+    }
+
+    /// `p` from the client, arriving on its port.
+    fn client(&self, p: Packet) -> Arrival {
+        let p = p.on(self.port).ttl(self.ttl).padding(self.pad);
+        (self.port, p.frame())
+    }
+
+    /// `p` from the router's host stack, on the host path.
+    fn router(&self, p: Packet) -> Arrival {
+        let f = p.dst_mac(Mac::ZERO).src_mac(Mac::ZERO).frame();
+        (PortId::HOST, f)
+    }
+
+    /// A TCP segment from the client to `dport`, with `len` bytes of data.
+    fn tcp_c(&self, dport: u16, flags: u8, len: usize) -> Arrival {
+        let p = Packet::tcp(self.client, self.router, self.cport, dport, flags);
+        self.client(p.payload_len(len))
+    }
+
+    /// A TCP segment from the router's `sport` back to the client.
+    fn tcp_r(&self, sport: u16, flags: u8) -> Arrival {
+        self.router(Packet::tcp(
+            self.router,
+            self.client,
+            sport,
+            self.cport,
+            flags,
+        ))
+    }
+}
+
+fn ends() -> impl Strategy<Value = Ends> {
+    // Few of each: conversations meet on the same flows.
+    (
+        0usize..4,
+        any::<bool>(),
+        0u16..3,
+        prop::sample::select(vec![64u8, 64, 64, 1, 0]),
+        prop::sample::select(vec![0usize, 0, 0, 6, 30]),
+    )
+        .prop_map(|(c, wan, p, ttl, pad)| {
+            let router = if wan { WAN_ADDR } else { LAN_ADDR };
+            Ends {
+                ttl,
+                pad,
+                ..Ends::new(CLIENTS[c].0, CLIENTS[c].1, router, 40000 + p)
+            }
+        })
+}
+
+/// TCP to `dport` through its life: handshake (SYN-ACK from the router),
+/// `data` segments, close from the client, and a SYN reopening the flow
+/// from TIME_WAIT; cut after `upto` packets and ended by `end` (1: client
+/// RST, 2: router RST, 3: client RST then more data).
+fn tcp_script(e: Ends, dport: u16, data: usize, upto: usize, end: u8) -> Vec<Arrival> {
+    use tcp::{ACK, FIN, PSH, RST, SYN};
+    let mut s = vec![e.tcp_c(dport, SYN, 0), e.tcp_r(dport, SYN | ACK)];
+    s.push(e.tcp_c(dport, ACK, 0));
+    s.extend((0..data).map(|i| e.tcp_c(dport, ACK | PSH, 10 + 30 * i)));
+    s.extend([
+        e.tcp_c(dport, FIN | ACK, 0),
+        e.tcp_r(dport, ACK),
+        e.tcp_r(dport, FIN | ACK),
+        e.tcp_c(dport, ACK, 0),
+        e.tcp_c(dport, SYN, 0),
+    ]);
+    s.truncate(upto);
+    match end {
+        1 => s.push(e.tcp_c(dport, RST, 0)),
+        2 => s.push(e.tcp_r(dport, RST | ACK)),
+        3 => {
+            s.push(e.tcp_c(dport, RST | ACK, 0));
+            s.extend((0..data).map(|_| e.tcp_c(dport, ACK | PSH, 20)));
+        }
+        _ => {}
+    }
+    s
+}
+
+/// One conversation with the router, its packets in order: TCP to ssh
+/// (accepted), telnet (rejected with a RST) or port 80 (dropped by the
+/// policy), in order or with any flags; pings both ways with their
+/// replies; UDP the router started (its answers are established, or an
+/// ICMP error about it is related), or UDP to tftp (rejected with an ICMP
+/// error) and another port (dropped); GRE (dropped).
+fn conversation() -> impl Strategy<Value = Vec<Arrival>> {
+    (
+        ends(),
+        0u8..10,
+        prop_oneof![3 => Just(22u16), 1 => Just(23), 1 => Just(80)],
+        1usize..5,
+        1usize..16,
+        0u8..4,
+        prop::collection::vec((any::<u8>(), any::<bool>()), 1..6),
+    )
+        .prop_map(|(e, kind, dport, n, upto, end, flags)| match kind {
+            0..=2 => tcp_script(e, dport, n, upto, end),
+            8 => flags
+                .into_iter()
+                .map(|(f, from_router)| {
+                    if from_router {
+                        e.tcp_r(dport, f)
+                    } else {
+                        e.tcp_c(dport, f, usize::from(f % 8))
+                    }
+                })
+                .collect(),
+            9 => {
+                // The client answers the router's UDP with port unreachable.
+                let q = Packet::udp(e.router, e.client, e.cport, 5353).payload_len(8);
+                let quote = q.ip_bytes()[..28].to_vec();
+                let err = Packet::icmp(e.client, e.router, 3, 3, 0).payload(&quote);
+                (0..n)
+                    .flat_map(|_| [e.router(q.clone()), e.client(err.clone())])
+                    .collect()
+            }
+            3 => (0..n)
+                .flat_map(|_| {
+                    let id = u32::from(e.cport) << 16 | 1;
+                    let reply = Packet::icmp(e.router, e.client, icmp::ECHO_REPLY, 0, id);
+                    [
+                        e.client(Packet::ping(e.client, e.router, e.cport)),
+                        e.router(reply),
+                    ]
+                })
+                .collect(),
+            4 => (0..n)
+                .flat_map(|_| {
+                    let id = u32::from(e.cport) << 16 | 1;
+                    let reply = Packet::icmp(e.client, e.router, icmp::ECHO_REPLY, 0, id);
+                    [
+                        e.router(Packet::ping(e.router, e.client, e.cport)),
+                        e.client(reply),
+                    ]
+                })
+                .collect(),
+            5 => {
+                // The router asks (DNS), the client answers n times.
+                let q = Packet::udp(e.router, e.client, e.cport, 53).payload_len(30);
+                std::iter::once(e.router(q))
+                    .chain((0..n).map(|i| {
+                        let a = Packet::udp(e.client, e.router, 53, e.cport);
+                        e.client(a.payload_len(60 + i))
+                    }))
+                    .collect()
+            }
+            6 => {
+                let dport = [69, 5000, 53][usize::from(end % 3)];
+                let p = Packet::udp(e.client, e.router, e.cport, dport);
+                vec![e.client(p); n]
+            }
+            _ => vec![e.client(Packet::other(e.client, e.router, 47)); n],
+        })
+}
+
+/// The packets of `convs` interleaved, each conversation's in its order:
+/// `choices` picks the conversation the next packet comes from.
+fn interleave(mut convs: Vec<Vec<Arrival>>, choices: &[u8]) -> Vec<Arrival> {
+    for c in &mut convs {
+        c.reverse();
+    }
+    let mut out = Vec::new();
+    for k in 0.. {
+        let live: Vec<usize> = (0..convs.len()).filter(|&i| !convs[i].is_empty()).collect();
+        if live.is_empty() {
+            break;
+        }
+        let pick = live[usize::from(choices.get(k).copied().unwrap_or(0)) % live.len()];
+        out.extend(convs[pick].pop());
+    }
+    out
+}
+
+/// The test router with a conntrack table of 2 flows (`small`) or the
+/// usual 1024, with or without TCP pick-up, and with `notrack` some
+/// traffic to the router untracked: raw marks GRE (by protocol alone) and
+/// UDP from port 53 (DNS answers, by port) NOTRACK, and input rule 5
+/// accepts untracked packets. (Which flow early drop evicts from a full
+/// table depends on each table's random hash seed: two pipelines agree on
+/// it only when no flow may be evicted.)
+fn local_tables(small: bool, loose: bool, notrack: bool) -> Arc<Tables> {
+    static TABLES: [OnceLock<Arc<Tables>>; 8] = [const { OnceLock::new() }; 8];
+    let i = usize::from(small) * 4 + usize::from(loose) * 2 + usize::from(notrack);
+    TABLES[i]
+        .get_or_init(|| {
+            pipeline_with(|s| {
+                if small {
+                    s.conntrack.max_entries = 2;
+                }
+                s.conntrack.tcp_loose = loose;
+                if notrack {
+                    let gre = Match {
+                        protocol: Some(47),
+                        ..Match::default()
+                    };
+                    let dns = Match {
+                        protocol: Some(ipv4::PROTO_UDP),
+                        source_port: Some([(53, 53)].into_iter().collect()),
+                        ..Match::default()
+                    };
+                    s.raw_prerouting.splice(
+                        0..0,
+                        [raw(gre, RawAction::NoTrack), raw(dns, RawAction::NoTrack)],
+                    );
+                    let untracked = Match {
+                        state: Some(CtState::Untracked.bit()),
+                        ..Match::default()
+                    };
+                    s.filter_input
+                        .rules
+                        .push(forward(untracked, FilterAction::Accept));
+                }
+            })
+            .tables()
+            .clone()
+        })
+        .clone()
+}
+
+/// The same flows in both connection tables: count, table counters and
+/// each flow (state, timeout, packets and bytes each way).
+fn same_conntrack(a: &Pipeline, b: &Pipeline) -> Result<(), TestCaseError> {
+    let flows = |p: &Pipeline| {
+        let mut f: Vec<FlowView> = p.conntrack().flows(p.now()).collect();
+        f.sort_by_key(|v| (v.key.src, v.key.dst, v.key.sport, v.key.dport, v.key.proto));
+        f
+    };
+    prop_assert_eq!(a.conntrack().len(), b.conntrack().len());
+    prop_assert_eq!(a.conntrack().counters(), b.conntrack().counters());
+    prop_assert_eq!(flows(a), flows(b));
+    Ok(())
+}
+
+/// Pipelines over `t` that know `LAN_HOST`'s MAC.
+fn both_over(t: &Arc<Tables>) -> (Pipeline, Pipeline) {
+    let (mut a, mut b) = (Pipeline::new(t.clone()), Pipeline::new(t.clone()));
+    for p in [&mut a, &mut b] {
+        p.learn_neighbour(LAN_HOST, PEER_MAC, LAN);
+    }
+    (a, b)
+}
+
+/// `packets` cut into bursts of the sizes in `cuts` (the rest in a last
+/// one), the clock moved by each cut's seconds before its burst: each
+/// through `process_burst` on `a` and one by one on `b`, the same
+/// verdicts, bytes, counters and connection table after each.
+fn same_bursts(
+    a: &mut Pipeline,
+    b: &mut Pipeline,
+    packets: &[Arrival],
+    cuts: &[(usize, u32)],
+) -> Result<(), TestCaseError> {
+    let mut rest = packets;
+    let mut cuts = cuts.iter().copied();
+    while !rest.is_empty() {
+        let (n, secs) = cuts.next().unwrap_or((rest.len(), 0));
+        let (burst, tail) = rest.split_at(n.min(rest.len()));
+        rest = tail;
+        let now = a.now() + secs;
+        a.set_now(now);
+        b.set_now(now);
+        same_burst(a, b, burst)?;
+        same_conntrack(a, b)?;
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bursts_to_the_router_decide_count_and_track_as_the_general_path(
+        loose in prop::bool::weighted(0.75),
+        notrack in any::<bool>(),
+        convs in prop::collection::vec(conversation(), 1..8),
+        choices in prop::collection::vec(any::<u8>(), 0..100),
+        noise in prop::collection::vec(
+            (any::<prop::sample::Index>(), prop_oneof![
+                3 => transit_arrival(),
+                2 => to_router(),
+                1 => lan_arp(),
+            ]),
+            0..10,
+        ),
+        // Timeouts: ICMP and UDP 30 s, SYN_SENT and TIME_WAIT 120 s.
+        cuts in prop::collection::vec(
+            (1usize..24, prop::sample::select(vec![0u32, 0, 0, 1, 11, 31, 121])),
+            1..8,
+        ),
+    ) {
+        let mut packets = interleave(convs, &choices);
+        for (at, p) in noise {
+            packets.insert(at.index(packets.len() + 1), p);
+        }
+        let (mut a, mut b) = both_over(&local_tables(false, loose, notrack));
+        same_bursts(&mut a, &mut b, &packets, &cuts)?;
+    }
+}
+
+#[test]
+fn ssh_lives_and_closes_across_bursts_as_on_the_general_path() {
+    use tcp::{ACK, FIN, PSH, SYN};
+    let (mut a, mut b) = both_over(&local_tables(false, true, false));
+    let e = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40000);
+    let flow = |p: &Pipeline| {
+        let f: Vec<FlowView> = p.conntrack().flows(p.now()).collect();
+        assert_eq!(f.len(), 1, "{f:?}");
+        f[0]
+    };
+    // Each burst a second after the last, the last when TIME_WAIT (120 s)
+    // is over: a SYN then opens the flow anew.
+    let bursts: [(Vec<Arrival>, u32, TcpState); 4] = [
+        (vec![e.tcp_c(22, SYN, 0)], 1, TcpState::SynSent),
+        (
+            vec![
+                e.tcp_r(22, SYN | ACK),
+                e.tcp_c(22, ACK, 0),
+                e.tcp_c(22, ACK | PSH, 100),
+                e.tcp_c(22, ACK | PSH, 200),
+            ],
+            1,
+            TcpState::Established,
+        ),
+        (
+            vec![
+                e.tcp_c(22, FIN | ACK, 0),
+                e.tcp_r(22, ACK),
+                e.tcp_r(22, FIN | ACK),
+                e.tcp_c(22, ACK, 0),
+            ],
+            1,
+            TcpState::TimeWait,
+        ),
+        (vec![e.tcp_c(22, SYN, 0)], 121, TcpState::SynSent),
+    ];
+    for (i, (burst, secs, state)) in bursts.iter().enumerate() {
+        same_bursts(&mut a, &mut b, burst, &[(burst.len(), *secs)]).unwrap();
+        assert_eq!(flow(&a).tcp_state, Some(*state), "burst {i}");
+    }
+    assert_eq!(flow(&a).packets, [1, 0], "a new flow");
+    assert_eq!(a.conntrack().counters().expired, 1);
+    let c = a.counters();
+    let input = ChainId::Input as usize;
+    // Two SYNs by the ssh rule, five established packets from the client.
+    assert_eq!(c.filter_rules[input][IN_SSH].packets, 2);
+    assert_eq!(c.filter_rules[input][IN_ESTABLISHED].packets, 5);
+    assert_eq!(c.to_host, 7);
+}
+
+#[test]
+fn a_run_of_delivered_packets_resumes_after_a_drop() {
+    use tcp::{ACK, PSH, SYN};
+    let (mut a, mut b) = both_over(&local_tables(false, true, false));
+    let e = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40000);
+    let open = [
+        e.tcp_c(22, SYN, 0),
+        e.tcp_r(22, SYN | ACK),
+        e.tcp_c(22, ACK, 0),
+    ];
+    same_burst(&mut a, &mut b, &open).unwrap();
+    let data = |n: usize| e.tcp_c(22, ACK | PSH, 10 * n);
+    // Dropped by the input policy; rejected with a RST; a new ping flow
+    // (counted at once); transit between two runs.
+    let udp = e.client(Packet::udp(OUTSIDE, WAN_ADDR, 40000, 5000));
+    let telnet = e.tcp_c(23, SYN, 0);
+    let ping = e.client(Packet::ping(OUTSIDE, WAN_ADDR, 7));
+    let transit = (WAN, Packet::udp(OUTSIDE, INSIDE, 1000, 53).on(WAN).frame());
+    let burst = vec![
+        data(1),
+        data(2),
+        data(3),
+        udp.clone(),
+        data(4),
+        data(5),
+        telnet,
+        data(6),
+        ping,
+        data(7),
+        transit,
+        data(8),
+        data(9),
+        udp,
+    ];
+    let before = a.counters().clone();
+    same_burst(&mut a, &mut b, &burst).unwrap();
+    same_conntrack(&a, &b).unwrap();
+    let c = a.counters();
+    let input = ChainId::Input as usize;
+    let est = &c.filter_rules[input][IN_ESTABLISHED];
+    let est0 = &before.filter_rules[input][IN_ESTABLISHED];
+    assert_eq!(est.packets - est0.packets, 9);
+    let ip_bytes: u64 = (1..=9).map(|n| 40 + 10 * n).sum();
+    assert_eq!(est.bytes - est0.bytes, ip_bytes);
+    // Nine data segments and the ping.
+    assert_eq!(c.to_host - before.to_host, 10);
+    assert_eq!(
+        c.filter_policy[input].packets - before.filter_policy[input].packets,
+        2
+    );
+    assert_eq!(c.tcp_resets_sent - before.tcp_resets_sent, 1);
+    assert_eq!(c.forwarded - before.forwarded, 1);
+    assert_eq!(c.rx_of(WAN).packets - before.rx_of(WAN).packets, 14);
+}
+
+#[test]
+fn a_new_flow_to_a_full_table_of_assured_flows_is_dropped_as_on_the_general_path() {
+    use tcp::{ACK, SYN};
+    let (mut a, mut b) = both_over(&local_tables(true, true, false));
+    let ssh = |cport| Ends::new(OUTSIDE, WAN, WAN_ADDR, cport);
+    // Two assured ssh flows fill the table: nothing may be evicted.
+    let mut burst = Vec::new();
+    for e in [ssh(40000), ssh(40001)] {
+        burst.extend([
+            e.tcp_c(22, SYN, 0),
+            e.tcp_r(22, SYN | ACK),
+            e.tcp_c(22, ACK, 0),
+        ]);
+    }
+    // A third SYN and a ping find no room; the flows carry on.
+    let e = ssh(40002);
+    burst.extend([
+        e.tcp_c(22, SYN, 0),
+        ssh(40000).tcp_c(22, ACK, 20),
+        e.client(Packet::ping(OUTSIDE, WAN_ADDR, 9)),
+        ssh(40001).tcp_c(22, ACK, 30),
+    ]);
+    same_burst(&mut a, &mut b, &burst).unwrap();
+    same_conntrack(&a, &b).unwrap();
+    let c = a.counters();
+    assert_eq!(c.drops[DropReason::ConntrackTableFull as usize], 2);
+    assert_eq!(a.conntrack().counters().table_full, 2);
+    assert_eq!(a.conntrack().len(), 2);
+    assert_eq!(c.to_host, 6);
+}
+
+#[test]
+fn raw_and_input_rules_at_the_code_limit_are_counted_on_their_rules() {
+    // 65,535 is the code of no rule: rule 65,534 is the last a run names,
+    // rule 65,535 must be counted out of line, on itself, not the policy.
+    let udp_dport = |p: u16, action| {
+        forward(
+            Match {
+                protocol: Some(ipv4::PROTO_UDP),
+                destination_port: Some([(p, p)].into_iter().collect()),
+                ..Match::default()
+            },
+            action,
+        )
+    };
+    for last in [65_534usize, 65_535] {
+        let t = pipeline_with(|s| {
+            // Only a port condition: quick to build tables for.
+            let filler = forward(
+                Match {
+                    destination_port: Some([(9, 9)].into_iter().collect()),
+                    ..Match::default()
+                },
+                FilterAction::Drop,
+            );
+            let raw_filler = raw(filler.matches.clone(), RawAction::NoTrack);
+            s.raw_prerouting
+                .splice(0..0, std::iter::repeat_n(raw_filler, last));
+            s.filter_input.rules = vec![filler; last];
+            s.filter_input
+                .rules
+                .push(udp_dport(5000, FilterAction::Accept));
+        })
+        .tables()
+        .clone();
+        let (mut a, mut b) = both_over(&t);
+        let e = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40000);
+        let p = e.client(Packet::udp(OUTSIDE, WAN_ADDR, 40000, 5000));
+        // A new flow, then two packets of it (NEW until the router answers).
+        same_burst(&mut a, &mut b, &[p.clone(), p.clone(), p]).unwrap();
+        same_conntrack(&a, &b).unwrap();
+        for (path, q) in [("general", &b), ("burst", &a)] {
+            let c = q.counters();
+            let input = ChainId::Input as usize;
+            assert_eq!(c.raw_rules[0][last].packets, 3, "{path} path, {last}");
+            assert_eq!(
+                c.filter_rules[input][last].packets, 3,
+                "{path} path, {last}"
+            );
+            assert_eq!(c.filter_policy[input].packets, 0, "{path} path, {last}");
+            assert_eq!(c.to_host, 3, "{path} path, {last}");
+        }
     }
 }
