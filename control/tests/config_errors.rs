@@ -643,8 +643,8 @@ fn defaults_and_extensions() {
     );
     assert_eq!(cfg.tun.as_deref(), Some("rtr0"));
     assert_eq!(cfg.metrics_listen, None);
-    assert_eq!(cfg.conntrack, Default::default());
-    assert_eq!(cfg.interfaces[0].mtu, 1500);
+    assert_eq!(cfg.spec.conntrack, Default::default());
+    assert_eq!(cfg.spec.interfaces[0].mtu, 1500);
     let t = Tables::build(cfg.tables_spec());
     assert_eq!(counts(&t), [0, 0, 0, 0, 0]);
     assert!(t.filter.iter().all(|c| c.policy == FilterAction::Accept));
@@ -668,10 +668,13 @@ routes:
     assert_eq!(cfg.dataplane.xdp_mode, XdpMode::Generic);
     assert_eq!(cfg.tun, None);
     assert_eq!(cfg.metrics_listen, Some("127.0.0.1:9477".parse().unwrap()));
-    assert_eq!((cfg.icmp_errors.rate, cfg.icmp_errors.burst), (5, 7));
-    assert!(!cfg.conntrack.tcp_loose);
-    assert_eq!(cfg.conntrack.timeouts.generic, 3600);
-    assert_eq!(cfg.conntrack.timeouts.udp, 45);
+    assert_eq!(
+        (cfg.spec.icmp_errors.rate, cfg.spec.icmp_errors.burst),
+        (5, 7)
+    );
+    assert!(!cfg.spec.conntrack.tcp_loose);
+    assert_eq!(cfg.spec.conntrack.timeouts.generic, 3600);
+    assert_eq!(cfg.spec.conntrack.timeouts.udp, 45);
     let t = Tables::build(cfg.tables_spec());
     assert_eq!(t.ip_options, dataplane::tables::IpOptionsPolicy::Drop);
     assert_eq!(

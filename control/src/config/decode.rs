@@ -10,7 +10,7 @@ use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
 use dataplane::packet::PortId;
 use dataplane::tables::{
     ConntrackConfig, IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RouteSpec,
-    StaticNeighbour, Timeouts,
+    StaticNeighbour, TablesSpec, Timeouts,
 };
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 use std::collections::HashMap;
@@ -161,17 +161,19 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
         control_socket,
         tun,
         metrics_listen,
-        interfaces,
-        routes,
-        neighbours,
-        raw_prerouting,
-        raw_output,
-        filter_input,
-        filter_forward,
-        filter_output,
-        conntrack,
-        ip_options,
-        icmp_errors,
+        spec: TablesSpec {
+            interfaces,
+            routes,
+            neighbours,
+            raw_prerouting,
+            raw_output,
+            filter_input,
+            filter_forward,
+            filter_output,
+            conntrack,
+            ip_options,
+            icmp_errors,
+        },
     })
 }
 

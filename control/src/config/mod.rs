@@ -89,10 +89,7 @@ mod yaml;
 pub use error::ConfigError;
 
 use dataplane::addr::{Ipv4Prefix, Mac};
-use dataplane::tables::{
-    Chain, ConntrackConfig, IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RawRule,
-    RouteSpec, StaticNeighbour, TablesSpec,
-};
+use dataplane::tables::{NextHop, TablesSpec};
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -151,7 +148,7 @@ pub const DEFAULT_TUN: &str = "rtr0";
 pub const MAX_INTERFACES: usize = 62;
 
 /// A validated configuration.
-#[derive(Clone, Debug)]
+#[derive(Debug)] // `Clone` below: `TablesSpec` is not `Clone`.
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
@@ -163,28 +160,42 @@ pub struct Config {
     pub tun: Option<String>,
     /// Prometheus-style metrics listener; `None` when off.
     pub metrics_listen: Option<SocketAddr>,
-    /// Interfaces in config order (`PortId(i)` is `interfaces[i]`), MAC zero.
-    pub interfaces: Vec<Interface>,
-    /// Configured routes (connected and local ones are added by the tables).
-    pub routes: Vec<RouteSpec>,
-    /// Static neighbours.
-    pub neighbours: Vec<StaticNeighbour>,
-    /// Raw rules for packets from the ports.
-    pub raw_prerouting: Vec<RawRule>,
-    /// Raw rules for packets from the host.
-    pub raw_output: Vec<RawRule>,
-    /// Filter chain for packets to the router.
-    pub filter_input: Chain,
-    /// Filter chain for packets through the router.
-    pub filter_forward: Chain,
-    /// Filter chain for packets from the router.
-    pub filter_output: Chain,
-    /// Connection tracking.
-    pub conntrack: ConntrackConfig,
-    /// IP options policy.
-    pub ip_options: IpOptionsPolicy,
-    /// ICMP error rate limit.
-    pub icmp_errors: IcmpErrorConfig,
+    /// The tables part: interfaces in config order (`PortId(i)` is
+    /// `spec.interfaces[i]`, MAC zero), configured routes (connected and
+    /// local ones are added by the tables), static neighbours, raw and filter
+    /// rules, conntrack, IP options and ICMP error settings.
+    pub spec: TablesSpec,
+}
+
+impl Clone for Config {
+    fn clone(&self) -> Config {
+        Config {
+            path: self.path.clone(),
+            dataplane: self.dataplane.clone(),
+            control_socket: self.control_socket.clone(),
+            tun: self.tun.clone(),
+            metrics_listen: self.metrics_listen,
+            spec: copy_spec(&self.spec),
+        }
+    }
+}
+
+/// An exact copy of `s` (`TablesSpec` is not `Clone`). The literal names
+/// every field, so a field added to `TablesSpec` fails to compile here.
+fn copy_spec(s: &TablesSpec) -> TablesSpec {
+    TablesSpec {
+        interfaces: s.interfaces.clone(),
+        routes: s.routes.clone(),
+        neighbours: s.neighbours.clone(),
+        raw_prerouting: s.raw_prerouting.clone(),
+        raw_output: s.raw_output.clone(),
+        filter_input: s.filter_input.clone(),
+        filter_forward: s.filter_forward.clone(),
+        filter_output: s.filter_output.clone(),
+        conntrack: s.conntrack,
+        ip_options: s.ip_options,
+        icmp_errors: s.icmp_errors,
+    }
 }
 
 impl Config {
@@ -211,31 +222,19 @@ impl Config {
     /// The input of [`dataplane::tables::Tables::build`]. Interface MACs are
     /// [`Mac::ZERO`]: the caller fills them from the devices.
     pub fn tables_spec(&self) -> TablesSpec {
-        let mut interfaces = self.interfaces.clone();
-        for i in &mut interfaces {
+        let mut spec = copy_spec(&self.spec);
+        for i in &mut spec.interfaces {
             i.mac = Mac::ZERO;
         }
-        TablesSpec {
-            interfaces,
-            routes: self.routes.clone(),
-            neighbours: self.neighbours.clone(),
-            raw_prerouting: self.raw_prerouting.clone(),
-            raw_output: self.raw_output.clone(),
-            filter_input: self.filter_input.clone(),
-            filter_forward: self.filter_forward.clone(),
-            filter_output: self.filter_output.clone(),
-            conntrack: self.conntrack,
-            ip_options: self.ip_options,
-            icmp_errors: self.icmp_errors,
-        }
+        spec
     }
 
     /// A short human summary for `routerd --check`.
     pub fn summary(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{}: configuration is valid", self.path.display());
-        let _ = writeln!(s, "interfaces: {}", self.interfaces.len());
-        for i in &self.interfaces {
+        let _ = writeln!(s, "interfaces: {}", self.spec.interfaces.len());
+        for i in &self.spec.interfaces {
             let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
             let addrs = if addrs.is_empty() {
                 "no addresses".to_string()
@@ -248,14 +247,14 @@ impl Config {
                 i.name, i.device, i.mtu, addrs
             );
         }
-        let connected: usize = self.interfaces.iter().map(|i| i.addresses.len()).sum();
+        let connected: usize = self.spec.interfaces.iter().map(|i| i.addresses.len()).sum();
         let _ = writeln!(
             s,
             "routes: {} configured, {} connected",
-            self.routes.len(),
+            self.spec.routes.len(),
             connected
         );
-        for r in &self.routes {
+        for r in &self.spec.routes {
             let to = if r.prefix == Ipv4Prefix::DEFAULT {
                 "default".to_string()
             } else {
@@ -263,17 +262,17 @@ impl Config {
             };
             let _ = writeln!(s, "  {to} {}", self.next_hop_text(r.next_hop));
         }
-        let _ = writeln!(s, "neighbours: {} static", self.neighbours.len());
+        let _ = writeln!(s, "neighbours: {} static", self.spec.neighbours.len());
         let _ = writeln!(
             s,
             "raw: prerouting {}, output {}",
-            rules(self.raw_prerouting.len()),
-            rules(self.raw_output.len())
+            rules(self.spec.raw_prerouting.len()),
+            rules(self.spec.raw_output.len())
         );
         for (name, c) in [
-            ("input", &self.filter_input),
-            ("forward", &self.filter_forward),
-            ("output", &self.filter_output),
+            ("input", &self.spec.filter_input),
+            ("forward", &self.spec.filter_forward),
+            ("output", &self.spec.filter_output),
         ] {
             let _ = writeln!(
                 s,
@@ -285,8 +284,8 @@ impl Config {
         let _ = writeln!(
             s,
             "conntrack: max {} entries, tcp_loose {}",
-            self.conntrack.max_entries,
-            if self.conntrack.tcp_loose {
+            self.spec.conntrack.max_entries,
+            if self.spec.conntrack.tcp_loose {
                 "on"
             } else {
                 "off"
@@ -321,7 +320,8 @@ impl Config {
 
     fn next_hop_text(&self, n: NextHop) -> String {
         let name = |p: dataplane::packet::PortId| {
-            self.interfaces
+            self.spec
+                .interfaces
                 .get(p.0 as usize)
                 .map_or("?", |i| i.name.as_str())
                 .to_string()

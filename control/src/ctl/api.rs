@@ -480,13 +480,13 @@ impl ReloadSummary {
     pub fn of(cfg: &Config) -> ReloadSummary {
         ReloadSummary {
             path: cfg.path.clone(),
-            interfaces: cfg.interfaces.len(),
-            routes: cfg.routes.len(),
-            rules: cfg.raw_prerouting.len()
-                + cfg.raw_output.len()
-                + cfg.filter_input.rules.len()
-                + cfg.filter_forward.rules.len()
-                + cfg.filter_output.rules.len(),
+            interfaces: cfg.spec.interfaces.len(),
+            routes: cfg.spec.routes.len(),
+            rules: cfg.spec.raw_prerouting.len()
+                + cfg.spec.raw_output.len()
+                + cfg.spec.filter_input.rules.len()
+                + cfg.spec.filter_forward.rules.len()
+                + cfg.spec.filter_output.rules.len(),
             conntrack_entries: 0,
         }
     }

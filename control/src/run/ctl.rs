@@ -223,28 +223,27 @@ fn live_changeable(old: &Config, new: &Config) -> Result<(), String> {
         a.busy_poll.to_string(),
         b.busy_poll.to_string(),
     )?;
-    let names = |c: &Config| {
-        c.interfaces
-            .iter()
+    let (old_ifs, new_ifs) = (&old.spec.interfaces, &new.spec.interfaces);
+    let names = |v: &[dataplane::tables::Interface]| {
+        v.iter()
             .map(|i| format!("{}={}", i.name, i.device))
             .collect::<Vec<_>>()
             .join(", ")
     };
-    if old.interfaces.len() != new.interfaces.len()
-        || old
-            .interfaces
+    if old_ifs.len() != new_ifs.len()
+        || old_ifs
             .iter()
-            .zip(&new.interfaces)
+            .zip(new_ifs)
             .any(|(x, y)| x.name != y.name || x.device != y.device)
     {
         return Err(format!(
             "interfaces: [{}] -> [{}]: ports cannot be added, removed, renamed or moved \
              while routerd runs",
-            names(old),
-            names(new)
+            names(old_ifs),
+            names(new_ifs)
         ));
     }
-    for (i, (x, y)) in old.interfaces.iter().zip(&new.interfaces).enumerate() {
+    for (i, (x, y)) in old_ifs.iter().zip(new_ifs).enumerate() {
         let addrs = |v: &[dataplane::addr::IfAddr]| {
             v.iter()
                 .map(|a| a.to_string())

@@ -79,7 +79,7 @@ pub fn planned_routes(tun: &str, cfg: &Config) -> Vec<Vec<String>> {
             out.push(r);
         }
     };
-    for ifc in &cfg.interfaces {
+    for ifc in &cfg.spec.interfaces {
         for a in &ifc.addresses {
             if a.net.len() < 32 {
                 push(route_args(tun, a.net, RouteKind::Tun { src: a.addr }));
@@ -88,12 +88,12 @@ pub fn planned_routes(tun: &str, cfg: &Config) -> Vec<Vec<String>> {
     }
     // The address a packet leaving by port `p` towards `dst` carries.
     let src_on = |p: dataplane::packet::PortId, dst: Option<u32>| {
-        let addrs = &cfg.interfaces.get(p.0 as usize)?.addresses;
+        let addrs = &cfg.spec.interfaces.get(p.0 as usize)?.addresses;
         dst.and_then(|d| addrs.iter().find(|a| a.net.contains(d)))
             .or(addrs.first())
             .map(|a| a.addr)
     };
-    for r in &cfg.routes {
+    for r in &cfg.spec.routes {
         let kind = match r.next_hop {
             NextHop::Via { port, gateway } => {
                 src_on(port, Some(gateway)).map(|src| RouteKind::Tun { src })
@@ -132,9 +132,15 @@ impl HostKernel {
             write_proc(&v6, "1")?;
         }
         write_proc(&format!("/proc/sys/net/ipv4/conf/{tun}/rp_filter"), "0")?;
-        let mtu = cfg.interfaces.iter().map(|i| i.mtu).min().unwrap_or(1500);
+        let mtu = cfg
+            .spec
+            .interfaces
+            .iter()
+            .map(|i| i.mtu)
+            .min()
+            .unwrap_or(1500);
         ip(&["link", "set", "dev", tun, "mtu", &mtu.to_string(), "up"])?;
-        for ifc in &cfg.interfaces {
+        for ifc in &cfg.spec.interfaces {
             for a in &ifc.addresses {
                 let host = format!("{}/32", Ipv4Addr::from(a.addr));
                 if hk.addresses.contains(&host) {

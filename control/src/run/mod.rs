@@ -172,8 +172,14 @@ impl Router {
             check_core(core)?;
         }
         let tables = build_tables(cfg)?;
-        let devices: Vec<String> = cfg.interfaces.iter().map(|i| i.device.clone()).collect();
+        let devices: Vec<String> = cfg
+            .spec
+            .interfaces
+            .iter()
+            .map(|i| i.device.clone())
+            .collect();
         let names: Vec<(String, String)> = cfg
+            .spec
             .interfaces
             .iter()
             .map(|i| (i.name.clone(), i.device.clone()))
@@ -398,7 +404,7 @@ fn log_summary(cfg: &Config, t: &Tables) {
     info!(
         "{} routes ({} configured), {} static neighbours, raw {}+{} rules, filter {}/{}/{} rules",
         t.route_specs.len(),
-        cfg.routes.len(),
+        cfg.spec.routes.len(),
         t.neighbours.len(),
         t.raw_prerouting.len(),
         t.raw_output.len(),
