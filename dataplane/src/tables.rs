@@ -384,7 +384,7 @@ pub struct Tables {
 }
 
 /// Input to [`Tables::build`].
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct TablesSpec {
     pub interfaces: Vec<Interface>,
     /// Configured routes (connected and local routes are added from the

@@ -148,7 +148,7 @@ pub const DEFAULT_TUN: &str = "rtr0";
 pub const MAX_INTERFACES: usize = 62;
 
 /// A validated configuration.
-#[derive(Debug)] // `Clone` below: `TablesSpec` is not `Clone`.
+#[derive(Clone, Debug)]
 pub struct Config {
     /// The file it came from.
     pub path: PathBuf,
@@ -165,37 +165,6 @@ pub struct Config {
     /// local ones are added by the tables), static neighbours, raw and filter
     /// rules, conntrack, IP options and ICMP error settings.
     pub spec: TablesSpec,
-}
-
-impl Clone for Config {
-    fn clone(&self) -> Config {
-        Config {
-            path: self.path.clone(),
-            dataplane: self.dataplane.clone(),
-            control_socket: self.control_socket.clone(),
-            tun: self.tun.clone(),
-            metrics_listen: self.metrics_listen,
-            spec: copy_spec(&self.spec),
-        }
-    }
-}
-
-/// An exact copy of `s` (`TablesSpec` is not `Clone`). The literal names
-/// every field, so a field added to `TablesSpec` fails to compile here.
-fn copy_spec(s: &TablesSpec) -> TablesSpec {
-    TablesSpec {
-        interfaces: s.interfaces.clone(),
-        routes: s.routes.clone(),
-        neighbours: s.neighbours.clone(),
-        raw_prerouting: s.raw_prerouting.clone(),
-        raw_output: s.raw_output.clone(),
-        filter_input: s.filter_input.clone(),
-        filter_forward: s.filter_forward.clone(),
-        filter_output: s.filter_output.clone(),
-        conntrack: s.conntrack,
-        ip_options: s.ip_options,
-        icmp_errors: s.icmp_errors,
-    }
 }
 
 impl Config {
@@ -222,7 +191,7 @@ impl Config {
     /// The input of [`dataplane::tables::Tables::build`]. Interface MACs are
     /// [`Mac::ZERO`]: the caller fills them from the devices.
     pub fn tables_spec(&self) -> TablesSpec {
-        let mut spec = copy_spec(&self.spec);
+        let mut spec = self.spec.clone();
         for i in &mut spec.interfaces {
             i.mac = Mac::ZERO;
         }
