@@ -305,6 +305,26 @@ impl Default for Dispatch {
     }
 }
 
+/// Protocol classes for a table combining raw prerouting with `chain`: each
+/// protocol's class and one representative per class.
+fn proto_classes(raw: &[RawRule], chain: &Chain) -> (Vec<usize>, Vec<u8>) {
+    let protos: Vec<u8> = (0..=255).collect();
+    let conds: Vec<&Match> = raw
+        .iter()
+        .map(|r| &r.matches)
+        .chain(chain.rules.iter().map(|r| &r.matches))
+        .filter(|m| m.need & Match::NEED_PROTO != 0)
+        .collect();
+    classes(&protos, |pr| {
+        conds.iter().map(|m| m.protocol == Some(pr)).collect()
+    })
+}
+
+/// Each of `ports` ports at `stride` times its number; other ports at 0.
+fn port_offsets(ports: usize, stride: usize) -> [u32; 64] {
+    std::array::from_fn(|i| if i < ports { (i * stride) as u32 } else { 0 })
+}
+
 /// [`LocalRules`] code flag: address or port conditions decide; search.
 const LOCAL_SEARCH: u32 = 1 << 31;
 /// [`LocalRules`] raw code flag: the rule marks the packet NOTRACK.
@@ -338,16 +358,7 @@ impl LocalRules {
         input_d: &Dispatch,
     ) -> LocalRules {
         let ports = ports.min(PortId::MAX_PORTS);
-        let protos: Vec<u8> = (0..=255).collect();
-        let conds: Vec<&Match> = raw
-            .iter()
-            .map(|r| &r.matches)
-            .chain(input.rules.iter().map(|r| &r.matches))
-            .filter(|m| m.need & Match::NEED_PROTO != 0)
-            .collect();
-        let (proto_c, proto_r) = classes(&protos, |pr| {
-            conds.iter().map(|m| m.protocol == Some(pr)).collect()
-        });
+        let (proto_c, proto_r) = proto_classes(raw, input);
         let total = ports * proto_r.len();
         if total == 0
             || total * STATES.len() > MAX_ENTRIES
@@ -357,13 +368,7 @@ impl LocalRules {
             return LocalRules::search_all();
         }
         let mut l = LocalRules {
-            in_off: std::array::from_fn(|i| {
-                if i < ports {
-                    (i * proto_r.len()) as u32
-                } else {
-                    0
-                }
-            }),
+            in_off: port_offsets(ports, proto_r.len()),
             proto_off: std::array::from_fn(|i| proto_c[i] as u32),
             raw: vec![LOCAL_SEARCH; total].into_boxed_slice(),
             input: vec![LOCAL_SEARCH; total * STATES.len()].into_boxed_slice(),
@@ -530,16 +535,7 @@ impl FastRules {
         fwd_d: &Dispatch,
     ) -> FastRules {
         let ports = ports.min(PortId::MAX_PORTS);
-        let protos: Vec<u8> = (0..=255).collect();
-        let conds: Vec<&Match> = raw
-            .iter()
-            .map(|r| &r.matches)
-            .chain(fwd.rules.iter().map(|r| &r.matches))
-            .filter(|m| m.need & Match::NEED_PROTO != 0)
-            .collect();
-        let (proto_c, proto_r) = classes(&protos, |pr| {
-            conds.iter().map(|m| m.protocol == Some(pr)).collect()
-        });
+        let (proto_c, proto_r) = proto_classes(raw, fwd);
         let total = ports * ports * proto_r.len();
         // Rule indexes fit 15 bits each (dispatch tables hold fewer rules).
         if total == 0
@@ -552,8 +548,8 @@ impl FastRules {
         let s_out = proto_r.len();
         let s_in = ports * s_out;
         let mut f = FastRules {
-            in_off: std::array::from_fn(|i| if i < ports { (i * s_in) as u32 } else { 0 }),
-            out_off: std::array::from_fn(|i| if i < ports { (i * s_out) as u32 } else { 0 }),
+            in_off: port_offsets(ports, s_in),
+            out_off: port_offsets(ports, s_out),
             proto_off: std::array::from_fn(|i| proto_c[i] as u32),
             codes: vec![0; total].into_boxed_slice(),
         };
