@@ -14,7 +14,7 @@
 //! whose classes would need more than [`MAX_ENTRIES`] entries gets a single
 //! undecided entry, which is the plain first-match loop.
 
-use crate::filter::matches;
+use crate::filter::{key_matches, matches};
 use crate::packet::PortId;
 use crate::pipeline::Meta;
 use crate::tables::{AddrMatch, Chain, CtState, FilterAction, Match, RawAction, RawRule, Tables};
@@ -37,7 +37,8 @@ const STATES: [CtState; 5] = [
 ];
 
 /// A rule list's dispatch table. Each key field maps to its class's offset
-/// into `entries` (class times stride), so a lookup is five loads and adds.
+/// into `entries` (class times stride); output port, state and
+/// destination-local share one table, so a lookup is three loads and adds.
 #[derive(Clone, Debug)]
 pub struct Dispatch {
     in_off: [u16; 64],
@@ -47,28 +48,6 @@ pub struct Dispatch {
     /// port yet and `1 + p` for port `p`: one load for the three.
     rest_off: [u16; 65 * 10],
     entries: Box<[u16]>,
-}
-
-/// A packet's key values, for the build.
-#[derive(Clone, Copy)]
-struct Key {
-    in_port: u8,
-    out_port: Option<u8>,
-    proto: u8,
-    state: CtState,
-    local: bool,
-}
-
-/// Whether the key conditions of `m` hold for `k`.
-fn key_holds(m: &Match, k: &Key) -> bool {
-    let need = m.need;
-    (need & Match::NEED_IN == 0 || m.in_ports.unwrap_or(0) & (1u64 << k.in_port) != 0)
-        && (need & Match::NEED_OUT == 0
-            || k.out_port
-                .is_some_and(|p| m.out_ports.unwrap_or(0) & (1u64 << p) != 0))
-        && (need & Match::NEED_PROTO == 0 || m.protocol == Some(k.proto))
-        && (need & Match::NEED_STATE == 0 || m.state.unwrap_or(0) & k.state.bit() != 0)
-        && (!is_dst_local(m) || k.local)
 }
 
 /// `destination: local`, a key condition (prefixes are not).
@@ -177,14 +156,15 @@ impl Dispatch {
                 for (cp, &proto) in proto_r.iter().enumerate() {
                     for (cs, &state) in state_r.iter().enumerate() {
                         for (cl, &local) in local_r.iter().enumerate() {
-                            let k = Key {
-                                in_port,
-                                out_port,
+                            let k = Meta {
+                                in_port: PortId(in_port),
+                                out_port: out_port.map(PortId),
                                 proto,
-                                state,
-                                local,
+                                ct_state: state,
+                                local_dst: local,
+                                ..Meta::default()
                             };
-                            let e = match rules.iter().position(|m| key_holds(m, &k)) {
+                            let e = match rules.iter().position(|m| key_matches(m, &k)) {
                                 Some(i) if has_residual(rules[i]) => i as u16,
                                 Some(i) => i as u16 | DECIDED,
                                 None => rules.len() as u16 | DECIDED,

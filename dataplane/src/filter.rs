@@ -14,29 +14,14 @@ pub fn matches(m: &Match, meta: &Meta, tables: &Tables) -> bool {
     if need == 0 {
         return true;
     }
-    if need & Match::NEED_IN != 0 && m.in_ports.unwrap_or(0) & meta.in_port.bit() == 0 {
-        return false;
-    }
-    if need & Match::NEED_PROTO != 0 && m.protocol != Some(meta.proto) {
-        return false;
-    }
-    if need & Match::NEED_OUT != 0 {
-        match meta.out_port {
-            Some(p) if m.out_ports.unwrap_or(0) & p.bit() != 0 => {}
-            _ => return false,
-        }
-    }
-    if need & Match::NEED_STATE != 0 && m.state.unwrap_or(0) & meta.ct_state.bit() == 0 {
+    if !key_matches(m, meta) {
         return false;
     }
     if need & Match::NEED_DST != 0 {
-        let ok = match &m.destination {
-            Some(AddrMatch::Local) => meta.local_dst,
-            Some(AddrMatch::Prefixes(ps)) => ps.iter().any(|p| p.contains(meta.dst)),
-            None => true,
-        };
-        if !ok {
-            return false;
+        if let Some(AddrMatch::Prefixes(ps)) = &m.destination {
+            if !ps.iter().any(|p| p.contains(meta.dst)) {
+                return false;
+            }
         }
     }
     if need & Match::NEED_SRC != 0 {
@@ -76,6 +61,33 @@ pub fn matches(m: &Match, meta: &Meta, tables: &Tables) -> bool {
     if need & Match::NEED_ICMP_CODE != 0 && !(meta.has_icmp && m.icmp_code == Some(meta.icmp_code))
     {
         return false;
+    }
+    true
+}
+
+/// Whether the conditions of `m` on the fields every packet has hold: input
+/// port, protocol, output port, conntrack state and `destination: local`
+/// (the key of [`crate::dispatch`]'s tables, which build on this test).
+#[inline(always)]
+pub fn key_matches(m: &Match, meta: &Meta) -> bool {
+    let need = m.need;
+    if need & Match::NEED_IN != 0 && m.in_ports.unwrap_or(0) & meta.in_port.bit() == 0 {
+        return false;
+    }
+    if need & Match::NEED_PROTO != 0 && m.protocol != Some(meta.proto) {
+        return false;
+    }
+    if need & Match::NEED_OUT != 0 {
+        match meta.out_port {
+            Some(p) if m.out_ports.unwrap_or(0) & p.bit() != 0 => {}
+            _ => return false,
+        }
+    }
+    if need & Match::NEED_STATE != 0 && m.state.unwrap_or(0) & meta.ct_state.bit() == 0 {
+        return false;
+    }
+    if need & Match::NEED_DST != 0 && matches!(m.destination, Some(AddrMatch::Local)) {
+        return meta.local_dst;
     }
     true
 }
