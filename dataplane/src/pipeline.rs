@@ -359,7 +359,7 @@ impl Pipeline {
     #[inline(always)]
     fn process_chunk(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
-        let (mut key, mut start, mut bytes) = (NO_RUN, 0usize, 0u64);
+        let mut run = (NO_RUN, 0usize, 0u64);
         for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
             let fast = self
                 .st
@@ -368,11 +368,7 @@ impl Pipeline {
             let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
             *v = match (fast, hdr) {
                 (Some((total, f)), Some(hdr)) if f.key != NO_RUN => {
-                    if f.key != key {
-                        self.st.flush_run(key, i - start, bytes);
-                        (key, start, bytes) = (f.key, i, 0);
-                    }
-                    bytes += (p.len as u64) << 32 | total as u64;
+                    self.st.run_add(&mut run, i, f.key, p.len, total);
                     let (eth, ip) = hdr.split_at_mut(ETH_HDR_LEN);
                     if let (Ok(eth), Ok(h)) = (eth.try_into(), <&mut [u8; 20]>::try_from(ip)) {
                         // RFC 1812 5.3.1 TTL - 1 (fast_decide saw it above
@@ -388,24 +384,16 @@ impl Pipeline {
                 (Some((total, _)), _) => {
                     let len = p.len;
                     let (v, k) = self.st.local(t, p);
-                    if k != key {
-                        if key != NO_RUN {
-                            self.st.flush_run(key, i - start, bytes);
-                        }
-                        (key, start, bytes) = (k, i, 0);
-                    }
-                    bytes += (len as u64) << 32 | total as u64;
+                    self.st.run_add(&mut run, i, k, len, total);
                     v
                 }
                 _ => {
-                    if key != NO_RUN {
-                        self.st.flush_run(key, i - start, bytes);
-                        key = NO_RUN;
-                    }
+                    self.st.run_add(&mut run, i, NO_RUN, 0, 0);
                     self.st.slow(t, p)
                 }
             };
         }
+        let (key, start, bytes) = run;
         self.st.flush_run(key, pkts.len() - start, bytes);
     }
 
@@ -424,23 +412,6 @@ fn map_ip_error(e: wire::Error) -> DropReason {
         wire::Error::BadHeaderLength => DropReason::IpBadHeaderLength,
         wire::Error::BadTotalLength => DropReason::IpBadTotalLength,
         _ => DropReason::IpTruncated,
-    }
-}
-
-/// A rule with conditions.
-trait HasMatch {
-    fn matches(&self) -> &crate::tables::Match;
-}
-
-impl HasMatch for crate::tables::RawRule {
-    fn matches(&self) -> &crate::tables::Match {
-        &self.matches
-    }
-}
-
-impl HasMatch for crate::tables::FilterRule {
-    fn matches(&self) -> &crate::tables::Match {
-        &self.matches
     }
 }
 
@@ -592,6 +563,16 @@ impl LocalKey {
             | u64::from(self.raw) << 16
             | u64::from(self.input) << 32
             | u64::from(self.tracked) << 48
+    }
+
+    /// The raw rule, whether tracked, and the input rule, for
+    /// [`State::count_local`].
+    fn rules(self) -> (Option<usize>, bool, Option<usize>) {
+        (
+            LocalRules::rule(self.raw),
+            self.tracked,
+            LocalRules::rule(self.input),
+        )
     }
 
     fn unpack(key: u64) -> Option<LocalKey> {
@@ -869,9 +850,6 @@ impl State {
             .get(ETH_HDR_LEN + 20..ETH_HDR_LEN + 40)?
             .try_into()
             .ok()?;
-        if total < 28 || (proto == ipv4::PROTO_TCP && total < 40) {
-            return None;
-        }
         let a = u16::from_be_bytes([l4[0], l4[1]]);
         let b = u16::from_be_bytes([l4[2], l4[3]]);
         let mut m = Meta {
@@ -989,7 +967,7 @@ impl State {
             None => {
                 let raw = &t.raw_prerouting;
                 let e = t.raw_dispatch[0].entry(in_port, None, proto, CtState::Untracked, true);
-                let r = self.local_search(t, pkt, e, raw, None, CtState::Untracked);
+                let r = self.local_search(t, pkt, e, raw, |r| &r.matches, None, CtState::Untracked);
                 let notrack = r.is_some_and(|i| raw[i].action == RawAction::NoTrack);
                 match LocalRules::code(r) {
                     Some(c) => (c, notrack),
@@ -1023,7 +1001,8 @@ impl State {
                     state,
                     true,
                 );
-                let r = self.local_search(t, pkt, e, &input.rules, Some(PortId::HOST), state);
+                let (rules, host) = (&input.rules, Some(PortId::HOST));
+                let r = self.local_search(t, pkt, e, rules, |r| &r.matches, host, state);
                 let action = r.map_or(input.policy, |i| input.rules[i].action);
                 match LocalRules::code(r) {
                     Some(c) => (c, action),
@@ -1052,12 +1031,7 @@ impl State {
             // Delivered: the caller counts it with its run.
             return (Verdict::Host, key.pack());
         }
-        let rules = (
-            LocalRules::rule(raw_code),
-            ct.is_some(),
-            LocalRules::rule(input_code),
-        );
-        self.local_outcome(t, pkt, rules, action, ct.and_then(|r| r.1), state)
+        self.local_outcome(t, pkt, key.rules(), action, ct.and_then(|r| r.1), state)
     }
 
     /// The end of [`State::local`] for a packet not simply delivered: a NEW
@@ -1136,37 +1110,61 @@ impl State {
     /// and `state`. Out of line, and it reads the packet's `Meta` again:
     /// the decided case never keeps one in memory.
     #[inline(never)]
-    fn local_search<R: HasMatch>(
+    #[allow(clippy::too_many_arguments)]
+    fn local_search<R>(
         &self,
         t: &Tables,
         pkt: &Pkt<'_>,
         e: crate::dispatch::Entry,
         rules: &[R],
+        cond: impl Fn(&R) -> &crate::tables::Match,
         out: Option<PortId>,
         state: CtState,
     ) -> Option<usize> {
-        // `local` read these bytes a moment ago: they read the same again.
+        let m = self.local_meta(pkt, out, state)?;
+        e.search(rules, cond, &m, t)
+    }
+
+    /// The `Meta` of a packet [`State::local`] read, again, at a stage whose
+    /// output port and state are `out` and `state`. `local` read these bytes
+    /// a moment ago: they read the same again.
+    fn local_meta(&self, pkt: &Pkt<'_>, out: Option<PortId>, state: CtState) -> Option<Meta> {
         let mut m = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3))?;
         m.local_dst = true;
         m.out_port = out;
         m.ct_state = state;
-        e.search(rules, |r| r.matches(), &m, t)
+        Some(m)
     }
 
     /// `reject` for [`State::local`], out of line like `local_search`.
     #[inline(never)]
     fn local_reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, state: CtState) -> Verdict {
-        let o = match L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3)) {
-            Some(mut m) => {
-                m.local_dst = true;
-                m.out_port = Some(PortId::HOST);
-                m.ct_state = state;
-                self.reject(t, pkt, &m)
-            }
+        let o = match self.local_meta(pkt, Some(PortId::HOST), state) {
+            Some(m) => self.reject(t, pkt, &m),
             // `local` read these bytes a moment ago: cannot happen.
             None => Outcome::drop(DropReason::FilterRejected),
         };
         self.account(pkt, o, &mut ())
+    }
+
+    /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
+    /// the run of decision `key` (`NO_RUN`: counted elsewhere): a new key
+    /// ends the run before it. `run` holds the key, the run's first packet,
+    /// and its received (high half) and IP (low half) byte sums.
+    #[inline(always)]
+    fn run_add(
+        &mut self,
+        run: &mut (u64, usize, u64),
+        i: usize,
+        key: u64,
+        len: usize,
+        total: usize,
+    ) {
+        if key != run.0 {
+            self.flush_run(run.0, i - run.1, run.2);
+            *run = (key, i, 0);
+        }
+        run.2 += (len as u64) << 32 | total as u64;
     }
 
     /// Add a run of fast-path packets with the same decision (ports and
@@ -1182,26 +1180,17 @@ impl State {
         let pkts = pkts as u64;
         let (rx_bytes, ip_bytes) = (bytes >> 32, bytes & 0xffff_ffff);
         if let Some(k) = LocalKey::unpack(key) {
-            let rules = (
-                LocalRules::rule(k.raw),
-                k.tracked,
-                LocalRules::rule(k.input),
-            );
-            self.count_local(k.in_port, rules, pkts, rx_bytes, ip_bytes);
+            self.count_local(k.in_port, k.rules(), pkts, rx_bytes, ip_bytes);
             self.counters.to_host += pkts;
             return;
         }
         let c = &mut self.counters;
-        let add = |x: &mut crate::counters::Count, bytes: u64| {
-            x.packets += pkts;
-            x.bytes += bytes;
-        };
         let in_port = (key & 63) as usize;
         let out = ((key >> 8) & 63) as usize;
         let (raw_rule, rule) = FastCode::rules((key >> 16) as u32);
-        add(&mut c.rx[in_port], rx_bytes);
+        c.rx[in_port].add_n(pkts, rx_bytes);
         if let Some(x) = c.raw_rules[0].get_mut(raw_rule) {
-            add(x, ip_bytes);
+            x.add_n(pkts, ip_bytes);
         }
         c.untracked += pkts;
         let fwd = ChainId::Forward as usize;
@@ -1210,9 +1199,9 @@ impl State {
             Some(i) => c.filter_rules[fwd].get_mut(i),
         };
         if let Some(x) = x {
-            add(x, ip_bytes);
+            x.add_n(pkts, ip_bytes);
         }
-        add(&mut c.tx[out], ip_bytes + ETH_HDR_LEN as u64 * pkts);
+        c.tx[out].add_n(pkts, ip_bytes + ETH_HDR_LEN as u64 * pkts);
         c.forwarded += pkts;
     }
 
