@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use dataplane::conntrack::{CtCounters, FlowView};
 use dataplane::worker::{
-    aggregate, TablesSlot, WorkerReply, WorkerRequest, WorkerShared, WorkerSnapshot,
+    aggregate, TablesSlot, Tally, WorkerReply, WorkerRequest, WorkerShared, WorkerSnapshot,
 };
 use tracing::{info, warn};
 
@@ -277,13 +277,7 @@ impl ControlHandler for RouterCtl {
                 busy_loops: s.loops.busy_loops,
             })
             .collect();
-        let mut ct = CtCounters::default();
-        for s in &snaps {
-            ct.inserted += s.conntrack.inserted;
-            ct.expired += s.conntrack.expired;
-            ct.early_dropped += s.conntrack.early_dropped;
-            ct.table_full += s.conntrack.table_full;
-        }
+        let ct = (snaps.iter()).fold(CtCounters::default(), |ct, s| ct.plus(s.conntrack));
         let (_, tables) = self.tables.load();
         let listed = self.flows(STATS_WAIT);
         let unanswered: u64 = listed

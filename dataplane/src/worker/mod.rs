@@ -19,21 +19,30 @@
 //! worker compares at housekeeping, [`WorkerShared::ask`]) and the trace hub
 //! (one atomic load per burst while no trace is armed,
 //! [`process_burst_traced`]).
+//!
+//! Files: this one holds the loop; [`shared`] the control handshake
+//! ([`TablesSlot`], [`WorkerShared`], requests and their answers);
+//! [`snapshot`] the counters a worker publishes and [`Tally`], which adds
+//! and subtracts counter sets field by field.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
-use crate::conntrack::{CtCounters, FlowView};
-use crate::counters::{Count, Counters};
+use crate::conntrack::CtCounters;
 use crate::drop::DropReason;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::pipeline::Pipeline;
-use crate::tables::Tables;
 use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, TraceTap};
-use crate::xsk::{FrameCensus, FrameRef, PortStats, WorkerPorts};
+use crate::xsk::{FrameRef, PortStats, WorkerPorts};
+
+pub mod shared;
+pub mod snapshot;
+
+pub use shared::{TablesSlot, WorkerReply, WorkerRequest, WorkerShared};
+pub use snapshot::{aggregate, LoopCounters, Tally, WorkerSnapshot};
 
 /// Loops between two housekeeping rounds while busy.
 pub const HOUSEKEEPING_LOOPS: u64 = 1024;
@@ -89,222 +98,6 @@ pub struct WorkerConfig {
     pub burst: usize,
     /// Never sleep when idle (burns the core, lowest latency).
     pub busy_poll: bool,
-}
-
-/// The compiled tables the workers run with, replaced whole by the control
-/// side. Workers notice a new generation at housekeeping (one atomic load)
-/// and only then take the lock.
-#[derive(Debug)]
-pub struct TablesSlot {
-    generation: AtomicU64,
-    tables: Mutex<Arc<Tables>>,
-}
-
-impl TablesSlot {
-    /// A slot holding `tables` as generation 0.
-    pub fn new(tables: Arc<Tables>) -> TablesSlot {
-        TablesSlot {
-            generation: AtomicU64::new(0),
-            tables: Mutex::new(tables),
-        }
-    }
-
-    /// Publishes new tables; workers adopt them at their next housekeeping.
-    pub fn replace(&self, tables: Arc<Tables>) {
-        let mut slot = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        *slot = tables;
-        self.generation.fetch_add(1, Ordering::Release);
-    }
-
-    /// The current generation (bumped by every [`TablesSlot::replace`]).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    /// The tables in the slot and their generation.
-    pub fn load(&self) -> (u64, Arc<Tables>) {
-        let slot = self.tables.lock().unwrap_or_else(|e| e.into_inner());
-        (self.generation.load(Ordering::Acquire), slot.clone())
-    }
-}
-
-/// The worker's own counters (the pipeline's are in [`Counters`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct LoopCounters {
-    /// Loop iterations.
-    pub loops: u64,
-    /// Iterations that received at least one frame (`busy_loops / loops`
-    /// is the busy share).
-    pub busy_loops: u64,
-    /// Times the idle worker slept or waited in `poll`.
-    pub idle_waits: u64,
-    /// Housekeeping rounds.
-    pub housekeeping: u64,
-    /// Frames the TX rings did not take (freed).
-    pub tx_ring_full: u64,
-    /// `Tx` verdicts for a port this worker does not have (freed).
-    pub tx_no_port: u64,
-    /// Packets for the host with no host path (freed).
-    pub host_unavailable: u64,
-    /// Tables generations adopted after the first.
-    pub tables_swaps: u64,
-}
-
-/// What a worker publishes at housekeeping and once more when it stops.
-#[derive(Clone, Debug, Default)]
-pub struct WorkerSnapshot {
-    /// Worker index.
-    pub index: usize,
-    /// Core it is pinned to.
-    pub core: Option<usize>,
-    /// Loop counters.
-    pub loops: LoopCounters,
-    /// Pipeline counters.
-    pub counters: Counters,
-    /// Counters per port, in port order (with the kernel's XDP statistics).
-    pub ports: Vec<PortStats>,
-    /// Entries in the worker's connection table.
-    pub conntrack_entries: usize,
-    /// The connection table's counters (since start or the last reset).
-    pub conntrack: CtCounters,
-    /// The connection table's live entries (at most [`MAX_LISTED_FLOWS`]),
-    /// listed only in the final snapshot (`stopped`).
-    pub flows: Vec<FlowView>,
-    /// Where the worker's UMEM frames are.
-    pub census: FrameCensus,
-    /// Tables generation in force.
-    pub tables_generation: u64,
-    /// Whether this is the final snapshot (the worker stopped).
-    pub stopped: bool,
-}
-
-/// What the control side may ask a worker, answered at its housekeeping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WorkerRequest {
-    /// List the connection table (at most [`MAX_LISTED_FLOWS`] entries).
-    ListFlows,
-    /// Empty the connection table.
-    FlushFlows,
-    /// Set the counters to zero (pipeline, loop, port and connection-table
-    /// counters; the frame census is a state, not a counter).
-    ResetCounters,
-}
-
-/// A worker's answer to a [`WorkerRequest`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WorkerReply {
-    /// The connection table's live entries.
-    Flows(Vec<FlowView>),
-    /// Entries removed by the flush.
-    Flushed(usize),
-    /// Counters are zero (and a snapshot saying so was published).
-    Reset,
-}
-
-/// One kind of request: the control side bumps `requested`, the worker
-/// acts when it differs from `done` and then stores it there. Requests made
-/// before the worker looks are answered together (all three are idempotent).
-#[derive(Debug, Default)]
-struct Ask {
-    requested: AtomicU64,
-    done: AtomicU64,
-}
-
-impl Ask {
-    /// Worker: the request to answer, if one waits.
-    fn pending(&self) -> Option<u64> {
-        let r = self.requested.load(Ordering::Acquire);
-        (r != self.done.load(Ordering::Relaxed)).then_some(r)
-    }
-}
-
-/// What the control side shares with one worker.
-pub struct WorkerShared {
-    /// Set to stop the worker; it finishes its loop, drains TX and returns.
-    pub stop: Arc<AtomicBool>,
-    /// Tables for all workers.
-    pub tables: Arc<TablesSlot>,
-    /// Live traces (`routerctl trace`), shared by all workers.
-    pub trace: Arc<TraceHub>,
-    snapshot: Mutex<WorkerSnapshot>,
-    /// Bumped at every published snapshot.
-    published: AtomicU64,
-    asks: [Ask; 3],
-    /// The last listing ([`WorkerRequest::ListFlows`]).
-    flows: Mutex<Vec<FlowView>>,
-    /// Entries removed by the last flush.
-    flushed: AtomicU64,
-}
-
-impl std::fmt::Debug for WorkerShared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerShared")
-            .field("stop", &self.stop)
-            .field("tables", &self.tables)
-            .field("published", &self.published)
-            .field("asks", &self.asks)
-            .finish_non_exhaustive()
-    }
-}
-
-impl WorkerShared {
-    /// Shared state for a worker with the common stop flag and tables slot
-    /// (and a trace hub of its own: see [`WorkerShared::with_trace_hub`]).
-    pub fn new(stop: Arc<AtomicBool>, tables: Arc<TablesSlot>) -> WorkerShared {
-        WorkerShared {
-            stop,
-            tables,
-            trace: Arc::new(TraceHub::new()),
-            snapshot: Mutex::new(WorkerSnapshot::default()),
-            published: AtomicU64::new(0),
-            asks: Default::default(),
-            flows: Mutex::new(Vec::new()),
-            flushed: AtomicU64::new(0),
-        }
-    }
-
-    /// Use `hub` (one for all workers) for live traces.
-    pub fn with_trace_hub(mut self, hub: Arc<TraceHub>) -> WorkerShared {
-        self.trace = hub;
-        self
-    }
-
-    /// Asks the worker (control side; waits up to `limit` for the answer,
-    /// which comes at the worker's next housekeeping). `None`: no answer in
-    /// time (the worker is stuck or stopped); the request stays pending.
-    pub fn ask(&self, req: WorkerRequest, limit: Duration) -> Option<WorkerReply> {
-        let ask = &self.asks[req as usize];
-        let want = ask.requested.fetch_add(1, Ordering::AcqRel) + 1;
-        let deadline = Instant::now() + limit;
-        while ask.done.load(Ordering::Acquire) < want {
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_micros(500));
-        }
-        Some(match req {
-            WorkerRequest::ListFlows => {
-                WorkerReply::Flows(self.flows.lock().unwrap_or_else(|e| e.into_inner()).clone())
-            }
-            WorkerRequest::FlushFlows => {
-                WorkerReply::Flushed(self.flushed.load(Ordering::Acquire) as usize)
-            }
-            WorkerRequest::ResetCounters => WorkerReply::Reset,
-        })
-    }
-
-    /// The last snapshot the worker published.
-    pub fn snapshot(&self) -> WorkerSnapshot {
-        self.snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    /// Snapshots published so far.
-    pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Acquire)
-    }
 }
 
 /// Why a worker could not start.
@@ -631,42 +424,6 @@ impl Worker {
         }
     }
 
-    /// Answers what the control side asked ([`WorkerShared::ask`]); true
-    /// when counters or the table changed (publish now).
-    fn answer_requests(&mut self) -> bool {
-        let shared = Arc::clone(&self.shared);
-        let mut changed = false;
-        let [list, flush, reset] = &shared.asks;
-        if let Some(r) = flush.pending() {
-            let n = self.pipeline.conntrack().len();
-            self.pipeline.conntrack_mut().flush();
-            shared.flushed.store(n as u64, Ordering::Release);
-            flush.done.store(r, Ordering::Release);
-            changed = true;
-        }
-        if let Some(r) = list.pending() {
-            let now = self.pipeline.now();
-            let flows: Vec<FlowView> = self
-                .pipeline
-                .conntrack()
-                .flows(now)
-                .take(MAX_LISTED_FLOWS)
-                .collect();
-            *shared.flows.lock().unwrap_or_else(|e| e.into_inner()) = flows;
-            list.done.store(r, Ordering::Release);
-        }
-        if let Some(r) = reset.pending() {
-            zero_counters(self.pipeline.counters_mut());
-            self.lc = LoopCounters::default();
-            self.port_base = self.ports.stats().ports;
-            self.ct_base = self.pipeline.conntrack().counters();
-            // Published before the answer, so that the control side reads zeros.
-            self.publish(false);
-            reset.done.store(r, Ordering::Release);
-        }
-        changed
-    }
-
     /// Lets the kernel finish sending: housekeeping until no frame is in a
     /// TX or completion ring, or `limit` passed.
     pub fn drain(&mut self, limit: Duration) {
@@ -678,47 +435,6 @@ impl Worker {
             }
             std::thread::sleep(Duration::from_millis(2));
         }
-    }
-
-    /// The worker's state now (allocates: not for the packet path).
-    pub fn snapshot(&self, stopped: bool) -> WorkerSnapshot {
-        WorkerSnapshot {
-            index: self.cfg.index,
-            core: self.cfg.core,
-            loops: self.lc,
-            counters: self.pipeline.counters().clone(),
-            ports: self
-                .ports
-                .stats()
-                .ports
-                .iter()
-                .enumerate()
-                .map(|(i, p)| port_since(p, self.port_base.get(i)))
-                .collect(),
-            conntrack_entries: self.pipeline.conntrack().len(),
-            conntrack: ct_since(self.pipeline.conntrack().counters(), self.ct_base),
-            flows: if stopped {
-                let now = self.pipeline.now();
-                let ct = self.pipeline.conntrack();
-                ct.flows(now).take(MAX_LISTED_FLOWS).collect()
-            } else {
-                Vec::new()
-            },
-            census: self.ports.frames_accounted(),
-            tables_generation: self.tables_generation,
-            stopped,
-        }
-    }
-
-    fn publish(&mut self, stopped: bool) {
-        let snap = self.snapshot(stopped);
-        *self
-            .shared
-            .snapshot
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = snap;
-        self.shared.published.fetch_add(1, Ordering::Release);
-        self.last_publish = Instant::now();
     }
 }
 
@@ -882,113 +598,10 @@ fn trace_burst(
     }
 }
 
-/// Zeroes counters, keeping the rule counters sized to the tables in force.
-fn zero_counters(c: &mut Counters) {
-    let mut z = Counters::default();
-    for (a, b) in z.raw_rules.iter_mut().zip(&c.raw_rules) {
-        *a = vec![Count::default(); b.len()];
-    }
-    for (a, b) in z.filter_rules.iter_mut().zip(&c.filter_rules) {
-        *a = vec![Count::default(); b.len()];
-    }
-    *c = z;
-}
-
-/// A port's counters since `base` (the last reset).
-fn port_since(p: &PortStats, base: Option<&PortStats>) -> PortStats {
-    let Some(b) = base else { return *p };
-    let x = &p.xdp;
-    let bx = &b.xdp;
-    PortStats {
-        rx_packets: p.rx_packets.saturating_sub(b.rx_packets),
-        rx_bytes: p.rx_bytes.saturating_sub(b.rx_bytes),
-        tx_packets: p.tx_packets.saturating_sub(b.tx_packets),
-        tx_bytes: p.tx_bytes.saturating_sub(b.tx_bytes),
-        rx_fill_starved: p.rx_fill_starved.saturating_sub(b.rx_fill_starved),
-        tx_ring_full: p.tx_ring_full.saturating_sub(b.tx_ring_full),
-        tx_bad_frames: p.tx_bad_frames.saturating_sub(b.tx_bad_frames),
-        tx_kicks: p.tx_kicks.saturating_sub(b.tx_kicks),
-        tx_kick_errors: p.tx_kick_errors.saturating_sub(b.tx_kick_errors),
-        rx_wakeups: p.rx_wakeups.saturating_sub(b.rx_wakeups),
-        xdp: crate::xsk::port::XdpStatistics {
-            rx_dropped: x.rx_dropped.saturating_sub(bx.rx_dropped),
-            rx_invalid_descs: x.rx_invalid_descs.saturating_sub(bx.rx_invalid_descs),
-            tx_invalid_descs: x.tx_invalid_descs.saturating_sub(bx.tx_invalid_descs),
-            rx_ring_full: x.rx_ring_full.saturating_sub(bx.rx_ring_full),
-            rx_fill_ring_empty_descs: x
-                .rx_fill_ring_empty_descs
-                .saturating_sub(bx.rx_fill_ring_empty_descs),
-            tx_ring_empty_descs: x.tx_ring_empty_descs.saturating_sub(bx.tx_ring_empty_descs),
-        },
-    }
-}
-
-/// Connection-table counters since `base`.
-fn ct_since(c: CtCounters, base: CtCounters) -> CtCounters {
-    CtCounters {
-        inserted: c.inserted.saturating_sub(base.inserted),
-        expired: c.expired.saturating_sub(base.expired),
-        early_dropped: c.early_dropped.saturating_sub(base.early_dropped),
-        table_full: c.table_full.saturating_sub(base.table_full),
-    }
-}
-
-/// Sums the snapshots of all workers: pipeline counters merged, port
-/// counters added per port, loop counters added, census per worker kept.
-pub fn aggregate(snaps: &[WorkerSnapshot]) -> (Counters, Vec<PortStats>, LoopCounters) {
-    let mut c = Counters::default();
-    let mut ports: Vec<PortStats> = Vec::new();
-    let mut lc = LoopCounters::default();
-    for s in snaps {
-        c.merge(&s.counters);
-        if ports.len() < s.ports.len() {
-            ports.resize(s.ports.len(), PortStats::default());
-        }
-        for (a, b) in ports.iter_mut().zip(&s.ports) {
-            a.rx_packets += b.rx_packets;
-            a.rx_bytes += b.rx_bytes;
-            a.tx_packets += b.tx_packets;
-            a.tx_bytes += b.tx_bytes;
-            a.rx_fill_starved += b.rx_fill_starved;
-            a.tx_ring_full += b.tx_ring_full;
-            a.tx_bad_frames += b.tx_bad_frames;
-            a.tx_kicks += b.tx_kicks;
-            a.tx_kick_errors += b.tx_kick_errors;
-            a.rx_wakeups += b.rx_wakeups;
-            a.xdp.rx_dropped += b.xdp.rx_dropped;
-            a.xdp.rx_invalid_descs += b.xdp.rx_invalid_descs;
-            a.xdp.tx_invalid_descs += b.xdp.tx_invalid_descs;
-            a.xdp.rx_ring_full += b.xdp.rx_ring_full;
-            a.xdp.rx_fill_ring_empty_descs += b.xdp.rx_fill_ring_empty_descs;
-            a.xdp.tx_ring_empty_descs += b.xdp.tx_ring_empty_descs;
-        }
-        lc.loops += s.loops.loops;
-        lc.busy_loops += s.loops.busy_loops;
-        lc.idle_waits += s.loops.idle_waits;
-        lc.housekeeping += s.loops.housekeeping;
-        lc.tx_ring_full += s.loops.tx_ring_full;
-        lc.tx_no_port += s.loops.tx_no_port;
-        lc.host_unavailable += s.loops.host_unavailable;
-        lc.tables_swaps += s.loops.tables_swaps;
-    }
-    (c, ports, lc)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tables_slot_bumps_generation_on_replace() {
-        let t = Arc::new(Tables::build(Default::default()));
-        let slot = TablesSlot::new(t.clone());
-        assert_eq!(slot.generation(), 0);
-        let t2 = Arc::new(Tables::build(Default::default()));
-        slot.replace(t2.clone());
-        let (g, got) = slot.load();
-        assert_eq!(g, 1);
-        assert!(Arc::ptr_eq(&got, &t2));
-    }
+    use crate::tables::Tables;
 
     #[test]
     fn a_core_that_does_not_exist_is_named() {
@@ -1051,79 +664,5 @@ mod tests {
         assert!(hub.pop().is_none(), "only the matching packet");
         assert_eq!(hub.remaining(), 4);
         assert_eq!(traced.counters().rx[0], plain.counters().rx[0]);
-    }
-
-    #[test]
-    fn zeroed_counters_keep_the_rule_counters_sized() {
-        let mut c = Counters {
-            forwarded: 9,
-            ..Default::default()
-        };
-        c.raw_rules[0] = vec![
-            Count {
-                packets: 1,
-                bytes: 60
-            };
-            2
-        ];
-        c.filter_rules[1] = vec![Count::default(); 3];
-        zero_counters(&mut c);
-        assert_eq!(c.forwarded, 0);
-        assert_eq!(c.raw_rules[0], vec![Count::default(); 2]);
-        assert_eq!(c.filter_rules[1].len(), 3);
-    }
-
-    #[test]
-    fn a_request_nobody_answers_times_out_and_one_answered_returns() {
-        let t = Arc::new(Tables::build(Default::default()));
-        let shared = WorkerShared::new(
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(TablesSlot::new(t)),
-        );
-        let start = Instant::now();
-        assert_eq!(
-            shared.ask(WorkerRequest::FlushFlows, Duration::from_millis(20)),
-            None
-        );
-        assert!(start.elapsed() < Duration::from_secs(1));
-        // The worker's side, by hand: answer what is pending.
-        let ask = &shared.asks[WorkerRequest::FlushFlows as usize];
-        let r = ask.pending().expect("the request waits");
-        shared.flushed.store(4, Ordering::Release);
-        ask.done.store(r, Ordering::Release);
-        assert!(ask.pending().is_none());
-        // A second request is answered once the worker acts on it.
-        std::thread::scope(|s| {
-            let h = s.spawn(|| shared.ask(WorkerRequest::FlushFlows, Duration::from_secs(5)));
-            while ask.pending().is_none() {
-                std::thread::yield_now();
-            }
-            let r = ask.pending().unwrap();
-            ask.done.store(r, Ordering::Release);
-            assert_eq!(h.join().unwrap(), Some(WorkerReply::Flushed(4)));
-        });
-    }
-
-    #[test]
-    fn aggregate_adds_ports_and_counters() {
-        let mut a = WorkerSnapshot::default();
-        a.counters.forwarded = 3;
-        a.ports = vec![
-            PortStats {
-                rx_packets: 2,
-                ..Default::default()
-            };
-            2
-        ];
-        a.loops.loops = 10;
-        let mut b = a.clone();
-        b.counters.forwarded = 4;
-        b.loops.busy_loops = 1;
-        let (c, ports, lc) = aggregate(&[a, b]);
-        assert_eq!(c.forwarded, 7);
-        assert_eq!(ports.len(), 2);
-        assert_eq!(ports[1].rx_packets, 4);
-        assert_eq!(lc.loops, 20);
-        assert_eq!(lc.busy_loops, 1);
     }
 }
