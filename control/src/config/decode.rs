@@ -1,8 +1,8 @@
 //! Decoding and validation of the whole file, section by section. Rules and
 //! matches live in `rules.rs`.
 
-use super::rules::{decode_chain, decode_raw, Ports};
-use super::yaml::{error_at, one_of, suggest, Val, R};
+use super::rules::{decode_chain, decode_raw, parse_prefix, port_by_name, Ports};
+use super::yaml::{error_at, Val, R};
 use super::{
     Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN, MAX_INTERFACES,
 };
@@ -534,24 +534,6 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
         out.push(RouteSpec { prefix, next_hop });
     }
     Ok(out)
-}
-
-pub(super) fn parse_prefix(v: &Val) -> R<Ipv4Prefix> {
-    let s = v.str("a prefix such as 198.18.0.0/24")?;
-    s.parse::<Ipv4Prefix>()
-        .map_err(|e| v.err(format!("{s:?} is not a prefix, expected {e}")))
-}
-
-pub(super) fn port_by_name(v: &Val, name: &str, ifs: &[Interface]) -> R<PortId> {
-    if let Some(i) = ifs.iter().position(|i| i.name == name) {
-        return Ok(PortId(i as u8));
-    }
-    let names: Vec<&str> = ifs.iter().map(|i| i.name.as_str()).collect();
-    let hint = match suggest(name, names.iter().copied()) {
-        Some(c) => format!(", did you mean {c}?"),
-        None => format!(", expected {}", one_of(&names)),
-    };
-    Err(v.err(format!("{name:?} is not an interface{hint}")))
 }
 
 fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {

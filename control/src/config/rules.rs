@@ -1,8 +1,7 @@
 //! Raw and filter rules: the match keys, the actions, and the checks that
 //! catch a rule that can never match or means something else than it says.
 
-use super::decode::{parse_prefix, port_by_name};
-use super::yaml::{Val, R};
+use super::yaml::{one_of, suggest, Val, R};
 use dataplane::addr::Ipv4Prefix;
 use dataplane::packet::PortId;
 use dataplane::tables::{
@@ -20,6 +19,26 @@ impl<'a> Ports<'a> {
     pub fn new(ifs: &'a [Interface]) -> Self {
         Ports { ifs }
     }
+}
+
+/// A prefix such as `198.18.0.0/24`.
+pub(super) fn parse_prefix(v: &Val) -> R<Ipv4Prefix> {
+    let s = v.str("a prefix such as 198.18.0.0/24")?;
+    s.parse::<Ipv4Prefix>()
+        .map_err(|e| v.err(format!("{s:?} is not a prefix, expected {e}")))
+}
+
+/// The port of the interface called `name`.
+pub(super) fn port_by_name(v: &Val, name: &str, ifs: &[Interface]) -> R<PortId> {
+    if let Some(i) = ifs.iter().position(|i| i.name == name) {
+        return Ok(PortId(i as u8));
+    }
+    let names: Vec<&str> = ifs.iter().map(|i| i.name.as_str()).collect();
+    let hint = match suggest(name, names.iter().copied()) {
+        Some(c) => format!(", did you mean {c}?"),
+        None => format!(", expected {}", one_of(&names)),
+    };
+    Err(v.err(format!("{name:?} is not an interface{hint}")))
 }
 
 /// Where a rule list is hooked in the packet path.
