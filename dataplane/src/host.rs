@@ -30,11 +30,16 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::packet::ETH_HDR_LEN;
 use crate::worker::HostPath;
-use crate::xsk::tun::Tun;
+use crate::xsk::tun::{Tun, TunRead};
 
 /// Bytes of a pool buffer: a whole UMEM frame's worth.
 pub const HOST_BUF_SIZE: usize = 2048;
+/// Longest packet from the kernel the host path takes: what the smallest
+/// UMEM frame (2048 bytes) holds behind the Ethernet header the worker puts
+/// in front of it. The TUN's MTU keeps the kernel's packets far below.
+pub const MAX_FROM_KERNEL: usize = HOST_BUF_SIZE - ETH_HDR_LEN;
 /// Buffers in the pool (both directions together).
 pub const HOST_BUFFERS: usize = 1024;
 /// Packets from the kernel waiting for the worker, at most.
@@ -49,8 +54,9 @@ const IDLE_WAIT_MAX: Duration = Duration::from_micros(500);
 /// Where the host thread reads and writes IP packets: the TUN, or an
 /// in-memory device in tests.
 pub trait HostDevice: Send + 'static {
-    /// One packet into `buf`; `Ok(None)` when none waits.
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+    /// One packet into `buf` (what was copied, and whether it was cut);
+    /// `Ok(None)` when none waits.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<TunRead>>;
     /// Hands one packet to the kernel; `Ok(false)` when it cannot take it.
     fn write(&mut self, packet: &[u8]) -> io::Result<bool>;
     /// Waits up to `timeout` for a packet to read.
@@ -58,7 +64,7 @@ pub trait HostDevice: Send + 'static {
 }
 
 impl HostDevice for Tun {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<TunRead>> {
         Tun::read(self, buf)
     }
     fn write(&mut self, packet: &[u8]) -> io::Result<bool> {
@@ -265,8 +271,8 @@ fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
                 Some(mut b) => (dev.read(&mut b.data), Some(b)),
                 None => (dev.read(&mut spill), None),
             };
-            let n = match got {
-                Ok(Some(n)) => n,
+            let r = match got {
+                Ok(Some(r)) => r,
                 Ok(None) => {
                     if let Some(b) = buf {
                         s.recycle(b);
@@ -286,8 +292,11 @@ fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
                 bump(&c.from_kernel_queue_full, 1);
                 continue;
             };
-            // A full read may have been cut: it cannot be sent whole.
-            if n >= b.data.len() {
+            // A cut packet cannot be sent whole, nor one that a worker's
+            // frame cannot hold behind its Ethernet header: dropped here,
+            // counted once.
+            let n = r.len;
+            if r.truncated || n > MAX_FROM_KERNEL {
                 bump(&c.from_kernel_too_big, 1);
                 s.recycle(b);
                 continue;
@@ -353,8 +362,13 @@ impl HostPath for HostPort {
         loop {
             let b = s.from_kernel.pop()?;
             if b.len > buf.len() {
-                // The frame is smaller than what the pool carries.
-                bump(&s.counters.from_kernel_too_big, 1);
+                // The frame is smaller than what the pool carries: the
+                // packet counts as too big, no longer as received.
+                let c = &s.counters;
+                c.from_kernel_packets.fetch_sub(1, Ordering::Relaxed);
+                c.from_kernel_bytes
+                    .fetch_sub(b.len as u64, Ordering::Relaxed);
+                bump(&c.from_kernel_too_big, 1);
                 s.recycle(b);
                 continue;
             }
@@ -382,7 +396,7 @@ mod tests {
     }
 
     impl HostDevice for Fake {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<Option<TunRead>> {
             let mut q = self.outbound.lock().unwrap();
             if q.is_empty() {
                 return Ok(None);
@@ -390,7 +404,10 @@ mod tests {
             let p = q.remove(0);
             let n = p.len().min(buf.len());
             buf[..n].copy_from_slice(&p[..n]);
-            Ok(Some(n))
+            Ok(Some(TunRead {
+                len: n,
+                truncated: p.len() > buf.len(),
+            }))
         }
         fn write(&mut self, packet: &[u8]) -> io::Result<bool> {
             self.inbound.lock().unwrap().push(packet.to_vec());
@@ -482,11 +499,38 @@ mod tests {
         let st = host.stop();
         assert_eq!(st.from_kernel_too_big, 2);
         assert_eq!(
+            st.from_kernel_packets, 0,
+            "a dropped packet is not also received"
+        );
+        assert_eq!(
             st.named_drops()
                 .iter()
                 .find(|(n, _)| *n == "host_from_kernel_too_big")
                 .map(|x| x.1),
             Some(2)
         );
+    }
+
+    #[test]
+    fn packets_a_frame_cannot_hold_are_counted_once() {
+        let dev = Fake::default();
+        let host = HostThread::start(dev.clone()).unwrap();
+        let mut w = host.port(true);
+        // 2035 to 2047 bytes fit the host path's buffers but not a 2048-byte
+        // UMEM frame behind an Ethernet header.
+        for len in [
+            MAX_FROM_KERNEL,
+            MAX_FROM_KERNEL + 1,
+            HOST_BUF_SIZE - 1,
+            HOST_BUF_SIZE,
+        ] {
+            dev.outbound.lock().unwrap().push(vec![0x45; len]);
+        }
+        assert!(until(Duration::from_secs(5), || w.has_packet()));
+        let mut frame = [0u8; 2048 - 14];
+        assert_eq!(w.receive(&mut frame), Some(MAX_FROM_KERNEL));
+        assert_eq!(w.receive(&mut frame), None);
+        let st = host.stop();
+        assert_eq!((st.from_kernel_packets, st.from_kernel_too_big), (1, 3));
     }
 }

@@ -25,6 +25,27 @@ struct IfReqFlags {
     _pad: [u8; 22],
 }
 
+/// One packet read from the device.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunRead {
+    /// Bytes copied into the buffer.
+    pub len: usize,
+    /// The packet was longer than the buffer: the rest is lost.
+    pub truncated: bool,
+}
+
+impl TunRead {
+    /// What a `read` that returned `ret` (the packet's full length, as the
+    /// TUN driver reports it even when it copied less) into a buffer of
+    /// `cap` bytes gave.
+    fn of(ret: usize, cap: usize) -> TunRead {
+        TunRead {
+            len: ret.min(cap),
+            truncated: ret > cap,
+        }
+    }
+}
+
 /// An open TUN device.
 #[derive(Debug)]
 pub struct Tun {
@@ -93,13 +114,14 @@ impl Tun {
     }
 
     /// Reads one IP packet into `buf`; `Ok(None)` when none is waiting.
-    /// A packet longer than `buf` is cut (the kernel drops the rest).
-    pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+    /// A packet longer than `buf` is cut (the kernel drops the rest) and
+    /// says so.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<Option<TunRead>> {
         // SAFETY: `buf` is writable for `buf.len()` bytes; read writes at
         // most that many.
         let n = unsafe { libc::read(self.fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
         if n >= 0 {
-            return Ok(Some(n as usize));
+            return Ok(Some(TunRead::of(n as usize, buf.len())));
         }
         let e = io::Error::last_os_error();
         match e.kind() {
@@ -152,6 +174,27 @@ impl AsRawFd for Tun {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cut_read_reports_what_was_copied() {
+        // The TUN driver returns the packet's whole length even when it
+        // copied only what fit.
+        assert_eq!(
+            TunRead::of(2100, 2048),
+            TunRead {
+                len: 2048,
+                truncated: true
+            }
+        );
+        assert_eq!(
+            TunRead::of(2048, 2048),
+            TunRead {
+                len: 2048,
+                truncated: false
+            }
+        );
+        assert!(!TunRead::of(60, 2048).truncated);
+    }
 
     #[test]
     fn names_that_cannot_be_devices_are_refused() {
