@@ -182,17 +182,19 @@ impl Generator {
                 };
                 held += 1;
             }
-            let go = held.min(allowed);
+            // Only what the TX ring has room for: tx_burst frees the rest,
+            // and the generator keeps its frames for the next round.
+            let go = held.min(allowed).min(self.ports.tx_room(0));
             let ts = monotonic_ns();
             for buf in self.ports.frames_mut(&burst[..go]) {
                 Templates::restamp(buf, ts);
             }
-            let took = self.ports.tx_burst(0, &burst[..go]);
+            let took = self.ports.tx_burst(0, &burst[..go]).sent;
             sent += took as u64;
             bytes += burst[..took].iter().map(|f| u64::from(f.len)).sum::<u64>();
             pacer.sent(took);
-            burst.copy_within(took..held, 0);
-            held -= took;
+            burst.copy_within(go..held, 0);
+            held -= go;
             now = monotonic_ns();
         }
         let seconds = (now - start) as f64 / 1e9;

@@ -229,7 +229,7 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
                 tx_packets: tx.packets,
                 tx_bytes: tx.bytes,
                 rx_dropped: p.xdp.rx_dropped + p.xdp.rx_ring_full,
-                tx_dropped: p.tx_ring_full + p.tx_bad_frames,
+                tx_dropped: p.tx_ring_full + p.tx_bad_frames + p.tx_link_down,
             },
         );
         if !input.ports.is_empty() {

@@ -216,6 +216,16 @@ impl Router {
             d.umem_frames,
             FRAME_SIZE
         );
+        for (w, ports) in all_ports.iter().enumerate() {
+            for (p, dev) in devices.iter().enumerate() {
+                let bound = match ports.zero_copy(p) {
+                    Some(true) => "zero-copy",
+                    Some(false) => "copy",
+                    None => "unknown (the kernel does not say)",
+                };
+                info!("AF_XDP socket {dev} queue {w}: bound {bound}");
+            }
+        }
 
         // Before the ports' kernel state changes: a name clash (or no
         // /dev/net/tun) fails with nothing to put back. Closing the

@@ -33,6 +33,7 @@ use smallvec::SmallVec;
 
 use crate::conntrack::CtCounters;
 use crate::drop::DropReason;
+use crate::neighbour::PENDING_SLOTS;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::pipeline::Pipeline;
 use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, TraceTap};
@@ -228,8 +229,9 @@ impl Worker {
             trace,
             tables_generation: generation,
             rx: vec![FrameRef::default(); burst],
-            // Each output port can receive at most a burst from every port.
-            txq: (0..n).map(|_| Vec::with_capacity(burst * n)).collect(),
+            txq: (0..n)
+                .map(|_| Vec::with_capacity(tx_queue_len(burst, n)))
+                .collect(),
             lc: LoopCounters::default(),
             port_base: Vec::new(),
             ct_base: CtCounters::default(),
@@ -259,6 +261,12 @@ impl Worker {
     /// Loop counters.
     pub fn loop_counters(&self) -> LoopCounters {
         self.lc
+    }
+
+    /// The capacity of each output port's TX queue (sized once for the
+    /// worst loop, so the packet path never grows them).
+    pub fn tx_queue_capacity(&self) -> Vec<usize> {
+        self.txq.iter().map(Vec::capacity).collect()
     }
 
     /// Pins the thread (if a core is configured), then loops until the stop
@@ -313,6 +321,8 @@ impl Worker {
     pub fn poll_once(&mut self) -> usize {
         self.lc.loops += 1;
         self.set_clock();
+        // Completions first, whatever the TX rings' NEED_WAKEUP says.
+        self.ports.complete();
         let Worker {
             ports,
             pipeline,
@@ -390,11 +400,9 @@ impl Worker {
             if frames.is_empty() {
                 continue;
             }
-            let sent = self.ports.tx_burst(q, frames);
-            for f in &frames[sent..] {
-                self.ports.free(f.addr);
-            }
-            self.lc.tx_ring_full += (frames.len() - sent) as u64;
+            // What the port could not send it freed and counted.
+            let r = self.ports.tx_burst(q, frames);
+            self.lc.tx_ring_full += r.ring_full as u64;
             frames.clear();
         }
     }
@@ -436,6 +444,13 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
+}
+
+/// Most frames one loop can queue for one output port: a burst from every
+/// port, a burst from the host path, and what the neighbour queue sends at
+/// once (every waiting packet and an ARP request per resolution).
+fn tx_queue_len(burst: usize, ports: usize) -> usize {
+    burst * (ports + 1) + 2 * PENDING_SLOTS
 }
 
 /// Copies up to `out.len()` packets from the host path into fresh frames,

@@ -133,6 +133,8 @@ tally!(PortStats {
     tx_kicks,
     tx_kick_errors,
     rx_wakeups,
+    tx_link_down,
+    link_down_events,
     xdp,
 });
 

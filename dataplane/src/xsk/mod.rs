@@ -10,7 +10,9 @@
 //! [`ring`] is the single-producer/single-consumer ring shared with the
 //! kernel; [`socket`] builds an AF_XDP socket on a (possibly shared) UMEM;
 //! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack;
-//! [`tun`] is the TUN device of the host path.
+//! [`tun`] is the TUN device of the host path; [`fake`] plays the kernel's
+//! side of the rings in memory, for tests of behaviour veth never shows
+//! (zero-copy drivers' NEED_WAKEUP, failing kicks, links going down).
 //!
 //! Never on the packet path: allocation, locks, or a syscall per packet (the
 //! only syscalls are one TX kick per burst and wake-ups the kernel asks for
@@ -20,6 +22,7 @@
 
 pub mod bpf;
 mod error;
+pub mod fake;
 pub mod netns;
 pub mod port;
 pub mod ring;
@@ -31,5 +34,6 @@ pub mod umem;
 pub use bpf::{XdpMode, XdpProgram};
 pub use error::{IfName, XskError, XskStep};
 pub use port::{
-    FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, WorkerPorts, XdpStatistics,
+    FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, TxResult, WorkerPorts,
+    XdpStatistics,
 };

@@ -9,12 +9,26 @@
 //!
 //! - [`WorkerPorts::rx_burst`] and [`WorkerPorts::alloc`] hand frames to the
 //!   caller; [`WorkerPorts::tx_burst`] and [`WorkerPorts::free`] take them
-//!   back. A frame handed to `tx_burst` and not taken must be freed (or sent
-//!   again) by the caller.
+//!   back. `tx_burst` takes every frame it is given: what it cannot send (a
+//!   full TX ring, a frame outside the UMEM, a port whose link is down) it
+//!   frees and counts by reason ([`TxResult`]).
 //! - Frame bytes are reached by address: [`WorkerPorts::frame_mut`] for one
 //!   frame, [`WorkerPorts::frames_mut`] for a burst at once (it checks that
-//!   the frames are distinct, so the slices never alias). Only touch frames
-//!   you hold: the kernel may be writing frames it owns.
+//!   the frames are distinct, so the slices never alias). They reach only
+//!   frames the caller holds: every frame's owner is tracked in release
+//!   builds too, and touching a frame the kernel owns (in a fill, RX, TX or
+//!   completion ring, where the kernel or a NIC may be writing or reading
+//!   it), or freeing one twice, panics instead of aliasing it.
+//! - Completions are reaped every loop ([`WorkerPorts::complete`], and in
+//!   `tx_burst`), whatever the TX ring's NEED_WAKEUP flag says: a zero-copy
+//!   driver (mlx5) clears the flag while descriptors are in flight, and
+//!   only the `sendto` kick waits on it (libxdp's `complete_tx_l2fwd`).
+//! - A kick that fails with ENETDOWN (the interface is down) or ENXIO (the
+//!   device is gone) marks the port down: the descriptors the kernel has
+//!   not taken are taken back from the TX ring and freed, and while the port
+//!   is down `tx_burst` sends nothing (counted `tx_link_down`), so no stale
+//!   packet leaves when the link returns. Housekeeping probes a down port
+//!   with an empty TX ring and brings it back when a kick succeeds.
 //!
 //! Nothing here allocates after [`WorkerPorts::open`] (except
 //! [`WorkerPorts::stats`]); the only syscalls are one TX kick loop per
@@ -26,6 +40,7 @@ use std::time::Duration;
 pub use super::bpf::XdpMode;
 use super::bpf::XdpProgram;
 use super::error::{IfName, XskError, XskStep};
+use super::fake::FakeKernel;
 use super::socket::{SocketTarget, XskSocket};
 use super::umem::Umem;
 
@@ -37,6 +52,8 @@ const RING_MAX: u32 = 4096;
 /// Most `sendto` calls one kick makes before leaving the rest to the next
 /// burst or to housekeeping.
 const KICK_ROUNDS: u32 = 64;
+/// Housekeeping rounds between two probes of a port whose link is down.
+const LINK_PROBE_ROUNDS: u32 = 64;
 
 /// One interface queue a worker owns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,8 +117,36 @@ pub struct PortStats {
     pub tx_kick_errors: u64,
     /// `recvfrom` wake-ups made because the fill ring asked for one.
     pub rx_wakeups: u64,
+    /// Frames not sent because the port's link was down or its device gone
+    /// (freed, including those taken back from the TX ring).
+    pub tx_link_down: u64,
+    /// Times the port went down (a kick failed with ENETDOWN or ENXIO).
+    pub link_down_events: u64,
     /// The kernel's counters for the socket.
     pub xdp: XdpStatistics,
+}
+
+/// What [`WorkerPorts::tx_burst`] did with a burst: `sent` frames went to
+/// the TX ring; the others were freed, counted by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TxResult {
+    /// Frames placed in the TX ring.
+    pub sent: usize,
+    /// Frames the full TX ring did not take.
+    pub ring_full: usize,
+    /// Frames outside the UMEM or crossing a frame boundary.
+    pub bad: usize,
+    /// Frames dropped because the link was down or the device gone.
+    pub link_down: usize,
+}
+
+/// A port's link as the kicks saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Link {
+    Up,
+    /// A kick failed with ENETDOWN (or ENXIO: the device is gone); probed
+    /// again at housekeeping.
+    Down,
 }
 
 /// Counters of all ports, in port order.
@@ -146,8 +191,13 @@ impl FrameCensus {
 /// One port: a socket bound to an interface queue.
 struct Port {
     sock: XskSocket,
-    prog: Arc<XdpProgram>,
+    /// The XDP program redirecting the queue to the socket (none for the
+    /// fake kernel's ports).
+    prog: Option<Arc<XdpProgram>>,
     queue: u32,
+    link: Link,
+    /// Housekeeping rounds until the next probe of a down link.
+    probe_in: u32,
     /// Frames given to the fill ring and not yet taken from the RX ring.
     rx_out: u32,
     /// Frames put in the TX ring and not yet reaped from completion.
@@ -161,7 +211,9 @@ impl Drop for Port {
     fn drop(&mut self) {
         // Packets of this queue go back to the kernel stack before the
         // socket closes (the kernel would empty the slot anyway).
-        self.prog.unregister(self.queue);
+        if let Some(prog) = &self.prog {
+            prog.unregister(self.queue);
+        }
     }
 }
 
@@ -180,8 +232,9 @@ pub struct WorkerPorts {
     stamps: Vec<u32>,
     stamp: u32,
     pollfds: Vec<libc::pollfd>,
-    /// Per frame: held by the caller. Catches double frees in debug builds.
-    #[cfg(debug_assertions)]
+    /// Per frame: held by the caller (else on the free stack or the
+    /// kernel's). Checked in every build: frame accessors and frees of
+    /// frames the caller does not hold panic.
     owned: Vec<bool>,
 }
 
@@ -241,20 +294,53 @@ impl WorkerPorts {
                 return Err(config_err(i as u64));
             }
         }
-        let share = umem_frames / n as u32;
-        if share < RING_MIN {
-            return Err(config_err(umem_frames.into()));
+        let (mut out, ring_size) = Self::empty(n, umem_frames, frame_size)?;
+        for (cfg, prog) in ports.iter().zip(programs) {
+            let target = SocketTarget {
+                ifname: prog.ifname(),
+                ifindex: prog.ifindex(),
+                queue: cfg.queue,
+                ring_size,
+                copy: prog.mode() == XdpMode::Generic,
+            };
+            let owner = out.ports.first().map(|p| p.sock.fd());
+            let sock = XskSocket::open(&out.umem, owner, target)?;
+            let port = out.add_port(sock, Some(prog.clone()), cfg.queue);
+            prog.register(cfg.queue, port.sock.fd())?;
+        }
+        Ok(out)
+    }
+
+    /// Ports whose kernel side is `kernel`'s queues (one port per queue):
+    /// the ring layer and the worker loop under behaviour veth never shows.
+    pub fn open_fake(
+        kernel: &FakeKernel,
+        umem_frames: u32,
+        frame_size: u32,
+    ) -> Result<WorkerPorts, XskError> {
+        let (mut out, ring_size) = Self::empty(kernel.len(), umem_frames, frame_size)?;
+        for p in 0..kernel.len() {
+            let sock = XskSocket::fake(kernel.queue(p), &out.umem, ring_size);
+            out.add_port(sock, None, p as u32);
+        }
+        Ok(out)
+    }
+
+    /// A UMEM for `n` ports and no port yet; and the ring size.
+    fn empty(n: usize, umem_frames: u32, frame_size: u32) -> Result<(WorkerPorts, u32), XskError> {
+        let share = umem_frames / n.max(1) as u32;
+        if n == 0 || n > MAX_PORTS || share < RING_MIN {
+            let e = XskError::new(XskStep::Config, libc::EINVAL, IfName::new(""));
+            return Err(e.with_detail(umem_frames.into()));
         }
         let ring_size = prev_power_of_two(share).clamp(RING_MIN, RING_MAX);
         let fill_target = (umem_frames / (2 * n as u32)).min(ring_size);
-
         let umem = Umem::new(umem_frames, frame_size)?;
         let fs = u64::from(frame_size);
         let mut free: Vec<u64> = Vec::with_capacity(umem_frames as usize);
         // Lowest addresses on top of the stack.
         free.extend((0..u64::from(umem_frames)).rev().map(|i| i * fs));
-
-        let mut out = WorkerPorts {
+        let out = WorkerPorts {
             ports: Vec::with_capacity(n),
             umem,
             free,
@@ -263,39 +349,45 @@ impl WorkerPorts {
             stamps: vec![0; umem_frames as usize],
             stamp: 0,
             pollfds: Vec::with_capacity(n),
-            #[cfg(debug_assertions)]
             owned: vec![false; umem_frames as usize],
         };
-        for (cfg, prog) in ports.iter().zip(programs) {
-            let target = SocketTarget {
-                ifname: prog.ifname(),
-                ifindex: prog.ifindex(),
-                queue: cfg.queue,
-                ring_size,
-            };
-            let owner = out.ports.first().map(|p| p.sock.fd());
-            let sock = XskSocket::open(&out.umem, owner, target)?;
-            out.pollfds.push(libc::pollfd {
-                fd: sock.fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-            out.ports.push(Port {
-                sock,
-                prog: prog.clone(),
-                queue: cfg.queue,
-                rx_out: 0,
-                tx_out: 0,
-                stats: PortStats::default(),
-                frame_mask: !(fs - 1),
-            });
-            let port = out.ports.last_mut().expect("just pushed");
-            // Fill before the map points at the socket: no packet meets an
-            // empty fill ring.
-            refill(port, &mut out.free, fill_target);
-            prog.register(cfg.queue, port.sock.fd())?;
-        }
-        Ok(out)
+        Ok((out, ring_size))
+    }
+
+    /// Adds a port on `sock` and fills its fill ring (before any program
+    /// points at the socket: no packet meets an empty fill ring).
+    fn add_port(&mut self, sock: XskSocket, prog: Option<Arc<XdpProgram>>, queue: u32) -> &Port {
+        self.pollfds.push(libc::pollfd {
+            fd: sock.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        let frame_mask = !(u64::from(self.umem.frame_size()) - 1);
+        self.ports.push(Port {
+            sock,
+            prog,
+            queue,
+            link: Link::Up,
+            probe_in: 0,
+            rx_out: 0,
+            tx_out: 0,
+            stats: PortStats::default(),
+            frame_mask,
+        });
+        let port = self.ports.last_mut().expect("just pushed");
+        refill(port, &mut self.free, self.fill_target);
+        port
+    }
+
+    /// Whether the kernel bound `port`'s socket zero-copy (`XDP_OPTIONS`;
+    /// `None` when the kernel does not say).
+    pub fn zero_copy(&self, port: usize) -> Option<bool> {
+        self.ports[port].sock.zero_copy().ok()
+    }
+
+    /// Whether `port`'s link is up as far as its kicks tell.
+    pub fn link_up(&self, port: usize) -> bool {
+        self.ports[port].link == Link::Up
     }
 
     /// Number of ports.
@@ -327,12 +419,12 @@ impl WorkerPorts {
                 len: d.len,
             };
             bytes += u64::from(d.len);
-            #[cfg(debug_assertions)]
-            {
-                let f = self.umem.frame_index(d.addr);
-                debug_assert!(!self.owned[f], "kernel returned a frame the caller holds");
-                self.owned[f] = true;
-            }
+            let f = self.umem.frame_index(d.addr);
+            assert!(
+                !self.owned[f],
+                "the kernel returned frame {f}, which the caller holds"
+            );
+            self.owned[f] = true;
         }
         if n > 0 {
             p.sock.rx.release();
@@ -350,28 +442,29 @@ impl WorkerPorts {
     }
 
     /// Hands `frames` to `port`'s TX ring, in order, and kicks the kernel
-    /// once. Returns how many were taken (a prefix of `frames`); the caller
-    /// still holds the others and must free or resend them.
-    pub fn tx_burst(&mut self, port: usize, frames: &[FrameRef]) -> usize {
+    /// once; takes every frame: what it could not send is freed and counted
+    /// ([`TxResult`]). A frame outside the UMEM or crossing a frame is
+    /// skipped (the frames after it still go); a full ring takes a prefix;
+    /// a port whose link is down takes nothing.
+    pub fn tx_burst(&mut self, port: usize, frames: &[FrameRef]) -> TxResult {
         let umem_len = self.umem.len();
         let fs = u64::from(self.umem.frame_size());
-        let valid = frames
-            .iter()
-            .take_while(|f| {
-                let end = f.addr + u64::from(f.len);
-                f.len > 0 && end <= umem_len && (end - 1) / fs == f.addr / fs
-            })
-            .count();
+        let mut r = TxResult::default();
         let p = &mut self.ports[port];
-        if valid < frames.len() {
-            p.stats.tx_bad_frames += 1;
-            debug_assert!(
-                false,
-                "tx_burst: frame {:?} is not inside one UMEM frame",
-                frames[valid]
-            );
+        reap(p, &mut self.free);
+        if p.link == Link::Down {
+            r.link_down = frames.len();
+            p.stats.tx_link_down += frames.len() as u64;
+            for f in frames {
+                free_held(&mut self.owned, &mut self.free, &mut self.held, fs, f.addr);
+            }
+            return r;
         }
-        let want = valid as u32;
+        let valid = |f: &FrameRef| {
+            let end = f.addr + u64::from(f.len);
+            f.len > 0 && end <= umem_len && (end - 1) / fs == f.addr / fs
+        };
+        let want = frames.iter().filter(|f| valid(f)).count() as u32;
         let (idx, mut got) = p.sock.tx.reserve(want);
         if got < want {
             // Let the kernel drain the ring, then try for the rest.
@@ -379,27 +472,41 @@ impl WorkerPorts {
             got += p.sock.tx.reserve(want - got).1;
         }
         let mut bytes = 0u64;
-        for (i, f) in frames[..got as usize].iter().enumerate() {
+        let mut placed = 0u32;
+        for f in frames {
+            if !valid(f) {
+                r.bad += 1;
+                // An address outside the UMEM was never handed out: nothing
+                // to free.
+                if f.addr < umem_len {
+                    free_held(&mut self.owned, &mut self.free, &mut self.held, fs, f.addr);
+                }
+                continue;
+            }
+            if placed == got {
+                r.ring_full += 1;
+                free_held(&mut self.owned, &mut self.free, &mut self.held, fs, f.addr);
+                continue;
+            }
+            let fi = (f.addr / fs) as usize;
+            assert!(
+                self.owned[fi],
+                "tx_burst of frame {fi}, which the caller does not hold"
+            );
+            self.owned[fi] = false;
             p.sock.tx.write(
-                idx.wrapping_add(i as u32),
+                idx.wrapping_add(placed),
                 libc::xdp_desc {
                     addr: f.addr,
                     len: f.len,
                     options: 0,
                 },
             );
+            placed += 1;
             bytes += u64::from(f.len);
-            #[cfg(debug_assertions)]
-            {
-                let fi = self.umem.frame_index(f.addr);
-                debug_assert!(
-                    self.owned[fi],
-                    "tx_burst of a frame the caller does not hold"
-                );
-                self.owned[fi] = false;
-            }
         }
-        p.stats.tx_ring_full += u64::from(want - got);
+        p.stats.tx_bad_frames += r.bad as u64;
+        p.stats.tx_ring_full += r.ring_full as u64;
         if got > 0 {
             p.sock.tx.submit();
             self.held -= got;
@@ -408,7 +515,37 @@ impl WorkerPorts {
             p.stats.tx_bytes += bytes;
             kick(p, &mut self.free);
         }
-        got as usize
+        r.sent = got as usize;
+        if p.link == Link::Down {
+            // This very kick found the link down: what it took back counts
+            // as dropped, not sent.
+            r.link_down = r.sent;
+            r.sent = 0;
+        }
+        r
+    }
+
+    /// Free slots in `port`'s TX ring now (after reaping completions): how
+    /// many frames a `tx_burst` would place.
+    pub fn tx_room(&mut self, port: usize) -> usize {
+        let p = &mut self.ports[port];
+        reap(p, &mut self.free);
+        if p.link == Link::Down {
+            return 0;
+        }
+        let size = p.sock.tx.size();
+        p.sock.tx.free(size) as usize
+    }
+
+    /// Reaps the completions of every port with frames out: call once a
+    /// loop (a zero-copy driver posts completions without being asked).
+    #[inline]
+    pub fn complete(&mut self) {
+        for p in &mut self.ports {
+            if p.tx_out > 0 {
+                reap(p, &mut self.free);
+            }
+        }
     }
 
     /// Puts a frame the caller holds back on the free stack (any address
@@ -418,30 +555,21 @@ impl WorkerPorts {
             addr < self.umem.len(),
             "free of address {addr} outside the UMEM"
         );
-        #[cfg(debug_assertions)]
-        {
-            let f = self.umem.frame_index(addr);
-            debug_assert!(self.owned[f], "free of frame {f} the caller does not hold");
-            self.owned[f] = false;
-        }
-        self.free.push(self.umem.frame_base(addr));
-        self.held -= 1;
+        let fs = u64::from(self.umem.frame_size());
+        free_held(&mut self.owned, &mut self.free, &mut self.held, fs, addr);
     }
 
     /// A free frame for a generated packet: the address of its first byte
     /// (the whole `frame_size` buffer is the caller's).
     pub fn alloc(&mut self) -> Option<u64> {
         let addr = self.free.pop()?;
-        #[cfg(debug_assertions)]
-        {
-            self.owned[self.umem.frame_index(addr)] = true;
-        }
+        self.owned[self.umem.frame_index(addr)] = true;
         self.held += 1;
         Some(addr)
     }
 
-    /// The buffer from `addr` to the end of its frame. `addr` must be a frame
-    /// the caller holds; otherwise the bytes may change under it.
+    /// The buffer from `addr` to the end of its frame. Panics unless the
+    /// caller holds the frame (the kernel may be using the others).
     pub fn frame_mut(&mut self, addr: u64) -> &mut [u8] {
         let (start, len) = self.span(addr);
         // SAFETY: `span` keeps the range inside the UMEM mapping, which lives
@@ -449,7 +577,8 @@ impl WorkerPorts {
         unsafe { std::slice::from_raw_parts_mut(self.umem.as_ptr().add(start), len) }
     }
 
-    /// The `len` packet bytes of a frame the caller holds.
+    /// The `len` packet bytes of a frame the caller holds (panics for a
+    /// frame it does not hold).
     pub fn frame(&self, frame: FrameRef) -> &[u8] {
         let (start, len) = self.span(frame.addr);
         // SAFETY: as in `frame_mut`, under a shared borrow of `self`.
@@ -458,7 +587,8 @@ impl WorkerPorts {
     }
 
     /// The buffers of a burst, each from its `addr` to the end of its frame,
-    /// all mutable at once. Panics if two refer to the same frame.
+    /// all mutable at once. Panics if two refer to the same frame, or to a
+    /// frame the caller does not hold.
     pub fn frames_mut<'a>(&'a mut self, frames: &'a [FrameRef]) -> FramesMut<'a> {
         self.stamp = self.stamp.wrapping_add(1);
         if self.stamp == 0 {
@@ -471,12 +601,16 @@ impl WorkerPorts {
             frame_size: u64::from(self.umem.frame_size()),
             frames: frames.iter(),
             stamps: &mut self.stamps,
+            owned: &self.owned,
             stamp: self.stamp,
         }
     }
 
+    /// The span of a held frame's buffer from `addr`.
     fn span(&self, addr: u64) -> (usize, usize) {
         assert!(addr < self.umem.len(), "address {addr} outside the UMEM");
+        let f = self.umem.frame_index(addr);
+        assert!(self.owned[f], "frame {f} is not held by the caller");
         let end = self.umem.frame_base(addr) + u64::from(self.umem.frame_size());
         (addr as usize, (end - addr) as usize)
     }
@@ -488,7 +622,9 @@ impl WorkerPorts {
         for p in &mut self.ports {
             reap(p, &mut self.free);
             refill(p, &mut self.free, self.fill_target);
-            if p.sock.tx.outstanding() > 0 {
+            if p.link == Link::Down {
+                probe_link(p);
+            } else if p.sock.tx.outstanding() > 0 {
                 kick(p, &mut self.free);
             }
             if p.sock.fill.needs_wakeup() {
@@ -621,6 +757,11 @@ fn kick(p: &mut Port, free: &mut Vec<u64>) {
         match res {
             Ok(()) => {}
             Err(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => {}
+            Err(libc::ENETDOWN | libc::ENXIO) => {
+                p.stats.tx_kick_errors += 1;
+                link_down(p, free);
+                return;
+            }
             Err(_) => {
                 p.stats.tx_kick_errors += 1;
                 return;
@@ -632,6 +773,50 @@ fn kick(p: &mut Port, free: &mut Vec<u64>) {
         }
         left = now;
     }
+}
+
+/// The kick found the link down (ENETDOWN) or the device gone (ENXIO): the
+/// kernel took nothing, so what the TX ring holds comes back (freed,
+/// counted `tx_link_down`) instead of leaving seconds later, and the port
+/// stays down until a probe succeeds.
+fn link_down(p: &mut Port, free: &mut Vec<u64>) {
+    let mask = p.frame_mask;
+    let back = p.sock.tx.retract(|d| free.push(d.addr & mask));
+    p.tx_out -= back;
+    p.stats.tx_link_down += u64::from(back);
+    // Those frames were counted as sent when they entered the ring.
+    p.stats.tx_packets -= u64::from(back);
+    p.stats.link_down_events += 1;
+    p.link = Link::Down;
+    p.probe_in = 0;
+}
+
+/// Housekeeping of a down port: every [`LINK_PROBE_ROUNDS`] rounds, a kick
+/// with the TX ring empty (nothing stale can leave); success brings the
+/// port back.
+fn probe_link(p: &mut Port) {
+    if p.probe_in > 0 {
+        p.probe_in -= 1;
+        return;
+    }
+    p.probe_in = LINK_PROBE_ROUNDS;
+    debug_assert_eq!(p.sock.tx.outstanding(), 0);
+    if matches!(p.sock.kick_tx(), Ok(()) | Err(libc::EAGAIN | libc::EBUSY)) {
+        p.link = Link::Up;
+    }
+}
+
+/// Puts a held frame back on the free stack; panics on a frame the caller
+/// does not hold (a double free would hand one frame out twice).
+fn free_held(owned: &mut [bool], free: &mut Vec<u64>, held: &mut u32, fs: u64, addr: u64) {
+    let f = (addr / fs) as usize;
+    assert!(
+        owned[f],
+        "free of frame {f}, which the caller does not hold"
+    );
+    owned[f] = false;
+    free.push(addr & !(fs - 1));
+    *held -= 1;
 }
 
 fn prev_power_of_two(x: u32) -> u32 {
@@ -649,6 +834,7 @@ pub struct FramesMut<'a> {
     frame_size: u64,
     frames: std::slice::Iter<'a, FrameRef>,
     stamps: &'a mut [u32],
+    owned: &'a [bool],
     stamp: u32,
 }
 
@@ -663,6 +849,10 @@ impl<'a> Iterator for FramesMut<'a> {
             f.addr
         );
         let index = (f.addr / self.frame_size) as usize;
+        assert!(
+            self.owned[index],
+            "frames_mut: frame {index} is not held by the caller"
+        );
         assert!(
             self.stamps[index] != self.stamp,
             "frames_mut: frame {index} appears twice in the burst"

@@ -47,6 +47,9 @@ impl Mmap {
     /// A shared mapping of `len` bytes of `fd` at `offset` (a ring's page
     /// offset, e.g. `XDP_PGOFF_RX_RING`).
     pub(crate) fn shared(fd: libc::c_int, len: usize, offset: u64) -> Result<Mmap, i32> {
+        // The page offsets (e.g. 0x1_8000_0000 for the completion ring) do
+        // not fit a 32-bit off_t: refuse rather than map the wrong ring.
+        let offset = libc::off_t::try_from(offset).map_err(|_| libc::EOVERFLOW)?;
         // SAFETY: a fresh shared mapping of the socket's ring; the kernel
         // checks `len` against the ring size and fails otherwise.
         let ptr = unsafe {
@@ -56,7 +59,7 @@ impl Mmap {
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED | libc::MAP_POPULATE,
                 fd,
-                offset as libc::off_t,
+                offset,
             )
         };
         Self::checked(ptr, len)
@@ -162,6 +165,18 @@ impl<T: Copy> Raw<T> {
         unsafe { self.flags.as_ref() }
     }
 
+    /// Sets or clears `XDP_RING_NEED_WAKEUP` (the kernel's side: the fake
+    /// kernel of the tests).
+    fn set_need_wakeup(&self, on: bool) {
+        if on {
+            self.flags()
+                .fetch_or(libc::XDP_RING_NEED_WAKEUP, Ordering::Release);
+        } else {
+            self.flags()
+                .fetch_and(!libc::XDP_RING_NEED_WAKEUP, Ordering::Release);
+        }
+    }
+
     fn slot(&self, idx: u32) -> *mut T {
         // SAFETY: `idx & mask < size`, inside the descriptor array.
         unsafe { self.descs.as_ptr().add((idx & self.mask) as usize) }
@@ -264,6 +279,30 @@ impl<T: Copy> ProdRing<T> {
     pub fn needs_wakeup(&self) -> bool {
         self.raw.flags().load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
+
+    /// Takes back every published entry the kernel has not consumed, oldest
+    /// first, through `each`, and rewinds the producer index to the
+    /// kernel's consumer index. Only sound while no kernel context consumes
+    /// this ring: in copy mode the kernel reads a TX ring only inside our
+    /// own `sendto`/`poll` calls, so after a kick that failed before
+    /// touching the ring (ENETDOWN, ENXIO) nothing else reads it.
+    pub fn retract(&mut self, mut each: impl FnMut(T)) -> u32 {
+        debug_assert_eq!(
+            self.cached_prod, self.published,
+            "retract with unsubmitted slots"
+        );
+        let cons = self.raw.consumer().load(Ordering::Acquire);
+        let n = self.published.wrapping_sub(cons);
+        for i in 0..n {
+            // SAFETY: the slot is inside the ring and published by us; the
+            // kernel has not consumed it and (see above) does not read it now.
+            each(unsafe { self.raw.slot(cons.wrapping_add(i)).read() });
+        }
+        self.published = cons;
+        self.cached_prod = cons;
+        self.raw.producer().store(cons, Ordering::Release);
+        n
+    }
 }
 
 /// The side of a ring where we consume (completion, RX).
@@ -357,6 +396,11 @@ impl<T: Copy> ConsRing<T> {
     pub fn needs_wakeup(&self) -> bool {
         self.raw.flags().load(Ordering::Relaxed) & libc::XDP_RING_NEED_WAKEUP != 0
     }
+
+    /// Sets or clears the ring's NEED_WAKEUP flag (the kernel's part).
+    pub(crate) fn set_need_wakeup(&self, on: bool) {
+        self.raw.set_need_wakeup(on);
+    }
 }
 
 #[cfg(test)]
@@ -442,5 +486,36 @@ mod tests {
         cons.release();
         assert_eq!(prod.outstanding(), 2);
         assert_eq!(prod.reserve(4).1, 2, "released slots are free again");
+    }
+
+    #[test]
+    fn retract_takes_back_what_the_consumer_has_not_read() {
+        let mut m = mem(8);
+        let base = m.0.as_mut_ptr().cast::<u8>();
+        // SAFETY: as above.
+        let (mut prod, mut cons) = unsafe {
+            (
+                ProdRing::<u64>::new(base, OFF, 8, None),
+                ConsRing::<u64>::new(base, OFF, 8, None),
+            )
+        };
+        let (idx, got) = prod.reserve(5);
+        for i in 0..got {
+            prod.write(idx.wrapping_add(i), u64::from(10 + i));
+        }
+        prod.submit();
+        let (idx, got) = cons.peek(2);
+        assert_eq!((cons.read(idx), got), (10, 2));
+        cons.release();
+        let mut back = Vec::new();
+        assert_eq!(prod.retract(|v| back.push(v)), 3);
+        assert_eq!(back, vec![12, 13, 14]);
+        assert_eq!((prod.outstanding(), cons.ready()), (0, 0));
+        // The ring goes on from there.
+        let (idx, got) = prod.reserve(1);
+        prod.write(idx, 99);
+        prod.submit();
+        let (idx, got2) = cons.peek(8);
+        assert_eq!((got, got2, cons.read(idx)), (1, 1, 99));
     }
 }

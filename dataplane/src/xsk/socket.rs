@@ -6,8 +6,11 @@ use std::mem::size_of;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use super::bpf::errno;
 use super::error::{IfName, XskError, XskStep};
+use super::fake::FakeQueue;
 use super::ring::{ConsRing, Mmap, ProdRing};
 use super::umem::Umem;
 
@@ -28,6 +31,39 @@ pub(crate) struct SocketTarget {
     pub queue: u32,
     /// Entries of each of the four rings (a power of two).
     pub ring_size: u32,
+    /// Bind in copy mode (`XDP_COPY`): always for a generic-mode program,
+    /// where the kernel would otherwise try zero-copy (and succeed on i40e,
+    /// whose TX kicks then fail with EINVAL).
+    pub copy: bool,
+}
+
+/// The `sxdp_flags` of a bind. A socket sharing another's UMEM may not set
+/// the mode or NEED_WAKEUP flags (the kernel refuses with EINVAL): it
+/// inherits them from the socket that registered the UMEM.
+pub(crate) fn bind_flags(shared: bool, copy: bool) -> u16 {
+    if shared {
+        libc::XDP_SHARED_UMEM
+    } else if copy {
+        libc::XDP_USE_NEED_WAKEUP | libc::XDP_COPY
+    } else {
+        libc::XDP_USE_NEED_WAKEUP
+    }
+}
+
+/// What a socket talks to: the kernel, or the fake kernel of the tests.
+#[derive(Debug)]
+enum Backend {
+    Kernel(OwnedFd),
+    Fake(Arc<FakeQueue>),
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        // The fake must stop touching the UMEM once its socket is gone.
+        if let Backend::Fake(q) = self {
+            q.close();
+        }
+    }
 }
 
 /// An AF_XDP socket and its rings.
@@ -37,7 +73,8 @@ pub(crate) struct XskSocket {
     pub comp: ConsRing<u64>,
     pub rx: ConsRing<libc::xdp_desc>,
     pub tx: ProdRing<libc::xdp_desc>,
-    fd: OwnedFd,
+    // Declared after the rings: a fake's ring memory outlives them.
+    backend: Backend,
 }
 
 /// `setsockopt(fd, SOL_XDP, opt, value)`.
@@ -173,11 +210,7 @@ impl XskSocket {
 
         let addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: if shared_with.is_some() {
-                libc::XDP_SHARED_UMEM
-            } else {
-                libc::XDP_USE_NEED_WAKEUP
-            },
+            sxdp_flags: bind_flags(shared_with.is_some(), target.copy),
             sxdp_ifindex: target.ifindex,
             sxdp_queue_id: target.queue,
             sxdp_shared_umem_fd: shared_with.unwrap_or(0) as u32,
@@ -207,22 +240,56 @@ impl XskSocket {
             comp,
             rx,
             tx,
-            fd,
+            backend: Backend::Kernel(fd),
         })
     }
 
+    /// A socket whose kernel side is the fake kernel's `queue` (tests),
+    /// on `umem`, with rings of `ring_size` entries.
+    pub(crate) fn fake(queue: Arc<FakeQueue>, umem: &Umem, ring_size: u32) -> XskSocket {
+        let (fill, comp, rx, tx) = queue.attach(umem, ring_size);
+        XskSocket {
+            fill,
+            comp,
+            rx,
+            tx,
+            backend: Backend::Fake(queue),
+        }
+    }
+
+    /// The socket's descriptor (-1 for a fake one, which `poll` ignores).
     pub(crate) fn fd(&self) -> RawFd {
-        self.fd.as_raw_fd()
+        match &self.backend {
+            Backend::Kernel(fd) => fd.as_raw_fd(),
+            Backend::Fake(_) => -1,
+        }
+    }
+
+    /// Whether the kernel bound the socket zero-copy (`XDP_OPTIONS`).
+    pub(crate) fn zero_copy(&self) -> Result<bool, i32> {
+        match &self.backend {
+            Backend::Kernel(fd) => {
+                // SAFETY: xdp_options is one u32, the layout the kernel
+                // writes since 5.3.
+                let o: libc::xdp_options = unsafe { get_opt(fd.as_raw_fd(), libc::XDP_OPTIONS) }?;
+                Ok(o.flags & libc::XDP_OPTIONS_ZEROCOPY != 0)
+            }
+            Backend::Fake(q) => Ok(q.zero_copy()),
+        }
     }
 
     /// One TX kick: `sendto(fd, NULL, 0, MSG_DONTWAIT)`. `Err(errno)` when
     /// the kernel left work (EAGAIN, EBUSY, ENOBUFS) or failed.
     pub(crate) fn kick_tx(&self) -> Result<(), i32> {
+        let fd = match &self.backend {
+            Backend::Kernel(fd) => fd.as_raw_fd(),
+            Backend::Fake(q) => return q.kick(),
+        };
         // SAFETY: a zero-length sendto with null buffer and address is the
         // AF_XDP TX wake-up; no memory is passed.
         let ret = unsafe {
             libc::sendto(
-                self.fd(),
+                fd,
                 std::ptr::null(),
                 0,
                 libc::MSG_DONTWAIT,
@@ -239,11 +306,15 @@ impl XskSocket {
 
     /// RX wake-up: `recvfrom(fd, NULL, 0, MSG_DONTWAIT)`.
     pub(crate) fn wake_rx(&self) {
+        let fd = match &self.backend {
+            Backend::Kernel(fd) => fd.as_raw_fd(),
+            Backend::Fake(q) => return q.wake_rx(),
+        };
         // SAFETY: a zero-length recvfrom with null buffers is the AF_XDP RX
         // wake-up; the kernel writes nothing.
         unsafe {
             libc::recvfrom(
-                self.fd(),
+                fd,
                 std::ptr::null_mut(),
                 0,
                 libc::MSG_DONTWAIT,
@@ -255,8 +326,33 @@ impl XskSocket {
 
     /// `XDP_STATISTICS`.
     pub(crate) fn statistics(&self) -> Result<libc::xdp_statistics, i32> {
-        // SAFETY: xdp_statistics is six u64 counters, the layout the kernel
-        // writes since 5.9.
-        unsafe { get_opt(self.fd(), libc::XDP_STATISTICS) }
+        match &self.backend {
+            // SAFETY: xdp_statistics is six u64 counters, the layout the
+            // kernel writes since 5.9.
+            Backend::Kernel(fd) => unsafe { get_opt(fd.as_raw_fd(), libc::XDP_STATISTICS) },
+            Backend::Fake(q) => Ok(q.statistics()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generic_mode_binds_in_copy_mode_and_shared_sockets_inherit() {
+        let own = bind_flags(false, true);
+        assert_ne!(
+            own & libc::XDP_COPY,
+            0,
+            "generic mode must ask for copy mode"
+        );
+        assert_ne!(own & libc::XDP_USE_NEED_WAKEUP, 0);
+        assert_eq!(
+            bind_flags(false, false) & (libc::XDP_COPY | libc::XDP_ZEROCOPY),
+            0
+        );
+        // The kernel refuses mode flags on a shared-UMEM bind.
+        assert_eq!(bind_flags(true, true), libc::XDP_SHARED_UMEM);
     }
 }
