@@ -10,7 +10,8 @@
 //! [`ring`] is the single-producer/single-consumer ring shared with the
 //! kernel; [`socket`] builds an AF_XDP socket on a (possibly shared) UMEM;
 //! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack;
-//! [`tun`] is the TUN device of the host path.
+//! [`tun`] is the TUN device of the host path; [`ethtool`] makes the few
+//! `SIOCETHTOOL` requests (TX checksum offload, channel counts).
 //!
 //! Never on the packet path: allocation, locks, or a syscall per packet (the
 //! only syscalls are one TX kick per burst and wake-ups the kernel asks for
@@ -20,6 +21,7 @@
 
 pub mod bpf;
 mod error;
+pub mod ethtool;
 pub mod netns;
 pub mod port;
 pub mod ring;
@@ -28,7 +30,7 @@ mod socket;
 pub mod tun;
 pub mod umem;
 
-pub use bpf::{XdpMode, XdpProgram};
+pub use bpf::{CounterProgram, XdpMode, XdpProgram};
 pub use error::{IfName, XskError, XskStep};
 pub use port::{
     FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, WorkerPorts, XdpStatistics,
