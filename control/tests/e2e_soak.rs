@@ -12,16 +12,10 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use control::lab::{self, RouterdProc, Topology};
-use control::soak::{self, SoakOptions};
+use lab::soak::{self, SoakOptions};
+use lab::{RouterdProc, Topology};
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 #[test]
 fn a_short_soak_keeps_memory_flat_loses_no_frame_and_the_counters_add_up() {

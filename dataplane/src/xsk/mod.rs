@@ -22,10 +22,8 @@
 pub mod bpf;
 mod error;
 pub mod ethtool;
-pub mod netns;
 pub mod port;
 pub mod ring;
-pub mod sink;
 mod socket;
 pub mod tun;
 pub mod umem;
