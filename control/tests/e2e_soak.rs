@@ -5,8 +5,8 @@
 //! make a tracked entry expiring within 10 s), memory sampled every second.
 //! After a 10 s warm-up resident memory must stay within 1 MiB; at the end
 //! no UMEM frame is lost and the counters add up per port and in total
-//! (`control/src/soak.rs` states the identities). The ten-minute run is
-//! `cargo run --release -p control --bin soak`.
+//! (`benches/lab/src/soak.rs` states the identities). The ten-minute run is
+//! `cargo run --release -p lab --bin soak`.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
