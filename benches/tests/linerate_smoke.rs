@@ -4,9 +4,6 @@
 //! sink must count exactly what was sent; a short RFC 2544 search must pass
 //! at its first rate. About 3 seconds; namespaces are removed on exit.
 
-#[path = "../../dataplane/tests/common/mod.rs"]
-mod common;
-
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -15,8 +12,8 @@ use benches::linerate::gen::{GenConfig, RunSpec};
 use benches::linerate::handles::{GenHandle, Placement, SinkHandle};
 use benches::linerate::rfc2544::{search, trial, SearchParams};
 use benches::linerate::sink::{SinkConfig, SinkKind};
-use common::Lab;
 use dataplane::xsk::XdpMode;
+use lab::Lab;
 
 const FLOWS: u32 = 8;
 
@@ -29,11 +26,15 @@ struct Pair {
 }
 
 fn pair(prefix: &str) -> Pair {
-    let mut lab = Lab::new(prefix);
-    let g = lab.add_ns("g");
-    let s = lab.add_ns("s");
-    lab.veth(&g, "g0", &s, "s0");
-    let (g0, s0) = (Mac(lab.mac(&g, "g0")), Mac(lab.mac(&s, "s0")));
+    lab::require_root();
+    let mut lab = Lab::new(prefix).expect("lab");
+    let g = lab.add_ns("g").expect("namespace g");
+    let s = lab.add_ns("s").expect("namespace s");
+    lab.veth(&g, "g0", &s, "s0").expect("veth pair");
+    let (g0, s0) = (
+        Mac(lab.mac(&g, "g0").expect("MAC of g0")),
+        Mac(lab.mac(&s, "s0").expect("MAC of s0")),
+    );
     Pair { lab, g, s, g0, s0 }
 }
 

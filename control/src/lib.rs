@@ -3,7 +3,5 @@
 pub mod config;
 pub mod ctl;
 pub mod explain;
-pub mod lab;
 pub mod packet_spec;
 pub mod run;
-pub mod soak;

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use control::lab::{self, LabError, RouterdProc, Topology, CLIENT_IP, SERVER_IP};
+use lab::{LabError, RouterdProc, Topology, CLIENT_IP, SERVER_IP};
 use serde_json::Value;
 
 const WAN_ADDR: &str = "198.18.0.1";
@@ -37,13 +37,7 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 fn traffic(msg: impl Into<String>) -> LabError {
     LabError::Traffic(msg.into())
@@ -787,12 +781,11 @@ fn trace_shows_a_notrack_transit_packet_and_a_tracked_packet_to_the_router() {
         &live,
         &["--count", "2", "--json", "icmp", "dst", WAN_ADDR],
         || {
-            let _ = Command::new("ip")
-                .args([
-                    "netns", "exec", &cli, "ping", "-c", "2", "-i", "0.2", "-W", "1",
-                ])
-                .arg(WAN_ADDR)
-                .output();
+            let opts = lab::PingOptions {
+                wait: Duration::from_secs(1),
+                ..lab::PingOptions::count(2)
+            };
+            let _ = lab::ping_in(&cli, WAN_ADDR, &opts);
         },
     );
     eprintln!("{out}");

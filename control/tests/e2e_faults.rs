@@ -20,15 +20,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use control::lab::{self, LabError, RouterdProc, Topology, SERVER_IP, SERVER_MAC};
+use lab::{LabError, RouterdProc, Topology, SERVER_IP, SERVER_MAC};
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 fn routerd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_routerd"))
@@ -297,13 +291,13 @@ fn a_deleted_port_device_stops_routerd_with_one_clear_line() {
             "via",
             "198.19.0.1",
         ],
-        vec![
-            "ip", "netns", "exec", srv, "ethtool", "-K", "srv0", "tx", "off",
-        ],
     ] {
         let out = Command::new(cmd[0]).args(&cmd[1..]).output().unwrap();
         assert!(out.status.success(), "{cmd:?}: {out:?}");
     }
+    t.lab
+        .tx_checksum_off(srv, "srv0")
+        .expect("srv0 tx offload off");
     t.kernel_router_addresses().expect("r1 addresses");
     let mut r2 = start(&t);
     let p = t.ping(SERVER_IP, 5).expect("ping");

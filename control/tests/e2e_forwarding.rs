@@ -13,15 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use control::lab::{self, RouterdProc, Topology, SERVER_IP, SINK_IP};
+use lab::{RouterdProc, Topology, SERVER_IP, SINK_IP};
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 fn routerd() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_routerd"))

@@ -26,19 +26,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use control::lab::{self, LabError, RouterdProc, Topology, SERVER_IP};
 use control::run::stats::RouterStats;
+use lab::{LabError, PingOptions, RouterdProc, Topology, SERVER_IP};
 
 const WAN_ADDR: &str = "198.18.0.1";
 const LAN_ADDR: &str = "198.19.0.1";
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 fn config(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}"))
@@ -238,17 +232,21 @@ fn transit_router_serves_its_own_traffic_statefully_and_forwards_transit_untrack
     assert!(udp.received >= 190 && udp.corrupt == 0, "{udp:?}");
 
     // TTL 1 towards the server: time exceeded from the router's wan address.
-    let out = t
-        .lab
-        .try_exec(
-            &t.cli,
-            &["ping", "-c", "1", "-t", "1", "-W", "2", SERVER_IP],
-        )
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let p = lab::ping_in(
+        &t.cli,
+        SERVER_IP,
+        &PingOptions {
+            ttl: Some(1),
+            ..PingOptions::count(1)
+        },
+    )
+    .unwrap();
     assert!(
-        text.contains("From 198.18.0.1") && text.contains("Time to live exceeded"),
-        "{text}"
+        p.errors
+            .iter()
+            .any(|e| e.from.to_string() == WAN_ADDR && e.describe() == "Time to live exceeded"),
+        "{}",
+        p.text
     );
 
     // The router's own connections under input policy drop: TCP to a
@@ -269,19 +267,8 @@ fn transit_router_serves_its_own_traffic_statefully_and_forwards_transit_untrack
     );
     assert_eq!(got.expect("the router's TCP client"), "srv from-router");
     assert_eq!(stop_server(&srv_stop, srv), 1);
-    let out = t
-        .lab
-        .try_exec(
-            &t.rtr,
-            &["ping", "-c", "2", "-i", "0.2", "-W", "2", SERVER_IP],
-        )
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        lab::PingResult::parse(2, &text).received,
-        2,
-        "router pings server:\n{text}"
-    );
+    let p = lab::ping_in(&t.rtr, SERVER_IP, &PingOptions::count(2)).unwrap();
+    assert_eq!(p.received, 2, "router pings server:\n{}", p.text);
     assert!(
         router_udp_refused(&t).expect("UDP from the router"),
         "the server's port unreachable must reach the router's socket (RELATED)"

@@ -5,23 +5,17 @@
 //! make a tracked entry expiring within 10 s), memory sampled every second.
 //! After a 10 s warm-up resident memory must stay within 1 MiB; at the end
 //! no UMEM frame is lost and the counters add up per port and in total
-//! (`control/src/soak.rs` states the identities). The ten-minute run is
-//! `cargo run --release -p control --bin soak`.
+//! (`benches/lab/src/soak.rs` states the identities). The ten-minute run is
+//! `cargo run --release -p lab --bin soak`.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use control::lab::{self, RouterdProc, Topology};
-use control::soak::{self, SoakOptions};
+use lab::soak::{self, SoakOptions};
+use lab::{RouterdProc, Topology};
 
-fn require_root() {
-    if !lab::is_root() {
-        panic!(
-            "these tests need root and network namespaces: run as root, e.g. sudo -E cargo test"
-        );
-    }
-}
+use lab::require_root;
 
 #[test]
 fn a_short_soak_keeps_memory_flat_loses_no_frame_and_the_counters_add_up() {

@@ -18,7 +18,7 @@ use common::{mac_str, Lab};
 use std::sync::Arc;
 
 use dataplane::xsk::{
-    self, FrameCensus, FrameRef, PortConfig, PortsStats, WorkerPorts, XdpMode, XdpProgram,
+    FrameCensus, FrameRef, PortConfig, PortsStats, WorkerPorts, XdpMode, XdpProgram,
 };
 
 const UMEM_FRAMES: u32 = 4096;
@@ -163,7 +163,7 @@ fn forwards_ping_between_two_veths_on_a_shared_umem() {
     let macs = [(t.a0, t.ra), (t.b0, t.rb)];
     let (ping, fwd) = std::thread::scope(|s| {
         let worker = s.spawn(|| {
-            xsk::netns::enter(&t.r).expect("enter ns r");
+            lab::netns::enter(&t.r).expect("enter ns r");
             let mut ports =
                 match WorkerPorts::open(&ports(XdpMode::Native), UMEM_FRAMES, FRAME_SIZE) {
                     Ok(p) => p,
@@ -181,21 +181,18 @@ fn forwards_ping_between_two_veths_on_a_shared_umem() {
             .recv_timeout(Duration::from_secs(20))
             .expect("worker reports within 20 s");
         let ping = opened.map(|()| {
-            t.lab.try_exec(
-                &t.a,
-                &["ping", "-c", "20", "-i", "0.05", "-W", "2", "198.19.0.2"],
-            )
+            t.lab
+                .ping(&t.a, "198.19.0.2", 20, Duration::from_millis(50))
         });
         drop(guard);
         let fwd = worker.join().expect("worker thread");
         (ping, fwd)
     });
     let ping = ping.unwrap_or_else(|e| panic!("WorkerPorts::open failed: {e}"));
-    let text = String::from_utf8_lossy(&ping.stdout);
     assert!(
-        ping.status.success() && text.contains(" 0% packet loss"),
-        "ping through the AF_XDP forwarder failed:\n{text}{}",
-        String::from_utf8_lossy(&ping.stderr)
+        ping.sent == 20 && ping.received == 20,
+        "ping through the AF_XDP forwarder failed:\n{}",
+        ping.text
     );
     let fwd = fwd.expect("forwarder ran");
     assert!(
@@ -244,7 +241,7 @@ fn dropping_ports_detaches_xdp_and_reopening_at_once_works() {
     let t = topo("xskreopen");
     std::thread::scope(|s| {
         s.spawn(|| {
-            xsk::netns::enter(&t.r).expect("enter ns r");
+            lab::netns::enter(&t.r).expect("enter ns r");
             let first = WorkerPorts::open(&ports(XdpMode::Native), UMEM_FRAMES, FRAME_SIZE)
                 .unwrap_or_else(|e| panic!("open: {e}"));
             assert!(xdp_attached(&t.lab, &t.r, "ra") && xdp_attached(&t.lab, &t.r, "rb"));
@@ -280,7 +277,7 @@ fn second_attach_and_missing_queue_name_the_fix() {
     let t = topo("xskerr");
     std::thread::scope(|s| {
         s.spawn(|| {
-            xsk::netns::enter(&t.r).expect("enter ns r");
+            lab::netns::enter(&t.r).expect("enter ns r");
             let held = WorkerPorts::open(&ports(XdpMode::Native), UMEM_FRAMES, FRAME_SIZE)
                 .unwrap_or_else(|e| panic!("open: {e}"));
             let busy = WorkerPorts::open(&ports(XdpMode::Native), UMEM_FRAMES, FRAME_SIZE)
@@ -324,7 +321,7 @@ fn bind_waits_while_the_queue_is_busy_then_succeeds() {
     let t = topo("xskbusy");
     std::thread::scope(|s| {
         s.spawn(|| {
-            xsk::netns::enter(&t.r).expect("enter ns r");
+            lab::netns::enter(&t.r).expect("enter ns r");
             let cfg = ports(XdpMode::Native);
             let programs: Vec<Arc<XdpProgram>> = cfg
                 .iter()

@@ -15,7 +15,7 @@
 //!   `veth_xmit`). With routerd, also r0's XDP redirect and the copy into
 //!   routerd's RX ring (veth runs the peer's XDP in the sender's NAPI).
 //! - CPU `router_cpu` (1): routerd's worker (pinned by its config) and its
-//!   TX `sendto`, and routerd's other threads (started under `taskset`);
+//!   TX `sendto`, and routerd's other threads (started with that CPU mask);
 //!   for Linux, the whole forwarding path, steered there by
 //!   RPS on r0 (`rps_cpus`). In both cases the sink's XDP count-and-drop
 //!   program runs in the NAPI of whoever transmits into s0: this CPU.
@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use control::lab::{Lab, RouterdProc};
+use lab::{Lab, LabError, RouterdProc};
 use serde::Serialize;
 
 use super::frame::{FlowSet, Mac, SizeMix};
@@ -219,11 +219,12 @@ pub fn nft_ruleset(system: System) -> Option<&'static str> {
     }
 }
 
-fn setup_err(e: control::lab::LabError) -> LinerateError {
+fn setup_err(e: LabError) -> LinerateError {
     LinerateError::Setup(e.to_string())
 }
 
-/// Runs `cmd` (outside any namespace); its stdout.
+/// Runs `cmd` (outside any namespace); its stdout. Only for `nft` and its
+/// installation: the lab itself needs nothing but `ip`.
 fn host(cmd: &[&str]) -> Result<String, LinerateError> {
     let out = std::process::Command::new(cmd[0])
         .args(&cmd[1..])
@@ -262,6 +263,8 @@ struct Topo {
     gen: String,
     rtr: String,
     snk: String,
+    /// Whether an nftables ruleset was loaded in the router namespace.
+    nft_loaded: std::cell::Cell<bool>,
 }
 
 fn build_lab() -> Result<Topo, LinerateError> {
@@ -275,7 +278,7 @@ fn build_lab() -> Result<Topo, LinerateError> {
         (&gen, "g1", MAC_G1, &snk, "s1", MAC_S1),
     ];
     for (ns1, if1, mac1, ns2, if2, mac2) in pairs {
-        host(&[
+        lab::ns::run(&[
             "ip",
             "-n",
             ns1,
@@ -293,11 +296,18 @@ fn build_lab() -> Result<Topo, LinerateError> {
             &mac2.to_string(),
             "netns",
             ns2,
-        ])?;
-        host(&["ip", "-n", ns1, "link", "set", if1, "up"])?;
-        host(&["ip", "-n", ns2, "link", "set", if2, "up"])?;
+        ])
+        .map_err(setup_err)?;
+        lab::ns::run(&["ip", "-n", ns1, "link", "set", if1, "up"]).map_err(setup_err)?;
+        lab::ns::run(&["ip", "-n", ns2, "link", "set", if2, "up"]).map_err(setup_err)?;
     }
-    Ok(Topo { lab, gen, rtr, snk })
+    Ok(Topo {
+        lab,
+        gen,
+        rtr,
+        snk,
+        nft_loaded: std::cell::Cell::new(false),
+    })
 }
 
 impl Topo {
@@ -335,14 +345,16 @@ impl Topo {
             ("net.ipv4.conf.all.rp_filter", "0"),
             ("net.ipv4.conf.r0.rp_filter", "0"),
         ] {
-            self.rtr(&["sysctl", "-qw", &format!("{k}={v}")])?;
+            self.lab.set_sysctl(&self.rtr, k, v).map_err(setup_err)?;
         }
         self.rps(1 << router_cpu)?;
         self.nft(nft_ruleset(system))
     }
 
     fn routerd_router(&self, xdp: XdpMode, router_cpu: usize) -> Result<(), LinerateError> {
-        self.rtr(&["sysctl", "-qw", "net.ipv4.ip_forward=0"])?;
+        self.lab
+            .set_sysctl(&self.rtr, "net.ipv4.ip_forward", "0")
+            .map_err(setup_err)?;
         // Generic XDP runs after RPS: the router's receive work lands on
         // the router's CPU, as Linux forwarding's does.
         self.rps(match xdp {
@@ -361,9 +373,15 @@ impl Topo {
         .map(drop)
     }
 
+    /// Loads `ruleset` in the router namespace, replacing any before it
+    /// (`nft` runs only when some ruleset is or was loaded).
     fn nft(&self, ruleset: Option<&str>) -> Result<(), LinerateError> {
-        self.rtr(&["nft", "flush", "ruleset"])?;
+        if self.nft_loaded.get() {
+            self.rtr(&["nft", "flush", "ruleset"])?;
+            self.nft_loaded.set(false);
+        }
         if let Some(rules) = ruleset {
+            self.nft_loaded.set(true);
             let file = std::env::temp_dir().join(format!("linerate-{}.nft", std::process::id()));
             std::fs::write(&file, rules)
                 .map_err(|e| LinerateError::Setup(format!("write {}: {e}", file.display())))?;
@@ -577,9 +595,7 @@ fn measure(
         };
         // Every routerd thread on the router's CPU (the worker pins itself
         // there; the main thread would otherwise share the generator's).
-        let cpu = opts.router_cpu.to_string();
-        let program = opts.routerd.to_string_lossy();
-        let mut r = RouterdProc::spawn(Path::new("taskset"), &["-c", &cpu, &program], &t.rtr, cfg)
+        let mut r = RouterdProc::spawn_on(&opts.routerd, &[], &t.rtr, cfg, Some(opts.router_cpu))
             .map_err(setup_err)?;
         r.wait_ready(Duration::from_secs(20)).map_err(setup_err)?;
         routerd = Some(r);

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use dataplane::xsk::sink::monotonic_ns;
+use super::monotonic_ns;
 use dataplane::xsk::{FrameRef, PortConfig, WorkerPorts, XdpMode};
 use serde::Serialize;
 

@@ -24,7 +24,7 @@ pub struct Placement {
 impl Placement {
     fn enter(&self) -> Result<(), LinerateError> {
         if let Some(ns) = &self.netns {
-            dataplane::xsk::netns::enter(ns)
+            lab::netns::enter(ns)
                 .map_err(|e| LinerateError::Setup(format!("enter namespace {ns}: {e}")))?;
         }
         if let Some(cpu) = self.cpu {

@@ -6,7 +6,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use dataplane::xsk::sink::{monotonic_ns, CountDrop, DropCounts};
+use super::count::{CountDrop, DropCounts};
+use super::monotonic_ns;
 use dataplane::xsk::{FrameRef, PortConfig, WorkerPorts, XdpMode};
 use serde::Serialize;
 

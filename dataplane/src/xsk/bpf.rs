@@ -36,7 +36,8 @@ const BPF_LD_IMM_DW: u8 = 0x18; // BPF_LD | BPF_IMM | BPF_DW
 const BPF_ALU64_MOV_K: u8 = 0xb7; // BPF_ALU64 | BPF_MOV | BPF_K
 const BPF_JMP_CALL: u8 = 0x85; // BPF_JMP | BPF_CALL
 const BPF_JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
-pub(crate) const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `src_reg` of an `ld_imm64` whose immediate is a map's file descriptor.
+pub const BPF_PSEUDO_MAP_FD: u8 = 1;
 const FUNC_REDIRECT_MAP: i32 = 51; // BPF_FUNC_redirect_map
 const XDP_PASS: i32 = 2;
 /// `offsetof(struct xdp_md, rx_queue_index)`.
@@ -67,15 +68,20 @@ impl XdpMode {
 /// `struct bpf_insn`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Insn {
-    pub(crate) code: u8,
+pub struct Insn {
+    /// Opcode.
+    pub code: u8,
     /// dst_reg in the low nibble, src_reg in the high nibble.
-    pub(crate) regs: u8,
-    pub(crate) off: i16,
-    pub(crate) imm: i32,
+    pub regs: u8,
+    /// Offset.
+    pub off: i16,
+    /// Immediate.
+    pub imm: i32,
 }
 
-pub(crate) const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+/// One instruction: opcode, destination and source registers, offset,
+/// immediate.
+pub const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
     Insn {
         code,
         regs: (src << 4) | (dst & 0x0f),
@@ -308,8 +314,91 @@ impl XdpProgram {
     }
 }
 
-/// Loads the redirect program; on failure the errno and, when the verifier
-/// said something, its log.
+const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+const BPF_MAP_TYPE_ARRAY: u32 = 2;
+
+/// An XDP program of the caller's own instructions with one `ARRAY` map of
+/// `u64` counters, attached to one interface through a bpf_link (so it
+/// goes away with this value, even when the process is killed).
+///
+/// Safe to offer: the kernel's verifier checks the program before it runs,
+/// and the program runs in the kernel, never in this process's memory.
+#[derive(Debug)]
+pub struct CounterProgram {
+    ifname: IfName,
+    slots: u32,
+    map: OwnedFd,
+    _prog: OwnedFd,
+    _link: OwnedFd,
+}
+
+impl CounterProgram {
+    /// Creates an `ARRAY` map of `slots` `u64` counters (key `u32`, all 0),
+    /// builds the program with `program(map_fd)` (the descriptor an
+    /// `ld_imm64` with [`BPF_PSEUDO_MAP_FD`] names the map by), loads it
+    /// as `name` and attaches it to `ifname` (in the calling thread's
+    /// network namespace) in `mode`.
+    pub fn attach(
+        ifname: &str,
+        mode: XdpMode,
+        slots: u32,
+        name: &str,
+        program: impl FnOnce(RawFd) -> Vec<Insn>,
+    ) -> Result<CounterProgram, XskError> {
+        let ifn = IfName::new(ifname);
+        if ifn.as_str() != ifname {
+            return Err(XskError::new(XskStep::Device, libc::ENODEV, ifn));
+        }
+        let index = ifindex(ifn)?;
+        let err = |step, errno| XskError::new(step, errno, ifn);
+        let map = create_map(BPF_MAP_TYPE_ARRAY, 4, 8, slots, name)
+            .map_err(|e| err(XskStep::MapCreate, e))?;
+        let insns = program(map.as_raw_fd());
+        let prog = load_xdp(&insns, name).map_err(|(errno, log)| {
+            let e = err(XskStep::ProgLoad, errno);
+            match log {
+                Some(log) => e.with_log(&log),
+                None => e,
+            }
+        })?;
+        let link = link_xdp(&prog, index, mode).map_err(|e| err(XskStep::Attach, e))?;
+        Ok(CounterProgram {
+            ifname: ifn,
+            slots,
+            map,
+            _prog: prog,
+            _link: link,
+        })
+    }
+
+    /// The interface the program is attached to.
+    pub fn ifname(&self) -> IfName {
+        self.ifname
+    }
+
+    /// Counter `slot` (one map lookup).
+    pub fn counter(&self, slot: u32) -> Result<u64, XskError> {
+        if slot >= self.slots {
+            return Err(
+                XskError::new(XskStep::Config, libc::EINVAL, self.ifname).with_detail(slot.into())
+            );
+        }
+        let mut value = 0u64;
+        let mut attr = MapElemAttr {
+            map_fd: self.map.as_raw_fd() as u32,
+            key: &slot as *const u32 as u64,
+            value: &mut value as *mut u64 as u64,
+            ..Default::default()
+        };
+        // SAFETY: MapElemAttr is the BPF_MAP_LOOKUP_ELEM layout; key points
+        // to a live u32 and value to a live, writable u64 (the map's key and
+        // value sizes).
+        unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }
+            .map_err(|e| XskError::new(XskStep::MapUpdate, e, self.ifname))?;
+        Ok(value)
+    }
+}
+
 /// Creates a BPF map; its descriptor or the errno.
 pub(crate) fn create_map(
     map_type: u32,

@@ -10,9 +10,11 @@
 //! [`ring`] is the single-producer/single-consumer ring shared with the
 //! kernel; [`socket`] builds an AF_XDP socket on a (possibly shared) UMEM;
 //! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack;
-//! [`tun`] is the TUN device of the host path; [`fake`] plays the kernel's
-//! side of the rings in memory, for tests of behaviour veth never shows
-//! (zero-copy drivers' NEED_WAKEUP, failing kicks, links going down).
+//! [`tun`] is the TUN device of the host path; [`ethtool`] makes the few
+//! `SIOCETHTOOL` requests (TX checksum offload, channel counts); [`fake`]
+//! plays the kernel's side of the rings in memory, for tests of behaviour
+//! veth never shows (zero-copy drivers' NEED_WAKEUP, failing kicks, links
+//! going down).
 //!
 //! Never on the packet path: allocation, locks, or a syscall per packet (the
 //! only syscalls are one TX kick per burst and wake-ups the kernel asks for
@@ -22,16 +24,15 @@
 
 pub mod bpf;
 mod error;
+pub mod ethtool;
 pub mod fake;
-pub mod netns;
 pub mod port;
 pub mod ring;
-pub mod sink;
 mod socket;
 pub mod tun;
 pub mod umem;
 
-pub use bpf::{XdpMode, XdpProgram};
+pub use bpf::{CounterProgram, XdpMode, XdpProgram};
 pub use error::{IfName, XskError, XskStep};
 pub use port::{
     FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, TxResult, WorkerPorts,

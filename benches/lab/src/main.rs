@@ -6,7 +6,8 @@
 //! and by Linux kernel forwarding on the same namespaces with the same
 //! traffic source, interleaved and repeated, and prints the medians.
 //!
-//! Run as root: `cargo run --release -p control --bin lab`.
+//! Run as root: `cargo run --release -p lab`. A fresh machine needs only
+//! Rust and iproute2.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use control::config::Config;
-use control::lab::{self, FloodRun, LabError, RouterdProc, Topology, SERVER_IP};
+use lab::{FloodRun, LabError, RouterdProc, Topology, SERVER_IP};
 
 /// Namespace lab for afxdp-router.
 #[derive(Parser, Debug)]
@@ -91,7 +92,7 @@ fn config_path(args: &Args) -> PathBuf {
         return here;
     }
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../configs")
+        .join("../../configs")
         .join(name)
 }
 

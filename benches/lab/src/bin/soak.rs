@@ -2,9 +2,9 @@
 //! in it and a bounded mixed load through it for ten minutes (by default),
 //! sampling routerd's resident memory; then stops it and checks that memory
 //! stayed flat after warm-up, no UMEM frame leaked and the counters add up.
-//! See `control/src/soak.rs` for the load and the exact checks.
+//! See `benches/lab/src/soak.rs` for the load and the exact checks.
 //!
-//! Run as root: `cargo run --release -p control --bin soak -- --minutes 10`.
+//! Run as root: `cargo run --release -p lab --bin soak -- --minutes 10`.
 //! Exit status 0 when every check holds, 1 otherwise.
 
 use std::path::PathBuf;
@@ -13,8 +13,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use clap::Parser;
-use control::lab::{self, LabError, RouterdProc, Topology};
-use control::soak::{self, SoakOptions};
+use lab::soak::{self, SoakOptions};
+use lab::{LabError, RouterdProc, Topology};
 
 /// Soak routerd in a namespace lab.
 #[derive(Parser, Debug)]

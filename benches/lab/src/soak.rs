@@ -1,5 +1,5 @@
 //! The soak run: a bounded mixed load through a running routerd in the lab
-//! (see [`crate::lab`]), with routerd's resident memory sampled, and the
+//! (see [`crate::topology`]), with routerd's resident memory sampled, and the
 //! books checked at the end.
 //!
 //! Load, all at once, until the time is up:
@@ -44,8 +44,10 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::lab::{self, LabError, RouterdProc, Topology, SINK_IP};
-use crate::run::stats::RouterStats;
+use control::run::stats::RouterStats;
+
+use crate::traffic::{self, Pattern};
+use crate::{LabError, RouterdProc, Topology, SINK_IP};
 
 /// The router's address on the client side (tracked churn goes there).
 const ROUTER_WAN_IP: &str = "198.18.0.1";
@@ -141,7 +143,7 @@ pub struct SoakReport {
 /// flows a second, about a minute for the default table, a few seconds
 /// for 16384 entries (the short soak's).
 pub fn soak_config(tag: &str, max_entries: u32) -> Result<PathBuf, LabError> {
-    let mut text = include_str!("../../configs/transit-router.yaml").to_string();
+    let mut text = include_str!("../../../configs/transit-router.yaml").to_string();
     for (from, to) in [
         (
             "tcp_syn_sent: 2m",
@@ -217,7 +219,7 @@ fn host_session(seed: u64) -> Result<(), String> {
     c.set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(|e| e.to_string())?;
     let mut out = vec![0u8; HOST_SESSION_BYTES];
-    lab::Pattern::new(seed).fill(&mut out);
+    Pattern::new(seed).fill(&mut out);
     c.write_all(&out).map_err(|e| format!("write: {e}"))?;
     c.shutdown(std::net::Shutdown::Write)
         .map_err(|e| format!("shutdown: {e}"))?;
@@ -235,7 +237,7 @@ fn host_session(seed: u64) -> Result<(), String> {
 }
 
 fn in_namespace(ns: &str) -> Result<(), LabError> {
-    dataplane::xsk::netns::enter(ns).map_err(|err| LabError::Io {
+    crate::netns::enter(ns).map_err(|err| LabError::Io {
         what: format!("enter namespace {ns}"),
         err,
     })
@@ -288,7 +290,7 @@ pub fn soak(
             let mut port = 0u16;
             while !done(start) {
                 port = (port + 1) % 64;
-                match lab::tcp_transfer(t, 4 << 20, 5100 + port, Duration::from_secs(60)) {
+                match traffic::tcp_transfer(t, 4 << 20, 5100 + port, Duration::from_secs(60)) {
                     Ok(res) if res.verified => {
                         tcp_ok.fetch_add(1, Ordering::Relaxed);
                         tcp_bytes.fetch_add(res.received, Ordering::Relaxed);
@@ -308,7 +310,7 @@ pub fn soak(
             let mut port = 0u16;
             while !done(start) {
                 port = (port + 1) % 64;
-                match lab::udp_exchange(t, 1000, 512, 5200 + port) {
+                match traffic::udp_exchange(t, 1000, 512, 5200 + port) {
                     Ok(u) => {
                         udp_sent.fetch_add(u64::from(u.sent), Ordering::Relaxed);
                         udp_got.fetch_add(u64::from(u.received), Ordering::Relaxed);
@@ -627,7 +629,7 @@ impl SoakReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::stats::{Census, InterfaceStats, WorkerStats};
+    use control::run::stats::{Census, InterfaceStats, WorkerStats};
 
     fn report() -> SoakReport {
         let mut st = RouterStats {

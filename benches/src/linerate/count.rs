@@ -1,6 +1,5 @@
-//! What a traffic generator and a cheap sink need beyond ports: an XDP
-//! program that counts and drops test frames, and the monotonic clock both
-//! ends stamp packets with.
+//! The cheap sink: an XDP program that counts and drops test frames, built
+//! on the safe [`CounterProgram`] of `dataplane::xsk::bpf`.
 //!
 //! The counting program drops every frame in the driver (the frames never
 //! climb the IP stack, which would cost the sink more than the router it
@@ -34,16 +33,11 @@
 //! It is attached with `BPF_LINK_CREATE` and goes away with the link fd,
 //! even when the process is killed.
 
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 
-use super::bpf::{
-    create_map, ifindex, insn, link_xdp, load_xdp, sys_bpf, Insn, MapElemAttr, XdpMode,
-    BPF_PSEUDO_MAP_FD,
-};
-use super::error::{IfName, XskError, XskStep};
+use dataplane::xsk::bpf::{insn, Insn, BPF_PSEUDO_MAP_FD};
+use dataplane::xsk::{CounterProgram, IfName, XdpMode, XskError};
 
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_MAP_TYPE_ARRAY: u32 = 2;
 const XDP_DROP: i32 = 1;
 const FUNC_MAP_LOOKUP_ELEM: i32 = 1;
 
@@ -110,86 +104,31 @@ pub struct DropCounts {
 
 /// An XDP program on one interface that counts and drops every frame.
 #[derive(Debug)]
-pub struct CountDrop {
-    ifname: IfName,
-    map: OwnedFd,
-    _prog: OwnedFd,
-    _link: OwnedFd,
-}
+pub struct CountDrop(CounterProgram);
 
 impl CountDrop {
     /// Loads the program and attaches it to `ifname` (in the calling
     /// thread's network namespace). `magic` is the first two UDP payload
     /// bytes of the frames counted as ours.
     pub fn attach(ifname: &str, mode: XdpMode, magic: [u8; 2]) -> Result<CountDrop, XskError> {
-        let name = IfName::new(ifname);
-        if name.as_str() != ifname {
-            return Err(XskError::new(XskStep::Device, libc::ENODEV, name));
-        }
-        let index = ifindex(name)?;
-        let err = |step, errno| XskError::new(step, errno, name);
-
-        let map = create_map(BPF_MAP_TYPE_ARRAY, 4, 8, 2, "linerate_count")
-            .map_err(|e| err(XskStep::MapCreate, e))?;
-        let insns = count_drop_program(map.as_raw_fd(), magic);
-        let prog = load_xdp(&insns, "linerate_sink").map_err(|(errno, log)| {
-            let e = err(XskStep::ProgLoad, errno);
-            match log {
-                Some(log) => e.with_log(&log),
-                None => e,
-            }
-        })?;
-        let link = link_xdp(&prog, index, mode).map_err(|e| err(XskStep::Attach, e))?;
-        Ok(CountDrop {
-            ifname: name,
-            map,
-            _prog: prog,
-            _link: link,
+        CounterProgram::attach(ifname, mode, 2, "linerate_sink", |map_fd| {
+            count_drop_program(map_fd, magic).to_vec()
         })
+        .map(CountDrop)
     }
 
     /// The interface the program is attached to.
     pub fn ifname(&self) -> IfName {
-        self.ifname
+        self.0.ifname()
     }
 
     /// The counters so far (two map lookups).
     pub fn counts(&self) -> Result<DropCounts, XskError> {
         Ok(DropCounts {
-            ours: self.slot(SLOT_OURS)?,
-            other: self.slot(SLOT_OTHER)?,
+            ours: self.0.counter(SLOT_OURS)?,
+            other: self.0.counter(SLOT_OTHER)?,
         })
     }
-
-    fn slot(&self, key: u32) -> Result<u64, XskError> {
-        let mut value = 0u64;
-        let mut attr = MapElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            key: &key as *const u32 as u64,
-            value: &mut value as *mut u64 as u64,
-            ..Default::default()
-        };
-        // SAFETY: MapElemAttr is the BPF_MAP_LOOKUP_ELEM layout; key points
-        // to a live u32 and value to a live, writable u64 (the map's key and
-        // value sizes).
-        unsafe { sys_bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) }
-            .map_err(|e| XskError::new(XskStep::MapUpdate, e, self.ifname))?;
-        Ok(value)
-    }
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: the same clock in every process and
-/// network namespace of the machine, so a generator and a sink on one
-/// machine can compare stamps.
-pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a live, writable timespec; CLOCK_MONOTONIC always
-    // exists on Linux, so the call cannot fail.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 #[cfg(test)]
@@ -209,13 +148,5 @@ mod tests {
         assert_eq!(p[22].imm, XDP_DROP);
         assert_eq!(p[11].imm, 0x524c);
         assert_eq!(size_of::<Insn>(), 8);
-    }
-
-    #[test]
-    fn monotonic_clock_advances() {
-        let a = monotonic_ns();
-        std::thread::sleep(std::time::Duration::from_millis(2));
-        let b = monotonic_ns();
-        assert!(b >= a + 2_000_000, "{a} -> {b}");
     }
 }
