@@ -71,7 +71,7 @@ pub struct Counters {
     pub arp_resolution_failures: u64,
     /// Raw rule hits, `[prerouting, output]`, per rule.
     pub raw_rules: [Vec<Count>; 2],
-    /// Filter rule hits, per chain ([`crate::tables::ChainId`] order), per rule.
+    /// Filter rule hits, per chain ([`crate::rules::ChainId`] order), per rule.
     pub filter_rules: [Vec<Count>; 3],
     /// Filter policy hits per chain.
     pub filter_policy: [Count; 3],

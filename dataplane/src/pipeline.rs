@@ -14,18 +14,18 @@
 use std::sync::Arc;
 
 use crate::addr::Mac;
-use crate::conntrack::{self, Conntrack, CtResult, FlowKey, PktInfo};
+use crate::conntrack::{self, Conntrack, CtResult, CtState, FlowKey, PktInfo};
 use crate::counters::Counters;
 use crate::dispatch::{FastCode, LocalRules};
 use crate::drop::DropReason;
-use crate::filter;
+use crate::meta::Meta;
 use crate::neighbour::{Neighbours, PendingQueue, RESOLVE_TRIES};
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
-use crate::raw;
 use crate::reply::{self, IcmpLimiter};
 use crate::rewrite;
-use crate::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, NextHop, RawAction, Tables};
-use crate::trace::{Event, RawHook, Tracer};
+use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
+use crate::tables::{IpOptionsPolicy, NextHop, Tables};
+use crate::trace::{Event, Tracer};
 use crate::wire::{self, ethernet, icmp, ipv4, tcp, udp};
 
 /// Seconds a learned neighbour stays valid.
@@ -36,41 +36,6 @@ pub const NEIGHBOUR_TIMEOUT: u32 = 300;
 pub const NEIGHBOUR_REFRESH: u32 = 30;
 /// Neighbour refreshes started per housekeeping scan (one scan a second).
 const REFRESH_BATCH: usize = 16;
-
-/// What the stages learned about a packet, so no stage parses twice.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Meta {
-    /// Arrival port.
-    pub in_port: PortId,
-    /// Output port once routed ([`PortId::HOST`] for local delivery).
-    pub out_port: Option<PortId>,
-    /// IP header length in bytes.
-    pub ihl: usize,
-    /// IP total length.
-    pub total_len: usize,
-    pub src: u32,
-    pub dst: u32,
-    pub proto: u8,
-    pub ttl: u8,
-    /// More-fragments set or offset non-zero.
-    pub fragment: bool,
-    /// Offset non-zero: no L4 header in this packet.
-    pub nonfirst_fragment: bool,
-    /// `sport`/`dport` are valid (TCP or UDP, not a non-first fragment).
-    pub has_ports: bool,
-    pub sport: u16,
-    pub dport: u16,
-    pub tcp_flags: u8,
-    /// `icmp_type`/`icmp_code` are valid.
-    pub has_icmp: bool,
-    pub icmp_type: u8,
-    pub icmp_code: u8,
-    pub icmp_ident: u16,
-    /// Destination is one of the router's addresses.
-    pub local_dst: bool,
-    /// Connection tracking state.
-    pub ct_state: CtState,
-}
 
 /// Outcome of the stages before counting.
 struct Outcome {
@@ -726,14 +691,13 @@ impl State {
     #[inline(never)]
     fn fast_search(&self, t: &Tables, pkt: &Pkt<'_>, out: PortId) -> Option<u32> {
         let mut m = self.fast_parse(pkt)?;
-        let raw = &t.raw_prerouting;
-        let raw_rule = raw::evaluate(raw, &t.raw_dispatch[0], &m, t).0?;
-        if raw[raw_rule].action != RawAction::NoTrack {
+        let (raw_rule, raw_action) = t.raw_verdict(RawHook::Prerouting, &m);
+        if raw_action != RawAction::NoTrack {
             return None;
         }
+        let raw_rule = raw_rule?;
         m.out_port = Some(out);
-        let fwd = ChainId::Forward as usize;
-        let (rule, action) = filter::evaluate(&t.filter[fwd], &t.filter_dispatch[fwd], &m, t);
+        let (rule, action) = t.filter_verdict(ChainId::Forward, &m);
         if action != FilterAction::Accept {
             return None;
         }
@@ -1117,7 +1081,7 @@ impl State {
         pkt: &Pkt<'_>,
         e: crate::dispatch::Entry,
         rules: &[R],
-        cond: impl Fn(&R) -> &crate::tables::Match,
+        cond: impl Fn(&R) -> &crate::rules::Match,
         out: Option<PortId>,
         state: CtState,
     ) -> Option<usize> {
@@ -1390,13 +1354,9 @@ impl State {
         hook: RawHook,
         tr: &mut T,
     ) -> Result<Option<CtResult>, DropReason> {
-        let (rules, counters) = match hook {
-            RawHook::Prerouting => (&t.raw_prerouting, 0),
-            RawHook::Output => (&t.raw_output, 1),
-        };
-        let (rule, action) = raw::evaluate(rules, &t.raw_dispatch[counters], m, t);
+        let (rule, action) = t.raw_verdict(hook, m);
         if let Some(i) = rule {
-            self.counters.raw_rules[counters][i].add(m.total_len);
+            self.counters.raw_rules[hook as usize][i].add(m.total_len);
         }
         tr.event(Event::Raw { hook, rule, action });
         let ct = if action == RawAction::NoTrack {
@@ -1587,8 +1547,7 @@ impl State {
         ct: Option<CtResult>,
         tr: &mut T,
     ) -> Option<Outcome> {
-        let ch = &t.filter[chain as usize];
-        let (rule, action) = filter::evaluate(ch, &t.filter_dispatch[chain as usize], m, t);
+        let (rule, action) = t.filter_verdict(chain, m);
         match rule {
             Some(i) => self.counters.filter_rules[chain as usize][i].add(m.total_len),
             None => self.counters.filter_policy[chain as usize].add(m.total_len),

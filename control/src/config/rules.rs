@@ -4,11 +4,12 @@
 use super::decode::{parse_prefix, port_by_name};
 use super::yaml::{Val, R};
 use dataplane::addr::Ipv4Prefix;
+use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
-use dataplane::tables::{
-    AddrMatch, Chain, CtState, FilterAction, FilterRule, Interface, Match, PortRanges, RawAction,
-    RawRule,
+use dataplane::rules::{
+    AddrMatch, Chain, FilterAction, FilterRule, Match, PortRanges, RawAction, RawRule,
 };
+use dataplane::tables::Interface;
 use smallvec::SmallVec;
 
 /// The interfaces, for resolving `in` / `out`.
