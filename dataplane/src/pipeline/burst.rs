@@ -8,14 +8,8 @@ use crate::rewrite;
 use crate::rules::ChainId;
 use crate::wire::ipv4;
 
-use super::local::LocalKey;
+use super::run::{Decision, Run, RunKey, RUN_MAX};
 use super::{Pipeline, State};
-
-/// Most packets in a run of the fast path (see `process_chunk`).
-const RUN_MAX: usize = 1 << 16;
-
-/// The key of no run.
-pub(super) const NO_RUN: u64 = u64::MAX;
 
 impl Pipeline {
     /// Run a burst; `out[i]` gets the verdict of `pkts[i]`. Out of line: one
@@ -35,12 +29,11 @@ impl Pipeline {
     /// [`Pipeline::process_burst`] for at most [`RUN_MAX`] packets. Fast-path
     /// packets with the same decision form a run, counted once when it ends
     /// (a packet with another decision, one for the general path, or the end
-    /// of the chunk): in locals, `key` its decision, `start` its first
-    /// packet, `bytes` its received bytes (high half) and IP bytes (low).
+    /// of the chunk).
     #[inline(always)]
     fn process_chunk(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let t = &*self.tables;
-        let mut run = (NO_RUN, 0usize, 0u64);
+        let mut run = Run::NONE;
         for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
             let fast = self
                 .st
@@ -48,7 +41,7 @@ impl Pipeline {
                 .and_then(|m| Some((m.total_len, self.st.fast_decide(t, p, m)?)));
             let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
             *v = match (fast, hdr) {
-                (Some((total, f)), Some(hdr)) if f.key != NO_RUN => {
+                (Some((total, f)), Some(hdr)) if f.key != RunKey::NONE => {
                     self.st.run_add(&mut run, i, f.key, p.len, total);
                     let (eth, ip) = hdr.split_at_mut(ETH_HDR_LEN);
                     if let (Ok(eth), Ok(h)) = (eth.try_into(), <&mut [u8; 20]>::try_from(ip)) {
@@ -69,58 +62,52 @@ impl Pipeline {
                     v
                 }
                 _ => {
-                    self.st.run_add(&mut run, i, NO_RUN, 0, 0);
+                    self.st.run_add(&mut run, i, RunKey::NONE, 0, 0);
                     self.st.general(t, p)
                 }
             };
         }
-        let (key, start, bytes) = run;
-        self.st.flush_run(key, pkts.len() - start, bytes);
+        self.st
+            .flush_run(run.key, pkts.len() - run.start, run.bytes);
     }
 }
 
 impl State {
     /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
-    /// the run of decision `key` (`NO_RUN`: counted elsewhere): a new key
-    /// ends the run before it. `run` holds the key, the run's first packet,
-    /// and its received (high half) and IP (low half) byte sums.
+    /// the run of decision `key` ([`RunKey::NONE`]: counted elsewhere): a
+    /// new key ends the run before it.
     #[inline(always)]
-    pub(super) fn run_add(
-        &mut self,
-        run: &mut (u64, usize, u64),
-        i: usize,
-        key: u64,
-        len: usize,
-        total: usize,
-    ) {
-        if key != run.0 {
-            self.flush_run(run.0, i - run.1, run.2);
-            *run = (key, i, 0);
+    fn run_add(&mut self, run: &mut Run, i: usize, key: RunKey, len: usize, total: usize) {
+        if key != run.key {
+            self.flush_run(run.key, i - run.start, run.bytes);
+            *run = Run::new(key, i);
         }
-        run.2 += (len as u64) << 32 | total as u64;
+        run.add(len, total);
     }
 
-    /// Add a run of fast-path packets with the same decision (ports and
-    /// rules, packed in `key`) to the counters, as the general path counts
-    /// each: received, raw rule, untracked, forward rule or policy, sent,
-    /// forwarded. Once a run, not once a packet.
+    /// Add a run of `pkts` fast-path packets with the same decision `key`
+    /// and byte sums `bytes` (see [`Run`]) to the counters, as the general
+    /// path counts each: received, raw rule, tracked or untracked, filter
+    /// rule or policy, sent or delivered. Once a run, not once a packet.
     #[cold]
     #[inline(never)]
-    pub(super) fn flush_run(&mut self, key: u64, pkts: usize, bytes: u64) {
-        if key == NO_RUN || pkts == 0 {
+    fn flush_run(&mut self, key: RunKey, pkts: usize, bytes: u64) {
+        if key == RunKey::NONE || pkts == 0 {
             return;
         }
         let pkts = pkts as u64;
-        let (rx_bytes, ip_bytes) = (bytes >> 32, bytes & 0xffff_ffff);
-        if let Some(k) = LocalKey::unpack(key) {
-            self.count_local(k.in_port, k.rules(), pkts, rx_bytes, ip_bytes);
-            self.counters.to_host += pkts;
-            return;
-        }
+        let (rx_bytes, ip_bytes) = Run::byte_sums(bytes);
+        let (in_port, out, code) = match key.decision() {
+            Decision::Local(k) => {
+                self.count_local(k.in_port, k.rules(), pkts, rx_bytes, ip_bytes);
+                self.counters.to_host += pkts;
+                return;
+            }
+            Decision::Transit { in_port, out, code } => (in_port, out, code),
+        };
         let c = &mut self.counters;
-        let in_port = (key & 63) as usize;
-        let out = ((key >> 8) & 63) as usize;
-        let (raw_rule, rule) = FastCode::rules((key >> 16) as u32);
+        let (in_port, out) = (in_port.0 as usize, out.0 as usize);
+        let (raw_rule, rule) = FastCode::rules(code);
         c.rx[in_port].add_n(pkts, rx_bytes);
         if let Some(x) = c.raw_rules[0].get_mut(raw_rule) {
             x.add_n(pkts, ip_bytes);

@@ -11,54 +11,10 @@ use crate::rules::{ChainId, FilterAction, RawAction};
 use crate::tables::Tables;
 use crate::wire::icmp;
 
-use super::burst::NO_RUN;
 use super::conntrack::ct_info;
 use super::parse::L3;
+use super::run::{LocalKey, RunKey};
 use super::{Outcome, State};
-
-/// The rules a packet delivered to the router took, as a run key (see
-/// `process_chunk`): the output port is the host's, which no transit key
-/// has. Rules as [`LocalRules`] codes.
-#[derive(Clone, Copy)]
-pub(super) struct LocalKey {
-    pub(super) in_port: PortId,
-    /// Raw prerouting rule ([`LocalRules::NONE`]: no rule matched).
-    pub(super) raw: u16,
-    /// Through conntrack (else NOTRACK).
-    pub(super) tracked: bool,
-    /// Input rule ([`LocalRules::NONE`]: the policy).
-    pub(super) input: u16,
-}
-
-impl LocalKey {
-    #[inline(always)]
-    fn pack(self) -> u64 {
-        u64::from(self.in_port.0 & 63)
-            | u64::from(PortId::HOST.0) << 8
-            | u64::from(self.raw) << 16
-            | u64::from(self.input) << 32
-            | u64::from(self.tracked) << 48
-    }
-
-    /// The raw rule, whether tracked, and the input rule, for
-    /// [`State::count_local`].
-    pub(super) fn rules(self) -> (Option<usize>, bool, Option<usize>) {
-        (
-            LocalRules::rule(self.raw),
-            self.tracked,
-            LocalRules::rule(self.input),
-        )
-    }
-
-    pub(super) fn unpack(key: u64) -> Option<LocalKey> {
-        ((key >> 8) & 0xff == u64::from(PortId::HOST.0)).then_some(LocalKey {
-            in_port: PortId((key & 63) as u8),
-            raw: (key >> 16) as u16,
-            input: (key >> 32) as u16,
-            tracked: (key >> 48) & 1 == 1,
-        })
-    }
-}
 
 impl State {
     /// Packets to the router's own addresses that `fast_l3` read: the
@@ -68,10 +24,10 @@ impl State {
     /// lookups) take the general path. Out of line, to keep the transit
     /// loop's registers.
     #[inline(never)]
-    pub(super) fn local(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> (Verdict, u64) {
+    pub(super) fn local(&mut self, t: &Tables, pkt: &mut Pkt<'_>) -> (Verdict, RunKey) {
         let m = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3));
         let Some(m) = m.filter(|m| !(m.has_icmp && icmp::is_error(m.icmp_type))) else {
-            return (self.process(t, pkt, &mut ()), NO_RUN);
+            return (self.process(t, pkt, &mut ()), RunKey::NONE);
         };
         let (in_port, proto) = (m.in_port, m.proto);
         // Raw prerouting: no output port yet, untracked until conntrack.
@@ -87,7 +43,7 @@ impl State {
                 match LocalRules::code(r) {
                     Some(c) => (c, notrack),
                     // Beyond what a code holds: the general path counts it.
-                    None => return (self.process(t, pkt, &mut ()), NO_RUN),
+                    None => return (self.process(t, pkt, &mut ()), RunKey::NONE),
                 }
             }
         };
@@ -144,7 +100,7 @@ impl State {
         };
         if action == FilterAction::Accept && ct.and_then(|r| r.1).is_none() {
             // Delivered: the caller counts it with its run.
-            return (Verdict::Host, key.pack());
+            return (Verdict::Host, RunKey::local(key));
         }
         self.local_outcome(t, pkt, key.rules(), action, ct.and_then(|r| r.1), state)
     }
@@ -161,7 +117,7 @@ impl State {
         action: FilterAction,
         pending: Option<conntrack::Pending>,
         state: CtState,
-    ) -> (Verdict, u64) {
+    ) -> (Verdict, RunKey) {
         // `local` read the header: the IP total length is there.
         let total = pkt.buf.get(ETH_HDR_LEN + 2..ETH_HDR_LEN + 4);
         let total = total.map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
@@ -171,15 +127,15 @@ impl State {
                 Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
                 _ => {
                     self.counters.to_host += 1;
-                    return (Verdict::Host, NO_RUN);
+                    return (Verdict::Host, RunKey::NONE);
                 }
             },
             FilterAction::Drop if rules.2.is_some() => DropReason::FilterDenied,
             FilterAction::Drop => DropReason::FilterPolicy,
-            FilterAction::Reject => return (self.local_reject(t, pkt, state), NO_RUN),
+            FilterAction::Reject => return (self.local_reject(t, pkt, state), RunKey::NONE),
         };
         self.counters.drops[reason as usize] += 1;
-        (Verdict::Drop(reason), NO_RUN)
+        (Verdict::Drop(reason), RunKey::NONE)
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].

@@ -31,6 +31,7 @@ mod local;
 mod neighbour;
 mod parse;
 mod raw;
+mod run;
 mod transit;
 
 use std::sync::Arc;

@@ -9,8 +9,8 @@ use crate::rewrite;
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
 use crate::tables::Tables;
 
-use super::burst::NO_RUN;
 use super::parse::L3;
+use super::run::RunKey;
 use super::{FastHop, FastHopKind, State, L2};
 
 /// The fast path's decision for a packet: where it goes, with which
@@ -19,14 +19,14 @@ use super::{FastHop, FastHopKind, State, L2};
 pub(super) struct Fast {
     pub(super) out: PortId,
     pub(super) l2: L2,
-    pub(super) key: u64,
+    pub(super) key: RunKey,
 }
 
 /// The fast path's decision for a packet to the router: [`State::local`].
 const LOCAL: Fast = Fast {
     out: PortId::HOST,
     l2: L2 { head: 0, tail: 0 },
-    key: NO_RUN,
+    key: RunKey::NONE,
 };
 
 impl State {
@@ -55,7 +55,7 @@ impl State {
             FastCode::Slow => return None,
             FastCode::Search => self.fast_search(t, pkt, out)?,
         };
-        let key = u64::from(pm.in_port.0) | u64::from(out.0) << 8 | u64::from(code) << 16;
+        let key = RunKey::transit(pm.in_port, out, code);
         Some(Fast { out, l2, key })
     }
 
