@@ -8,7 +8,7 @@ use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::rules::{ChainId, RawHook};
 use crate::tables::{NextHop, Tables};
 use crate::trace::{Event, Tracer};
-use crate::wire::{ethernet, icmp};
+use crate::wire::{ethernet, icmp, ipv4};
 
 use super::{Outcome, State};
 
@@ -180,7 +180,9 @@ impl State {
 
     /// Packets the router itself sends, from the host path.
     fn host_output<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
-        if pkt.len < ETH_HDR_LEN + 20 || pkt.buf[ETH_HDR_LEN] >> 4 != 4 {
+        if pkt.len < ETH_HDR_LEN + ipv4::HEADER_LEN
+            || ipv4::Packet::new_unchecked(&pkt.buf[ETH_HDR_LEN..pkt.len]).version() != 4
+        {
             return Outcome::drop(DropReason::HostBadPacket);
         }
         let mut m = Meta {

@@ -6,7 +6,7 @@ use crate::conntrack::{self, CtResult, CtState, PktInfo};
 use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
-use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
+use crate::packet::{Pkt, PortId, Verdict};
 use crate::rules::{ChainId, FilterAction, RawAction};
 use crate::tables::Tables;
 use crate::wire::icmp;
@@ -119,8 +119,7 @@ impl State {
         state: CtState,
     ) -> (Verdict, RunKey) {
         // `local` read the header: the IP total length is there.
-        let total = pkt.buf.get(ETH_HDR_LEN + 2..ETH_HDR_LEN + 4);
-        let total = total.map_or(0, |b| u64::from(u16::from_be_bytes([b[0], b[1]])));
+        let total = L3::checked_before(pkt).map_or(0, |l3| l3.total_len as u64);
         self.count_local(pkt.port, rules, 1, pkt.len as u64, total);
         let reason = match action {
             FilterAction::Accept => match pending {

@@ -10,7 +10,7 @@ use crate::reply;
 use crate::rewrite;
 use crate::tables::{NextHop, Tables};
 use crate::trace::{Event, Tracer};
-use crate::wire::icmp;
+use crate::wire::{icmp, ipv4};
 
 use super::parse::mac48;
 use super::{FastHop, FastHopKind, Outcome, Pipeline, State, L2, NO_HOP};
@@ -169,7 +169,7 @@ impl State {
         let ifc = &t.interfaces[out.0 as usize];
         // The MTU first: a packet too big is never queued for ARP.
         if m.total_len > ifc.mtu as usize {
-            let df = pkt.buf[ETH_HDR_LEN + 6] & 0x40 != 0;
+            let df = ipv4::Packet::new_unchecked(&pkt.buf[ETH_HDR_LEN..pkt.len]).dont_frag();
             if df && forwarded {
                 return self.send_icmp_error(
                     t,

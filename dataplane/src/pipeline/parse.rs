@@ -11,9 +11,12 @@ use crate::wire::{self, icmp, ipv4, tcp, udp};
 
 use super::State;
 
-/// What the transit fast path reads of a packet.
+/// The IPv4 header fields the paths read. [`L3::read`] is the one reader
+/// of them, over [`ipv4::Packet`]'s field offsets: for the fast parser, the
+/// general parser and the header an ICMP error quotes.
 #[derive(Clone, Copy)]
 pub(super) struct L3 {
+    /// The arrival port.
     pub(super) in_port: PortId,
     pub(super) total_len: usize,
     pub(super) src: u32,
@@ -23,6 +26,20 @@ pub(super) struct L3 {
 }
 
 impl L3 {
+    /// The fields of `ip`'s fixed header, arrived on `in_port`; the caller
+    /// checked what it needs.
+    #[inline(always)]
+    pub(super) fn read<T: AsRef<[u8]>>(in_port: PortId, ip: &ipv4::Packet<T>) -> L3 {
+        L3 {
+            in_port,
+            total_len: usize::from(ip.total_len()),
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            proto: ip.protocol(),
+            ttl: ip.ttl(),
+        }
+    }
+
     /// The fields of a frame whose header [`State::fast_l3`] checked
     /// already, read again without the checks.
     #[inline(always)]
@@ -32,14 +49,7 @@ impl L3 {
             .get(ETH_HDR_LEN..ETH_HDR_LEN + 20)?
             .try_into()
             .ok()?;
-        Some(L3 {
-            in_port: pkt.port,
-            total_len: u16::from_be_bytes([h[2], h[3]]) as usize,
-            src: u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
-            dst: u32::from_be_bytes([h[16], h[17], h[18], h[19]]),
-            proto: h[9],
-            ttl: h[8],
-        })
+        Some(L3::read(pkt.port, &ipv4::Packet::new_unchecked(h)))
     }
 }
 
@@ -71,13 +81,13 @@ static BAD_SOURCE: [bool; 256] = {
     t
 };
 
-/// First octets the fast path never forwards to: 0/8 and 127/8 (martian),
-/// multicast and above (not unicast); the general parser names the reason.
+/// [`bad_destination`] by first octet, for the fast parser (the general
+/// parser names the reason).
 static BAD_DESTINATION: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
     while i < 256 {
-        t[i] = i == 0 || i == 127 || i >= 224;
+        t[i] = bad_destination((i as u32) << 24).is_some();
         i += 1;
     }
     t
@@ -88,6 +98,17 @@ static BAD_DESTINATION: [bool; 256] = {
 const fn martian_source(a: u32) -> bool {
     let top = a >> 24;
     top == 0 || top == 127 || top >= 224
+}
+
+/// Why a packet to `a` is never forwarded: 0/8 and 127/8 are martian,
+/// multicast and above are not unicast. None: a unicast destination.
+#[inline]
+const fn bad_destination(a: u32) -> Option<DropReason> {
+    match a >> 24 {
+        0 | 127 => Some(DropReason::IpMartianDestination),
+        224.. => Some(DropReason::IpNotUnicast),
+        _ => None,
+    }
 }
 
 impl State {
@@ -114,34 +135,24 @@ impl State {
             return None;
         }
         let h: &[u8; 20] = buf[ETH_HDR_LEN..ETH_HDR_LEN + 20].try_into().ok()?;
-        let total = u16::from_be_bytes([h[2], h[3]]) as usize;
-        // No MF, no offset.
-        if total > len - ETH_HDR_LEN || total < 28 || u16::from_ne_bytes([h[6], h[7]]) & 0xff3f != 0
-        {
+        let ip = ipv4::Packet::new_unchecked(h);
+        let l3 = L3::read(port, &ip);
+        let total = l3.total_len;
+        if total > len - ETH_HDR_LEN || total < 28 || ip.is_fragment() {
             return None;
         }
         if !wire::checksum::verify20(h) {
             return None;
         }
-        let src = u32::from_be_bytes([h[12], h[13], h[14], h[15]]);
-        let dst = u32::from_be_bytes([h[16], h[17], h[18], h[19]]);
-        if BAD_SOURCE[(src >> 24) as usize] | BAD_DESTINATION[(dst >> 24) as usize] {
+        if BAD_SOURCE[(l3.src >> 24) as usize] | BAD_DESTINATION[(l3.dst >> 24) as usize] {
             return None;
         }
-        let proto = h[9];
         // The general parser names a short TCP header (`l4_truncated`); 28
         // bytes hold the UDP and ICMP ones.
-        if proto == ipv4::PROTO_TCP && total < 20 + tcp::HEADER_LEN {
+        if l3.proto == ipv4::PROTO_TCP && total < 20 + tcp::HEADER_LEN {
             return None;
         }
-        Some(L3 {
-            in_port: port,
-            total_len: total,
-            src,
-            dst,
-            proto,
-            ttl: h[8],
-        })
+        Some(l3)
     }
 
     /// [`State::fast_l3`] and the L4 fields, as the general parser reads
@@ -169,8 +180,9 @@ impl State {
             .get(ETH_HDR_LEN + 20..ETH_HDR_LEN + 40)?
             .try_into()
             .ok()?;
-        let a = u16::from_be_bytes([l4[0], l4[1]]);
-        let b = u16::from_be_bytes([l4[2], l4[3]]);
+        // TCP and UDP ports sit at the same offsets.
+        let ports = udp::Packet::new_unchecked(l4);
+        let (a, b) = (ports.src_port(), ports.dst_port());
         let mut m = Meta {
             in_port,
             out_port: None,
@@ -194,16 +206,17 @@ impl State {
             ct_state: CtState::Untracked,
         };
         match proto {
-            ipv4::PROTO_TCP => m.tcp_flags = l4[13],
+            ipv4::PROTO_TCP => m.tcp_flags = tcp::Packet::new_unchecked(l4).flags(),
             ipv4::PROTO_UDP => {}
             ipv4::PROTO_ICMP => {
                 m.has_ports = false;
                 m.sport = 0;
                 m.dport = 0;
+                let c = icmp::Packet::new_unchecked(l4);
                 m.has_icmp = true;
-                m.icmp_type = l4[0];
-                m.icmp_code = l4[1];
-                m.icmp_ident = u16::from_be_bytes([l4[4], l4[5]]);
+                m.icmp_type = c.msg_type();
+                m.icmp_code = c.code();
+                m.icmp_ident = c.echo_ident();
             }
             // Other protocols: no L4 fields, as in the general parser.
             _ => {
@@ -228,12 +241,13 @@ impl State {
         if !ip.verify_checksum() {
             return Err(DropReason::IpBadChecksum);
         }
+        let l3 = L3::read(m.in_port, &ip);
         m.ihl = ip.header_len();
-        m.total_len = ip.total_len() as usize;
-        m.src = ip.src_addr();
-        m.dst = ip.dst_addr();
-        m.proto = ip.protocol();
-        m.ttl = ip.ttl();
+        m.total_len = l3.total_len;
+        m.src = l3.src;
+        m.dst = l3.dst;
+        m.proto = l3.proto;
+        m.ttl = l3.ttl;
         m.nonfirst_fragment = ip.frag_offset() != 0;
         m.fragment = m.nonfirst_fragment || ip.more_frags();
         if m.ihl > 20 && t.ip_options == IpOptionsPolicy::Drop {
@@ -242,12 +256,8 @@ impl State {
         if martian_source(m.src) {
             return Err(DropReason::IpMartianSource);
         }
-        let dtop = m.dst >> 24;
-        if dtop == 0 || dtop == 127 {
-            return Err(DropReason::IpMartianDestination);
-        }
-        if dtop >= 224 {
-            return Err(DropReason::IpNotUnicast);
+        if let Some(r) = bad_destination(m.dst) {
+            return Err(r);
         }
         if m.nonfirst_fragment {
             return Ok(());
@@ -296,14 +306,15 @@ impl State {
         let start = ETH_HDR_LEN + m.ihl + 8;
         let end = ETH_HDR_LEN + m.total_len;
         let inner = pkt.buf.get(start..end)?;
-        if inner.len() < 20 || inner[0] >> 4 != 4 {
+        let h: &[u8; 20] = inner.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
+        let ip = ipv4::Packet::new_unchecked(h);
+        if ip.version() != 4 {
             return None;
         }
-        let ihl = ((inner[0] & 0x0f) as usize) * 4;
-        let proto = inner[9];
-        let src = u32::from_be_bytes([inner[12], inner[13], inner[14], inner[15]]);
-        let dst = u32::from_be_bytes([inner[16], inner[17], inner[18], inner[19]]);
-        let l4 = inner.get(ihl..)?;
+        let L3 {
+            src, dst, proto, ..
+        } = L3::read(m.in_port, &ip);
+        let l4 = inner.get(ip.header_len()..)?;
         let (sport, dport) = match proto {
             ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
                 let p = l4.get(..4)?;
