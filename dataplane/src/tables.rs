@@ -25,6 +25,17 @@ pub struct Interface {
     pub mtu: u16,
 }
 
+impl Interface {
+    /// Whether `a` is the broadcast address of one of this port's networks
+    /// (a directed broadcast; /31 and /32 networks have none).
+    #[inline]
+    pub fn is_broadcast(&self, a: u32) -> bool {
+        self.addresses
+            .iter()
+            .any(|n| n.net.len() < 31 && n.net.broadcast() == a)
+    }
+}
+
 /// A route's target.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NextHop {
@@ -233,6 +244,12 @@ impl Tables {
             ip_options: spec.ip_options,
             icmp_errors: spec.icmp_errors,
         }
+    }
+
+    /// Whether `a` is the broadcast address of one of the connected
+    /// networks.
+    pub fn is_directed_broadcast(&self, a: u32) -> bool {
+        self.interfaces.iter().any(|i| i.is_broadcast(a))
     }
 
     /// Whether `ip` is one of the router's addresses.

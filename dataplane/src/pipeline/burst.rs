@@ -4,10 +4,10 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
-use crate::rewrite;
 use crate::rules::ChainId;
 use crate::wire::ipv4;
 
+use super::rewrite;
 use super::run::{Decision, Run, RunKey, RUN_MAX};
 use super::{Pipeline, State};
 
@@ -43,13 +43,7 @@ impl Pipeline {
             *v = match (fast, hdr) {
                 (Some((total, f)), Some(hdr)) if f.key != RunKey::NONE => {
                     self.st.run_add(&mut run, i, f.key, p.len, total);
-                    let (eth, ip) = hdr.split_at_mut(ETH_HDR_LEN);
-                    if let (Ok(eth), Ok(h)) = (eth.try_into(), <&mut [u8; 20]>::try_from(ip)) {
-                        // RFC 1812 5.3.1 TTL - 1 (fast_decide saw it above
-                        // 1); the ethertype stays IPv4.
-                        rewrite::decrement_ttl(h);
-                        f.l2.write(eth);
-                    }
+                    rewrite::fast(hdr, f.l2);
                     // Trailing Ethernet padding is not part of what we send.
                     p.len = ETH_HDR_LEN + total;
                     Verdict::Tx(f.out)

@@ -104,11 +104,7 @@ impl State {
         m.local_dst = matches!(nh, Some(NextHop::Local));
         if let Some(NextHop::Connected(p)) = nh {
             // Directed broadcast of a connected network: not forwarded.
-            if t.interfaces[p.0 as usize]
-                .addresses
-                .iter()
-                .any(|a| a.net.len() < 31 && a.net.broadcast() == m.dst)
-            {
+            if t.interfaces[p.0 as usize].is_broadcast(m.dst) {
                 return Outcome::drop(DropReason::IpNotUnicast);
             }
         }

@@ -12,14 +12,6 @@ use crate::wire::ethernet;
 
 use super::{Outcome, State};
 
-/// Whether `a` is the broadcast address of one of the connected networks.
-fn directed_broadcast(t: &Tables, a: u32) -> bool {
-    t.interfaces
-        .iter()
-        .flat_map(|i| i.addresses.iter())
-        .any(|n| n.net.len() < 31 && n.net.broadcast() == a)
-}
-
 impl State {
     /// Build an ICMP error about the packet in place, back out of its
     /// arrival port, if RFC 1812 and the rate limit allow it.
@@ -41,7 +33,7 @@ impl State {
         // RFC 1812 4.3.2.7: nor about a link-layer broadcast, nor to a source
         // that is not a single host (a connected network's broadcast).
         let l2_dst = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).dst_addr();
-        if l2_dst == Mac::BROADCAST || directed_broadcast(t, m.src) {
+        if l2_dst == Mac::BROADCAST || t.is_directed_broadcast(m.src) {
             return Outcome::drop(reason);
         }
         let Some(src) = t.port_address(pkt.port, m.src) else {

@@ -31,6 +31,7 @@ mod local;
 mod neighbour;
 mod parse;
 mod raw;
+mod rewrite;
 mod run;
 mod transit;
 
@@ -41,8 +42,9 @@ use crate::conntrack::Conntrack;
 use crate::counters::Counters;
 use crate::drop::DropReason;
 use crate::neighbour::{Neighbours, PendingQueue};
-use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
+use crate::packet::{Pkt, PortId, Verdict};
 use crate::reply::IcmpLimiter;
+use crate::rewrite::L2;
 use crate::tables::Tables;
 use crate::trace::Tracer;
 
@@ -279,34 +281,8 @@ const NO_HOP: FastHop = FastHop {
     out: PortId(0),
     mtu: 0,
     rules_off: 0,
-    l2: L2 { head: 0, tail: 0 },
+    l2: L2::NONE,
 };
-
-/// Destination and source MAC (from [`rewrite::l2_header`]) as two words,
-/// for two stores.
-#[derive(Clone, Copy, Debug, Default)]
-struct L2 {
-    head: u64,
-    tail: u32,
-}
-
-impl L2 {
-    fn new(l2: [u8; 12]) -> L2 {
-        let [a, b, c, d, e, f, g, h, i, j, k, l] = l2;
-        L2 {
-            head: u64::from_ne_bytes([a, b, c, d, e, f, g, h]),
-            tail: u32::from_ne_bytes([i, j, k, l]),
-        }
-    }
-
-    /// Write into the first 12 bytes of a frame.
-    #[inline(always)]
-    fn write(self, eth: &mut [u8; ETH_HDR_LEN]) {
-        let (head, rest) = eth.split_at_mut(8);
-        head.copy_from_slice(&self.head.to_ne_bytes());
-        rest[..4].copy_from_slice(&self.tail.to_ne_bytes());
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum FastHopKind {

@@ -7,13 +7,14 @@ use crate::meta::Meta;
 use crate::neighbour::RESOLVE_TRIES;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::reply;
-use crate::rewrite;
 use crate::tables::{NextHop, Tables};
 use crate::trace::{Event, Tracer};
 use crate::wire::{icmp, ipv4};
 
 use super::parse::mac48;
-use super::{FastHop, FastHopKind, Outcome, Pipeline, State, L2, NO_HOP};
+use super::rewrite;
+use super::{FastHop, FastHopKind, Outcome, Pipeline, State, NO_HOP};
+use crate::rewrite::L2;
 
 impl Pipeline {
     /// Send what the neighbour queue can send now: packets whose next hop
@@ -42,15 +43,11 @@ impl Pipeline {
                 .get(r.addr)
                 .filter(|n| n.port == r.port && !(r.refresh && n.refreshing))
             {
-                let l2 = rewrite::l2_header(n.mac, t.interfaces[r.port.0 as usize].mac);
+                let l2 = rewrite::l2_to(t, r.port, n.mac);
                 pending.release(r.addr, |buf, port, forwarded| {
                     let out = &mut scratch[..buf.len()];
                     out.copy_from_slice(buf);
-                    let (eth, ipb) = out.split_at_mut(ETH_HDR_LEN);
-                    match <&mut [u8; 20]>::try_from(&mut ipb[..20]) {
-                        Ok(h) if forwarded => rewrite::forward(h, eth, &l2),
-                        _ => rewrite::set_l2(eth, &l2),
-                    }
+                    rewrite::general(out, l2, forwarded);
                     if !emit(out, port) {
                         return false;
                     }
@@ -116,12 +113,10 @@ impl State {
                     l2,
                 };
                 match (*nh, mac) {
-                    (NextHop::Via { port, .. }, Some(mac)) => hop(
-                        FastHopKind::Via,
-                        port,
-                        L2::new(rewrite::l2_header(*mac, t.interfaces[port.0 as usize].mac)),
-                    ),
-                    (NextHop::Connected(out), _) => hop(FastHopKind::Connected, out, L2::default()),
+                    (NextHop::Via { port, .. }, Some(mac)) => {
+                        hop(FastHopKind::Via, port, rewrite::l2_to(t, port, *mac))
+                    }
+                    (NextHop::Connected(out), _) => hop(FastHopKind::Connected, out, L2::NONE),
                     (NextHop::Local, _) => FastHop {
                         kind: FastHopKind::Local,
                         ..NO_HOP
@@ -186,14 +181,7 @@ impl State {
         let Some(dst_mac) = mac else {
             return self.resolve(t, pkt, m, out, addr, forwarded);
         };
-        let l2 = rewrite::l2_header(dst_mac, ifc.mac);
-        let (eth, ipb) = pkt.buf.split_at_mut(ETH_HDR_LEN);
-        if forwarded {
-            let h: &mut [u8; 20] = (&mut ipb[..20]).try_into().expect("checked IPv4 header");
-            rewrite::forward(h, eth, &l2);
-        } else {
-            rewrite::set_l2(eth, &l2);
-        }
+        rewrite::general(pkt.buf, rewrite::l2_to(t, out, dst_mac), forwarded);
         // Trailing Ethernet padding is not part of the packet we send.
         pkt.len = ETH_HDR_LEN + m.total_len;
         Outcome::of(Verdict::Tx(out))

@@ -5,13 +5,14 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, PortId};
-use crate::rewrite;
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
 use crate::tables::Tables;
 
 use super::parse::L3;
+use super::rewrite;
 use super::run::RunKey;
-use super::{FastHop, FastHopKind, State, L2};
+use super::{FastHop, FastHopKind, State};
+use crate::rewrite::L2;
 
 /// The fast path's decision for a packet: where it goes, with which
 /// addresses, and the key of its counters.
@@ -25,7 +26,7 @@ pub(super) struct Fast {
 /// The fast path's decision for a packet to the router: [`State::local`].
 const LOCAL: Fast = Fast {
     out: PortId::HOST,
-    l2: L2 { head: 0, tail: 0 },
+    l2: L2::NONE,
     key: RunKey::NONE,
 };
 
@@ -69,15 +70,11 @@ impl State {
         }
         let ifc = &t.interfaces[hop.out.0 as usize];
         // Directed broadcast: the general path names the drop.
-        if ifc
-            .addresses
-            .iter()
-            .any(|a| a.net.len() < 31 && a.net.broadcast() == dst)
-        {
+        if ifc.is_broadcast(dst) {
             return None;
         }
         let n = self.neigh.get(dst).filter(|n| n.port == hop.out)?;
-        Some(L2::new(rewrite::l2_header(n.mac, ifc.mac)))
+        Some(rewrite::l2_to(t, hop.out, n.mac))
     }
 
     /// The fast path's rule decisions when [`FastRules`] leaves rules with
