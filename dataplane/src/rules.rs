@@ -186,6 +186,15 @@ pub enum RawHook {
     Output = 1,
 }
 
+/// A rule list: a raw hook's rules or a filter chain's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RuleList {
+    /// The raw rules of a hook.
+    Raw(RawHook),
+    /// A filter chain.
+    Filter(ChainId),
+}
+
 /// What a `source: local` condition asks of the configuration: whether an
 /// address is one of the router's own (the compiled tables answer it).
 pub trait LocalAddrs {

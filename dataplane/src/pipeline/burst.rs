@@ -4,7 +4,7 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
-use crate::rules::ChainId;
+use crate::rules::{ChainId, RawHook, RuleList};
 use crate::wire::ipv4;
 
 use super::rewrite;
@@ -103,18 +103,14 @@ impl State {
         let (in_port, out) = (in_port.0 as usize, out.0 as usize);
         let (raw_rule, rule) = FastCode::rules(code);
         c.rx[in_port].add_n(pkts, rx_bytes);
-        if let Some(x) = c.raw_rules[0].get_mut(raw_rule) {
-            x.add_n(pkts, ip_bytes);
-        }
+        c.rule_hit(
+            RuleList::Raw(RawHook::Prerouting),
+            Some(raw_rule),
+            pkts,
+            ip_bytes,
+        );
         c.untracked += pkts;
-        let fwd = ChainId::Forward as usize;
-        let x = match rule {
-            None => Some(&mut c.filter_policy[fwd]),
-            Some(i) => c.filter_rules[fwd].get_mut(i),
-        };
-        if let Some(x) = x {
-            x.add_n(pkts, ip_bytes);
-        }
+        c.rule_hit(RuleList::Filter(ChainId::Forward), rule, pkts, ip_bytes);
         c.tx[out].add_n(pkts, ip_bytes + ETH_HDR_LEN as u64 * pkts);
         c.forwarded += pkts;
     }

@@ -8,7 +8,7 @@ use crate::meta::Meta;
 use crate::packet::Pkt;
 use crate::packet::ETH_HDR_LEN;
 use crate::reply;
-use crate::rules::{ChainId, FilterAction};
+use crate::rules::{ChainId, FilterAction, RuleList};
 use crate::tables::Tables;
 use crate::trace::{Event, Tracer};
 use crate::wire::{ethernet, icmp, ipv4, tcp};
@@ -29,10 +29,9 @@ impl State {
         tr: &mut T,
     ) -> Option<Outcome> {
         let (rule, action) = t.filter_verdict(chain, m);
-        match rule {
-            Some(i) => self.counters.filter_rules[chain as usize][i].add(m.total_len),
-            None => self.counters.filter_policy[chain as usize].add(m.total_len),
-        }
+        let bytes = m.total_len as u64;
+        self.counters
+            .rule_hit(RuleList::Filter(chain), rule, 1, bytes);
         tr.event(Event::Filter {
             chain,
             rule,

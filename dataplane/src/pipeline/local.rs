@@ -7,7 +7,7 @@ use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::{Pkt, PortId, Verdict};
-use crate::rules::{ChainId, FilterAction, RawAction};
+use crate::rules::{ChainId, FilterAction, RawAction, RawHook, RuleList};
 use crate::tables::Tables;
 use crate::wire::icmp;
 
@@ -157,22 +157,13 @@ impl State {
     ) {
         let c = &mut self.counters;
         c.rx[in_port.0 as usize & 63].add_n(pkts, rx_bytes);
-        if let Some(x) = raw.and_then(|i| c.raw_rules[0].get_mut(i)) {
-            x.add_n(pkts, ip_bytes);
-        }
+        c.rule_hit(RuleList::Raw(RawHook::Prerouting), raw, pkts, ip_bytes);
         if tracked {
             c.tracked += pkts;
         } else {
             c.untracked += pkts;
         }
-        let input = ChainId::Input as usize;
-        let x = match rule {
-            Some(i) => c.filter_rules[input].get_mut(i),
-            None => Some(&mut c.filter_policy[input]),
-        };
-        if let Some(x) = x {
-            x.add_n(pkts, ip_bytes);
-        }
+        c.rule_hit(RuleList::Filter(ChainId::Input), rule, pkts, ip_bytes);
     }
 
     /// The first match of `rules` from dispatch entry `e` for

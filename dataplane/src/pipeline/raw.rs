@@ -5,7 +5,7 @@ use crate::conntrack::{CtResult, CtState};
 use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::Pkt;
-use crate::rules::{RawAction, RawHook};
+use crate::rules::{RawAction, RawHook, RuleList};
 use crate::tables::Tables;
 use crate::trace::{Event, Tracer};
 
@@ -24,9 +24,8 @@ impl State {
         tr: &mut T,
     ) -> Result<Option<CtResult>, DropReason> {
         let (rule, action) = t.raw_verdict(hook, m);
-        if let Some(i) = rule {
-            self.counters.raw_rules[hook as usize][i].add(m.total_len);
-        }
+        let bytes = m.total_len as u64;
+        self.counters.rule_hit(RuleList::Raw(hook), rule, 1, bytes);
         tr.event(Event::Raw { hook, rule, action });
         let ct = if action == RawAction::NoTrack {
             self.counters.untracked += 1;
