@@ -8,8 +8,9 @@ use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::rules::{ChainId, RawHook};
 use crate::tables::{NextHop, Tables};
 use crate::trace::{Event, Tracer};
-use crate::wire::{ethernet, icmp, ipv4};
+use crate::wire::{ethernet, ipv4};
 
+use super::route::Route;
 use super::{Outcome, State};
 
 impl State {
@@ -99,63 +100,19 @@ impl State {
         if let Err(r) = self.parse_ip(t, pkt, &mut m) {
             return Outcome::drop(r);
         }
-        let nh_id = t.routes.lookup(m.dst);
-        let nh = nh_id.map(|i| t.next_hops[i as usize]);
-        m.local_dst = matches!(nh, Some(NextHop::Local));
-        if let Some(NextHop::Connected(p)) = nh {
-            // Directed broadcast of a connected network: not forwarded.
-            if t.interfaces[p.0 as usize].is_broadcast(m.dst) {
-                return Outcome::drop(DropReason::IpNotUnicast);
-            }
+        let route = Route::lookup(t, &mut m);
+        if let Err(r) = route.check_port(t, pkt, &m) {
+            return Outcome::drop(r);
         }
-        // RFC 1812 5.3.4: a packet received as a link-layer broadcast is for
-        // the router only, never forwarded.
-        if !m.local_dst
-            && ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).dst_addr() == Mac::BROADCAST
-        {
-            return Outcome::drop(DropReason::IpNotUnicast);
-        }
-
         let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Prerouting, tr) {
             Ok(ct) => ct,
             Err(reason) => return Outcome::drop(reason),
         };
-
-        // route
-        tr.event(Event::Route { next_hop: nh });
-        let (chain, out) = match nh {
-            None | Some(NextHop::Unreachable) => {
-                return self.send_icmp_error(
-                    t,
-                    pkt,
-                    &m,
-                    icmp::DEST_UNREACHABLE,
-                    icmp::NET_UNREACHABLE,
-                    0,
-                    DropReason::RouteNoRoute,
-                );
-            }
-            Some(NextHop::Blackhole) => return Outcome::drop(DropReason::RouteNoRoute),
-            Some(NextHop::Local) => (ChainId::Input, PortId::HOST),
-            Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => {
-                // RFC 1812 5.3.1: a forwarded packet whose TTL would reach 0.
-                if m.ttl <= 1 {
-                    return self.send_icmp_error(
-                        t,
-                        pkt,
-                        &m,
-                        icmp::TIME_EXCEEDED,
-                        0,
-                        0,
-                        DropReason::IpTtlExpired,
-                    );
-                }
-                (ChainId::Forward, p)
-            }
+        let (chain, out) = match self.route_port(t, pkt, &m, route, tr) {
+            Ok(r) => r,
+            Err(o) => return o,
         };
         m.out_port = Some(out);
-
-        // filter
         if let Some(o) = self.filter(t, pkt, &m, chain, ct, tr) {
             return o;
         }
@@ -166,8 +123,8 @@ impl State {
             t,
             pkt,
             &m,
-            nh_id.unwrap_or(0),
-            nh.unwrap_or(NextHop::Blackhole),
+            route.id.unwrap_or(0),
+            route.next_hop.unwrap_or(NextHop::Blackhole),
             out,
             true,
             tr,
@@ -188,19 +145,13 @@ impl State {
         if let Err(r) = self.parse_ip(t, pkt, &mut m) {
             return Outcome::drop(r);
         }
-        let nh_id = t.routes.lookup(m.dst);
-        let nh = nh_id.map(|i| t.next_hops[i as usize]);
-        m.local_dst = matches!(nh, Some(NextHop::Local));
-
+        let route = Route::lookup(t, &mut m);
         let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Output, tr) {
             Ok(ct) => ct,
             Err(reason) => return Outcome::drop(reason),
         };
-        tr.event(Event::Route { next_hop: nh });
-        let out = match nh {
-            Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => p,
-            Some(NextHop::Local) => PortId::HOST,
-            _ => return Outcome::drop(DropReason::RouteNoRoute),
+        let Some(out) = route.host_out(tr) else {
+            return Outcome::drop(DropReason::RouteNoRoute);
         };
         m.out_port = Some(out);
         if let Some(o) = self.filter(t, pkt, &m, ChainId::Output, ct, tr) {
@@ -213,8 +164,8 @@ impl State {
             t,
             pkt,
             &m,
-            nh_id.unwrap_or(0),
-            nh.unwrap_or(NextHop::Blackhole),
+            route.id.unwrap_or(0),
+            route.next_hop.unwrap_or(NextHop::Blackhole),
             out,
             false,
             tr,

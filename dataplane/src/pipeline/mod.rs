@@ -32,6 +32,7 @@ mod neighbour;
 mod parse;
 mod raw;
 mod rewrite;
+mod route;
 mod run;
 mod transit;
 
