@@ -13,7 +13,8 @@
 //!
 //! One [`State`], its `impl` spread over a file per path and per stage (as
 //! smoltcp spreads `InterfaceInner` over `iface/interface/*.rs`):
-//! - `burst`: the burst loop, fast path first, and the counting of runs;
+//! - `burst`: the burst loop, fast path first, and the counting of runs
+//!   (`run`: the run key, its layout written once);
 //! - the paths: `transit` (the transit fast path), `local` (packets to
 //!   the router that the fast parser read), `general` (everything else,
 //!   every stage in turn);
