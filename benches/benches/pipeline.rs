@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use benches::workload::{established_host_burst, transit_tables, untracked_transit_burst, BURST};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use dataplane::conntrack::ConntrackConfig;
 use dataplane::conntrack::{Conntrack, FlowKey, PktInfo};
 use dataplane::packet::{Pkt, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::ConntrackConfig;
 use dataplane::trace_capture::{TraceHub, TraceTap};
 use dataplane::worker::process_burst_traced;
 

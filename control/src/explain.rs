@@ -12,8 +12,10 @@ use dataplane::addr::Mac;
 use dataplane::conntrack::{FlowKey, FlowRef, FlowView};
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::{NextHop, RawAction, Tables, TablesSpec};
-use dataplane::trace::{Event, RawHook};
+use dataplane::rules::RawAction;
+use dataplane::rules::RawHook;
+use dataplane::tables::{NextHop, Tables, TablesSpec};
+use dataplane::trace::Event;
 use serde_json::{json, Value};
 
 use crate::packet_spec::{PacketSpec, SpecError};

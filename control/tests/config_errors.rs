@@ -3,8 +3,10 @@
 
 use control::config::{Config, ConfigError, XdpMode};
 use dataplane::addr::Ipv4Prefix;
+use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
-use dataplane::tables::{AddrMatch, CtState, FilterAction, NextHop, RawAction, Tables};
+use dataplane::rules::{AddrMatch, FilterAction, RawAction};
+use dataplane::tables::{NextHop, Tables};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 

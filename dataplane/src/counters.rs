@@ -11,6 +11,7 @@
 
 use crate::drop::DropReason;
 use crate::packet::PortId;
+use crate::rules::RuleList;
 
 /// Packets and bytes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -71,7 +72,7 @@ pub struct Counters {
     pub arp_resolution_failures: u64,
     /// Raw rule hits, `[prerouting, output]`, per rule.
     pub raw_rules: [Vec<Count>; 2],
-    /// Filter rule hits, per chain ([`crate::tables::ChainId`] order), per rule.
+    /// Filter rule hits, per chain ([`crate::rules::ChainId`] order), per rule.
     pub filter_rules: [Vec<Count>; 3],
     /// Filter policy hits per chain.
     pub filter_policy: [Count; 3],
@@ -104,6 +105,22 @@ impl Default for Counters {
 }
 
 impl Counters {
+    /// Count `pkts` packets of `bytes` IP bytes at the rule of `list` that
+    /// decided: `None` is no rule for a raw hook (not counted) and the
+    /// policy for a chain. The one place rule counters grow.
+    #[inline]
+    pub fn rule_hit(&mut self, list: RuleList, rule: Option<usize>, pkts: u64, bytes: u64) {
+        let x = match (list, rule) {
+            (RuleList::Raw(hook), Some(i)) => self.raw_rules[hook as usize].get_mut(i),
+            (RuleList::Raw(_), None) => None,
+            (RuleList::Filter(chain), Some(i)) => self.filter_rules[chain as usize].get_mut(i),
+            (RuleList::Filter(chain), None) => Some(&mut self.filter_policy[chain as usize]),
+        };
+        if let Some(x) = x {
+            x.add_n(pkts, bytes);
+        }
+    }
+
     /// Counter for a port.
     pub fn rx_of(&self, p: PortId) -> Count {
         self.rx[p.0 as usize & 63]

@@ -14,10 +14,12 @@
 //! whose classes would need more than [`MAX_ENTRIES`] entries gets a single
 //! undecided entry, which is the plain first-match loop.
 
-use crate::filter::{key_matches, matches};
+use crate::conntrack::CtState;
+use crate::meta::Meta;
 use crate::packet::PortId;
-use crate::pipeline::Meta;
-use crate::tables::{AddrMatch, Chain, CtState, FilterAction, Match, RawAction, RawRule, Tables};
+use crate::rules::{
+    key_matches, matches, AddrMatch, Chain, FilterAction, LocalAddrs, Match, RawAction, RawRule,
+};
 
 /// Most entries a dispatch table may hold.
 pub const MAX_ENTRIES: usize = 1 << 14;
@@ -227,12 +229,12 @@ impl Dispatch {
     /// The index of the first rule of `rules` (the list this table was built
     /// for) that matches, or None for no match.
     #[inline(always)]
-    pub fn first_match<R>(
+    pub fn first_match<R, L: LocalAddrs + ?Sized>(
         &self,
         rules: &[R],
         cond: impl Fn(&R) -> &Match,
         meta: &Meta,
-        tables: &Tables,
+        local: &L,
     ) -> Option<usize> {
         let e = self.entry(
             meta.in_port,
@@ -243,7 +245,7 @@ impl Dispatch {
         );
         match e.decided(rules.len()) {
             Some(first) => first,
-            None => e.search(rules, cond, meta, tables),
+            None => e.search(rules, cond, meta, local),
         }
     }
 }
@@ -263,18 +265,18 @@ impl Entry {
 
     /// The first match, trying the rules from the entry's start.
     #[inline]
-    pub fn search<R>(
+    pub fn search<R, L: LocalAddrs + ?Sized>(
         self,
         rules: &[R],
         cond: impl Fn(&R) -> &Match,
         meta: &Meta,
-        tables: &Tables,
+        local: &L,
     ) -> Option<usize> {
         let start = (self.0 & START) as usize;
         rules
             .get(start..)?
             .iter()
-            .position(|r| matches(cond(r), meta, tables))
+            .position(|r| matches(cond(r), meta, local))
             .map(|i| start + i)
     }
 }
@@ -604,7 +606,8 @@ impl Default for FastRules {
 mod tests {
     use super::*;
     use crate::addr::{IfAddr, Ipv4Prefix, Mac};
-    use crate::tables::{ChainId, FilterRule, Interface, PortRanges, TablesSpec};
+    use crate::rules::{ChainId, FilterRule, PortRanges};
+    use crate::tables::{Interface, Tables, TablesSpec};
     use proptest::prelude::*;
 
     const ICMP: u8 = 1;

@@ -3,9 +3,11 @@
 //! (read-copy-update through an `Arc`). Nothing here is written by workers.
 
 use crate::addr::{IfAddr, Ipv4Prefix, Mac};
+use crate::conntrack::ConntrackConfig;
 use crate::dispatch::{Dispatch, FastRules, LocalRules};
+use crate::meta::Meta;
 use crate::packet::PortId;
-use smallvec::SmallVec;
+use crate::rules::{Chain, ChainId, FilterAction, LocalAddrs, RawAction, RawHook, RawRule};
 
 /// One router port.
 #[derive(Clone, Debug)]
@@ -23,264 +25,14 @@ pub struct Interface {
     pub mtu: u16,
 }
 
-/// Connection tracking states, as in netfilter's `ct state`.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum CtState {
-    /// First packet of a flow not yet in the table.
-    New = 0,
-    /// Packet of a flow that has seen traffic (or is continuing its handshake).
-    Established = 1,
-    /// ICMP error about a tracked flow.
-    Related = 2,
-    /// Tracked, but fits no flow and starts none.
-    Invalid = 3,
-    /// Marked `notrack` in the raw stage: conntrack never saw it.
-    #[default]
-    Untracked = 4,
-}
-
-impl CtState {
-    /// Bit of this state in a [`Match::state`] mask.
-    pub const fn bit(self) -> u8 {
-        1 << self as u8
-    }
-
-    /// Lower-case name as in config and output.
-    pub const fn name(self) -> &'static str {
-        match self {
-            CtState::New => "new",
-            CtState::Established => "established",
-            CtState::Related => "related",
-            CtState::Invalid => "invalid",
-            CtState::Untracked => "untracked",
-        }
-    }
-}
-
-/// Where an address match looks.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AddrMatch {
-    /// One of the router's own addresses (iptables `addrtype LOCAL`).
-    Local,
-    /// Any of these prefixes.
-    Prefixes(SmallVec<[Ipv4Prefix; 2]>),
-}
-
-/// A port match: any of these inclusive ranges.
-pub type PortRanges = SmallVec<[(u16, u16); 4]>;
-
-/// Conditions of a rule; all present ones must hold.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Match {
-    /// Input port mask (bits of [`PortId::bit`]).
-    pub in_ports: Option<u64>,
-    /// Output port mask; `host` means delivered to the router.
-    pub out_ports: Option<u64>,
-    /// Source address.
-    pub source: Option<AddrMatch>,
-    /// Destination address.
-    pub destination: Option<AddrMatch>,
-    /// IP protocol number.
-    pub protocol: Option<u8>,
-    /// TCP/UDP source port. Never matches a non-first fragment.
-    pub source_port: Option<PortRanges>,
-    /// TCP/UDP destination port. Never matches a non-first fragment.
-    pub destination_port: Option<PortRanges>,
-    /// Mask of [`CtState::bit`]; not allowed in raw rules.
-    pub state: Option<u8>,
-    /// ICMP type.
-    pub icmp_type: Option<u8>,
-    /// ICMP code.
-    pub icmp_code: Option<u8>,
-    /// Which conditions are present ([`Match::NEED_IN`], ...): computed by
-    /// [`Tables::build`] so the matcher skips absent ones with one test.
-    pub need: u16,
-}
-
-impl Match {
-    pub const NEED_IN: u16 = 1 << 0;
-    pub const NEED_OUT: u16 = 1 << 1;
-    pub const NEED_SRC: u16 = 1 << 2;
-    pub const NEED_DST: u16 = 1 << 3;
-    pub const NEED_PROTO: u16 = 1 << 4;
-    pub const NEED_SPORT: u16 = 1 << 5;
-    pub const NEED_DPORT: u16 = 1 << 6;
-    pub const NEED_STATE: u16 = 1 << 7;
-    pub const NEED_ICMP_TYPE: u16 = 1 << 8;
-    pub const NEED_ICMP_CODE: u16 = 1 << 9;
-
-    /// The `need` mask of the conditions present.
-    pub fn compute_need(&self) -> u16 {
-        let mut n = 0;
-        let mut set = |present: bool, bit: u16| {
-            if present {
-                n |= bit;
-            }
-        };
-        set(self.in_ports.is_some(), Self::NEED_IN);
-        set(self.out_ports.is_some(), Self::NEED_OUT);
-        set(self.source.is_some(), Self::NEED_SRC);
-        set(self.destination.is_some(), Self::NEED_DST);
-        set(self.protocol.is_some(), Self::NEED_PROTO);
-        set(self.source_port.is_some(), Self::NEED_SPORT);
-        set(self.destination_port.is_some(), Self::NEED_DPORT);
-        set(self.state.is_some(), Self::NEED_STATE);
-        set(self.icmp_type.is_some(), Self::NEED_ICMP_TYPE);
-        set(self.icmp_code.is_some(), Self::NEED_ICMP_CODE);
-        n
-    }
-}
-
-/// Raw stage actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawAction {
-    /// Skip connection tracking: the packet is UNTRACKED.
-    NoTrack,
-    /// Stop the raw stage; the packet is tracked.
-    Accept,
-}
-
-/// A raw rule.
-#[derive(Clone, Debug)]
-pub struct RawRule {
-    /// Conditions.
-    pub matches: Match,
-    /// Action when all conditions hold.
-    pub action: RawAction,
-    /// Operator's comment, shown in stats and traces.
-    pub comment: Option<String>,
-}
-
-/// Filter actions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FilterAction {
-    /// Let the packet through.
-    Accept,
-    /// Drop silently.
-    Drop,
-    /// Drop and answer: TCP RST for TCP, ICMP port unreachable otherwise.
-    Reject,
-}
-
-impl FilterAction {
-    /// Lower-case name as in config and output.
-    pub const fn name(self) -> &'static str {
-        match self {
-            FilterAction::Accept => "accept",
-            FilterAction::Drop => "drop",
-            FilterAction::Reject => "reject",
-        }
-    }
-}
-
-/// A filter rule.
-#[derive(Clone, Debug)]
-pub struct FilterRule {
-    /// Conditions.
-    pub matches: Match,
-    /// Action when all conditions hold.
-    pub action: FilterAction,
-    /// Operator's comment.
-    pub comment: Option<String>,
-}
-
-/// Filter chains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ChainId {
-    /// Packets to the router.
-    Input = 0,
-    /// Packets through the router.
-    Forward = 1,
-    /// Packets from the router.
-    Output = 2,
-}
-
-impl ChainId {
-    /// Lower-case name.
-    pub const fn name(self) -> &'static str {
-        match self {
-            ChainId::Input => "input",
-            ChainId::Forward => "forward",
-            ChainId::Output => "output",
-        }
-    }
-}
-
-/// A filter chain: rules in order, then the policy.
-#[derive(Clone, Debug)]
-pub struct Chain {
-    /// Verdict when no rule matches (`Accept` or `Drop`).
-    pub policy: FilterAction,
-    /// Rules, first match wins.
-    pub rules: Vec<FilterRule>,
-}
-
-impl Default for Chain {
-    fn default() -> Self {
-        Chain {
-            policy: FilterAction::Accept,
-            rules: Vec::new(),
-        }
-    }
-}
-
-/// Connection tracking timeouts, in seconds (netfilter's defaults).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Timeouts {
-    pub tcp_syn_sent: u32,
-    pub tcp_syn_recv: u32,
-    pub tcp_established: u32,
-    pub tcp_fin_wait: u32,
-    pub tcp_close_wait: u32,
-    pub tcp_last_ack: u32,
-    pub tcp_time_wait: u32,
-    pub tcp_close: u32,
-    pub udp: u32,
-    pub udp_stream: u32,
-    pub icmp: u32,
-    pub generic: u32,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            tcp_syn_sent: 120,
-            tcp_syn_recv: 60,
-            tcp_established: 5 * 24 * 3600,
-            tcp_fin_wait: 120,
-            tcp_close_wait: 60,
-            tcp_last_ack: 30,
-            tcp_time_wait: 120,
-            tcp_close: 10,
-            udp: 30,
-            udp_stream: 120,
-            icmp: 30,
-            generic: 600,
-        }
-    }
-}
-
-/// Connection tracking settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConntrackConfig {
-    /// Hard limit of entries per worker table.
-    pub max_entries: u32,
-    /// Timeouts.
-    pub timeouts: Timeouts,
-    /// Pick up TCP flows mid-stream (netfilter `nf_conntrack_tcp_loose`, on
-    /// by default there): a non-SYN packet with no entry is NEW instead of
-    /// INVALID.
-    pub tcp_loose: bool,
-}
-
-impl Default for ConntrackConfig {
-    fn default() -> Self {
-        ConntrackConfig {
-            max_entries: 262_144,
-            timeouts: Timeouts::default(),
-            tcp_loose: true,
-        }
+impl Interface {
+    /// Whether `a` is the broadcast address of one of this port's networks
+    /// (a directed broadcast; /31 and /32 networks have none).
+    #[inline]
+    pub fn is_broadcast(&self, a: u32) -> bool {
+        self.addresses
+            .iter()
+            .any(|n| n.net.len() < 31 && n.net.broadcast() == a)
     }
 }
 
@@ -494,10 +246,45 @@ impl Tables {
         }
     }
 
+    /// Whether `a` is the broadcast address of one of the connected
+    /// networks.
+    pub fn is_directed_broadcast(&self, a: u32) -> bool {
+        self.interfaces.iter().any(|i| i.is_broadcast(a))
+    }
+
     /// Whether `ip` is one of the router's addresses.
     #[inline]
     pub fn is_local(&self, ip: u32) -> bool {
         matches!(self.route(ip), Some(NextHop::Local))
+    }
+
+    /// The raw rules of `hook` for a packet: the deciding rule (None: no
+    /// rule matched) and whether to track (no match: tracked). First match
+    /// wins; `notrack` marks the packet UNTRACKED, `accept` stops the stage
+    /// and leaves it to conntrack.
+    #[inline(always)]
+    pub fn raw_verdict(&self, hook: RawHook, meta: &Meta) -> (Option<usize>, RawAction) {
+        let rules = match hook {
+            RawHook::Prerouting => &self.raw_prerouting,
+            RawHook::Output => &self.raw_output,
+        };
+        let d = &self.raw_dispatch[hook as usize];
+        match d.first_match(rules, |r| &r.matches, meta, self) {
+            Some(i) => (Some(i), rules[i].action),
+            None => (None, RawAction::Accept),
+        }
+    }
+
+    /// Run a filter chain for a packet: the index of the rule that decided
+    /// (None: the policy) and the action. First match wins.
+    #[inline(always)]
+    pub fn filter_verdict(&self, chain: ChainId, meta: &Meta) -> (Option<usize>, FilterAction) {
+        let ch: &Chain = &self.filter[chain as usize];
+        let d = &self.filter_dispatch[chain as usize];
+        match d.first_match(&ch.rules, |r| &r.matches, meta, self) {
+            Some(i) => (Some(i), ch.rules[i].action),
+            None => (None, ch.policy),
+        }
     }
 
     /// Longest-prefix match.
@@ -535,6 +322,13 @@ impl Tables {
             .find(|a| a.net.contains(towards))
             .or(ifc.addresses.first())
             .map(|a| a.addr)
+    }
+}
+
+impl LocalAddrs for Tables {
+    #[inline]
+    fn is_local(&self, addr: u32) -> bool {
+        Tables::is_local(self, addr)
     }
 }
 

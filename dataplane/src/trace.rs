@@ -3,19 +3,11 @@
 //! The pipeline is generic over a [`Tracer`]; the packet path uses `()`,
 //! whose methods are empty and inlined away, so tracing off costs nothing.
 
-use crate::conntrack::FlowRef;
+use crate::conntrack::{CtState, FlowRef};
 use crate::drop::DropReason;
 use crate::packet::{PortId, Verdict};
-use crate::tables::{ChainId, CtState, FilterAction, NextHop, RawAction};
-
-/// Which raw hook ran.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RawHook {
-    /// Packets arriving on ports.
-    Prerouting,
-    /// Packets from the router itself.
-    Output,
-}
+use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
+use crate::tables::NextHop;
 
 /// One stage's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,10 +17,10 @@
 
 mod support;
 
+use dataplane::conntrack::CtState;
 use dataplane::drop::DropReason;
 use dataplane::packet::{PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::CtState;
 use dataplane::wire::tcp;
 use support::*;
 

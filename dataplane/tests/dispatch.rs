@@ -6,14 +6,14 @@
 mod support;
 
 use dataplane::addr::Ipv4Prefix;
-use dataplane::filter::{self, matches};
+use dataplane::conntrack::CtState;
+use dataplane::meta::Meta;
 use dataplane::packet::PortId;
-use dataplane::pipeline::Meta;
-use dataplane::raw;
-use dataplane::tables::{
-    AddrMatch, Chain, ChainId, CtState, FilterAction, FilterRule, Match, PortRanges, RawAction,
-    RawRule, Tables,
+use dataplane::rules::{
+    matches, AddrMatch, Chain, ChainId, FilterAction, FilterRule, Match, PortRanges, RawAction,
+    RawHook, RawRule,
 };
+use dataplane::tables::Tables;
 use proptest::prelude::*;
 use support::*;
 
@@ -199,17 +199,19 @@ proptest! {
         }
         for p in probes {
             for m in keyed(p) {
-                for (hook, rules) in [&t.raw_prerouting, &t.raw_output].into_iter().enumerate() {
+                for (hook, rules) in [
+                    (RawHook::Prerouting, &t.raw_prerouting),
+                    (RawHook::Output, &t.raw_output),
+                ] {
                     let want = linear(rules.iter().map(|r| &r.matches), &m, &t);
-                    let (got, action) = raw::evaluate(rules, &t.raw_dispatch[hook], &m, &t);
-                    prop_assert_eq!(got, want, "raw hook {} for {:?}", hook, m);
+                    let (got, action) = t.raw_verdict(hook, &m);
+                    prop_assert_eq!(got, want, "raw hook {:?} for {:?}", hook, m);
                     prop_assert_eq!(action, want.map_or(RawAction::Accept, |i| rules[i].action));
                 }
                 for c in [ChainId::Input, ChainId::Forward, ChainId::Output] {
                     let ch = &t.filter[c as usize];
                     let want = linear(ch.rules.iter().map(|r| &r.matches), &m, &t);
-                    let (got, action) =
-                        filter::evaluate(ch, &t.filter_dispatch[c as usize], &m, &t);
+                    let (got, action) = t.filter_verdict(c, &m);
                     prop_assert_eq!(got, want, "chain {} for {:?}", c.name(), m);
                     prop_assert_eq!(action, want.map_or(ch.policy, |i| ch.rules[i].action));
                 }

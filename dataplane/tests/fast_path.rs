@@ -7,15 +7,14 @@ mod support;
 
 use dataplane::addr::{Ipv4Prefix, Mac};
 use dataplane::conntrack::tcp::TcpState;
+use dataplane::conntrack::CtState;
 use dataplane::conntrack::FlowView;
 use dataplane::dispatch::FastCode;
 use dataplane::drop::DropReason;
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::{
-    AddrMatch, ChainId, CtState, FilterAction, FilterRule, Match, RawAction, RawRule, Tables,
-    TablesSpec,
-};
+use dataplane::rules::{AddrMatch, ChainId, FilterAction, FilterRule, Match, RawAction, RawRule};
+use dataplane::tables::{Tables, TablesSpec};
 use dataplane::wire::{arp, icmp, ipv4, tcp};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};

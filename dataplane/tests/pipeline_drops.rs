@@ -7,9 +7,11 @@
 
 mod support;
 
+use dataplane::conntrack::CtState;
 use dataplane::drop::DropReason;
 use dataplane::packet::{PortId, Verdict, ETH_HDR_LEN};
-use dataplane::tables::{ChainId, CtState, FilterAction, IpOptionsPolicy, RouteSpec};
+use dataplane::rules::{ChainId, FilterAction};
+use dataplane::tables::{IpOptionsPolicy, RouteSpec};
 use dataplane::wire::{arp, ethernet, icmp, ipv4, tcp};
 use support::*;
 

@@ -7,10 +7,10 @@ use super::{
     Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN, MAX_INTERFACES,
 };
 use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
+use dataplane::conntrack::{ConntrackConfig, Timeouts};
 use dataplane::packet::PortId;
 use dataplane::tables::{
-    ConntrackConfig, IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RouteSpec,
-    StaticNeighbour, TablesSpec, Timeouts,
+    IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RouteSpec, StaticNeighbour, TablesSpec,
 };
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 use std::collections::HashMap;

@@ -3,11 +3,12 @@
 
 use super::yaml::{one_of, suggest, Val, R};
 use dataplane::addr::Ipv4Prefix;
+use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
-use dataplane::tables::{
-    AddrMatch, Chain, CtState, FilterAction, FilterRule, Interface, Match, PortRanges, RawAction,
-    RawRule,
+use dataplane::rules::{
+    AddrMatch, Chain, FilterAction, FilterRule, Match, PortRanges, RawAction, RawRule,
 };
+use dataplane::tables::Interface;
 use smallvec::SmallVec;
 
 /// The interfaces, for resolving `in` / `out`.

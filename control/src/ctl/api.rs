@@ -10,7 +10,8 @@ use dataplane::conntrack::{CtCounters, FlowView};
 use dataplane::counters::{Count, Counters};
 use dataplane::drop::DropReason;
 use dataplane::packet::PortId;
-use dataplane::tables::{ChainId, RawAction, Tables};
+use dataplane::rules::{ChainId, RawAction};
+use dataplane::tables::Tables;
 use dataplane::xsk::port::PortStats;
 use serde::{Deserialize, Serialize};
 

@@ -18,15 +18,51 @@
 //!   or no reply seen) is evicted for the new one (early drop); if there is
 //!   none, the new flow is refused: `conntrack_table_full`.
 
+mod config;
 pub mod tcp;
 
-use crate::tables::{ConntrackConfig, CtState};
+pub use config::{ConntrackConfig, Timeouts};
 use tcp::{TcpState, Transition};
 
 /// Protocol numbers tracked specially.
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+
+/// Connection tracking states, as in netfilter's `ct state`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CtState {
+    /// First packet of a flow not yet in the table.
+    New = 0,
+    /// Packet of a flow that has seen traffic (or is continuing its handshake).
+    Established = 1,
+    /// ICMP error about a tracked flow.
+    Related = 2,
+    /// Tracked, but fits no flow and starts none.
+    Invalid = 3,
+    /// Marked `notrack` in the raw stage: conntrack never saw it.
+    #[default]
+    Untracked = 4,
+}
+
+impl CtState {
+    /// Bit of this state in a [`crate::rules::Match::state`] mask.
+    pub const fn bit(self) -> u8 {
+        1 << self as u8
+    }
+
+    /// Lower-case name as in config and output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CtState::New => "new",
+            CtState::Established => "established",
+            CtState::Related => "related",
+            CtState::Invalid => "invalid",
+            CtState::Untracked => "untracked",
+        }
+    }
+}
 
 /// A flow's tuple in the direction of the packet that carries it. For ICMP
 /// queries both ports hold the query identifier, so that the reply's tuple
@@ -190,7 +226,7 @@ pub struct Conntrack {
 }
 
 /// The TCP timeout of each [`TcpState`], in its order.
-fn tcp_timeouts(t: &crate::tables::Timeouts) -> [u32; 10] {
+fn tcp_timeouts(t: &Timeouts) -> [u32; 10] {
     let mut a = [0; 10];
     for (i, x) in a.iter_mut().enumerate() {
         *x = match TcpState::from_u8(i as u8) {

@@ -23,13 +23,14 @@
 use std::sync::Arc;
 
 use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
+use dataplane::conntrack::{ConntrackConfig, CtState};
 use dataplane::drop::DropReason;
 use dataplane::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::{
-    AddrMatch, Chain, ChainId, ConntrackConfig, CtState, FilterAction, FilterRule, Interface,
-    Match, NextHop, RawAction, RawRule, RouteSpec, StaticNeighbour, Tables, TablesSpec,
+use dataplane::rules::{
+    AddrMatch, Chain, ChainId, FilterAction, FilterRule, Match, RawAction, RawRule,
 };
+use dataplane::tables::{Interface, NextHop, RouteSpec, StaticNeighbour, Tables, TablesSpec};
 use dataplane::trace::Event;
 use dataplane::wire::{arp, checksum, ethernet, icmp, ipv4, tcp, udp};
 

@@ -1,0 +1,117 @@
+//! The burst loop: a burst of frames through the pipeline, transit fast
+//! path first, and the counting of its runs. Fast-path packets with the
+//! same decision form a run, counted once when it ends.
+
+use crate::dispatch::FastCode;
+use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
+use crate::rules::{ChainId, RawHook, RuleList};
+use crate::wire::ipv4;
+
+use super::rewrite;
+use super::run::{Decision, Run, RunKey, RUN_MAX};
+use super::{Pipeline, State};
+
+impl Pipeline {
+    /// Run a burst; `out[i]` gets the verdict of `pkts[i]`. Out of line: one
+    /// call a burst, and a whole function for the fast path's registers.
+    #[inline(never)]
+    pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
+        let n = pkts.len().min(out.len());
+        // A run's byte sums fit 32 bits each below 65,536 packets.
+        for (pkts, out) in pkts[..n]
+            .chunks_mut(RUN_MAX)
+            .zip(out[..n].chunks_mut(RUN_MAX))
+        {
+            self.process_chunk(pkts, out);
+        }
+    }
+
+    /// [`Pipeline::process_burst`] for at most [`RUN_MAX`] packets. Fast-path
+    /// packets with the same decision form a run, counted once when it ends
+    /// (a packet with another decision, one for the general path, or the end
+    /// of the chunk).
+    #[inline(always)]
+    fn process_chunk(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
+        let t = &*self.tables;
+        let mut run = Run::NONE;
+        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+            let fast = self
+                .st
+                .fast_l3(p)
+                .and_then(|m| Some((m.total_len, self.st.fast_decide(t, p, m)?)));
+            let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
+            *v = match (fast, hdr) {
+                (Some((total, f)), Some(hdr)) if f.key != RunKey::NONE => {
+                    self.st.run_add(&mut run, i, f.key, p.len, total);
+                    rewrite::fast(hdr, f.l2);
+                    // Trailing Ethernet padding is not part of what we send.
+                    p.len = ETH_HDR_LEN + total;
+                    Verdict::Tx(f.out)
+                }
+                // To the router (`fast_l3` checked the header).
+                (Some((total, _)), _) => {
+                    let len = p.len;
+                    let (v, k) = self.st.local(t, p);
+                    self.st.run_add(&mut run, i, k, len, total);
+                    v
+                }
+                _ => {
+                    self.st.run_add(&mut run, i, RunKey::NONE, 0, 0);
+                    self.st.general(t, p)
+                }
+            };
+        }
+        self.st
+            .flush_run(run.key, pkts.len() - run.start, run.bytes);
+    }
+}
+
+impl State {
+    /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
+    /// the run of decision `key` ([`RunKey::NONE`]: counted elsewhere): a
+    /// new key ends the run before it.
+    #[inline(always)]
+    fn run_add(&mut self, run: &mut Run, i: usize, key: RunKey, len: usize, total: usize) {
+        if key != run.key {
+            self.flush_run(run.key, i - run.start, run.bytes);
+            *run = Run::new(key, i);
+        }
+        run.add(len, total);
+    }
+
+    /// Add a run of `pkts` fast-path packets with the same decision `key`
+    /// and byte sums `bytes` (see [`Run`]) to the counters, as the general
+    /// path counts each: received, raw rule, tracked or untracked, filter
+    /// rule or policy, sent or delivered. Once a run, not once a packet.
+    #[cold]
+    #[inline(never)]
+    fn flush_run(&mut self, key: RunKey, pkts: usize, bytes: u64) {
+        if key == RunKey::NONE || pkts == 0 {
+            return;
+        }
+        let pkts = pkts as u64;
+        let (rx_bytes, ip_bytes) = Run::byte_sums(bytes);
+        let (in_port, out, code) = match key.decision() {
+            Decision::Local(k) => {
+                self.count_local(k.in_port, k.rules(), pkts, rx_bytes, ip_bytes);
+                self.counters.to_host += pkts;
+                return;
+            }
+            Decision::Transit { in_port, out, code } => (in_port, out, code),
+        };
+        let c = &mut self.counters;
+        let (in_port, out) = (in_port.0 as usize, out.0 as usize);
+        let (raw_rule, rule) = FastCode::rules(code);
+        c.rx[in_port].add_n(pkts, rx_bytes);
+        c.rule_hit(
+            RuleList::Raw(RawHook::Prerouting),
+            Some(raw_rule),
+            pkts,
+            ip_bytes,
+        );
+        c.untracked += pkts;
+        c.rule_hit(RuleList::Filter(ChainId::Forward), rule, pkts, ip_bytes);
+        c.tx[out].add_n(pkts, ip_bytes + ETH_HDR_LEN as u64 * pkts);
+        c.forwarded += pkts;
+    }
+}

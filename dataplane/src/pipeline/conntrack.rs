@@ -1,0 +1,59 @@
+//! The conntrack stage: the state of a tracked packet in its flow (NEW,
+//! ESTABLISHED, RELATED, INVALID), from the worker's connection table.
+
+use crate::conntrack::{CtResult, CtState, FlowKey, PktInfo};
+use crate::drop::DropReason;
+use crate::meta::Meta;
+use crate::packet::Pkt;
+use crate::wire::icmp;
+
+use super::State;
+
+/// What conntrack needs of a packet (not an ICMP error): its tuple, with
+/// the query identifier in both ports for ICMP and no ports for protocols
+/// without them.
+#[inline(always)]
+pub(super) fn ct_info(m: &Meta) -> PktInfo {
+    let (sport, dport) = if m.has_ports {
+        (m.sport, m.dport)
+    } else if m.has_icmp {
+        (m.icmp_ident, m.icmp_ident)
+    } else {
+        (0, 0)
+    };
+    PktInfo {
+        key: FlowKey {
+            src: m.src,
+            dst: m.dst,
+            sport,
+            dport,
+            proto: m.proto,
+        },
+        tcp_flags: m.tcp_flags,
+        icmp_type: m.icmp_type,
+        len: m.total_len as u16,
+    }
+}
+
+impl State {
+    /// Conntrack stage for a tracked packet.
+    #[inline(always)]
+    pub(super) fn track(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
+        self.counters.tracked += 1;
+        if m.fragment {
+            return Err(DropReason::ConntrackFragment);
+        }
+        if m.has_icmp && icmp::is_error(m.icmp_type) {
+            return Ok(match Self::quoted_flow(pkt, m) {
+                Some(k) => self.ct.related(k, self.now),
+                None => CtResult {
+                    state: CtState::Invalid,
+                    flow: None,
+                    pending: None,
+                },
+            });
+        }
+        let info = ct_info(m);
+        Ok(self.ct.classify(info, self.now))
+    }
+}

@@ -1,0 +1,87 @@
+//! The filter stage: chains `input`, `forward`, `output`, first match wins,
+//! then the policy; `reject` answers with a TCP RST or ICMP port
+//! unreachable. A NEW flow is confirmed once its first packet is accepted.
+
+use crate::conntrack::CtResult;
+use crate::drop::DropReason;
+use crate::meta::Meta;
+use crate::packet::Pkt;
+use crate::packet::ETH_HDR_LEN;
+use crate::reply;
+use crate::rules::{ChainId, FilterAction, RuleList};
+use crate::tables::Tables;
+use crate::trace::{Event, Tracer};
+use crate::wire::{ethernet, icmp, ipv4, tcp};
+
+use super::{Outcome, State};
+
+impl State {
+    /// The filter stage and the confirmation of NEW flows. `Some` ends the
+    /// packet's path.
+    #[inline(always)]
+    pub(super) fn filter<T: Tracer>(
+        &mut self,
+        t: &Tables,
+        pkt: &mut Pkt<'_>,
+        m: &Meta,
+        chain: ChainId,
+        ct: Option<CtResult>,
+        tr: &mut T,
+    ) -> Option<Outcome> {
+        let (rule, action) = t.filter_verdict(chain, m);
+        let bytes = m.total_len as u64;
+        self.counters
+            .rule_hit(RuleList::Filter(chain), rule, 1, bytes);
+        tr.event(Event::Filter {
+            chain,
+            rule,
+            action,
+        });
+        match action {
+            FilterAction::Accept => {}
+            FilterAction::Drop => {
+                return Some(Outcome::drop(if rule.is_some() {
+                    DropReason::FilterDenied
+                } else {
+                    DropReason::FilterPolicy
+                }));
+            }
+            FilterAction::Reject => return Some(self.reject(t, pkt, m)),
+        }
+        if let Some(p) = ct.and_then(|r| r.pending) {
+            match self.ct.confirm(p, self.now) {
+                Ok(flow) => tr.event(Event::Confirmed { flow }),
+                Err(_) => return Some(Outcome::drop(DropReason::ConntrackTableFull)),
+            }
+        }
+        None
+    }
+
+    pub(super) fn reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
+        let reason = DropReason::FilterRejected;
+        if m.proto == ipv4::PROTO_TCP && m.has_ports && !pkt.port.is_host() {
+            if m.tcp_flags & tcp::RST != 0 {
+                return Outcome::drop(reason);
+            }
+            let ifc = &t.interfaces[pkt.port.0 as usize];
+            let peer = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr();
+            return match reply::tcp_reset(pkt.buf, m.ihl, m.total_len, ifc.mac, peer) {
+                Some(n) => {
+                    pkt.len = n;
+                    self.counters.tcp_resets_sent += 1;
+                    Outcome::reply(pkt.port, Some(reason))
+                }
+                None => Outcome::drop(reason),
+            };
+        }
+        self.send_icmp_error(
+            t,
+            pkt,
+            m,
+            icmp::DEST_UNREACHABLE,
+            icmp::PORT_UNREACHABLE,
+            0,
+            reason,
+        )
+    }
+}
