@@ -3,7 +3,7 @@
 //! path. New tables come through a [`TablesSlot`] (an `Arc` swapped under
 //! a lock, noticed through an atomic generation at housekeeping); requests
 //! (list or flush the connection table, reset the counters) are counters
-//! the worker compares at housekeeping ([`Ask`], [`WorkerShared::ask`]).
+//! the worker compares at housekeeping (`Ask`, [`WorkerShared::ask`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};

@@ -29,6 +29,7 @@ pub mod fake;
 pub mod port;
 pub mod ring;
 mod socket;
+pub mod stats;
 pub mod tun;
 pub mod umem;
 
