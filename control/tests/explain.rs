@@ -822,8 +822,6 @@ fn icmp_errors_about_web_flows_relate_to_nothing() {
 //
 // Each test below is one rule of the kernel's conntrack (issue 18), with
 // the function of `net/netfilter/nf_conntrack_proto_*.c` it comes from.
-// The differential test (`control/tests/kernel_diff.rs`) checks the same
-// scenarios against the kernel itself.
 
 /// A router that tracks its transit: forward is stateful with a drop
 /// policy, new flows only from lan, and TCP to port 81 rejected once
