@@ -112,6 +112,7 @@ fn flow(n: u32) -> PktInfo {
             sport: n as u16,
             dport: 22,
             proto: 6,
+            icmp: 0,
         },
         tcp_flags: 0x02,
         icmp_type: 0,

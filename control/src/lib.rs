@@ -3,5 +3,6 @@
 pub mod config;
 pub mod ctl;
 pub mod explain;
+pub mod nft;
 pub mod packet_spec;
 pub mod run;

@@ -817,3 +817,380 @@ fn icmp_errors_about_web_flows_relate_to_nothing() {
         ],
     );
 }
+
+// ------------------------------------------- netfilter's conntrack rules
+//
+// Each test below is one rule of the kernel's conntrack (issue 18), with
+// the function of `net/netfilter/nf_conntrack_proto_*.c` it comes from.
+
+/// A router that tracks its transit: forward is stateful with a drop
+/// policy, new flows only from lan, and TCP to port 81 rejected once
+/// established (to see what a reject's RST does to the flow).
+const TRACKED: &str = "
+interfaces:
+  - name: wan
+    device: r0
+    addresses: [198.18.0.1/24]
+  - name: lan
+    device: r1
+    addresses: [198.19.0.1/24]
+routes:
+  - to: default
+    via: 198.18.0.2
+raw:
+  prerouting: []
+  output: []
+filter:
+  input:
+    policy: drop
+    rules:
+      - match: { state: [established, related] }
+        action: accept
+      - match: { protocol: icmp, icmp_type: echo-request }
+        action: accept
+  forward:
+    policy: drop
+    rules:
+      - match: { in: lan, protocol: tcp, destination_port: 81, state: [established] }
+        action: reject
+      - match: { state: [established, related] }
+        action: accept
+      - match: { in: lan, state: [new] }
+        action: accept
+  output:
+    policy: accept
+";
+
+fn tracked() -> Explainer {
+    let cfg = Config::from_str(TRACKED, Path::new("tracked.yaml")).expect("test config loads");
+    Explainer::new(cfg.tables_spec())
+}
+
+const C80: &str = "tcp 198.19.0.2:40700 > 198.18.0.2:80";
+const S80: &str = "tcp 198.18.0.2:80 > 198.19.0.2:40700";
+
+fn lan(flags: &str) -> String {
+    format!("in=lan {C80} flags={flags}")
+}
+
+fn wan(flags: &str) -> String {
+    format!("in=wan {S80} flags={flags}")
+}
+
+/// Handshake, then `close` (packets as (from lan, flags)).
+fn tcp_flow(ex: &mut Explainer, close: &[(bool, &str)]) {
+    let mut pkts = vec![lan("S"), wan("SA"), lan("A")];
+    for (from_lan, f) in close {
+        pkts.push(if *from_lan { lan(f) } else { wan(f) });
+    }
+    for p in &pkts {
+        let j = run(ex, p);
+        assert_eq!(j["verdict"], json!("accept"), "{p}: {j:#}");
+    }
+}
+
+#[test]
+fn tcp_a_server_syn_on_a_flow_in_time_wait_deletes_it_and_is_new() {
+    // nf_conntrack_proto_tcp.c `tcp_packet`: a SYN (either way) that the
+    // table sends to SYN_SENT from TIME_WAIT, on a flow a side began to
+    // close (CLOSE_INIT, set with FIN_WAIT), kills the entry; the packet
+    // is looked up again and is NEW.
+    let mut ex = tracked();
+    tcp_flow(
+        &mut ex,
+        &[(true, "FA"), (false, "A"), (false, "FA"), (true, "A")],
+    );
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("TIME_WAIT"))]);
+    let j = run(&mut ex, &wan("S"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("new")),
+            ("chain", json!("forward")),
+            ("rule", Value::Null),
+            ("verdict", json!("drop")),
+            ("drop_reason", json!("filter_policy")),
+            ("conntrack_entries", json!(0)),
+        ],
+    );
+    // The client's SYN after a FIN close reopens too.
+    let mut ex = tracked();
+    tcp_flow(
+        &mut ex,
+        &[(true, "FA"), (false, "A"), (false, "FA"), (true, "A")],
+    );
+    let j = run(&mut ex, &lan("S"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("new")),
+            ("rule", json!(3)),
+            ("verdict", json!("accept")),
+            ("ct_confirmed", json!(true)),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("SYN_SENT"))]);
+}
+
+#[test]
+fn tcp_a_syn_after_the_same_sides_rst_reopens_the_flow() {
+    // `tcp_packet`: CLOSE, and the last segment was a RST from the side
+    // that now sends the SYN (`last_dir == dir && last_index == RST`).
+    let mut ex = tracked();
+    tcp_flow(&mut ex, &[(true, "R")]);
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("CLOSE"))]);
+    let j = run(&mut ex, &lan("S"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("new")),
+            ("rule", json!(3)),
+            ("ct_confirmed", json!(true)),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("SYN_SENT"))]);
+}
+
+#[test]
+fn tcp_a_syn_after_the_other_sides_rst_is_ignored_and_established() {
+    // `tcp_packet`: no FIN was seen and the last RST came from the server:
+    // the client's SYN is ignored (accepted, the flow left in CLOSE), its
+    // state ESTABLISHED, as the flow has seen a reply. The server's SYN+ACK
+    // answering that ignored SYN resynchronises the flow (SYN_RECV).
+    let mut ex = tracked();
+    tcp_flow(&mut ex, &[(false, "R")]);
+    let j = run(&mut ex, &lan("S"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("established")),
+            ("rule", json!(2)),
+            ("verdict", json!("accept")),
+            ("ct_confirmed", json!(false)),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("CLOSE"))]);
+    let j = run(&mut ex, &wan("SA"));
+    expect(
+        &j,
+        &[("ct_state", json!("established")), ("rule", json!(2))],
+    );
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("SYN_RECV"))]);
+    run(&mut ex, &lan("A"));
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("ESTABLISHED"))]);
+
+    // The same after the router's RST: a reject answers the client's
+    // established segment (issue 18's "router's RST answering the client"
+    // is a RST in the reply direction as far as conntrack is concerned).
+    let mut ex = tracked();
+    let c81 = "tcp 198.19.0.2:40800 > 198.18.0.2:81";
+    let s81 = "tcp 198.18.0.2:81 > 198.19.0.2:40800";
+    run(&mut ex, &format!("in=lan {c81} flags=S"));
+    run(&mut ex, &format!("in=wan {s81} flags=SA"));
+    let j = run(&mut ex, &format!("in=lan {c81} flags=A"));
+    expect(&j, &[("rule", json!(1)), ("verdict", json!("reject"))]);
+    let j = run(&mut ex, &format!("in=lan {c81} flags=S"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("established")),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
+}
+
+#[test]
+fn tcp_a_rst_before_any_reply_removes_the_entry_at_once() {
+    // `tcp_packet`: "If only reply is a RST, we can consider ourselves not
+    // to have an established connection ... delete the conntrack
+    // immediately" (a RST either way while no reply was seen), even when
+    // the filter then drops the RST.
+    let mut ex = tracked();
+    let c = "tcp 198.19.0.2:40600 > 198.18.0.2:80";
+    let s = "tcp 198.18.0.2:80 > 198.19.0.2:40600";
+    let j = run(&mut ex, &format!("in=lan {c} flags=S"));
+    expect(
+        &j,
+        &[
+            ("ct_confirmed", json!(true)),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
+    let j = run(&mut ex, &format!("in=wan {s} flags=RA"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("established")),
+            ("verdict", json!("accept")),
+            ("conntrack_entries", json!(0)),
+        ],
+    );
+    // Nothing left to relate an error to.
+    let j = run(
+        &mut ex,
+        &format!("in=wan icmp 198.18.0.2 > 198.19.0.2 type=destination-unreachable code=port-unreachable inner {c}"),
+    );
+    expect(
+        &j,
+        &[("ct_state", json!("invalid")), ("verdict", json!("drop"))],
+    );
+    // The client's own RST before a reply ends the flow the same way.
+    run(&mut ex, &format!("in=lan {c} flags=S"));
+    let j = run(&mut ex, &format!("in=lan {c} flags=R"));
+    expect(
+        &j,
+        &[("ct_state", json!("new")), ("conntrack_entries", json!(0))],
+    );
+    // Once a reply was seen, a RST leaves a CLOSE entry (10 s).
+    tcp_flow(&mut ex, &[(false, "R")]);
+    assert_eq!(flows(&ex), [(C80.to_string(), Some("CLOSE"))]);
+}
+
+#[test]
+fn icmp_an_error_not_sent_to_the_quoted_packets_source_is_invalid() {
+    // nf_conntrack_proto_icmp.c `nf_conntrack_inet_error`: "outer daddr
+    // != inner" is INVALID, so nobody can have the router accept errors
+    // about someone else's flow.
+    let mut ex = tracked();
+    let flow = "tcp 198.19.0.2:40500 > 198.18.5.5:80";
+    let j = run(&mut ex, &format!("in=lan {flow} flags=S"));
+    expect(&j, &[("ct_confirmed", json!(true))]);
+    let to_router = format!(
+        "in=wan icmp 198.18.0.2 > 198.18.0.1 type=destination-unreachable code=host-unreachable inner {flow}"
+    );
+    let j = run(&mut ex, &to_router);
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("invalid")),
+            ("chain", json!("input")),
+            ("rule", Value::Null),
+            ("verdict", json!("drop")),
+            ("drop_reason", json!("filter_policy")),
+        ],
+    );
+    // Sent to the quoted packet's source, the same error is RELATED.
+    let to_source = format!(
+        "in=wan icmp 198.18.0.2 > 198.19.0.2 type=destination-unreachable code=host-unreachable inner {flow}"
+    );
+    let j = run(&mut ex, &to_source);
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("related")),
+            ("chain", json!("forward")),
+            ("rule", json!(2)),
+            ("verdict", json!("accept")),
+        ],
+    );
+    // The issue's packet, on the shipped transit router (whose transit is
+    // untracked: the quoted flow exists only if the router tracked it).
+    let mut ex = transit();
+    let j = run(&mut ex, &to_router);
+    expect(
+        &j,
+        &[("ct_state", json!("invalid")), ("verdict", json!("drop"))],
+    );
+}
+
+#[test]
+fn icmp_queries_are_keyed_by_type_so_each_direction_is_its_own_flow() {
+    // nf_conntrack_proto_icmp.c: the tuple holds the type (and code), and
+    // `nf_conntrack_invert_icmp_tuple` maps a request to its reply. An
+    // echo request from the router with the id of one it received is a
+    // second flow, whose reply is ESTABLISHED.
+    let mut ex = transit();
+    let j = run(
+        &mut ex,
+        "in=wan icmp 198.18.0.2 > 198.18.0.1 type=echo-request id=5",
+    );
+    expect(
+        &j,
+        &[("ct_state", json!("new")), ("ct_confirmed", json!(true))],
+    );
+    let j = run(
+        &mut ex,
+        "in=host icmp 198.18.0.1 > 198.18.0.2 type=echo-request id=5",
+    );
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("new")),
+            ("verdict", json!("accept")),
+            ("ct_confirmed", json!(true)),
+            ("conntrack_entries", json!(2)),
+        ],
+    );
+    let j = run(
+        &mut ex,
+        "in=wan icmp 198.18.0.2 > 198.18.0.1 type=echo-reply id=5",
+    );
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("established")),
+            ("rule", json!(1)),
+            ("verdict", json!("accept")),
+        ],
+    );
+    let j = run(
+        &mut ex,
+        "in=host icmp 198.18.0.1 > 198.18.0.2 type=echo-reply id=5",
+    );
+    expect(&j, &[("ct_state", json!("established"))]);
+
+    // An error quoting a query of the other direction relates to nothing;
+    // quoting the flow's own packet it is RELATED.
+    let mut ex = transit();
+    run(
+        &mut ex,
+        "in=wan icmp 198.18.0.2 > 198.18.0.1 type=echo-request id=9",
+    );
+    let other_way = "in=wan icmp 198.18.0.2 > 198.18.0.1 type=destination-unreachable code=host-unreachable inner icmp 198.18.0.1 > 198.18.0.2 type=echo-request id=9";
+    let j = run(&mut ex, other_way);
+    expect(
+        &j,
+        &[("ct_state", json!("invalid")), ("verdict", json!("drop"))],
+    );
+    let own_reply = "in=wan icmp 198.18.0.2 > 198.18.0.1 type=destination-unreachable code=host-unreachable inner icmp 198.18.0.1 > 198.18.0.2 type=echo-reply id=9";
+    let j = run(&mut ex, own_reply);
+    expect(
+        &j,
+        &[("ct_state", json!("related")), ("verdict", json!("accept"))],
+    );
+}
+
+#[test]
+fn tcp_a_rejects_reset_moves_the_flow_to_close() {
+    // nf_reject_ipv4.c `nf_send_reset` calls `nf_ct_set_closing`: the
+    // tracked flow moves to CLOSE (timeout 10 s), so a later FIN finds
+    // CLOSE, not ESTABLISHED.
+    let mut ex = tracked();
+    let c = "tcp 198.19.0.2:40900 > 198.18.0.2:81";
+    let s = "tcp 198.18.0.2:81 > 198.19.0.2:40900";
+    run(&mut ex, &format!("in=lan {c} flags=S"));
+    run(&mut ex, &format!("in=wan {s} flags=SA"));
+    let j = run(&mut ex, &format!("in=lan {c} flags=A"));
+    expect(
+        &j,
+        &[
+            ("ct_state", json!("established")),
+            ("rule", json!(1)),
+            ("verdict", json!("reject")),
+        ],
+    );
+    let p = ex.pipeline();
+    let f: Vec<_> = p.conntrack().flows(p.now()).collect();
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].tcp_state.map(|s| s.name()), Some("CLOSE"));
+    assert_eq!(f[0].timeout, 10);
+    run(&mut ex, &format!("in=wan {s} flags=FA"));
+    assert_eq!(
+        flows(&ex),
+        [(c.to_string(), Some("CLOSE"))],
+        "a FIN after the reset finds CLOSE"
+    );
+}

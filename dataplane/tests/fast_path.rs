@@ -1039,3 +1039,149 @@ fn raw_and_input_rules_at_the_code_limit_are_counted_on_their_rules() {
         }
     }
 }
+
+/// The test router with port 2222 open to NEW TCP and rejected once
+/// established (input rules 0 and 1, before the others).
+fn reject_established_tables() -> Arc<Tables> {
+    static T: OnceLock<Arc<Tables>> = OnceLock::new();
+    T.get_or_init(|| {
+        pipeline_with(|s| {
+            let m = |state: CtState| Match {
+                protocol: Some(ipv4::PROTO_TCP),
+                destination_port: Some([(2222, 2222)].into_iter().collect()),
+                state: Some(state.bit()),
+                ..Match::default()
+            };
+            s.filter_input.rules.splice(
+                0..0,
+                [
+                    forward(m(CtState::Established), FilterAction::Reject),
+                    forward(m(CtState::New), FilterAction::Accept),
+                ],
+            );
+        })
+        .tables()
+        .clone()
+    })
+    .clone()
+}
+
+#[test]
+fn netfilters_conntrack_rules_hold_on_the_path_to_the_router() {
+    // Issue 18, on the fast path for packets to the router (each packet in
+    // its own burst, and all in one): reopening after RST and FIN, the
+    // server's SYN in TIME_WAIT, a RST before any reply, ICMP queries by
+    // type, and a reject's RST closing the flow.
+    use tcp::{ACK, FIN, RST, SYN};
+    let e = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40100);
+    let f = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40101);
+    let g = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40102);
+    let h = Ends::new(OUTSIDE, WAN, WAN_ADDR, 40103);
+    let hs = |e: &Ends, port: u16| {
+        vec![
+            e.tcp_c(port, SYN, 0),
+            e.tcp_r(port, SYN | ACK),
+            e.tcp_c(port, ACK, 0),
+        ]
+    };
+    type Step = (Vec<Arrival>, Vec<((u16, u16), Option<TcpState>)>);
+    let steps: Vec<Step> = vec![
+        // Client RST, then its SYN: reopened.
+        (hs(&e, 22), vec![((40100, 22), Some(TcpState::Established))]),
+        (
+            vec![e.tcp_c(22, RST, 0)],
+            vec![((40100, 22), Some(TcpState::Close))],
+        ),
+        (
+            vec![e.tcp_c(22, SYN, 0)],
+            vec![((40100, 22), Some(TcpState::SynSent))],
+        ),
+        // Router RST, then the client's SYN: ignored, the flow in CLOSE.
+        (hs(&f, 22), vec![((40101, 22), Some(TcpState::Established))]),
+        (
+            vec![f.tcp_r(22, RST | ACK)],
+            vec![((40101, 22), Some(TcpState::Close))],
+        ),
+        (
+            vec![f.tcp_c(22, SYN, 0)],
+            vec![((40101, 22), Some(TcpState::Close))],
+        ),
+        // A FIN close, then the router's SYN (the server's) in TIME_WAIT:
+        // the entry goes, the SYN is a new flow from the router.
+        (
+            [
+                hs(&g, 22),
+                vec![
+                    g.tcp_c(22, FIN | ACK, 0),
+                    g.tcp_r(22, ACK),
+                    g.tcp_r(22, FIN | ACK),
+                    g.tcp_c(22, ACK, 0),
+                ],
+            ]
+            .concat(),
+            vec![((40102, 22), Some(TcpState::TimeWait))],
+        ),
+        (
+            vec![g.tcp_r(22, SYN)],
+            vec![((22, 40102), Some(TcpState::SynSent))],
+        ),
+        // A RST answering a SYN: no entry left.
+        (
+            vec![h.tcp_c(22, SYN, 0), h.tcp_r(22, RST | ACK)],
+            vec![((40103, 22), None)],
+        ),
+        // A reject's RST: the flow moves to CLOSE.
+        (hs(&e, 2222), vec![((40100, 2222), Some(TcpState::Close))]),
+    ];
+    for split in [false, true] {
+        let (mut a, mut b) = both_over(&reject_established_tables());
+        for (i, (packets, want)) in steps.iter().enumerate() {
+            let cuts: Vec<(usize, u32)> = if split {
+                packets.iter().map(|_| (1, 0)).collect()
+            } else {
+                vec![(packets.len(), 0)]
+            };
+            same_bursts(&mut a, &mut b, packets, &cuts).unwrap();
+            let flows: Vec<FlowView> = a.conntrack().flows(a.now()).collect();
+            for ((sport, dport), state) in want {
+                let got = flows
+                    .iter()
+                    .find(|v| (v.key.sport, v.key.dport) == (*sport, *dport))
+                    .map(|v| v.tcp_state.unwrap());
+                assert_eq!(got, *state, "step {i} split {split}: {flows:?}");
+            }
+        }
+    }
+
+    // ICMP queries by type: the router's echo request with the id of one
+    // it received is a second flow, and its reply is established.
+    let (mut a, mut b) = both_over(&local_tables(false, true, false));
+    let id = 77u16;
+    let seq_id = u32::from(id) << 16 | 1;
+    let pings = vec![
+        e.client(Packet::ping(e.client, e.router, id)),
+        e.router(Packet::ping(e.router, e.client, id)),
+        e.client(Packet::icmp(
+            e.client,
+            e.router,
+            icmp::ECHO_REPLY,
+            0,
+            seq_id,
+        )),
+        e.router(Packet::icmp(
+            e.router,
+            e.client,
+            icmp::ECHO_REPLY,
+            0,
+            seq_id,
+        )),
+    ];
+    same_bursts(&mut a, &mut b, &pings, &[(1, 0), (1, 0), (1, 0), (1, 0)]).unwrap();
+    assert_eq!(a.conntrack().len(), 2);
+    let c = a.counters();
+    assert_eq!(
+        c.filter_rules[ChainId::Input as usize][IN_ESTABLISHED].packets,
+        1
+    );
+    assert_eq!(c.to_host, 2, "the request and the reply from the client");
+}

@@ -29,6 +29,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Print the config's raw and filter chains in another firewall's
+    /// language, with the same semantics (see the README for what it
+    /// cannot express).
+    Export {
+        /// The language: `nft` (an nftables ruleset for `nft -f`).
+        #[arg(value_enum)]
+        format: ExportFormat,
+        /// The YAML config to export.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Run packets through the pipeline built from a config, offline, and
     /// print every stage's decision. Packets share one connection table.
     ///
@@ -101,6 +112,11 @@ enum Cmd {
         #[arg(value_name = "MATCH")]
         matcher: Vec<String>,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Nft,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -246,6 +262,20 @@ fn trace(
     Ok(())
 }
 
+fn export(format: ExportFormat, config: &Path) -> Result<(), String> {
+    let cfg = Config::load(config).map_err(|e| e.to_string())?;
+    match format {
+        ExportFormat::Nft => {
+            let rs = control::nft::ruleset(&cfg.tables_spec());
+            print!(
+                "{}",
+                control::nft::ruleset_text(&rs, &config.display().to_string())
+            );
+        }
+    }
+    Ok(())
+}
+
 fn explain(config: &std::path::Path, json: bool, packets: &[String]) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
     let specs = packets
@@ -282,6 +312,7 @@ fn main() -> ExitCode {
             json,
             packets,
         } => explain(&config, json, &packets).map_err(Failure::Plain),
+        Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
         Cmd::Stats { json, reset } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
         Cmd::Reload { file } => reload(socket, file.as_deref()),

@@ -65,8 +65,11 @@ impl CtState {
 }
 
 /// A flow's tuple in the direction of the packet that carries it. For ICMP
-/// queries both ports hold the query identifier, so that the reply's tuple
-/// is the reverse of the request's.
+/// queries both ports hold the query identifier and `icmp` the type and
+/// code (`type << 8 | code`), as netfilter's ICMP tuple: the reply's tuple
+/// is the reverse of the request's, with the reply type (an echo request
+/// and an echo reply the other way are one flow; two echo requests with
+/// one identifier, one each way, are two flows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
     pub src: u32,
@@ -74,6 +77,8 @@ pub struct FlowKey {
     pub sport: u16,
     pub dport: u16,
     pub proto: u8,
+    /// ICMP queries: `type << 8 | code`; 0 for other protocols.
+    pub icmp: u16,
 }
 
 impl FlowKey {
@@ -86,6 +91,11 @@ impl FlowKey {
             sport: self.dport,
             dport: self.sport,
             proto: self.proto,
+            icmp: if self.proto == PROTO_ICMP {
+                ((icmp_inverse((self.icmp >> 8) as u8) as u16) << 8) | (self.icmp & 0xff)
+            } else {
+                self.icmp
+            },
         }
     }
 
@@ -95,6 +105,7 @@ impl FlowKey {
             | ((self.dst as u128) << 64)
             | ((self.sport as u128) << 48)
             | ((self.dport as u128) << 32)
+            | ((self.icmp as u128) << 8)
             | self.proto as u128
     }
 }
@@ -145,7 +156,22 @@ pub struct FlowRef {
 pub struct Pending {
     key: FlowKey,
     tcp: TcpState,
+    /// TCP: the first segment's [`tcp::row`] (original direction).
+    last: u8,
     len: u16,
+}
+
+/// What a packet did to its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Update {
+    /// The flow goes on; the packet's state.
+    Live(CtState),
+    /// The packet fits no transition: INVALID, the flow unchanged.
+    Invalid,
+    /// The packet ended the flow (a RST before any reply): remove it.
+    Ended(CtState),
+    /// A SYN reopening a closed flow: remove it, the packet is NEW.
+    Reopen,
 }
 
 /// Why [`Conntrack::confirm`] could not insert a flow.
@@ -157,6 +183,13 @@ pub enum ConfirmError {
 
 const F_SEEN_REPLY: u8 = 1;
 const F_ASSURED: u8 = 2;
+/// TCP: a side started closing (netfilter `IP_CT_TCP_FLAG_CLOSE_INIT`, set
+/// on the move to FIN_WAIT): a SYN on the closed flow reopens it.
+const F_CLOSE_INIT: u8 = 4;
+
+/// In [`Entry::last`]: the last segment went the reply way (netfilter
+/// `last_dir`); the low bits hold its [`tcp::row`] (`last_index`).
+const LAST_REPLY: u8 = 0x08;
 
 /// One tracked flow. 64 bytes.
 #[derive(Clone, Copy, Debug)]
@@ -165,6 +198,8 @@ struct Entry {
     key: FlowKey,
     tcp: u8,
     flags: u8,
+    /// TCP: row and direction of the last segment that was not invalid.
+    last: u8,
     /// Second (of the table's clock) at which the flow expires.
     expires: u32,
     /// Hashes of the original and reply tuples (to find the index slots).
@@ -398,17 +433,25 @@ impl Conntrack {
         if let Some((_, flow)) = self.find(p.key, h) {
             if self.entries[flow.index as usize].expires > now {
                 match self.update(flow, &p, now) {
-                    Some(CtState::Invalid) => return CtResult::INVALID,
-                    Some(state) => {
+                    Update::Invalid => return CtResult::INVALID,
+                    Update::Live(state) => {
                         return CtResult {
                             state,
                             flow: Some(flow),
                             pending: None,
                         }
                     }
+                    Update::Ended(state) => {
+                        self.remove(flow.index);
+                        return CtResult {
+                            state,
+                            flow: None,
+                            pending: None,
+                        };
+                    }
                     // A SYN reopening a closed flow: the old flow ends,
                     // the packet starts a new one.
-                    None => self.remove(flow.index),
+                    Update::Reopen => self.remove(flow.index),
                 }
             } else {
                 self.remove(flow.index);
@@ -419,9 +462,10 @@ impl Conntrack {
     }
 
     /// [`Conntrack::classify`] for a packet of a live flow, the common case
-    /// a fast path inlines: its state, with the flow updated. None, with
-    /// nothing changed, for everything else (no flow, expired, a SYN
-    /// reopening a closed one): then call `classify`.
+    /// a fast path inlines: its state, with the flow updated (or ended, for
+    /// a RST before any reply). None, with nothing changed, for everything
+    /// else (no flow, expired, a SYN reopening a closed one): then call
+    /// `classify`.
     #[inline(always)]
     pub fn classify_existing(&mut self, p: &PktInfo, now: u32) -> Option<CtState> {
         let h = self.hash(p.key);
@@ -429,34 +473,76 @@ impl Conntrack {
         if self.entries[flow.index as usize].expires <= now {
             return None;
         }
-        self.update(flow, p, now)
+        match self.update(flow, p, now) {
+            Update::Invalid => Some(CtState::Invalid),
+            Update::Live(state) => Some(state),
+            Update::Ended(state) => {
+                self.remove(flow.index);
+                Some(state)
+            }
+            Update::Reopen => None,
+        }
     }
 
-    /// Update a live flow with a packet: the packet's state (INVALID leaves
-    /// the flow alone), or None, with nothing changed, for a SYN that
-    /// reopens a closed flow.
+    /// Update a live flow with a packet. Nothing changes for an INVALID
+    /// packet or a reopening SYN.
     #[inline(always)]
-    fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> Option<CtState> {
+    fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> Update {
         let t = &self.cfg.timeouts;
         let dir = flow.reply as usize;
         let e = &mut self.entries[flow.index as usize];
+        let mut ended = false;
         let timeout = match e.key.proto {
             PROTO_TCP => {
                 let old = TcpState::from_u8(e.tcp);
-                match tcp::transition(old, flow.reply, p.tcp_flags) {
-                    Transition::Invalid => return Some(CtState::Invalid),
-                    Transition::Ignore => None,
-                    Transition::To(new) => {
-                        if !flow.reply
-                            && p.tcp_flags & 0x02 != 0
-                            && matches!(old, TcpState::TimeWait | TcpState::Close)
-                        {
-                            return None;
+                let row = tcp::row(p.tcp_flags);
+                let last = row | if flow.reply { LAST_REPLY } else { 0 };
+                // netfilter `tcp_packet`: what the table says, then the
+                // cases it treats apart.
+                let to = match tcp::transition(old, flow.reply, p.tcp_flags) {
+                    Transition::Invalid => return Update::Invalid,
+                    // A SYN on a flow in TIME_WAIT or CLOSE (either way):
+                    // a reopen when a side had started closing, or when
+                    // the last segment was a RST from this side; else
+                    // ignored, as a SYN the endpoints may still answer.
+                    Transition::To(TcpState::SynSent)
+                        if matches!(old, TcpState::TimeWait | TcpState::Close) =>
+                    {
+                        let rst_here = e.last == (tcp::ROW_RST | (last & LAST_REPLY));
+                        if e.flags & F_CLOSE_INIT != 0 || rst_here {
+                            return Update::Reopen;
+                        }
+                        None
+                    }
+                    Transition::Ignore => {
+                        // A SYN+ACK answering a SYN that was ignored: the
+                        // endpoints are in sync and conntrack is not;
+                        // netfilter resynchronises (it also checks that
+                        // the ACK number acknowledges that SYN; without
+                        // sequence tracking, any such SYN+ACK does).
+                        let resync = row == tcp::ROW_SYNACK
+                            && e.last & !LAST_REPLY == tcp::ROW_SYN
+                            && (e.last & LAST_REPLY) != (last & LAST_REPLY);
+                        resync.then_some(TcpState::SynRecv)
+                    }
+                    Transition::To(new) => Some(new),
+                };
+                e.last = last;
+                match to {
+                    // Ignored: accepted, the state and timeout unchanged.
+                    None => None,
+                    Some(new) => {
+                        if new == TcpState::FinWait && old != TcpState::FinWait {
+                            e.flags |= F_CLOSE_INIT;
                         }
                         e.tcp = new as u8;
                         if new == TcpState::Established && e.flags & F_SEEN_REPLY != 0 {
                             e.flags |= F_ASSURED;
                         }
+                        // netfilter: "if only reply is a RST ... delete
+                        // the conntrack immediately" (a RST, either way,
+                        // before any reply was seen).
+                        ended = row == tcp::ROW_RST && e.flags & F_SEEN_REPLY == 0;
                         Some(self.tcp_timeout[new as usize])
                     }
                 }
@@ -472,9 +558,10 @@ impl Conntrack {
                 })
             }
             PROTO_ICMP => {
-                // Requests go the original way, replies come back.
+                // Requests go the original way, replies come back (the
+                // type is in the tuple: nothing else can match).
                 if is_icmp_reply(p.icmp_type) != flow.reply {
-                    return Some(CtState::Invalid);
+                    return Update::Invalid;
                 }
                 Some(t.icmp)
             }
@@ -488,11 +575,34 @@ impl Conntrack {
         }
         e.packets[dir] += 1;
         e.bytes[dir] += p.len as u64;
-        Some(if flow.reply || e.flags & F_SEEN_REPLY != 0 {
+        let state = if flow.reply || e.flags & F_SEEN_REPLY != 0 {
             CtState::Established
         } else {
             CtState::New
-        })
+        };
+        if ended {
+            Update::Ended(state)
+        } else {
+            Update::Live(state)
+        }
+    }
+
+    /// A `reject` answered a packet of the flow `key` belongs to with a TCP
+    /// RST: the flow moves to CLOSE, as netfilter's `nf_ct_set_closing`
+    /// does when `nf_send_reset` sends one. Nothing happens for a flow not
+    /// in the table (a NEW packet's: it is never confirmed) or not TCP.
+    pub fn set_closing(&mut self, key: FlowKey, now: u32) {
+        let h = self.hash(key);
+        let Some((_, flow)) = self.find(key, h) else {
+            return;
+        };
+        let close = self.tcp_timeout[TcpState::Close as usize];
+        let e = &mut self.entries[flow.index as usize];
+        if e.key.proto != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
+            return;
+        }
+        e.tcp = TcpState::Close as u8;
+        e.expires = now.saturating_add(close);
     }
 
     #[inline]
@@ -511,16 +621,24 @@ impl Conntrack {
             pending: Some(Pending {
                 key: p.key,
                 tcp,
+                last: tcp::row(p.tcp_flags),
                 len: p.len,
             }),
         }
     }
 
     /// Classify an ICMP error by the header it carries (`inner`, the tuple
-    /// of the packet the error is about, as that packet was sent). RELATED
-    /// when that packet belongs to a tracked flow, else INVALID.
+    /// of the packet the error is about, as that packet was sent) and its
+    /// outer destination `outer_dst`. RELATED when that packet belongs to a
+    /// tracked flow and the error goes back to that packet's source, else
+    /// INVALID: netfilter's `nf_conntrack_inet_error` ("outer daddr !=
+    /// inner"), or anyone could have the router accept errors about a
+    /// flow of someone else.
     #[inline]
-    pub fn related(&mut self, inner: FlowKey, now: u32) -> CtResult {
+    pub fn related(&mut self, inner: FlowKey, outer_dst: u32, now: u32) -> CtResult {
+        if outer_dst != inner.src {
+            return CtResult::INVALID;
+        }
         let h = self.hash(inner);
         match self.find(inner, h) {
             Some((_, flow)) if self.entries[flow.index as usize].expires > now => CtResult {
@@ -558,6 +676,7 @@ impl Conntrack {
             key: p.key,
             tcp: p.tcp as u8,
             flags: 0,
+            last: p.last,
             expires: now.saturating_add(timeout),
             hash: [h0, h1],
             packets: [1, 0],
@@ -686,6 +805,23 @@ impl Conntrack {
     }
 }
 
+/// The query type answering `t` (a request's reply, a reply's request),
+/// as netfilter's `invmap`; other types map to themselves.
+#[inline]
+pub const fn icmp_inverse(t: u8) -> u8 {
+    match t {
+        8 => 0,
+        0 => 8,
+        13 => 14,
+        14 => 13,
+        15 => 16,
+        16 => 15,
+        17 => 18,
+        18 => 17,
+        t => t,
+    }
+}
+
 /// ICMP query types that start a flow (echo, timestamp, info, address mask).
 #[inline]
 pub const fn is_icmp_request(t: u8) -> bool {
@@ -714,6 +850,7 @@ mod tests {
             sport,
             dport,
             proto,
+            icmp: 0,
         }
     }
 
@@ -816,12 +953,16 @@ mod tests {
     fn related_icmp_error_needs_a_tracked_flow() {
         let mut ct = small(16);
         let k = key(40000, 33434, PROTO_UDP);
-        assert_eq!(ct.related(k, 1).state, CtState::Invalid);
+        assert_eq!(ct.related(k, k.src, 1).state, CtState::Invalid);
         let r = ct.classify(pkt(k, 0), 1);
         ct.confirm(r.pending.unwrap(), 1).unwrap();
-        assert_eq!(ct.related(k, 1).state, CtState::Related);
-        assert_eq!(ct.related(k.reverse(), 1).state, CtState::Related);
-        assert_eq!(ct.related(k, 100).state, CtState::Invalid, "expired");
+        assert_eq!(ct.related(k, k.src, 1).state, CtState::Related);
+        let rk = k.reverse();
+        assert_eq!(ct.related(rk, rk.src, 1).state, CtState::Related);
+        assert_eq!(ct.related(k, k.src, 100).state, CtState::Invalid, "expired");
+        // The error must go back to the quoted packet's source.
+        assert_eq!(ct.related(k, k.dst, 1).state, CtState::Invalid);
+        assert_eq!(ct.related(k, 0xc612_0505, 1).state, CtState::Invalid);
     }
 
     #[test]
@@ -880,7 +1021,7 @@ mod tests {
         }
         // Everything in the index is findable and expires consistently.
         for f in ct.flows(0).collect::<Vec<_>>() {
-            assert_eq!(ct.related(f.key, 0).state, CtState::Related);
+            assert_eq!(ct.related(f.key, f.key.src, 0).state, CtState::Related);
         }
         ct.gc(u32::MAX, 100_000);
         assert!(ct.is_empty());

@@ -177,6 +177,24 @@ const ROW: [u8; 64] = {
     r
 };
 
+/// The row of the transition table a segment's flags select, as
+/// netfilter's `get_conntrack_index` (for flag sets [`valid_flags`]
+/// accepts; [`ROW_NONE`] for the others): conntrack remembers the row of
+/// the last segment (`last_index`) to tell a reopening SYN from a stray one.
+#[inline]
+pub fn row(flags: u8) -> u8 {
+    ROW[(flags & 0x3f) as usize]
+}
+
+/// [`row`] of a SYN.
+pub const ROW_SYN: u8 = Index::Syn as u8;
+/// [`row`] of a SYN+ACK.
+pub const ROW_SYNACK: u8 = Index::SynAck as u8;
+/// [`row`] of a RST.
+pub const ROW_RST: u8 = Index::Rst as u8;
+/// [`row`] of no known flag.
+pub const ROW_NONE: u8 = Index::None as u8;
+
 /// The transition for a segment with `flags` in direction `reply` on a
 /// connection in `state`: two table loads.
 #[inline]

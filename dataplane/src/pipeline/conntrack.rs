@@ -10,16 +10,17 @@ use crate::wire::icmp;
 use super::State;
 
 /// What conntrack needs of a packet (not an ICMP error): its tuple, with
-/// the query identifier in both ports for ICMP and no ports for protocols
-/// without them.
+/// the query identifier in both ports and the type and code in `icmp` for
+/// ICMP, and no ports for protocols without them.
 #[inline(always)]
 pub(super) fn ct_info(m: &Meta) -> PktInfo {
-    let (sport, dport) = if m.has_ports {
-        (m.sport, m.dport)
+    let (sport, dport, icmp) = if m.has_ports {
+        (m.sport, m.dport, 0)
     } else if m.has_icmp {
-        (m.icmp_ident, m.icmp_ident)
+        let tc = (m.icmp_type as u16) << 8 | m.icmp_code as u16;
+        (m.icmp_ident, m.icmp_ident, tc)
     } else {
-        (0, 0)
+        (0, 0, 0)
     };
     PktInfo {
         key: FlowKey {
@@ -28,6 +29,7 @@ pub(super) fn ct_info(m: &Meta) -> PktInfo {
             sport,
             dport,
             proto: m.proto,
+            icmp,
         },
         tcp_flags: m.tcp_flags,
         icmp_type: m.icmp_type,
@@ -45,7 +47,7 @@ impl State {
         }
         if m.has_icmp && icmp::is_error(m.icmp_type) {
             return Ok(match Self::quoted_flow(pkt, m) {
-                Some(k) => self.ct.related(k, self.now),
+                Some(k) => self.ct.related(k, m.dst, self.now),
                 None => CtResult {
                     state: CtState::Invalid,
                     flow: None,

@@ -2,7 +2,7 @@
 //! then the policy; `reject` answers with a TCP RST or ICMP port
 //! unreachable. A NEW flow is confirmed once its first packet is accepted.
 
-use crate::conntrack::CtResult;
+use crate::conntrack::{CtResult, CtState};
 use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::Pkt;
@@ -13,6 +13,7 @@ use crate::tables::Tables;
 use crate::trace::{Event, Tracer};
 use crate::wire::{ethernet, icmp, ipv4, tcp};
 
+use super::conntrack::ct_info;
 use super::{Outcome, State};
 
 impl State {
@@ -69,6 +70,10 @@ impl State {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.tcp_resets_sent += 1;
+                    // netfilter's `nf_send_reset` moves the flow to CLOSE.
+                    if m.ct_state != CtState::Untracked {
+                        self.ct.set_closing(ct_info(m).key, self.now);
+                    }
                     Outcome::reply(pkt.port, Some(reason))
                 }
                 None => Outcome::drop(reason),

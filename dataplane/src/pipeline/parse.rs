@@ -315,12 +315,13 @@ impl State {
             src, dst, proto, ..
         } = L3::read(m.in_port, &ip);
         let l4 = inner.get(ip.header_len()..)?;
-        let (sport, dport) = match proto {
+        let (sport, dport, icmp) = match proto {
             ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
                 let p = l4.get(..4)?;
                 (
                     u16::from_be_bytes([p[0], p[1]]),
                     u16::from_be_bytes([p[2], p[3]]),
+                    0,
                 )
             }
             ipv4::PROTO_ICMP => {
@@ -329,9 +330,9 @@ impl State {
                     return None;
                 }
                 let id = u16::from_be_bytes([p[4], p[5]]);
-                (id, id)
+                (id, id, (p[0] as u16) << 8 | p[1] as u16)
             }
-            _ => (0, 0),
+            _ => (0, 0, 0),
         };
         Some(FlowKey {
             src,
@@ -339,6 +340,7 @@ impl State {
             sport,
             dport,
             proto,
+            icmp,
         })
     }
 }
