@@ -6,6 +6,7 @@ use crate::conntrack::{self, CtResult, CtState, PktInfo};
 use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
+use crate::owner;
 use crate::packet::{Pkt, PortId, Verdict};
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook, RuleList};
 use crate::tables::Tables;
@@ -51,6 +52,10 @@ impl State {
             None
         } else {
             let info = ct_info(&m);
+            if self.workers > 1 && owner::owner(&info.key, self.workers) != self.me {
+                // Another worker's flow: the general path hands it over.
+                return (self.general(t, pkt), RunKey::NONE);
+            }
             Some(match self.ct.classify_existing(&info, self.now) {
                 Some(state) => (state, None),
                 None => {

@@ -126,6 +126,10 @@ pub struct State {
     /// Where a queued packet is rewritten before it is handed out.
     scratch: Box<[u8]>,
     now: u32,
+    /// This worker's index and the number of workers: a tracked packet
+    /// whose flow another worker owns is handed to it.
+    me: usize,
+    workers: usize,
     /// Second of the last scan for neighbours to refresh.
     refresh_scan: u32,
     /// This worker's counters.
@@ -154,6 +158,8 @@ impl Pipeline {
             pending: PendingQueue::default(),
             scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
+            me: 0,
+            workers: 1,
             refresh_scan: 0,
             counters: Counters::default(),
         };
@@ -173,6 +179,18 @@ impl Pipeline {
     /// The tables in force.
     pub fn tables(&self) -> &Arc<Tables> {
         &self.tables
+    }
+
+    /// Makes this the pipeline of worker `me` of `workers`: tracked packets
+    /// of flows another worker owns get [`Verdict::HandOff`]. One worker
+    /// (the default) owns every flow.
+    pub fn set_worker(&mut self, me: usize, workers: usize) {
+        assert!(
+            me < workers.max(1) && workers <= 256,
+            "worker {me} of {workers}"
+        );
+        self.st.me = me;
+        self.st.workers = workers.max(1);
     }
 
     /// Set the clock (seconds, monotonic) once per burst.
