@@ -58,6 +58,9 @@ pub const NEIGHBOUR_TIMEOUT: u32 = 300;
 pub const NEIGHBOUR_REFRESH: u32 = 30;
 /// Neighbour refreshes started per housekeeping scan (one scan a second).
 const REFRESH_BATCH: usize = 16;
+/// Neighbours learned in one loop that are passed on to the other workers,
+/// at most (more is rare: a refresh brings them again).
+const LEARNED_MAX: usize = 64;
 
 /// Outcome of the stages before counting.
 struct Outcome {
@@ -130,6 +133,9 @@ pub struct State {
     /// whose flow another worker owns is handed to it.
     me: usize,
     workers: usize,
+    /// Neighbours learned from ARP since the worker last asked (several
+    /// workers only; room reserved up front).
+    learned: Vec<(u32, Mac, PortId)>,
     /// Second of the last scan for neighbours to refresh.
     refresh_scan: u32,
     /// This worker's counters.
@@ -160,6 +166,7 @@ impl Pipeline {
             now: 1,
             me: 0,
             workers: 1,
+            learned: Vec::with_capacity(LEARNED_MAX),
             refresh_scan: 0,
             counters: Counters::default(),
         };
@@ -246,6 +253,22 @@ impl Pipeline {
         let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
         self.st.neigh.learn(addr, mac, port, expires);
         self.st.rebuild_nh_cache(&self.tables);
+    }
+
+    /// Whether this worker learned neighbours from ARP that the other
+    /// workers have not heard of (then call [`Pipeline::take_learned`]).
+    #[inline]
+    pub fn has_learned(&self) -> bool {
+        !self.st.learned.is_empty()
+    }
+
+    /// Hands the neighbours learned from ARP since the last call to `each`
+    /// (address, MAC, port), for the other workers'
+    /// [`Pipeline::learn_neighbour`].
+    pub fn take_learned(&mut self, mut each: impl FnMut(u32, Mac, PortId)) {
+        for (addr, mac, port) in self.st.learned.drain(..) {
+            each(addr, mac, port);
+        }
     }
 
     /// Whether packets wait for ARP (then call [`Pipeline::drain_pending`]).

@@ -14,12 +14,15 @@
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::addr::Mac;
 use crate::packet::PortId;
 
 /// Packets waiting for one worker, at most.
 pub const HANDOFF_QUEUE: usize = 1024;
 /// Bytes of a hand-off buffer: a whole frame's worth.
 pub const HANDOFF_BUF: usize = 2048;
+/// Neighbour updates waiting for one worker, at most.
+pub const NEIGHBOUR_UPDATES: usize = 256;
 
 /// A packet on its way to the worker that owns its flow.
 #[derive(Debug)]
@@ -46,6 +49,9 @@ pub enum HandoffFull {
 pub struct Handoff {
     inbox: Vec<ArrayQueue<Handed>>,
     pool: ArrayQueue<Box<[u8]>>,
+    /// Neighbours another worker learned from ARP, per worker: an ARP
+    /// reply reaches one queue, but any worker may send to the neighbour.
+    neighbours: Vec<ArrayQueue<(u32, Mac, PortId)>>,
 }
 
 impl Handoff {
@@ -61,6 +67,9 @@ impl Handoff {
                 .map(|_| ArrayQueue::new(HANDOFF_QUEUE))
                 .collect(),
             pool,
+            neighbours: (0..workers)
+                .map(|_| ArrayQueue::new(NEIGHBOUR_UPDATES))
+                .collect(),
         }
     }
 
@@ -98,6 +107,23 @@ impl Handoff {
     /// Packets waiting for worker `me`.
     pub fn waiting(&self, me: usize) -> usize {
         self.inbox[me].len()
+    }
+
+    /// Tells every worker but `from` that `addr` is at `mac` on `port`. A
+    /// full queue loses the update: the neighbour's next ARP answer (a
+    /// refresh comes before it expires) brings it again.
+    pub fn publish_neighbour(&self, from: usize, addr: u32, mac: Mac, port: PortId) {
+        for (i, q) in self.neighbours.iter().enumerate() {
+            if i != from {
+                let _ = q.push((addr, mac, port));
+            }
+        }
+    }
+
+    /// The next neighbour another worker learned, for worker `me`.
+    #[inline]
+    pub fn learned_neighbour(&self, me: usize) -> Option<(u32, Mac, PortId)> {
+        self.neighbours[me].pop()
     }
 
     /// Gives a buffer back to the pool.

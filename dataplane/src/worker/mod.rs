@@ -403,8 +403,19 @@ impl Worker {
             ports,
             pipeline,
             txq,
+            handoff,
             ..
         } = st;
+        // Neighbours: what this loop learned from ARP goes to the other
+        // workers, what they learned comes here.
+        if let Some(h) = handoff {
+            if pipeline.has_learned() {
+                pipeline.take_learned(|a, mac, port| h.publish_neighbour(me, a, mac, port));
+            }
+            while let Some((a, mac, port)) = h.learned_neighbour(me) {
+                pipeline.learn_neighbour(a, mac, port);
+            }
+        }
         // Packets that waited for ARP, and ARP retries (slow path: a copy
         // into a fresh frame each).
         if pipeline.has_pending() {
