@@ -276,7 +276,7 @@ fn tx_queues_hold_the_worst_loop_without_growing() {
 }
 
 /// A host path that keeps what it is given.
-struct Keeper(Arc<std::sync::Mutex<Vec<Vec<u8>>>>);
+struct Keeper(Delivered);
 
 impl HostPath for Keeper {
     fn deliver(&mut self, ip_packet: &[u8]) -> bool {
@@ -285,13 +285,12 @@ impl HostPath for Keeper {
     }
 }
 
+/// What a host path was given.
+type Delivered = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
 /// Two workers, each on its own fake kernel (its queue of both ports),
 /// sharing one set of hand-off queues, each with a host path.
-fn two_workers() -> (
-    [FakeKernel; 2],
-    [Worker; 2],
-    [Arc<std::sync::Mutex<Vec<Vec<u8>>>>; 2],
-) {
+fn two_workers() -> ([FakeKernel; 2], [Worker; 2], [Delivered; 2]) {
     let kernels = [
         FakeKernel::new(2, FakeMode::Copy),
         FakeKernel::new(2, FakeMode::Copy),

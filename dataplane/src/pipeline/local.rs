@@ -52,14 +52,13 @@ impl State {
             None
         } else {
             let info = ct_info(&m);
-            if self.workers > 1 && owner::owner(&info.key, self.workers) != self.me {
-                // Another worker's flow: the general path hands it over.
-                return (self.general(t, pkt), RunKey::NONE);
-            }
             Some(match self.ct.classify_existing(&info, self.now) {
                 Some(state) => (state, None),
                 None => {
-                    let r = self.ct_classify(info);
+                    let Some(r) = self.ct_classify_owned(info) else {
+                        // Another worker's flow: the general path hands it over.
+                        return (self.general(t, pkt), RunKey::NONE);
+                    };
                     (r.state, r.pending)
                 }
             })
@@ -143,9 +142,15 @@ impl State {
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].
+    /// `None` when another worker owns the flow (several workers): a
+    /// worker's table holds only its own flows, so a flow with no entry
+    /// here is asked for its owner, a live one never.
     #[inline(never)]
-    fn ct_classify(&mut self, info: PktInfo) -> CtResult {
-        self.ct.classify(info, self.now)
+    fn ct_classify_owned(&mut self, info: PktInfo) -> Option<CtResult> {
+        if self.workers > 1 && owner::owner(&info.key, self.workers) != self.me {
+            return None;
+        }
+        Some(self.ct.classify(info, self.now))
     }
 
     /// Count `pkts` packets to the router that took the same rules (raw
