@@ -325,6 +325,7 @@ fn syn(sport: u16) -> (Vec<u8>, usize) {
         sport,
         dport: 22,
         proto: 6,
+        icmp: 0,
     };
     let f = Packet::tcp(WAN_GW, WAN_ADDR, sport, 22, dataplane::wire::tcp::SYN)
         .on(WAN)

@@ -268,6 +268,7 @@ fn a_handshake_split_across_workers_is_tracked_by_its_owner() {
         sport: 40000,
         dport: 22,
         proto: 6,
+        icmp: 0,
     };
     let other = 1 - owner(&key, 2);
     let steps = [
