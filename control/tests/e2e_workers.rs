@@ -9,8 +9,9 @@
 //! owner, the other worker hands its packets over); pings to the router
 //! sent from each CPU (so from each of the client's TX queues, hence each
 //! of the router's RX queues) are answered; the ICMP port unreachable about
-//! the router's own UDP is RELATED for every one of several flows; and the
-//! router refuses to start on ports with fewer queues than workers.
+//! the router's own UDP is RELATED for every one of several flows. (The
+//! refusal of ports with fewer queues than workers is in
+//! `e2e_forwarding.rs`.)
 //!
 //! Every traffic loop is bounded in count and time; namespaces go with the
 //! topology, also when a test fails.
@@ -322,30 +323,4 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
     for w in &st.workers {
         assert!(w.census.balanced, "frame census: {:?}", w.census);
     }
-}
-
-#[test]
-fn ports_with_fewer_queues_than_workers_are_refused_with_the_fix() {
-    require_root();
-    let dir = TempDir::new("queues");
-    let config = two_worker_config(&dir);
-    let t = Topology::build("e2eq").expect("build the lab");
-    let routerd = Path::new(env!("CARGO_BIN_EXE_routerd"));
-    let out = std::process::Command::new("ip")
-        .args(["netns", "exec", &t.rtr])
-        .arg(routerd)
-        .arg("--config")
-        .arg(&config)
-        .arg("--socket")
-        .arg(dir.path("routerd.sock"))
-        .output()
-        .expect("run routerd");
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let line = err
-        .lines()
-        .find(|l| l.contains("receive queue"))
-        .unwrap_or_else(|| panic!("no queue error in:\n{err}"));
-    assert!(line.contains("r0") && line.contains("2 workers"), "{line}");
-    assert!(line.contains("numrxqueues 2"), "{line}");
 }
