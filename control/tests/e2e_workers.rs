@@ -296,7 +296,22 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
     // The router's own UDP: the port unreachable is RELATED for each flow.
     assert_eq!(refused_flows(&t, 6), 6, "RELATED ICMP errors");
 
-    let stats = routerctl(&socket, &["stats", "--json"]);
+    // Workers publish their counters every 100 ms, each on its own clock:
+    // wait until the hand-offs counted by the senders have all been
+    // counted by their owners too.
+    let handoffs = |s: &Value, k: &str| -> u64 {
+        (s["workers"].as_array().into_iter().flatten())
+            .map(|w| u(&w[k]))
+            .sum()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let stats = loop {
+        let s = routerctl(&socket, &["stats", "--json"]);
+        if handoffs(&s, "handed_off") == handoffs(&s, "handed_in") || Instant::now() >= deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     let workers = stats["workers"].as_array().expect("workers");
     assert_eq!(workers.len(), 2, "{stats:#}");
     for w in workers {
