@@ -292,6 +292,40 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
         .collect();
     let established = ssh.iter().filter(|f| f["state"] == "ESTABLISHED").count();
     assert_eq!(established, CONNECTIONS, "{flows:#}");
+    // Each listed in the table of its owner, and both tables hold some.
+    for f in &ssh {
+        let key = dataplane::conntrack::FlowKey {
+            src: u32::from(
+                f["src"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<std::net::Ipv4Addr>()
+                    .unwrap(),
+            ),
+            dst: u32::from(
+                f["dst"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<std::net::Ipv4Addr>()
+                    .unwrap(),
+            ),
+            sport: u(&f["sport"]) as u16,
+            dport: 22,
+            proto: 6,
+            icmp: 0,
+        };
+        assert_eq!(
+            u(&f["worker"]) as usize,
+            dataplane::owner::owner(&key, 2),
+            "{f}"
+        );
+    }
+    for w in 0..2u64 {
+        assert!(
+            ssh.iter().any(|f| u(&f["worker"]) == w),
+            "worker {w} owns none"
+        );
+    }
 
     // The router's own UDP: the port unreachable is RELATED for each flow.
     assert_eq!(refused_flows(&t, 6), 6, "RELATED ICMP errors");
@@ -328,6 +362,16 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
         u(&stats["conntrack"]["tracked_packets"])
     );
 
+    // At start, how the kernel bound each socket.
+    for q in 0..2 {
+        assert!(
+            r.log()
+                .iter()
+                .any(|l| l.contains(&format!("AF_XDP socket r0 queue {q}: bound copy"))),
+            "{:?}",
+            r.log()
+        );
+    }
     let status = r.terminate(Duration::from_secs(10)).expect("routerd stops");
     assert!(
         status.success(),

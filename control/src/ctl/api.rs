@@ -457,6 +457,9 @@ pub struct FlowEntry {
     pub orig_bytes: u64,
     pub reply_packets: u64,
     pub reply_bytes: u64,
+    /// The worker whose table holds the flow (the flow's owner).
+    #[serde(default)]
+    pub worker: usize,
 }
 
 impl From<FlowView> for FlowEntry {
@@ -484,6 +487,7 @@ impl From<FlowView> for FlowEntry {
             orig_bytes: f.bytes[0],
             reply_packets: f.packets[1],
             reply_bytes: f.bytes[1],
+            worker: 0,
         }
     }
 }

@@ -311,11 +311,14 @@ impl ControlHandler for RouterCtl {
     }
 
     fn conntrack(&self) -> Vec<FlowEntry> {
-        self.flows(WORKER_WAIT)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(FlowEntry::from)
+        let per_worker = self.flows(WORKER_WAIT).into_iter().enumerate();
+        per_worker
+            .flat_map(|(worker, flows)| {
+                (flows.into_iter().flatten()).map(move |f| FlowEntry {
+                    worker,
+                    ..FlowEntry::from(f)
+                })
+            })
             .collect()
     }
 
