@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Instructions per packet in `Pipeline::process_burst` for the two pipeline
-# bench cases, counted by valgrind's callgrind (repeatable on a noisy
-# machine, unlike time). Only the pipeline is counted: building the burst
+# bench cases (and, for a packet handed to the worker owning its flow, the
+# whole way through both workers' pipelines and the hand-off queue),
+# counted by valgrind's callgrind (repeatable on a noisy machine, unlike
+# time). Only the pipeline is counted: building the burst
 # and restoring the rewritten headers between runs are outside the toggle.
 # Usage: benches/callgrind.sh [BURSTS]   (default 2000 bursts of 64)
 set -euo pipefail
@@ -12,14 +14,18 @@ cargo build -q --profile bench -p benches --bin pipeline_iter
 bin=target/release/pipeline_iter
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-ir() { # $1 case
+ir() { # $1 case, $2 the function whose instructions count
   valgrind --tool=callgrind --callgrind-out-file="$tmp/$1.out" \
-    --collect-atstart=no --toggle-collect='*Pipeline*process_burst*' "$bin" "$1" "$n" >/dev/null 2>"$tmp/log"
+    --collect-atstart=no --toggle-collect="$2" "$bin" "$1" "$n" >/dev/null 2>"$tmp/log"
   callgrind_annotate "$tmp/$1.out" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",","",$1); print $1}'
 }
 # One warm-up burst runs before the measured ones.
 packets=$(((n + 1) * 64))
 printf '%-36s %10s\n' case "instr/pkt"
 for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64; do
-  printf '%-36s %10.1f\n' "${c#*:}" "$(echo "$(ir "${c%%:*}") / $packets" | bc -l)"
+  printf '%-36s %10.1f\n' "${c#*:}" "$(echo "$(ir "${c%%:*}" '*Pipeline*process_burst*') / $packets" | bc -l)"
 done
+# A tracked packet on the worker that does not own its flow: both workers'
+# pipelines and the copy through the hand-off queue.
+printf '%-36s %10.1f\n' handoff_established_tracked_64 \
+  "$(echo "$(ir handoff '*afxdp_measured_handoff*') / $packets" | bc -l)"

@@ -137,6 +137,14 @@ pub fn untracked_transit_burst(extra_routes: usize) -> Burst {
 /// port, and a burst of 64-byte ACKs of those flows (tracked, ESTABLISHED,
 /// accepted by the `established, related` rule, delivered to the host).
 pub fn established_host_burst(p: &mut Pipeline) -> Burst {
+    established_host_burst_where(p, |_| true)
+}
+
+/// [`established_host_burst`] for the client ports (from 40000 up) that
+/// `keep` takes, e.g. the flows one worker of several owns.
+pub fn established_host_burst_where(p: &mut Pipeline, keep: impl Fn(u16) -> bool) -> Burst {
+    let ports: Vec<u16> = (40000..u16::MAX).filter(|&p| keep(p)).take(BURST).collect();
+    assert_eq!(ports.len(), BURST, "not enough client ports");
     // The client is on wan's network: as if ARP had resolved it.
     p.learn_neighbour(
         u32::from(Ipv4Addr::new(198, 18, 0, 2)),
@@ -150,24 +158,20 @@ pub fn established_host_burst(p: &mut Pipeline) -> Burst {
         b.run(p, &mut verdicts);
         verdicts
     };
-    let syn: Vec<_> = (0..BURST)
-        .map(|i| {
-            spec(format!(
-                "in=wan tcp 198.18.0.2:{} > 198.18.0.1:22 flags=S",
-                40000 + i
-            ))
-        })
+    let syn: Vec<_> = ports
+        .iter()
+        .map(|p| spec(format!("in=wan tcp 198.18.0.2:{p} > 198.18.0.1:22 flags=S")))
         .collect();
     let v = setup(syn, PortId(0));
     assert!(
         v.iter().all(|v| *v == Verdict::Host),
         "SYN not accepted: {v:?}"
     );
-    let synack: Vec<_> = (0..BURST)
-        .map(|i| {
+    let synack: Vec<_> = ports
+        .iter()
+        .map(|p| {
             spec(format!(
-                "in=host tcp 198.18.0.1:22 > 198.18.0.2:{} flags=SA",
-                40000 + i
+                "in=host tcp 198.18.0.1:22 > 198.18.0.2:{p} flags=SA"
             ))
         })
         .collect();
@@ -176,11 +180,11 @@ pub fn established_host_burst(p: &mut Pipeline) -> Burst {
         v.iter().all(|v| matches!(v, Verdict::Tx(_))),
         "SYN-ACK not sent: {v:?}"
     );
-    let ack: Vec<_> = (0..BURST)
-        .map(|i| {
+    let ack: Vec<_> = ports
+        .iter()
+        .map(|p| {
             spec(format!(
-                "in=wan tcp 198.18.0.2:{} > 198.18.0.1:22 flags=A len=6",
-                40000 + i
+                "in=wan tcp 198.18.0.2:{p} > 198.18.0.1:22 flags=A len=6"
             ))
         })
         .collect();

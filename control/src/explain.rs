@@ -402,6 +402,8 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                     }
                     (Verdict::Consumed, None) => "consumed".to_string(),
                     (Verdict::Drop(reason), None) => format!("drop ({})", reason.name()),
+                    // explain runs one worker, which owns every flow.
+                    (Verdict::HandOff(w), None) => format!("handed to worker {w}"),
                 };
                 row(&mut lines, "result", text);
             }

@@ -142,10 +142,29 @@ impl Drop for StopOnDrop<'_> {
 
 #[test]
 fn a_syn_flood_fills_the_table_but_the_established_session_and_transit_go_on() {
+    flood("e2eF", 1);
+}
+
+/// The same with two workers on two-queue ports: the limit holds per
+/// worker (`max_entries` is each worker's table), the flood's flows spread
+/// over both tables, and the session and transit go on.
+#[test]
+fn with_two_workers_the_flood_spreads_and_the_session_lives() {
+    flood("e2eG", 2);
+}
+
+fn flood(tag: &str, workers: u64) {
     require_root();
-    let lab = Topology::build("e2eF").expect("build the lab");
+    let lab = Topology::build_with_queues(tag, workers as u32).expect("build the lab");
     let t = &lab;
-    let config = soak::soak_config("flood", MAX_ENTRIES as u32).expect("config");
+    let config = soak::soak_config(tag, MAX_ENTRIES as u32).expect("config");
+    if workers == 2 {
+        let text = std::fs::read_to_string(&config).expect("config");
+        assert!(text.contains("workers: [1]"));
+        std::fs::write(&config, text.replace("workers: [1]", "workers: [0, 1]")).expect("config");
+    }
+    // Each worker's table holds MAX_ENTRIES.
+    let capacity = MAX_ENTRIES * workers;
     let routerd = Path::new(env!("CARGO_BIN_EXE_routerd"));
     let mut r = RouterdProc::spawn(routerd, &[], &t.rtr, &config).expect("spawn");
     let ready = r.wait_ready(Duration::from_secs(20));
@@ -251,12 +270,12 @@ fn a_syn_flood_fills_the_table_but_the_established_session_and_transit_go_on() {
             udp.received * 100 >= udp.sent * 95,
             "transit suffered: {udp:?}"
         );
-        assert!(entries <= MAX_ENTRIES, "{entries} entries");
+        assert!(entries <= capacity, "{entries} entries");
         // Each flood SYN made an entry; beyond the limit almost every one
         // evicted a half-open one (a few evictions find an expired entry).
         assert!(
-            early >= (sent - MAX_ENTRIES) * 9 / 10,
-            "{early} early drops after {sent} SYNs at a table of {MAX_ENTRIES}"
+            early >= (sent - capacity) * 9 / 10,
+            "{early} early drops after {sent} SYNs at tables of {capacity}"
         );
 
         // Half-open entries expire after 5 s, closed ones after 10 s.
@@ -283,6 +302,7 @@ fn a_syn_flood_fills_the_table_but_the_established_session_and_transit_go_on() {
     assert!(status.success(), "{}", r.log().join("\n"));
     let st = r.final_stats().expect("counters");
     eprintln!("{}", st.render());
+    assert_eq!(st.workers.len() as u64, workers);
     for w in &st.workers {
         assert!(w.census.balanced && w.census.held == 0, "{:?}", w.census);
     }

@@ -188,7 +188,10 @@ fn start_up_errors_are_one_line_naming_the_fix() {
     let t = Topology::build("e2ee").expect("build the lab");
 
     let two = config_with_workers("q", "[0, 1]");
-    expect_error(&t, &two, "queue 1 does not exist");
+    // One queue per veth, two workers: refused before anything is
+    // attached, with the way to add queues.
+    expect_error(&t, &two, "r0: 1 receive queue(s) for 2 workers");
+    expect_error(&t, &two, "numrxqueues 2 numtxqueues 2");
     let _ = std::fs::remove_file(&two);
 
     let far = config_with_workers("c", "[4000]");

@@ -32,6 +32,14 @@ impl Count {
         self.bytes += bytes;
         self.packets += packets;
     }
+
+    /// Take back one packet of `bytes` bytes counted a moment ago (a packet
+    /// handed to another worker, which counts it).
+    #[inline]
+    pub fn sub(&mut self, bytes: usize) {
+        self.bytes -= bytes as u64;
+        self.packets -= 1;
+    }
 }
 
 /// A worker's counters.

@@ -76,11 +76,15 @@ pub enum DropReason {
     HostUnavailable,
     /// Packet from the host path that is not IPv4.
     HostBadPacket,
+    // --- workers
+    /// A tracked packet for another worker found that worker's hand-off
+    /// queue (or the hand-off buffers) full.
+    HandoffQueueFull,
 }
 
 impl DropReason {
     /// Number of reasons: the size of per-reason counter arrays.
-    pub const COUNT: usize = DropReason::HostBadPacket as usize + 1;
+    pub const COUNT: usize = DropReason::HandoffQueueFull as usize + 1;
 
     /// All reasons in counter order.
     pub const ALL: [DropReason; Self::COUNT] = [
@@ -113,6 +117,7 @@ impl DropReason {
         DropReason::NeighbourQueueFull,
         DropReason::HostUnavailable,
         DropReason::HostBadPacket,
+        DropReason::HandoffQueueFull,
     ];
 
     /// Stable snake_case name, `<stage>_<reason>`.
@@ -147,6 +152,7 @@ impl DropReason {
             DropReason::NeighbourQueueFull => "neighbour_queue_full",
             DropReason::HostUnavailable => "host_unavailable",
             DropReason::HostBadPacket => "host_bad_packet",
+            DropReason::HandoffQueueFull => "handoff_queue_full",
         }
     }
 }

@@ -12,11 +12,12 @@
 //! path. Buffers come from a pool allocated at start and circulate: free
 //! pool -> a queue -> back to the pool.
 //!
-//! With several workers, every worker delivers to the kernel but only the
-//! first one receives from it (connection tables are per worker, so a
-//! router with several workers tracks a host flow correctly only when its
-//! replies also arrive on worker 0's queues; one worker is the supported
-//! case).
+//! With several workers, every worker delivers to the kernel, and each
+//! packet from the kernel goes to the worker that owns its flow
+//! ([`crate::owner`]: the same symmetric hash the workers use, the quoted
+//! flow for an ICMP error), so the router's own flows are tracked by one
+//! worker whatever queue their packets from outside arrive on. Each worker
+//! has its own queue from the host thread.
 //!
 //! Every packet the host path drops is counted under a name in
 //! [`HostStats`]; packets a worker could not hand over are the pipeline's
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::owner;
 use crate::packet::ETH_HDR_LEN;
 use crate::worker::HostPath;
 use crate::xsk::tun::{Tun, TunRead};
@@ -42,7 +44,7 @@ pub const HOST_BUF_SIZE: usize = 2048;
 pub const MAX_FROM_KERNEL: usize = HOST_BUF_SIZE - ETH_HDR_LEN;
 /// Buffers in the pool (both directions together).
 pub const HOST_BUFFERS: usize = 1024;
-/// Packets from the kernel waiting for the worker, at most.
+/// Packets from the kernel waiting for one worker, at most.
 pub const FROM_KERNEL_QUEUE: usize = 512;
 /// Packets the host thread reads from the device per round, at most.
 const READ_BATCH: usize = 64;
@@ -139,12 +141,13 @@ struct Buf {
 struct Shared {
     free: ArrayQueue<Buf>,
     to_kernel: ArrayQueue<Buf>,
-    from_kernel: ArrayQueue<Buf>,
+    /// One queue per worker: packets of the flows it owns.
+    from_kernel: Vec<ArrayQueue<Buf>>,
     counters: Counters,
 }
 
 impl Shared {
-    fn new() -> Shared {
+    fn new(workers: usize) -> Shared {
         let free = ArrayQueue::new(HOST_BUFFERS);
         for _ in 0..HOST_BUFFERS {
             let _ = free.push(Buf {
@@ -155,7 +158,9 @@ impl Shared {
         Shared {
             free,
             to_kernel: ArrayQueue::new(HOST_BUFFERS),
-            from_kernel: ArrayQueue::new(FROM_KERNEL_QUEUE),
+            from_kernel: (0..workers.max(1))
+                .map(|_| ArrayQueue::new(FROM_KERNEL_QUEUE))
+                .collect(),
             counters: Counters::default(),
         }
     }
@@ -198,9 +203,10 @@ impl std::fmt::Debug for HostThread {
 }
 
 impl HostThread {
-    /// Starts the host thread over `device` (the TUN).
-    pub fn start<D: HostDevice>(device: D) -> io::Result<HostThread> {
-        let shared = Arc::new(Shared::new());
+    /// Starts the host thread over `device` (the TUN) for `workers`
+    /// workers.
+    pub fn start<D: HostDevice>(device: D, workers: usize) -> io::Result<HostThread> {
+        let shared = Arc::new(Shared::new(workers));
         let stop = Arc::new(AtomicBool::new(false));
         let (s, st) = (shared.clone(), stop.clone());
         let handle = std::thread::Builder::new()
@@ -213,12 +219,13 @@ impl HostThread {
         })
     }
 
-    /// The host path for one worker: it delivers to the kernel, and receives
-    /// from it only if `receives` (give that to exactly one worker).
-    pub fn port(&self, receives: bool) -> HostPort {
+    /// The host path of worker `index`: it delivers to the kernel and
+    /// receives the kernel's packets of the flows it owns.
+    pub fn port(&self, index: usize) -> HostPort {
+        assert!(index < self.shared.from_kernel.len(), "no worker {index}");
         HostPort {
             shared: self.shared.clone(),
-            receives,
+            index,
         }
     }
 
@@ -302,7 +309,11 @@ fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
                 continue;
             }
             b.len = n;
-            match s.from_kernel.push(b) {
+            // To the worker that owns the packet's flow.
+            let workers = s.from_kernel.len();
+            let to =
+                owner::flow_of_ip_packet(&b.data[..n]).map_or(0, |k| owner::owner(&k, workers));
+            match s.from_kernel[to].push(b) {
                 Ok(()) => {
                     bump(&c.from_kernel_packets, 1);
                     bump(&c.from_kernel_bytes, n as u64);
@@ -325,7 +336,8 @@ fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
 /// One worker's end of the host path.
 pub struct HostPort {
     shared: Arc<Shared>,
-    receives: bool,
+    /// The worker's index: its queue from the kernel.
+    index: usize,
 }
 
 impl HostPath for HostPort {
@@ -351,16 +363,13 @@ impl HostPath for HostPort {
 
     #[inline]
     fn has_packet(&self) -> bool {
-        self.receives && !self.shared.from_kernel.is_empty()
+        !self.shared.from_kernel[self.index].is_empty()
     }
 
     fn receive(&mut self, buf: &mut [u8]) -> Option<usize> {
-        if !self.receives {
-            return None;
-        }
         let s = &self.shared;
         loop {
-            let b = s.from_kernel.pop()?;
+            let b = s.from_kernel[self.index].pop()?;
             if b.len > buf.len() {
                 // The frame is smaller than what the pool carries: the
                 // packet counts as too big, no longer as received.
@@ -433,9 +442,9 @@ mod tests {
     #[test]
     fn packets_cross_both_ways_and_buffers_come_back() {
         let dev = Fake::default();
-        let host = HostThread::start(dev.clone()).unwrap();
-        let mut w0 = host.port(true);
-        let mut w1 = host.port(false);
+        let host = HostThread::start(dev.clone(), 2).unwrap();
+        let mut w0 = host.port(0);
+        let mut w1 = host.port(1);
         assert!(w0.deliver(&[0x45, 1, 2, 3]));
         assert!(w1.deliver(&[0x45, 9]));
         assert!(until(Duration::from_secs(5), || dev
@@ -448,7 +457,8 @@ mod tests {
 
         dev.outbound.lock().unwrap().push(vec![0x45; 100]);
         assert!(until(Duration::from_secs(5), || w0.has_packet()));
-        assert!(!w1.has_packet(), "only the receiving worker gets packets");
+        // Not a packet whose flow can be read: worker 0 takes it.
+        assert!(!w1.has_packet(), "only one worker gets a packet");
         let mut buf = [0u8; 2048];
         assert_eq!(w1.receive(&mut buf), None);
         assert_eq!(w0.receive(&mut buf), Some(100));
@@ -465,7 +475,7 @@ mod tests {
     #[test]
     fn a_worker_that_does_not_receive_fills_the_queue_and_drops_are_counted() {
         let dev = Fake::default();
-        let host = HostThread::start(dev.clone()).unwrap();
+        let host = HostThread::start(dev.clone(), 1).unwrap();
         let n = FROM_KERNEL_QUEUE + 10;
         dev.outbound
             .lock()
@@ -484,8 +494,8 @@ mod tests {
     #[test]
     fn too_big_packets_are_dropped_by_name() {
         let dev = Fake::default();
-        let host = HostThread::start(dev.clone()).unwrap();
-        let mut w = host.port(true);
+        let host = HostThread::start(dev.clone(), 1).unwrap();
+        let mut w = host.port(0);
         dev.outbound
             .lock()
             .unwrap()
@@ -514,8 +524,8 @@ mod tests {
     #[test]
     fn packets_a_frame_cannot_hold_are_counted_once() {
         let dev = Fake::default();
-        let host = HostThread::start(dev.clone()).unwrap();
-        let mut w = host.port(true);
+        let host = HostThread::start(dev.clone(), 1).unwrap();
+        let mut w = host.port(0);
         // 2035 to 2047 bytes fit the host path's buffers but not a 2048-byte
         // UMEM frame behind an Ethernet header.
         for len in [
@@ -532,5 +542,53 @@ mod tests {
         assert_eq!(w.receive(&mut frame), None);
         let st = host.stop();
         assert_eq!((st.from_kernel_packets, st.from_kernel_too_big), (1, 3));
+    }
+
+    /// A UDP packet from the router, 198.18.0.1:`sport` > 198.18.0.2:53.
+    fn udp(sport: u16) -> Vec<u8> {
+        let mut p = vec![0u8; 28];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&28u16.to_be_bytes());
+        p[8] = 64;
+        p[9] = 17;
+        p[12..16].copy_from_slice(&[198, 18, 0, 1]);
+        p[16..20].copy_from_slice(&[198, 18, 0, 2]);
+        p[20..22].copy_from_slice(&sport.to_be_bytes());
+        p[22..24].copy_from_slice(&53u16.to_be_bytes());
+        p
+    }
+
+    #[test]
+    fn each_packet_from_the_kernel_goes_to_the_owner_of_its_flow() {
+        let dev = Fake::default();
+        let host = HostThread::start(dev.clone(), 2).unwrap();
+        let mut ports = [host.port(0), host.port(1)];
+        let sports: Vec<u16> = (40000..40040).collect();
+        dev.outbound
+            .lock()
+            .unwrap()
+            .extend(sports.iter().map(|&p| udp(p)));
+        assert!(until(Duration::from_secs(5), || dev
+            .outbound
+            .lock()
+            .unwrap()
+            .is_empty()));
+        std::thread::sleep(Duration::from_millis(20));
+        let mut got = [Vec::new(), Vec::new()];
+        let mut buf = [0u8; 2048];
+        for (w, p) in ports.iter_mut().enumerate() {
+            while let Some(n) = p.receive(&mut buf) {
+                got[w].push(u16::from_be_bytes([buf[20], buf[21]]));
+                assert_eq!(n, 28);
+            }
+        }
+        for (w, list) in got.iter().enumerate() {
+            for &sport in list {
+                let k = owner::flow_of_ip_packet(&udp(sport)).unwrap();
+                assert_eq!(owner::owner(&k, 2), w, "sport {sport}");
+            }
+        }
+        assert_eq!(got[0].len() + got[1].len(), sports.len());
+        assert!(!got[0].is_empty() && !got[1].is_empty(), "{got:?}");
     }
 }

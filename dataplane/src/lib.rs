@@ -13,6 +13,7 @@ pub mod drop;
 pub mod host;
 pub mod meta;
 pub mod neighbour;
+pub mod owner;
 pub mod packet;
 pub mod pipeline;
 pub mod reply;

@@ -63,4 +63,8 @@ pub enum Verdict {
     Consumed,
     /// Free the frame; the reason was counted.
     Drop(DropReason),
+    /// A tracked packet whose flow another worker owns
+    /// ([`crate::owner`]): hand the frame's bytes to that worker, which
+    /// runs them through its pipeline. Nothing was counted here.
+    HandOff(u8),
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dataplane::worker::{HostPath, TablesSlot, Worker, WorkerConfig, WorkerShared};
+use dataplane::worker::{Handoff, HostPath, TablesSlot, Worker, WorkerConfig, WorkerShared};
 use dataplane::xsk::fake::{FakeKernel, FakeMode};
 use dataplane::xsk::{FrameRef, WorkerPorts};
 use support::*;
@@ -273,4 +273,149 @@ fn tx_queues_hold_the_worst_loop_without_growing() {
     );
     assert_eq!(kernel.take_sent(LAN.0 as usize).len(), 3 * BURST);
     assert_balanced(&w);
+}
+
+/// A host path that keeps what it is given.
+struct Keeper(Delivered);
+
+impl HostPath for Keeper {
+    fn deliver(&mut self, ip_packet: &[u8]) -> bool {
+        self.0.lock().unwrap().push(ip_packet.to_vec());
+        true
+    }
+}
+
+/// What a host path was given.
+type Delivered = Arc<std::sync::Mutex<Vec<Vec<u8>>>>;
+
+/// Two workers, each on its own fake kernel (its queue of both ports),
+/// sharing one set of hand-off queues, each with a host path.
+fn two_workers() -> ([FakeKernel; 2], [Worker; 2], [Delivered; 2]) {
+    let kernels = [
+        FakeKernel::new(2, FakeMode::Copy),
+        FakeKernel::new(2, FakeMode::Copy),
+    ];
+    let handoff = Arc::new(Handoff::new(2));
+    let hosts = [Arc::default(), Arc::default()];
+    let workers = [0, 1].map(|i| {
+        let ports = WorkerPorts::open_fake(&kernels[i], UMEM_FRAMES, FRAME_SIZE).unwrap();
+        let shared = WorkerShared::new(
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(TablesSlot::new(tables())),
+        );
+        let cfg = WorkerConfig {
+            index: i,
+            core: None,
+            burst: BURST,
+            busy_poll: false,
+        };
+        let mut w = Worker::new(cfg, ports, Arc::new(shared)).unwrap();
+        w.set_handoff(handoff.clone());
+        w.set_host_path(Box::new(Keeper(Arc::clone(&hosts[i]))));
+        w
+    });
+    (kernels, workers, hosts)
+}
+
+/// A SYN to the router's port 22 from `sport`, and the worker owning it.
+fn syn(sport: u16) -> (Vec<u8>, usize) {
+    let key = dataplane::conntrack::FlowKey {
+        src: WAN_GW,
+        dst: WAN_ADDR,
+        sport,
+        dport: 22,
+        proto: 6,
+        icmp: 0,
+    };
+    let f = Packet::tcp(WAN_GW, WAN_ADDR, sport, 22, dataplane::wire::tcp::SYN)
+        .on(WAN)
+        .frame();
+    (f, dataplane::owner::owner(&key, 2))
+}
+
+#[test]
+fn a_tracked_packet_on_the_wrong_worker_is_handed_to_its_owner() {
+    let (kernels, mut w, hosts) = two_workers();
+    // Flows owned by each worker, all arriving on the other one.
+    let flows: Vec<(Vec<u8>, usize)> = (40000..40040).map(syn).collect();
+    assert!(flows.iter().any(|f| f.1 == 0) && flows.iter().any(|f| f.1 == 1));
+    for (f, owner) in &flows {
+        assert!(kernels[1 - owner].deliver(WAN.0 as usize, f));
+    }
+    // Transit is never handed over: each worker forwards what it received.
+    for i in 0..8 {
+        assert!(kernels[i % 2].deliver(WAN.0 as usize, &transit(i as u16)));
+    }
+    for _ in 0..3 {
+        w[0].poll_once();
+        w[1].poll_once();
+    }
+    let lc = [w[0].loop_counters(), w[1].loop_counters()];
+    let per = |o: usize| flows.iter().filter(|f| f.1 == o).count() as u64;
+    assert_eq!((lc[0].handed_off, lc[1].handed_in), (per(1), per(1)));
+    assert_eq!((lc[1].handed_off, lc[0].handed_in), (per(0), per(0)));
+    for i in 0..2 {
+        // Each owner delivered its flows' SYNs and tracks them.
+        assert_eq!(hosts[i].lock().unwrap().len() as u64, per(i));
+        assert_eq!(w[i].pipeline().conntrack().len() as u64, per(i));
+        assert_eq!(kernels[i].take_sent(LAN.0 as usize).len(), 4, "transit");
+        assert_eq!(w[i].pipeline().counters().forwarded, 4);
+        assert_balanced(&w[i]);
+    }
+    // Every packet is counted once, by the worker that decided it.
+    let rx: u64 = w
+        .iter()
+        .map(|w| w.pipeline().counters().rx[WAN.0 as usize].packets)
+        .sum();
+    assert_eq!(rx, flows.len() as u64 + 8);
+}
+
+#[test]
+fn a_full_hand_off_queue_drops_and_counts() {
+    let (kernels, mut w, _hosts) = two_workers();
+    let sports: Vec<u16> = (1000..u16::MAX)
+        .filter(|&p| syn(p).1 == 0)
+        .take(1100)
+        .collect();
+    // Worker 0 never runs: its queue fills.
+    for batch in sports.chunks(BURST) {
+        for &p in batch {
+            assert!(kernels[1].deliver(WAN.0 as usize, &syn(p).0));
+        }
+        w[1].poll_once();
+    }
+    let lc = w[1].loop_counters();
+    assert_eq!(
+        lc.handed_off,
+        dataplane::worker::handoff::HANDOFF_QUEUE as u64
+    );
+    assert_eq!(lc.handoff_full, sports.len() as u64 - lc.handed_off);
+    let c = w[1].pipeline().counters();
+    assert_eq!(
+        c.drops[dataplane::drop::DropReason::HandoffQueueFull as usize],
+        lc.handoff_full
+    );
+    assert_balanced(&w[1]);
+}
+
+#[test]
+fn a_neighbour_learned_by_one_worker_is_known_to_all() {
+    let (kernels, mut w, _hosts) = two_workers();
+    let (mac, addr) = (
+        dataplane::addr::Mac([2, 0, 0, 0, 0x55, 1]),
+        ip(198, 18, 0, 50),
+    );
+    // An ARP request for the router reaches worker 0's queue only.
+    let req = arp_frame(dataplane::addr::Mac::BROADCAST, 1, mac, addr, WAN_ADDR);
+    assert!(kernels[0].deliver(WAN.0 as usize, &req));
+    w[0].poll_once();
+    assert!(w[0].pipeline().neighbours().get(addr).is_some());
+    assert!(w[1].pipeline().neighbours().get(addr).is_none());
+    w[1].poll_once();
+    let n = w[1]
+        .pipeline()
+        .neighbours()
+        .get(addr)
+        .expect("worker 1 learned it");
+    assert_eq!((n.mac, n.port), (mac, WAN));
 }

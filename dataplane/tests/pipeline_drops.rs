@@ -96,6 +96,13 @@ const CASES: &[(DropReason, Case)] = &[
         Case::NotFromPipeline("the worker counts it when the host path is down"),
     ),
     (DropReason::HostBadPacket, Case::Crafted(host_bad_packet)),
+    (
+        DropReason::HandoffQueueFull,
+        Case::NotFromPipeline(
+            "the worker counts it when the owner's hand-off queue is full \
+             (tests/fake_kernel.rs: a_full_hand_off_queue_drops_and_counts)",
+        ),
+    ),
 ];
 
 #[test]

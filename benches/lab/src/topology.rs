@@ -50,13 +50,41 @@ pub struct Topology {
 impl Topology {
     /// Builds client - router - server; kernel forwarding off in the router.
     pub fn build(prefix: &str) -> Result<Topology, LabError> {
+        Topology::build_with_queues(prefix, 1)
+    }
+
+    /// [`Topology::build`] with veth pairs of `queues` RX and TX queues on
+    /// both ends: the router's ports can then serve that many workers, and
+    /// the endpoints' flows spread over the queues (a veth delivers on the
+    /// receive queue of the sender's TX queue, which follows the flow).
+    pub fn build_with_queues(prefix: &str, queues: u32) -> Result<Topology, LabError> {
         let mut lab = Lab::new(prefix)?;
         let cli = lab.add_ns("cli")?;
         let rtr = lab.add_ns("rtr")?;
         let srv = lab.add_ns("srv")?;
+        let q = queues.max(1).to_string();
         for (ns, rdev, peer_ns, peer) in [(&rtr, "r0", &cli, "cli0"), (&rtr, "r1", &srv, "srv0")] {
             run(&[
-                "ip", "-n", ns, "link", "add", rdev, "type", "veth", "peer", "name", peer, "netns",
+                "ip",
+                "-n",
+                ns,
+                "link",
+                "add",
+                rdev,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "numrxqueues",
+                &q,
+                "numtxqueues",
+                &q,
+                "netns",
                 peer_ns,
             ])?;
         }

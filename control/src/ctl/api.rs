@@ -69,6 +69,20 @@ pub struct WorkerStats {
     pub busy_loops: u64,
     /// `busy_loops / loops`, 0..=1.
     pub busy_share: f64,
+    /// Packets this worker's pipeline took (from its queues, the host path
+    /// and other workers' hand-offs; a packet it handed over is counted by
+    /// the owner).
+    pub rx_packets: u64,
+    /// Packets it forwarded.
+    pub forwarded: u64,
+    /// Tracked packets it handed to the worker owning their flow.
+    pub handed_off: u64,
+    /// Packets other workers handed to it.
+    pub handed_in: u64,
+    /// Hand-offs dropped because the owner's queue was full.
+    pub handoff_full: u64,
+    /// Entries in its connection table (the flows it owns).
+    pub conntrack_entries: u64,
 }
 
 /// What routerd knows of a worker's loop; input of [`snapshot_from`].
@@ -77,6 +91,12 @@ pub struct WorkerLoad {
     pub core: usize,
     pub loops: u64,
     pub busy_loops: u64,
+    pub rx_packets: u64,
+    pub forwarded: u64,
+    pub handed_off: u64,
+    pub handed_in: u64,
+    pub handoff_full: u64,
+    pub conntrack_entries: u64,
 }
 
 /// A rule's hits.
@@ -325,6 +345,12 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             } else {
                 w.busy_loops as f64 / w.loops as f64
             },
+            rx_packets: w.rx_packets,
+            forwarded: w.forwarded,
+            handed_off: w.handed_off,
+            handed_in: w.handed_in,
+            handoff_full: w.handoff_full,
+            conntrack_entries: w.conntrack_entries,
         })
         .collect();
     let mut conntrack = input.conntrack;
@@ -431,6 +457,9 @@ pub struct FlowEntry {
     pub orig_bytes: u64,
     pub reply_packets: u64,
     pub reply_bytes: u64,
+    /// The worker whose table holds the flow (the flow's owner).
+    #[serde(default)]
+    pub worker: usize,
 }
 
 impl From<FlowView> for FlowEntry {
@@ -458,6 +487,7 @@ impl From<FlowView> for FlowEntry {
             orig_bytes: f.bytes[0],
             reply_packets: f.packets[1],
             reply_bytes: f.bytes[1],
+            worker: 0,
         }
     }
 }

@@ -187,6 +187,46 @@ pub fn render(s: &StatsSnapshot) -> String {
                 w.busy_loops,
             );
         }
+        type WorkerField = fn(&super::api::WorkerStats) -> u64;
+        let per_worker: [(&str, &str, &str, WorkerField); 5] = [
+            (
+                "worker_rx_packets_total",
+                "counter",
+                "Packets a worker's pipeline took (a handed-over packet counts at its owner).",
+                |w| w.rx_packets,
+            ),
+            (
+                "worker_handed_off_total",
+                "counter",
+                "Tracked packets a worker handed to the worker owning their flow.",
+                |w| w.handed_off,
+            ),
+            (
+                "worker_handed_in_total",
+                "counter",
+                "Packets other workers handed to a worker.",
+                |w| w.handed_in,
+            ),
+            (
+                "worker_handoff_full_total",
+                "counter",
+                "Hand-offs dropped because the owner's queue was full.",
+                |w| w.handoff_full,
+            ),
+            (
+                "worker_conntrack_entries",
+                "gauge",
+                "Entries in a worker's connection table (the flows it owns).",
+                |w| w.conntrack_entries,
+            ),
+        ];
+        for (name, kind, help, get) in per_worker {
+            f.head(name, kind, help);
+            for w in &s.workers {
+                let (id, core) = (w.worker.to_string(), w.core.to_string());
+                f.sample(name, &[("worker", &id), ("core", &core)], get(w));
+            }
+        }
     }
 
     type RingField = fn(&super::api::RingStats) -> u64;

@@ -86,13 +86,47 @@ pub fn stats(s: &StatsSnapshot) -> String {
                     w.loops.to_string(),
                     w.busy_loops.to_string(),
                     format!("{:.1}%", w.busy_share * 100.0),
+                    w.rx_packets.to_string(),
+                    w.forwarded.to_string(),
+                    w.handed_off.to_string(),
+                    w.handed_in.to_string(),
+                    w.conntrack_entries.to_string(),
                 ]
             })
             .collect();
+        let mut total = vec![String::new(); 10];
+        total[0] = "total".into();
+        for (i, v) in [
+            (2, s.workers.iter().map(|w| w.loops).sum::<u64>()),
+            (3, s.workers.iter().map(|w| w.busy_loops).sum()),
+            (5, s.workers.iter().map(|w| w.rx_packets).sum()),
+            (6, s.workers.iter().map(|w| w.forwarded).sum()),
+            (7, s.workers.iter().map(|w| w.handed_off).sum()),
+            (8, s.workers.iter().map(|w| w.handed_in).sum()),
+            (9, s.workers.iter().map(|w| w.conntrack_entries).sum()),
+        ] {
+            total[i] = v.to_string();
+        }
+        let rows: Vec<Vec<String>> = if rows.len() > 1 {
+            rows.into_iter().chain([total]).collect()
+        } else {
+            rows
+        };
         o.push_str(&table(
-            &["worker", "core", "loops", "busy loops", "busy"],
+            &[
+                "worker",
+                "core",
+                "loops",
+                "busy loops",
+                "busy",
+                "rx packets",
+                "forwarded",
+                "handed off",
+                "handed in",
+                "flows",
+            ],
             &rows,
-            &[true, true, true, true, true],
+            &[true; 10],
         ));
     }
 

@@ -275,6 +275,12 @@ impl ControlHandler for RouterCtl {
                 core: s.core.unwrap_or(0),
                 loops: s.loops.loops,
                 busy_loops: s.loops.busy_loops,
+                rx_packets: s.counters.rx.iter().map(|c| c.packets).sum(),
+                forwarded: s.counters.forwarded,
+                handed_off: s.loops.handed_off,
+                handed_in: s.loops.handed_in,
+                handoff_full: s.loops.handoff_full,
+                conntrack_entries: s.conntrack_entries as u64,
             })
             .collect();
         let ct = (snaps.iter()).fold(CtCounters::default(), |ct, s| ct.plus(s.conntrack));
@@ -305,11 +311,14 @@ impl ControlHandler for RouterCtl {
     }
 
     fn conntrack(&self) -> Vec<FlowEntry> {
-        self.flows(WORKER_WAIT)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(FlowEntry::from)
+        let per_worker = self.flows(WORKER_WAIT).into_iter().enumerate();
+        per_worker
+            .flat_map(|(worker, flows)| {
+                (flows.into_iter().flatten()).map(move |f| FlowEntry {
+                    worker,
+                    ..FlowEntry::from(f)
+                })
+            })
             .collect()
     }
 

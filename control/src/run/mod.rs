@@ -33,7 +33,8 @@ use std::time::Duration;
 use dataplane::host::HostThread;
 use dataplane::tables::Tables;
 use dataplane::worker::{
-    check_core, TablesSlot, Worker, WorkerConfig, WorkerError, WorkerShared, WorkerSnapshot,
+    check_core, Handoff, TablesSlot, Worker, WorkerConfig, WorkerError, WorkerShared,
+    WorkerSnapshot,
 };
 use dataplane::xsk::tun::Tun;
 use dataplane::xsk::{PortConfig, WorkerPorts, XdpMode, XdpProgram, XskError};
@@ -75,6 +76,18 @@ pub enum RunError {
          `ip link set dev {device} mtu {max}`"
     )]
     Mtu { device: String, mtu: u32, max: u32 },
+    /// A port has fewer receive queues than there are workers.
+    #[error(
+        "{device}: {have} receive queue(s) for {want} workers (worker i serves queue i of every \
+         port): add queues (`ethtool -L {device} combined {want}`; a veth needs \
+         `numrxqueues {want} numtxqueues {want}` when it is created) or list fewer cores in \
+         dataplane.workers"
+    )]
+    Queues {
+        device: String,
+        have: u32,
+        want: usize,
+    },
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
@@ -186,6 +199,7 @@ impl Router {
             .collect();
         log_summary(cfg, &tables);
 
+        check_queues(&devices, d.workers.len())?;
         let mode = xdp_mode(d.xdp_mode);
         let mut programs = Vec::with_capacity(devices.len());
         for dev in &devices {
@@ -257,7 +271,7 @@ impl Router {
             Some(tun) => {
                 let name = tun.name().to_string();
                 let hk = HostKernel::setup(&name, cfg)?;
-                let thread = HostThread::start(tun).map_err(RunError::Thread)?;
+                let thread = HostThread::start(tun, d.workers.len()).map_err(RunError::Thread)?;
                 (Some((name, thread)), Some(hk))
             }
             None => (None, None),
@@ -276,6 +290,9 @@ impl Router {
             programs,
             takeover,
         };
+        // Several workers: tracked flows have one owner each, and a packet
+        // that reaches another worker is handed over (dataplane::owner).
+        let handoff = (d.workers.len() > 1).then(|| Arc::new(Handoff::new(d.workers.len())));
         for (i, (ports, &core)) in all_ports.into_iter().zip(&d.workers).enumerate() {
             let shared = Arc::new(
                 WorkerShared::new(stop.clone(), slot.clone()).with_trace_hub(router.trace.hub()),
@@ -287,9 +304,12 @@ impl Router {
                 busy_poll: d.busy_poll,
             };
             let mut worker = Worker::new(wc, ports, shared.clone())?;
+            if let Some(h) = &handoff {
+                worker.set_handoff(h.clone());
+            }
             if let Some((_, h)) = &router.host {
-                // Only worker 0 receives from the kernel (see dataplane::host).
-                worker.set_host_path(Box::new(h.port(i == 0)));
+                // Each worker receives the kernel's packets of its own flows.
+                worker.set_host_path(Box::new(h.port(i)));
             }
             let handle = std::thread::Builder::new()
                 .name(format!("worker{i}"))
@@ -575,4 +595,24 @@ pub fn main_run_on(opts: &RunOptions, socket: Option<&Path>) -> std::process::Ex
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// Refuses to start when a port has fewer receive queues than workers
+/// (`ETHTOOL_GCHANNELS`; a driver that does not answer is left to the
+/// AF_XDP bind, which names the missing queue).
+fn check_queues(devices: &[String], workers: usize) -> Result<(), RunError> {
+    for dev in devices {
+        let Ok((rx, _, combined)) = dataplane::xsk::ethtool::channels(dev) else {
+            continue;
+        };
+        let have = rx + combined;
+        if (have as usize) < workers {
+            return Err(RunError::Queues {
+                device: dev.clone(),
+                have,
+                want: workers,
+            });
+        }
+    }
+    Ok(())
 }

@@ -143,6 +143,10 @@ impl ControlHandler for Fake {
                 core: 1,
                 loops: 1000,
                 busy_loops: 250,
+                rx_packets: counters.rx.iter().map(|c| c.packets).sum(),
+                forwarded: counters.forwarded,
+                conntrack_entries: p.conntrack().len() as u64,
+                ..WorkerLoad::default()
             }],
             ports: &ports,
             conntrack: conntrack_stats(

@@ -31,6 +31,11 @@ impl State {
             if changed {
                 self.rebuild_nh_cache(t);
             }
+            // The other workers learn it too (the worker loop passes it on):
+            // ARP reaches one queue, the flows to this neighbour any worker.
+            if self.workers > 1 && self.learned.len() < self.learned.capacity() {
+                self.learned.push((req.sender_ip, req.sender_mac, pkt.port));
+            }
         }
         match req.operation {
             arp::OP_REQUEST if ours => match reply::arp_reply(pkt.buf, ifc.mac, req.target_ip) {

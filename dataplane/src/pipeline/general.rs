@@ -56,6 +56,8 @@ impl State {
             Verdict::Host => c.to_host += 1,
             Verdict::Consumed if !o.deferred => c.consumed += 1,
             Verdict::Consumed | Verdict::Drop(_) => {}
+            // The owner counts it, received included.
+            Verdict::HandOff(_) => c.rx[pkt.port.0 as usize & 63].sub(pkt.len),
         }
         if let Some(r) = o.dropped {
             c.drops[r as usize] += 1;
@@ -106,7 +108,7 @@ impl State {
         }
         let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Prerouting, tr) {
             Ok(ct) => ct,
-            Err(reason) => return Outcome::drop(reason),
+            Err(o) => return o,
         };
         let (chain, out) = match self.route_port(t, pkt, &m, route, tr) {
             Ok(r) => r,
@@ -148,7 +150,7 @@ impl State {
         let route = Route::lookup(t, &mut m);
         let ct = match self.raw_and_track(t, pkt, &mut m, RawHook::Output, tr) {
             Ok(ct) => ct,
-            Err(reason) => return Outcome::drop(reason),
+            Err(o) => return o,
         };
         let Some(out) = route.host_out(tr) else {
             return Outcome::drop(DropReason::RouteNoRoute);

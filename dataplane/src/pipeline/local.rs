@@ -6,6 +6,7 @@ use crate::conntrack::{self, CtResult, CtState, PktInfo};
 use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
+use crate::owner;
 use crate::packet::{Pkt, PortId, Verdict};
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook, RuleList};
 use crate::tables::Tables;
@@ -54,7 +55,10 @@ impl State {
             Some(match self.ct.classify_existing(&info, self.now) {
                 Some(state) => (state, None),
                 None => {
-                    let r = self.ct_classify(info);
+                    let Some(r) = self.ct_classify_owned(info) else {
+                        // Another worker's flow: the general path hands it over.
+                        return (self.general(t, pkt), RunKey::NONE);
+                    };
                     (r.state, r.pending)
                 }
             })
@@ -138,9 +142,15 @@ impl State {
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].
+    /// `None` when another worker owns the flow (several workers): a
+    /// worker's table holds only its own flows, so a flow with no entry
+    /// here is asked for its owner, a live one never.
     #[inline(never)]
-    fn ct_classify(&mut self, info: PktInfo) -> CtResult {
-        self.ct.classify(info, self.now)
+    fn ct_classify_owned(&mut self, info: PktInfo) -> Option<CtResult> {
+        if self.workers > 1 && owner::owner(&info.key, self.workers) != self.me {
+            return None;
+        }
+        Some(self.ct.classify(info, self.now))
     }
 
     /// Count `pkts` packets to the router that took the same rules (raw

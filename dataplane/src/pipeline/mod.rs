@@ -58,6 +58,9 @@ pub const NEIGHBOUR_TIMEOUT: u32 = 300;
 pub const NEIGHBOUR_REFRESH: u32 = 30;
 /// Neighbour refreshes started per housekeeping scan (one scan a second).
 const REFRESH_BATCH: usize = 16;
+/// Neighbours learned in one loop that are passed on to the other workers,
+/// at most (more is rare: a refresh brings them again).
+const LEARNED_MAX: usize = 64;
 
 /// Outcome of the stages before counting.
 struct Outcome {
@@ -126,6 +129,13 @@ pub struct State {
     /// Where a queued packet is rewritten before it is handed out.
     scratch: Box<[u8]>,
     now: u32,
+    /// This worker's index and the number of workers: a tracked packet
+    /// whose flow another worker owns is handed to it.
+    me: usize,
+    workers: usize,
+    /// Neighbours learned from ARP since the worker last asked (several
+    /// workers only; room reserved up front).
+    learned: Vec<(u32, Mac, PortId)>,
     /// Second of the last scan for neighbours to refresh.
     refresh_scan: u32,
     /// This worker's counters.
@@ -154,6 +164,9 @@ impl Pipeline {
             pending: PendingQueue::default(),
             scratch: vec![0u8; 2048].into_boxed_slice(),
             now: 1,
+            me: 0,
+            workers: 1,
+            learned: Vec::with_capacity(LEARNED_MAX),
             refresh_scan: 0,
             counters: Counters::default(),
         };
@@ -173,6 +186,18 @@ impl Pipeline {
     /// The tables in force.
     pub fn tables(&self) -> &Arc<Tables> {
         &self.tables
+    }
+
+    /// Makes this the pipeline of worker `me` of `workers`: tracked packets
+    /// of flows another worker owns get [`Verdict::HandOff`]. One worker
+    /// (the default) owns every flow.
+    pub fn set_worker(&mut self, me: usize, workers: usize) {
+        assert!(
+            me < workers.max(1) && workers <= 256,
+            "worker {me} of {workers}"
+        );
+        self.st.me = me;
+        self.st.workers = workers.max(1);
     }
 
     /// Set the clock (seconds, monotonic) once per burst.
@@ -228,6 +253,22 @@ impl Pipeline {
         let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
         self.st.neigh.learn(addr, mac, port, expires);
         self.st.rebuild_nh_cache(&self.tables);
+    }
+
+    /// Whether this worker learned neighbours from ARP that the other
+    /// workers have not heard of (then call [`Pipeline::take_learned`]).
+    #[inline]
+    pub fn has_learned(&self) -> bool {
+        !self.st.learned.is_empty()
+    }
+
+    /// Hands the neighbours learned from ARP since the last call to `each`
+    /// (address, MAC, port), for the other workers'
+    /// [`Pipeline::learn_neighbour`].
+    pub fn take_learned(&mut self, mut each: impl FnMut(u32, Mac, PortId)) {
+        for (addr, mac, port) in self.st.learned.drain(..) {
+            each(addr, mac, port);
+        }
     }
 
     /// Whether packets wait for ARP (then call [`Pipeline::drain_pending`]).

@@ -2,7 +2,7 @@
 //! header into what the paths read, for the fast paths in one pass and for
 //! the general path with every drop reason named.
 
-use crate::conntrack::{self, CtState, FlowKey};
+use crate::conntrack::{CtState, FlowKey};
 use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::{Pkt, PortId, ETH_HDR_LEN};
@@ -305,42 +305,6 @@ impl State {
     pub(super) fn quoted_flow(pkt: &Pkt<'_>, m: &Meta) -> Option<FlowKey> {
         let start = ETH_HDR_LEN + m.ihl + 8;
         let end = ETH_HDR_LEN + m.total_len;
-        let inner = pkt.buf.get(start..end)?;
-        let h: &[u8; 20] = inner.get(..ipv4::HEADER_LEN)?.try_into().ok()?;
-        let ip = ipv4::Packet::new_unchecked(h);
-        if ip.version() != 4 {
-            return None;
-        }
-        let L3 {
-            src, dst, proto, ..
-        } = L3::read(m.in_port, &ip);
-        let l4 = inner.get(ip.header_len()..)?;
-        let (sport, dport, icmp) = match proto {
-            ipv4::PROTO_TCP | ipv4::PROTO_UDP => {
-                let p = l4.get(..4)?;
-                (
-                    u16::from_be_bytes([p[0], p[1]]),
-                    u16::from_be_bytes([p[2], p[3]]),
-                    0,
-                )
-            }
-            ipv4::PROTO_ICMP => {
-                let p = l4.get(..8)?;
-                if !conntrack::is_icmp_request(p[0]) && !conntrack::is_icmp_reply(p[0]) {
-                    return None;
-                }
-                let id = u16::from_be_bytes([p[4], p[5]]);
-                (id, id, (p[0] as u16) << 8 | p[1] as u16)
-            }
-            _ => (0, 0, 0),
-        };
-        Some(FlowKey {
-            src,
-            dst,
-            sport,
-            dport,
-            proto,
-            icmp,
-        })
+        crate::owner::quoted_flow(pkt.buf.get(start..end)?)
     }
 }

@@ -39,9 +39,11 @@ use crate::pipeline::Pipeline;
 use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, TraceTap};
 use crate::xsk::{FrameRef, PortStats, WorkerPorts};
 
+pub mod handoff;
 pub mod shared;
 pub mod snapshot;
 
+pub use handoff::Handoff;
 pub use shared::{TablesSlot, WorkerReply, WorkerRequest, WorkerShared};
 pub use snapshot::{aggregate, LoopCounters, Tally, WorkerSnapshot};
 
@@ -166,9 +168,13 @@ pub struct Worker {
     pipeline: Pipeline,
     shared: Arc<WorkerShared>,
     host: Option<Box<dyn HostPath>>,
+    /// The other workers' hand-off queues and ours (several workers only).
+    handoff: Option<Arc<Handoff>>,
     trace: WorkerTrace,
     tables_generation: u64,
     rx: Vec<FrameRef>,
+    /// The arrival port of each packet in `rx` taken from the hand-off queue.
+    rx_ports: Vec<PortId>,
     /// Frames waiting for each output port in this loop.
     txq: Vec<Vec<FrameRef>>,
     lc: LoopCounters,
@@ -226,9 +232,11 @@ impl Worker {
             pipeline: Pipeline::new(tables),
             shared,
             host: None,
+            handoff: None,
             trace,
             tables_generation: generation,
             rx: vec![FrameRef::default(); burst],
+            rx_ports: vec![PortId(0); burst],
             txq: (0..n)
                 .map(|_| Vec::with_capacity(tx_queue_len(burst, n)))
                 .collect(),
@@ -246,6 +254,14 @@ impl Worker {
     /// Attaches the host path (the TUN, [`crate::host::HostThread::port`]).
     pub fn set_host_path(&mut self, host: Box<dyn HostPath>) {
         self.host = Some(host);
+    }
+
+    /// Joins the workers that share `handoff` (built for all of them):
+    /// tracked packets of flows another worker owns go to it through its
+    /// queue, and this worker takes the packets handed to it.
+    pub fn set_handoff(&mut self, handoff: Arc<Handoff>) {
+        self.pipeline.set_worker(self.cfg.index, handoff.workers());
+        self.handoff = Some(handoff);
     }
 
     /// The pipeline (counters, conntrack).
@@ -323,45 +339,81 @@ impl Worker {
         self.set_clock();
         // Completions first, whatever the TX rings' NEED_WAKEUP says.
         self.ports.complete();
+        let me = self.cfg.index;
         let Worker {
             ports,
             pipeline,
             host,
+            handoff,
             trace,
             rx,
+            rx_ports,
             txq,
             lc,
             ..
         } = self;
+        let mut st = Stages {
+            ports,
+            pipeline,
+            trace,
+            host,
+            handoff: handoff.as_deref(),
+            txq,
+            lc,
+        };
         let mut total = 0;
-        for p in 0..ports.len() {
-            let n = ports.rx_burst(p, rx);
+        for p in 0..st.ports.len() {
+            let n = st.ports.rx_burst(p, rx);
             if n == 0 {
                 continue;
             }
             total += n;
             for chunk in rx[..n].chunks(CHUNK) {
-                run_chunk(
-                    ports,
-                    pipeline,
-                    trace,
-                    host,
-                    txq,
-                    lc,
-                    PortId(p as u8),
-                    chunk,
-                );
+                st.run_chunk(PortId(p as u8), chunk);
+            }
+        }
+        // Packets other workers handed over (slow path: a copy each into a
+        // fresh frame), run in groups of the same arrival port.
+        if st.handoff.is_some_and(|h| h.has_packet(me)) {
+            let n = st.receive_handed(me, rx, rx_ports);
+            total += n;
+            let mut start = 0;
+            while start < n {
+                let port = rx_ports[start];
+                let mut end = start + 1;
+                while end < n && end - start < CHUNK && rx_ports[end] == port {
+                    end += 1;
+                }
+                st.run_chunk(port, &rx[start..end]);
+                start = end;
             }
         }
         // Packets the router's kernel sends (slow path: a copy each from the
         // host path's buffer into a fresh frame).
-        if host.as_ref().is_some_and(|h| h.has_packet()) {
-            let n = receive_from_host(ports, host, rx);
+        if st.host.as_ref().is_some_and(|h| h.has_packet()) {
+            let n = receive_from_host(st.ports, st.host, rx);
             if n > 0 {
                 total += n;
                 for chunk in rx[..n].chunks(CHUNK) {
-                    run_chunk(ports, pipeline, trace, host, txq, lc, PortId::HOST, chunk);
+                    st.run_chunk(PortId::HOST, chunk);
                 }
+            }
+        }
+        let Stages {
+            ports,
+            pipeline,
+            txq,
+            handoff,
+            ..
+        } = st;
+        // Neighbours: what this loop learned from ARP goes to the other
+        // workers, what they learned comes here.
+        if let Some(h) = handoff {
+            if pipeline.has_learned() {
+                pipeline.take_learned(|a, mac, port| h.publish_neighbour(me, a, mac, port));
+            }
+            while let Some((a, mac, port)) = h.learned_neighbour(me) {
+                pipeline.learn_neighbour(a, mac, port);
             }
         }
         // Packets that waited for ARP, and ARP retries (slow path: a copy
@@ -490,80 +542,143 @@ fn receive_from_host(
     n
 }
 
-/// Runs up to [`CHUNK`] frames of `port` through the pipeline and queues
-/// or frees each by its verdict.
-// The arguments are disjoint borrows of the worker's fields.
-#[allow(clippy::too_many_arguments)]
-fn run_chunk(
-    ports: &mut WorkerPorts,
-    pipeline: &mut Pipeline,
-    trace: &mut WorkerTrace,
-    host: &mut Option<Box<dyn HostPath>>,
-    txq: &mut [Vec<FrameRef>],
-    lc: &mut LoopCounters,
-    port: PortId,
-    chunk: &[FrameRef],
-) {
-    let k = chunk.len();
-    let mut verdicts = [Verdict::Consumed; CHUNK];
-    let mut lens = [0u32; CHUNK];
-    {
-        let mut pkts: SmallVec<[Pkt<'_>; CHUNK]> = ports
-            .frames_mut(chunk)
-            .zip(chunk)
-            .map(|(buf, f)| Pkt {
-                buf,
-                len: f.len as usize,
-                port,
-            })
-            .collect();
-        process_burst_traced(
-            pipeline,
-            &mut trace.tap,
-            &trace.hub,
-            trace.worker,
-            &mut pkts,
-            &mut verdicts[..k],
-        );
-        for (len, pkt) in lens.iter_mut().zip(pkts.iter()) {
-            *len = pkt.len as u32;
-        }
-    }
-    for i in 0..k {
-        let frame = FrameRef {
-            addr: chunk[i].addr,
-            len: lens[i],
+/// The parts of a worker one loop runs packets through: disjoint borrows
+/// of its fields.
+struct Stages<'a> {
+    ports: &'a mut WorkerPorts,
+    pipeline: &'a mut Pipeline,
+    trace: &'a mut WorkerTrace,
+    host: &'a mut Option<Box<dyn HostPath>>,
+    handoff: Option<&'a Handoff>,
+    txq: &'a mut [Vec<FrameRef>],
+    lc: &'a mut LoopCounters,
+}
+
+impl Stages<'_> {
+    /// Copies up to `out.len()` packets handed to worker `me` into fresh
+    /// frames, their arrival ports into `ports_out`. Returns how many.
+    fn receive_handed(
+        &mut self,
+        me: usize,
+        out: &mut [FrameRef],
+        ports_out: &mut [PortId],
+    ) -> usize {
+        let Some(h) = self.handoff else {
+            return 0;
         };
-        match verdicts[i] {
-            Verdict::Tx(out) => match txq.get_mut(out.0 as usize) {
-                Some(q) => q.push(frame),
-                None => {
-                    lc.tx_no_port += 1;
+        let mut n = 0;
+        while n < out.len() {
+            // No free frame: the packets wait in the queue.
+            let Some(addr) = self.ports.alloc() else {
+                break;
+            };
+            let Some(p) = h.receive(me) else {
+                self.ports.free(addr);
+                break;
+            };
+            let buf = self.ports.frame_mut(addr);
+            let len = p.len.min(buf.len());
+            buf[..len].copy_from_slice(&p.buf[..len]);
+            out[n] = FrameRef {
+                addr,
+                len: len as u32,
+            };
+            ports_out[n] = p.port;
+            h.recycle(p.buf);
+            n += 1;
+        }
+        self.lc.handed_in += n as u64;
+        n
+    }
+
+    /// Runs up to [`CHUNK`] frames of `port` through the pipeline and
+    /// queues, hands over or frees each by its verdict.
+    fn run_chunk(&mut self, port: PortId, chunk: &[FrameRef]) {
+        let Stages {
+            ports,
+            pipeline,
+            trace,
+            host,
+            handoff,
+            txq,
+            lc,
+        } = self;
+        let k = chunk.len();
+        let mut verdicts = [Verdict::Consumed; CHUNK];
+        let mut lens = [0u32; CHUNK];
+        {
+            let mut pkts: SmallVec<[Pkt<'_>; CHUNK]> = ports
+                .frames_mut(chunk)
+                .zip(chunk)
+                .map(|(buf, f)| Pkt {
+                    buf,
+                    len: f.len as usize,
+                    port,
+                })
+                .collect();
+            process_burst_traced(
+                pipeline,
+                &mut trace.tap,
+                &trace.hub,
+                trace.worker,
+                &mut pkts,
+                &mut verdicts[..k],
+            );
+            for (len, pkt) in lens.iter_mut().zip(pkts.iter()) {
+                *len = pkt.len as u32;
+            }
+        }
+        for i in 0..k {
+            let frame = FrameRef {
+                addr: chunk[i].addr,
+                len: lens[i],
+            };
+            match verdicts[i] {
+                Verdict::Tx(out) => match txq.get_mut(out.0 as usize) {
+                    Some(q) => q.push(frame),
+                    None => {
+                        lc.tx_no_port += 1;
+                        ports.free(frame.addr);
+                    }
+                },
+                Verdict::Host => {
+                    let taken = match host {
+                        Some(h) => {
+                            let bytes = ports.frame(frame);
+                            bytes.len() > ETH_HDR_LEN && h.deliver(&bytes[ETH_HDR_LEN..])
+                        }
+                        None => false,
+                    };
+                    if taken {
+                        // Frame length, as the host path's rx counts it.
+                        pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
+                    } else {
+                        // Counted as a drop so that rx = forwarded + to_host +
+                        // consumed + drops still holds.
+                        lc.host_unavailable += 1;
+                        let c = pipeline.counters_mut();
+                        c.to_host -= 1;
+                        c.drops[DropReason::HostUnavailable as usize] += 1;
+                    }
                     ports.free(frame.addr);
                 }
-            },
-            Verdict::Host => {
-                let taken = match host {
-                    Some(h) => {
-                        let bytes = ports.frame(frame);
-                        bytes.len() > ETH_HDR_LEN && h.deliver(&bytes[ETH_HDR_LEN..])
+                Verdict::HandOff(to) => {
+                    let bytes = ports.frame(frame);
+                    let sent = handoff.is_some_and(|h| h.send(to as usize, port, bytes).is_ok());
+                    if sent {
+                        lc.handed_off += 1;
+                    } else {
+                        // The owner's queue is full: dropped here, counted
+                        // here (the pipeline counted nothing).
+                        lc.handoff_full += 1;
+                        let c = pipeline.counters_mut();
+                        c.rx[port.0 as usize & 63].add(frame.len as usize);
+                        c.drops[DropReason::HandoffQueueFull as usize] += 1;
                     }
-                    None => false,
-                };
-                if taken {
-                    // Frame length, as the host path's rx counts it.
-                    pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
-                } else {
-                    // Counted as a drop so that rx = forwarded + to_host +
-                    // consumed + drops still holds.
-                    lc.host_unavailable += 1;
-                    let c = pipeline.counters_mut();
-                    c.to_host -= 1;
-                    c.drops[DropReason::HostUnavailable as usize] += 1;
+                    ports.free(frame.addr);
                 }
-                ports.free(frame.addr);
+                Verdict::Consumed | Verdict::Drop(_) => ports.free(frame.addr),
             }
-            Verdict::Consumed | Verdict::Drop(_) => ports.free(frame.addr),
         }
     }
 }

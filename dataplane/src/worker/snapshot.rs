@@ -29,6 +29,13 @@ pub struct LoopCounters {
     pub host_unavailable: u64,
     /// Tables generations adopted after the first.
     pub tables_swaps: u64,
+    /// Tracked packets handed to the worker that owns their flow.
+    pub handed_off: u64,
+    /// Packets other workers handed to this one.
+    pub handed_in: u64,
+    /// Packets not handed over because the owner's queue was full (the
+    /// drop `handoff_queue_full`).
+    pub handoff_full: u64,
 }
 
 /// What a worker publishes at housekeeping and once more when it stops.
@@ -107,6 +114,9 @@ tally!(LoopCounters {
     tx_no_port,
     host_unavailable,
     tables_swaps,
+    handed_off,
+    handed_in,
+    handoff_full,
 });
 tally!(CtCounters {
     inserted,

@@ -518,4 +518,24 @@ mod tests {
         let (idx, got2) = cons.peek(8);
         assert_eq!((got, got2, cons.read(idx)), (1, 1, 99));
     }
+
+    #[test]
+    fn a_page_offset_off_t_cannot_hold_is_refused_not_truncated() {
+        // On a 32-bit target the fill and completion rings' offsets
+        // (0x1_0000_0000, 0x1_8000_0000) do not fit off_t; here an offset
+        // past i64::MAX stands in for them. A cast would map offset -1.
+        let too_far = u64::MAX;
+        assert!(libc::off_t::try_from(too_far).is_err());
+        assert_eq!(
+            Mmap::shared(-1, 4096, too_far).unwrap_err(),
+            libc::EOVERFLOW
+        );
+        // The real offsets fit on this (64-bit) target.
+        for off in [
+            libc::XDP_UMEM_PGOFF_FILL_RING,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING,
+        ] {
+            assert!(libc::off_t::try_from(off).is_ok());
+        }
+    }
 }

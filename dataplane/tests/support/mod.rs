@@ -751,6 +751,7 @@ pub fn check_frame(p: &mut Pipeline, port: PortId, frame: &[u8]) -> Verdict {
         Verdict::Host => assert_eq!(host, 1),
         Verdict::Consumed => assert_eq!(consumed + deferred, 1),
         Verdict::Drop(r) => assert_eq!(drops, [r]),
+        Verdict::HandOff(w) => panic!("a lone pipeline owns every flow, yet handed to {w}"),
     }
     assert_counters_balance(p);
     verdict
