@@ -99,7 +99,9 @@ impl FlowKey {
         }
     }
 
-    #[inline]
+    /// The tuple in two words, as the table stores, hashes and compares
+    /// it: `src dst` above, `sport dport 0 icmp proto` below.
+    #[inline(always)]
     const fn pack(self) -> u128 {
         ((self.src as u128) << 96)
             | ((self.dst as u128) << 64)
@@ -108,6 +110,33 @@ impl FlowKey {
             | ((self.icmp as u128) << 8)
             | self.proto as u128
     }
+
+    /// The tuple [`FlowKey::pack`] packed.
+    #[inline]
+    const fn unpack(p: u128) -> FlowKey {
+        FlowKey {
+            src: (p >> 96) as u32,
+            dst: (p >> 64) as u32,
+            sport: (p >> 48) as u16,
+            dport: (p >> 32) as u16,
+            icmp: (p >> 8) as u16,
+            proto: p as u8,
+        }
+    }
+}
+
+/// [`FlowKey::reverse`] of a packed tuple: the addresses and the ports
+/// swap, and an ICMP query's type is the answering one.
+#[inline(always)]
+const fn reverse_packed(p: u128) -> u128 {
+    let addrs = ((p >> 64) as u64).rotate_left(32);
+    let ports = ((p >> 32) as u32).rotate_left(16);
+    let mut low = p as u32;
+    if low as u8 == PROTO_ICMP {
+        let t = icmp_inverse((low >> 16) as u8);
+        low = (t as u32) << 16 | (low & 0xffff);
+    }
+    ((addrs as u128) << 64) | ((ports as u128) << 32) | low as u128
 }
 
 /// What conntrack needs to know of a packet.
@@ -195,7 +224,8 @@ const LAST_REPLY: u8 = 0x08;
 #[derive(Clone, Copy, Debug)]
 #[repr(C, align(64))]
 struct Entry {
-    key: FlowKey,
+    /// The original-direction tuple, [`FlowKey::pack`]ed.
+    key: u128,
     tcp: u8,
     flags: u8,
     /// TCP: row and direction of the last segment that was not invalid.
@@ -346,7 +376,12 @@ impl Conntrack {
     /// cannot aim flows at one probe run.
     #[inline(always)]
     fn hash(&self, key: FlowKey) -> u32 {
-        let p = key.pack();
+        self.hash_packed(key.pack())
+    }
+
+    /// [`Conntrack::hash`] of a packed tuple.
+    #[inline(always)]
+    fn hash_packed(&self, p: u128) -> u32 {
         let a = (p >> 64) as u64 ^ self.seed[0];
         let b = p as u64 ^ self.seed[1];
         let m = u128::from(a) * u128::from(b);
@@ -357,6 +392,13 @@ impl Conntrack {
     /// Find the slot position holding `key`.
     #[inline]
     fn find(&self, key: FlowKey, h: u32) -> Option<(usize, FlowRef)> {
+        self.find_packed(key.pack(), h)
+    }
+
+    /// [`Conntrack::find`] of a packed tuple: an entry matches when its
+    /// tuple, reversed for a reply slot, is the same two words.
+    #[inline(always)]
+    fn find_packed(&self, key: u128, h: u32) -> Option<(usize, FlowRef)> {
         let mut i = h as usize & self.mask;
         loop {
             let s = self.slots[i];
@@ -368,7 +410,7 @@ impl Conntrack {
                 let index = r >> 1;
                 let reply = r & 1 == 1;
                 let e = &self.entries[index as usize];
-                let k = if reply { e.key.reverse() } else { e.key };
+                let k = if reply { reverse_packed(e.key) } else { e.key };
                 if k == key {
                     return Some((i, FlowRef { index, reply }));
                 }
@@ -468,8 +510,9 @@ impl Conntrack {
     /// `classify`.
     #[inline(always)]
     pub fn classify_existing(&mut self, p: &PktInfo, now: u32) -> Option<CtState> {
-        let h = self.hash(p.key);
-        let (_, flow) = self.find(p.key, h)?;
+        let k = p.key.pack();
+        let h = self.hash_packed(k);
+        let (_, flow) = self.find_packed(k, h)?;
         if self.entries[flow.index as usize].expires <= now {
             return None;
         }
@@ -492,7 +535,7 @@ impl Conntrack {
         let dir = flow.reply as usize;
         let e = &mut self.entries[flow.index as usize];
         let mut ended = false;
-        let timeout = match e.key.proto {
+        let timeout = match e.key as u8 {
             PROTO_TCP => {
                 let old = TcpState::from_u8(e.tcp);
                 let row = tcp::row(p.tcp_flags);
@@ -598,7 +641,7 @@ impl Conntrack {
         };
         let close = self.tcp_timeout[TcpState::Close as usize];
         let e = &mut self.entries[flow.index as usize];
-        if e.key.proto != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
+        if e.key as u8 != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
             return;
         }
         e.tcp = TcpState::Close as u8;
@@ -673,7 +716,7 @@ impl Conntrack {
         };
         let h1 = self.hash(p.key.reverse());
         let entry = Entry {
-            key: p.key,
+            key: p.key.pack(),
             tcp: p.tcp as u8,
             flags: 0,
             last: p.last,
@@ -772,8 +815,8 @@ impl Conntrack {
             .zip(self.live.iter())
             .filter(move |(e, live)| **live && e.expires > now)
             .map(move |(e, _)| FlowView {
-                key: e.key,
-                tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+                key: FlowKey::unpack(e.key),
+                tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
                 seen_reply: e.flags & F_SEEN_REPLY != 0,
                 assured: e.flags & F_ASSURED != 0,
                 timeout: e.expires - now,
@@ -794,8 +837,8 @@ impl Conntrack {
         }
         let e = &self.entries[i];
         Some(FlowView {
-            key: e.key,
-            tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+            key: FlowKey::unpack(e.key),
+            tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
             seen_reply: e.flags & F_SEEN_REPLY != 0,
             assured: e.flags & F_ASSURED != 0,
             timeout: e.expires.saturating_sub(now),
@@ -1026,6 +1069,27 @@ mod tests {
         ct.gc(u32::MAX, 100_000);
         assert!(ct.is_empty());
         assert!(ct.slots.iter().all(|s| *s == 0));
+    }
+
+    #[test]
+    fn packed_tuples_reverse_and_unpack_as_the_tuples() {
+        let mut keys = vec![key(40000, 22, PROTO_TCP), key(5353, 53, PROTO_UDP)];
+        for t in 0..=255u8 {
+            for code in [0, 1, 0xff] {
+                keys.push(FlowKey {
+                    icmp: (t as u16) << 8 | code,
+                    ..key(0xbeef, 0xbeef, PROTO_ICMP)
+                });
+            }
+            keys.push(FlowKey {
+                icmp: (t as u16) << 8,
+                ..key(7, 9, t)
+            });
+        }
+        for k in keys {
+            assert_eq!(FlowKey::unpack(k.pack()), k);
+            assert_eq!(reverse_packed(k.pack()), k.reverse().pack(), "{k:?}");
+        }
     }
 
     #[test]
