@@ -2,7 +2,7 @@
 //! fast parser read, through raw prerouting, conntrack and filter input
 //! to the host, decided by their dispatch entries and counted in runs.
 
-use crate::conntrack::{self, CtResult, CtState, PktInfo};
+use crate::conntrack::{self, CtResult, CtState};
 use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
@@ -50,11 +50,10 @@ impl State {
         let ct = if notrack {
             None
         } else {
-            let info = ct_info(&m);
-            Some(match self.ct.classify_existing(&info, self.now) {
+            Some(match self.ct.classify_existing(&ct_info(&m), self.now) {
                 Some(state) => (state, None),
                 None => {
-                    let r = self.ct_classify(info);
+                    let r = self.ct_classify(pkt);
                     (r.state, r.pending)
                 }
             })
@@ -138,9 +137,19 @@ impl State {
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].
+    /// It reads the packet's `Meta` again, as [`State::local_meta`]: the
+    /// live-flow case keeps no packet info in memory for this one.
     #[inline(never)]
-    fn ct_classify(&mut self, info: PktInfo) -> CtResult {
-        self.ct.classify(info, self.now)
+    fn ct_classify(&mut self, pkt: &Pkt<'_>) -> CtResult {
+        match L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3)) {
+            Some(m) => self.ct.classify(ct_info(&m), self.now),
+            // `local` read these bytes a moment ago: cannot happen.
+            None => CtResult {
+                state: CtState::Invalid,
+                flow: None,
+                pending: None,
+            },
+        }
     }
 
     /// Count `pkts` packets to the router that took the same rules (raw
