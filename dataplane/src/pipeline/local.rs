@@ -11,7 +11,7 @@ use crate::rules::{ChainId, FilterAction, RawAction, RawHook, RuleList};
 use crate::tables::Tables;
 use crate::wire::icmp;
 
-use super::conntrack::ct_info;
+use super::conntrack::{ct_info, fast_ct_info};
 use super::parse::L3;
 use super::run::{LocalKey, RunKey};
 use super::{Outcome, State};
@@ -50,13 +50,15 @@ impl State {
         let ct = if notrack {
             None
         } else {
-            Some(match self.ct.classify_existing(&ct_info(&m), self.now) {
-                Some(state) => (state, None),
-                None => {
-                    let r = self.ct_classify(pkt);
-                    (r.state, r.pending)
-                }
-            })
+            Some(
+                match self.ct.classify_existing(&fast_ct_info(&m), self.now) {
+                    Some(state) => (state, None),
+                    None => {
+                        let r = self.ct_classify(pkt);
+                        (r.state, r.pending)
+                    }
+                },
+            )
         };
         let state = ct.map_or(CtState::Untracked, |r| r.0);
         // Filter input.
