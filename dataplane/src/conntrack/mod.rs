@@ -99,7 +99,9 @@ impl FlowKey {
         }
     }
 
-    #[inline]
+    /// The tuple in two words, as the table stores, hashes and compares
+    /// it: `src dst` above, `sport dport 0 icmp proto` below.
+    #[inline(always)]
     const fn pack(self) -> u128 {
         ((self.src as u128) << 96)
             | ((self.dst as u128) << 64)
@@ -108,6 +110,33 @@ impl FlowKey {
             | ((self.icmp as u128) << 8)
             | self.proto as u128
     }
+
+    /// The tuple [`FlowKey::pack`] packed.
+    #[inline]
+    const fn unpack(p: u128) -> FlowKey {
+        FlowKey {
+            src: (p >> 96) as u32,
+            dst: (p >> 64) as u32,
+            sport: (p >> 48) as u16,
+            dport: (p >> 32) as u16,
+            icmp: (p >> 8) as u16,
+            proto: p as u8,
+        }
+    }
+}
+
+/// [`FlowKey::reverse`] of a packed tuple: the addresses and the ports
+/// swap, and an ICMP query's type is the answering one.
+#[inline(always)]
+const fn reverse_packed(p: u128) -> u128 {
+    let addrs = ((p >> 64) as u64).rotate_left(32);
+    let ports = ((p >> 32) as u32).rotate_left(16);
+    let mut low = p as u32;
+    if low as u8 == PROTO_ICMP {
+        let t = icmp_inverse((low >> 16) as u8);
+        low = (t as u32) << 16 | (low & 0xffff);
+    }
+    ((addrs as u128) << 64) | ((ports as u128) << 32) | low as u128
 }
 
 /// What conntrack needs to know of a packet.
@@ -192,10 +221,11 @@ const F_CLOSE_INIT: u8 = 4;
 const LAST_REPLY: u8 = 0x08;
 
 /// One tracked flow. 64 bytes.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(C, align(64))]
 struct Entry {
-    key: FlowKey,
+    /// The original-direction tuple, [`FlowKey::pack`]ed.
+    key: u128,
     tcp: u8,
     flags: u8,
     /// TCP: row and direction of the last segment that was not invalid.
@@ -209,6 +239,73 @@ struct Entry {
 }
 
 const _: () = assert!(core::mem::size_of::<Entry>() == 64);
+
+/// The end of every update of a live flow by a packet that is not
+/// INVALID: the reply seen, the new expiry (`None`: unchanged), the
+/// counters; the packet's state.
+#[inline(always)]
+fn account(e: &mut Entry, reply: bool, len: u16, now: u32, timeout: Option<u32>) -> CtState {
+    if reply {
+        e.flags |= F_SEEN_REPLY;
+    }
+    if let Some(secs) = timeout {
+        e.expires = now.saturating_add(secs);
+    }
+    e.packets[reply as usize] += 1;
+    e.bytes[reply as usize] += len as u64;
+    if reply || e.flags & F_SEEN_REPLY != 0 {
+        CtState::Established
+    } else {
+        CtState::New
+    }
+}
+
+/// In [`TCP_PLAIN`]: the segment needs [`Conntrack::update_tcp`].
+const TCP_NOT_PLAIN: u8 = 0xff;
+
+/// The index in [`TCP_PLAIN`] of a segment of direction `reply` and
+/// [`tcp::row`] `row` on a flow whose [`Entry::tcp`] is `state` (always a
+/// [`TcpState`]; columns 10 to 15 are CLOSE's, as [`TcpState::from_u8`]).
+#[inline(always)]
+const fn plain_index(reply: bool, row: u8, state: u8) -> usize {
+    (reply as usize) << 7 | (row as usize & 7) << 4 | (state as usize & 15)
+}
+
+/// The TCP transitions that only move the state, by [`plain_index`]: the
+/// new state, or [`TCP_NOT_PLAIN`] for what [`Conntrack::update_tcp`]
+/// treats apart (INVALID, ignored segments, a SYN on a closed flow, the
+/// move to FIN_WAIT, a RST), and for rows that do not exist.
+const TCP_PLAIN: [u8; 256] = {
+    let mut a = [TCP_NOT_PLAIN; 256];
+    let mut reply = 0;
+    while reply < 2 {
+        let mut row = 0;
+        while row <= tcp::ROW_NONE {
+            let mut col = 0;
+            while col < 16 {
+                let old = TcpState::from_u8(col);
+                let plain = match tcp::transition_at(old, reply == 1, row) {
+                    _ if row == tcp::ROW_RST => None,
+                    Transition::To(TcpState::SynSent)
+                        if matches!(old, TcpState::TimeWait | TcpState::Close) =>
+                    {
+                        None
+                    }
+                    Transition::To(TcpState::FinWait) if !matches!(old, TcpState::FinWait) => None,
+                    Transition::To(new) => Some(new),
+                    Transition::Invalid | Transition::Ignore => None,
+                };
+                if let Some(new) = plain {
+                    a[plain_index(reply == 1, row, col)] = new as u8;
+                }
+                col += 1;
+            }
+            row += 1;
+        }
+        reply += 1;
+    }
+    a
+};
 
 /// A flow as `routerctl conntrack` and `explain` show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,8 +342,9 @@ pub struct CtCounters {
 /// The per-worker connection table.
 pub struct Conntrack {
     cfg: ConntrackConfig,
-    /// TCP timeout by [`TcpState`], from `cfg`.
-    tcp_timeout: [u32; 10],
+    /// TCP timeout by [`TcpState`], from `cfg` (16: any `& 15` indexes it;
+    /// 10 to 15 are CLOSE's, as [`TcpState::from_u8`]).
+    tcp_timeout: [u32; 16],
     entries: Vec<Entry>,
     live: Vec<bool>,
     free: Vec<u32>,
@@ -261,8 +359,8 @@ pub struct Conntrack {
 }
 
 /// The TCP timeout of each [`TcpState`], in its order.
-fn tcp_timeouts(t: &Timeouts) -> [u32; 10] {
-    let mut a = [0; 10];
+fn tcp_timeouts(t: &Timeouts) -> [u32; 16] {
+    let mut a = [0; 16];
     for (i, x) in a.iter_mut().enumerate() {
         *x = match TcpState::from_u8(i as u8) {
             TcpState::None | TcpState::SynSent | TcpState::SynSent2 => t.tcp_syn_sent,
@@ -346,7 +444,12 @@ impl Conntrack {
     /// cannot aim flows at one probe run.
     #[inline(always)]
     fn hash(&self, key: FlowKey) -> u32 {
-        let p = key.pack();
+        self.hash_packed(key.pack())
+    }
+
+    /// [`Conntrack::hash`] of a packed tuple.
+    #[inline(always)]
+    fn hash_packed(&self, p: u128) -> u32 {
         let a = (p >> 64) as u64 ^ self.seed[0];
         let b = p as u64 ^ self.seed[1];
         let m = u128::from(a) * u128::from(b);
@@ -357,6 +460,13 @@ impl Conntrack {
     /// Find the slot position holding `key`.
     #[inline]
     fn find(&self, key: FlowKey, h: u32) -> Option<(usize, FlowRef)> {
+        self.find_packed(key.pack(), h)
+    }
+
+    /// [`Conntrack::find`] of a packed tuple: an entry matches when its
+    /// tuple, reversed for a reply slot, is the same two words.
+    #[inline(always)]
+    fn find_packed(&self, key: u128, h: u32) -> Option<(usize, FlowRef)> {
         let mut i = h as usize & self.mask;
         loop {
             let s = self.slots[i];
@@ -368,7 +478,7 @@ impl Conntrack {
                 let index = r >> 1;
                 let reply = r & 1 == 1;
                 let e = &self.entries[index as usize];
-                let k = if reply { e.key.reverse() } else { e.key };
+                let k = if reply { reverse_packed(e.key) } else { e.key };
                 if k == key {
                     return Some((i, FlowRef { index, reply }));
                 }
@@ -468,8 +578,9 @@ impl Conntrack {
     /// `classify`.
     #[inline(always)]
     pub fn classify_existing(&mut self, p: &PktInfo, now: u32) -> Option<CtState> {
-        let h = self.hash(p.key);
-        let (_, flow) = self.find(p.key, h)?;
+        let k = p.key.pack();
+        let h = self.hash_packed(k);
+        let (_, flow) = self.find_packed(k, h)?;
         if self.entries[flow.index as usize].expires <= now {
             return None;
         }
@@ -489,63 +600,23 @@ impl Conntrack {
     #[inline(always)]
     fn update(&mut self, flow: FlowRef, p: &PktInfo, now: u32) -> Update {
         let t = &self.cfg.timeouts;
-        let dir = flow.reply as usize;
         let e = &mut self.entries[flow.index as usize];
-        let mut ended = false;
-        let timeout = match e.key.proto {
+        let timeout = match e.key as u8 {
             PROTO_TCP => {
-                let old = TcpState::from_u8(e.tcp);
+                // One table load for the segments that only move the
+                // state (an ACK of an established connection); the others
+                // take `update_tcp`.
                 let row = tcp::row(p.tcp_flags);
-                let last = row | if flow.reply { LAST_REPLY } else { 0 };
-                // netfilter `tcp_packet`: what the table says, then the
-                // cases it treats apart.
-                let to = match tcp::transition(old, flow.reply, p.tcp_flags) {
-                    Transition::Invalid => return Update::Invalid,
-                    // A SYN on a flow in TIME_WAIT or CLOSE (either way):
-                    // a reopen when a side had started closing, or when
-                    // the last segment was a RST from this side; else
-                    // ignored, as a SYN the endpoints may still answer.
-                    Transition::To(TcpState::SynSent)
-                        if matches!(old, TcpState::TimeWait | TcpState::Close) =>
-                    {
-                        let rst_here = e.last == (tcp::ROW_RST | (last & LAST_REPLY));
-                        if e.flags & F_CLOSE_INIT != 0 || rst_here {
-                            return Update::Reopen;
-                        }
-                        None
-                    }
-                    Transition::Ignore => {
-                        // A SYN+ACK answering a SYN that was ignored: the
-                        // endpoints are in sync and conntrack is not;
-                        // netfilter resynchronises (it also checks that
-                        // the ACK number acknowledges that SYN; without
-                        // sequence tracking, any such SYN+ACK does).
-                        let resync = row == tcp::ROW_SYNACK
-                            && e.last & !LAST_REPLY == tcp::ROW_SYN
-                            && (e.last & LAST_REPLY) != (last & LAST_REPLY);
-                        resync.then_some(TcpState::SynRecv)
-                    }
-                    Transition::To(new) => Some(new),
-                };
-                e.last = last;
-                match to {
-                    // Ignored: accepted, the state and timeout unchanged.
-                    None => None,
-                    Some(new) => {
-                        if new == TcpState::FinWait && old != TcpState::FinWait {
-                            e.flags |= F_CLOSE_INIT;
-                        }
-                        e.tcp = new as u8;
-                        if new == TcpState::Established && e.flags & F_SEEN_REPLY != 0 {
-                            e.flags |= F_ASSURED;
-                        }
-                        // netfilter: "if only reply is a RST ... delete
-                        // the conntrack immediately" (a RST, either way,
-                        // before any reply was seen).
-                        ended = row == tcp::ROW_RST && e.flags & F_SEEN_REPLY == 0;
-                        Some(self.tcp_timeout[new as usize])
-                    }
+                let new = TCP_PLAIN[plain_index(flow.reply, row, e.tcp)];
+                if new == TCP_NOT_PLAIN {
+                    return self.update_tcp(flow, p.tcp_flags, p.len, now);
                 }
+                e.last = row | if flow.reply { LAST_REPLY } else { 0 };
+                e.tcp = new;
+                if new == TcpState::Established as u8 && e.flags & F_SEEN_REPLY != 0 {
+                    e.flags |= F_ASSURED;
+                }
+                Some(self.tcp_timeout[new as usize & 15])
             }
             PROTO_UDP => {
                 if flow.reply {
@@ -567,19 +638,71 @@ impl Conntrack {
             }
             _ => Some(t.generic),
         };
-        if flow.reply {
-            e.flags |= F_SEEN_REPLY;
-        }
-        if let Some(secs) = timeout {
-            e.expires = now.saturating_add(secs);
-        }
-        e.packets[dir] += 1;
-        e.bytes[dir] += p.len as u64;
-        let state = if flow.reply || e.flags & F_SEEN_REPLY != 0 {
-            CtState::Established
-        } else {
-            CtState::New
+        Update::Live(account(e, flow.reply, p.len, now, timeout))
+    }
+
+    /// [`Conntrack::update`] of a TCP flow, every case: netfilter's
+    /// `tcp_packet`, what the transition table says, then the cases it
+    /// treats apart. `update` itself only takes the transitions
+    /// [`TCP_PLAIN`] holds, which this does the same. It takes the
+    /// segment's flags and length by value: a `&PktInfo` would have the
+    /// caller store its packet info in memory on every packet.
+    #[cold]
+    #[inline(never)]
+    fn update_tcp(&mut self, flow: FlowRef, flags: u8, len: u16, now: u32) -> Update {
+        let e = &mut self.entries[flow.index as usize];
+        let old = TcpState::from_u8(e.tcp);
+        let row = tcp::row(flags);
+        let last = row | if flow.reply { LAST_REPLY } else { 0 };
+        let to = match tcp::transition(old, flow.reply, flags) {
+            Transition::Invalid => return Update::Invalid,
+            // A SYN on a flow in TIME_WAIT or CLOSE (either way): a reopen
+            // when a side had started closing, or when the last segment
+            // was a RST from this side; else ignored, as a SYN the
+            // endpoints may still answer.
+            Transition::To(TcpState::SynSent)
+                if matches!(old, TcpState::TimeWait | TcpState::Close) =>
+            {
+                let rst_here = e.last == (tcp::ROW_RST | (last & LAST_REPLY));
+                if e.flags & F_CLOSE_INIT != 0 || rst_here {
+                    return Update::Reopen;
+                }
+                None
+            }
+            Transition::Ignore => {
+                // A SYN+ACK answering a SYN that was ignored: the endpoints
+                // are in sync and conntrack is not; netfilter
+                // resynchronises (it also checks that the ACK number
+                // acknowledges that SYN; without sequence tracking, any
+                // such SYN+ACK does).
+                let resync = row == tcp::ROW_SYNACK
+                    && e.last & !LAST_REPLY == tcp::ROW_SYN
+                    && (e.last & LAST_REPLY) != (last & LAST_REPLY);
+                resync.then_some(TcpState::SynRecv)
+            }
+            Transition::To(new) => Some(new),
         };
+        e.last = last;
+        let mut ended = false;
+        let timeout = match to {
+            // Ignored: accepted, the state and timeout unchanged.
+            None => None,
+            Some(new) => {
+                if new == TcpState::FinWait && old != TcpState::FinWait {
+                    e.flags |= F_CLOSE_INIT;
+                }
+                e.tcp = new as u8;
+                if new == TcpState::Established && e.flags & F_SEEN_REPLY != 0 {
+                    e.flags |= F_ASSURED;
+                }
+                // netfilter: "if only reply is a RST ... delete the
+                // conntrack immediately" (a RST, either way, before any
+                // reply was seen).
+                ended = row == tcp::ROW_RST && e.flags & F_SEEN_REPLY == 0;
+                Some(self.tcp_timeout[new as usize])
+            }
+        };
+        let state = account(e, flow.reply, len, now, timeout);
         if ended {
             Update::Ended(state)
         } else {
@@ -598,7 +721,7 @@ impl Conntrack {
         };
         let close = self.tcp_timeout[TcpState::Close as usize];
         let e = &mut self.entries[flow.index as usize];
-        if e.key.proto != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
+        if e.key as u8 != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
             return;
         }
         e.tcp = TcpState::Close as u8;
@@ -673,7 +796,7 @@ impl Conntrack {
         };
         let h1 = self.hash(p.key.reverse());
         let entry = Entry {
-            key: p.key,
+            key: p.key.pack(),
             tcp: p.tcp as u8,
             flags: 0,
             last: p.last,
@@ -772,8 +895,8 @@ impl Conntrack {
             .zip(self.live.iter())
             .filter(move |(e, live)| **live && e.expires > now)
             .map(move |(e, _)| FlowView {
-                key: e.key,
-                tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+                key: FlowKey::unpack(e.key),
+                tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
                 seen_reply: e.flags & F_SEEN_REPLY != 0,
                 assured: e.flags & F_ASSURED != 0,
                 timeout: e.expires - now,
@@ -794,8 +917,8 @@ impl Conntrack {
         }
         let e = &self.entries[i];
         Some(FlowView {
-            key: e.key,
-            tcp_state: (e.key.proto == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
+            key: FlowKey::unpack(e.key),
+            tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
             seen_reply: e.flags & F_SEEN_REPLY != 0,
             assured: e.flags & F_ASSURED != 0,
             timeout: e.expires.saturating_sub(now),
@@ -1026,6 +1149,74 @@ mod tests {
         ct.gc(u32::MAX, 100_000);
         assert!(ct.is_empty());
         assert!(ct.slots.iter().all(|s| *s == 0));
+    }
+
+    #[test]
+    fn tcp_plain_transitions_update_as_the_full_tcp_update() {
+        // `update` takes the transitions in TCP_PLAIN itself and the rest
+        // through `update_tcp`: for every state, every combination of
+        // F_SEEN_REPLY, F_ASSURED and F_CLOSE_INIT, every `last`, both
+        // directions and every flag byte, it does what `update_tcp` does.
+        let mut ct = small(16);
+        let k = key(40000, 22, PROTO_TCP);
+        let r = ct.classify(pkt(k, SYN), 1);
+        ct.confirm(r.pending.unwrap(), 1).unwrap();
+        let start = ct.entries[0];
+        let mut plain = 0;
+        let cases = (0..10u8).flat_map(|state| {
+            (0..8u8).flat_map(move |flags| (0..16u8).map(move |last| (state, flags, last)))
+        });
+        for (state, flags, last) in cases {
+            let e = Entry {
+                tcp: state,
+                flags,
+                last,
+                ..start
+            };
+            for reply in [false, true] {
+                for tcp_flags in 0..=255u8 {
+                    let flow = FlowRef { index: 0, reply };
+                    let p = PktInfo {
+                        len: 1500,
+                        ..pkt(if reply { k.reverse() } else { k }, tcp_flags)
+                    };
+                    ct.entries[0] = e;
+                    let fast = ct.update(flow, &p, 5);
+                    let after_fast = ct.entries[0];
+                    ct.entries[0] = e;
+                    let full = ct.update_tcp(flow, tcp_flags, p.len, 5);
+                    assert_eq!(
+                        (fast, after_fast),
+                        (full, ct.entries[0]),
+                        "{e:?} reply={reply} flags={tcp_flags:#04x}"
+                    );
+                    let row = tcp::row(tcp_flags);
+                    plain += (TCP_PLAIN[plain_index(reply, row, state)] != TCP_NOT_PLAIN) as u32;
+                }
+            }
+        }
+        assert!(plain > 0, "some transitions take the table");
+    }
+
+    #[test]
+    fn packed_tuples_reverse_and_unpack_as_the_tuples() {
+        let mut keys = vec![key(40000, 22, PROTO_TCP), key(5353, 53, PROTO_UDP)];
+        for t in 0..=255u8 {
+            for code in [0, 1, 0xff] {
+                keys.push(FlowKey {
+                    icmp: (t as u16) << 8 | code,
+                    ..key(0xbeef, 0xbeef, PROTO_ICMP)
+                });
+            }
+            keys.push(FlowKey {
+                icmp: (t as u16) << 8,
+                ..key(7, 9, t)
+            });
+        }
+        for k in keys {
+            assert_eq!(FlowKey::unpack(k.pack()), k);
+            assert_eq!(reverse_packed(k.pack()), k.reverse().pack(), "{k:?}");
+        }
     }
 
     #[test]

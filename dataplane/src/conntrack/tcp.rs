@@ -203,6 +203,13 @@ pub fn transition(state: TcpState, reply: bool, flags: u8) -> Transition {
     table[ROW[(flags & 0x3f) as usize] as usize][state as usize]
 }
 
+/// [`transition`] of a segment whose flags select table row `row` (a
+/// [`row`] value).
+pub const fn transition_at(state: TcpState, reply: bool, row: u8) -> Transition {
+    let table = if reply { &REPLY } else { &ORIGINAL };
+    table[row as usize][state as usize]
+}
+
 /// The state a connection starts in when its first segment has `flags`, or
 /// `None` when that segment cannot start one. With `loose`, an ACK picks up
 /// a connection already established (netfilter `nf_conntrack_tcp_loose`).

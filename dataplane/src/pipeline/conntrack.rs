@@ -37,6 +37,29 @@ pub(super) fn ct_info(m: &Meta) -> PktInfo {
     }
 }
 
+/// [`ct_info`] of a `Meta` that [`State::fast_l4`] read, without its
+/// choices: `fast_l4` leaves at zero the fields a protocol does not have
+/// (the ports of ICMP and of protocols without ports, the ICMP fields of
+/// the others), so the ports are `sport | icmp_ident`, and so on.
+#[inline(always)]
+pub(super) fn fast_ct_info(m: &Meta) -> PktInfo {
+    let info = PktInfo {
+        key: FlowKey {
+            src: m.src,
+            dst: m.dst,
+            sport: m.sport | m.icmp_ident,
+            dport: m.dport | m.icmp_ident,
+            proto: m.proto,
+            icmp: (m.icmp_type as u16) << 8 | m.icmp_code as u16,
+        },
+        tcp_flags: m.tcp_flags,
+        icmp_type: m.icmp_type,
+        len: m.total_len as u16,
+    };
+    debug_assert_eq!(info.key, ct_info(m).key);
+    info
+}
+
 impl State {
     /// Conntrack stage for a tracked packet.
     #[inline(always)]

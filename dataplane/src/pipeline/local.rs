@@ -2,7 +2,7 @@
 //! fast parser read, through raw prerouting, conntrack and filter input
 //! to the host, decided by their dispatch entries and counted in runs.
 
-use crate::conntrack::{self, CtResult, CtState, PktInfo};
+use crate::conntrack::{self, CtResult, CtState};
 use crate::dispatch::LocalRules;
 use crate::drop::DropReason;
 use crate::meta::Meta;
@@ -12,7 +12,7 @@ use crate::rules::{ChainId, FilterAction, RawAction, RawHook, RuleList};
 use crate::tables::Tables;
 use crate::wire::icmp;
 
-use super::conntrack::ct_info;
+use super::conntrack::{ct_info, fast_ct_info};
 use super::parse::L3;
 use super::run::{LocalKey, RunKey};
 use super::{Outcome, State};
@@ -51,17 +51,19 @@ impl State {
         let ct = if notrack {
             None
         } else {
-            let info = ct_info(&m);
-            Some(match self.ct.classify_existing(&info, self.now) {
-                Some(state) => (state, None),
-                None => {
-                    let Some(r) = self.ct_classify_owned(info) else {
-                        // Another worker's flow: the general path hands it over.
-                        return (self.general(t, pkt), RunKey::NONE);
-                    };
-                    (r.state, r.pending)
-                }
-            })
+            Some(
+                match self.ct.classify_existing(&fast_ct_info(&m), self.now) {
+                    Some(state) => (state, None),
+                    None => {
+                        let Some(r) = self.ct_classify_owned(pkt) else {
+                            // Another worker's flow: the general path hands
+                            // it over.
+                            return (self.general(t, pkt), RunKey::NONE);
+                        };
+                        (r.state, r.pending)
+                    }
+                },
+            )
         };
         let state = ct.map_or(CtState::Untracked, |r| r.0);
         // Filter input.
@@ -142,11 +144,22 @@ impl State {
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].
-    /// `None` when another worker owns the flow (several workers): a
-    /// worker's table holds only its own flows, so a flow with no entry
-    /// here is asked for its owner, a live one never.
+    /// It reads the packet's `Meta` again, as [`State::local_meta`]: the
+    /// live-flow case keeps no packet info in memory for this one. `None`
+    /// when another worker owns the flow (several workers): a worker's
+    /// table holds only its own flows, so a flow with no entry here is
+    /// asked for its owner, a live one never.
     #[inline(never)]
-    fn ct_classify_owned(&mut self, info: PktInfo) -> Option<CtResult> {
+    fn ct_classify_owned(&mut self, pkt: &Pkt<'_>) -> Option<CtResult> {
+        let Some(m) = L3::checked_before(pkt).and_then(|l3| self.fast_l4(pkt, l3)) else {
+            // `local` read these bytes a moment ago: cannot happen.
+            return Some(CtResult {
+                state: CtState::Invalid,
+                flow: None,
+                pending: None,
+            });
+        };
+        let info = ct_info(&m);
         if self.workers > 1 && owner::owner(&info.key, self.workers) != self.me {
             return None;
         }

@@ -162,7 +162,8 @@ impl State {
         self.fast_l4(pkt, self.fast_l3(pkt)?)
     }
 
-    /// The `Meta` of a packet `fast_l3` read.
+    /// The `Meta` of a packet `fast_l3` read. The fields its protocol does
+    /// not have stay zero (ports, ICMP fields): `fast_ct_info` counts on it.
     #[inline(always)]
     pub(super) fn fast_l4(&self, pkt: &Pkt<'_>, l3: L3) -> Option<Meta> {
         let L3 {
