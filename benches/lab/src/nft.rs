@@ -664,6 +664,11 @@ pub struct Counter {
 pub struct CtEntry {
     /// Layer 4 protocol of the original tuple.
     pub proto: u8,
+    /// Original tuple: addresses, ports (ICMP: `sport` is the identifier).
+    pub src: std::net::Ipv4Addr,
+    pub dst: std::net::Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
     /// TCP state (`enum tcp_conntrack`: 1 SYN_SENT .. 8 CLOSE, 9 SYN_SENT2).
     pub tcp_state: Option<u8>,
 }
@@ -976,18 +981,43 @@ impl Nft {
             NFPROTO_IPV4,
             |p| {
                 let m = parse_attrs(p);
-                // CTA_TUPLE_ORIG (1) > CTA_TUPLE_PROTO (2) > CTA_PROTO_NUM (1).
-                let proto = first(&m, 1)
-                    .map(parse_attrs)
-                    .and_then(|t| first(&t, 2).map(parse_attrs))
-                    .and_then(|p| first(&p, 1).and_then(|v| v.first().copied()))
-                    .unwrap_or(0);
+                let tuple = first(&m, 1).map(parse_attrs).unwrap_or_default();
+                // CTA_TUPLE_IP (1) > CTA_IP_V4_SRC (1), CTA_IP_V4_DST (2).
+                let ip = first(&tuple, 1).map(parse_attrs).unwrap_or_default();
+                let addr = |t: u16| {
+                    first(&ip, t)
+                        .and_then(|v| <[u8; 4]>::try_from(v).ok())
+                        .map(std::net::Ipv4Addr::from)
+                        .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+                };
+                // CTA_TUPLE_PROTO (2) > CTA_PROTO_NUM (1), ports (2, 3),
+                // ICMP id (4).
+                let pr = first(&tuple, 2).map(parse_attrs).unwrap_or_default();
+                let be16 = |t: u16| {
+                    first(&pr, t)
+                        .and_then(|v| <[u8; 2]>::try_from(v).ok())
+                        .map(u16::from_be_bytes)
+                        .unwrap_or(0)
+                };
+                let proto = first(&pr, 1).and_then(|v| v.first().copied()).unwrap_or(0);
+                let (sport, dport) = if proto == 1 {
+                    (be16(4), 0)
+                } else {
+                    (be16(2), be16(3))
+                };
                 // CTA_PROTOINFO (4) > CTA_PROTOINFO_TCP (1) > _TCP_STATE (1).
                 let tcp_state = first(&m, 4)
                     .map(parse_attrs)
                     .and_then(|i| first(&i, 1).map(parse_attrs))
                     .and_then(|t| first(&t, 1).and_then(|v| v.first().copied()));
-                out.push(CtEntry { proto, tcp_state });
+                out.push(CtEntry {
+                    proto,
+                    src: addr(1),
+                    dst: addr(2),
+                    sport,
+                    dport,
+                    tcp_state,
+                });
             },
         )?;
         let _ = IPCTNL_MSG_CT_NEW;
