@@ -17,8 +17,10 @@
 //! - [`traffic`]: verified TCP and UDP transfers, floods.
 //! - [`ping`]: ICMP echo from a raw socket.
 //! - [`soak`]: the bounded mixed load and its checks.
+//! - [`nft`]: nf_tables rulesets and conntrack over netlink (no `nft`).
 
 pub mod netns;
+pub mod nft;
 pub mod ns;
 pub mod ping;
 pub mod routerd;
