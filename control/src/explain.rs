@@ -380,6 +380,16 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                                     what,
                                     t.port_name(p)
                                 )
+                            } else if v == Verdict::Host {
+                                // The answer to a packet of the router's own
+                                // stack goes back to that stack.
+                                j["reply"] = json!({ "kind": what, "out": "host" });
+                                format!(
+                                    "{} ({}), sent {} to host",
+                                    j["verdict"].as_str().unwrap_or("drop"),
+                                    reason.name(),
+                                    what
+                                )
                             } else {
                                 format!("drop ({})", reason.name())
                             }

@@ -2,11 +2,12 @@
 //! then the policy; `reject` answers with a TCP RST or ICMP port
 //! unreachable. A NEW flow is confirmed once its first packet is accepted.
 
+use crate::addr::Mac;
 use crate::conntrack::{CtResult, CtState};
 use crate::drop::DropReason;
 use crate::meta::Meta;
-use crate::packet::Pkt;
 use crate::packet::ETH_HDR_LEN;
+use crate::packet::{Pkt, Verdict};
 use crate::reply;
 use crate::rules::{ChainId, FilterAction, RuleList};
 use crate::tables::Tables;
@@ -60,21 +61,38 @@ impl State {
 
     pub(super) fn reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
         let reason = DropReason::FilterRejected;
-        if m.proto == ipv4::PROTO_TCP && m.has_ports && !pkt.port.is_host() {
+        if m.proto == ipv4::PROTO_TCP && m.has_ports {
             if m.tcp_flags & tcp::RST != 0 {
                 return Outcome::drop(reason);
             }
-            let ifc = &t.interfaces[pkt.port.0 as usize];
-            let peer = ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr();
-            return match reply::tcp_reset(pkt.buf, m.ihl, m.total_len, ifc.mac, peer) {
+            // A packet from the router's own stack (filter/output) is
+            // answered to that stack, through the host path, as the
+            // kernel's `reject with tcp reset` answers a local socket; the
+            // MACs of the answer do not matter there.
+            let (mac, peer) = match t.interfaces.get(pkt.port.0 as usize) {
+                Some(ifc) => (
+                    ifc.mac,
+                    ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr(),
+                ),
+                None => (Mac([0; 6]), Mac([0; 6])),
+            };
+            return match reply::tcp_reset(pkt.buf, m.ihl, m.total_len, mac, peer) {
                 Some(n) => {
                     pkt.len = n;
                     self.counters.tcp_resets_sent += 1;
-                    // netfilter's `nf_send_reset` moves the flow to CLOSE.
-                    if m.ct_state != CtState::Untracked {
+                    // netfilter's `nf_send_reset` moves the packet's flow to
+                    // CLOSE; an INVALID packet has no flow.
+                    if !matches!(m.ct_state, CtState::Untracked | CtState::Invalid) {
                         self.ct.set_closing(ct_info(m).key, self.now);
                     }
-                    Outcome::reply(pkt.port, Some(reason))
+                    if pkt.port.is_host() {
+                        Outcome {
+                            verdict: Verdict::Host,
+                            ..Outcome::reply(pkt.port, Some(reason))
+                        }
+                    } else {
+                        Outcome::reply(pkt.port, Some(reason))
+                    }
                 }
                 None => Outcome::drop(reason),
             };

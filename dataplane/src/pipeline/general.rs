@@ -53,6 +53,9 @@ impl State {
                     }
                 }
             }
+            // A reply the router generated for its own stack (a reject's
+            // RST in filter/output): the packet it answers was dropped.
+            Verdict::Host if o.generated => c.generated += 1,
             Verdict::Host => c.to_host += 1,
             Verdict::Consumed if !o.deferred => c.consumed += 1,
             Verdict::Consumed | Verdict::Drop(_) => {}
