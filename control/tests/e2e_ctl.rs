@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use lab::{LabError, RouterdProc, Topology, CLIENT_IP, SERVER_IP};
+use lab::{LabError, RouterdProc, TempDir, Topology, CLIENT_IP, SERVER_IP};
 use serde_json::Value;
 
 const WAN_ADDR: &str = "198.18.0.1";
@@ -41,28 +41,6 @@ use lab::require_root;
 
 fn traffic(msg: impl Into<String>) -> LabError {
     LabError::Traffic(msg.into())
-}
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("e2ectl-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create a temporary directory");
-        TempDir(d)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn transit_text() -> String {
@@ -85,7 +63,7 @@ impl Live {
     /// The transit config, written to the test's directory after `edit`;
     /// routerd serves its socket at `--socket` in that directory.
     fn start(tag: &str, edit: impl FnOnce(String) -> String) -> Live {
-        let dir = TempDir::new(tag);
+        let dir = TempDir::new("e2ectl", tag);
         let config = dir.path("router.yaml");
         std::fs::write(&config, edit(transit_text())).expect("write the config");
         let socket = dir.path("routerd.sock");

@@ -24,34 +24,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use lab::{require_root, Fnv, LabError, Pattern, PingOptions, RouterdProc, Topology, SERVER_IP};
+use lab::{
+    require_root, Fnv, LabError, Pattern, PingOptions, RouterdProc, TempDir, Topology, SERVER_IP,
+};
 use serde_json::Value;
 
 const WAN_ADDR: &str = "198.18.0.1";
 const CONNECTIONS: usize = 20;
 const BYTES: usize = 256 << 10;
-
-/// A temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("e2ew-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("create a temporary directory");
-        TempDir(d)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// The transit router with two workers, on cores 0 and 1.
 fn two_worker_config(dir: &TempDir) -> PathBuf {
@@ -226,7 +206,7 @@ fn u(v: &Value) -> u64 {
 #[test]
 fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
     require_root();
-    let dir = TempDir::new("both");
+    let dir = TempDir::new("e2ew", "both");
     let config = two_worker_config(&dir);
     let t = Topology::build_with_queues("e2ew", 2).expect("build the lab");
     steer_by_cpu(&t, &t.cli, "cli0");

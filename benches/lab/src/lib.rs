@@ -25,6 +25,7 @@ pub mod ns;
 pub mod ping;
 pub mod routerd;
 pub mod soak;
+pub mod tempdir;
 pub mod topology;
 pub mod traffic;
 
@@ -32,6 +33,7 @@ pub use netns::in_ns;
 pub use ns::Lab;
 pub use ping::{ping, ping_in, PingOptions, PingResult};
 pub use routerd::{tool_start, RouterdProc};
+pub use tempdir::TempDir;
 pub use topology::{Topology, CLIENT_IP, SERVER_IP, SERVER_MAC, SINK_IP};
 pub use traffic::{
     flood_once, median, tcp_transfer, udp_exchange, udp_flood, udp_send, FloodRun, Fnv, Pattern,
