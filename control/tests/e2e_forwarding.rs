@@ -223,3 +223,56 @@ fn start_up_errors_are_one_line_naming_the_fix() {
         "routerd: no such device r0: create it or fix interfaces[].device"
     );
 }
+
+/// `dataplane.busy_poll: true`: every AF_XDP socket gets preferred busy
+/// polling, the log says whether the kernel gave it a NAPI id (veth since
+/// 6.13 does not: then it says busy polling has no effect there), the
+/// ports' NAPI settings change while routerd runs and are put back at
+/// exit, and forwarding works.
+#[test]
+fn busy_poll_sets_the_sockets_and_the_napi_settings_and_puts_them_back() {
+    require_root();
+    let t = Topology::build("e2eb").expect("build the lab");
+    let text = std::fs::read_to_string(transit_config()).expect("read the transit config");
+    assert!(text.contains("burst: 64"), "the transit config changed");
+    let text = text.replace("burst: 64", "burst: 64\n  busy_poll: true");
+    let config = std::env::temp_dir().join(format!("e2e-busy-{}.yaml", std::process::id()));
+    std::fs::write(&config, text).expect("write a config");
+    let napi = |dev: &str| {
+        t.lab
+            .exec(
+                &t.rtr,
+                &[
+                    "sh",
+                    "-c",
+                    &format!(
+                        "read a < /sys/class/net/{dev}/napi_defer_hard_irqs; \
+                         read b < /sys/class/net/{dev}/gro_flush_timeout; echo $a $b"
+                    ),
+                ],
+            )
+            .expect("read the NAPI settings")
+            .trim()
+            .to_string()
+    };
+    let before = napi("r0");
+    let mut r = start(&t, &config);
+    let _ = std::fs::remove_file(&config);
+    assert_eq!(napi("r0"), "2 200000");
+    assert_eq!(napi("r1"), "2 200000");
+    let log = r.log().join("\n");
+    for dev in ["r0", "r1"] {
+        let about = format!("AF_XDP socket {dev} queue 0: ");
+        assert!(
+            log.lines().any(|l| l.contains(&about)
+                && (l.contains("preferred busy polling on NAPI")
+                    || l.contains("no NAPI id (veth since 6.13): it has no effect here"))),
+            "{log}"
+        );
+    }
+    let p = t.ping(SERVER_IP, 3).expect("ping");
+    assert_eq!(p.received, 3, "{}", p.text);
+    let status = r.terminate(Duration::from_secs(10)).expect("routerd stops");
+    assert!(status.success(), "{}", r.log().join("\n"));
+    assert_eq!(napi("r0"), before, "the NAPI settings are put back");
+}

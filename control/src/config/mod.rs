@@ -17,7 +17,13 @@
 //!   burst: 64              # frames per RX/TX burst, 1..=256
 //!   umem_frames: 4096      # UMEM frames: a power of two, >= 512 and >= 4 * burst
 //!   xdp_mode: native       # native | generic (driver XDP or the skb fallback)
-//!   busy_poll: false       # SO_PREFER_BUSY_POLL on the AF_XDP sockets
+//!   busy_poll: false       # preferred busy polling: SO_PREFER_BUSY_POLL, SO_BUSY_POLL
+//!                          # (20 us) and SO_BUSY_POLL_BUDGET (burst) on every AF_XDP
+//!                          # socket, the ports' napi_defer_hard_irqs=2 and
+//!                          # gro_flush_timeout=200000 while routerd runs (put back at
+//!                          # exit), workers never sleep; the log says per socket
+//!                          # whether the kernel gave it a NAPI id (without one, as on
+//!                          # veth since 6.13, busy polling has no effect)
 //!   ip_options: forward    # forward (untouched) | drop packets with IP options
 //! control:
 //!   socket: /run/afxdp-router/routerd.sock   # routerctl API, an absolute path

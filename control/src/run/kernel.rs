@@ -82,6 +82,62 @@ fn sys_path(device: &str, file: &str) -> PathBuf {
     PathBuf::from(format!("/sys/class/net/{device}/{file}"))
 }
 
+/// The ports' NAPI settings for preferred busy polling while routerd runs
+/// (`napi_defer_hard_irqs`, `gro_flush_timeout`: the kernel's AF_XDP
+/// busy-poll recipe), with the values found, put back by
+/// [`NapiTuning::restore`].
+#[derive(Debug, Default)]
+pub struct NapiTuning {
+    saved: Vec<(String, &'static str, String)>,
+}
+
+/// What `dataplane.busy_poll` sets: hard interrupts deferred twice, and a
+/// 200 us timeout that re-arms them if the application stops polling.
+const NAPI_SETTINGS: [(&str, &str); 2] = [
+    ("napi_defer_hard_irqs", "2"),
+    ("gro_flush_timeout", "200000"),
+];
+
+impl NapiTuning {
+    /// Sets them on every device, saving what was there.
+    pub fn apply(devices: &[String]) -> Result<NapiTuning, KernelError> {
+        let mut t = NapiTuning::default();
+        for dev in devices {
+            for (file, value) in NAPI_SETTINGS {
+                let old = read_sys(dev, file)?.trim().to_string();
+                write_sys(dev, file, value)?;
+                t.saved.push((dev.clone(), file, old));
+            }
+        }
+        Ok(t)
+    }
+
+    /// What was set, as `DEVICE FILE=VALUE` pairs, for the log.
+    pub fn describe(&self) -> String {
+        NAPI_SETTINGS
+            .iter()
+            .map(|(f, v)| format!("{f}={v}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Puts the saved values back; the problems, one line each.
+    pub fn restore(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (dev, file, old) in self.saved.drain(..).rev() {
+            if let Err(e) = write_sys(&dev, file, &old) {
+                problems.push(e.to_string());
+            }
+        }
+        problems
+    }
+}
+
+fn write_sys(device: &str, file: &str, value: &str) -> Result<(), KernelError> {
+    let path = sys_path(device, file);
+    std::fs::write(&path, value).map_err(|err| KernelError::Proc { path, err })
+}
+
 fn read_sys(device: &str, file: &str) -> Result<String, KernelError> {
     if device.is_empty() || device.contains('/') {
         return Err(KernelError::NoDevice(device.to_string()));

@@ -45,7 +45,7 @@ use crate::config::{self, Config, ConfigError};
 use crate::ctl::trace::TraceService;
 use crate::ctl::{metrics, server, CtlError};
 use host::HostKernel;
-use kernel::{KernelError, Takeover};
+use kernel::{KernelError, NapiTuning, Takeover};
 use stats::{HostPathStats, RouterStats};
 
 /// Bytes per UMEM frame.
@@ -139,6 +139,8 @@ pub struct Router {
     host: Option<(String, HostThread)>,
     programs: Vec<Arc<XdpProgram>>,
     takeover: Takeover,
+    /// NAPI settings changed for `dataplane.busy_poll` (put back at stop).
+    napi: Option<NapiTuning>,
 }
 
 impl std::fmt::Debug for Router {
@@ -238,8 +240,34 @@ impl Router {
                     None => "unknown (the kernel does not say)",
                 };
                 info!("AF_XDP socket {dev} queue {w}: bound {bound}");
+                if d.busy_poll {
+                    match ports.busy_poll(p, BUSY_POLL_USECS, u32::from(d.burst)) {
+                        Ok(0) => warn!(
+                            "AF_XDP socket {dev} queue {w}: busy polling set, but the kernel gave \
+                             the socket no NAPI id (veth since 6.13): it has no effect here"
+                        ),
+                        Ok(id) => info!(
+                            "AF_XDP socket {dev} queue {w}: preferred busy polling on NAPI {id}"
+                        ),
+                        Err(e) => warn!(
+                            "AF_XDP socket {dev} queue {w}: busy polling refused: {}",
+                            std::io::Error::from_raw_os_error(e)
+                        ),
+                    }
+                }
             }
         }
+        let napi = if d.busy_poll {
+            let n = NapiTuning::apply(&devices)?;
+            info!(
+                "busy polling: {} on {} while routerd runs",
+                n.describe(),
+                devices.join(", ")
+            );
+            Some(n)
+        } else {
+            None
+        };
 
         // Before the ports' kernel state changes: a name clash (or no
         // /dev/net/tun) fails with nothing to put back. Closing the
@@ -289,6 +317,7 @@ impl Router {
             host,
             programs,
             takeover,
+            napi,
         };
         // Several workers: tracked flows have one owner each, and a packet
         // that reaches another worker is handed over (dataplane::owner).
@@ -392,6 +421,11 @@ impl Router {
         info!("detached XDP from {}", self.device_list());
         for p in self.takeover.restore() {
             warn!("restoring kernel state: {p}");
+        }
+        if let Some(mut n) = self.napi.take() {
+            for p in n.restore() {
+                warn!("restoring NAPI settings: {p}");
+            }
         }
         info!("kernel addresses and routes of the ports restored");
         stats
@@ -596,6 +630,9 @@ pub fn main_run_on(opts: &RunOptions, socket: Option<&Path>) -> std::process::Ex
         }
     }
 }
+
+/// `SO_BUSY_POLL` with `dataplane.busy_poll`: microseconds a socket polls.
+const BUSY_POLL_USECS: u32 = 20;
 
 /// Refuses to start when a port has fewer receive queues than workers
 /// (`ETHTOOL_GCHANNELS`; a driver that does not answer is left to the

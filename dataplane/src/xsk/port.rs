@@ -283,6 +283,13 @@ impl WorkerPorts {
         self.ports[port].sock.zero_copy().ok()
     }
 
+    /// Turns on preferred busy polling on `port`'s socket (`usecs` of busy
+    /// polling, `budget` packets a poll); the NAPI id the kernel gave the
+    /// socket (0: none, busy polling then does nothing), or the errno.
+    pub fn busy_poll(&self, port: usize, usecs: u32, budget: u32) -> Result<u32, i32> {
+        self.ports[port].sock.busy_poll(usecs, budget)
+    }
+
     /// Whether `port`'s link is up as far as its kicks tell.
     pub fn link_up(&self, port: usize) -> bool {
         self.ports[port].link == Link::Up

@@ -77,14 +77,25 @@ pub(crate) struct XskSocket {
     backend: Backend,
 }
 
+// asm-generic/socket.h (x86_64, arm64): busy polling on a socket.
+const SO_BUSY_POLL: libc::c_int = 46;
+const SO_INCOMING_NAPI_ID: libc::c_int = 56;
+const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+
 /// `setsockopt(fd, SOL_XDP, opt, value)`.
 fn set_opt<T>(fd: RawFd, opt: libc::c_int, value: &T) -> Result<(), i32> {
+    set_level_opt(fd, libc::SOL_XDP, opt, value)
+}
+
+/// `setsockopt(fd, level, opt, value)`.
+fn set_level_opt<T>(fd: RawFd, level: libc::c_int, opt: libc::c_int, value: &T) -> Result<(), i32> {
     // SAFETY: `value` is a live `T` of the size we pass; the kernel only
     // reads it.
     let ret = unsafe {
         libc::setsockopt(
             fd,
-            libc::SOL_XDP,
+            level,
             opt,
             (value as *const T).cast(),
             size_of::<T>() as libc::socklen_t,
@@ -263,6 +274,43 @@ impl XskSocket {
             Backend::Kernel(fd) => fd.as_raw_fd(),
             Backend::Fake(_) => -1,
         }
+    }
+
+    /// Preferred busy polling (`SO_PREFER_BUSY_POLL`, `SO_BUSY_POLL` of
+    /// `usecs`, `SO_BUSY_POLL_BUDGET` of `budget`), then the NAPI id the
+    /// kernel gave the socket (`SO_INCOMING_NAPI_ID`; 0: none, and busy
+    /// polling does nothing, as on veth since 6.13).
+    pub(crate) fn busy_poll(&self, usecs: u32, budget: u32) -> Result<u32, i32> {
+        let fd = match &self.backend {
+            Backend::Kernel(fd) => fd.as_raw_fd(),
+            Backend::Fake(_) => return Ok(0),
+        };
+        let on: libc::c_int = 1;
+        set_level_opt(fd, libc::SOL_SOCKET, SO_PREFER_BUSY_POLL, &on)?;
+        set_level_opt(fd, libc::SOL_SOCKET, SO_BUSY_POLL, &(usecs as libc::c_int))?;
+        set_level_opt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_BUSY_POLL_BUDGET,
+            &(budget as libc::c_int),
+        )?;
+        let mut id: u32 = 0;
+        let mut len = size_of::<u32>() as libc::socklen_t;
+        // SAFETY: `id` is writable for `len` bytes; the kernel writes at
+        // most that many.
+        let ret = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                SO_INCOMING_NAPI_ID,
+                (&mut id as *mut u32).cast(),
+                &mut len,
+            )
+        };
+        if ret != 0 {
+            return Err(errno());
+        }
+        Ok(id)
     }
 
     /// Whether the kernel bound the socket zero-copy (`XDP_OPTIONS`).
