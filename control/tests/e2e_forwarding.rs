@@ -194,6 +194,15 @@ fn start_up_errors_are_one_line_naming_the_fix() {
     expect_error(&t, &two, "numrxqueues 2 numtxqueues 2");
     let _ = std::fs::remove_file(&two);
 
+    // Zero-copy asked for where the driver has none (veth).
+    let text = std::fs::read_to_string(transit_config()).expect("read the transit config");
+    let zc = std::env::temp_dir().join(format!("e2e-zc-{}.yaml", std::process::id()));
+    std::fs::write(&zc, text.replace("burst: 64", "burst: 64\n  xdp_bind: zerocopy"))
+        .expect("write a config");
+    expect_error(&t, &zc, "r0: zero-copy refused by the driver");
+    expect_error(&t, &zc, "dataplane.xdp_bind: auto or copy");
+    let _ = std::fs::remove_file(&zc);
+
     let far = config_with_workers("c", "[4000]");
     expect_error(&t, &far, "core 4000 does not exist");
     let _ = std::fs::remove_file(&far);

@@ -4,7 +4,8 @@
 use super::rules::{decode_chain, decode_raw, parse_prefix, port_by_name, Ports};
 use super::yaml::{error_at, Val, R};
 use super::{
-    Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN, MAX_INTERFACES,
+    BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
+    MAX_INTERFACES,
 };
 use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
 use dataplane::conntrack::{ConntrackConfig, Timeouts};
@@ -256,6 +257,7 @@ const DATAPLANE_KEYS: &[&str] = &[
     "burst",
     "umem_frames",
     "xdp_mode",
+    "xdp_bind",
     "busy_poll",
     "ip_options",
 ];
@@ -306,6 +308,13 @@ fn decode_dataplane(v: &Val) -> R<(DataplaneSettings, IpOptionsPolicy)> {
     }
     if let Some(x) = m.get("xdp_mode") {
         d.xdp_mode = x.word(&[("native", XdpMode::Native), ("generic", XdpMode::Generic)])?;
+    }
+    if let Some(x) = m.get("xdp_bind") {
+        d.xdp_bind = x.word(&[
+            ("auto", BindMode::Auto),
+            ("copy", BindMode::Copy),
+            ("zerocopy", BindMode::ZeroCopy),
+        ])?;
     }
     if let Some(b) = m.get("busy_poll") {
         d.busy_poll = b.bool()?;

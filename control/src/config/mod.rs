@@ -17,6 +17,10 @@
 //!   burst: 64              # frames per RX/TX burst, 1..=256
 //!   umem_frames: 4096      # UMEM frames: a power of two, >= 512 and >= 4 * burst
 //!   xdp_mode: native       # native | generic (driver XDP or the skb fallback)
+//!   xdp_bind: auto         # auto | copy | zerocopy: how the AF_XDP sockets bind
+//!                          # (auto: zero-copy where the driver offers it, copy under
+//!                          # generic XDP; zerocopy: refuse to start without it); the
+//!                          # log says per socket what the kernel gave
 //!   busy_poll: false       # preferred busy polling: SO_PREFER_BUSY_POLL, SO_BUSY_POLL
 //!                          # (20 us) and SO_BUSY_POLL_BUDGET (burst) on every AF_XDP
 //!                          # socket, the ports' napi_defer_hard_irqs=2 and
@@ -96,6 +100,7 @@ pub use error::ConfigError;
 
 use dataplane::addr::{Ipv4Prefix, Mac};
 use dataplane::tables::{NextHop, TablesSpec};
+pub use dataplane::xsk::BindMode;
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -132,6 +137,17 @@ pub struct DataplaneSettings {
     pub xdp_mode: XdpMode,
     /// Prefer busy polling on the AF_XDP sockets.
     pub busy_poll: bool,
+    /// How the AF_XDP sockets bind: `auto`, `copy` or `zerocopy`.
+    pub xdp_bind: BindMode,
+}
+
+/// The name of a bind mode as in the config.
+pub const fn bind_name(b: BindMode) -> &'static str {
+    match b {
+        BindMode::Auto => "auto",
+        BindMode::Copy => "copy",
+        BindMode::ZeroCopy => "zerocopy",
+    }
 }
 
 impl Default for DataplaneSettings {
@@ -142,6 +158,7 @@ impl Default for DataplaneSettings {
             umem_frames: 4096,
             xdp_mode: XdpMode::Native,
             busy_poll: false,
+            xdp_bind: BindMode::Auto,
         }
     }
 }
@@ -269,11 +286,12 @@ impl Config {
         let d = &self.dataplane;
         let _ = writeln!(
             s,
-            "dataplane: workers on cores {:?}, burst {}, {} umem frames, xdp {}{}",
+            "dataplane: workers on cores {:?}, burst {}, {} umem frames, xdp {}, bind {}{}",
             d.workers,
             d.burst,
             d.umem_frames,
             d.xdp_mode.name(),
+            bind_name(d.xdp_bind),
             if d.busy_poll { ", busy poll" } else { "" }
         );
         let _ = writeln!(

@@ -219,6 +219,11 @@ fn live_changeable(old: &Config, new: &Config) -> Result<(), String> {
         b.xdp_mode.name().into(),
     )?;
     field(
+        "dataplane.xdp_bind",
+        crate::config::bind_name(a.xdp_bind).into(),
+        crate::config::bind_name(b.xdp_bind).into(),
+    )?;
+    field(
         "dataplane.busy_poll",
         a.busy_poll.to_string(),
         b.busy_poll.to_string(),

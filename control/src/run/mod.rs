@@ -217,11 +217,12 @@ impl Router {
                     mode,
                 })
                 .collect();
-            all_ports.push(WorkerPorts::open_with_programs(
+            all_ports.push(WorkerPorts::open_with_bind(
                 &pcs,
                 &programs,
                 d.umem_frames,
                 FRAME_SIZE,
+                d.xdp_bind,
             )?);
         }
         info!(

@@ -233,6 +233,11 @@ impl fmt::Display for XskError {
                 f,
                 "{dev}: native XDP not supported by this driver (EOPNOTSUPP): use xdp_mode: generic"
             ),
+            (XskStep::Bind, libc::EOPNOTSUPP) => write!(
+                f,
+                "{dev}: zero-copy refused by the driver (bind EOPNOTSUPP): use \
+                 dataplane.xdp_bind: auto or copy"
+            ),
             (XskStep::Bind, libc::EINVAL) => write!(
                 f,
                 "{dev}: queue {} does not exist (bind EINVAL): see the channel count with \

@@ -36,6 +36,6 @@ pub mod umem;
 pub use bpf::{CounterProgram, XdpMode, XdpProgram};
 pub use error::{IfName, XskError, XskStep};
 pub use port::{
-    FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, TxResult, WorkerPorts,
-    XdpStatistics,
+    BindMode, FrameCensus, FrameRef, FramesMut, PortConfig, PortStats, PortsStats, TxResult,
+    WorkerPorts, XdpStatistics,
 };

@@ -41,7 +41,8 @@ pub use super::bpf::XdpMode;
 use super::bpf::XdpProgram;
 use super::error::{IfName, XskError, XskStep};
 use super::fake::FakeKernel;
-use super::socket::{SocketTarget, XskSocket};
+pub use super::socket::BindMode;
+use super::socket::{effective_bind, SocketTarget, XskSocket};
 pub use super::stats::{FrameCensus, PortStats, PortsStats, TxResult, XdpStatistics};
 use super::umem::Umem;
 
@@ -177,6 +178,19 @@ impl WorkerPorts {
         umem_frames: u32,
         frame_size: u32,
     ) -> Result<WorkerPorts, XskError> {
+        Self::open_with_bind(ports, programs, umem_frames, frame_size, BindMode::Auto)
+    }
+
+    /// [`WorkerPorts::open_with_programs`] with the sockets bound as `bind`
+    /// asks (`auto` binds copy under a generic-mode program; `zerocopy`
+    /// fails where the driver cannot).
+    pub fn open_with_bind(
+        ports: &[PortConfig],
+        programs: &[Arc<XdpProgram>],
+        umem_frames: u32,
+        frame_size: u32,
+        bind: BindMode,
+    ) -> Result<WorkerPorts, XskError> {
         let config_err = |detail: u64| {
             XskError::new(XskStep::Config, libc::EINVAL, IfName::new("")).with_detail(detail)
         };
@@ -199,7 +213,7 @@ impl WorkerPorts {
                 ifindex: prog.ifindex(),
                 queue: cfg.queue,
                 ring_size,
-                copy: prog.mode() == XdpMode::Generic,
+                bind: effective_bind(bind, prog.mode() == XdpMode::Generic),
             };
             let owner = out.ports.first().map(|p| p.sock.fd());
             let sock = XskSocket::open(&out.umem, owner, target)?;

@@ -31,22 +31,43 @@ pub(crate) struct SocketTarget {
     pub queue: u32,
     /// Entries of each of the four rings (a power of two).
     pub ring_size: u32,
-    /// Bind in copy mode (`XDP_COPY`): always for a generic-mode program,
+    /// Copy or zero-copy. A generic-mode program always binds in copy mode,
     /// where the kernel would otherwise try zero-copy (and succeed on i40e,
     /// whose TX kicks then fail with EINVAL).
-    pub copy: bool,
+    pub bind: BindMode,
+}
+
+/// How a socket asks to be bound (`dataplane.xdp_bind`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BindMode {
+    /// Zero-copy where the driver offers it, else copy (no flag).
+    #[default]
+    Auto,
+    /// Copy mode (`XDP_COPY`).
+    Copy,
+    /// Zero-copy or nothing (`XDP_ZEROCOPY`: the bind fails where the
+    /// driver cannot).
+    ZeroCopy,
 }
 
 /// The `sxdp_flags` of a bind. A socket sharing another's UMEM may not set
 /// the mode or NEED_WAKEUP flags (the kernel refuses with EINVAL): it
 /// inherits them from the socket that registered the UMEM.
-pub(crate) fn bind_flags(shared: bool, copy: bool) -> u16 {
-    if shared {
-        libc::XDP_SHARED_UMEM
-    } else if copy {
-        libc::XDP_USE_NEED_WAKEUP | libc::XDP_COPY
-    } else {
-        libc::XDP_USE_NEED_WAKEUP
+pub(crate) fn bind_flags(shared: bool, bind: BindMode) -> u16 {
+    match (shared, bind) {
+        (true, _) => libc::XDP_SHARED_UMEM,
+        (false, BindMode::Auto) => libc::XDP_USE_NEED_WAKEUP,
+        (false, BindMode::Copy) => libc::XDP_USE_NEED_WAKEUP | libc::XDP_COPY,
+        (false, BindMode::ZeroCopy) => libc::XDP_USE_NEED_WAKEUP | libc::XDP_ZEROCOPY,
+    }
+}
+
+/// The bind a port makes: what was asked, and copy mode for `auto` under a
+/// generic-mode program.
+pub(crate) fn effective_bind(asked: BindMode, generic: bool) -> BindMode {
+    match asked {
+        BindMode::Auto if generic => BindMode::Copy,
+        b => b,
     }
 }
 
@@ -221,7 +242,7 @@ impl XskSocket {
 
         let addr = libc::sockaddr_xdp {
             sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: bind_flags(shared_with.is_some(), target.copy),
+            sxdp_flags: bind_flags(shared_with.is_some(), target.bind),
             sxdp_ifindex: target.ifindex,
             sxdp_queue_id: target.queue,
             sxdp_shared_umem_fd: shared_with.unwrap_or(0) as u32,
@@ -389,18 +410,25 @@ mod tests {
 
     #[test]
     fn generic_mode_binds_in_copy_mode_and_shared_sockets_inherit() {
-        let own = bind_flags(false, true);
+        let own = bind_flags(false, BindMode::Copy);
         assert_ne!(
             own & libc::XDP_COPY,
             0,
             "generic mode must ask for copy mode"
         );
         assert_ne!(own & libc::XDP_USE_NEED_WAKEUP, 0);
+        let auto = bind_flags(false, BindMode::Auto);
+        assert_eq!(auto & (libc::XDP_COPY | libc::XDP_ZEROCOPY), 0);
+        let zc = bind_flags(false, BindMode::ZeroCopy);
         assert_eq!(
-            bind_flags(false, false) & (libc::XDP_COPY | libc::XDP_ZEROCOPY),
-            0
+            zc & (libc::XDP_COPY | libc::XDP_ZEROCOPY),
+            libc::XDP_ZEROCOPY
         );
         // The kernel refuses mode flags on a shared-UMEM bind.
-        assert_eq!(bind_flags(true, true), libc::XDP_SHARED_UMEM);
+        assert_eq!(bind_flags(true, BindMode::Copy), libc::XDP_SHARED_UMEM);
+        // Generic mode binds copy whatever `auto` would do.
+        assert_eq!(effective_bind(BindMode::Auto, true), BindMode::Copy);
+        assert_eq!(effective_bind(BindMode::Auto, false), BindMode::Auto);
+        assert_eq!(effective_bind(BindMode::ZeroCopy, true), BindMode::ZeroCopy);
     }
 }
