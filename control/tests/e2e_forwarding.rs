@@ -197,8 +197,11 @@ fn start_up_errors_are_one_line_naming_the_fix() {
     // Zero-copy asked for where the driver has none (veth).
     let text = std::fs::read_to_string(transit_config()).expect("read the transit config");
     let zc = std::env::temp_dir().join(format!("e2e-zc-{}.yaml", std::process::id()));
-    std::fs::write(&zc, text.replace("burst: 64", "burst: 64\n  xdp_bind: zerocopy"))
-        .expect("write a config");
+    std::fs::write(
+        &zc,
+        text.replace("burst: 64", "burst: 64\n  xdp_bind: zerocopy"),
+    )
+    .expect("write a config");
     expect_error(&t, &zc, "r0: zero-copy refused by the driver");
     expect_error(&t, &zc, "dataplane.xdp_bind: auto or copy");
     let _ = std::fs::remove_file(&zc);
