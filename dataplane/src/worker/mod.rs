@@ -9,7 +9,10 @@
 //!
 //! Forwarding copies no packet bytes: the frame received on one port is the
 //! frame sent on the other (the ports of a worker share one UMEM). Frames a
-//! full TX ring does not take are freed and counted `tx_ring_full`.
+//! full TX ring does not take are freed and counted `tx_ring_full`. The one
+//! copy is a hand-off ([`handoff`]): a tracked packet of a flow another
+//! worker owns leaves as a copy of its bytes, and its frame stays here, so
+//! every frame is always in one place of its own worker.
 //!
 //! Never on the packet path: allocation, locks, or a syscall per packet. The
 //! control side talks to a worker only through [`WorkerShared`]: a stop flag,
