@@ -39,22 +39,13 @@ struct Args {
     /// is at least as new, else this program's built-in copy).
     #[arg(long, value_name = "FILE")]
     routerd: Option<PathBuf>,
-    /// Internal: run as routerd (how the lab starts its built-in copy).
-    #[arg(long, hide = true)]
-    as_routerd: bool,
-    /// Internal, with --as-routerd.
-    #[arg(long, hide = true, value_name = "FILE")]
-    stats_json: Option<PathBuf>,
+    #[command(flatten)]
+    builtin: lab::BuiltinRouterd,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let stop = match lab::tool_start(
-        "lab",
-        args.as_routerd,
-        args.config.clone(),
-        args.stats_json.clone(),
-    ) {
+    let stop = match lab::tool_start("lab", &args.builtin, args.config.clone()) {
         Ok(stop) => stop,
         Err(code) => return code,
     };

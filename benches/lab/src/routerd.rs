@@ -16,17 +16,29 @@ use nix::unistd::Pid;
 
 use crate::{io_err, LabError};
 
+/// The hidden arguments with which a tool (the lab, the soak) runs its
+/// built-in copy of routerd: `TOOL --as-routerd --config FILE`.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct BuiltinRouterd {
+    /// Internal: run as routerd (how the tool starts its built-in copy).
+    #[arg(long, hide = true)]
+    pub as_routerd: bool,
+    /// Internal, with --as-routerd.
+    #[arg(long, hide = true, value_name = "FILE")]
+    pub stats_json: Option<PathBuf>,
+}
+
 /// How a tool that carries routerd inside it (the lab, the soak) starts:
 /// with `--as-routerd` it *is* routerd and returns routerd's exit code as
 /// `Err`; otherwise it gets a flag that SIGINT and SIGTERM raise, so it can
 /// clean up before it stops.
 pub fn tool_start(
     tool: &str,
-    as_routerd: bool,
+    builtin: &BuiltinRouterd,
     config: Option<PathBuf>,
-    stats_json: Option<PathBuf>,
 ) -> Result<Arc<std::sync::atomic::AtomicBool>, std::process::ExitCode> {
-    if as_routerd {
+    let stats_json = builtin.stats_json.clone();
+    if builtin.as_routerd {
         let Some(config) = config else {
             eprintln!("{tool} --as-routerd needs --config FILE");
             return Err(std::process::ExitCode::from(2));
