@@ -309,10 +309,15 @@ fn run<D: HostDevice>(mut dev: D, s: &Shared, stop: &AtomicBool) {
                 continue;
             }
             b.len = n;
-            // To the worker that owns the packet's flow.
+            // To the worker that owns the packet's flow (one worker owns
+            // them all: no parse).
             let workers = s.from_kernel.len();
-            let to =
-                owner::flow_of_ip_packet(&b.data[..n]).map_or(0, |k| owner::owner(&k, workers));
+            let to = match workers {
+                1 => 0,
+                _ => {
+                    owner::flow_of_ip_packet(&b.data[..n]).map_or(0, |k| owner::owner(&k, workers))
+                }
+            };
             match s.from_kernel[to].push(b) {
                 Ok(()) => {
                     bump(&c.from_kernel_packets, 1);
