@@ -253,13 +253,22 @@ fn runtime_matches_the_counters(socket: &Path, stats: &Value) {
     assert_eq!(u(&now["total"]["packets"]), sum, "{now:#}");
     assert!(u(&now["total"]["cycles"]["handoff"]) > 0, "{now:#}");
 
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_routerctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(["stats", "runtime", "--clear"])
-        .output()
-        .expect("run routerctl");
-    assert!(out.status.success(), "{out:?}");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_routerctl"))
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .output()
+            .expect("run routerctl");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(&["stats", "runtime"]);
+    eprintln!("{table}");
+    for head in ["worker 0 (core 0): ", "worker 1 (core 1): ", "all 2 workers: "] {
+        assert!(table.contains(head), "{table}");
+    }
+    run(&["stats", "runtime", "--clear"]);
     let cleared = routerctl(socket, &["stats", "runtime", "--json"]);
     for (w, before) in cleared["workers"].as_array().expect("workers").iter().zip(ws) {
         // No traffic is sent now; the kernels' stray ARP may count a few.

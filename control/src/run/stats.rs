@@ -429,7 +429,7 @@ impl RouterStats {
         }
         if !self.runtime.workers.is_empty() {
             for l in crate::ctl::text::runtime(&self.runtime).lines() {
-                let _ = writeln!(s, "  {l}");
+                let _ = writeln!(s, "{}", format!("  {l}").trim_end());
             }
         }
         s
