@@ -4,15 +4,16 @@
 //!
 //! Cases:
 //! - `workers_forward_untracked_64/1`: one pipeline on core 0;
-//! - `workers_forward_untracked_64/2`: two, on cores 0 and 1, at once.
-//!
-//! Throughput is packets per second over all workers: the ratio of the two
-//! is what a second core adds (target: 1.8x or more).
-//!
-//! - `worker_poll_untracked_64`: one loop of a whole worker
+//! - `workers_forward_untracked_64/2`: two, on cores 0 and 1, at once;
+//! - `worker_poll_untracked_64/1`: one loop of a whole worker
 //!   ([`Worker::poll_once`]: RX ring, pipeline, TX ring, kick, completions,
 //!   runtime accounting) per burst of 64, over the fake kernel in zero-copy
 //!   mode; only the loop is timed, not the fake's delivery and sending.
+//!
+//! Throughput is packets per second over all workers: the ratio of the two
+//! `workers_forward_untracked_64` cases is what a second core adds (target:
+//! 1.8x or more).
+//!
 //! Run: `cargo bench -p benches --bench workers`.
 
 use std::hint::black_box;

@@ -113,7 +113,15 @@ fn metrics_scrape_has_conventional_names_labels_and_values() {
         v(r#"afxdp_router_worker_cycles_total{worker="0",core="1",phase="pipeline"}"#),
         10_000.0
     );
-    let phases = ["rx", "pipeline", "tx", "host", "handoff", "housekeeping", "idle"];
+    let phases = [
+        "rx",
+        "pipeline",
+        "tx",
+        "host",
+        "handoff",
+        "housekeeping",
+        "idle",
+    ];
     let cycles: f64 = (phases.iter())
         .map(|p| {
             v(&format!(

@@ -33,16 +33,31 @@ fn stats_runtime_shows_cycles_per_packet_by_phase_and_clears() {
     let j = json(&routerctl(&sock, &["stats", "runtime", "--json"]));
     assert_eq!(j["tsc_hz"], 1_000_000_000u64);
     let w = &j["workers"][0];
-    assert_eq!((w["worker"].as_u64(), w["core"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(
+        (w["worker"].as_u64(), w["core"].as_u64()),
+        (Some(0), Some(1))
+    );
     for (k, v) in [("loops", 100), ("busy_loops", 40), ("packets", 1000)] {
         assert_eq!(w[k], v, "{k}: {w}");
         assert_eq!(j["total"][k], v, "total {k}: {j}");
     }
     assert_eq!(w["total_cycles"], 1_000_000);
-    let phases = ["rx", "pipeline", "tx", "host", "handoff", "housekeeping", "idle"];
+    let phases = [
+        "rx",
+        "pipeline",
+        "tx",
+        "host",
+        "handoff",
+        "housekeeping",
+        "idle",
+    ];
     let sum: u64 = phases
         .iter()
-        .map(|p| w["cycles"][p].as_u64().unwrap_or_else(|| panic!("{p}: {w}")))
+        .map(|p| {
+            w["cycles"][p]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{p}: {w}"))
+        })
         .sum();
     assert_eq!(sum, 1_000_000);
     assert!(j["total"].get("worker").is_none(), "{j}");
@@ -58,7 +73,10 @@ fn stats_runtime_shows_cycles_per_packet_by_phase_and_clears() {
         row(&out, "worker 0", "pipeline"),
         ["pipeline", "10000", "1.0%", "10.0", "10.0"]
     );
-    assert_eq!(row(&out, "worker 0", "tx"), ["tx", "4000", "0.4%", "4.0", "4.0"]);
+    assert_eq!(
+        row(&out, "worker 0", "tx"),
+        ["tx", "4000", "0.4%", "4.0", "4.0"]
+    );
     assert_eq!(
         row(&out, "worker 0", "busy"),
         ["busy", "19000", "1.9%", "19.0", "19.0"]
@@ -67,7 +85,10 @@ fn stats_runtime_shows_cycles_per_packet_by_phase_and_clears() {
         row(&out, "worker 0", "total"),
         ["total", "1000000", "100.0%", "1000.0", "1000.0"]
     );
-    assert!(!out.contains("all 1 workers"), "no sum of one worker:\n{out}");
+    assert!(
+        !out.contains("all 1 workers"),
+        "no sum of one worker:\n{out}"
+    );
 
     let cleared = ok_stdout(&routerctl(&sock, &["stats", "runtime", "--clear"]));
     assert_eq!(cleared.trim(), "runtime accounting cleared");

@@ -265,12 +265,21 @@ fn runtime_matches_the_counters(socket: &Path, stats: &Value) {
     };
     let table = run(&["stats", "runtime"]);
     eprintln!("{table}");
-    for head in ["worker 0 (core 0): ", "worker 1 (core 1): ", "all 2 workers: "] {
+    for head in [
+        "worker 0 (core 0): ",
+        "worker 1 (core 1): ",
+        "all 2 workers: ",
+    ] {
         assert!(table.contains(head), "{table}");
     }
     run(&["stats", "runtime", "--clear"]);
     let cleared = routerctl(socket, &["stats", "runtime", "--json"]);
-    for (w, before) in cleared["workers"].as_array().expect("workers").iter().zip(ws) {
+    for (w, before) in cleared["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .zip(ws)
+    {
         // No traffic is sent now; the kernels' stray ARP may count a few.
         assert!(u(&w["packets"]) <= 10, "cleared: {w}");
         assert!(

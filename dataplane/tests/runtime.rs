@@ -163,7 +163,10 @@ fn a_hand_off_costs_both_workers_and_is_booked_to_the_hand_off_phase() {
     // Worker 1 ran them through its pipeline and handed them over, worker
     // 0 received them and delivered them to its host path.
     assert_eq!((rt[0].packets, rt[1].packets), (n, n));
-    assert!(rt[1].cycles.handoff > 0 && rt[0].cycles.handoff > 0, "{rt:?}");
+    assert!(
+        rt[1].cycles.handoff > 0 && rt[0].cycles.handoff > 0,
+        "{rt:?}"
+    );
     assert!(rt[0].cycles.host > 0 && rt[1].cycles.host == 0, "{rt:?}");
     for r in &rt {
         assert_adds_up(r);

@@ -232,9 +232,8 @@ pub fn render(s: &StatsSnapshot) -> String {
     let rt = &s.runtime;
     if !rt.workers.is_empty() {
         // The same core label as the other worker families (0: not pinned).
-        let labels = |w: &super::api::WorkerRuntime| {
-            (w.worker.to_string(), w.core.unwrap_or(0).to_string())
-        };
+        let labels =
+            |w: &super::api::WorkerRuntime| (w.worker.to_string(), w.core.unwrap_or(0).to_string());
         f.head(
             "tsc_hz",
             "gauge",

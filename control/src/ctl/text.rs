@@ -309,7 +309,9 @@ pub fn runtime(r: &RuntimeStats) -> String {
         ));
     };
     for w in &r.workers {
-        let core = w.core.map_or("not pinned".to_string(), |c| format!("core {c}"));
+        let core = w
+            .core
+            .map_or("not pinned".to_string(), |c| format!("core {c}"));
         block(&mut o, format!("worker {} ({core})", w.worker), &w.counts);
     }
     if r.workers.len() > 1 {

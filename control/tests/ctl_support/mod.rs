@@ -11,9 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use control::config::Config;
 use control::ctl::api::{
-    conntrack_stats, snapshot_from, ControlHandler, Cycles, FlowEntry, ReloadSummary,
-    RuntimeStats, RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll, TraceStart,
-    WorkerLoad, WorkerRuntime,
+    conntrack_stats, snapshot_from, ControlHandler, Cycles, FlowEntry, ReloadSummary, RuntimeStats,
+    RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad, WorkerRuntime,
 };
 use control::ctl::trace::TraceService;
 use control::explain::{peer_mac, port_mac};

@@ -478,8 +478,11 @@ impl Worker {
         }
         // A loop that moved nothing is idle time, whatever it polled.
         let sent = self.flush_tx();
-        self.rt
-            .mark(if total > 0 || sent { Phase::Tx } else { Phase::Idle });
+        self.rt.mark(if total > 0 || sent {
+            Phase::Tx
+        } else {
+            Phase::Idle
+        });
         total
     }
 
@@ -708,7 +711,10 @@ impl Stages<'_> {
             .count();
         let to_worker = n_later - to_host;
         if to_host > 0 {
-            for &i in later.iter().filter(|&&i| verdicts[i as usize] == Verdict::Host) {
+            for &i in later
+                .iter()
+                .filter(|&&i| verdicts[i as usize] == Verdict::Host)
+            {
                 let frame = frame(i);
                 let taken = match host {
                     Some(h) => {

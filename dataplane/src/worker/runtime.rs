@@ -229,7 +229,10 @@ mod tests {
         assert_eq!(rt.counters(), RuntimeCounters::default());
         rt.mark(Phase::Tx);
         let c = rt.counters();
-        assert_eq!((c.cycles.tx, c.total_cycles), (c.total_cycles, c.cycles.sum()));
+        assert_eq!(
+            (c.cycles.tx, c.total_cycles),
+            (c.total_cycles, c.cycles.sum())
+        );
     }
 
     #[test]
