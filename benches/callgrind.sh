@@ -3,8 +3,11 @@
 # bench cases (and, for a packet handed to the worker owning its flow, the
 # whole way through both workers' pipelines and the hand-off queue),
 # counted by valgrind's callgrind (repeatable on a noisy machine, unlike
-# time). Only the pipeline is counted: building the burst
-# and restoring the rewritten headers between runs are outside the toggle.
+# time); and one loop of the worker per burst over the fake kernel
+# (`worker_poll_untracked_64`). In the pipeline cases only the pipeline is
+# counted: building the burst and restoring the rewritten headers between
+# runs are outside the toggle; in the worker case the fake kernel's
+# delivery and sending are.
 # Usage: benches/callgrind.sh [BURSTS]   (default 2000 bursts of 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +32,7 @@ done
 # pipelines and the copy through the hand-off queue.
 printf '%-36s %10.1f\n' handoff_established_tracked_64 \
   "$(echo "$(ir handoff '*afxdp_measured_handoff*') / $packets" | bc -l)"
+# One loop of a worker per burst over the fake kernel (zero-copy): RX ring,
+# pipeline, TX ring and kick, completions, runtime accounting.
+printf '%-36s %10.1f\n' worker_poll_untracked_64 \
+  "$(echo "$(ir worker '*afxdp_measured_poll*') / $packets" | bc -l)"

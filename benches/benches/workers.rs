@@ -4,10 +4,16 @@
 //!
 //! Cases:
 //! - `workers_forward_untracked_64/1`: one pipeline on core 0;
-//! - `workers_forward_untracked_64/2`: two, on cores 0 and 1, at once.
+//! - `workers_forward_untracked_64/2`: two, on cores 0 and 1, at once;
+//! - `worker_poll_untracked_64/1`: one loop of a whole worker
+//!   ([`Worker::poll_once`]: RX ring, pipeline, TX ring, kick, completions,
+//!   runtime accounting) per burst of 64, over the fake kernel in zero-copy
+//!   mode; only the loop is timed, not the fake's delivery and sending.
 //!
 //! Throughput is packets per second over all workers: the ratio of the two
-//! is what a second core adds (target: 1.8x or more).
+//! `workers_forward_untracked_64` cases is what a second core adds (target:
+//! 1.8x or more).
+//!
 //! Run: `cargo bench -p benches --bench workers`.
 
 use std::hint::black_box;
@@ -18,6 +24,9 @@ use benches::workload::{transit_tables, untracked_transit_burst, BURST};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use dataplane::packet::Verdict;
 use dataplane::pipeline::Pipeline;
+use dataplane::worker::{TablesSlot, Worker, WorkerConfig, WorkerShared};
+use dataplane::xsk::fake::{FakeKernel, FakeMode};
+use dataplane::xsk::WorkerPorts;
 
 const ROUTES: usize = 1000;
 
@@ -66,5 +75,48 @@ fn workers(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, workers);
+/// `iters` loops of one worker over the fake kernel, each with a burst of
+/// untracked transit; the time spent in the loops alone.
+fn poll(kernel: &FakeKernel, w: &mut Worker, frames: &[Vec<u8>], iters: u64) -> Duration {
+    let mut spent = Duration::ZERO;
+    for _ in 0..iters {
+        for f in frames {
+            kernel.deliver(0, f);
+        }
+        let t0 = Instant::now();
+        black_box(w.poll_once());
+        spent += t0.elapsed();
+        kernel.nic(1);
+        kernel.take_sent(1);
+    }
+    spent
+}
+
+fn worker_poll(c: &mut Criterion) {
+    let kernel = FakeKernel::new(2, FakeMode::ZeroCopy);
+    let ports = WorkerPorts::open_fake(&kernel, 4096, 2048).expect("fake ports");
+    let shared = WorkerShared::new(
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::sync::Arc::new(TablesSlot::new(transit_tables(ROUTES))),
+    );
+    let cfg = WorkerConfig {
+        index: 0,
+        core: None,
+        burst: BURST,
+        busy_poll: true,
+    };
+    let mut w = Worker::new(cfg, ports, std::sync::Arc::new(shared)).expect("worker");
+    let b = untracked_transit_burst(ROUTES);
+    let frames: Vec<Vec<u8>> = (b.frames.iter().zip(&b.lens))
+        .map(|(f, &l)| f[..l].to_vec())
+        .collect();
+    let mut g = c.benchmark_group("worker_poll_untracked_64");
+    g.throughput(Throughput::Elements(BURST as u64));
+    g.bench_function("1", |bch| {
+        bch.iter_custom(|iters| poll(&kernel, &mut w, &frames, iters))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, workers, worker_poll);
 criterion_main!(benches);

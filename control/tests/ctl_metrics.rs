@@ -108,6 +108,33 @@ fn metrics_scrape_has_conventional_names_labels_and_values() {
         v(r#"afxdp_router_worker_busy_loops_total{worker="0",core="1"}"#),
         250.0
     );
+    // The fake's runtime accounting (ctl_support::fake_runtime).
+    assert_eq!(
+        v(r#"afxdp_router_worker_cycles_total{worker="0",core="1",phase="pipeline"}"#),
+        10_000.0
+    );
+    let phases = [
+        "rx",
+        "pipeline",
+        "tx",
+        "host",
+        "handoff",
+        "housekeeping",
+        "idle",
+    ];
+    let cycles: f64 = (phases.iter())
+        .map(|p| {
+            v(&format!(
+                r#"afxdp_router_worker_cycles_total{{worker="0",core="1",phase="{p}"}}"#
+            ))
+        })
+        .sum();
+    assert_eq!(cycles, 1_000_000.0, "the phases add up to the loop time");
+    assert_eq!(
+        v(r#"afxdp_router_worker_runtime_packets_total{worker="0",core="1"}"#),
+        1000.0
+    );
+    assert_eq!(v("afxdp_router_tsc_hz"), 1e9);
     // Every sample's family has HELP and TYPE.
     for k in s.keys() {
         let fam = k.split('{').next().unwrap();

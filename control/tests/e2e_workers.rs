@@ -203,6 +203,97 @@ fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
 }
 
+const PHASES: [&str; 7] = [
+    "rx",
+    "pipeline",
+    "tx",
+    "host",
+    "handoff",
+    "housekeeping",
+    "idle",
+];
+
+/// `routerctl stats runtime`: both workers, each phase's cycles adding up
+/// to the loop time, the packets those of the counters in the same
+/// snapshots (`stats`' own copy, read with `stats`), and `--clear`
+/// zeroing it.
+fn runtime_matches_the_counters(socket: &Path, stats: &Value) {
+    let rt = &stats["runtime"];
+    let workers = stats["workers"].as_array().expect("workers");
+    let per_worker = rt["workers"].as_array().expect("runtime workers");
+    assert_eq!(per_worker.len(), 2, "{rt:#}");
+    for (w, r) in workers.iter().zip(per_worker) {
+        // A packet handed to its flow's owner costs, and counts at, both.
+        assert_eq!(
+            u(&r["packets"]),
+            u(&w["rx_packets"]) + u(&w["handed_off"]),
+            "worker {}: runtime {r} against counters {w}",
+            w["worker"]
+        );
+    }
+    let now = routerctl(socket, &["stats", "runtime", "--json"]);
+    assert!(u(&now["tsc_hz"]) > 0, "{now}");
+    let ws = now["workers"].as_array().expect("workers");
+    assert_eq!(ws.len(), 2, "{now:#}");
+    let mut sum = 0;
+    for (i, w) in ws.iter().enumerate() {
+        assert_eq!(u(&w["worker"]), i as u64);
+        assert_eq!(u(&w["core"]), i as u64, "workers: [0, 1]");
+        let cycles: u64 = PHASES.iter().map(|p| u(&w["cycles"][p])).sum();
+        assert_eq!(cycles, u(&w["total_cycles"]), "phases add up: {w}");
+        assert!(u(&w["loops"]) >= u(&w["busy_loops"]), "{w}");
+        assert!(u(&w["busy_loops"]) > 0, "{w}");
+        // Counted on: at least what the earlier snapshot had.
+        assert!(u(&w["packets"]) >= u(&per_worker[i]["packets"]), "{w}");
+        for p in ["rx", "pipeline", "tx", "housekeeping", "idle"] {
+            assert!(u(&w["cycles"][p]) > 0, "worker {i} {p}: {w}");
+        }
+        sum += u(&w["packets"]);
+    }
+    assert_eq!(u(&now["total"]["packets"]), sum, "{now:#}");
+    assert!(u(&now["total"]["cycles"]["handoff"]) > 0, "{now:#}");
+
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_routerctl"))
+            .arg("--socket")
+            .arg(socket)
+            .args(args)
+            .output()
+            .expect("run routerctl");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = run(&["stats", "runtime"]);
+    eprintln!("{table}");
+    for head in [
+        "worker 0 (core 0): ",
+        "worker 1 (core 1): ",
+        "all 2 workers: ",
+    ] {
+        assert!(table.contains(head), "{table}");
+    }
+    run(&["stats", "runtime", "--clear"]);
+    let cleared = routerctl(socket, &["stats", "runtime", "--json"]);
+    for (w, before) in cleared["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .zip(ws)
+    {
+        // No traffic is sent now; the kernels' stray ARP may count a few.
+        assert!(u(&w["packets"]) <= 10, "cleared: {w}");
+        assert!(
+            u(&w["total_cycles"]) < u(&before["total_cycles"]) / 2,
+            "cleared: {w}, before: {before}"
+        );
+        let cycles: u64 = PHASES.iter().map(|p| u(&w["cycles"][p])).sum();
+        assert_eq!(cycles, u(&w["total_cycles"]), "{w}");
+    }
+    // Only the runtime: the other counters stay.
+    let after = routerctl(socket, &["stats", "--json"]);
+    assert!(u(&after["path"]["forwarded"]) >= u(&stats["path"]["forwarded"]));
+}
+
 #[test]
 fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
     require_root();
@@ -341,6 +432,7 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
         "hand-offs: {handed} of {} tracked packets",
         u(&stats["conntrack"]["tracked_packets"])
     );
+    runtime_matches_the_counters(&socket, &stats);
 
     // At start, how the kernel bound each socket.
     for q in 0..2 {

@@ -1,13 +1,20 @@
 //! Runs a pipeline bench case a fixed number of times, for instruction
 //! counts under `valgrind --tool=callgrind` (see `benches/callgrind.sh`).
 //!
-//! Usage: pipeline_iter untracked|established|handoff BURSTS
+//! Usage: pipeline_iter untracked|established|handoff|worker BURSTS
 //!
 //! `handoff`: 64-byte ACKs of 64 established flows that worker 0 of two
 //! owns, arriving at worker 1: worker 1's pipeline says HandOff, the bytes
 //! go through the hand-off queue (copied in and out, as the worker loop
 //! does), and worker 0's pipeline delivers them. Instructions per packet
 //! over that whole way (the AF_XDP rings aside).
+//!
+//! `worker`: the worker loop's burst path ([`Worker::poll_once`]) over the
+//! fake kernel in zero-copy mode: RX ring, pipeline, TX ring and kick,
+//! completions, and the worker's runtime accounting. The fake's side of
+//! the rings (delivering into the RX ring, sending the TX ring) runs
+//! outside the measured region; its kick (a lock and a counter, where a
+//! real kernel would take a `sendto`) inside.
 
 use std::hint::black_box;
 
@@ -19,7 +26,9 @@ use dataplane::conntrack::FlowKey;
 use dataplane::owner::owner;
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::worker::Handoff;
+use dataplane::worker::{Handoff, TablesSlot, Worker, WorkerConfig, WorkerShared};
+use dataplane::xsk::fake::{FakeKernel, FakeMode};
+use dataplane::xsk::WorkerPorts;
 
 /// The measured region: callgrind collects only inside this function.
 #[inline(never)]
@@ -82,6 +91,12 @@ pub fn afxdp_measured_handoff(
     delivered
 }
 
+/// The worker case's measured region: one loop of the worker.
+#[inline(never)]
+pub fn afxdp_measured_poll(w: &mut Worker) -> usize {
+    w.poll_once()
+}
+
 /// Restoring headers alone, to subtract from the forwarding case.
 #[inline(never)]
 pub fn afxdp_measured_restore(b: &mut Burst, n: usize) {
@@ -101,11 +116,15 @@ fn main() {
         handoff(n);
         return;
     }
+    if case == "worker" {
+        worker(n);
+        return;
+    }
     let (mut burst, restore) = match case {
         "untracked" => (untracked_transit_burst(1000), true),
         "established" => (established_host_burst(&mut p), false),
         _ => {
-            eprintln!("usage: pipeline_iter untracked|established|handoff BURSTS");
+            eprintln!("usage: pipeline_iter untracked|established|handoff|worker BURSTS");
             std::process::exit(2);
         }
     };
@@ -147,4 +166,35 @@ fn handoff(n: usize) {
     let ok = afxdp_measured_handoff(&mut p1, &mut p0, &h, &mut burst, &mut frames, n);
     assert_eq!(ok, n * BURST, "every packet handed over and delivered");
     println!("handoff: {} packets", n * BURST);
+}
+
+/// The worker case (see the module doc): `n` bursts of 64 untracked
+/// transit frames from wan, each through one loop of a worker.
+fn worker(n: usize) {
+    let kernel = FakeKernel::new(2, FakeMode::ZeroCopy);
+    let ports = WorkerPorts::open_fake(&kernel, 4096, 2048).expect("fake ports");
+    let shared = WorkerShared::new(
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::sync::Arc::new(TablesSlot::new(transit_tables(1000))),
+    );
+    let cfg = WorkerConfig {
+        index: 0,
+        core: None,
+        burst: BURST,
+        busy_poll: true,
+    };
+    let mut w = Worker::new(cfg, ports, std::sync::Arc::new(shared)).expect("worker");
+    let burst = untracked_transit_burst(1000);
+    let mut sent = 0;
+    // One warm-up burst, then the measured ones.
+    for _ in 0..=n {
+        for (f, &len) in burst.frames.iter().zip(&burst.lens) {
+            assert!(kernel.deliver(0, &f[..len]), "the fill ring ran dry");
+        }
+        assert_eq!(afxdp_measured_poll(&mut w), BURST);
+        sent += kernel.nic(1);
+        kernel.take_sent(1);
+    }
+    assert_eq!(sent, (n + 1) * BURST, "every packet forwarded");
+    println!("worker: {} packets", n * BURST);
 }

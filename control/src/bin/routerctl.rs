@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use control::config::Config;
-use control::ctl::api::{FlowEntry, ReloadSummary, StatsSnapshot, TracePoll, TraceStart};
+use control::ctl::api::{
+    FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
+};
 use control::ctl::client::Client;
 use control::ctl::proto::Request;
 use control::ctl::{text, CtlError};
@@ -63,6 +65,8 @@ enum Cmd {
     /// Counters of the running router: interfaces, workers, drops by
     /// reason, rules, connection tracking, AF_XDP rings.
     Stats {
+        #[command(subcommand)]
+        what: Option<StatsWhat>,
         /// Print the counters as one JSON object.
         #[arg(long)]
         json: bool,
@@ -114,6 +118,22 @@ enum Cmd {
     },
 }
 
+#[derive(Subcommand)]
+enum StatsWhat {
+    /// Where each worker's cycles go, as `vppctl show runtime`: loops, busy
+    /// loops, packets, packets per busy loop, and cycles per packet by
+    /// phase (rx, pipeline, tx, host, handoff, housekeeping, idle), from
+    /// the TSC.
+    Runtime {
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Set the runtime accounting (only it) to zero.
+        #[arg(long, alias = "reset", conflicts_with = "json")]
+        clear: bool,
+    },
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum ExportFormat {
     Nft,
@@ -159,6 +179,22 @@ fn stats(socket: &Path, json: bool, reset: bool) -> Result<(), Failure> {
     }
     let s: StatsSnapshot = c.call(Request::Stats)?;
     print!("{}", text::stats(&s));
+    Ok(())
+}
+
+fn runtime(socket: &Path, json: bool, clear: bool) -> Result<(), Failure> {
+    let mut c = Client::connect(socket)?;
+    if clear {
+        c.call_value(Request::ClearRuntime)?;
+        println!("runtime accounting cleared");
+        return Ok(());
+    }
+    if json {
+        let v = c.call_value(Request::Runtime)?;
+        return json_out(&v);
+    }
+    let r: RuntimeStats = c.call(Request::Runtime)?;
+    print!("{}", text::runtime(&r));
     Ok(())
 }
 
@@ -313,7 +349,15 @@ fn main() -> ExitCode {
             packets,
         } => explain(&config, json, &packets).map_err(Failure::Plain),
         Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
-        Cmd::Stats { json, reset } => stats(socket, json, reset),
+        Cmd::Stats {
+            what: Some(StatsWhat::Runtime { json, clear }),
+            ..
+        } => runtime(socket, json, clear),
+        Cmd::Stats {
+            what: None,
+            json,
+            reset,
+        } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
         Cmd::Reload { file } => reload(socket, file.as_deref()),
         Cmd::Trace {

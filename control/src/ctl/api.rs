@@ -12,6 +12,7 @@ use dataplane::drop::DropReason;
 use dataplane::packet::PortId;
 use dataplane::rules::{ChainId, RawAction};
 use dataplane::tables::Tables;
+use dataplane::worker::{PhaseCycles, RuntimeCounters, WorkerSnapshot};
 use dataplane::xsk::port::PortStats;
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +39,10 @@ pub trait ControlHandler: Send + Sync {
     fn trace_stop(&self);
     /// Set every counter to zero.
     fn reset_counters(&self);
+    /// The workers' runtime accounting (`routerctl stats runtime`).
+    fn runtime(&self) -> RuntimeStats;
+    /// Set the runtime accounting alone to zero.
+    fn clear_runtime(&self);
 }
 
 /// Packets and bytes in both directions of an interface.
@@ -180,6 +185,123 @@ pub struct PathStats {
     pub arp_requests_sent: u64,
 }
 
+/// Cycles by phase of a worker's loop, from the TSC (see
+/// [`dataplane::worker::runtime`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cycles {
+    /// Polling the RX rings, completions, fill-ring refills.
+    pub rx: u64,
+    /// The pipeline and the verdicts.
+    pub pipeline: u64,
+    /// Filling the TX rings and the kicks.
+    pub tx: u64,
+    /// The host path (TUN) both ways.
+    pub host: u64,
+    /// Hand-offs to and from other workers.
+    pub handoff: u64,
+    /// Housekeeping rounds.
+    pub housekeeping: u64,
+    /// Loops that moved nothing, and back-off sleeps.
+    pub idle: u64,
+}
+
+impl From<PhaseCycles> for Cycles {
+    fn from(c: PhaseCycles) -> Cycles {
+        Cycles {
+            rx: c.rx,
+            pipeline: c.pipeline,
+            tx: c.tx,
+            host: c.host,
+            handoff: c.handoff,
+            housekeeping: c.housekeeping,
+            idle: c.idle,
+        }
+    }
+}
+
+impl Cycles {
+    /// `(name, cycles)` of every phase, idle last.
+    pub fn phases(&self) -> [(&'static str, u64); 7] {
+        [
+            ("rx", self.rx),
+            ("pipeline", self.pipeline),
+            ("tx", self.tx),
+            ("host", self.host),
+            ("handoff", self.handoff),
+            ("housekeeping", self.housekeeping),
+            ("idle", self.idle),
+        ]
+    }
+}
+
+/// Runtime accounting of a worker or of all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeTotals {
+    /// Loop iterations.
+    pub loops: u64,
+    /// Iterations that received at least one packet.
+    pub busy_loops: u64,
+    /// Packets run through the pipeline (a packet handed to its flow's
+    /// owner counts at both workers).
+    pub packets: u64,
+    /// Cycles by phase.
+    pub cycles: Cycles,
+    /// Loop time in cycles: the sum of `cycles`.
+    pub total_cycles: u64,
+}
+
+impl From<RuntimeCounters> for RuntimeTotals {
+    fn from(r: RuntimeCounters) -> RuntimeTotals {
+        RuntimeTotals {
+            loops: r.loops,
+            busy_loops: r.busy_loops,
+            packets: r.packets,
+            cycles: r.cycles.into(),
+            total_cycles: r.total_cycles,
+        }
+    }
+}
+
+/// One worker's runtime accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerRuntime {
+    pub worker: usize,
+    /// The core it is pinned to (`null`: not pinned).
+    pub core: Option<usize>,
+    #[serde(flatten)]
+    pub counts: RuntimeTotals,
+}
+
+/// `routerctl stats runtime`: every worker's loops, packets and cycles by
+/// phase since start or the last clear, and their sum.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuntimeStats {
+    /// Cycles per second of the counter the cycles come from (the TSC).
+    pub tsc_hz: u64,
+    pub workers: Vec<WorkerRuntime>,
+    /// Summed over workers.
+    pub total: RuntimeTotals,
+}
+
+/// The runtime accounting of `snaps` (one per worker, in worker order).
+pub fn runtime_stats(tsc_hz: u64, snaps: &[WorkerSnapshot]) -> RuntimeStats {
+    use dataplane::worker::Tally;
+    let workers: Vec<WorkerRuntime> = snaps
+        .iter()
+        .map(|s| WorkerRuntime {
+            worker: s.index,
+            core: s.core,
+            counts: s.runtime.into(),
+        })
+        .collect();
+    let total = (snaps.iter()).fold(RuntimeCounters::default(), |t, s| t.plus(s.runtime));
+    RuntimeStats {
+        tsc_hz,
+        workers,
+        total: total.into(),
+    }
+}
+
 /// Everything `routerctl stats` shows.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatsSnapshot {
@@ -199,6 +321,9 @@ pub struct StatsSnapshot {
     pub afxdp: BTreeMap<String, RingStats>,
     /// Where packets went.
     pub path: PathStats,
+    /// The workers' runtime accounting (as `routerctl stats runtime`).
+    #[serde(default)]
+    pub runtime: RuntimeStats,
 }
 
 /// Input of [`snapshot_from`]: what routerd gathers from its workers.
@@ -218,6 +343,8 @@ pub struct SnapshotInput<'a> {
     pub uptime_secs: u64,
     /// Name of the host path device (TUN), if there is one.
     pub host_device: Option<&'a str>,
+    /// The workers' runtime accounting ([`runtime_stats`]).
+    pub runtime: RuntimeStats,
 }
 
 fn raw_action(a: RawAction) -> &'static str {
@@ -376,6 +503,7 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             arp_replies_received: c.arp_replies_received,
             arp_requests_sent: c.arp_requests_sent,
         },
+        runtime: input.runtime,
     }
 }
 

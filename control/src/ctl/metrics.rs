@@ -229,6 +229,49 @@ pub fn render(s: &StatsSnapshot) -> String {
         }
     }
 
+    let rt = &s.runtime;
+    if !rt.workers.is_empty() {
+        // The same core label as the other worker families (0: not pinned).
+        let labels =
+            |w: &super::api::WorkerRuntime| (w.worker.to_string(), w.core.unwrap_or(0).to_string());
+        f.head(
+            "tsc_hz",
+            "gauge",
+            "Rate of the counter the worker cycles are read from (the TSC), per second.",
+        );
+        f.sample("tsc_hz", &[], rt.tsc_hz);
+        f.head(
+            "worker_cycles_total",
+            "counter",
+            "Worker loop cycles by phase (rx, pipeline, tx, host, handoff, housekeeping, idle); \
+             the phases add up to the loop time.",
+        );
+        for w in &rt.workers {
+            let (id, core) = labels(w);
+            for (phase, c) in w.counts.cycles.phases() {
+                f.sample(
+                    "worker_cycles_total",
+                    &[("worker", &id), ("core", &core), ("phase", phase)],
+                    c,
+                );
+            }
+        }
+        f.head(
+            "worker_runtime_packets_total",
+            "counter",
+            "Packets a worker ran through its pipeline, the packets of worker_cycles_total \
+             (a handed-over packet counts at both workers).",
+        );
+        for w in &rt.workers {
+            let (id, core) = labels(w);
+            f.sample(
+                "worker_runtime_packets_total",
+                &[("worker", &id), ("core", &core)],
+                w.counts.packets,
+            );
+        }
+    }
+
     type RingField = fn(&super::api::RingStats) -> u64;
     let rings: [(&str, &str, RingField); 6] = [
         (

@@ -41,6 +41,10 @@ pub enum Request {
     TraceStop,
     /// `null`.
     ResetCounters,
+    /// [`super::api::RuntimeStats`].
+    Runtime,
+    /// `null`.
+    ClearRuntime,
 }
 
 /// A request on the wire.
@@ -95,6 +99,11 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
         }
         Request::ResetCounters => {
             h.reset_counters();
+            Ok(Value::Null)
+        }
+        Request::Runtime => to_value(h.runtime()),
+        Request::ClearRuntime => {
+            h.clear_runtime();
             Ok(Value::Null)
         }
     }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::api::{FlowEntry, ReloadSummary, StatsSnapshot};
+use super::api::{FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot};
 
 /// Left-aligned text columns and right-aligned numbers, two spaces apart.
 fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
@@ -243,6 +243,80 @@ pub fn stats(s: &StatsSnapshot) -> String {
         ("arp requests sent", p.arp_requests_sent),
     ] {
         let _ = writeln!(o, "  {k:<26} {v}");
+    }
+    o
+}
+
+/// `routerctl stats runtime` without `--json`: per worker (and summed when
+/// there are several), a line of loops and packets, then one row per phase
+/// with its cycles, its share of the loop time, and cycles and
+/// nanoseconds per packet.
+pub fn runtime(r: &RuntimeStats) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "Runtime (TSC {:.3} GHz; cycles since start or the last clear)",
+        r.tsc_hz as f64 / 1e9
+    );
+    let hz = r.tsc_hz.max(1) as f64;
+    let block = |o: &mut String, title: String, t: &RuntimeTotals| {
+        let busy_share = if t.loops == 0 {
+            0.0
+        } else {
+            100.0 * t.busy_loops as f64 / t.loops as f64
+        };
+        let vectors = if t.busy_loops == 0 {
+            0.0
+        } else {
+            t.packets as f64 / t.busy_loops as f64
+        };
+        let _ = writeln!(
+            o,
+            "\n{title}: {:.3} s, {} loops, {} busy ({busy_share:.1}%), {} packets, \
+             {vectors:.1} packets per busy loop",
+            t.total_cycles as f64 / hz,
+            t.loops,
+            t.busy_loops,
+            t.packets
+        );
+        let per_packet = |c: u64| {
+            if t.packets == 0 {
+                ("-".to_string(), "-".to_string())
+            } else {
+                let c = c as f64 / t.packets as f64;
+                (format!("{c:.1}"), format!("{:.1}", c / hz * 1e9))
+            }
+        };
+        let share = |c: u64| {
+            if t.total_cycles == 0 {
+                "-".to_string()
+            } else {
+                format!("{:.1}%", 100.0 * c as f64 / t.total_cycles as f64)
+            }
+        };
+        let busy = t.total_cycles.saturating_sub(t.cycles.idle);
+        let rows: Vec<Vec<String>> = (t.cycles.phases().into_iter())
+            .chain([("busy", busy), ("total", t.total_cycles)])
+            .map(|(name, c)| {
+                let (cpp, npp) = per_packet(c);
+                vec![name.to_string(), c.to_string(), share(c), cpp, npp]
+            })
+            .collect();
+        o.push_str(&table(
+            &["phase", "cycles", "share", "cycles/pkt", "ns/pkt"],
+            &rows,
+            &[false, true, true, true, true],
+        ));
+    };
+    for w in &r.workers {
+        let core = w
+            .core
+            .map_or("not pinned".to_string(), |c| format!("core {c}"));
+        block(&mut o, format!("worker {} ({core})", w.worker), &w.counts);
+    }
+    if r.workers.len() > 1 {
+        let title = format!("all {} workers", r.workers.len());
+        block(&mut o, title, &r.total);
     }
     o
 }

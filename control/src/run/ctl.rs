@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dataplane::conntrack::{CtCounters, FlowView};
+use dataplane::worker::runtime::tsc_hz;
 use dataplane::worker::{
     aggregate, TablesSlot, Tally, WorkerReply, WorkerRequest, WorkerShared, WorkerSnapshot,
 };
@@ -20,8 +21,8 @@ use tracing::{info, warn};
 use super::{build_tables, Router};
 use crate::config::Config;
 use crate::ctl::api::{
-    conntrack_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary, SnapshotInput,
-    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+    conntrack_stats, runtime_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary,
+    RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
 };
 use crate::ctl::trace::TraceService;
 
@@ -312,6 +313,7 @@ impl ControlHandler for RouterCtl {
             conntrack,
             uptime_secs: since.elapsed().as_secs(),
             host_device: self.host_device.as_deref(),
+            runtime: runtime_stats(tsc_hz(), &snaps),
         })
     }
 
@@ -361,6 +363,15 @@ impl ControlHandler for RouterCtl {
         self.ask_all(WorkerRequest::ResetCounters);
         self.running().since = Instant::now();
         info!("counters reset");
+    }
+
+    fn runtime(&self) -> RuntimeStats {
+        runtime_stats(tsc_hz(), &self.snapshots())
+    }
+
+    fn clear_runtime(&self) {
+        self.ask_all(WorkerRequest::ClearRuntime);
+        info!("runtime accounting cleared");
     }
 }
 

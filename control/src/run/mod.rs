@@ -490,6 +490,11 @@ fn log_summary(cfg: &Config, t: &Tables) {
             "idle back-off"
         }
     );
+    // Measured once here (20 ms), not at the first `stats runtime`.
+    info!(
+        "runtime accounting: TSC at {:.3} GHz (routerctl stats runtime)",
+        dataplane::worker::runtime::tsc_hz() as f64 / 1e9
+    );
     match &cfg.tun {
         Some(tun) => {
             info!("host path: TUN {tun} carries the router's own traffic to and from the kernel")

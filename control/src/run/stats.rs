@@ -9,8 +9,11 @@ use std::net::Ipv4Addr;
 use dataplane::conntrack::FlowView;
 use dataplane::drop::DropReason;
 use dataplane::host::HostStats;
+use dataplane::worker::runtime::tsc_hz;
 use dataplane::worker::{aggregate, WorkerSnapshot};
 use serde::{Deserialize, Serialize};
+
+use crate::ctl::api::{runtime_stats, RuntimeStats};
 
 /// Counters of one interface.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +214,9 @@ pub struct RouterStats {
     pub host: Option<HostPathStats>,
     /// Per worker.
     pub workers: Vec<WorkerStats>,
+    /// The workers' runtime accounting (`routerctl stats runtime`).
+    #[serde(default)]
+    pub runtime: RuntimeStats,
 }
 
 impl RouterStats {
@@ -293,6 +299,7 @@ impl RouterStats {
                 .collect(),
             host: None,
             workers,
+            runtime: runtime_stats(tsc_hz(), snaps),
         }
     }
 
@@ -419,6 +426,11 @@ impl RouterStats {
                 c.tx,
                 if c.balanced { "balanced" } else { "NOT BALANCED" }
             );
+        }
+        if !self.runtime.workers.is_empty() {
+            for l in crate::ctl::text::runtime(&self.runtime).lines() {
+                let _ = writeln!(s, "{}", format!("  {l}").trim_end());
+            }
         }
         s
     }

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 
 use control::config::Config;
 use control::ctl::api::{
-    conntrack_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary, SnapshotInput,
-    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+    conntrack_stats, snapshot_from, ControlHandler, Cycles, FlowEntry, ReloadSummary, RuntimeStats,
+    RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad, WorkerRuntime,
 };
 use control::ctl::trace::TraceService;
 use control::explain::{peer_mac, port_mac};
@@ -47,6 +47,37 @@ pub struct Fake {
     cfg_path: PathBuf,
     worker: Mutex<Worker>,
     trace: TraceService,
+    runtime: Mutex<RuntimeStats>,
+}
+
+/// The fake's runtime accounting: one worker on core 1, 1 GHz, 1000
+/// packets in 40 busy loops of 100, 10 cycles per packet in the pipeline.
+pub fn fake_runtime() -> RuntimeStats {
+    let cycles = Cycles {
+        rx: 3000,
+        pipeline: 10_000,
+        tx: 4000,
+        host: 500,
+        handoff: 0,
+        housekeeping: 1500,
+        idle: 981_000,
+    };
+    let counts = RuntimeTotals {
+        loops: 100,
+        busy_loops: 40,
+        packets: 1000,
+        cycles,
+        total_cycles: 1_000_000,
+    };
+    RuntimeStats {
+        tsc_hz: 1_000_000_000,
+        workers: vec![WorkerRuntime {
+            worker: 0,
+            core: Some(1),
+            counts,
+        }],
+        total: counts,
+    }
 }
 
 impl Fake {
@@ -67,6 +98,7 @@ impl Fake {
                 tap: TraceTap::default(),
             }),
             trace: TraceService::new(),
+            runtime: Mutex::new(fake_runtime()),
         })
     }
 
@@ -156,6 +188,7 @@ impl ControlHandler for Fake {
             ),
             uptime_secs: 42,
             host_device: Some("rtr0"),
+            runtime: self.runtime(),
         })
     }
 
@@ -198,6 +231,20 @@ impl ControlHandler for Fake {
 
     fn reset_counters(&self) {
         *self.worker.lock().unwrap().pipeline.counters_mut() = Counters::default();
+        self.clear_runtime();
+    }
+
+    fn runtime(&self) -> RuntimeStats {
+        self.runtime.lock().unwrap().clone()
+    }
+
+    fn clear_runtime(&self) {
+        let mut r = self.runtime.lock().unwrap();
+        let zero = RuntimeTotals::default();
+        r.total = zero;
+        for w in &mut r.workers {
+            w.counts = zero;
+        }
     }
 }
 

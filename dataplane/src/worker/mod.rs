@@ -26,7 +26,9 @@
 //! Files: this one holds the loop; [`shared`] the control handshake
 //! ([`TablesSlot`], [`WorkerShared`], requests and their answers);
 //! [`snapshot`] the counters a worker publishes and [`Tally`], which adds
-//! and subtracts counter sets field by field.
+//! and subtracts counter sets field by field; [`runtime`] the cycles of
+//! each phase of the loop (RX, pipeline, TX, host path, hand-offs,
+//! housekeeping, idle), read from the TSC at each change of phase.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -43,10 +45,12 @@ use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, T
 use crate::xsk::{FrameRef, PortStats, WorkerPorts};
 
 pub mod handoff;
+pub mod runtime;
 pub mod shared;
 pub mod snapshot;
 
 pub use handoff::Handoff;
+pub use runtime::{Phase, PhaseCycles, RuntimeClock, RuntimeCounters};
 pub use shared::{TablesSlot, WorkerReply, WorkerRequest, WorkerShared};
 pub use snapshot::{aggregate, LoopCounters, Tally, WorkerSnapshot};
 
@@ -181,6 +185,8 @@ pub struct Worker {
     /// Frames waiting for each output port in this loop.
     txq: Vec<Vec<FrameRef>>,
     lc: LoopCounters,
+    /// Loops, packets and cycles by phase ([`runtime`]).
+    rt: RuntimeClock,
     /// Port and connection-table counters at the last reset (the kernel's
     /// and the sockets' counters cannot be zeroed: they are subtracted).
     port_base: Vec<PortStats>,
@@ -244,6 +250,7 @@ impl Worker {
                 .map(|_| Vec::with_capacity(tx_queue_len(burst, n)))
                 .collect(),
             lc: LoopCounters::default(),
+            rt: RuntimeClock::default(),
             port_base: Vec::new(),
             ct_base: CtCounters::default(),
             epoch: now,
@@ -282,6 +289,11 @@ impl Worker {
         self.lc
     }
 
+    /// Runtime accounting: loops, packets, cycles by phase.
+    pub fn runtime(&self) -> RuntimeCounters {
+        self.rt.counters()
+    }
+
     /// The capacity of each output port's TX queue (sized once for the
     /// worst loop, so the packet path never grows them).
     pub fn tx_queue_capacity(&self) -> Vec<usize> {
@@ -297,6 +309,9 @@ impl Worker {
         let mut idle: u32 = 0;
         let mut sleep = Duration::from_micros(1);
         let mut since_hk: u64 = 0;
+        // Loop time starts here, not when the worker was built.
+        self.rt.mark(Phase::Idle);
+        self.rt.clear();
         while !self.shared.stop.load(Ordering::Relaxed) {
             let got = self.poll_once();
             since_hk += 1;
@@ -329,6 +344,7 @@ impl Worker {
             } else {
                 self.ports.wait_rx(IDLE_MAX_SLEEP);
             }
+            self.rt.mark(Phase::Idle);
         }
         self.drain(Duration::from_millis(500));
         self.publish(true);
@@ -339,6 +355,7 @@ impl Worker {
     /// the frames received.
     pub fn poll_once(&mut self) -> usize {
         self.lc.loops += 1;
+        self.rt.loops += 1;
         self.set_clock();
         // Completions first, whatever the TX rings' NEED_WAKEUP says.
         self.ports.complete();
@@ -353,6 +370,7 @@ impl Worker {
             rx_ports,
             txq,
             lc,
+            rt,
             ..
         } = self;
         let mut st = Stages {
@@ -363,6 +381,7 @@ impl Worker {
             handoff: handoff.as_deref(),
             txq,
             lc,
+            rt,
         };
         let mut total = 0;
         for p in 0..st.ports.len() {
@@ -370,15 +389,22 @@ impl Worker {
             if n == 0 {
                 continue;
             }
+            // Polling since the loop began or the last chunk.
+            st.rt.mark(Phase::Rx);
             total += n;
             for chunk in rx[..n].chunks(CHUNK) {
                 st.run_chunk(PortId(p as u8), chunk);
             }
         }
+        if total > 0 {
+            // The polls after the last busy port.
+            st.rt.mark(Phase::Rx);
+        }
         // Packets other workers handed over (slow path: a copy each into a
         // fresh frame), run in groups of the same arrival port.
         if st.handoff.is_some_and(|h| h.has_packet(me)) {
             let n = st.receive_handed(me, rx, rx_ports);
+            st.rt.mark(Phase::Handoff);
             total += n;
             let mut start = 0;
             while start < n {
@@ -395,6 +421,7 @@ impl Worker {
         // host path's buffer into a fresh frame).
         if st.host.as_ref().is_some_and(|h| h.has_packet()) {
             let n = receive_from_host(st.ports, st.host, rx);
+            st.rt.mark(Phase::Host);
             if n > 0 {
                 total += n;
                 for chunk in rx[..n].chunks(CHUNK) {
@@ -407,6 +434,7 @@ impl Worker {
             pipeline,
             txq,
             handoff,
+            rt,
             ..
         } = st;
         // Neighbours: what this loop learned from ARP goes to the other
@@ -441,25 +469,38 @@ impl Worker {
                 });
                 true
             });
+            rt.mark(Phase::Pipeline);
         }
         if total > 0 {
             self.lc.busy_loops += 1;
+            self.rt.busy_loops += 1;
+            self.rt.packets += total as u64;
         }
-        self.flush_tx();
+        // A loop that moved nothing is idle time, whatever it polled.
+        let sent = self.flush_tx();
+        self.rt.mark(if total > 0 || sent {
+            Phase::Tx
+        } else {
+            Phase::Idle
+        });
         total
     }
 
-    /// Sends what the loop queued, one `tx_burst` (one kick) per port.
-    fn flush_tx(&mut self) {
+    /// Sends what the loop queued, one `tx_burst` (one kick) per port;
+    /// whether there was anything to send.
+    fn flush_tx(&mut self) -> bool {
+        let mut any = false;
         for (q, frames) in self.txq.iter_mut().enumerate() {
             if frames.is_empty() {
                 continue;
             }
+            any = true;
             // What the port could not send it freed and counted.
             let r = self.ports.tx_burst(q, frames);
             self.lc.tx_ring_full += r.ring_full as u64;
             frames.clear();
         }
+        any
     }
 
     fn set_clock(&mut self) {
@@ -485,6 +526,7 @@ impl Worker {
         if self.answer_requests() || self.last_publish.elapsed() >= SNAPSHOT_INTERVAL {
             self.publish(false);
         }
+        self.rt.mark(Phase::Housekeeping);
     }
 
     /// Lets the kernel finish sending: housekeeping until no frame is in a
@@ -555,6 +597,7 @@ struct Stages<'a> {
     handoff: Option<&'a Handoff>,
     txq: &'a mut [Vec<FrameRef>],
     lc: &'a mut LoopCounters,
+    rt: &'a mut RuntimeClock,
 }
 
 impl Stages<'_> {
@@ -595,7 +638,9 @@ impl Stages<'_> {
     }
 
     /// Runs up to [`CHUNK`] frames of `port` through the pipeline and
-    /// queues, hands over or frees each by its verdict.
+    /// queues, hands over or frees each by its verdict. Packets for the
+    /// host and for other workers go after the rest, so that the host path
+    /// and the hand-offs are timed apart from the pipeline.
     fn run_chunk(&mut self, port: PortId, chunk: &[FrameRef]) {
         let Stages {
             ports,
@@ -605,6 +650,7 @@ impl Stages<'_> {
             handoff,
             txq,
             lc,
+            rt,
         } = self;
         let k = chunk.len();
         let mut verdicts = [Verdict::Consumed; CHUNK];
@@ -631,57 +677,88 @@ impl Stages<'_> {
                 *len = pkt.len as u32;
             }
         }
-        for i in 0..k {
-            let frame = FrameRef {
-                addr: chunk[i].addr,
-                len: lens[i],
-            };
-            match verdicts[i] {
+        // Indices of the Host and HandOff verdicts, done after the others.
+        let mut later = [0u8; CHUNK];
+        let mut n_later = 0usize;
+        let done = chunk.iter().zip(&lens).zip(&verdicts[..k]);
+        for (i, ((f, &len), &v)) in done.enumerate() {
+            match v {
                 Verdict::Tx(out) => match txq.get_mut(out.0 as usize) {
-                    Some(q) => q.push(frame),
+                    Some(q) => q.push(FrameRef { addr: f.addr, len }),
                     None => {
                         lc.tx_no_port += 1;
-                        ports.free(frame.addr);
+                        ports.free(f.addr);
                     }
                 },
-                Verdict::Host => {
-                    let taken = match host {
-                        Some(h) => {
-                            let bytes = ports.frame(frame);
-                            bytes.len() > ETH_HDR_LEN && h.deliver(&bytes[ETH_HDR_LEN..])
-                        }
-                        None => false,
-                    };
-                    if taken {
-                        // Frame length, as the host path's rx counts it.
-                        pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
-                    } else {
-                        // Counted as a drop so that rx = forwarded + to_host +
-                        // consumed + drops still holds.
-                        lc.host_unavailable += 1;
-                        let c = pipeline.counters_mut();
-                        c.to_host -= 1;
-                        c.drops[DropReason::HostUnavailable as usize] += 1;
-                    }
-                    ports.free(frame.addr);
+                Verdict::Host | Verdict::HandOff(_) => {
+                    later[n_later] = i as u8;
+                    n_later += 1;
                 }
-                Verdict::HandOff(to) => {
-                    let bytes = ports.frame(frame);
-                    let sent = handoff.is_some_and(|h| h.send(to as usize, port, bytes).is_ok());
-                    if sent {
-                        lc.handed_off += 1;
-                    } else {
-                        // The owner's queue is full: dropped here, counted
-                        // here (the pipeline counted nothing).
-                        lc.handoff_full += 1;
-                        let c = pipeline.counters_mut();
-                        c.rx[port.0 as usize & 63].add(frame.len as usize);
-                        c.drops[DropReason::HandoffQueueFull as usize] += 1;
-                    }
-                    ports.free(frame.addr);
-                }
-                Verdict::Consumed | Verdict::Drop(_) => ports.free(frame.addr),
+                Verdict::Consumed | Verdict::Drop(_) => ports.free(f.addr),
             }
+        }
+        rt.mark(Phase::Pipeline);
+        if n_later == 0 {
+            return;
+        }
+        let later = &later[..n_later];
+        let frame = |i: u8| FrameRef {
+            addr: chunk[i as usize].addr,
+            len: lens[i as usize],
+        };
+        let to_host = (later.iter())
+            .filter(|&&i| verdicts[i as usize] == Verdict::Host)
+            .count();
+        let to_worker = n_later - to_host;
+        if to_host > 0 {
+            for &i in later
+                .iter()
+                .filter(|&&i| verdicts[i as usize] == Verdict::Host)
+            {
+                let frame = frame(i);
+                let taken = match host {
+                    Some(h) => {
+                        let bytes = ports.frame(frame);
+                        bytes.len() > ETH_HDR_LEN && h.deliver(&bytes[ETH_HDR_LEN..])
+                    }
+                    None => false,
+                };
+                if taken {
+                    // Frame length, as the host path's rx counts it.
+                    pipeline.counters_mut().tx[PortId::HOST.0 as usize].add(frame.len as usize);
+                } else {
+                    // Counted as a drop so that rx = forwarded + to_host +
+                    // consumed + drops still holds.
+                    lc.host_unavailable += 1;
+                    let c = pipeline.counters_mut();
+                    c.to_host -= 1;
+                    c.drops[DropReason::HostUnavailable as usize] += 1;
+                }
+                ports.free(frame.addr);
+            }
+            rt.mark(Phase::Host);
+        }
+        if to_worker > 0 {
+            for &i in later {
+                let Verdict::HandOff(to) = verdicts[i as usize] else {
+                    continue;
+                };
+                let frame = frame(i);
+                let bytes = ports.frame(frame);
+                let sent = handoff.is_some_and(|h| h.send(to as usize, port, bytes).is_ok());
+                if sent {
+                    lc.handed_off += 1;
+                } else {
+                    // The owner's queue is full: dropped here, counted
+                    // here (the pipeline counted nothing).
+                    lc.handoff_full += 1;
+                    let c = pipeline.counters_mut();
+                    c.rx[port.0 as usize & 63].add(frame.len as usize);
+                    c.drops[DropReason::HandoffQueueFull as usize] += 1;
+                }
+                ports.free(frame.addr);
+            }
+            rt.mark(Phase::Handoff);
         }
     }
 }

@@ -2,7 +2,8 @@
 //! it ([`WorkerShared`]) and how they talk without a lock on the packet
 //! path. New tables come through a [`TablesSlot`] (an `Arc` swapped under
 //! a lock, noticed through an atomic generation at housekeeping); requests
-//! (list or flush the connection table, reset the counters) are counters
+//! (list or flush the connection table, reset the counters, clear the
+//! runtime accounting) are counters
 //! the worker compares at housekeeping (`Ask`, [`WorkerShared::ask`]).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -59,9 +60,12 @@ pub enum WorkerRequest {
     ListFlows,
     /// Empty the connection table.
     FlushFlows,
-    /// Set the counters to zero (pipeline, loop, port and connection-table
-    /// counters; the frame census is a state, not a counter).
+    /// Set the counters to zero (pipeline, loop, runtime, port and
+    /// connection-table counters; the frame census is a state, not a
+    /// counter).
     ResetCounters,
+    /// Set the runtime accounting alone to zero (`vppctl clear runtime`).
+    ClearRuntime,
 }
 
 /// A worker's answer to a [`WorkerRequest`].
@@ -73,11 +77,14 @@ pub enum WorkerReply {
     Flushed(usize),
     /// Counters are zero (and a snapshot saying so was published).
     Reset,
+    /// The runtime accounting is zero (and a snapshot saying so was
+    /// published).
+    RuntimeCleared,
 }
 
 /// One kind of request: the control side bumps `requested`, the worker
 /// acts when it differs from `done` and then stores it there. Requests made
-/// before the worker looks are answered together (all three are idempotent).
+/// before the worker looks are answered together (all are idempotent).
 #[derive(Debug, Default)]
 struct Ask {
     requested: AtomicU64,
@@ -103,7 +110,7 @@ pub struct WorkerShared {
     snapshot: Mutex<WorkerSnapshot>,
     /// Bumped at every published snapshot.
     published: AtomicU64,
-    asks: [Ask; 3],
+    asks: [Ask; 4],
     /// The last listing ([`WorkerRequest::ListFlows`]).
     flows: Mutex<Vec<FlowView>>,
     /// Entries removed by the last flush.
@@ -164,6 +171,7 @@ impl WorkerShared {
                 WorkerReply::Flushed(self.flushed.load(Ordering::Acquire) as usize)
             }
             WorkerRequest::ResetCounters => WorkerReply::Reset,
+            WorkerRequest::ClearRuntime => WorkerReply::RuntimeCleared,
         })
     }
 
@@ -187,7 +195,7 @@ impl Worker {
     pub(super) fn answer_requests(&mut self) -> bool {
         let shared = Arc::clone(&self.shared);
         let mut changed = false;
-        let [list, flush, reset] = &shared.asks;
+        let [list, flush, reset, clear_runtime] = &shared.asks;
         if let Some(r) = flush.pending() {
             let n = self.pipeline.conntrack().len();
             self.pipeline.conntrack_mut().flush();
@@ -211,6 +219,11 @@ impl Worker {
             // Published before the answer, so that the control side reads zeros.
             self.publish(false);
             reset.done.store(r, Ordering::Release);
+        }
+        if let Some(r) = clear_runtime.pending() {
+            self.rt.clear();
+            self.publish(false);
+            clear_runtime.done.store(r, Ordering::Release);
         }
         changed
     }

@@ -7,6 +7,7 @@ use crate::conntrack::{CtCounters, FlowView};
 use crate::counters::{Count, Counters};
 use crate::xsk::{FrameCensus, PortStats, XdpStatistics};
 
+use super::runtime::{PhaseCycles, RuntimeCounters};
 use super::{Worker, MAX_LISTED_FLOWS};
 
 /// The worker's own counters (the pipeline's are in [`Counters`]).
@@ -47,6 +48,9 @@ pub struct WorkerSnapshot {
     pub core: Option<usize>,
     /// Loop counters.
     pub loops: LoopCounters,
+    /// Runtime accounting: loops, packets, cycles by phase (since start,
+    /// the last reset or the last clear of the runtime alone).
+    pub runtime: RuntimeCounters,
     /// Pipeline counters.
     pub counters: Counters,
     /// Counters per port, in port order (with the kernel's XDP statistics).
@@ -118,6 +122,22 @@ tally!(LoopCounters {
     handed_in,
     handoff_full,
 });
+tally!(PhaseCycles {
+    rx,
+    pipeline,
+    tx,
+    host,
+    handoff,
+    housekeeping,
+    idle,
+});
+tally!(RuntimeCounters {
+    loops,
+    busy_loops,
+    packets,
+    cycles,
+    total_cycles,
+});
 tally!(CtCounters {
     inserted,
     expired,
@@ -156,6 +176,7 @@ impl Worker {
             index: self.cfg.index,
             core: self.cfg.core,
             loops: self.lc,
+            runtime: self.rt.counters(),
             counters: self.pipeline.counters().clone(),
             ports: (ports.iter().enumerate())
                 .map(|(i, p)| self.port_base.get(i).map_or(*p, |b| p.since(*b)))
@@ -175,12 +196,14 @@ impl Worker {
         }
     }
 
-    /// Zeroes the worker's counters (a reset request): the pipeline's and
-    /// the loop's are set to zero, the ports' and the connection table's
-    /// are remembered as the base later snapshots subtract.
+    /// Zeroes the worker's counters (a reset request): the pipeline's, the
+    /// loop's and the runtime's are set to zero, the ports' and the
+    /// connection table's are remembered as the base later snapshots
+    /// subtract.
     pub(super) fn reset_counters(&mut self) {
         zero_counters(self.pipeline.counters_mut());
         self.lc = LoopCounters::default();
+        self.rt.clear();
         self.port_base = self.ports.stats().ports;
         self.ct_base = self.pipeline.conntrack().counters();
     }

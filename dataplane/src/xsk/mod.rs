@@ -10,7 +10,8 @@
 //! [`ring`] is the single-producer/single-consumer ring shared with the
 //! kernel; [`socket`] builds an AF_XDP socket on a (possibly shared) UMEM;
 //! [`port`] is what a worker uses: one UMEM, N ports, a free-frame stack;
-//! [`tun`] is the TUN device of the host path; [`ethtool`] makes the few
+//! [`tun`] is the TUN device of the host path; [`tsc`] reads the CPU's
+//! time-stamp counter for the workers' runtime accounting; [`ethtool`] makes the few
 //! `SIOCETHTOOL` requests (TX checksum offload, channel counts); [`fake`]
 //! plays the kernel's side of the rings in memory, for tests of behaviour
 //! veth never shows (zero-copy drivers' NEED_WAKEUP, failing kicks, links
@@ -30,6 +31,7 @@ pub mod port;
 pub mod ring;
 mod socket;
 pub mod stats;
+pub mod tsc;
 pub mod tun;
 pub mod umem;
 
