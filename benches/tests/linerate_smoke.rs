@@ -255,7 +255,10 @@ fn fixed_rate_phase_reports_cpu_per_packet_against_the_baseline() {
         .iter()
         .find(|c| c.system == System::RouterdUntracked)
         .unwrap();
-    assert!(routerd.m.process_secs.is_some(), "routerd's own CPU time is read");
+    assert!(
+        routerd.m.process_secs.is_some(),
+        "routerd's own CPU time is read"
+    );
     assert_eq!(routerd.runtime, Some(RuntimeCell::Unavailable));
     let sums = summarize_costs(&report.costs, &systems, &opts.sizes);
     let base = sums.iter().find(|s| s.system == System::Generator).unwrap();
@@ -268,7 +271,10 @@ fn fixed_rate_phase_reports_cpu_per_packet_against_the_baseline() {
         );
     }
     let table = cost_table(&sums);
-    assert!(table.contains("| baseline: generator -> sink, no router | 64 |"), "{table}");
+    assert!(
+        table.contains("| baseline: generator -> sink, no router | 64 |"),
+        "{table}"
+    );
     assert!(table.contains("runtime accounting unavailable"), "{table}");
     assert!(started.elapsed() < Duration::from_secs(90));
 }
@@ -301,7 +307,10 @@ fn tcp_through_routerd_and_linux_reports_throughput_and_retransmits() {
         let b = &r.result;
         assert_eq!(b.streams, 1);
         assert!(b.bytes > 100_000 && b.gbit_s > 0.0, "{:?}: {b:?}", r.system);
-        assert!(b.segments_out > 50, "the client's segments are counted: {b:?}");
+        assert!(
+            b.segments_out > 50,
+            "the client's segments are counted: {b:?}"
+        );
         assert!(b.secs >= 0.9 && b.secs < 20.0, "{b:?}");
         assert_eq!(r.wan.is_some(), r.system == TcpSystem::Routerd, "{r:?}");
     }
@@ -315,8 +324,14 @@ fn tcp_through_routerd_and_linux_reports_throughput_and_retransmits() {
         wan.rx_packets > 50,
         "routerd received the data segments on wan: {wan:?}"
     );
-    assert!(!report.census.is_empty(), "routerd's census at exit is read");
+    assert!(
+        !report.census.is_empty(),
+        "routerd's census at exit is read"
+    );
     let t = tcp_table(&report, &opts.systems, &opts.streams);
-    assert!(t.contains("| routerd | 1 |") && t.contains("| linux | 1 |"), "{t}");
+    assert!(
+        t.contains("| routerd | 1 |") && t.contains("| linux | 1 |"),
+        "{t}"
+    );
     assert!(started.elapsed() < Duration::from_secs(90));
 }

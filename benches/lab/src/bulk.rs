@@ -70,9 +70,8 @@ pub struct BulkResult {
 pub fn tcp_counters() -> Result<(u64, u64), LabError> {
     let text = std::fs::read_to_string("/proc/thread-self/net/snmp")
         .map_err(io_err("read /proc/thread-self/net/snmp"))?;
-    parse_snmp_tcp(&text).ok_or_else(|| {
-        LabError::Traffic("no Tcp: OutSegs/RetransSegs in /proc/net/snmp".into())
-    })
+    parse_snmp_tcp(&text)
+        .ok_or_else(|| LabError::Traffic("no Tcp: OutSegs/RetransSegs in /proc/net/snmp".into()))
 }
 
 /// (`OutSegs`, `RetransSegs`) from the text of `/proc/net/snmp`: a `Tcp:`
@@ -128,31 +127,33 @@ pub fn tcp_bulk(cli: &str, srv: &str, opts: &BulkOptions) -> Result<BulkResult, 
         while readers.len() < n as usize {
             match l.accept() {
                 Ok((s, _)) => {
-                    readers.push(std::thread::spawn(move || -> Result<(u64, Instant), LabError> {
-                        pin(server_cpu)?;
-                        s.set_nonblocking(false).map_err(io_err("socket"))?;
-                        s.set_read_timeout(Some(Duration::from_secs(5)))
-                            .map_err(io_err("socket"))?;
-                        let mut s = s;
-                        let mut buf = vec![0u8; 256 * 1024];
-                        let mut got = 0u64;
-                        loop {
-                            if Instant::now() >= deadline {
-                                return Err(LabError::Timeout(format!(
-                                    "bulk TCP stream still open after {limit:?} ({got} bytes)"
-                                )));
-                            }
-                            match s.read(&mut buf) {
-                                Ok(0) => return Ok((got, Instant::now())),
-                                Ok(k) => got += k as u64,
-                                Err(e) => {
-                                    return Err(io_err(format!("bulk TCP read after {got} bytes"))(
-                                        e,
-                                    ))
+                    readers.push(std::thread::spawn(
+                        move || -> Result<(u64, Instant), LabError> {
+                            pin(server_cpu)?;
+                            s.set_nonblocking(false).map_err(io_err("socket"))?;
+                            s.set_read_timeout(Some(Duration::from_secs(5)))
+                                .map_err(io_err("socket"))?;
+                            let mut s = s;
+                            let mut buf = vec![0u8; 256 * 1024];
+                            let mut got = 0u64;
+                            loop {
+                                if Instant::now() >= deadline {
+                                    return Err(LabError::Timeout(format!(
+                                        "bulk TCP stream still open after {limit:?} ({got} bytes)"
+                                    )));
+                                }
+                                match s.read(&mut buf) {
+                                    Ok(0) => return Ok((got, Instant::now())),
+                                    Ok(k) => got += k as u64,
+                                    Err(e) => {
+                                        return Err(io_err(format!(
+                                            "bulk TCP read after {got} bytes"
+                                        ))(e))
+                                    }
                                 }
                             }
-                        }
-                    }));
+                        },
+                    ));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
@@ -202,7 +203,9 @@ pub fn tcp_bulk(cli: &str, srv: &str, opts: &BulkOptions) -> Result<BulkResult, 
                                 e.kind(),
                                 std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                             ) => {}
-                        Err(e) => return Err(io_err(format!("bulk TCP write after {sent} bytes"))(e)),
+                        Err(e) => {
+                            return Err(io_err(format!("bulk TCP write after {sent} bytes"))(e))
+                        }
                     }
                 }
                 s.shutdown(std::net::Shutdown::Write)

@@ -20,12 +20,12 @@ use benches::linerate::compare::{
     compare, cost_csv, cost_table, csv, summarize, summarize_costs, table, CompareOptions,
     FixedOptions, System,
 };
-use benches::linerate::tcp::{run_tcp, tcp_table, TcpOptions, TcpSystem};
 use benches::linerate::frame::{FlowSet, Mac, SizeMix};
 use benches::linerate::gen::{GenConfig, GenReport, RunSpec};
 use benches::linerate::handles::{GenHandle, Placement, SinkHandle};
 use benches::linerate::rfc2544::{search, trial, SearchParams, SearchResult};
 use benches::linerate::sink::{SinkConfig, SinkKind, SinkReport};
+use benches::linerate::tcp::{run_tcp, tcp_table, TcpOptions, TcpSystem};
 use benches::linerate::LinerateError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dataplane::xsk::XdpMode;
@@ -85,7 +85,12 @@ struct TcpArgs {
     /// Rounds (each runs every system and stream count; order alternates).
     #[arg(long, default_value_t = 3)]
     rounds: u32,
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "routerd,linux")]
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "routerd,linux"
+    )]
     systems: Vec<TcpSystem>,
     /// CPU of the client's threads (default: unpinned, as iperf3 runs).
     #[arg(long)]
@@ -516,8 +521,7 @@ fn routerd_program(
     if let Some(p) = arg {
         return Ok((p, Vec::new()));
     }
-    let me = std::env::current_exe()
-        .map_err(|e| LinerateError::Setup(format!("own path: {e}")))?;
+    let me = std::env::current_exe().map_err(|e| LinerateError::Setup(format!("own path: {e}")))?;
     let sibling = me.with_file_name("routerd");
     if sibling.is_file() {
         return Ok((sibling, Vec::new()));
@@ -556,7 +560,7 @@ fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
                         a.fixed_share
                     )));
                 }
-                if a.fixed_rate.is_some_and(|r| !(r > 0.0)) {
+                if a.fixed_rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
                     return Err(LinerateError::Config("--fixed-rate must be > 0".into()));
                 }
                 Ok(FixedOptions {
@@ -583,10 +587,12 @@ fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
         "routerd: {} {}; runtime accounting from {}",
         opts.routerd.display(),
         opts.routerd_args.join(" "),
-        opts.routerctl.as_ref().map_or("(no routerctl found)".to_string(), |p| format!(
-            "{} stats runtime --json",
-            p.display()
-        ))
+        opts.routerctl
+            .as_ref()
+            .map_or("(no routerctl found)".to_string(), |p| format!(
+                "{} stats runtime --json",
+                p.display()
+            ))
     );
     let report = compare(&opts, |line| println!("{line}"))?;
     if let Some(types) = &report.ovs_iface_types {
@@ -625,7 +631,7 @@ fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
         println!();
         println!(
             "CPU time per forwarded packet at one offered rate ({} s per system, {} rounds, \
-             medians; busy = user+nice+system+irq+softirq of /proc/stat; router = all CPUs \
+             medians; busy = wall time minus idle+iowait of /proc/stat; router = all CPUs \
              minus the baseline of the same round):",
             a.fixed_secs, fixed.repeats
         );
@@ -700,8 +706,10 @@ fn cmd_tcp(a: TcpArgs) -> Result<(), LinerateError> {
         a.duration,
         opts.streams,
         opts.rounds,
-        a.client_cpu.map_or("any CPU".into(), |c| format!("CPU {c}")),
-        a.server_cpu.map_or("any CPU".into(), |c| format!("CPU {c}")),
+        a.client_cpu
+            .map_or("any CPU".into(), |c| format!("CPU {c}")),
+        a.server_cpu
+            .map_or("any CPU".into(), |c| format!("CPU {c}")),
         opts.routerd.display(),
         opts.routerd_args.join(" ")
     );

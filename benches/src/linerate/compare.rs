@@ -1,6 +1,9 @@
 //! `linerate compare`: one namespace lab, one generator, one sink, one CPU
-//! placement, and the RFC 2544 no-loss throughput of five routers in it,
-//! interleaved and repeated:
+//! placement, and in it, interleaved and repeated, the RFC 2544 no-loss
+//! throughput of seven routers (routerd untracked and tracked; Linux plain,
+//! with conntrack, with raw notrack; Open vSwitch over AF_XDP without and
+//! with `ct(commit)`), then a fixed-rate phase that gives every router the
+//! same offered rate and reads the CPU time each forwarded packet took:
 //!
 //! ```text
 //!  ns <tag>-gen              ns <tag>-rtr                       ns <tag>-snk
@@ -12,13 +15,27 @@
 //!
 //! Where the work runs (veth, AF_XDP copy mode):
 //! - CPU `gen_cpu` (0): the generator thread and its `sendto` (skb build,
-//!   `veth_xmit`). With routerd, also r0's XDP redirect and the copy into
-//!   routerd's RX ring (veth runs the peer's XDP in the sender's NAPI).
+//!   `veth_xmit`). With routerd or OVS, also r0's XDP redirect and the copy
+//!   into the AF_XDP RX ring (veth runs the peer's XDP in the sender's NAPI).
 //! - CPU `router_cpu` (1): routerd's worker (pinned by its config) and its
 //!   TX `sendto`, and routerd's other threads (started with that CPU mask);
-//!   for Linux, the whole forwarding path, steered there by
-//!   RPS on r0 (`rps_cpus`). In both cases the sink's XDP count-and-drop
-//!   program runs in the NAPI of whoever transmits into s0: this CPU.
+//!   OVS's PMD thread (`pmd-cpu-mask`) and its other threads; for Linux,
+//!   the whole forwarding path, steered there by RPS on r0 (`rps_cpus`).
+//!   In every case the sink's XDP count-and-drop program runs in the NAPI
+//!   of whoever transmits into s0: this CPU.
+//!
+//! The fixed-rate phase ([`FixedOptions`]): the rate is given or a share
+//! (0.8) of the lowest median no-loss rate of the search; each round first
+//! measures the baseline, the generator straight into the sink over the
+//! direct pair `g1 - s1` (same generator thread and CPU, same sink program,
+//! same rate: no router namespace, no router work), then every router in a
+//! rotated order. The generator sends whole bursts and sleeps between them
+//! so that its CPU is idle when it has nothing to send. CPU time per CPU
+//! comes from `/proc/stat` around the sending ([`super::cpu`]); the
+//! router's figure is all CPUs minus the same round's baseline, per
+//! forwarded packet. For routerd the runtime accounting of `routerctl
+//! stats runtime --json` is read around the trial ([`super::runtime`]); for
+//! OVS its `pmd-stats-show`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -608,7 +625,8 @@ pub fn compare(
     };
 
     let mut report = CompareReport::default();
-    for round in 0..opts.repeats.min(if opts.search { u32::MAX } else { 0 }) {
+    let search_rounds = if opts.search { opts.repeats } else { 0 };
+    for round in 0..search_rounds {
         let n = opts.systems.len();
         let order: Vec<System> = (0..n)
             .map(|i| opts.systems[(i + round as usize) % n])
@@ -621,15 +639,7 @@ pub fn compare(
                     max_trials: 1,
                     ..SearchParams::default()
                 },
-                |rate| {
-                    trial(
-                        lab.direct_gen,
-                        lab.direct_sink,
-                        size,
-                        rate,
-                        opts.trial,
-                    )
-                },
+                |rate| trial(lab.direct_gen, lab.direct_sink, size, rate, opts.trial),
             )?;
             let gen_max = g.trials.first().map_or(1e6, |t| t.outcome.offered_pps);
             if opts.systems.contains(&System::Generator) {
@@ -748,8 +758,9 @@ impl LabRig<'_> {
             let pre: Vec<&str> = opts.routerd_args.iter().map(String::as_str).collect();
             // Every routerd thread on the router's CPU (the worker pins itself
             // there; the main thread would otherwise share the generator's).
-            let mut r = RouterdProc::spawn_on(&opts.routerd, &pre, &t.rtr, cfg, Some(opts.router_cpu))
-                .map_err(setup_err)?;
+            let mut r =
+                RouterdProc::spawn_on(&opts.routerd, &pre, &t.rtr, cfg, Some(opts.router_cpu))
+                    .map_err(setup_err)?;
             r.wait_ready(Duration::from_secs(20)).map_err(setup_err)?;
             Ok(Active::Routerd(Box::new(r)))
         } else if system.is_ovs() {
@@ -896,8 +907,11 @@ pub struct FixedMeasure {
     pub forwarded: u64,
     /// Seconds the generator sent.
     pub secs: f64,
-    /// Busy seconds per CPU while the generator sent.
+    /// Busy seconds per CPU while the generator sent (wall time minus
+    /// idle, see [`super::cpu`]).
     pub cpu_secs: Vec<f64>,
+    /// The same from the tick-sampled busy fields, for comparison.
+    pub cpu_sampled_secs: Vec<f64>,
     /// CPU seconds of the router's process (routerd, ovs-vswitchd).
     pub process_secs: Option<f64>,
 }
@@ -936,6 +950,7 @@ pub fn fixed_trial(
         forwarded: loss.received,
         secs: g.seconds,
         cpu_secs: c1.secs_since(&c0),
+        cpu_sampled_secs: c1.sampled_secs_since(&c0),
         process_secs: match (p0, p1) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a) as f64 / super::cpu::USER_HZ),
             _ => None,
@@ -1188,7 +1203,11 @@ pub struct CostSummary {
 
 /// Medians of the fixed-rate phase per system and size, in `systems` order
 /// with the baseline first.
-pub fn summarize_costs(costs: &[CostRun], systems: &[System], sizes: &[SizeMix]) -> Vec<CostSummary> {
+pub fn summarize_costs(
+    costs: &[CostRun],
+    systems: &[System],
+    sizes: &[SizeMix],
+) -> Vec<CostSummary> {
     let mut order = vec![System::Generator];
     order.extend(systems.iter().copied().filter(|s| *s != System::Generator));
     let mut out = Vec::new();
@@ -1363,7 +1382,8 @@ pub fn cost_csv(costs: &[CostRun]) -> String {
             c.m.forwarded,
             c.m.secs,
             cpus.join(" "),
-            c.m.process_secs.map_or(String::new(), |v| format!("{v:.2}")),
+            c.m.process_secs
+                .map_or(String::new(), |v| format!("{v:.2}")),
             rt
         );
     }

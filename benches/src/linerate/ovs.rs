@@ -112,7 +112,12 @@ impl Ovs {
             .arg(&db)
             .arg(SCHEMA)
             .status()
-            .map_err(|e| err("cannot run ovsdb-tool (apt-get install openvswitch-switch)", e))?;
+            .map_err(|e| {
+                err(
+                    "cannot run ovsdb-tool (apt-get install openvswitch-switch)",
+                    e,
+                )
+            })?;
         if !st.success() {
             return Err(err("ovsdb-tool create", st));
         }

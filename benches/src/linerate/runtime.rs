@@ -188,7 +188,9 @@ mod tests {
         assert_eq!(d.per_packet.last().unwrap().0, "idle");
         assert_eq!(d.busy_per_packet, 70.0);
         assert_eq!(d.busy_ns_per_packet, 35.0);
-        assert!(d.describe().contains("= 70 cycles/pkt (35 ns), 20.0 pkts/busy loop"));
+        assert!(d
+            .describe()
+            .contains("= 70 cycles/pkt (35 ns), 20.0 pkts/busy loop"));
     }
 
     #[test]

@@ -399,7 +399,10 @@ mod tests {
             t.contains("| routerd | 4 | 2.000 | 1.00 3.00 2.00 | 20 | 10 30 20 | 7 7 7 |"),
             "{t}"
         );
-        assert!(t.contains("| linux | 4 | 2.500 | 2.50 | 5 | 5 |  |  |  |"), "{t}");
+        assert!(
+            t.contains("| linux | 4 | 2.500 | 2.50 | 5 | 5 |  |  |  |"),
+            "{t}"
+        );
         assert!(!t.contains("| 1 |"), "no runs with one stream: {t}");
     }
 }
