@@ -3,6 +3,9 @@
 //! arrive once, in order, in its flow, with a sane latency; the counting
 //! sink must count exactly what was sent; a short RFC 2544 search must pass
 //! at its first rate. About 3 seconds; namespaces are removed on exit.
+//! Then `linerate compare`'s fixed-rate phase (baseline, Linux, routerd)
+//! and `linerate tcp` (routerd, Linux), one second per row, for sane
+//! figures, not speed: about 20 seconds more.
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -90,6 +93,7 @@ fn generator_to_sink_over_veth_loses_nothing() {
             sizes: SizeMix::Imix,
             duration: Duration::from_secs(1),
             count: None,
+            whole_bursts: false,
         })
         .expect("generator runs");
     std::thread::sleep(Duration::from_millis(200));
@@ -133,6 +137,7 @@ fn generator_to_sink_over_veth_loses_nothing() {
             sizes: SizeMix::Fixed(64),
             duration: Duration::from_secs(5),
             count: Some(10_000),
+            whole_bursts: false,
         })
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
@@ -186,4 +191,147 @@ fn a_missing_interface_is_named() {
     .err()
     .expect("no such interface");
     assert!(err.to_string().contains("no such device nosuch0"), "{err}");
+}
+
+/// `linerate compare`'s fixed-rate phase, short: the baseline (generator
+/// straight into the sink), Linux forwarding and routerd (this binary's
+/// built-in copy) each get 20 kpps of 64-byte frames for one second, and
+/// every row must report what it forwarded and the CPU time it took per
+/// packet, with the baseline subtracted. Speed is not asserted. About
+/// 10 seconds.
+#[test]
+fn fixed_rate_phase_reports_cpu_per_packet_against_the_baseline() {
+    use benches::linerate::compare::{
+        compare, cost_table, summarize_costs, CompareOptions, FixedOptions, RuntimeCell, System,
+    };
+    lab::require_root();
+    let out = lab::TempDir::new("lrsmf", "out");
+    let systems = vec![System::Generator, System::Linux, System::RouterdUntracked];
+    let opts = CompareOptions {
+        routerd: env!("CARGO_BIN_EXE_linerate").into(),
+        routerd_args: vec!["--as-routerd".into()],
+        routerctl: None,
+        systems: systems.clone(),
+        sizes: vec![SizeMix::Fixed(64)],
+        repeats: 1,
+        trial: Duration::from_secs(1),
+        flows: 16,
+        resolution: 0.05,
+        max_trials: 2,
+        gen_cpu: 0,
+        router_cpu: 1,
+        out_dir: out.path("compare"),
+        routerd_xdp: XdpMode::Native,
+        search: false,
+        fixed: Some(FixedOptions {
+            rate_pps: Some(20_000.0),
+            share: 0.8,
+            duration: Duration::from_secs(1),
+            repeats: 1,
+        }),
+    };
+    let started = Instant::now();
+    let report = compare(&opts, |line| eprintln!("{line}")).expect("compare runs");
+    assert!(report.runs.is_empty(), "no search was asked for");
+    assert_eq!(report.costs.len(), 3, "{:?}", report.costs);
+    for c in &report.costs {
+        assert!(
+            c.m.forwarded > 0 && c.m.forwarded <= c.m.sent,
+            "{:?}: sent {} forwarded {}",
+            c.system,
+            c.m.sent,
+            c.m.forwarded
+        );
+        assert!(c.m.sent > 5_000, "1 s at 20 kpps: {:?}", c.m);
+        assert!(
+            c.total_ns_per_packet() > 0.0,
+            "{:?} took no CPU: {:?}",
+            c.system,
+            c.m.cpu_secs
+        );
+    }
+    let routerd = report
+        .costs
+        .iter()
+        .find(|c| c.system == System::RouterdUntracked)
+        .unwrap();
+    assert!(
+        routerd.m.process_secs.is_some(),
+        "routerd's own CPU time is read"
+    );
+    assert_eq!(routerd.runtime, Some(RuntimeCell::Unavailable));
+    let sums = summarize_costs(&report.costs, &systems, &opts.sizes);
+    let base = sums.iter().find(|s| s.system == System::Generator).unwrap();
+    assert_eq!(base.router_ns, None, "the baseline is what is subtracted");
+    for s in sums.iter().filter(|s| s.system != System::Generator) {
+        let r = s.router_ns.expect("router figure");
+        assert!(
+            (r - (s.total_ns - base.total_ns)).abs() < 1e-6,
+            "{s:?} minus {base:?}"
+        );
+    }
+    let table = cost_table(&sums);
+    assert!(
+        table.contains("| baseline: generator -> sink, no router | 64 |"),
+        "{table}"
+    );
+    assert!(table.contains("runtime accounting unavailable"), "{table}");
+    assert!(started.elapsed() < Duration::from_secs(90));
+}
+
+/// `linerate tcp`, short: one bulk TCP stream for one second through
+/// routerd (built in) and through Linux forwarding in the same lab; each
+/// must carry data, count the client's segments and retransmits, and
+/// routerd's wan ring counters must be read. About 8 seconds.
+#[test]
+fn tcp_through_routerd_and_linux_reports_throughput_and_retransmits() {
+    use benches::linerate::tcp::{run_tcp, tcp_table, TcpOptions, TcpSystem, LAB_CONFIG};
+    lab::require_root();
+    let out = lab::TempDir::new("lrsmt", "out");
+    let opts = TcpOptions {
+        routerd: env!("CARGO_BIN_EXE_linerate").into(),
+        routerd_args: vec!["--as-routerd".into()],
+        config: LAB_CONFIG.into(),
+        streams: vec![1],
+        duration: Duration::from_secs(1),
+        rounds: 1,
+        systems: vec![TcpSystem::Routerd, TcpSystem::Linux],
+        client_cpu: None,
+        server_cpu: None,
+        out_dir: out.path("tcp"),
+    };
+    let started = Instant::now();
+    let report = run_tcp(&opts, |line| eprintln!("{line}")).expect("tcp runs");
+    assert_eq!(report.runs.len(), 2, "{report:?}");
+    for r in &report.runs {
+        let b = &r.result;
+        assert_eq!(b.streams, 1);
+        assert!(b.bytes > 100_000 && b.gbit_s > 0.0, "{:?}: {b:?}", r.system);
+        assert!(
+            b.segments_out > 50,
+            "the client's segments are counted: {b:?}"
+        );
+        assert!(b.secs >= 0.9 && b.secs < 20.0, "{b:?}");
+        assert_eq!(r.wan.is_some(), r.system == TcpSystem::Routerd, "{r:?}");
+    }
+    let routerd = report
+        .runs
+        .iter()
+        .find(|r| r.system == TcpSystem::Routerd)
+        .unwrap();
+    let wan = routerd.wan.unwrap();
+    assert!(
+        wan.rx_packets > 50,
+        "routerd received the data segments on wan: {wan:?}"
+    );
+    assert!(
+        !report.census.is_empty(),
+        "routerd's census at exit is read"
+    );
+    let t = tcp_table(&report, &opts.systems, &opts.streams);
+    assert!(
+        t.contains("| routerd | 1 |") && t.contains("| linux | 1 |"),
+        "{t}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(90));
 }

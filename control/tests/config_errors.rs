@@ -636,7 +636,10 @@ fn webserver_config_untracks_port_80_both_ways() {
 fn defaults_and_extensions() {
     let cfg = Config::from_str(BASE, Path::new("min.yaml")).unwrap();
     assert_eq!(cfg.dataplane.workers, vec![0]);
-    assert_eq!((cfg.dataplane.burst, cfg.dataplane.umem_frames), (64, 4096));
+    assert_eq!(
+        (cfg.dataplane.burst, cfg.dataplane.umem_frames),
+        (64, 16384)
+    );
     assert_eq!(cfg.dataplane.xdp_mode, XdpMode::Native);
     assert!(!cfg.dataplane.busy_poll);
     assert_eq!(

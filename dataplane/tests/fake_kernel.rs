@@ -419,3 +419,92 @@ fn a_neighbour_learned_by_one_worker_is_known_to_all() {
         .expect("worker 1 learned it");
     assert_eq!((n.mac, n.port), (mac, WAN));
 }
+
+/// A worker that does not look for a while (its core taken by another
+/// thread, a sleep of the idle back-off) must leave every frame it can
+/// spare in the kernel's receive side: a burst the kernel cannot place
+/// ("fill ring empty") while frames sit on the free stack is a drop the
+/// router chose. So the kernel may find the fill ring empty only once the
+/// free stack is down to the reserve kept for generated packets, and the
+/// fill rings are topped up again once the worker runs.
+#[test]
+fn a_stalled_worker_leaves_no_frame_on_the_free_stack_that_the_fill_ring_could_use() {
+    for umem in [4096u32, 16384] {
+        let kernel = FakeKernel::new(2, FakeMode::Copy);
+        let mut w = {
+            let ports = WorkerPorts::open_fake(&kernel, umem, FRAME_SIZE).expect("fake ports");
+            let shared = WorkerShared::new(
+                Arc::new(AtomicBool::new(false)),
+                Arc::new(TablesSlot::new(tables())),
+            );
+            let cfg = WorkerConfig {
+                index: 0,
+                core: None,
+                burst: BURST,
+                busy_poll: false,
+            };
+            Worker::new(cfg, ports, Arc::new(shared)).expect("worker")
+        };
+        let reserve = w.ports().alloc_reserve();
+        let ring = w.ports().ring_size();
+        let at_rest = w.ports().frames_accounted();
+        assert!(reserve < umem / 4, "umem {umem}: reserve {reserve}");
+        assert!(
+            at_rest.free == reserve || w.ports().fill_target() == ring,
+            "umem {umem}: frames stay on the free stack while the fill rings have room: \
+             {at_rest:?}, ring {ring}, reserve {reserve}"
+        );
+        // The worker stalls; the kernel delivers until it cannot.
+        let mut placed = 0u32;
+        while kernel.deliver(WAN.0 as usize, &transit(placed as u16)) {
+            placed += 1;
+            assert!(placed <= umem, "umem {umem}: more frames than the UMEM");
+        }
+        // The kernel's first refusal: no fill frame (or, where the fill
+        // target is the ring size, no room left in the RX ring either).
+        let stats = kernel.stats(WAN.0 as usize);
+        assert_eq!(
+            stats.fill_ring_empty + stats.rx_ring_full,
+            1,
+            "umem {umem}: {stats:?}"
+        );
+        let c = w.ports().frames_accounted();
+        assert!(
+            c.free <= reserve || placed == ring,
+            "umem {umem}: the kernel refused a frame with {} frames free (reserve {reserve}) \
+             and only {placed} of the ring's {ring} in the receive side: {c:?}",
+            c.free
+        );
+        assert_eq!(
+            placed,
+            w.ports().fill_target(),
+            "umem {umem}: the stalled port absorbed its whole fill target"
+        );
+        // The default 16384 frames fill the kernel's 4096-entry rings.
+        if umem == 16384 {
+            assert_eq!((placed, ring), (4096, 4096));
+        }
+        // The worker runs again: everything is forwarded, the fill ring is
+        // full again and nothing more is dropped.
+        for _ in 0..(placed as usize / 32 + 8) {
+            w.poll_once();
+        }
+        settle(&mut w, &kernel);
+        w.housekeeping();
+        assert_eq!(
+            w.pipeline().counters().forwarded,
+            u64::from(placed),
+            "umem {umem}"
+        );
+        assert_eq!(w.ports().frames_accounted(), at_rest, "umem {umem}");
+        for i in 0..placed {
+            assert!(
+                kernel.deliver(WAN.0 as usize, &transit(i as u16)),
+                "umem {umem}: frame {i} of a second burst found the fill ring empty"
+            );
+        }
+        let again = kernel.stats(WAN.0 as usize);
+        assert_eq!(again.fill_ring_empty + again.rx_ring_full, 1, "{again:?}");
+        assert_balanced(&w);
+    }
+}

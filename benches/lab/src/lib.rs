@@ -15,10 +15,12 @@
 //! - [`topology`]: the client - router - server [`Topology`].
 //! - [`routerd`]: routerd as a child process in a namespace.
 //! - [`traffic`]: verified TCP and UDP transfers, floods.
+//! - [`bulk`]: bulk TCP streams with throughput and retransmits.
 //! - [`ping`]: ICMP echo from a raw socket.
 //! - [`soak`]: the bounded mixed load and its checks.
 //! - [`nft`]: nf_tables rulesets and conntrack over netlink (no `nft`).
 
+pub mod bulk;
 pub mod netns;
 pub mod nft;
 pub mod ns;

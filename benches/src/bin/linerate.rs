@@ -6,6 +6,8 @@
 //! linerate gen  --netns A --dev a0 --dst-mac MAC --rate 500000 --size 64 --duration 2
 //! linerate sink --netns B --dev b0 --kind afxdp --duration 5 --json
 //! linerate rfc2544 --gen-netns A --gen-dev a0 --sink-netns B --sink-dev b0 --dst-mac MAC --sizes 64,imix
+//! linerate compare                       # the lab, the search, the fixed-rate cost phase
+//! linerate tcp --streams 1,4             # bulk TCP, routerd against Linux
 //! ```
 
 use std::net::Ipv4Addr;
@@ -13,12 +15,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use benches::linerate::chart;
-use benches::linerate::compare::{compare, csv, summarize, table, CompareOptions, System};
+use benches::linerate::chart::Bar;
+use benches::linerate::compare::{
+    compare, cost_csv, cost_table, csv, summarize, summarize_costs, table, CompareOptions,
+    FixedOptions, System,
+};
 use benches::linerate::frame::{FlowSet, Mac, SizeMix};
 use benches::linerate::gen::{GenConfig, GenReport, RunSpec};
 use benches::linerate::handles::{GenHandle, Placement, SinkHandle};
 use benches::linerate::rfc2544::{search, trial, SearchParams, SearchResult};
 use benches::linerate::sink::{SinkConfig, SinkKind, SinkReport};
+use benches::linerate::tcp::{run_tcp, tcp_table, TcpOptions, TcpSystem};
 use benches::linerate::LinerateError;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use dataplane::xsk::XdpMode;
@@ -30,8 +37,13 @@ use serde::Serialize;
     about = "AF_XDP traffic generator, sink and RFC 2544 search"
 )]
 struct Cli {
+    #[command(flatten)]
+    builtin: lab::BuiltinRouterd,
+    /// Internal, with --as-routerd: routerd's config.
+    #[arg(long, hide = true)]
+    config: Option<std::path::PathBuf>,
     #[command(subcommand)]
-    cmd: Cmd,
+    cmd: Option<Cmd>,
 }
 
 #[derive(Subcommand)]
@@ -45,8 +57,50 @@ enum Cmd {
     Rfc2544(SearchArgs),
     /// Build a namespace lab and compare routerd (untracked, tracked) with
     /// Linux forwarding (no netfilter, conntrack, raw notrack): interleaved
-    /// rounds, medians, ratios; writes a CSV and a PNG chart.
+    /// rounds, medians, ratios; then every system at one fixed rate with
+    /// CPU time per forwarded packet; writes CSVs and PNG charts.
     Compare(CompareArgs),
+    /// Bulk TCP through the lab (client - router - server), routerd and
+    /// Linux forwarding in the same run: throughput, retransmits, and
+    /// routerd's wan ring counters.
+    Tcp(TcpArgs),
+}
+
+#[derive(Args)]
+struct TcpArgs {
+    /// The routerd binary (default: `routerd` next to this program, else
+    /// this program's built-in copy).
+    #[arg(long)]
+    routerd: Option<std::path::PathBuf>,
+    /// routerd's config (devices r0 and r1; default: configs/transit-router.yaml
+    /// as built in).
+    #[arg(long)]
+    config: Option<std::path::PathBuf>,
+    /// Stream counts.
+    #[arg(long, value_delimiter = ',', default_value = "1,4")]
+    streams: Vec<u32>,
+    /// Seconds per run (at most 60).
+    #[arg(long, default_value_t = 5.0)]
+    duration: f64,
+    /// Rounds (each runs every system and stream count; order alternates).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "routerd,linux"
+    )]
+    systems: Vec<TcpSystem>,
+    /// CPU of the client's threads (default: unpinned, as iperf3 runs).
+    #[arg(long)]
+    client_cpu: Option<usize>,
+    /// CPU of the server's threads.
+    #[arg(long)]
+    server_cpu: Option<usize>,
+    /// Directory for tcp.json and routerd's config.
+    #[arg(long, default_value = "linerate-out")]
+    out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -59,7 +113,7 @@ struct CompareArgs {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "generator,routerd-untracked,routerd-tracked,linux,linux-conntrack,linux-notrack"
+        default_value = "generator,routerd-untracked,routerd-tracked,linux,linux-conntrack,linux-notrack,ovs,ovs-tracked"
     )]
     systems: Vec<System>,
     /// Frame sizes, comma-separated.
@@ -88,9 +142,32 @@ struct CompareArgs {
     /// RPS, on the router CPU; measured much slower here).
     #[arg(long, value_enum, default_value = "native")]
     routerd_xdp: Mode,
-    /// Directory for compare.csv, compare-SIZE.png and the routerd configs.
+    /// Directory for compare.csv, compare-SIZE.png, cost.csv, cost-SIZE.png
+    /// and the routerd configs.
     #[arg(long, default_value = "linerate-out")]
     out: std::path::PathBuf,
+    /// `routerctl`, for routerd's runtime accounting (default: next to
+    /// routerd).
+    #[arg(long)]
+    routerctl: Option<std::path::PathBuf>,
+    /// Skip the no-loss search (needs --fixed-rate).
+    #[arg(long)]
+    skip_search: bool,
+    /// Skip the fixed-rate phase.
+    #[arg(long)]
+    no_fixed: bool,
+    /// Offered rate of the fixed-rate phase (default: --fixed-share of the
+    /// slowest system's median no-loss rate).
+    #[arg(long)]
+    fixed_rate: Option<f64>,
+    #[arg(long, default_value_t = 0.8)]
+    fixed_share: f64,
+    /// Seconds each system gets the fixed rate.
+    #[arg(long, default_value_t = 5.0)]
+    fixed_secs: f64,
+    /// Rounds of the fixed-rate phase (default: --repeats).
+    #[arg(long)]
+    fixed_repeats: Option<u32>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -336,6 +413,7 @@ fn cmd_gen(a: GenArgs) -> Result<(), LinerateError> {
         sizes: a.size.clone(),
         duration: secs(a.duration)?,
         count: a.count,
+        whole_bursts: false,
     };
     let place = Placement {
         netns: a.netns,
@@ -435,18 +513,36 @@ fn cmd_search(a: SearchArgs) -> Result<(), LinerateError> {
     Ok(())
 }
 
+/// routerd to run: `--routerd PATH`, else `routerd` next to this program,
+/// else this program's built-in copy (`linerate --as-routerd`).
+fn routerd_program(
+    arg: Option<std::path::PathBuf>,
+) -> Result<(std::path::PathBuf, Vec<String>), LinerateError> {
+    if let Some(p) = arg {
+        return Ok((p, Vec::new()));
+    }
+    let me = std::env::current_exe().map_err(|e| LinerateError::Setup(format!("own path: {e}")))?;
+    let sibling = me.with_file_name("routerd");
+    if sibling.is_file() {
+        return Ok((sibling, Vec::new()));
+    }
+    Ok((me, vec!["--as-routerd".to_string()]))
+}
+
 fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
-    let routerd = match a.routerd {
-        Some(p) => p,
-        None => std::env::current_exe()
-            .map_err(|e| LinerateError::Setup(format!("own path: {e}")))?
-            .with_file_name("routerd"),
-    };
+    let (routerd, routerd_args) = routerd_program(a.routerd)?;
+    let routerctl = a
+        .routerctl
+        .or_else(|| Some(routerd.with_file_name("routerctl")))
+        .filter(|p| p.is_file());
+    let repeats = a.repeats.max(1);
     let opts = CompareOptions {
         routerd,
+        routerd_args,
+        routerctl,
         systems: a.systems.clone(),
         sizes: a.sizes.clone(),
-        repeats: a.repeats.max(1),
+        repeats,
         trial: secs(a.trial_secs)?,
         flows: a.flows,
         resolution: a.resolution,
@@ -455,50 +551,211 @@ fn cmd_compare(a: CompareArgs) -> Result<(), LinerateError> {
         router_cpu: a.router_cpu,
         out_dir: a.out.clone(),
         routerd_xdp: a.routerd_xdp.into(),
+        search: !a.skip_search,
+        fixed: (!a.no_fixed)
+            .then(|| -> Result<FixedOptions, LinerateError> {
+                if !(a.fixed_share > 0.0 && a.fixed_share <= 1.0) {
+                    return Err(LinerateError::Config(format!(
+                        "--fixed-share {} out of range (0, 1]",
+                        a.fixed_share
+                    )));
+                }
+                if a.fixed_rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+                    return Err(LinerateError::Config("--fixed-rate must be > 0".into()));
+                }
+                Ok(FixedOptions {
+                    rate_pps: a.fixed_rate,
+                    share: a.fixed_share,
+                    duration: secs(a.fixed_secs)?,
+                    repeats: a.fixed_repeats.unwrap_or(repeats).max(1),
+                })
+            })
+            .transpose()?,
     };
     println!(
-        "placement: generator thread pinned to CPU {g} (with routerd, r0's XDP redirect and the \
-         copy into routerd's RX ring also run there: veth runs the peer's XDP in the sender's \
-         NAPI); router on CPU {r}: routerd's worker (config `workers: [{r}]`) and its TX, or \
-         Linux forwarding steered by RPS on r0 (rps_cpus mask {m:x}); the sink's XDP \
-         count-and-drop runs in the NAPI of whoever transmits into s0 (the router's CPU).",
+        "placement: generator thread pinned to CPU {g} (with routerd or OVS, r0's XDP redirect \
+         and the copy into the AF_XDP RX ring also run there: veth runs the peer's XDP in the \
+         sender's NAPI); router on CPU {r}: routerd's worker (config `workers: [{r}]`) and its \
+         TX, OVS's PMD thread (pmd-cpu-mask {m:x}), or Linux forwarding steered by RPS on r0 \
+         (rps_cpus mask {m:x}); the sink's XDP count-and-drop runs in the NAPI of whoever \
+         transmits into s0 (the router's CPU).",
         g = opts.gen_cpu,
         r = opts.router_cpu,
         m = 1u32 << opts.router_cpu
     );
-    let runs = compare(&opts, |line| println!("{line}"))?;
-    let sums = summarize(&runs, &opts.systems, &opts.sizes);
-    println!();
     println!(
-        "no-loss throughput (RFC 2544, {} s trials, {} flows, {} rounds interleaved, medians):",
-        a.trial_secs, a.flows, opts.repeats
+        "routerd: {} {}; runtime accounting from {}",
+        opts.routerd.display(),
+        opts.routerd_args.join(" "),
+        opts.routerctl
+            .as_ref()
+            .map_or("(no routerctl found)".to_string(), |p| format!(
+                "{} stats runtime --json",
+                p.display()
+            ))
     );
-    print!("{}", table(&sums));
-    let csv_path = opts.out_dir.join("compare.csv");
-    std::fs::write(&csv_path, csv(&runs))
-        .map_err(|e| LinerateError::Setup(format!("{}: {e}", csv_path.display())))?;
-    println!("wrote {}", csv_path.display());
-    for size in &opts.sizes {
-        let rows: Vec<_> = sums
-            .iter()
-            .filter(|s| s.size == size.label())
-            .cloned()
-            .collect();
-        let png = opts.out_dir.join(format!("compare-{}.png", size.label()));
-        let title = format!("NO-LOSS THROUGHPUT, {} BYTE FRAMES, VETH", size.label());
-        chart::draw(&png, &title, &rows)?;
-        println!("wrote {}", png.display());
+    let report = compare(&opts, |line| println!("{line}"))?;
+    if let Some(types) = &report.ovs_iface_types {
+        println!("ovs-vswitchd iface_types: {types}");
     }
+    let sums = summarize(&report.runs, &opts.systems, &opts.sizes);
+    let write = |name: &str, text: String| -> Result<(), LinerateError> {
+        let path = opts.out_dir.join(name);
+        std::fs::write(&path, text)
+            .map_err(|e| LinerateError::Setup(format!("{}: {e}", path.display())))?;
+        println!("wrote {}", path.display());
+        Ok(())
+    };
+    if opts.search {
+        println!();
+        println!(
+            "no-loss throughput (RFC 2544, {} s trials, {} flows, {} rounds interleaved, medians):",
+            a.trial_secs, a.flows, opts.repeats
+        );
+        print!("{}", table(&sums));
+        write("compare.csv", csv(&report.runs))?;
+        for size in &opts.sizes {
+            let rows: Vec<_> = sums
+                .iter()
+                .filter(|s| s.size == size.label())
+                .cloned()
+                .collect();
+            let png = opts.out_dir.join(format!("compare-{}.png", size.label()));
+            let title = format!("NO-LOSS THROUGHPUT, {} BYTE FRAMES, VETH", size.label());
+            chart::draw(&png, &title, &rows)?;
+            println!("wrote {}", png.display());
+        }
+    }
+    if let Some(fixed) = &opts.fixed {
+        let costs = summarize_costs(&report.costs, &opts.systems, &opts.sizes);
+        println!();
+        println!(
+            "CPU time per forwarded packet at one offered rate ({} s per system, {} rounds, \
+             medians; busy = wall time minus idle+iowait of /proc/stat; router = all CPUs \
+             minus the baseline of the same round):",
+            a.fixed_secs, fixed.repeats
+        );
+        print!("{}", cost_table(&costs));
+        write("cost.csv", cost_csv(&report.costs))?;
+        write(
+            "compare.json",
+            serde_json::to_string_pretty(&report).expect("reports serialise"),
+        )?;
+        for size in &opts.sizes {
+            let bars: Vec<Bar> = costs
+                .iter()
+                .filter(|s| s.size == size.label() && s.router_ns.is_some())
+                .map(|s| Bar {
+                    label: s.system.name().to_string(),
+                    system: s.system,
+                    median: s.router_ns.unwrap_or(0.0).max(0.0),
+                    runs: s.router_runs.iter().map(|v| v.max(0.0)).collect(),
+                })
+                .collect();
+            let png = opts.out_dir.join(format!("cost-{}.png", size.label()));
+            let rate = costs
+                .iter()
+                .find(|s| s.size == size.label())
+                .map_or(0.0, |s| s.offered_pps);
+            let title = format!(
+                "CPU NS PER FORWARDED {} BYTE PACKET AT {:.0} KPPS, VETH, MINUS BASELINE",
+                size.label(),
+                rate / 1e3
+            );
+            chart::draw_bars(
+                &png,
+                &title,
+                "NS OF CPU PER PACKET (/PROC/STAT, ALL CPUS). BAR: MEDIAN, LINE: MIN-MAX",
+                &bars,
+                0,
+            )?;
+            println!("wrote {}", png.display());
+        }
+    }
+    Ok(())
+}
+
+fn cmd_tcp(a: TcpArgs) -> Result<(), LinerateError> {
+    let (routerd, routerd_args) = routerd_program(a.routerd)?;
+    let config = match &a.config {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|e| LinerateError::Setup(format!("{}: {e}", p.display())))?,
+        None => benches::linerate::tcp::LAB_CONFIG.to_string(),
+    };
+    if !(a.duration > 0.0 && a.duration <= 60.0) {
+        return Err(LinerateError::Config(format!(
+            "--duration {} out of range (0, 60]",
+            a.duration
+        )));
+    }
+    let opts = TcpOptions {
+        routerd,
+        routerd_args,
+        config,
+        streams: a.streams.clone(),
+        duration: Duration::from_secs_f64(a.duration),
+        rounds: a.rounds.max(1),
+        systems: a.systems.clone(),
+        client_cpu: a.client_cpu,
+        server_cpu: a.server_cpu,
+        out_dir: a.out.clone(),
+    };
+    println!(
+        "bulk TCP client -> server, {} s per run, streams {:?}, {} rounds; client threads on {}, \
+         server threads on {}; routerd: {} {}",
+        a.duration,
+        opts.streams,
+        opts.rounds,
+        a.client_cpu
+            .map_or("any CPU".into(), |c| format!("CPU {c}")),
+        a.server_cpu
+            .map_or("any CPU".into(), |c| format!("CPU {c}")),
+        opts.routerd.display(),
+        opts.routerd_args.join(" ")
+    );
+    let report = run_tcp(&opts, |line| println!("{line}"))?;
+    for c in &report.census {
+        let [total, free, fill, rx, held, tx] = c.census;
+        println!(
+            "round {} routerd census at exit: total {total} free {free} fill {fill} rx {rx} \
+             held {held} tx {tx}",
+            c.round + 1
+        );
+    }
+    println!();
+    print!("{}", tcp_table(&report, &opts.systems, &opts.streams));
+    let path = opts.out_dir.join("tcp.json");
+    std::fs::write(
+        &path,
+        serde_json::to_string_pretty(&report).expect("reports serialise"),
+    )
+    .map_err(|e| LinerateError::Setup(format!("{}: {e}", path.display())))?;
+    println!("wrote {}", path.display());
     Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let res = match cli.cmd {
+    if cli.builtin.as_routerd {
+        let Some(config) = cli.config else {
+            eprintln!("linerate --as-routerd needs --config FILE");
+            return ExitCode::from(2);
+        };
+        return control::run::main_run(&control::run::RunOptions {
+            config,
+            stats_json: cli.builtin.stats_json,
+        });
+    }
+    let Some(cmd) = cli.cmd else {
+        eprintln!("linerate: give a command (gen, sink, rfc2544, compare, tcp); see --help");
+        return ExitCode::from(2);
+    };
+    let res = match cmd {
         Cmd::Gen(a) => cmd_gen(a),
         Cmd::Sink(a) => cmd_sink(a),
         Cmd::Rfc2544(a) => cmd_search(a),
         Cmd::Compare(a) => cmd_compare(a),
+        Cmd::Tcp(a) => cmd_tcp(a),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

@@ -103,18 +103,68 @@ fn bar_color(s: System) -> RGBColor {
         System::Linux => RGBColor(214, 39, 40),
         System::LinuxConntrack => RGBColor(255, 127, 14),
         System::LinuxNotrack => RGBColor(250, 180, 90),
+        System::Ovs => RGBColor(44, 160, 44),
+        System::OvsTracked => RGBColor(152, 223, 138),
     }
+}
+
+/// One bar: a label, its system's colour, the median and each run, in the
+/// chart's unit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Bar {
+    /// Text left of the bar.
+    pub label: String,
+    /// Colour by system.
+    pub system: System,
+    /// Bar length.
+    pub median: f64,
+    /// The whisker spans these.
+    pub runs: Vec<f64>,
 }
 
 /// Draws the summaries of one frame size to `path` (PNG).
 pub fn draw(path: &Path, title: &str, rows: &[Summary]) -> Result<(), LinerateError> {
-    draw_inner(path, title, rows).map_err(|e| LinerateError::Setup(format!("chart: {e}")))
+    let bars: Vec<Bar> = rows
+        .iter()
+        .map(|r| Bar {
+            label: r.system.name().to_string(),
+            system: r.system,
+            median: r.median_pps / 1e6,
+            runs: r.runs_pps.iter().map(|p| p / 1e6).collect(),
+        })
+        .collect();
+    draw_bars(
+        path,
+        title,
+        "MPPS, NO LOSS (RFC 2544). BAR: MEDIAN, LINE: MIN-MAX",
+        &bars,
+        3,
+    )
 }
 
-fn draw_inner(path: &Path, title: &str, rows: &[Summary]) -> Result<(), String> {
-    const W: u32 = 1000;
+/// Draws horizontal bars to `path` (PNG); `axis` is the caption under the
+/// axis, `decimals` those of the value labels.
+pub fn draw_bars(
+    path: &Path,
+    title: &str,
+    axis: &str,
+    bars: &[Bar],
+    decimals: usize,
+) -> Result<(), LinerateError> {
+    draw_inner(path, title, axis, bars, decimals)
+        .map_err(|e| LinerateError::Setup(format!("chart: {e}")))
+}
+
+fn draw_inner(
+    path: &Path,
+    title: &str,
+    axis: &str,
+    rows: &[Bar],
+    decimals: usize,
+) -> Result<(), String> {
+    const W: u32 = 1100;
     const ROW: i32 = 46;
-    let left = 300;
+    let left = 400;
     let right = 120;
     let top = 60;
     let h = (top + ROW * rows.len() as i32 + 80) as u32;
@@ -126,50 +176,49 @@ fn draw_inner(path: &Path, title: &str, rows: &[Summary]) -> Result<(), String> 
 
     let max = rows
         .iter()
-        .flat_map(|r| r.runs_pps.iter().copied().chain([r.median_pps]))
+        .flat_map(|r| r.runs.iter().copied().chain([r.median]))
         .fold(0.0f64, f64::max)
-        .max(1.0);
-    // Axis in steps of 0.1, 0.2 or 0.5 Mpps... whichever gives <= 8 ticks.
-    let step = [0.1e6, 0.2e6, 0.25e6, 0.5e6, 1e6, 2e6, 5e6]
-        .into_iter()
-        .find(|s| max / s <= 8.0)
-        .unwrap_or(10e6);
+        .max(1e-9);
+    // Ticks in steps of 1, 2, 2.5 or 5 times a power of ten: at most 8.
+    let mut step = 10f64.powf((max / 8.0).log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+        if max / (step * m) <= 8.0 {
+            step *= m;
+            break;
+        }
+    }
     let top_val = (max / step).ceil() * step;
     let plot_w = (W as i32 - left - right) as f64;
-    let x_of = |v: f64| left + (v / top_val * plot_w).round() as i32;
+    let x_of = |v: f64| left + (v.max(0.0) / top_val * plot_w).round() as i32;
     let bottom = top + ROW * rows.len() as i32;
-    let mut v = 0.0;
-    while v <= top_val + 1.0 {
+    let tick_decimals = if step >= 1.0 { 0 } else { 2 };
+    let mut i = 0;
+    loop {
+        let v = step * f64::from(i);
+        if v > top_val * 1.0001 {
+            break;
+        }
         let x = x_of(v);
         root.draw(&PathElement::new(vec![(x, top - 4), (x, bottom)], grey))
             .map_err(|e| e.to_string())?;
-        let label = format!("{:.2}", v / 1e6);
+        let label = format!("{v:.tick_decimals$}");
         let (tw, _) = text_size(&label, 2);
         draw_text(&root, &label, (x - tw / 2, bottom + 8), 2, &black)?;
-        v += step;
+        i += 1;
     }
-    draw_text(
-        &root,
-        "MPPS, NO LOSS (RFC 2544). BAR: MEDIAN, LINE: MIN-MAX",
-        (left, bottom + 34),
-        2,
-        &black,
-    )?;
+    draw_text(&root, axis, (16, bottom + 34), 2, &black)?;
 
     for (i, r) in rows.iter().enumerate() {
         let y = top + ROW * i as i32;
-        draw_text(&root, r.system.name(), (12, y + 14), 2, &black)?;
+        draw_text(&root, &r.label, (12, y + 14), 2, &black)?;
         let color = bar_color(r.system);
         root.draw(&Rectangle::new(
-            [
-                (left, y + 8),
-                (x_of(r.median_pps).max(left + 1), y + ROW - 8),
-            ],
+            [(left, y + 8), (x_of(r.median).max(left + 1), y + ROW - 8)],
             color.filled(),
         ))
         .map_err(|e| e.to_string())?;
-        let lo = r.runs_pps.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = r.runs_pps.iter().copied().fold(0.0f64, f64::max);
+        let lo = r.runs.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = r.runs.iter().copied().fold(0.0f64, f64::max);
         if lo.is_finite() && hi > lo {
             let ym = y + ROW / 2;
             root.draw(&PathElement::new(
@@ -185,11 +234,11 @@ fn draw_inner(path: &Path, title: &str, rows: &[Summary]) -> Result<(), String> 
                 .map_err(|e| e.to_string())?;
             }
         }
-        let value = format!("{:.3}", r.median_pps / 1e6);
+        let value = format!("{:.decimals$}", r.median);
         draw_text(
             &root,
             &value,
-            (x_of(r.median_pps.max(hi)) + 8, y + 16),
+            (x_of(r.median.max(hi)) + 8, y + 16),
             2,
             &black,
         )?;

@@ -50,6 +50,12 @@ pub struct RunSpec {
     pub duration: Duration,
     /// Stop after this many frames.
     pub count: Option<u64>,
+    /// Send only whole bursts of [`MAX_BURST`] frames and sleep between
+    /// them (instead of sending each frame as it falls due and spinning):
+    /// the generator's CPU then stays idle between bursts, so CPU time
+    /// read from `/proc/stat` is the work of sending, not the pacing. Same
+    /// rate, burstier arrivals.
+    pub whole_bursts: bool,
 }
 
 /// What a run sent.
@@ -144,6 +150,19 @@ impl Generator {
                 self.drain_rx(&mut rx);
             }
             let allowed = (pacer.allowed(now - start) as u64).min(limit - sent) as usize;
+            if spec.whole_bursts && allowed < MAX_BURST && (limit - sent) >= MAX_BURST as u64 {
+                let wait = pacer.due_ns(MAX_BURST).saturating_sub(now - start);
+                if wait > 20_000 {
+                    // Late by the timer slack at worst: the pacer lets the
+                    // next burst catch up.
+                    self.ports.housekeeping();
+                    std::thread::sleep(Duration::from_nanos(wait));
+                } else {
+                    std::hint::spin_loop();
+                }
+                now = monotonic_ns();
+                continue;
+            }
             if allowed == 0 {
                 let wait = pacer.next_due_ns().saturating_sub(now - start);
                 if wait > 200_000 {

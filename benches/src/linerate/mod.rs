@@ -11,6 +11,10 @@
 //! - [`track`], [`histogram`]: per-flow loss, order and latency.
 //! - [`handles`]: generator and sink on threads in their namespaces.
 //! - [`rfc2544`]: the throughput search.
+//! - [`compare`]: the namespace lab, the search and the fixed-rate cost
+//!   phase over routerd, Linux and Open vSwitch; [`cpu`] reads CPU time,
+//!   [`ovs`] runs Open vSwitch, [`runtime`] reads routerd's accounting.
+//! - [`tcp`]: bulk TCP through the lab, routerd against Linux.
 //!
 //! Every run is bounded in time; nothing here sends outside the interface
 //! it is given.
@@ -18,13 +22,17 @@
 pub mod chart;
 pub mod compare;
 pub mod count;
+pub mod cpu;
 pub mod frame;
 pub mod gen;
 pub mod handles;
 pub mod histogram;
+pub mod ovs;
 pub mod pacing;
 pub mod rfc2544;
+pub mod runtime;
 pub mod sink;
+pub mod tcp;
 pub mod track;
 
 use dataplane::xsk::XskError;

@@ -55,6 +55,14 @@ impl Pacer {
         ((self.sent + self.skipped + 1) as f64 * 1e9 / self.rate_pps) as u64
     }
 
+    /// Nanoseconds after the start at which `n` more frames are due.
+    pub fn due_ns(&self, n: usize) -> u64 {
+        if self.rate_pps <= 0.0 {
+            return 0;
+        }
+        ((self.sent + self.skipped + n as u64) as f64 * 1e9 / self.rate_pps) as u64
+    }
+
     /// Frames the sender could not keep up with.
     pub fn skipped(&self) -> u64 {
         self.skipped

@@ -185,6 +185,7 @@ pub fn trial(
         sizes: sizes.clone(),
         duration,
         count: None,
+        whole_bursts: false,
     });
     std::thread::sleep(DRAIN);
     let s = sink.finish()?;

@@ -291,7 +291,7 @@ fn decode_dataplane(v: &Val) -> R<(DataplaneSettings, IpOptionsPolicy)> {
         let n = u.int(1, 1 << 20)?;
         if !n.is_power_of_two() || n < 512 {
             return Err(u.err(format!(
-                "{n} frames, expected a power of two from 512 to 1048576 (4096 is usual)"
+                "{n} frames, expected a power of two from 512 to 1048576 (16384 is the default)"
             )));
         }
         d.umem_frames = n as u32;

@@ -15,7 +15,9 @@
 //! dataplane:
 //!   workers: [0]           # cores for the poll-mode workers, one worker each
 //!   burst: 64              # frames per RX/TX burst, 1..=256
-//!   umem_frames: 4096      # UMEM frames: a power of two, >= 512 and >= 4 * burst
+//!   umem_frames: 16384     # UMEM frames per worker: a power of two, >= 512 and
+//!                          # >= 4 * burst (2 KiB each: 32 MiB, root or CAP_IPC_LOCK);
+//!                          # each port's fill ring keeps up to 4096 of them
 //!   xdp_mode: native       # native | generic (driver XDP or the skb fallback)
 //!   xdp_bind: auto         # auto | copy | zerocopy: how the AF_XDP sockets bind
 //!                          # (auto: zero-copy where the driver offers it, copy under
@@ -155,7 +157,7 @@ impl Default for DataplaneSettings {
         DataplaneSettings {
             workers: vec![0],
             burst: 64,
-            umem_frames: 4096,
+            umem_frames: 16384,
             xdp_mode: XdpMode::Native,
             busy_poll: false,
             xdp_bind: BindMode::Auto,

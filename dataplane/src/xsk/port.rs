@@ -56,6 +56,10 @@ const RING_MAX: u32 = 4096;
 const KICK_ROUNDS: u32 = 64;
 /// Housekeeping rounds between two probes of a port whose link is down.
 const LINK_PROBE_ROUNDS: u32 = 64;
+/// Frames the fill rings leave on the free stack for the frames a worker
+/// builds itself (host path, hand-offs, ARP, ICMP errors): an eighth of
+/// the UMEM, and at least this many (a quarter of a small UMEM).
+pub const ALLOC_RESERVE_MIN: u32 = 512;
 
 /// One interface queue a worker owns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -125,8 +129,13 @@ pub struct WorkerPorts {
     /// Free frame bases; capacity is the UMEM size, so pushes never grow it.
     free: Vec<u64>,
     held: u32,
-    /// Frames each port keeps in the kernel's receive side.
+    /// Frames each port keeps in the kernel's receive side (fill ring and
+    /// RX ring together): see [`fill_target`].
     fill_target: u32,
+    /// Frames refills leave on the free stack ([`alloc_reserve`]).
+    reserve: u32,
+    /// Entries of every ring.
+    ring_size: u32,
     /// Per-frame stamp of the last `frames_mut` call that yielded it.
     stamps: Vec<u32>,
     stamp: u32,
@@ -245,8 +254,10 @@ impl WorkerPorts {
             let e = XskError::new(XskStep::Config, libc::EINVAL, IfName::new(""));
             return Err(e.with_detail(umem_frames.into()));
         }
-        let ring_size = prev_power_of_two(share).clamp(RING_MIN, RING_MAX);
-        let fill_target = (umem_frames / (2 * n as u32)).min(ring_size);
+        // Each port's rings hold half its share: its fill ring and its TX
+        // ring full at once still fit in the UMEM.
+        let ring_size = prev_power_of_two(share / 2).clamp(RING_MIN, RING_MAX);
+        let fill_target = fill_target(umem_frames, n as u32, ring_size);
         let umem = Umem::new(umem_frames, frame_size)?;
         let fs = u64::from(frame_size);
         let mut free: Vec<u64> = Vec::with_capacity(umem_frames as usize);
@@ -258,6 +269,8 @@ impl WorkerPorts {
             free,
             held: 0,
             fill_target,
+            reserve: alloc_reserve(umem_frames),
+            ring_size,
             stamps: vec![0; umem_frames as usize],
             stamp: 0,
             pollfds: Vec::with_capacity(n),
@@ -287,8 +300,23 @@ impl WorkerPorts {
             frame_mask,
         });
         let port = self.ports.last_mut().expect("just pushed");
-        refill(port, &mut self.free, self.fill_target);
+        refill(port, &mut self.free, self.fill_target, self.reserve);
         port
+    }
+
+    /// Frames each port keeps in the kernel's receive side when it can.
+    pub fn fill_target(&self) -> u32 {
+        self.fill_target
+    }
+
+    /// Entries of each ring (fill, RX, TX, completion) of every port.
+    pub fn ring_size(&self) -> u32 {
+        self.ring_size
+    }
+
+    /// Frames refills leave on the free stack ([`alloc_reserve`]).
+    pub fn alloc_reserve(&self) -> u32 {
+        self.reserve
     }
 
     /// Whether the kernel bound `port`'s socket zero-copy (`XDP_OPTIONS`;
@@ -352,7 +380,7 @@ impl WorkerPorts {
         self.held += n;
         p.stats.rx_packets += u64::from(n);
         p.stats.rx_bytes += bytes;
-        refill(p, &mut self.free, self.fill_target);
+        refill(p, &mut self.free, self.fill_target, self.reserve);
         if n == 0 && p.sock.fill.needs_wakeup() {
             p.sock.wake_rx();
             p.stats.rx_wakeups += 1;
@@ -540,7 +568,7 @@ impl WorkerPorts {
     pub fn housekeeping(&mut self) {
         for p in &mut self.ports {
             reap(p, &mut self.free);
-            refill(p, &mut self.free, self.fill_target);
+            refill(p, &mut self.free, self.fill_target, self.reserve);
             if p.link == Link::Down {
                 probe_link(p);
             } else if p.sock.tx.outstanding() > 0 {
@@ -639,13 +667,14 @@ fn reap(p: &mut Port, free: &mut Vec<u64>) -> u32 {
     n
 }
 
-/// Tops the port's receive side up to `target` frames.
-fn refill(p: &mut Port, free: &mut Vec<u64>, target: u32) {
+/// Tops the port's receive side up to `target` frames, leaving `reserve`
+/// frames on the free stack.
+fn refill(p: &mut Port, free: &mut Vec<u64>, target: u32, reserve: u32) {
     let want = target.saturating_sub(p.rx_out);
     if want == 0 {
         return;
     }
-    let avail = want.min(free.len() as u32);
+    let avail = want.min((free.len() as u32).saturating_sub(reserve));
     if avail < want {
         p.stats.rx_fill_starved += 1;
     }
@@ -736,6 +765,29 @@ fn free_held(owned: &mut [bool], free: &mut Vec<u64>, held: &mut u32, fs: u64, a
     owned[f] = false;
     free.push(addr & !(fs - 1));
     *held -= 1;
+}
+
+/// Frames each of `ports` ports keeps in the kernel's receive side: its
+/// whole fill ring (`ring_size`), as long as the fill rings together leave
+/// [`alloc_reserve`] frames on the free stack.
+///
+/// The receive side is what absorbs a burst while the worker is not
+/// looking (another thread on its core, a sleep of the idle back-off): a
+/// frame kept on the free stack instead, while the fill ring has room, is
+/// a packet the kernel drops as "fill ring empty". Rings are sized so that
+/// every port's fill ring and TX ring fit in the UMEM together (a TX ring
+/// whose kicks keep failing holds its frames; the fill rings must not
+/// starve for it). With the default 16384 frames and two ports: rings of
+/// 4096, 4096 frames in each fill ring (1024 of 4096, a quarter, before);
+/// with 4096 frames: rings of 1024, full.
+pub fn fill_target(umem_frames: u32, ports: u32, ring_size: u32) -> u32 {
+    let share = umem_frames.saturating_sub(alloc_reserve(umem_frames)) / ports.max(1);
+    share.min(ring_size).max(1)
+}
+
+/// Frames refills leave on the free stack (see [`ALLOC_RESERVE_MIN`]).
+pub fn alloc_reserve(umem_frames: u32) -> u32 {
+    (umem_frames / 8).max(ALLOC_RESERVE_MIN.min(umem_frames / 4))
 }
 
 fn prev_power_of_two(x: u32) -> u32 {
