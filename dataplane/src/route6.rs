@@ -27,9 +27,9 @@
 //!
 //! Strides: 18 bits direct, then 6 bits per node at bit offsets 18, 24, ...,
 //! 126 (the last node covers bits 126..128; its 4 missing bits are taken as
-//! zero, so a /127 or /128 fills 16 or 8 of its slots). /32 ends at bit 30
-//! + 2, /48 exactly at the end of the node at offset 42, /64 in the node at
-//! offset 60.
+//! zero, so a /127 or /128 fills 16 or 8 of its slots). A /32 ends in the
+//! node at offset 30, a /48 exactly at the end of the node at offset 42, a
+//! /64 in the node at offset 60.
 //!
 //! # Why a Poptrie (measured, `cargo bench -p benches --bench route6`)
 //!
