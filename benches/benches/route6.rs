@@ -15,7 +15,8 @@
 //! Internet table: 45% /48, 10% /32, ..., clustered under the allocations),
 //! 256 next hops. Addresses: 90% inside a random prefix of the table.
 //! Before the cases the bench prints `route6:` lines with the memory per
-//! prefix and the build time of both structures.
+//! prefix and the build time of both structures, and the memory a
+//! DIR-16-8-8 multibit trie would need for the same prefixes.
 //!
 //! Run: `cargo bench -p benches --bench route6`.
 
@@ -57,6 +58,25 @@ fn route6(c: &mut Criterion) {
         hash.memory_bytes(),
         hash.memory_bytes() as f64 / hash.len() as f64,
         build
+    );
+
+    // The third candidate, DIR-16-8-8 (a multibit trie without compression,
+    // DPDK rte_lpm6's shape): its memory is fixed by the prefixes alone, one
+    // 256-entry node of 4-byte entries per distinct /24, /32, ... that a
+    // longer prefix passes through, plus the 2^16-entry first table.
+    let mut nodes = 0usize;
+    for depth in (16..128).step_by(8) {
+        let distinct: std::collections::HashSet<u128> = routes
+            .iter()
+            .filter(|(p, _)| u32::from(p.len()) > depth)
+            .map(|(p, _)| p.addr() >> (128 - depth))
+            .collect();
+        nodes += distinct.len();
+    }
+    let dir_bytes = (1usize << 16) * 4 + nodes * 256 * 4;
+    eprintln!(
+        "route6: dir-16-8-8 would need {nodes} nodes, {dir_bytes} bytes ({:.1} bytes/prefix)",
+        dir_bytes as f64 / table.len() as f64
     );
 
     let addrs = lookup_addresses(&routes, 1 << 20, &mut rng);

@@ -7,23 +7,27 @@
 //! ([`crate::route::RouteTable`]): built once from `(prefix, next_hop)` and
 //! swapped in whole (read-copy-update), `lookup` / `lookup_slot`, `len`,
 //! `memory_bytes`. A lookup never allocates, locks or makes a syscall; it
-//! reads at most one direct entry and 19 nodes (one per 6 bits below /18),
+//! reads one direct entry and at most 19 nodes (one per 6 bits below /18),
 //! and the batch form [`RouteTable6::lookup_batch`] runs 16 lookups in lock
-//! step so their cache misses overlap.
+//! step so their cache misses overlap. Routes change by building a new
+//! table and swapping it in, as for IPv4: there is no incremental insert or
+//! remove (a 1M-prefix build takes about 0.35 s).
 //!
 //! # Layout
 //!
 //! - `direct`: 2^18 `u32` entries indexed by the top 18 bits (1 MiB). An
 //!   entry is a leaf slot (`0` no route, `nh + 1` next hop `nh`) or, with
 //!   bit 31 set, the index of a node for the next 6 bits.
-//! - `nodes`: 24-byte nodes, each for 6 address bits (64 slots):
+//! - `nodes`: 32-byte nodes, each for 6 address bits (64 slots):
 //!   `vector` has bit `v` set when slot `v` goes on to a child node,
 //!   `leafvec` has bit `v` set when slot `v` is a leaf whose value differs
 //!   from the leaf slot before it (a run of equal leaves is stored once).
-//!   A node's children are contiguous from `base1`, its leaves from `base0`,
-//!   so the child of slot `v` is `base1 + popcount(vector & bits 0..=v) - 1`
-//!   and its leaf `base0 + popcount(leafvec & bits 0..=v) - 1`.
-//! - `leaves`: `u32` leaf slots, as in `direct` without the node flag.
+//!   A node's children are contiguous from `base1`, so the child of slot `v`
+//!   is `base1 + popcount(vector & bits 0..=v) - 1`, and its leaf is number
+//!   `popcount(leafvec & bits 0..=v) - 1` of the node's leaves: held in the
+//!   node when there are at most three, else from `base0` in `leaves`.
+//! - `leaves`: `u32` leaf slots (`0` no route, `nh + 1`) of the nodes with
+//!   more than three.
 //!
 //! Strides: 18 bits direct, then 6 bits per node at bit offsets 18, 24, ...,
 //! 126 (the last node covers bits 126..128; its 4 missing bits are taken as
@@ -33,25 +37,38 @@
 //!
 //! # Why a Poptrie (measured, `cargo bench -p benches --bench route6`)
 //!
-//! Two structures were tried on the same 1M prefixes with the length mix of
-//! the Internet table (`benches/src/prefix6.rs`: 45% /48, 10% /32, 2.5%
-//! /29../31, the rest /33../47 with peaks at /36, /40, /44, 5% /56../64,
-//! clustered under the shorter prefixes as real allocations are):
+//! Three structures on the same 1M prefixes with the length mix of the
+//! Internet table (`benches/src/prefix6.rs`: 45% /48, 10% /32, 2.5%
+//! /29../31, 37% /33../47 with peaks at /36, /40, /44, 5% /56../64, carved
+//! out of the shorter prefixes as real allocations are), lookups of random
+//! addresses of which 91% hit a route, one core of the shared 2-core VM
+//! the project is built on (AMD EPYC, 32 MiB L3, 4 KiB pages), median of
+//! criterion's samples:
 //!
-//! | structure                         | lookups/s, 1 core | bytes/prefix | build  |
-//! |-----------------------------------|-------------------|--------------|--------|
-//! | hash per prefix length (baseline) | see bench output  | see output   | ~1 s   |
-//! | Poptrie 18 + 6*k (this module)    | see bench output  | see output   | < 1 s  |
+//! | structure                          | lookups/s       | bytes/prefix | build   |
+//! |------------------------------------|-----------------|--------------|---------|
+//! | hash per prefix length (baseline)  | 2.99M           | 41.5         | 51 ms   |
+//! | DIR-16-8-8 (uncompressed 8-bit trie) | not built      | 1173.5       | -       |
+//! | Poptrie 18 + 6k, `lookup`          | 3.69M           | 59.6         | 352 ms  |
+//! | Poptrie 18 + 6k, `lookup_batch`    | 6.70M           | 59.6         | 352 ms  |
 //!
 //! The baseline ([`HashRouteTable6`]) probes one hash table per distinct
-//! length from the longest down: simple and compact, but a miss at every
-//! longer length costs a probe, and the Internet mix has ~40 distinct
-//! lengths. A DIR-16-8-8 multibit trie without compression was ruled out on
-//! paper: with 1M mostly-/48 prefixes each /48 needs its own 1 KiB 8-bit
-//! node at /40 and /32 (two 1 KiB nodes per prefix is 20x the 100 B target).
-//! The Poptrie keeps the multibit trie's fixed stride (no per-length probes)
-//! and stores each node in 24 bytes plus its distinct leaves. The figures
-//! of the last run are in the README of the bench output (`route6:` lines).
+//! length from the longest down: compact, but every longer length costs a
+//! probe and the mix has 36 lengths. DIR-16-8-8's memory is fixed by the
+//! prefixes alone (the bench counts its nodes: 1,144,827 of 1 KiB), 1.1
+//! GiB, twelve times the 100 B/prefix budget, so it was not built. The
+//! Poptrie keeps the multibit trie's fixed stride and stores a node in 32
+//! bytes (with up to three leaves inline, so most lookups never read the
+//! leaf array): 1.8M nodes, 163K out-of-node leaves.
+//!
+//! The lookup target of issue 15 (30M/s per core) is not met on this
+//! machine: a /48 lookup reads the direct table and five nodes, and on a
+//! table of 57 MiB the deepest two or three are cache and TLB misses (the
+//! same code does 36M lookups/s on a 10K-prefix table that fits in L2).
+//! The batch form overlaps the misses of 16 lookups and roughly doubles the
+//! rate; the remaining levers are huge pages for the node array (needs
+//! `madvise`, i.e. `unsafe` outside `xsk/`) and path compression of the
+//! single-child nodes below /32.
 //!
 //! # Build
 //!
