@@ -1,9 +1,10 @@
-//! IPv4 prefixes and MAC addresses as the tables hold them: addresses are
-//! `u32` in host byte order on the packet path, `Ipv4Addr` at the edges.
+//! IPv4 and IPv6 prefixes and MAC addresses as the tables hold them:
+//! addresses are `u32` (IPv4) or `u128` (IPv6) in host byte order on the
+//! packet path, `Ipv4Addr` / `Ipv6Addr` at the edges.
 
 use core::fmt;
 use core::str::FromStr;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// An IPv4 prefix such as `198.18.0.0/15`. Host bits are always zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -118,6 +119,107 @@ impl fmt::Display for Ipv4Prefix {
     }
 }
 
+/// An IPv6 prefix such as `2001:db8::/32`. Host bits are always zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ipv6Prefix {
+    addr: u128,
+    len: u8,
+}
+
+#[allow(clippy::len_without_is_empty)] // a prefix length, not a collection
+impl Ipv6Prefix {
+    /// `::/0`.
+    pub const DEFAULT: Ipv6Prefix = Ipv6Prefix { addr: 0, len: 0 };
+
+    /// The prefix of `addr` with `len` bits; host bits are cleared.
+    /// `None` when `len > 128`.
+    pub fn new(addr: u128, len: u8) -> Option<Self> {
+        (len <= 128).then(|| Ipv6Prefix {
+            addr: addr & Self::mask_of(len),
+            len,
+        })
+    }
+
+    /// A /128 host prefix.
+    pub const fn host(addr: u128) -> Self {
+        Ipv6Prefix { addr, len: 128 }
+    }
+
+    const fn mask_of(len: u8) -> u128 {
+        if len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - len as u32)
+        }
+    }
+
+    /// Network address (host order).
+    pub const fn addr(self) -> u128 {
+        self.addr
+    }
+
+    /// Prefix length in bits.
+    pub const fn len(self) -> u8 {
+        self.len
+    }
+
+    /// Netmask (host order).
+    pub const fn mask(self) -> u128 {
+        Self::mask_of(self.len)
+    }
+
+    /// Whether `ip` (host order) lies in the prefix.
+    #[inline]
+    pub const fn contains(self, ip: u128) -> bool {
+        ip & Self::mask_of(self.len) == self.addr
+    }
+
+    /// Last address of the prefix (host order).
+    pub const fn last(self) -> u128 {
+        self.addr | !Self::mask_of(self.len)
+    }
+}
+
+impl FromStr for Ipv6Prefix {
+    type Err = ParseAddrError;
+
+    /// `ADDR/N`, `ADDR` (a /128) or `default` (`::/0`). Host bits set in the
+    /// address are an error, as for [`Ipv4Prefix`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "default" {
+            return Ok(Self::DEFAULT);
+        }
+        let (a, l) = match s.split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (s, None),
+        };
+        let ip: Ipv6Addr = a
+            .parse()
+            .map_err(|_| ParseAddrError("an IPv6 address such as 2001:db8::/32"))?;
+        let len: u8 = match l {
+            None => 128,
+            Some(l) => l
+                .parse()
+                .ok()
+                .filter(|n| *n <= 128)
+                .ok_or(ParseAddrError("a prefix length from 0 to 128"))?,
+        };
+        let addr = u128::from(ip);
+        let p =
+            Ipv6Prefix::new(addr, len).ok_or(ParseAddrError("a prefix length from 0 to 128"))?;
+        if p.addr != addr {
+            return Err(ParseAddrError("a network address with no host bits set"));
+        }
+        Ok(p)
+    }
+}
+
+impl fmt::Display for Ipv6Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv6Addr::from(self.addr), self.len)
+    }
+}
+
 /// An interface address: the router's address and its network, `198.18.0.1/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct IfAddr {
@@ -224,5 +326,30 @@ mod tests {
         let m: Mac = "02:00:00:00:00:0a".parse().unwrap();
         assert_eq!(m.0[5], 10);
         assert!("02:00:00:00:00".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn ipv6_prefix_parse_contains_and_bounds() {
+        let p: Ipv6Prefix = "2001:db8::/32".parse().unwrap();
+        assert_eq!(p.addr(), 0x2001_0db8 << 96);
+        assert_eq!(p.len(), 32);
+        assert!(p.contains(u128::from("2001:db8:ffff::1".parse::<Ipv6Addr>().unwrap())));
+        assert!(!p.contains(u128::from("2001:db9::".parse::<Ipv6Addr>().unwrap())));
+        assert_eq!(p.last(), (0x2001_0db8 << 96) | (u128::MAX >> 32));
+        assert_eq!(p.to_string(), "2001:db8::/32");
+        assert_eq!(
+            "default".parse::<Ipv6Prefix>().unwrap(),
+            Ipv6Prefix::DEFAULT
+        );
+        assert_eq!("::/0".parse::<Ipv6Prefix>().unwrap(), Ipv6Prefix::DEFAULT);
+        assert!(Ipv6Prefix::DEFAULT.contains(u128::MAX));
+        assert_eq!("2001:db8::1".parse::<Ipv6Prefix>().unwrap().len(), 128);
+        assert!("2001:db8::1/64".parse::<Ipv6Prefix>().is_err(), "host bits");
+        assert!("2001:db8::/129".parse::<Ipv6Prefix>().is_err());
+        assert!("198.18.0.0/15".parse::<Ipv6Prefix>().is_err());
+        assert_eq!(Ipv6Prefix::new(u128::MAX, 128).unwrap().mask(), u128::MAX);
+        assert_eq!(Ipv6Prefix::new(u128::MAX, 1).unwrap().addr(), 1 << 127);
+        assert!(Ipv6Prefix::new(0, 129).is_none());
+        assert_eq!(Ipv6Prefix::host(7).last(), 7);
     }
 }

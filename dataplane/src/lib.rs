@@ -19,6 +19,7 @@ pub mod pipeline;
 pub mod reply;
 pub mod rewrite;
 pub mod route;
+pub mod route6;
 pub mod rules;
 pub mod tables;
 pub mod trace;

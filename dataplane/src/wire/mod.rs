@@ -6,8 +6,8 @@
 //! `impl<T: AsRef<[u8]>>`, setters in `impl<T: AsRef<[u8]> + AsMut<[u8]>>`,
 //! field offsets in a private `mod field`. Fields are read and written at
 //! offsets with `from_be_bytes` / `to_be_bytes`, never by casting bytes to a
-//! struct. IPv4 addresses are `u32` in host byte order, MACs are
-//! [`crate::addr::Mac`].
+//! struct. IPv4 addresses are `u32` in host byte order, IPv6 addresses
+//! `u128` in host byte order, MACs are [`crate::addr::Mac`].
 //!
 //! Constructors:
 //! - `new_unchecked(buf)` wraps without looking: for buffers the caller sized
@@ -37,7 +37,10 @@ pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod icmp;
+pub mod icmpv6;
 pub mod ipv4;
+pub mod ipv6;
+pub mod ndp;
 pub mod tcp;
 pub mod udp;
 
@@ -46,13 +49,13 @@ pub mod udp;
 pub enum Error {
     /// The buffer is shorter than the fixed header (or its VLAN tag).
     Truncated,
-    /// IPv4 version field is not 4.
+    /// IP version field is not 4 (IPv4) or 6 (IPv6).
     BadVersion,
     /// A header length field (IPv4 IHL, TCP data offset) is below the minimum
     /// or reaches beyond the buffer.
     BadHeaderLength,
-    /// A total length field (IPv4 total length, UDP length) is below the
-    /// header length or reaches beyond the buffer.
+    /// A total length field (IPv4 total length, IPv6 payload length, UDP
+    /// length) is below the header length or reaches beyond the buffer.
     BadTotalLength,
     /// A well-formed packet of a kind we do not handle (ARP for another
     /// hardware or protocol type, unknown ARP opcode).

@@ -1,0 +1,75 @@
+//! Property tests of the IPv6 route table (`dataplane::route6`): the
+//! Poptrie, its batch lookup and the hash baseline all give the answer of a
+//! naive reference (a linear scan for the longest matching prefix, the last
+//! duplicate winning) on random tables with nested prefixes of every
+//! length, at every prefix's edges and at random addresses.
+
+use dataplane::addr::Ipv6Prefix;
+use dataplane::route6::{HashRouteTable6, RouteTable6};
+use proptest::prelude::*;
+
+/// The reference: longest prefix containing `a`; of equal prefixes, the
+/// last in input order.
+fn naive(routes: &[(Ipv6Prefix, u32)], a: u128) -> Option<u32> {
+    let mut best: Option<(u8, u32)> = None;
+    for &(p, nh) in routes {
+        if p.contains(a) && best.is_none_or(|(l, _)| p.len() >= l) {
+            best = Some((p.len(), nh));
+        }
+    }
+    best.map(|(_, nh)| nh)
+}
+
+/// Prefixes near a few bases so that they nest and collide; lengths biased
+/// to where the strides change (18, 24, ..., 126) and to the real table's.
+fn routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
+    let len = prop_oneof![
+        0u8..=128,
+        prop::sample::select(vec![
+            17u8, 18, 19, 23, 24, 25, 29, 30, 31, 32, 36, 42, 48, 56, 60, 64, 126, 127, 128
+        ]),
+    ];
+    let base = prop::sample::select(vec![
+        0x2001_0db8_0000_0000_0000_0000_0000_0000u128,
+        0x2001_0db8_ffff_0000_0000_0000_0000_0000,
+        0x2a00_1450_4001_0800_0000_0000_0000_0000,
+        0,
+        u128::MAX,
+    ]);
+    // Flip a few random bits of a base: deep shared prefixes.
+    let addr = (base, any::<u128>(), 0u32..128).prop_map(|(b, r, k)| b ^ (r >> k));
+    proptest::collection::vec((addr, len, 0u32..50), 0..200).prop_map(|v| {
+        v.into_iter()
+            .map(|(a, l, nh)| (Ipv6Prefix::new(a, l).unwrap(), nh))
+            .collect()
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn poptrie_and_hash_match_the_naive_reference(
+        routes in routes(),
+        randoms in proptest::collection::vec(any::<u128>(), 0..100),
+    ) {
+        let t = RouteTable6::build(&routes);
+        let h = HashRouteTable6::build(&routes);
+        let mut probes = randoms;
+        for &(p, _) in &routes {
+            probes.extend([p.addr(), p.last(), p.addr().wrapping_sub(1), p.last().wrapping_add(1)]);
+            probes.push(p.addr() | (0x5555_5555_5555_5555_5555_5555_5555_5555 & !p.mask()));
+        }
+        let mut batch = vec![0u32; probes.len()];
+        t.lookup_batch(&probes, &mut batch);
+        for (i, &a) in probes.iter().enumerate() {
+            let want = naive(&routes, a);
+            prop_assert_eq!(t.lookup(a), want, "poptrie at {:#034x}", a);
+            prop_assert_eq!(batch[i].checked_sub(1), want, "batch at {:#034x}", a);
+            prop_assert_eq!(h.lookup(a), want, "hash at {:#034x}", a);
+        }
+        let distinct: std::collections::HashSet<_> = routes.iter().map(|r| r.0).collect();
+        prop_assert_eq!(t.len(), distinct.len());
+        prop_assert_eq!(h.len(), distinct.len());
+    }
+}
