@@ -5,6 +5,8 @@
 # counted by valgrind's callgrind (repeatable on a noisy machine, unlike
 # time). Only the pipeline is counted: building the burst
 # and restoring the rewritten headers between runs are outside the toggle.
+# The last two lines are the worker's idle trace/capture switch: the
+# instructions per packet it adds to the same bursts.
 # Usage: benches/callgrind.sh [BURSTS]   (default 2000 bursts of 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,3 +31,11 @@ done
 # pipelines and the copy through the hand-off queue.
 printf '%-36s %10.1f\n' handoff_established_tracked_64 \
   "$(echo "$(ir handoff '*afxdp_measured_handoff*') / $packets" | bc -l)"
+# The worker's per-burst call with no trace or capture armed
+# (worker::process_burst_traced), against the same bursts straight into the
+# pipeline: the instructions per packet the idle switch adds.
+for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64; do
+  tap=$(ir "${c%%:*}_tap" '*afxdp_measured_switch*')
+  plain=$(ir "${c%%:*}_plain" '*afxdp_measured_switch*')
+  printf '%-36s %10.2f\n' "${c#*:}_tap_idle" "$(echo "($tap - $plain) / $packets" | bc -l)"
+done
