@@ -38,6 +38,20 @@ pub trait ControlHandler: Send + Sync {
     fn trace_stop(&self);
     /// Set every counter to zero.
     fn reset_counters(&self);
+    /// Arm a packet capture (`routerctl capture`); `Err` for a bad request
+    /// or while another capture runs.
+    fn capture_start(
+        &self,
+        _req: super::capture::CaptureStart,
+    ) -> Result<super::capture::CaptureStarted, String> {
+        Err("this router does not capture packets".into())
+    }
+    /// Frames captured since the last poll.
+    fn capture_poll(&self, id: u64) -> Result<super::capture::CapturePoll, String> {
+        Err(format!("capture {id} is not running here"))
+    }
+    /// Stop a capture.
+    fn capture_stop(&self, _id: u64) {}
 }
 
 /// Packets and bytes in both directions of an interface.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{ControlHandler, TraceStart};
+use super::capture::CaptureStart;
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -41,6 +42,12 @@ pub enum Request {
     TraceStop,
     /// `null`.
     ResetCounters,
+    /// [`super::capture::CaptureStarted`] once armed.
+    CaptureStart(CaptureStart),
+    /// [`super::capture::CapturePoll`].
+    CapturePoll { id: u64 },
+    /// `null`.
+    CaptureStop { id: u64 },
 }
 
 /// A request on the wire.
@@ -95,6 +102,12 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
         }
         Request::ResetCounters => {
             h.reset_counters();
+            Ok(Value::Null)
+        }
+        Request::CaptureStart(c) => to_value(h.capture_start(c)?),
+        Request::CapturePoll { id } => to_value(h.capture_poll(id)?),
+        Request::CaptureStop { id } => {
+            h.capture_stop(id);
             Ok(Value::Null)
         }
     }
