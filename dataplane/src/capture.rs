@@ -231,7 +231,11 @@ impl TraceHub {
         expires_ns: u64,
         take_over: bool,
     ) -> Result<Arc<CaptureSession>, CaptureBusy> {
-        let mut slot = self.capture.session.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = self
+            .capture
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if let Some(s) = slot.as_ref() {
             if !s.ended() && !take_over {
                 return Err(CaptureBusy::Running { id: s.id });
@@ -272,7 +276,11 @@ impl TraceHub {
     /// End a session (control plane: stop; worker: count, bytes or expiry).
     pub fn end_capture(&self, s: &CaptureSession) {
         s.ended.store(true, Ordering::Release);
-        let slot = self.capture.session.lock().unwrap_or_else(|e| e.into_inner());
+        let slot = self
+            .capture
+            .session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if slot.as_ref().is_some_and(|cur| cur.id == s.id) {
             self.set_armed(crate::trace_capture::ARMED_CAPTURE, false);
         }

@@ -118,9 +118,14 @@ pub fn afxdp_measured_switch(
             }
         });
         match tap.as_mut() {
-            Some((t, hub)) => {
-                process_burst_traced(black_box(&mut *p), t, black_box(hub), 0, &mut pkts, &mut out)
-            }
+            Some((t, hub)) => process_burst_traced(
+                black_box(&mut *p),
+                t,
+                black_box(hub),
+                0,
+                &mut pkts,
+                &mut out,
+            ),
             None => black_box(&mut *p).process_burst(&mut pkts, &mut out),
         }
         ok += out
