@@ -3,7 +3,8 @@
 //! records (frames as received, as sent after the rewrite, drops with
 //! their reason and rule, the reply a reject sends), that a match keeps
 //! only what matches, that the count ends the capture, and that an armed
-//! capture changes no decision.
+//! capture changes no decision; and, in the worker loop on the fake kernel,
+//! that a packet the neighbour queue releases after ARP is captured as sent.
 
 mod support;
 
@@ -14,7 +15,10 @@ use dataplane::pipeline::Pipeline;
 use dataplane::rules::{ChainId, Match};
 use dataplane::trace_capture::{TraceHub, TraceTap};
 use dataplane::wire::tcp;
-use dataplane::worker::process_burst_traced;
+use dataplane::worker::{process_burst_traced, TablesSlot, Worker, WorkerConfig, WorkerShared};
+use dataplane::xsk::fake::{FakeKernel, FakeMode};
+use dataplane::xsk::WorkerPorts;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use support::*;
 
@@ -201,4 +205,47 @@ fn an_expired_capture_stops_taking_packets() {
     burst(&mut p, &mut tap, &hub, &frames);
     assert!(records(&s).is_empty());
     assert!(s.ended() && !hub.any_armed());
+}
+
+#[test]
+fn a_packet_released_after_arp_is_captured_as_sent() {
+    let kernel = FakeKernel::new(2, FakeMode::Copy);
+    let ports = WorkerPorts::open_fake(&kernel, 4096, 2048).expect("fake ports");
+    let shared = Arc::new(WorkerShared::new(
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(TablesSlot::new(tables())),
+    ));
+    let cfg = WorkerConfig {
+        index: 0,
+        core: None,
+        burst: 64,
+        busy_poll: false,
+    };
+    let mut w = Worker::new(cfg, ports, Arc::clone(&shared)).expect("worker");
+    let s = arm(&shared.trace, Match::default(), 100);
+    // To a host on lan the router has no neighbour entry for: the packet
+    // waits, its frame becomes an ARP request.
+    let udp = Packet::udp(OUTSIDE, LAN_HOST, 5000, 53).on(WAN).frame();
+    assert!(kernel.deliver(WAN.0 as usize, &udp));
+    w.poll_once();
+    let first: Vec<(PortId, CaptureDir)> = records(&s).iter().map(|r| (r.port, r.dir)).collect();
+    assert_eq!(
+        first,
+        vec![(WAN, CaptureDir::Received), (LAN, CaptureDir::Sent)],
+        "the packet as received, the ARP request as sent"
+    );
+    // The answer releases it.
+    let host_mac = dataplane::addr::Mac([2, 0, 0x5e, 0x10, 0x0e, 5]);
+    let reply = arp_frame(LAN_MAC, 2, host_mac, LAN_HOST, LAN_ADDR);
+    assert!(kernel.deliver(LAN.0 as usize, &reply));
+    w.poll_once();
+    let recs = records(&s);
+    let sent: Vec<&CaptureRecord> = recs
+        .iter()
+        .filter(|r| r.dir == CaptureDir::Sent && r.port == LAN)
+        .collect();
+    assert_eq!(sent.len(), 1, "{recs:#?}");
+    assert_eq!(&sent[0].data[0..6], &host_mac.0, "to the host's MAC");
+    assert_eq!(sent[0].data[14 + 8], 63, "rewritten: TTL 63");
+    assert_eq!(&sent[0].data[14 + 16..14 + 20], &LAN_HOST.to_be_bytes());
 }

@@ -313,8 +313,11 @@ fn trace(
 fn capture(socket: &Path, a: CaptureArgs) -> Result<(), Failure> {
     use control::ctl::capture::{self, CaptureError, CaptureStart, Output};
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The first Ctrl-C stops the capture and writes what it got; a second
+    // one ends routerctl at once (exit 130).
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone())
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
             .map_err(|e| Failure::Plain(format!("routerctl: cannot handle signals: {e}")))?;
     }
     let output = if a.write.as_os_str() == "-" {
@@ -337,8 +340,9 @@ fn capture(socket: &Path, a: CaptureArgs) -> Result<(), Failure> {
     match capture::run(socket, start, &output, &stop, &mut log) {
         Ok(s) => {
             eprintln!(
-                "routerctl: {} packets captured ({} received, {} sent, {} dropped){}{}",
+                "routerctl: {} packet{} captured ({} received, {} sent, {} dropped){}{}",
                 s.packets(),
+                if s.packets() == 1 { "" } else { "s" },
                 s.received,
                 s.sent,
                 s.dropped,
