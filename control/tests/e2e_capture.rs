@@ -11,7 +11,8 @@
 //! --match '{protocol: tcp, destination_port: 22}'` keeps only the SYNs;
 //! `--count N` stops at exactly N packets; `--duration` stops it by
 //! itself; `-w -` feeds `tcpdump -r -`; a bad match, an unknown interface
-//! and a second capture get one line each; without routerd, one line.
+//! and a second capture get one line each, and a killed routerctl's
+//! capture gives way after the watchdog; without routerd, one line.
 //!
 //! tcpdump (installed by `.ci/run`) only reads files here. The tests run
 //! one at a time (a lock); every traffic loop is bounded in count and
@@ -467,7 +468,7 @@ fn match_count_and_standard_output_each_bound_a_capture() {
 }
 
 #[test]
-fn duration_ends_a_capture_and_bad_requests_get_one_line() {
+fn duration_and_a_killed_client_end_a_capture_and_bad_requests_get_one_line() {
     let _g = serial();
     let mut live = Live::start("ecapc");
 
@@ -513,6 +514,29 @@ fn duration_ends_a_capture_and_bad_requests_get_one_line() {
     assert!(bad(&["--match", "{state: [new]}", "-w", f])
         .contains("state cannot be matched in a capture"));
     assert!(!Path::new(f).exists(), "a refused capture writes no file");
+
+    // A capture whose routerctl is killed holds the router for at most the
+    // watchdog (5 s without a poll), then another may start.
+    let mut cap = live.capture(
+        &[
+            "-w",
+            live.dir.path("killed.pcapng").to_str().expect("utf-8"),
+        ],
+        Stdio::null(),
+    );
+    cap.child.kill().expect("SIGKILL routerctl");
+    let _ = cap.child.wait();
+    assert!(bad(&["-w", f]).starts_with("routerctl: a capture is already running"));
+    std::thread::sleep(Duration::from_millis(5500));
+    let next = live.dir.path("next.pcapng");
+    let mut cap = live.capture(
+        &["--count", "1", "-w", next.to_str().expect("utf-8")],
+        Stdio::null(),
+    );
+    live.ping(1);
+    let (st, log) = cap.wait(Duration::from_secs(15));
+    assert!(st.success(), "{st} {log:?}");
+    assert_eq!(read_pcapng(&std::fs::read(&next).expect("read")).1.len(), 1);
     live.stop();
 }
 
