@@ -43,6 +43,8 @@ pub const MAX_SNAPLEN: u32 = 262_144;
 pub const MAX_DURATION_SECS: u64 = 24 * 3600;
 /// Most records one poll answer carries.
 const MAX_POLL_RECORDS: usize = 512;
+/// Most frame bytes one poll answer carries (twice that in hex).
+const MAX_POLL_BYTES: usize = 1 << 20;
 /// After a session ended, how long polls still wait for records a worker
 /// claimed just before the end.
 const END_GRACE: Duration = Duration::from_millis(100);
@@ -129,6 +131,9 @@ pub struct CapturePoll {
     /// The capture ended (count, bytes, duration or stop) and everything
     /// it recorded has been handed out.
     pub done: bool,
+    /// The answer was full: more records wait.
+    #[serde(default)]
+    pub more: bool,
 }
 
 /// The drop reason of a recorded frame in words:
@@ -275,8 +280,10 @@ impl CaptureService {
             a.ended_seen = Some(Instant::now());
         }
         let mut packets = Vec::new();
-        while packets.len() < MAX_POLL_RECORDS {
+        let mut bytes = 0;
+        while packets.len() < MAX_POLL_RECORDS && bytes < MAX_POLL_BYTES {
             let Some(r) = a.session.pop() else { break };
+            bytes += r.data.len();
             let interface = if r.port.is_host() {
                 a.ports as u32
             } else {
@@ -296,11 +303,13 @@ impl CaptureService {
             });
         }
         let done = packets.is_empty() && a.ended_seen.is_some_and(|t| t.elapsed() >= END_GRACE);
+        let more = packets.len() >= MAX_POLL_RECORDS || bytes >= MAX_POLL_BYTES;
         Ok(CapturePoll {
             packets,
             remaining: a.session.remaining(),
             lost: a.session.lost(),
             done,
+            more,
         })
     }
 
@@ -581,7 +590,8 @@ pub fn run(
         if p.done {
             break;
         }
-        if p.packets.len() < MAX_POLL_RECORDS {
+        // A full answer: more wait, poll again at once.
+        if p.packets.len() < MAX_POLL_RECORDS && !p.more {
             std::thread::sleep(POLL_EVERY);
         }
     }
