@@ -10,7 +10,8 @@
 //! and lists them; Ctrl-C ends the capture with a complete file. `--drops
 //! --match '{protocol: tcp, destination_port: 22}'` keeps only the SYNs;
 //! `--count N` stops at exactly N packets; `--duration` stops it by
-//! itself; `-w -` feeds `tcpdump -r -`; a bad match, an unknown interface
+//! itself; `-w -` feeds `tcpdump -r -`, and a reader that stops early
+//! (`tcpdump -c 2`) ends the capture quietly; a bad match, an unknown interface
 //! and a second capture get one line each, and a killed routerctl's
 //! capture gives way after the watchdog; without routerd, one line.
 //!
@@ -464,6 +465,45 @@ fn match_count_and_standard_output_each_bound_a_capture() {
     let req = format!("{CLIENT_IP} > {SERVER_IP}: ICMP echo request");
     assert_eq!(tcpdump_lines_with(&listing, &req), 3, "{listing}");
     assert_eq!(listing.lines().count(), 3, "{listing}");
+
+    // A reader that stops early (`tcpdump -c 2`) ends the capture quietly.
+    let mut cap = live.capture(
+        &[
+            "--rx",
+            "--interface",
+            "wan",
+            "--match",
+            "{protocol: icmp}",
+            "-w",
+            "-",
+        ],
+        Stdio::piped(),
+    );
+    let stdout = cap.child.stdout.take().expect("stdout");
+    let dump = Command::new("tcpdump")
+        .args(["-n", "-c", "2", "-r", "-"])
+        .stdin(stdout)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run tcpdump");
+    live.ping(2);
+    let out = dump.wait_with_output().expect("tcpdump ends after 2");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
+    // The next frame written finds the pipe closed.
+    for _ in 0..10 {
+        if cap.child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        live.ping(1);
+    }
+    let (st, log) = cap.wait(Duration::from_secs(15));
+    assert!(st.success(), "{st} {log:?}");
+    assert!(
+        log.last()
+            .is_some_and(|l| l.ends_with("the reader of standard output went away")),
+        "{log:?}"
+    );
     live.stop();
 }
 

@@ -525,10 +525,10 @@ pub fn run(
     let mut summary = CaptureSummary::default();
     let mut w = match PcapngOut::new(out, &file_ifs, start.snaplen, &app) {
         Ok(w) => w,
-        Err(e) => return finish_broken(&mut c, id, &where_to, e.to_string(), summary),
+        Err(e) => return finish_broken(&mut c, id, &where_to, Broken::Pcap(e), summary),
     };
     if let Err(e) = w.flush() {
-        return finish_broken(&mut c, id, &where_to, super::io_reason(&e), summary);
+        return finish_broken(&mut c, id, &where_to, Broken::Io(e), summary);
     }
     let names: Vec<String> = started
         .captured
@@ -574,7 +574,7 @@ pub fn run(
                 comment: pkt.comment.as_deref(),
             };
             if let Err(e) = w.packet(&fp) {
-                return finish_broken(&mut c, id, &where_to, e.to_string(), summary);
+                return finish_broken(&mut c, id, &where_to, Broken::Pcap(e), summary);
             }
             match (pkt.direction.as_str(), &pkt.comment) {
                 ("out", _) => summary.sent += 1,
@@ -584,7 +584,7 @@ pub fn run(
         }
         if !p.packets.is_empty() {
             if let Err(e) = w.flush() {
-                return finish_broken(&mut c, id, &where_to, super::io_reason(&e), summary);
+                return finish_broken(&mut c, id, &where_to, Broken::Io(e), summary);
             }
         }
         if p.done {
@@ -605,20 +605,32 @@ pub fn run(
     Ok(summary)
 }
 
+/// A failed write of the file.
+enum Broken {
+    Io(std::io::Error),
+    Pcap(pcap_file::PcapError),
+}
+
 /// The output failed: stop the capture; a reader of standard output that
 /// went away ends it quietly (`| tcpdump -c 5`), anything else is an error.
 fn finish_broken(
     c: &mut Client,
     id: u64,
     where_to: &str,
-    reason: String,
+    why: Broken,
     mut summary: CaptureSummary,
 ) -> Result<CaptureSummary, CaptureError> {
     let _ = c.call_value(Request::CaptureStop { id });
-    if reason.contains("Broken pipe") {
-        summary.reader_gone = true;
-        return Ok(summary);
-    }
+    let reason = match why {
+        Broken::Io(e) | Broken::Pcap(pcap_file::PcapError::IoError(e))
+            if e.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            summary.reader_gone = true;
+            return Ok(summary);
+        }
+        Broken::Io(e) => super::io_reason(&e),
+        Broken::Pcap(e) => e.to_string(),
+    };
     Err(CaptureError::Output(format!(
         "cannot write {where_to}: {reason}"
     )))
