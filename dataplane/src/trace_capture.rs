@@ -12,10 +12,12 @@
 //! # What a worker does
 //! ```text
 //! // once, per worker:      let mut tap = TraceTap::default();
-//! // every burst:
-//! match tap.poll(&hub) {
-//!     None => pipeline.process_burst(&mut pkts, &mut verdicts),   // as before
-//!     Some(req) => for (i, pkt) in pkts.iter_mut().enumerate() {
+//! // every burst (worker::process_burst_traced; the capture half of the
+//! // slow path is in crate::capture):
+//! if !hub.any_armed() {
+//!     pipeline.process_burst(&mut pkts, &mut verdicts);   // as before
+//! } else if let Some(req) = tap.poll(&hub) {
+//!     for (i, pkt) in pkts.iter_mut().enumerate() {
 //!         let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
 //!         if req.matches(&summary) && hub.claim() {
 //!             let mut events = Vec::new();
