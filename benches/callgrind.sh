@@ -7,7 +7,9 @@
 # (`worker_poll_untracked_64`). In the pipeline cases only the pipeline is
 # counted: building the burst and restoring the rewritten headers between
 # runs are outside the toggle; in the worker case the fake kernel's
-# delivery and sending are.
+# delivery and sending are. The last two lines are the worker's idle
+# trace/capture switch: the instructions per packet it adds to the same
+# bursts.
 # Usage: benches/callgrind.sh [BURSTS]   (default 2000 bursts of 64)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,3 +38,11 @@ printf '%-36s %10.1f\n' handoff_established_tracked_64 \
 # pipeline, TX ring and kick, completions, runtime accounting.
 printf '%-36s %10.1f\n' worker_poll_untracked_64 \
   "$(echo "$(ir worker '*afxdp_measured_poll*') / $packets" | bc -l)"
+# The worker's per-burst call with no trace or capture armed
+# (worker::process_burst_traced), against the same bursts straight into the
+# pipeline: the instructions per packet the idle switch adds.
+for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64; do
+  tap=$(ir "${c%%:*}_tap" '*afxdp_measured_switch*')
+  plain=$(ir "${c%%:*}_plain" '*afxdp_measured_switch*')
+  printf '%-36s %10.2f\n' "${c#*:}_tap_idle" "$(echo "($tap - $plain) / $packets" | bc -l)"
+done

@@ -6,6 +6,7 @@
 //! Nothing on the transit path allocates, locks or makes a syscall per packet.
 
 pub mod addr;
+pub mod capture;
 pub mod conntrack;
 pub mod counters;
 pub mod dispatch;

@@ -4,17 +4,20 @@
 //! recording pipeline path and push what every stage decided into a bounded
 //! lock-free queue that the control plane drains.
 //!
-//! Off, a trace costs one relaxed load per burst ([`TraceTap::poll`]); the
-//! packet path never locks or allocates for it. Armed, matching packets are
+//! Off, a trace costs one relaxed load per burst ([`TraceHub::any_armed`],
+//! the word that also says whether a capture is armed: [`crate::capture`]);
+//! the packet path never locks or allocates for it. Armed, matching packets are
 //! traced one by one (allocation is fine then: it is a debugging tool).
 //!
 //! # What a worker does
 //! ```text
 //! // once, per worker:      let mut tap = TraceTap::default();
-//! // every burst:
-//! match tap.poll(&hub) {
-//!     None => pipeline.process_burst(&mut pkts, &mut verdicts),   // as before
-//!     Some(req) => for (i, pkt) in pkts.iter_mut().enumerate() {
+//! // every burst (worker::process_burst_traced; the capture half of the
+//! // slow path is in crate::capture):
+//! if !hub.any_armed() {
+//!     pipeline.process_burst(&mut pkts, &mut verdicts);   // as before
+//! } else if let Some(req) = tap.poll(&hub) {
+//!     for (i, pkt) in pkts.iter_mut().enumerate() {
 //!         let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
 //!         if req.matches(&summary) && hub.claim() {
 //!             let mut events = Vec::new();
@@ -35,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_queue::ArrayQueue;
 
 use crate::addr::Ipv4Prefix;
+use crate::capture::{CaptureSession, CaptureSlot};
 use crate::conntrack::{FlowRef, FlowView};
 use crate::packet::PortId;
 use crate::pipeline::Pipeline;
@@ -269,9 +273,18 @@ impl TraceRecord {
     }
 }
 
+/// Bit of [`TraceHub`]'s armed word: a trace is armed.
+pub(crate) const ARMED_TRACE: u32 = 1;
+/// Bit of [`TraceHub`]'s armed word: a capture is armed.
+pub(crate) const ARMED_CAPTURE: u32 = 2;
+
 /// Shared between the control plane and the workers: the armed request,
-/// how many packets it still wants, and the records.
+/// how many packets it still wants, and the records; and the armed
+/// capture ([`crate::capture`]).
 pub struct TraceHub {
+    /// [`ARMED_TRACE`] | [`ARMED_CAPTURE`]: the one word a worker loads
+    /// per burst.
+    armed: AtomicU32,
     /// 0: off; else the generation of the armed request.
     generation: AtomicU64,
     next_generation: AtomicU64,
@@ -279,6 +292,8 @@ pub struct TraceHub {
     request: Mutex<Option<Arc<TraceRequest>>>,
     records: ArrayQueue<TraceRecord>,
     lost: AtomicU64,
+    /// The armed capture.
+    pub(crate) capture: CaptureSlot,
 }
 
 impl Default for TraceHub {
@@ -291,12 +306,29 @@ impl TraceHub {
     /// An idle hub.
     pub fn new() -> TraceHub {
         TraceHub {
+            armed: AtomicU32::new(0),
             generation: AtomicU64::new(0),
             next_generation: AtomicU64::new(1),
             remaining: AtomicU32::new(0),
             request: Mutex::new(None),
             records: ArrayQueue::new(MAX_TRACE_COUNT as usize),
             lost: AtomicU64::new(0),
+            capture: CaptureSlot::default(),
+        }
+    }
+
+    /// Whether a trace or a capture is armed: the worker's one load per
+    /// burst (relaxed: what it then reads is behind acquire loads or a lock).
+    #[inline(always)]
+    pub fn any_armed(&self) -> bool {
+        self.armed.load(Ordering::Relaxed) != 0
+    }
+
+    pub(crate) fn set_armed(&self, bit: u32, on: bool) {
+        if on {
+            self.armed.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            self.armed.fetch_and(!bit, Ordering::AcqRel);
         }
     }
 
@@ -304,6 +336,7 @@ impl TraceHub {
     /// records not yet taken.
     pub fn arm(&self, mut req: TraceRequest) {
         req.count = req.count.clamp(1, MAX_TRACE_COUNT);
+        self.set_armed(ARMED_TRACE, false);
         self.generation.store(0, Ordering::Release);
         while self.records.pop().is_some() {}
         let count = req.count;
@@ -311,12 +344,14 @@ impl TraceHub {
         self.remaining.store(count, Ordering::Release);
         let g = self.next_generation.fetch_add(1, Ordering::Relaxed);
         self.generation.store(g, Ordering::Release);
+        self.set_armed(ARMED_TRACE, true);
     }
 
     /// Stop tracing (control plane).
     pub fn disarm(&self) {
         self.generation.store(0, Ordering::Release);
         self.remaining.store(0, Ordering::Release);
+        self.set_armed(ARMED_TRACE, false);
     }
 
     /// Whether a trace is armed and still wants packets.
@@ -338,6 +373,7 @@ impl TraceHub {
         match r {
             Ok(1) => {
                 self.generation.store(0, Ordering::Release);
+                self.set_armed(ARMED_TRACE, false);
                 true
             }
             Ok(_) => true,
@@ -372,13 +408,15 @@ impl TraceHub {
     }
 }
 
-/// A worker's view of the hub: caches the armed request so that the burst
-/// loop reads one atomic and takes the hub's lock only when a new trace
-/// was armed.
+/// A worker's view of the hub: caches the armed request (and capture
+/// session) so that the burst loop reads one atomic and takes the hub's
+/// lock only when a new trace or capture was armed.
 #[derive(Default)]
 pub struct TraceTap {
     generation: u64,
     request: Option<Arc<TraceRequest>>,
+    capture_generation: u64,
+    capture: Option<Arc<CaptureSession>>,
 }
 
 impl TraceTap {
@@ -401,6 +439,20 @@ impl TraceTap {
         let (g, req) = hub.current();
         self.generation = g;
         self.request = req;
+    }
+
+    /// The armed capture session, if one is armed and still takes packets
+    /// (slow path: call only when [`TraceHub::any_armed`]).
+    pub fn capture(&mut self, hub: &TraceHub) -> Option<Arc<CaptureSession>> {
+        if hub.armed.load(Ordering::Acquire) & ARMED_CAPTURE == 0 {
+            return None;
+        }
+        let g = hub.capture.generation.load(Ordering::Acquire);
+        if g != self.capture_generation {
+            self.capture = hub.capture_session();
+            self.capture_generation = self.capture.as_ref().map_or(g, |s| s.id());
+        }
+        self.capture.as_ref().filter(|s| !s.ended()).cloned()
     }
 }
 

@@ -34,7 +34,7 @@ pub mod traffic;
 pub use netns::in_ns;
 pub use ns::Lab;
 pub use ping::{ping, ping_in, PingOptions, PingResult};
-pub use routerd::{tool_start, BuiltinRouterd, RouterdProc};
+pub use routerd::{send_signal, tool_start, BuiltinRouterd, RouterdProc};
 pub use tempdir::TempDir;
 pub use topology::{Topology, CLIENT_IP, SERVER_IP, SERVER_MAC, SINK_IP};
 pub use traffic::{

@@ -183,13 +183,7 @@ impl RouterdProc {
 
     /// Sends `signal` (a `kill` name: TERM, USR1, ...) to routerd.
     pub fn signal(&self, signal: &str) -> Result<(), LabError> {
-        let sig: Signal = format!("SIG{signal}")
-            .parse()
-            .map_err(|_| LabError::Routerd(format!("no signal named {signal}")))?;
-        let pid = Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, sig).map_err(|e| {
-            io_err(format!("send SIG{signal} to routerd ({pid})"))(std::io::Error::from(e))
-        })
+        send_signal(self.child.id(), signal, "routerd")
     }
 
     /// SIGTERM, then waits up to `limit` for the exit (SIGKILL after that).
@@ -243,4 +237,15 @@ impl Drop for RouterdProc {
         }
         let _ = std::fs::remove_file(&self.stats_json);
     }
+}
+
+/// Sends `signal` (a `kill` name: TERM, INT, ...) to the process `pid`
+/// (one the caller started); `what` names it in the error.
+pub fn send_signal(pid: u32, signal: &str, what: &str) -> Result<(), LabError> {
+    let sig: Signal = format!("SIG{signal}")
+        .parse()
+        .map_err(|_| LabError::Routerd(format!("no signal named {signal}")))?;
+    let pid = Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(pid, sig)
+        .map_err(|e| io_err(format!("send SIG{signal} to {what} ({pid})"))(std::io::Error::from(e)))
 }

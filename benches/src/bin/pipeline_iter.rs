@@ -1,13 +1,7 @@
 //! Runs a pipeline bench case a fixed number of times, for instruction
 //! counts under `valgrind --tool=callgrind` (see `benches/callgrind.sh`).
 //!
-//! Usage: pipeline_iter untracked|established|handoff|worker BURSTS
-//!
-//! `handoff`: 64-byte ACKs of 64 established flows that worker 0 of two
-//! owns, arriving at worker 1: worker 1's pipeline says HandOff, the bytes
-//! go through the hand-off queue (copied in and out, as the worker loop
-//! does), and worker 0's pipeline delivers them. Instructions per packet
-//! over that whole way (the AF_XDP rings aside).
+//! Usage: pipeline_iter untracked|established|handoff|worker|CASE_plain|CASE_tap BURSTS
 //!
 //! `worker`: the worker loop's burst path ([`Worker::poll_once`]) over the
 //! fake kernel in zero-copy mode: RX ring, pipeline, TX ring and kick,
@@ -15,6 +9,18 @@
 //! the rings (delivering into the RX ring, sending the TX ring) runs
 //! outside the measured region; its kick (a lock and a counter, where a
 //! real kernel would take a `sendto`) inside.
+//!
+//! `untracked_plain`, `untracked_tap` (and the same for `established`):
+//! the same bursts through the same set-up, once straight into
+//! `Pipeline::process_burst` and once through the worker's per-burst call
+//! with no trace or capture armed (`worker::process_burst_traced`); the
+//! difference is what the idle switch costs.
+//!
+//! `handoff`: 64-byte ACKs of 64 established flows that worker 0 of two
+//! owns, arriving at worker 1: worker 1's pipeline says HandOff, the bytes
+//! go through the hand-off queue (copied in and out, as the worker loop
+//! does), and worker 0's pipeline delivers them. Instructions per packet
+//! over that whole way (the AF_XDP rings aside).
 
 use std::hint::black_box;
 
@@ -26,7 +32,10 @@ use dataplane::conntrack::FlowKey;
 use dataplane::owner::owner;
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::worker::{Handoff, TablesSlot, Worker, WorkerConfig, WorkerShared};
+use dataplane::trace_capture::{TraceHub, TraceTap};
+use dataplane::worker::{
+    process_burst_traced, Handoff, TablesSlot, Worker, WorkerConfig, WorkerShared,
+};
 use dataplane::xsk::fake::{FakeKernel, FakeMode};
 use dataplane::xsk::WorkerPorts;
 
@@ -91,6 +100,53 @@ pub fn afxdp_measured_handoff(
     delivered
 }
 
+/// The switch case's measured region: the burst's frames as the worker
+/// hands them over, through the worker's per-burst call (`tap`: with the
+/// idle hub) or straight into the pipeline (`None`).
+#[inline(never)]
+pub fn afxdp_measured_switch(
+    p: &mut Pipeline,
+    tap: Option<(&mut TraceTap, &TraceHub)>,
+    b: &mut Burst,
+    n: usize,
+    restore: bool,
+) -> usize {
+    let mut out = [Verdict::Consumed; BURST];
+    let mut ok = 0;
+    let mut tap = tap;
+    for _ in 0..n {
+        if restore {
+            b.restore();
+        }
+        let port = b.port;
+        let mut it = b.frames.iter_mut().zip(b.lens.iter());
+        let mut pkts: [Pkt<'_>; BURST] = std::array::from_fn(|_| {
+            let (f, l) = it.next().expect("BURST frames");
+            Pkt {
+                buf: f.as_mut_slice(),
+                len: *l,
+                port,
+            }
+        });
+        match tap.as_mut() {
+            Some((t, hub)) => process_burst_traced(
+                black_box(&mut *p),
+                t,
+                black_box(hub),
+                0,
+                &mut pkts,
+                &mut out,
+            ),
+            None => black_box(&mut *p).process_burst(&mut pkts, &mut out),
+        }
+        ok += out
+            .iter()
+            .filter(|v| !matches!(v, Verdict::Drop(_)))
+            .count();
+    }
+    ok
+}
+
 /// The worker case's measured region: one loop of the worker.
 #[inline(never)]
 pub fn afxdp_measured_poll(w: &mut Worker) -> usize {
@@ -120,14 +176,33 @@ fn main() {
         worker(n);
         return;
     }
-    let (mut burst, restore) = match case {
+    let (base, switch) = match case.split_once('_') {
+        Some((base, s @ ("plain" | "tap"))) => (base, Some(s == "tap")),
+        _ => (case, None),
+    };
+    let (mut burst, restore) = match base {
         "untracked" => (untracked_transit_burst(1000), true),
         "established" => (established_host_burst(&mut p), false),
         _ => {
-            eprintln!("usage: pipeline_iter untracked|established|handoff|worker BURSTS");
+            eprintln!(
+                "usage: pipeline_iter untracked|established|handoff|worker|CASE_plain|CASE_tap BURSTS"
+            );
             std::process::exit(2);
         }
     };
+    if let Some(tapped) = switch {
+        let hub = TraceHub::new();
+        let mut tap = TraceTap::default();
+        let mut run = |p: &mut Pipeline, b: &mut Burst, n| {
+            let t = tapped.then_some((&mut tap, &hub));
+            afxdp_measured_switch(p, t, b, n, restore)
+        };
+        run(&mut p, &mut burst, 1);
+        let ok = run(&mut p, &mut burst, n);
+        assert_eq!(ok, n * BURST, "every packet should pass in this case");
+        println!("{case}: {} packets", n * BURST);
+        return;
+    }
     // Warm up outside the measured region.
     afxdp_measured_bursts(&mut p, &mut burst, 1, restore);
     let ok = afxdp_measured_bursts(&mut p, &mut burst, n, restore);

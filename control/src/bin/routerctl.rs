@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use control::config::Config;
 use control::ctl::api::{
     FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
@@ -116,6 +116,54 @@ enum Cmd {
         #[arg(value_name = "MATCH")]
         matcher: Vec<String>,
     },
+    /// Capture the live router's frames into a pcapng file that tcpdump and
+    /// Wireshark read: as received (--rx), as sent (--tx) and dropped, with
+    /// the drop reason in each packet's comment (--drops); all three when
+    /// none is given. Stops by itself at --count, --bytes or --duration, or
+    /// at Ctrl-C, with a complete file. One capture runs at a time.
+    ///
+    /// e.g. routerctl capture --drops --match '{protocol: tcp, destination_port: 22}' -w ssh.pcapng
+    ///      routerctl capture --interface wan -w - | tcpdump -n -r -
+    #[command(verbatim_doc_comment)]
+    Capture(CaptureArgs),
+}
+
+/// `routerctl capture`'s arguments.
+#[derive(Args)]
+struct CaptureArgs {
+    /// The interface (config name or device), `host` (the router's own
+    /// traffic), or `any`.
+    #[arg(long, short = 'i', value_name = "NAME|any", default_value = "any")]
+    interface: String,
+    /// Frames as received.
+    #[arg(long)]
+    rx: bool,
+    /// Frames as sent (after the rewrite).
+    #[arg(long)]
+    tx: bool,
+    /// Dropped frames, with the reason and stage in the comment.
+    #[arg(long)]
+    drops: bool,
+    /// Only frames matching these rule match keys, a YAML/JSON flow mapping:
+    /// in, out, source, destination, protocol, source_port,
+    /// destination_port, icmp_type, icmp_code (as in the config's rules).
+    #[arg(long = "match", value_name = "MATCH")]
+    matcher: Option<String>,
+    /// Stop after this many packets.
+    #[arg(long, short = 'c', default_value_t = 1000)]
+    count: u32,
+    /// Stop after this many captured bytes.
+    #[arg(long, default_value_t = 64 << 20)]
+    bytes: u64,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    duration: u64,
+    /// Bytes kept of each frame.
+    #[arg(long, short = 's', default_value_t = control::ctl::capture::MAX_SNAPLEN)]
+    snaplen: u32,
+    /// The pcapng file to write (mode 0600), `-` for standard output.
+    #[arg(short = 'w', value_name = "FILE")]
+    write: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -298,6 +346,60 @@ fn trace(
     Ok(())
 }
 
+fn capture(socket: &Path, a: CaptureArgs) -> Result<(), Failure> {
+    use control::ctl::capture::{self, CaptureError, CaptureStart, Output};
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The first Ctrl-C stops the capture and writes what it got; a second
+    // one ends routerctl at once (exit 130).
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(sig, 130, stop.clone())
+            .and_then(|_| signal_hook::flag::register(sig, stop.clone()))
+            .map_err(|e| Failure::Plain(format!("routerctl: cannot handle signals: {e}")))?;
+    }
+    let output = if a.write.as_os_str() == "-" {
+        Output::Stdout
+    } else {
+        Output::File(a.write.clone())
+    };
+    let start = CaptureStart {
+        interface: Some(a.interface),
+        rx: a.rx,
+        tx: a.tx,
+        drops: a.drops,
+        matcher: a.matcher,
+        count: a.count,
+        bytes: a.bytes,
+        snaplen: a.snaplen,
+        duration_secs: a.duration,
+    };
+    let mut log = std::io::stderr();
+    match capture::run(socket, start, &output, &stop, &mut log) {
+        Ok(s) => {
+            eprintln!(
+                "routerctl: {} packet{} captured ({} received, {} sent, {} dropped){}{}",
+                s.packets(),
+                if s.packets() == 1 { "" } else { "s" },
+                s.received,
+                s.sent,
+                s.dropped,
+                if s.lost > 0 {
+                    format!(", {} lost (the queue was full)", s.lost)
+                } else {
+                    String::new()
+                },
+                if s.reader_gone {
+                    ", the reader of standard output went away"
+                } else {
+                    ""
+                }
+            );
+            Ok(())
+        }
+        Err(CaptureError::Ctl(e)) => Err(Failure::Ctl(e)),
+        Err(CaptureError::Output(e)) => Err(Failure::Plain(format!("routerctl: {e}"))),
+    }
+}
+
 fn export(format: ExportFormat, config: &Path) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
     match format {
@@ -367,6 +469,7 @@ fn main() -> ExitCode {
             json,
             matcher,
         } => trace(socket, count, input, timeout, json, matcher),
+        Cmd::Capture(a) => capture(socket, a),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,7 +1,9 @@
 //! Decoding and validation of the whole file, section by section. Rules and
 //! matches live in `rules.rs`.
 
-use super::rules::{decode_chain, decode_raw, parse_prefix, port_by_name, Ports};
+use super::rules::{
+    decode_capture_match, decode_chain, decode_raw, parse_prefix, port_by_name, Ports,
+};
 use super::yaml::{error_at, Val, R};
 use super::{
     BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
@@ -31,6 +33,31 @@ const TOP_KEYS: &[&str] = &[
     "raw",
     "filter",
 ];
+
+/// A capture's `--match` (a YAML/JSON flow mapping of rule match keys)
+/// against the running config's interfaces; the error's `file` is left
+/// empty for the caller.
+pub(super) fn decode_match_text(text: &str, ifs: &[Interface]) -> R<dataplane::rules::Match> {
+    if text.trim().is_empty() {
+        return Ok(dataplane::rules::Match::default());
+    }
+    let opts = LoaderOptions::default()
+        .error_on_duplicate_keys(true)
+        .prevent_coercion(true);
+    let root = parse_yaml_with_options(0, text, opts).map_err(|e| match e {
+        LoadError::TopLevelMustBeMapping(m) | LoadError::TopLevelMustBeSequence(m) => ConfigError {
+            file: PathBuf::new(),
+            line: m.line(),
+            column: m.column(),
+            path: String::new(),
+            message: "not a mapping, expected match keys such as \
+                          {protocol: tcp, destination_port: 22}"
+                .into(),
+        },
+        e => load_error(e, text),
+    })?;
+    decode_capture_match(&Val::new(&root, "match"), &Ports::new(ifs))
+}
 
 /// Parses and validates; the error's `file` is left empty for the caller.
 pub(super) fn decode(text: &str, path: &Path) -> R<Config> {

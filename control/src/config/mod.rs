@@ -192,6 +192,19 @@ pub struct Config {
     pub spec: TablesSpec,
 }
 
+/// Decodes `routerctl capture --match` (a YAML/JSON flow mapping of the
+/// rule match keys above, `state` excepted) against `interfaces`; an error
+/// reads `--match:LINE:COLUMN: match.key: what is wrong`.
+pub fn capture_match(
+    text: &str,
+    interfaces: &[dataplane::tables::Interface],
+) -> Result<dataplane::rules::Match, ConfigError> {
+    decode::decode_match_text(text, interfaces).map_err(|mut e| {
+        e.file = PathBuf::from("--match");
+        e
+    })
+}
+
 impl Config {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {

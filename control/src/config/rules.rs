@@ -50,6 +50,9 @@ pub(super) enum Hook {
     Input,
     Forward,
     Output,
+    /// `routerctl capture --match`: frames anywhere, before and after the
+    /// pipeline.
+    Capture,
 }
 
 /// What an `in` or `out` match can see at a hook.
@@ -61,6 +64,8 @@ enum Side {
     Host,
     /// Not known yet (before routing).
     Unknown,
+    /// The ports and the host path.
+    Any,
 }
 
 impl Hook {
@@ -71,6 +76,7 @@ impl Hook {
             Hook::Input => "filter.input",
             Hook::Forward => "filter.forward",
             Hook::Output => "filter.output",
+            Hook::Capture => "--match",
         }
     }
 
@@ -84,12 +90,14 @@ impl Hook {
             Hook::RawOutput | Hook::Output => "packets sent by the router itself",
             Hook::Input => "packets to the router itself",
             Hook::Forward => "packets routed between interfaces",
+            Hook::Capture => "every frame",
         }
     }
 
     fn in_side(self) -> Side {
         match self {
             Hook::RawOutput | Hook::Output => Side::Host,
+            Hook::Capture => Side::Any,
             _ => Side::Ports,
         }
     }
@@ -99,6 +107,7 @@ impl Hook {
             Hook::RawPrerouting | Hook::RawOutput => Side::Unknown,
             Hook::Input => Side::Host,
             Hook::Forward | Hook::Output => Side::Ports,
+            Hook::Capture => Side::Any,
         }
     }
 }
@@ -177,6 +186,14 @@ const MATCH_KEYS: &[&str] = &[
     "icmp_code",
 ];
 
+/// A capture's `--match`: the rule match keys but `state` (a frame is
+/// matched as it is received or sent, not after connection tracking).
+pub(super) fn decode_capture_match(v: &Val, ports: &Ports) -> R<Match> {
+    let mut m = decode_match(Some(v.clone()), Hook::Capture, ports)?;
+    m.need = m.compute_need();
+    Ok(m)
+}
+
 fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
     let Some(v) = v else {
         return Ok(Match::default());
@@ -217,6 +234,13 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
             return Err(s.err(
                 "state cannot be matched in raw rules: raw runs before connection tracking, \
                  so no packet has a state yet; match state in filter chains",
+            ));
+        }
+        if hook == Hook::Capture {
+            return Err(s.err(
+                "state cannot be matched in a capture: frames are matched as they are \
+                 received or sent, expected in, out, source, destination, protocol, ports \
+                 or icmp_type/icmp_code",
             ));
         }
         let mut mask = 0u8;
@@ -287,6 +311,7 @@ fn port_mask(v: &Val, hook: Hook, side: Side, ports: &Ports) -> R<u64> {
         };
         let fits = match side {
             Side::Host => port.is_host(),
+            Side::Any => true,
             _ => !port.is_host(),
         };
         if !fits {

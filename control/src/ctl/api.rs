@@ -43,6 +43,20 @@ pub trait ControlHandler: Send + Sync {
     fn runtime(&self) -> RuntimeStats;
     /// Set the runtime accounting alone to zero.
     fn clear_runtime(&self);
+    /// Arm a packet capture (`routerctl capture`); `Err` for a bad request
+    /// or while another capture runs.
+    fn capture_start(
+        &self,
+        _req: super::capture::CaptureStart,
+    ) -> Result<super::capture::CaptureStarted, String> {
+        Err("this router does not capture packets".into())
+    }
+    /// Frames captured since the last poll.
+    fn capture_poll(&self, id: u64) -> Result<super::capture::CapturePoll, String> {
+        Err(format!("capture {id} is not running here"))
+    }
+    /// Stop a capture.
+    fn capture_stop(&self, _id: u64) {}
 }
 
 /// Packets and bytes in both directions of an interface.

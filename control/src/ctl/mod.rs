@@ -2,13 +2,16 @@
 //! protocol over a Unix stream socket ([`proto`]), the server routerd runs
 //! ([`server`]) over a [`api::ControlHandler`], the client `routerctl` uses
 //! ([`client`]), the text `routerctl` prints ([`text`]), live traces
-//! ([`trace`]) and the Prometheus exposition ([`metrics`]).
+//! ([`trace`]), packet capture into pcapng ([`capture`], [`pcapng`]) and
+//! the Prometheus exposition ([`metrics`]).
 //!
 //! Nothing here runs on a worker: the handler gathers what workers publish.
 
 pub mod api;
+pub mod capture;
 pub mod client;
 pub mod metrics;
+pub mod pcapng;
 pub mod proto;
 pub mod server;
 pub mod text;

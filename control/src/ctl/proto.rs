@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::api::{ControlHandler, TraceStart};
+use super::capture::CaptureStart;
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -45,6 +46,12 @@ pub enum Request {
     Runtime,
     /// `null`.
     ClearRuntime,
+    /// [`super::capture::CaptureStarted`] once armed.
+    CaptureStart(CaptureStart),
+    /// [`super::capture::CapturePoll`].
+    CapturePoll { id: u64 },
+    /// `null`.
+    CaptureStop { id: u64 },
 }
 
 /// A request on the wire.
@@ -104,6 +111,12 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
         Request::Runtime => to_value(h.runtime()),
         Request::ClearRuntime => {
             h.clear_runtime();
+            Ok(Value::Null)
+        }
+        Request::CaptureStart(c) => to_value(h.capture_start(c)?),
+        Request::CapturePoll { id } => to_value(h.capture_poll(id)?),
+        Request::CaptureStop { id } => {
+            h.capture_stop(id);
             Ok(Value::Null)
         }
     }

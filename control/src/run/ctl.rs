@@ -2,7 +2,7 @@
 //! running workers. It reads what the workers publish, asks them (list or
 //! flush the connection table, reset counters: answered at their
 //! housekeeping, [`WorkerShared::ask`]), swaps tables for a reload and arms
-//! live traces.
+//! live traces and captures.
 //!
 //! Never touches a worker's state itself and takes no lock a worker takes
 //! on its packet path; every wait for a worker is bounded.
@@ -24,6 +24,7 @@ use crate::ctl::api::{
     conntrack_stats, runtime_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary,
     RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
 };
+use crate::ctl::capture::{CapturePoll, CaptureService, CaptureStart, CaptureStarted};
 use crate::ctl::trace::TraceService;
 
 /// Longest wait for a worker's answer to a listing, flush or reset.
@@ -48,6 +49,7 @@ pub struct RouterCtl {
     workers: Vec<Arc<WorkerShared>>,
     tables: Arc<TablesSlot>,
     trace: TraceService,
+    capture: CaptureService,
     host_device: Option<String>,
     /// The file routerd was started with (`reload` without a file, SIGHUP).
     config_path: PathBuf,
@@ -71,6 +73,7 @@ impl RouterCtl {
             workers: router.workers.iter().map(|(s, _)| Arc::clone(s)).collect(),
             tables: Arc::clone(&router.tables),
             trace: router.trace.clone(),
+            capture: CaptureService::new(router.trace.hub()),
             host_device: router.host.as_ref().map(|(name, _)| name.clone()),
             config_path: cfg.path.clone(),
             running: Mutex::new(Running {
@@ -372,6 +375,21 @@ impl ControlHandler for RouterCtl {
     fn clear_runtime(&self) {
         self.ask_all(WorkerRequest::ClearRuntime);
         info!("runtime accounting cleared");
+    }
+
+    fn capture_start(&self, req: CaptureStart) -> Result<CaptureStarted, String> {
+        let (_, tables) = self.tables.load();
+        self.capture
+            .start(&tables, self.host_device.as_deref(), &req)
+    }
+
+    fn capture_poll(&self, id: u64) -> Result<CapturePoll, String> {
+        let (_, tables) = self.tables.load();
+        self.capture.poll(&tables, id)
+    }
+
+    fn capture_stop(&self, id: u64) {
+        self.capture.stop(id);
     }
 }
 

@@ -20,8 +20,8 @@
 //! generation at housekeeping), the snapshot the worker publishes, requests
 //! (list or flush the connection table, reset the counters: counters the
 //! worker compares at housekeeping, [`WorkerShared::ask`]) and the trace hub
-//! (one atomic load per burst while no trace is armed,
-//! [`process_burst_traced`]).
+//! (one atomic load per burst while no trace or capture is armed,
+//! [`process_burst_traced`]; the slow path is in `tap.rs`).
 //!
 //! Files: this one holds the loop; [`shared`] the control handshake
 //! ([`TablesSlot`], [`WorkerShared`], requests and their answers);
@@ -41,13 +41,14 @@ use crate::drop::DropReason;
 use crate::neighbour::PENDING_SLOTS;
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::pipeline::Pipeline;
-use crate::trace_capture::{PacketSummary, TraceHub, TraceRecord, TraceRequest, TraceTap};
+use crate::trace_capture::{TraceHub, TraceTap};
 use crate::xsk::{FrameRef, PortStats, WorkerPorts};
 
 pub mod handoff;
 pub mod runtime;
 pub mod shared;
 pub mod snapshot;
+mod tap;
 
 pub use handoff::Handoff;
 pub use runtime::{Phase, PhaseCycles, RuntimeClock, RuntimeCounters};
@@ -435,6 +436,7 @@ impl Worker {
             txq,
             handoff,
             rt,
+            trace,
             ..
         } = st;
         // Neighbours: what this loop learned from ARP goes to the other
@@ -450,6 +452,7 @@ impl Worker {
         // Packets that waited for ARP, and ARP retries (slow path: a copy
         // into a fresh frame each).
         if pipeline.has_pending() {
+            let cap = tap::pending_capture(&mut trace.tap, &trace.hub, pipeline);
             pipeline.drain_pending(|bytes, port| {
                 let Some(q) = txq.get_mut(port.0 as usize) else {
                     return true;
@@ -467,6 +470,9 @@ impl Worker {
                     addr,
                     len: bytes.len() as u32,
                 });
+                if let Some(c) = &cap {
+                    tap::capture_pending(c, &trace.hub, me, bytes, port);
+                }
                 true
             });
             rt.mark(Phase::Pipeline);
@@ -763,9 +769,10 @@ impl Stages<'_> {
     }
 }
 
-/// A worker's pipeline call for one burst: while no trace is armed, one
-/// atomic load and [`Pipeline::process_burst`]; while one is, packet by
-/// packet, recording those the trace wants (see [`crate::trace_capture`]).
+/// A worker's pipeline call for one burst: while no trace and no capture
+/// is armed, one atomic load and [`Pipeline::process_burst`]; while one
+/// is, packet by packet, recording what the trace or the capture wants
+/// (see [`crate::trace_capture`], [`crate::capture`]).
 #[inline]
 pub fn process_burst_traced(
     pipeline: &mut Pipeline,
@@ -775,36 +782,10 @@ pub fn process_burst_traced(
     pkts: &mut [Pkt<'_>],
     verdicts: &mut [Verdict],
 ) {
-    match tap.poll(hub) {
-        None => pipeline.process_burst(pkts, verdicts),
-        Some(req) => trace_burst(pipeline, req, hub, worker, pkts, verdicts),
-    }
-}
-
-#[cold]
-fn trace_burst(
-    pipeline: &mut Pipeline,
-    req: &TraceRequest,
-    hub: &TraceHub,
-    worker: usize,
-    pkts: &mut [Pkt<'_>],
-    verdicts: &mut [Verdict],
-) {
-    for (pkt, v) in pkts.iter_mut().zip(verdicts.iter_mut()) {
-        let summary = PacketSummary::parse(&pkt.buf[..pkt.len], pkt.port);
-        if req.matches(&summary) && hub.claim() {
-            let mut events = Vec::new();
-            *v = pipeline.process(pkt, &mut events);
-            hub.push(TraceRecord::capture(
-                worker,
-                summary,
-                events,
-                pipeline,
-                &pkt.buf[..pkt.len],
-            ));
-        } else {
-            pipeline.process_burst(std::slice::from_mut(pkt), std::slice::from_mut(v));
-        }
+    if hub.any_armed() {
+        tap::tapped_burst(pipeline, tap, hub, worker, pkts, verdicts)
+    } else {
+        pipeline.process_burst(pkts, verdicts)
     }
 }
 
@@ -812,6 +793,7 @@ fn trace_burst(
 mod tests {
     use super::*;
     use crate::tables::Tables;
+    use crate::trace_capture::TraceRequest;
 
     #[test]
     fn a_core_that_does_not_exist_is_named() {
