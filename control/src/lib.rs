@@ -1,5 +1,6 @@
 //! afxdp-router control plane: the YAML config (schema, validation,
 //! compilation to dataplane tables), `routerd` and `routerctl`.
+pub mod cli;
 pub mod config;
 pub mod ctl;
 pub mod explain;

@@ -1,0 +1,143 @@
+//! The command lines of `routerd` and `routerctl` (clap definitions).
+//!
+//! The binaries parse with these, and the build (`control/build.rs`)
+//! includes this file to generate shell completions and man pages from the
+//! same definitions. So this file uses only `clap` and `std`: nothing of
+//! this crate.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// afxdp-router daemon.
+#[derive(Parser, Debug)]
+#[command(name = "routerd", version, about)]
+#[command(group(clap::ArgGroup::new("mode").required(true).args(["check", "config"])))]
+pub struct RouterdArgs {
+    /// Validate FILE, print a summary and exit (0: valid, 1: invalid).
+    #[arg(long, value_name = "FILE")]
+    pub check: Option<PathBuf>,
+    /// Run the router with the configuration in FILE (needs root).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// With --config: write the final counters as JSON to FILE at exit.
+    #[arg(long, value_name = "FILE", requires = "config")]
+    pub stats_json: Option<PathBuf>,
+    /// With --config: serve the control socket at PATH instead of the
+    /// config's control.socket.
+    #[arg(long, value_name = "PATH", requires = "config")]
+    pub socket: Option<PathBuf>,
+}
+
+/// `routerctl`'s command line.
+#[derive(Parser)]
+#[command(
+    name = "routerctl",
+    version,
+    about = "Control and inspect afxdp-router"
+)]
+pub struct Cli {
+    /// Control socket of the running routerd.
+    #[arg(long, global = true, default_value = "/run/afxdp-router/routerd.sock")]
+    pub socket: PathBuf,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Print the config's raw and filter chains in another firewall's
+    /// language, with the same semantics (see the README for what it
+    /// cannot express).
+    Export {
+        /// The language: `nft` (an nftables ruleset for `nft -f`).
+        #[arg(value_enum)]
+        format: ExportFormat,
+        /// The YAML config to export.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run packets through the pipeline built from a config, offline, and
+    /// print every stage's decision. Packets share one connection table.
+    ///
+    /// PACKET examples:
+    ///   "in=wan tcp 198.18.0.2:40000 > 198.18.0.1:22 flags=S"
+    ///   "in=host tcp 198.18.0.1:22 > 198.18.0.2:40000 flags=SA"
+    ///   "in=lan udp 198.19.0.2:5353 > 203.0.113.9:53 ttl=1"
+    ///   "in=wan icmp 198.18.0.2 > 198.19.0.2 type=echo-request"
+    #[command(verbatim_doc_comment)]
+    Explain {
+        /// The YAML config to build the pipeline from.
+        #[arg(long)]
+        config: PathBuf,
+        /// One JSON object per packet, one per line.
+        #[arg(long)]
+        json: bool,
+        /// Packet descriptions, run in order.
+        #[arg(required = true)]
+        packets: Vec<String>,
+    },
+    /// Counters of the running router: interfaces, workers, drops by
+    /// reason, rules, connection tracking, AF_XDP rings.
+    Stats {
+        /// Print the counters as one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Set every counter to zero (after printing nothing).
+        #[arg(long, conflicts_with = "json")]
+        reset: bool,
+    },
+    /// The connection table, like `conntrack -L` and `conntrack -F`.
+    Conntrack {
+        /// `list` the flows (default) or `flush` the table.
+        #[arg(value_enum, default_value_t = CtAction::List)]
+        action: CtAction,
+        /// JSON: a list of flows, or `{"flushed": N}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a config into the running router without stopping traffic. A
+    /// config that does not validate is refused and the old one keeps
+    /// running.
+    Reload {
+        /// The config to load (default: the file routerd runs).
+        file: Option<PathBuf>,
+    },
+    /// Show every stage's decision for the next matching packets of the
+    /// live router, in `explain`'s words.
+    ///
+    /// MATCH words (all must hold), as in tcpdump:
+    ///   tcp | udp | icmp | proto N
+    ///   src|dst|host ADDRESS[/LEN]
+    ///   sport|dport|port PORT
+    /// e.g. `routerctl trace --count 5 --in wan tcp dport 22`
+    #[command(verbatim_doc_comment)]
+    Trace {
+        /// Packets to trace.
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Only packets arriving on this interface (`host`: the router's own).
+        #[arg(long = "in", value_name = "IFACE")]
+        input: Option<String>,
+        /// Stop waiting after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u64>,
+        /// One JSON object per packet (as `explain --json`).
+        #[arg(long)]
+        json: bool,
+        /// Match words.
+        #[arg(value_name = "MATCH")]
+        matcher: Vec<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ExportFormat {
+    Nft,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum CtAction {
+    List,
+    Flush,
+}
