@@ -92,6 +92,7 @@
 //! forward, ...) are errors.
 
 mod decode;
+pub mod diff;
 mod error;
 mod rules;
 mod yaml;

@@ -406,3 +406,19 @@ fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
         names.join(", ")
     )))
 }
+
+/// An ICMP type as a rule writes it: its nftables name, or the number.
+pub(super) fn icmp_type_name(n: u8) -> String {
+    ICMP_TYPES
+        .iter()
+        .find(|(_, t)| *t == n)
+        .map_or_else(|| n.to_string(), |(name, _)| (*name).to_string())
+}
+
+/// An ICMP code as a rule writes it: its nftables name, or the number.
+pub(super) fn icmp_code_name(n: u8) -> String {
+    ICMP_CODES
+        .iter()
+        .find(|(_, c)| *c == n)
+        .map_or_else(|| n.to_string(), |(name, _)| (*name).to_string())
+}

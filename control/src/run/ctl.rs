@@ -190,84 +190,15 @@ impl RouterCtl {
 }
 
 /// Whether `new` can replace `old` without restarting: the ports, the
-/// workers and the host path are set up at start and stay.
+/// workers and the host path are set up at start and stay. The refusal
+/// names the first change [`crate::config::diff::ConfigDiff::restart`]
+/// lists, so that `reload --dry-run` and a reload agree.
 fn live_changeable(old: &Config, new: &Config) -> Result<(), String> {
-    let (a, b) = (&old.dataplane, &new.dataplane);
-    let field = |name: &str, x: String, y: String| -> Result<(), String> {
-        if x == y {
-            Ok(())
-        } else {
-            Err(format!(
-                "{name}: {x} -> {y} cannot change while routerd runs"
-            ))
-        }
-    };
-    field(
-        "dataplane.workers",
-        format!("{:?}", a.workers),
-        format!("{:?}", b.workers),
-    )?;
-    field("dataplane.burst", a.burst.to_string(), b.burst.to_string())?;
-    field(
-        "dataplane.umem_frames",
-        a.umem_frames.to_string(),
-        b.umem_frames.to_string(),
-    )?;
-    field(
-        "dataplane.xdp_mode",
-        a.xdp_mode.name().into(),
-        b.xdp_mode.name().into(),
-    )?;
-    field(
-        "dataplane.xdp_bind",
-        crate::config::bind_name(a.xdp_bind).into(),
-        crate::config::bind_name(b.xdp_bind).into(),
-    )?;
-    field(
-        "dataplane.busy_poll",
-        a.busy_poll.to_string(),
-        b.busy_poll.to_string(),
-    )?;
-    let (old_ifs, new_ifs) = (&old.spec.interfaces, &new.spec.interfaces);
-    let names = |v: &[dataplane::tables::Interface]| {
-        v.iter()
-            .map(|i| format!("{}={}", i.name, i.device))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if old_ifs.len() != new_ifs.len()
-        || old_ifs
-            .iter()
-            .zip(new_ifs)
-            .any(|(x, y)| x.name != y.name || x.device != y.device)
-    {
-        return Err(format!(
-            "interfaces: [{}] -> [{}]: ports cannot be added, removed, renamed or moved \
-             while routerd runs",
-            names(old_ifs),
-            names(new_ifs)
-        ));
+    let d = crate::config::diff::diff(old, new, old.spec.conntrack.max_entries);
+    match d.restart.first() {
+        Some(c) => Err(c.refusal()),
+        None => Ok(()),
     }
-    for (i, (x, y)) in old_ifs.iter().zip(new_ifs).enumerate() {
-        let addrs = |v: &[dataplane::addr::IfAddr]| {
-            v.iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        field(
-            &format!("interfaces[{i}].addresses ({})", x.name),
-            format!("[{}]", addrs(&x.addresses)),
-            format!("[{}]", addrs(&y.addresses)),
-        )?;
-        field(
-            &format!("interfaces[{i}].mtu ({})", x.name),
-            x.mtu.to_string(),
-            y.mtu.to_string(),
-        )?;
-    }
-    let tun = |c: &Config| c.tun.clone().unwrap_or_else(|| "off".into());
-    field("host.tun", tun(old), tun(new))
 }
 
 impl ControlHandler for RouterCtl {
