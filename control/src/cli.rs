@@ -60,6 +60,10 @@ pub enum Cmd {
     /// Run packets through the pipeline built from a config, offline, and
     /// print every stage's decision. Packets share one connection table.
     ///
+    /// With --against OLD, run them through both configs (each with its own
+    /// connection table) and print both answers per packet, marking with
+    /// CHANGED those whose verdict, chain, rule, output or next hop differ.
+    ///
     /// PACKET examples:
     ///   "in=wan tcp 198.18.0.2:40000 > 198.18.0.1:22 flags=S"
     ///   "in=host tcp 198.18.0.1:22 > 198.18.0.2:40000 flags=SA"
@@ -67,10 +71,19 @@ pub enum Cmd {
     ///   "in=wan icmp 198.18.0.2 > 198.19.0.2 type=echo-request"
     #[command(verbatim_doc_comment)]
     Explain {
-        /// The YAML config to build the pipeline from.
+        /// The YAML config to build the pipeline from (with --against: the
+        /// new config).
         #[arg(long)]
         config: PathBuf,
-        /// One JSON object per packet, one per line.
+        /// Compare with this config (the old one): both answers per packet.
+        #[arg(long, value_name = "OLD")]
+        against: Option<PathBuf>,
+        /// With --against: exit 1 if any packet's answer changed, 0 if none
+        /// did (2 for an error), as `git diff --exit-code`.
+        #[arg(long, requires = "against")]
+        exit_code: bool,
+        /// One JSON object per packet, one per line (with --against:
+        /// `old`, `new`, `changed` and the changed `fields`).
         #[arg(long)]
         json: bool,
         /// Packet descriptions, run in order.

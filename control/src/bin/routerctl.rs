@@ -192,14 +192,104 @@ fn explain(config: &std::path::Path, json: bool, packets: &[String]) -> Result<(
     Ok(())
 }
 
+/// `explain --config NEW --against OLD`: both answers per packet; how
+/// many packets changed.
+fn explain_against(
+    new: &Path,
+    old: &Path,
+    json: bool,
+    packets: &[String],
+) -> Result<usize, String> {
+    let load = |p: &Path| Config::load(p).map_err(|e| e.to_string());
+    let (new_cfg, old_cfg) = (load(new)?, load(old)?);
+    let specs = packets
+        .iter()
+        .map(|p| PacketSpec::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut old_ex = Explainer::new(old_cfg.tables_spec());
+    let mut new_ex = Explainer::new(new_cfg.tables_spec());
+    let run = |ex: &mut Explainer, spec: &PacketSpec, file: &Path| {
+        ex.explain(spec)
+            .map(|e| e.json)
+            .map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let a = run(&mut old_ex, spec, old)?;
+        let b = run(&mut new_ex, spec, new)?;
+        out.push((spec, a, b));
+    }
+    let width = 3 + old
+        .display()
+        .to_string()
+        .len()
+        .max(new.display().to_string().len());
+    let mut changed = 0;
+    for (n, (spec, a, b)) in out.iter().enumerate() {
+        let fields = control::explain::changed_fields(a, b);
+        changed += usize::from(!fields.is_empty());
+        if json {
+            let j = serde_json::json!({
+                "packet": spec.text,
+                "old": a,
+                "new": b,
+                "changed": !fields.is_empty(),
+                "fields": fields,
+            });
+            println!("{j}");
+            continue;
+        }
+        if n > 0 {
+            println!();
+        }
+        let mark = if fields.is_empty() {
+            "same".to_string()
+        } else {
+            format!("CHANGED ({})", fields.join(", "))
+        };
+        println!("packet {}: {}  {mark}", n + 1, spec.text);
+        for (tag, file, j) in [("old", old, a), ("new", new, b)] {
+            let head = format!("{tag} {}", file.display());
+            println!("  {head:<width$} {}", control::explain::answer_line(j));
+        }
+    }
+    if !json {
+        println!(
+            "\n{changed} of {} packets changed ({} against {})",
+            out.len(),
+            new.display(),
+            old.display()
+        );
+    }
+    Ok(changed)
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let socket = cli.socket.as_path();
     let r = match cli.cmd {
         Cmd::Explain {
             config,
+            against: Some(old),
+            exit_code,
             json,
             packets,
+        } => {
+            return match explain_against(&config, &old, json, &packets) {
+                Ok(changed) if changed > 0 && exit_code => ExitCode::from(1),
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(if exit_code { 2 } else { 1 })
+                }
+            };
+        }
+        Cmd::Explain {
+            config,
+            against: None,
+            json,
+            packets,
+            ..
         } => explain(&config, json, &packets).map_err(Failure::Plain),
         Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
         Cmd::Stats { json, reset } => stats(socket, json, reset),

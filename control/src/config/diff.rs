@@ -152,7 +152,11 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
         rule_text(&r.matches, r.action.name(), r.comment.as_deref(), ifs)
     };
     for (name, a, b) in [
-        ("raw.prerouting", &old.spec.raw_prerouting, &new.spec.raw_prerouting),
+        (
+            "raw.prerouting",
+            &old.spec.raw_prerouting,
+            &new.spec.raw_prerouting,
+        ),
         ("raw.output", &old.spec.raw_output, &new.spec.raw_output),
     ] {
         let a: Vec<String> = a.iter().map(|r| raw(r, ofs)).collect();
@@ -160,7 +164,11 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
         push_chain(&mut d, name, None, &a, &b);
     }
     for (name, a, b) in [
-        ("filter.input", &old.spec.filter_input, &new.spec.filter_input),
+        (
+            "filter.input",
+            &old.spec.filter_input,
+            &new.spec.filter_input,
+        ),
         (
             "filter.forward",
             &old.spec.filter_forward,
@@ -244,7 +252,10 @@ fn restart_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
     );
     let (ofs, nfs) = (&old.spec.interfaces, &new.spec.interfaces);
     let ports = |v: &[Interface]| {
-        let l: Vec<String> = v.iter().map(|i| format!("{}={}", i.name, i.device)).collect();
+        let l: Vec<String> = v
+            .iter()
+            .map(|i| format!("{}={}", i.name, i.device))
+            .collect();
         format!("[{}]", l.join(", "))
     };
     let same_ports = ofs.len() == nfs.len()
@@ -322,7 +333,10 @@ fn setting_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
         opts(a.ip_options),
         opts(b.ip_options),
     );
-    let already = d.next_start.iter().any(|s| s.key == "conntrack.max_entries");
+    let already = d
+        .next_start
+        .iter()
+        .any(|s| s.key == "conntrack.max_entries");
     if !already {
         field(
             "conntrack.max_entries",
@@ -395,8 +409,7 @@ fn push_chain(
     b: &[String],
 ) {
     let c = diff_rules(name, policy, a, b);
-    if c.policy.is_some() || !c.added.is_empty() || !c.removed.is_empty() || !c.moved.is_empty()
-    {
+    if c.policy.is_some() || !c.added.is_empty() || !c.removed.is_empty() || !c.moved.is_empty() {
         d.chains.push(c);
     }
 }
@@ -779,10 +792,9 @@ filter:
     #[test]
     fn a_swap_is_one_move_and_a_policy_change_is_named() {
         let ssh = "      - { match: { protocol: tcp, destination_port: 22 }, action: accept, comment: ssh }\n";
-        let new = BASE.replace(ssh, "").replace(
-            "    rules:\n",
-            &format!("    rules:\n{ssh}"),
-        );
+        let new = BASE
+            .replace(ssh, "")
+            .replace("    rules:\n", &format!("    rules:\n{ssh}"));
         let new = new.replace("policy: drop", "policy: accept");
         let x = d(BASE, &new);
         let c = &x.chains[0];
@@ -806,7 +818,10 @@ filter:
     fn routes_are_added_removed_and_changed_by_prefix() {
         let new = BASE
             .replace("  - { to: 203.0.113.0/24, via: 198.19.0.2 }\n", "")
-            .replace("to: default, via: 198.18.0.2", "to: default, via: 198.18.0.3")
+            .replace(
+                "to: default, via: 198.18.0.2",
+                "to: default, via: 198.18.0.3",
+            )
             .replace(
                 "routes:\n",
                 "routes:\n  - { to: 192.0.2.0/24, blackhole: true }\n",
@@ -830,8 +845,12 @@ filter:
 
     #[test]
     fn ports_workers_and_umem_need_a_restart_timeouts_do_not() {
-        let new = BASE.replace("workers: [1]", "workers: [0, 1], umem_frames: 8192")
-            .replace("device: r1, addresses: [198.19.0.1/24]", "device: r1, addresses: [198.19.0.1/24], mtu: 9000")
+        let new = BASE
+            .replace("workers: [1]", "workers: [0, 1], umem_frames: 8192")
+            .replace(
+                "device: r1, addresses: [198.19.0.1/24]",
+                "device: r1, addresses: [198.19.0.1/24], mtu: 9000",
+            )
             + "conntrack: { timeouts: { udp: 1m } }\nmetrics: { listen: \"127.0.0.1:9477\" }\n";
         let x = d(BASE, &new);
         let keys: Vec<&str> = x.restart.iter().map(|s| s.key.as_str()).collect();
@@ -893,7 +912,11 @@ filter:
         let y = diff(&a, &c, 262_144);
         assert_eq!(
             y.settings,
-            [SettingChange::new("conntrack.max_entries", "262144", "1000")]
+            [SettingChange::new(
+                "conntrack.max_entries",
+                "262144",
+                "1000"
+            )]
         );
     }
 
