@@ -2,7 +2,7 @@
 //! matches live in `rules.rs`.
 
 use super::rules::{decode_chain, decode_raw, parse_prefix, port_by_name, Ports};
-use super::yaml::{error_at, Val, R};
+use super::yaml::{cut, error_at, quote, Val, R};
 use super::{
     BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
     MAX_INTERFACES,
@@ -52,7 +52,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
                     let p = s.name("an absolute path for the control socket")?;
                     if !p.starts_with('/') {
                         return Err(s.err(format!(
-                            "{p:?} is a relative path, expected an absolute path such as {DEFAULT_SOCKET}"
+                            "{} is a relative path, expected an absolute path such as {DEFAULT_SOCKET}", quote(p)
                         )));
                     }
                     PathBuf::from(p)
@@ -77,7 +77,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
                     check_ifname(&t, name)?;
                     if let Some(i) = interfaces.iter().find(|i| i.device == name) {
                         return Err(t.err(format!(
-                            "{name:?} is the device of interface {}, expected a TUN device name of its own",
+                            "{} is the device of interface {}, expected a TUN device name of its own", quote(name),
                             i.name
                         )));
                     }
@@ -211,8 +211,8 @@ fn load_error(e: LoadError, text: &str) -> ConfigError {
                 &node,
                 "",
                 format!(
-                    "duplicate key {:?} (first at line {first}), expected each key once",
-                    d.key.as_str()
+                    "duplicate key {} (first at line {first}), expected each key once",
+                    quote(d.key.as_str())
                 ),
             );
             // The loader does not know paths: find the first key in a
@@ -222,7 +222,7 @@ fn load_error(e: LoadError, text: &str) -> ConfigError {
             err.path = parse_yaml_with_options(0, text, lenient)
                 .ok()
                 .and_then(|root| at.and_then(|at| key_path(&root, "", &at)))
-                .unwrap_or_else(|| d.key.as_str().to_string());
+                .unwrap_or_else(|| cut(d.key.as_str()));
             err
         }
     }
@@ -235,9 +235,9 @@ fn key_path(node: &marked_yaml::Node, path: &str, at: &marked_yaml::Marker) -> O
         Node::Scalar(_) => None,
         Node::Mapping(m) => m.iter().find_map(|(k, v)| {
             let p = if path.is_empty() {
-                k.as_str().to_string()
+                cut(k.as_str())
             } else {
-                format!("{path}.{}", k.as_str())
+                format!("{path}.{}", cut(k.as_str()))
             };
             if k.span().start() == Some(at) {
                 Some(p)
@@ -339,7 +339,7 @@ fn check_ifname(v: &Val, name: &str) -> R<()> {
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
         return Err(v.err(format!(
-            "{name:?} is not a valid Linux device name, expected 1 to 15 characters without '/', ':' or spaces"
+            "{} is not a valid Linux device name, expected 1 to 15 characters without '/', ':' or spaces", quote(name)
         )));
     }
     Ok(())
@@ -369,12 +369,13 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             || name.len() > 32
         {
             return Err(nv.err(format!(
-                "{name:?} is not a valid interface name, expected up to 32 letters, digits, '-', '_' or '.'"
+                "{} is not a valid interface name, expected up to 32 letters, digits, '-', '_' or '.'", quote(name)
             )));
         }
         if name == "host" || name == "local" {
             return Err(nv.err(format!(
-                "{name:?} is reserved in rules, expected another interface name"
+                "{} is reserved in rules, expected another interface name",
+                quote(name)
             )));
         }
         let dv = m.require("device", "the kernel device to take over, such as eth0")?;
@@ -383,13 +384,13 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
         for (j, prev) in out.iter().enumerate() {
             if prev.name == name {
                 return Err(nv.err(format!(
-                    "duplicate interface name {name:?} (also interfaces[{j}] at line {}), expected a unique name",
+                    "duplicate interface name {} (also interfaces[{j}] at line {}), expected a unique name", quote(name),
                     lines[j].0
                 )));
             }
             if prev.device == device {
                 return Err(dv.err(format!(
-                    "duplicate device {device:?} (also interfaces[{j}] at line {}), expected each device once",
+                    "duplicate device {} (also interfaces[{j}] at line {}), expected each device once", quote(device),
                     lines[j].1
                 )));
             }
@@ -406,7 +407,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
                     && (ifa.addr == ifa.net.addr() || ifa.addr == ifa.net.broadcast())
                 {
                     return Err(a.err(format!(
-                        "{s:?} is the network or broadcast address of {}, expected a host address in it",
+                        "{} is the network or broadcast address of {}, expected a host address in it", quote(s),
                         ifa.net
                     )));
                 }
@@ -563,7 +564,7 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
         let s = mv.str("a MAC address")?;
         let mac: Mac = s
             .parse()
-            .map_err(|e| mv.err(format!("{s:?} is not a MAC address, expected {e}")))?;
+            .map_err(|e| mv.err(format!("{} is not a MAC address, expected {e}", quote(s))))?;
         if mac == Mac::ZERO || mac.0[0] & 1 == 1 {
             return Err(mv.err(format!(
                 "{mac} is a zero, broadcast or multicast MAC, expected a unicast MAC such as 02:00:00:00:00:02"
@@ -642,17 +643,22 @@ fn duration(v: &Val) -> R<u32> {
     };
     let n: Option<u64> = num.parse().ok();
     let (Some(n), true) = (n, mult != 0) else {
-        return Err(v.err(format!("{s:?} is not a duration, expected {EXPECTED}")));
+        return Err(v.err(format!(
+            "{} is not a duration, expected {EXPECTED}",
+            quote(s)
+        )));
     };
     let secs = n.saturating_mul(mult);
     if secs == 0 {
         return Err(v.err(format!(
-            "a timeout of {s} would expire entries at once, expected at least 1s"
+            "a timeout of {} would expire entries at once, expected at least 1s",
+            cut(s)
         )));
     }
     u32::try_from(secs).map_err(|_| {
         v.err(format!(
-            "{s:?} is too long, expected at most {}s (about 136 years)",
+            "{} is too long, expected at most {}s (about 136 years)",
+            quote(s),
             u32::MAX
         ))
     })

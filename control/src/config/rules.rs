@@ -1,7 +1,7 @@
 //! Raw and filter rules: the match keys, the actions, and the checks that
 //! catch a rule that can never match or means something else than it says.
 
-use super::yaml::{one_of, suggest, Val, R};
+use super::yaml::{one_of, quote, suggest, Val, R};
 use dataplane::addr::Ipv4Prefix;
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
@@ -26,7 +26,7 @@ impl<'a> Ports<'a> {
 pub(super) fn parse_prefix(v: &Val) -> R<Ipv4Prefix> {
     let s = v.str("a prefix such as 198.18.0.0/24")?;
     s.parse::<Ipv4Prefix>()
-        .map_err(|e| v.err(format!("{s:?} is not a prefix, expected {e}")))
+        .map_err(|e| v.err(format!("{} is not a prefix, expected {e}", quote(s))))
 }
 
 /// The port of the interface called `name`.
@@ -39,7 +39,7 @@ pub(super) fn port_by_name(v: &Val, name: &str, ifs: &[Interface]) -> R<PortId> 
         Some(c) => format!(", did you mean {c}?"),
         None => format!(", expected {}", one_of(&names)),
     };
-    Err(v.err(format!("{name:?} is not an interface{hint}")))
+    Err(v.err(format!("{} is not an interface{hint}", quote(name))))
 }
 
 /// Where a rule list is hooked in the packet path.
@@ -259,9 +259,12 @@ fn protocol(v: &Val) -> R<u8> {
         "tcp" => Ok(6),
         "udp" => Ok(17),
         "icmp" => Ok(1),
-        _ => s
-            .parse::<u8>()
-            .map_err(|_| v.err(format!("{s:?} is not a protocol, expected {EXPECTED}"))),
+        _ => s.parse::<u8>().map_err(|_| {
+            v.err(format!(
+                "{} is not a protocol, expected {EXPECTED}",
+                quote(s)
+            ))
+        }),
     }
 }
 
@@ -341,11 +344,12 @@ fn port_ranges(v: &Val) -> R<PortRanges> {
             None => parse(s).map(|p| (p, p)),
         };
         let Some((lo, hi)) = range else {
-            return Err(it.err(format!("{s:?} is not a port, {EXPECTED}")));
+            return Err(it.err(format!("{} is not a port, {EXPECTED}", quote(s))));
         };
         if lo > hi {
             return Err(it.err(format!(
-                "port range {s:?} runs backwards, expected lo <= hi such as \"{hi}-{lo}\""
+                "port range {} runs backwards, expected lo <= hi such as \"{hi}-{lo}\"",
+                quote(s)
             )));
         }
         out.push((lo, hi));
@@ -402,7 +406,8 @@ fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
         None => String::new(),
     };
     Err(v.err(format!(
-        "{s:?} is not {what}{hint}, expected a number 0-255 or one of {}",
+        "{} is not {what}{hint}, expected a number 0-255 or one of {}",
+        quote(s),
         names.join(", ")
     )))
 }
