@@ -111,10 +111,20 @@ pub enum Cmd {
     },
     /// Load a config into the running router without stopping traffic. A
     /// config that does not validate is refused and the old one keeps
-    /// running.
+    /// running. routerd opens FILE only if the caller may read it.
+    ///
+    /// With --dry-run, say what the reload would change (rules added,
+    /// removed or moved, routes, neighbours, interfaces, settings, and
+    /// which need a restart) and change nothing.
     Reload {
         /// The config to load (default: the file routerd runs).
         file: Option<PathBuf>,
+        /// Compare FILE with the running config; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: the changes as one JSON object.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
     /// Show every stage's decision for the next matching packets of the
     /// live router, in `explain`'s words.

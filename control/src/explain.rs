@@ -491,7 +491,7 @@ pub fn answer_line(j: &Value) -> String {
         parts.push(format!("route {}", s("route")));
     }
     let result = match (j["out"].as_str(), j["drop_reason"].as_str()) {
-        (Some(out), _) if out == "host" => "accept -> host".to_string(),
+        (Some("host"), _) => "accept -> host".to_string(),
         (Some(out), _) => format!("{} -> out {out}", s("verdict")),
         (None, Some(reason)) => {
             let reply = j["reply"]["kind"]

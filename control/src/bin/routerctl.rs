@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use control::cli::{Cli, Cmd, CtAction, ExportFormat};
 use control::config::Config;
-use control::ctl::api::{FlowEntry, ReloadSummary, StatsSnapshot, TracePoll, TraceStart};
+use control::ctl::api::{
+    DryRunReport, FlowEntry, ReloadSummary, StatsSnapshot, TracePoll, TraceStart,
+};
 use control::ctl::client::Client;
 use control::ctl::proto::Request;
 use control::ctl::{text, CtlError};
@@ -78,7 +80,7 @@ fn conntrack(socket: &Path, action: CtAction, json: bool) -> Result<(), Failure>
     Ok(())
 }
 
-fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
+fn reload(socket: &Path, file: Option<&Path>, dry_run: bool, json: bool) -> Result<(), Failure> {
     // routerd's working directory is not ours.
     let path = match file {
         Some(f) if f.is_relative() => Some(
@@ -89,6 +91,19 @@ fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
         other => other.map(Path::to_path_buf),
     };
     let mut c = Client::connect(socket)?;
+    if dry_run {
+        if json {
+            let v = c
+                .call_value(Request::ReloadDryRun { path })
+                .map_err(plain_server)?;
+            return json_out(&v);
+        }
+        let r: DryRunReport = c
+            .call(Request::ReloadDryRun { path })
+            .map_err(plain_server)?;
+        print!("{}", text::dry_run(&r));
+        return Ok(());
+    }
     match c.call::<ReloadSummary>(Request::Reload { path }) {
         Ok(r) => {
             println!("{}", text::reload_ok(&r));
@@ -96,6 +111,14 @@ fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
         }
         Err(CtlError::Server(e)) => Err(Failure::Plain(e)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// routerd's refusal as it is (config errors keep `routerd --check`'s form).
+fn plain_server(e: CtlError) -> Failure {
+    match e {
+        CtlError::Server(e) => Failure::Plain(e),
+        e => e.into(),
     }
 }
 
@@ -294,7 +317,11 @@ fn main() -> ExitCode {
         Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
         Cmd::Stats { json, reset } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
-        Cmd::Reload { file } => reload(socket, file.as_deref()),
+        Cmd::Reload {
+            file,
+            dry_run,
+            json,
+        } => reload(socket, file.as_deref(), dry_run, json),
         Cmd::Trace {
             count,
             input,

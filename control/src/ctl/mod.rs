@@ -9,6 +9,7 @@
 pub mod api;
 pub mod client;
 pub mod metrics;
+pub mod peer;
 pub mod proto;
 pub mod server;
 pub mod text;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::api::{FlowEntry, ReloadSummary, StatsSnapshot};
+use super::api::{DryRunReport, FlowEntry, ReloadSummary, StatsSnapshot};
 
 /// Left-aligned text columns and right-aligned numbers, two spaces apart.
 fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
@@ -296,5 +296,15 @@ pub fn reload_ok(r: &ReloadSummary) -> String {
         r.routes,
         r.rules,
         r.conntrack_entries
+    )
+}
+
+/// What `reload --dry-run` prints.
+pub fn dry_run(r: &DryRunReport) -> String {
+    format!(
+        "{} against the running config ({}):\n{}",
+        r.path.display(),
+        r.running.display(),
+        r.diff
     )
 }

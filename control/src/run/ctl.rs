@@ -7,7 +7,7 @@
 //! Never touches a worker's state itself and takes no lock a worker takes
 //! on its packet path; every wait for a worker is bounded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -18,10 +18,11 @@ use dataplane::worker::{
 use tracing::{info, warn};
 
 use super::{build_tables, Router};
+use crate::config::diff::diff;
 use crate::config::Config;
 use crate::ctl::api::{
-    conntrack_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary, SnapshotInput,
-    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+    conntrack_stats, snapshot_from, ConfigFile, ControlHandler, DryRunReport, FlowEntry,
+    ReloadSummary, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
 };
 use crate::ctl::trace::TraceService;
 
@@ -52,6 +53,9 @@ pub struct RouterCtl {
     config_path: PathBuf,
     /// Held for the whole of a reload: reloads run one at a time.
     running: Mutex<Running>,
+    /// Connection table entries per worker allocated at start: a reload
+    /// can lower `conntrack.max_entries`, not raise it above this.
+    table_capacity: u32,
 }
 
 impl std::fmt::Debug for RouterCtl {
@@ -76,6 +80,7 @@ impl RouterCtl {
                 cfg: cfg.clone(),
                 since: Instant::now(),
             }),
+            table_capacity: cfg.spec.conntrack.max_entries,
         })
     }
 
@@ -132,12 +137,10 @@ impl RouterCtl {
     /// with); logs the outcome. The line of an `Err` is what
     /// `routerd --check` prints for the same file, or why a valid config
     /// cannot be applied live.
-    pub fn reload_config(&self, path: Option<&Path>) -> Result<ReloadSummary, String> {
-        let path = path.unwrap_or(&self.config_path);
-        let cfg = Config::load(path).map_err(|e| {
-            let line = e.to_string();
+    pub fn reload_config(&self, file: &ConfigFile) -> Result<ReloadSummary, String> {
+        let path = file.path(&self.config_path);
+        let cfg = file.load(&self.config_path).inspect_err(|line| {
             warn!("reload refused, the running config stays: {line}");
-            line
         })?;
         let mut running = self.running();
         if let Err(why) = live_changeable(&running.cfg, &cfg) {
@@ -154,14 +157,13 @@ impl RouterCtl {
             warn!("reload refused, the running config stays: {line}");
             line
         })?;
-        if cfg.control_socket != running.cfg.control_socket
-            || cfg.metrics_listen != running.cfg.metrics_listen
-        {
+        for later in diff(&running.cfg, &cfg, self.table_capacity).next_start {
             warn!(
-                "reload: control.socket and metrics.listen take effect at the next start \
-                 (still {} and {:?})",
-                running.cfg.control_socket.display(),
-                running.cfg.metrics_listen
+                "reload: {}: {} -> {} takes effect at the next start only{}",
+                later.key,
+                later.old,
+                later.new,
+                later.why.map(|w| format!(" ({w})")).unwrap_or_default()
             );
         }
         self.tables.replace(Arc::new(tables));
@@ -186,6 +188,36 @@ impl RouterCtl {
             }
         );
         Ok(s)
+    }
+}
+
+impl RouterCtl {
+    /// What reloading `file` would change, changing nothing: the same
+    /// checks as a reload (the file validates, its tables build), then the
+    /// differences against the running config.
+    pub fn dry_run(&self, file: &ConfigFile) -> Result<DryRunReport, String> {
+        let path = file.path(&self.config_path);
+        let cfg = file.load(&self.config_path)?;
+        build_tables(&cfg).map_err(|e| format!("{}: {e}", path.display()))?;
+        let running = self.running();
+        let d = diff(&running.cfg, &cfg, self.table_capacity);
+        info!(
+            "dry run of {}: {}",
+            path.display(),
+            if d.is_empty() {
+                "no change"
+            } else if d.restart.is_empty() {
+                "a reload would apply it"
+            } else {
+                "a reload would be refused"
+            }
+        );
+        Ok(DryRunReport {
+            path: path.to_path_buf(),
+            running: running.cfg.path.clone(),
+            reload_would_apply: d.restart.is_empty(),
+            diff: d,
+        })
     }
 }
 
@@ -271,8 +303,12 @@ impl ControlHandler for RouterCtl {
         n
     }
 
-    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String> {
-        self.reload_config(path.as_deref())
+    fn reload(&self, file: ConfigFile) -> Result<ReloadSummary, String> {
+        self.reload_config(&file)
+    }
+
+    fn reload_dry_run(&self, file: ConfigFile) -> Result<DryRunReport, String> {
+        self.dry_run(&file)
     }
 
     fn trace_start(&self, req: TraceStart) -> Result<(), String> {
@@ -298,6 +334,7 @@ impl ControlHandler for RouterCtl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn cfg(text: &str) -> Config {
         Config::from_str(text, Path::new("t.yaml")).expect("valid")
