@@ -152,6 +152,62 @@ pub enum Cmd {
         #[arg(value_name = "MATCH")]
         matcher: Vec<String>,
     },
+    /// Shell completions, man pages and the config's JSON Schema,
+    /// generated from the same definitions the programs use (see the
+    /// README for where they go).
+    Generate {
+        #[command(subcommand)]
+        what: GenerateWhat,
+    },
+}
+
+/// What `routerctl generate` writes.
+#[derive(Subcommand)]
+pub enum GenerateWhat {
+    /// Print the completion script of a program for a shell.
+    Completions {
+        /// bash, zsh or fish.
+        #[arg(value_enum)]
+        shell: CompletionShell,
+        /// The program (routerctl or routerd).
+        #[arg(long, value_enum, default_value_t = Program::Routerctl)]
+        program: Program,
+    },
+    /// Write the man pages of routerd and routerctl (one per subcommand)
+    /// into DIR (e.g. /usr/local/share/man/man1).
+    Man {
+        /// The directory to write `*.1` into (created if missing).
+        dir: PathBuf,
+    },
+    /// Print the JSON Schema of the YAML config (for editors:
+    /// `# yaml-language-server: $schema=PATH`).
+    Schema,
+}
+
+/// A shell `routerctl generate completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl CompletionShell {
+    /// The shell's name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CompletionShell::Bash => "bash",
+            CompletionShell::Zsh => "zsh",
+            CompletionShell::Fish => "fish",
+        }
+    }
+}
+
+/// One of the two programs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Program {
+    Routerctl,
+    Routerd,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

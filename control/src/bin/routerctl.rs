@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use control::cli::{Cli, Cmd, CtAction, ExportFormat};
+use control::cli::{Cli, Cmd, CtAction, ExportFormat, GenerateWhat};
 use control::config::Config;
 use control::ctl::api::{
     DryRunReport, FlowEntry, ReloadSummary, StatsSnapshot, TracePoll, TraceStart,
@@ -287,6 +287,37 @@ fn explain_against(
     Ok(changed)
 }
 
+fn generate(what: GenerateWhat) -> Result<(), String> {
+    use std::io::Write as _;
+    match what {
+        GenerateWhat::Completions { shell, program } => {
+            let text = control::cli_docs::completion(program, shell);
+            std::io::stdout()
+                .write_all(&text)
+                .map_err(|e| format!("routerctl: cannot write the completions: {e}"))
+        }
+        GenerateWhat::Man { dir } => {
+            let fail =
+                |e: std::io::Error| format!("routerctl: cannot write into {}: {e}", dir.display());
+            std::fs::create_dir_all(&dir).map_err(fail)?;
+            for p in [
+                control::cli::Program::Routerd,
+                control::cli::Program::Routerctl,
+            ] {
+                for (file, text) in control::cli_docs::man_pages(p) {
+                    std::fs::write(dir.join(&file), text).map_err(fail)?;
+                    println!("{}", dir.join(file).display());
+                }
+            }
+            Ok(())
+        }
+        GenerateWhat::Schema => {
+            println!("{}", control::config::schema::schema_text());
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let socket = cli.socket.as_path();
@@ -315,6 +346,7 @@ fn main() -> ExitCode {
             ..
         } => explain(&config, json, &packets).map_err(Failure::Plain),
         Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
+        Cmd::Generate { what } => generate(what).map_err(Failure::Plain),
         Cmd::Stats { json, reset } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
         Cmd::Reload {

@@ -2,6 +2,7 @@
 //! matches live in `rules.rs`.
 
 use super::rules::{decode_chain, decode_raw, parse_prefix, port_by_name, Ports};
+use super::schema;
 use super::yaml::{cut, error_at, quote, Val, R};
 use super::{
     BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
@@ -18,27 +19,13 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-const TOP_KEYS: &[&str] = &[
-    "dataplane",
-    "control",
-    "interfaces",
-    "host",
-    "routes",
-    "neighbors",
-    "conntrack",
-    "icmp_errors",
-    "metrics",
-    "raw",
-    "filter",
-];
-
 /// Parses and validates; the error's `file` is left empty for the caller.
 pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     let opts = LoaderOptions::default()
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let root = parse_yaml_with_options(0, text, opts).map_err(|e| load_error(e, text))?;
-    let top = Val::new(&root, "").map(TOP_KEYS)?;
+    let top = Val::new(&root, "").map(&schema::TOP)?;
 
     let (dataplane, ip_options) = match top.get("dataplane") {
         Some(v) => decode_dataplane(&v)?,
@@ -46,7 +33,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let control_socket = match top.get("control") {
         Some(v) => {
-            let m = v.map(&["socket"])?;
+            let m = v.map(&schema::CONTROL)?;
             match m.get("socket") {
                 Some(s) => {
                     let p = s.name("an absolute path for the control socket")?;
@@ -65,7 +52,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     let interfaces = decode_interfaces(&top.require("interfaces", "a list of interfaces")?)?;
     let tun = match top.get("host") {
         Some(v) => {
-            let m = v.map(&["tun", "enabled"])?;
+            let m = v.map(&schema::HOST)?;
             let enabled = m
                 .get("enabled")
                 .map(|v| v.bool())
@@ -91,7 +78,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let metrics_listen = match top.get("metrics") {
         Some(v) => {
-            let m = v.map(&["listen"])?;
+            let m = v.map(&schema::METRICS)?;
             match m.get("listen") {
                 Some(l) => Some(l.parse::<SocketAddr>(
                     "a socket address",
@@ -117,7 +104,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let icmp_errors = match top.get("icmp_errors") {
         Some(v) => {
-            let m = v.map(&["rate", "burst"])?;
+            let m = v.map(&schema::ICMP_ERRORS)?;
             let d = IcmpErrorConfig::default();
             IcmpErrorConfig {
                 rate: m
@@ -140,7 +127,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let (filter_input, filter_forward, filter_output) = match top.get("filter") {
         Some(v) => {
-            let m = v.map(&["input", "forward", "output"])?;
+            let m = v.map(&schema::FILTER)?;
             use super::rules::Hook;
             let chain = |name: &str, hook: Hook| -> R<_> {
                 Ok(match m.get(name) {
@@ -252,18 +239,8 @@ fn key_path(node: &marked_yaml::Node, path: &str, at: &marked_yaml::Marker) -> O
     }
 }
 
-const DATAPLANE_KEYS: &[&str] = &[
-    "workers",
-    "burst",
-    "umem_frames",
-    "xdp_mode",
-    "xdp_bind",
-    "busy_poll",
-    "ip_options",
-];
-
 fn decode_dataplane(v: &Val) -> R<(DataplaneSettings, IpOptionsPolicy)> {
-    let m = v.map(DATAPLANE_KEYS)?;
+    let m = v.map(&schema::DATAPLANE)?;
     let mut d = DataplaneSettings::default();
     if let Some(w) = m.get("workers") {
         let items = w.seq("a list of cores such as [0, 1]")?;
@@ -360,7 +337,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let mut addr_at: HashMap<u32, (String, usize)> = HashMap::new();
     for it in &items {
-        let m = it.map(&["name", "device", "addresses", "mtu"])?;
+        let m = it.map(&schema::INTERFACE)?;
         let nv = m.require("name", "the name rules and routes use, such as wan")?;
         let name = nv.name("an interface name such as wan")?;
         if !name
@@ -474,7 +451,7 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
     let mut out: Vec<RouteSpec> = Vec::new();
     let mut seen: HashMap<Ipv4Prefix, usize> = HashMap::new();
     for it in v.seq("a list of routes")? {
-        let m = it.map(&["to", "via", "interface", "blackhole", "unreachable"])?;
+        let m = it.map(&schema::ROUTE)?;
         let tv = m.require(
             "to",
             "a destination prefix such as 203.0.113.0/24 or default",
@@ -550,7 +527,7 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
     let mut out: Vec<StaticNeighbour> = Vec::new();
     let mut seen: HashMap<u32, usize> = HashMap::new();
     for it in v.seq("a list of neighbours")? {
-        let m = it.map(&["address", "mac"])?;
+        let m = it.map(&schema::NEIGHBOUR)?;
         let av = m.require("address", "the neighbour's IPv4 address")?;
         let ip: Ipv4Addr = av.parse("an IPv4 address", "an address such as 198.19.0.2")?;
         let addr = u32::from(ip);
@@ -576,23 +553,8 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
     Ok(out)
 }
 
-const TIMEOUT_KEYS: &[&str] = &[
-    "tcp_syn_sent",
-    "tcp_syn_recv",
-    "tcp_established",
-    "tcp_fin_wait",
-    "tcp_close_wait",
-    "tcp_last_ack",
-    "tcp_time_wait",
-    "tcp_close",
-    "udp",
-    "udp_stream",
-    "icmp",
-    "generic",
-];
-
 fn decode_conntrack(v: &Val) -> R<ConntrackConfig> {
-    let m = v.map(&["max_entries", "timeouts", "tcp_loose"])?;
+    let m = v.map(&schema::CONNTRACK)?;
     let mut c = ConntrackConfig::default();
     if let Some(v) = m.get("max_entries") {
         c.max_entries = v.int(1, 16 * 1024 * 1024)? as u32;
@@ -601,7 +563,7 @@ fn decode_conntrack(v: &Val) -> R<ConntrackConfig> {
         c.tcp_loose = v.bool()?;
     }
     if let Some(v) = m.get("timeouts") {
-        let tm = v.map(TIMEOUT_KEYS)?;
+        let tm = v.map(&schema::TIMEOUTS)?;
         let t: &mut Timeouts = &mut c.timeouts;
         let slots: [(&str, &mut u32); 12] = [
             ("tcp_syn_sent", &mut t.tcp_syn_sent),

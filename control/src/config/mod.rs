@@ -95,6 +95,7 @@ mod decode;
 pub mod diff;
 mod error;
 mod rules;
+pub mod schema;
 mod yaml;
 
 pub use error::ConfigError;

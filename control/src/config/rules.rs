@@ -1,6 +1,7 @@
 //! Raw and filter rules: the match keys, the actions, and the checks that
 //! catch a rule that can never match or means something else than it says.
 
+use super::schema;
 use super::yaml::{one_of, quote, suggest, Val, R};
 use dataplane::addr::Ipv4Prefix;
 use dataplane::conntrack::CtState;
@@ -104,14 +105,14 @@ impl Hook {
 }
 
 pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule>)> {
-    let m = v.map(&["prerouting", "output"])?;
+    let m = v.map(&schema::RAW)?;
     let list = |key: &str, hook: Hook| -> R<Vec<RawRule>> {
         let Some(l) = m.get(key) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for r in l.seq("a list of rules")? {
-            let rm = r.map(&["match", "action", "comment"])?;
+            let rm = r.map(&schema::RAW_RULE)?;
             let matches = decode_match(rm.get("match"), hook, ports)?;
             let action = rm.require("action", "notrack or accept")?.word(&[
                 ("notrack", RawAction::NoTrack),
@@ -132,7 +133,7 @@ pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule
 }
 
 pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
-    let m = v.map(&["policy", "rules"])?;
+    let m = v.map(&schema::CHAIN)?;
     let mut chain = Chain::default();
     if let Some(p) = m.get("policy") {
         chain.policy = p.word(&[
@@ -142,7 +143,7 @@ pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
     }
     if let Some(l) = m.get("rules") {
         for r in l.seq("a list of rules")? {
-            let rm = r.map(&["match", "action", "comment"])?;
+            let rm = r.map(&schema::FILTER_RULE)?;
             let matches = decode_match(rm.get("match"), hook, ports)?;
             let action = rm.require("action", "accept, drop or reject")?.word(&[
                 ("accept", FilterAction::Accept),
@@ -164,24 +165,11 @@ fn comment(v: Option<Val>) -> R<Option<String>> {
         .transpose()
 }
 
-const MATCH_KEYS: &[&str] = &[
-    "in",
-    "out",
-    "source",
-    "destination",
-    "protocol",
-    "source_port",
-    "destination_port",
-    "state",
-    "icmp_type",
-    "icmp_code",
-];
-
 fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
     let Some(v) = v else {
         return Ok(Match::default());
     };
-    let m = v.map(MATCH_KEYS)?;
+    let m = v.map(&schema::MATCH)?;
     let mut out = Match::default();
     if let Some(p) = m.get("protocol") {
         out.protocol = Some(protocol(&p)?);
@@ -358,7 +346,7 @@ fn port_ranges(v: &Val) -> R<PortRanges> {
 }
 
 /// ICMP type and code names as nftables spells them.
-const ICMP_TYPES: &[(&str, u8)] = &[
+pub(super) const ICMP_TYPES: &[(&str, u8)] = &[
     ("echo-reply", 0),
     ("destination-unreachable", 3),
     ("source-quench", 4),
@@ -376,7 +364,7 @@ const ICMP_TYPES: &[(&str, u8)] = &[
     ("address-mask-reply", 18),
 ];
 
-const ICMP_CODES: &[(&str, u8)] = &[
+pub(super) const ICMP_CODES: &[(&str, u8)] = &[
     ("net-unreachable", 0),
     ("host-unreachable", 1),
     ("prot-unreachable", 2),

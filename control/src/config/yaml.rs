@@ -3,6 +3,7 @@
 //! are rejected here, at every level, with a suggestion when one is close.
 
 use super::error::ConfigError;
+use super::schema::Obj;
 use marked_yaml::types::{MarkedMappingNode, Node};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -186,8 +187,9 @@ impl<'n> Val<'n> {
         )))
     }
 
-    /// A mapping whose keys must all be in `keys`.
-    pub fn map(&self, keys: &'static [&'static str]) -> R<Map<'n>> {
+    /// A mapping whose keys must all be keys of `obj` (the schema's).
+    pub fn map(&self, obj: &'static Obj) -> R<Map<'n>> {
+        let keys: Vec<&str> = obj.keys().collect();
         let m = match self.node {
             Node::Mapping(m) => m,
             _ => {
@@ -200,7 +202,7 @@ impl<'n> Val<'n> {
         };
         for k in m.keys() {
             let name = k.as_str();
-            if keys.contains(&name) {
+            if obj.has(name) {
                 continue;
             }
             let path = self.child(&cut(name));
