@@ -483,7 +483,7 @@ pub fn answer_line(j: &Value) -> String {
                     .map(|c| format!(" ({c})"))
                     .unwrap_or_default()
             ),
-            None => "policy".to_string(),
+            None => format!("policy: {}", s("verdict")),
         };
         parts.push(format!("filter/{chain} {rule}"));
     }

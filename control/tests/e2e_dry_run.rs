@@ -225,6 +225,8 @@ fn dry_run_names_each_change_and_changes_nothing() {
     let new = live.file("new.yaml", &changed_config());
     let new_s = new.to_str().unwrap();
     let out = live.ok(&["reload", "--dry-run", new_s]);
+    // What the README shows (`-- --nocapture`).
+    println!("$ routerctl reload --dry-run {new_s}\n{out}");
     for want in [
         "filter.input:\n",
         "  ~ rule 3 -> 1: { protocol: tcp, destination_port: 22, state: [new] } accept (ssh) (moved)\n",
