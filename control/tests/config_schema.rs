@@ -58,6 +58,13 @@ fn validator() -> jsonschema::Validator {
     jsonschema::draft7::new(&schema).expect("a valid draft-07 schema")
 }
 
+/// The schema the code generates now (the committed copy is held equal to
+/// it by its own test).
+fn code_validator() -> jsonschema::Validator {
+    jsonschema::draft7::new(&control::config::schema::schema_json())
+        .expect("a valid draft-07 schema")
+}
+
 fn errors(v: &jsonschema::Validator, doc: &Value) -> Vec<String> {
     v.iter_errors(doc)
         .map(|e| format!("{}: {e}", e.instance_path()))
@@ -205,4 +212,229 @@ fn the_decoder_knows_every_key_the_schema_lists_and_no_other() {
             .expect_err("a key the schema lacks");
         assert!(unknown.message.contains("unknown key"), "{unknown}");
     }
+}
+
+/// A config with every key of the schema somewhere (the coverage test
+/// below fails when the schema grows a key this lacks).
+const FULL: &str = r#"
+dataplane: { workers: [1], burst: 64, umem_frames: 4096, xdp_mode: native, xdp_bind: auto, busy_poll: false, ip_options: forward }
+control: { socket: /run/afxdp-router/routerd.sock }
+interfaces:
+  - { name: wan, device: r0, addresses: [198.18.0.1/24], mtu: 1500 }
+  - { name: lan, device: r1, addresses: 198.19.0.1/24, mtu: 1500 }
+host: { tun: rtr0, enabled: true }
+routes:
+  - { to: 203.0.113.0/24, via: 198.19.0.2 }
+  - { to: 198.18.128.0/24, interface: lan }
+  - { to: 198.18.129.0/24, blackhole: true }
+  - { to: 198.18.130.0/24, unreachable: true }
+neighbors:
+  - { address: 198.19.0.2, mac: "02:00:00:00:00:02" }
+conntrack:
+  max_entries: 1000
+  tcp_loose: true
+  timeouts: { tcp_syn_sent: 2m, tcp_syn_recv: 60, tcp_established: 5d, tcp_fin_wait: 2m, tcp_close_wait: 1m, tcp_last_ack: 30s, tcp_time_wait: 2m, tcp_close: 10s, udp: 30s, udp_stream: 2m, icmp: 30s, generic: 1h }
+icmp_errors: { rate: 10, burst: 20 }
+metrics: { listen: "127.0.0.1:9477" }
+raw:
+  prerouting:
+    - { match: { source: 198.18.0.0/24, destination: local, protocol: tcp, source_port: 1000, destination_port: [22, "1000-2000"] }, action: accept, comment: ssh }
+  output:
+    - { match: { in: host, protocol: icmp, icmp_type: echo-reply, icmp_code: 0 }, action: notrack }
+filter:
+  input: { policy: drop, rules: [ { match: { out: host, state: [new, established] }, action: accept, comment: in } ] }
+  forward: { policy: accept, rules: [ { match: { destination: [203.0.113.0/24] }, action: reject } ] }
+  output: { policy: accept, rules: [ { match: { in: host, source: local, protocol: udp }, action: drop } ] }
+"#;
+
+/// Every (mapping, key) of the schema, by the mapping's address.
+fn schema_keys(
+    o: &'static control::config::schema::Obj,
+    out: &mut std::collections::BTreeSet<(usize, &'static str)>,
+) {
+    use control::config::schema::Ty;
+    fn ty(t: &'static Ty, out: &mut std::collections::BTreeSet<(usize, &'static str)>) {
+        match t {
+            Ty::Obj(o) => schema_keys(o, out),
+            Ty::List(t) | Ty::OneOrList(t) => ty(t, out),
+            Ty::Either(ts) => ts.iter().for_each(|t| ty(t, out)),
+            _ => {}
+        }
+    }
+    for f in o.fields {
+        if out.insert((o as *const _ as usize, f.key)) {
+            ty(&f.ty, out);
+        }
+    }
+}
+
+/// Walks `doc` along the schema: every leaf's JSON pointer and its type;
+/// and the (mapping, key) pairs seen.
+fn leaves(
+    doc: &Value,
+    t: &'static control::config::schema::Ty,
+    ptr: String,
+    out: &mut Vec<(String, &'static control::config::schema::Ty)>,
+    seen: &mut std::collections::BTreeSet<(usize, &'static str)>,
+) {
+    use control::config::schema::Ty;
+    match (t, doc) {
+        (Ty::Obj(o), Value::Object(m)) => {
+            for (k, v) in m {
+                let f = o.fields.iter().find(|f| f.key == k).expect("a schema key");
+                seen.insert((*o as *const _ as usize, f.key));
+                leaves(v, &f.ty, format!("{ptr}/{k}"), out, seen);
+            }
+        }
+        (Ty::List(t) | Ty::OneOrList(t), Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                leaves(v, t, format!("{ptr}/{i}"), out, seen);
+            }
+        }
+        (Ty::OneOrList(t), v) => leaves(v, t, ptr, out, seen),
+        (Ty::Either(ts), v)
+            if ts
+                .iter()
+                .any(|t| matches!(t, Ty::Obj(_) | Ty::List(_) | Ty::OneOrList(_)))
+                && (v.is_array() || v.is_object()) =>
+        {
+            let t = ts
+                .iter()
+                .find(|t| {
+                    matches!(
+                        (t, v),
+                        (Ty::OneOrList(_) | Ty::List(_), _) | (Ty::Obj(_), Value::Object(_))
+                    )
+                })
+                .expect("a list type");
+            leaves(v, t, ptr, out, seen)
+        }
+        _ => out.push((ptr, t)),
+    }
+}
+
+/// The decoder's field path of a JSON pointer: `/filter/input/rules/0`
+/// is `filter.input.rules[0]`.
+fn field_path(ptr: &str) -> String {
+    let mut s = String::new();
+    for part in ptr.split('/').skip(1) {
+        if part.parse::<usize>().is_ok() {
+            s.push_str(&format!("[{part}]"));
+        } else {
+            if !s.is_empty() {
+                s.push('.');
+            }
+            s.push_str(part);
+        }
+    }
+    s
+}
+
+/// Values of a leaf type the schema accepts, and values it refuses.
+fn samples(t: &control::config::schema::Ty) -> (Vec<Value>, Vec<Value>) {
+    use control::config::schema::Ty;
+    match t {
+        Ty::Int(lo, hi) => (
+            vec![Value::from(*lo), Value::from(*hi)],
+            vec![
+                Value::from(*lo as i64 - 1),
+                Value::from(hi + 1),
+                serde_json::json!({ "x": 1 }),
+            ],
+        ),
+        Ty::IntIn(v) => (
+            v.iter().map(|n| Value::from(*n)).collect(),
+            vec![
+                Value::from(v[0] - 1),
+                Value::from(v[0] + 1),
+                Value::from(v[v.len() - 1] * 2),
+            ],
+        ),
+        Ty::Bool => (
+            vec![],
+            vec![
+                Value::from("yes"),
+                Value::from(1),
+                serde_json::json!([true]),
+            ],
+        ),
+        Ty::Words(w) => (
+            w.iter().map(|w| Value::from(*w)).collect(),
+            vec![
+                Value::from(format!("{}x", w[0])),
+                serde_json::json!({ "x": 1 }),
+            ],
+        ),
+        Ty::Named(t) => (
+            t.iter().map(|(n, _)| Value::from(*n)).collect(),
+            vec![
+                Value::from(format!("{}x", t[0].0)),
+                serde_json::json!({ "x": 1 }),
+            ],
+        ),
+        Ty::Either(ts) => {
+            let (mut good, bad) = (Vec::new(), vec![serde_json::json!({ "x": 1 })]);
+            for t in ts.iter() {
+                good.extend(samples(t).0);
+            }
+            (good, bad)
+        }
+        Ty::Text(_) => (vec![], vec![serde_json::json!({ "x": 1 })]),
+        Ty::List(_) | Ty::OneOrList(_) | Ty::Obj(_) => (vec![], vec![]),
+    }
+}
+
+/// The schema's words and ranges are the decoder's: at every leaf of a
+/// config holding every key, each word and both ends of each range the
+/// schema offers pass the decoder (or fail it elsewhere, for a rule that
+/// then contradicts itself), and values just outside, other words and
+/// values of the wrong type fail both, at that leaf.
+#[test]
+fn the_schema_s_words_and_ranges_are_the_decoder_s() {
+    use control::config::schema::{Ty, TOP};
+    let v = code_validator();
+    let full = yaml_json(FULL);
+    let decode = |doc: &Value| {
+        Config::from_str(
+            &serde_json::to_string_pretty(doc).unwrap(),
+            Path::new("t.json"),
+        )
+    };
+    decode(&full).unwrap_or_else(|e| panic!("the full config: {e}"));
+    assert!(errors(&v, &full).is_empty(), "{:#?}", errors(&v, &full));
+
+    static TOP_TY: Ty = Ty::Obj(&TOP);
+    let (mut out, mut seen) = (Vec::new(), Default::default());
+    leaves(&full, &TOP_TY, String::new(), &mut out, &mut seen);
+    let mut all = Default::default();
+    schema_keys(&TOP, &mut all);
+    let missing: Vec<_> = all.difference(&seen).map(|(_, k)| *k).collect();
+    assert!(missing.is_empty(), "FULL lacks the schema keys {missing:?}");
+
+    let mut checked = 0;
+    for (ptr, t) in &out {
+        let (good, bad) = samples(t);
+        let path = field_path(ptr);
+        for g in good {
+            let mut doc = full.clone();
+            *doc.pointer_mut(ptr).unwrap() = g.clone();
+            assert!(
+                errors(&v, &doc).is_empty(),
+                "the schema refuses {ptr} = {g}"
+            );
+            if let Err(e) = decode(&doc) {
+                assert_ne!(e.path, path, "the decoder refuses {ptr} = {g}: {e}");
+            }
+            checked += 1;
+        }
+        for b in bad {
+            let mut doc = full.clone();
+            *doc.pointer_mut(ptr).unwrap() = b.clone();
+            assert!(!errors(&v, &doc).is_empty(), "the schema takes {ptr} = {b}");
+            let e = decode(&doc).expect_err(&format!("the decoder takes {ptr} = {b}"));
+            assert!(e.path.starts_with(&path), "{ptr} = {b}: {e}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 200, "{checked} values");
 }
