@@ -241,7 +241,7 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
         "in": r.input,
         "raw_hook": null, "raw_rule": null, "raw_comment": null, "raw_action": null,
         "ct_state": null, "ct_flow": null, "ct_confirmed": false,
-        "route": null, "chain": null, "rule": null, "rule_comment": null,
+        "route": null, "chain": null, "rule": null, "rule_comment": null, "rule_text": null,
         "verdict": "accept", "out": null, "drop_reason": null, "reply": null,
         "neighbour": null,
     });
@@ -309,6 +309,15 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 action,
             } => {
                 let comment = rule.and_then(|i| t.filter[chain as usize].rules[i].comment.clone());
+                j["rule_text"] = json!(rule.map(|i| {
+                    let r = &t.filter[chain as usize].rules[i];
+                    crate::config::diff::rule_text(
+                        &r.matches,
+                        r.action.name(),
+                        r.comment.as_deref(),
+                        &t.interfaces,
+                    )
+                }));
                 let text = match rule {
                     Some(i) => format!(
                         "rule {}{}: {}",
@@ -435,4 +444,73 @@ fn reply_kind(f: &[u8]) -> &'static str {
         },
         _ => "reply",
     }
+}
+
+/// The parts of an answer `explain --against` compares, by the name it
+/// reports a difference under, and the JSON keys that make each part. A
+/// rule is the same rule when its text is (matches, action, comment), at
+/// whatever position: a rule inserted above it changes no answer.
+pub const ANSWER_FIELDS: &[(&str, &[&str])] = &[
+    ("verdict", &["verdict", "drop_reason"]),
+    ("chain", &["chain"]),
+    ("rule", &["rule_text"]),
+    ("out", &["out", "reply"]),
+    ("next_hop", &["route"]),
+    ("state", &["ct_state"]),
+];
+
+/// The parts of two answers (`explain --json` objects) that differ, in
+/// [`ANSWER_FIELDS`] order; empty when the packet is treated the same.
+pub fn changed_fields(old: &Value, new: &Value) -> Vec<&'static str> {
+    ANSWER_FIELDS
+        .iter()
+        .filter(|(_, keys)| keys.iter().any(|k| old[k] != new[k]))
+        .map(|(name, _)| *name)
+        .collect()
+}
+
+/// One answer on one line: `filter/input rule 3 (ssh): accept; route
+/// 198.18.0.1: local; result accept -> host`.
+pub fn answer_line(j: &Value) -> String {
+    let s = |k: &str| j[k].as_str().unwrap_or("").to_string();
+    let mut parts = Vec::new();
+    if let Some(chain) = j["chain"].as_str() {
+        let rule = match j["rule"].as_u64() {
+            Some(n) => format!(
+                "rule {n}{}",
+                j["rule_comment"]
+                    .as_str()
+                    .map(|c| format!(" ({c})"))
+                    .unwrap_or_default()
+            ),
+            None => format!("policy: {}", s("verdict")),
+        };
+        parts.push(format!("filter/{chain} {rule}"));
+    }
+    if j["route"].is_string() {
+        parts.push(format!("route {}", s("route")));
+    }
+    let result = match (j["out"].as_str(), j["drop_reason"].as_str()) {
+        (Some("host"), _) => "accept -> host".to_string(),
+        (Some(out), _) => format!("{} -> out {out}", s("verdict")),
+        (None, Some(reason)) => {
+            let reply = j["reply"]["kind"]
+                .as_str()
+                .map(|k| {
+                    format!(
+                        ", sent {k} {}",
+                        match j["reply"]["out"].as_str() {
+                            Some("host") => "to host".to_string(),
+                            Some(p) => format!("out of {p}"),
+                            None => String::new(),
+                        }
+                    )
+                })
+                .unwrap_or_default();
+            format!("{} ({reason}){reply}", s("verdict"))
+        }
+        (None, None) => s("verdict"),
+    };
+    parts.push(format!("result {result}"));
+    parts.join("; ")
 }

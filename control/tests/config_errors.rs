@@ -692,3 +692,59 @@ routes:
     let p: Ipv4Prefix = "192.0.2.0/24".parse().unwrap();
     assert!(cfg.summary().contains(&format!("{p} dev lan")));
 }
+
+/// A long secret-looking run of text: no error may show more than 40
+/// characters of it.
+const LONG: &str =
+    "s3cr3t-0123456789-abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOPQRSTUVWXYZ-0123456789";
+
+/// The longest piece of `LONG` that `shown` contains.
+fn longest_piece(shown: &str) -> usize {
+    let chars: Vec<char> = LONG.chars().collect();
+    (1..=chars.len())
+        .rev()
+        .find(|&n| {
+            (0..=chars.len() - n)
+                .any(|i| shown.contains(&chars[i..i + n].iter().collect::<String>()))
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn errors_on_long_lines_quote_only_a_cut_piece() {
+    let cases = [
+        // Unknown keys (the key is the text), at the top and nested.
+        format!("{LONG}: 1\n{BASE}"),
+        with_base(&format!("dataplane:\n  {LONG}: 1\n")),
+        // Values of every kind of check.
+        with_base(&format!("dataplane:\n  burst: {LONG}\n")),
+        with_base(&format!("dataplane:\n  xdp_mode: {LONG}\n")),
+        with_base(&format!("dataplane:\n  busy_poll: {LONG}\n")),
+        with_base(&format!("routes:\n  - {{ to: {LONG}, via: 198.18.0.2 }}\n")),
+        with_base(&format!("neighbors:\n  - {{ address: 198.18.0.2, mac: {LONG} }}\n")),
+        with_base(&format!("conntrack:\n  timeouts: {{ udp: {LONG} }}\n")),
+        with_base(&format!(
+            "filter:\n  input:\n    rules:\n      - {{ match: {{ in: {LONG} }}, action: accept }}\n"
+        )),
+        with_base(&format!(
+            "filter:\n  input:\n    rules:\n      - {{ match: {{ protocol: {LONG} }}, action: accept }}\n"
+        )),
+        with_base(&format!("host:\n  tun: {LONG}\n")),
+        with_base(&format!("control:\n  socket: {LONG}\n")),
+        // A scalar where a mapping belongs.
+        with_base(&format!("metrics: {LONG}\n")),
+        // A duplicate key.
+        format!("{BASE}{LONG}: 1\n{LONG}: 2\n"),
+    ];
+    for text in &cases {
+        let shown = error_of(text).to_string();
+        let piece = longest_piece(&shown);
+        assert!(piece > 0, "the error names the value: {shown}");
+        assert!(piece < 40, "{piece} characters of the file in: {shown}");
+        assert!(shown.contains('…'), "the cut is marked: {shown}");
+    }
+    // Short values are quoted whole, unmarked.
+    let shown = error_of(&with_base("dataplane:\n  xdp_mode: nativ\n")).to_string();
+    assert!(shown.contains("\"nativ\" is not allowed here"), "{shown}");
+    assert!(!shown.contains('…'), "{shown}");
+}

@@ -1,197 +1,20 @@
 //! `routerctl`: the router's control CLI.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::Parser;
+use control::cli::{CaptureArgs, Cli, Cmd, CtAction, ExportFormat, GenerateWhat, StatsWhat};
 use control::config::Config;
 use control::ctl::api::{
-    FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
+    DryRunReport, FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
 };
 use control::ctl::client::Client;
 use control::ctl::proto::Request;
 use control::ctl::{text, CtlError};
 use control::explain::Explainer;
 use control::packet_spec::PacketSpec;
-
-#[derive(Parser)]
-#[command(
-    name = "routerctl",
-    version,
-    about = "Control and inspect afxdp-router"
-)]
-struct Cli {
-    /// Control socket of the running routerd.
-    #[arg(long, global = true, default_value = "/run/afxdp-router/routerd.sock")]
-    socket: PathBuf,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Print the config's raw and filter chains in another firewall's
-    /// language, with the same semantics (see the README for what it
-    /// cannot express).
-    Export {
-        /// The language: `nft` (an nftables ruleset for `nft -f`).
-        #[arg(value_enum)]
-        format: ExportFormat,
-        /// The YAML config to export.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Run packets through the pipeline built from a config, offline, and
-    /// print every stage's decision. Packets share one connection table.
-    ///
-    /// PACKET examples:
-    ///   "in=wan tcp 198.18.0.2:40000 > 198.18.0.1:22 flags=S"
-    ///   "in=host tcp 198.18.0.1:22 > 198.18.0.2:40000 flags=SA"
-    ///   "in=lan udp 198.19.0.2:5353 > 203.0.113.9:53 ttl=1"
-    ///   "in=wan icmp 198.18.0.2 > 198.19.0.2 type=echo-request"
-    #[command(verbatim_doc_comment)]
-    Explain {
-        /// The YAML config to build the pipeline from.
-        #[arg(long)]
-        config: PathBuf,
-        /// One JSON object per packet, one per line.
-        #[arg(long)]
-        json: bool,
-        /// Packet descriptions, run in order.
-        #[arg(required = true)]
-        packets: Vec<String>,
-    },
-    /// Counters of the running router: interfaces, workers, drops by
-    /// reason, rules, connection tracking, AF_XDP rings.
-    Stats {
-        #[command(subcommand)]
-        what: Option<StatsWhat>,
-        /// Print the counters as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Set every counter to zero (after printing nothing).
-        #[arg(long, conflicts_with = "json")]
-        reset: bool,
-    },
-    /// The connection table, like `conntrack -L` and `conntrack -F`.
-    Conntrack {
-        /// `list` the flows (default) or `flush` the table.
-        #[arg(value_enum, default_value_t = CtAction::List)]
-        action: CtAction,
-        /// JSON: a list of flows, or `{"flushed": N}`.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Load a config into the running router without stopping traffic. A
-    /// config that does not validate is refused and the old one keeps
-    /// running.
-    Reload {
-        /// The config to load (default: the file routerd runs).
-        file: Option<PathBuf>,
-    },
-    /// Show every stage's decision for the next matching packets of the
-    /// live router, in `explain`'s words.
-    ///
-    /// MATCH words (all must hold), as in tcpdump:
-    ///   tcp | udp | icmp | proto N
-    ///   src|dst|host ADDRESS[/LEN]
-    ///   sport|dport|port PORT
-    /// e.g. `routerctl trace --count 5 --in wan tcp dport 22`
-    #[command(verbatim_doc_comment)]
-    Trace {
-        /// Packets to trace.
-        #[arg(long, default_value_t = 10)]
-        count: u32,
-        /// Only packets arriving on this interface (`host`: the router's own).
-        #[arg(long = "in", value_name = "IFACE")]
-        input: Option<String>,
-        /// Stop waiting after this many seconds.
-        #[arg(long, value_name = "SECS")]
-        timeout: Option<u64>,
-        /// One JSON object per packet (as `explain --json`).
-        #[arg(long)]
-        json: bool,
-        /// Match words.
-        #[arg(value_name = "MATCH")]
-        matcher: Vec<String>,
-    },
-    /// Capture the live router's frames into a pcapng file that tcpdump and
-    /// Wireshark read: as received (--rx), as sent (--tx) and dropped, with
-    /// the drop reason in each packet's comment (--drops); all three when
-    /// none is given. Stops by itself at --count, --bytes or --duration, or
-    /// at Ctrl-C, with a complete file. One capture runs at a time.
-    ///
-    /// e.g. routerctl capture --drops --match '{protocol: tcp, destination_port: 22}' -w ssh.pcapng
-    ///      routerctl capture --interface wan -w - | tcpdump -n -r -
-    #[command(verbatim_doc_comment)]
-    Capture(CaptureArgs),
-}
-
-/// `routerctl capture`'s arguments.
-#[derive(Args)]
-struct CaptureArgs {
-    /// The interface (config name or device), `host` (the router's own
-    /// traffic), or `any`.
-    #[arg(long, short = 'i', value_name = "NAME|any", default_value = "any")]
-    interface: String,
-    /// Frames as received.
-    #[arg(long)]
-    rx: bool,
-    /// Frames as sent (after the rewrite).
-    #[arg(long)]
-    tx: bool,
-    /// Dropped frames, with the reason and stage in the comment.
-    #[arg(long)]
-    drops: bool,
-    /// Only frames matching these rule match keys, a YAML/JSON flow mapping:
-    /// in, out, source, destination, protocol, source_port,
-    /// destination_port, icmp_type, icmp_code (as in the config's rules).
-    #[arg(long = "match", value_name = "MATCH")]
-    matcher: Option<String>,
-    /// Stop after this many packets.
-    #[arg(long, short = 'c', default_value_t = 1000)]
-    count: u32,
-    /// Stop after this many captured bytes.
-    #[arg(long, default_value_t = 64 << 20)]
-    bytes: u64,
-    /// Stop after this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    duration: u64,
-    /// Bytes kept of each frame.
-    #[arg(long, short = 's', default_value_t = control::ctl::capture::MAX_SNAPLEN)]
-    snaplen: u32,
-    /// The pcapng file to write (mode 0600), `-` for standard output.
-    #[arg(short = 'w', value_name = "FILE")]
-    write: PathBuf,
-}
-
-#[derive(Subcommand)]
-enum StatsWhat {
-    /// Where each worker's cycles go, as `vppctl show runtime`: loops, busy
-    /// loops, packets, packets per busy loop, and cycles per packet by
-    /// phase (rx, pipeline, tx, host, handoff, housekeeping, idle), from
-    /// the TSC.
-    Runtime {
-        /// Print it as one JSON object.
-        #[arg(long)]
-        json: bool,
-        /// Set the runtime accounting (only it) to zero.
-        #[arg(long, alias = "reset", conflicts_with = "json")]
-        clear: bool,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportFormat {
-    Nft,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum CtAction {
-    List,
-    Flush,
-}
 
 /// A failed command: what to print and how.
 enum Failure {
@@ -273,7 +96,7 @@ fn conntrack(socket: &Path, action: CtAction, json: bool) -> Result<(), Failure>
     Ok(())
 }
 
-fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
+fn reload(socket: &Path, file: Option<&Path>, dry_run: bool, json: bool) -> Result<(), Failure> {
     // routerd's working directory is not ours.
     let path = match file {
         Some(f) if f.is_relative() => Some(
@@ -284,6 +107,19 @@ fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
         other => other.map(Path::to_path_buf),
     };
     let mut c = Client::connect(socket)?;
+    if dry_run {
+        if json {
+            let v = c
+                .call_value(Request::ReloadDryRun { path })
+                .map_err(plain_server)?;
+            return json_out(&v);
+        }
+        let r: DryRunReport = c
+            .call(Request::ReloadDryRun { path })
+            .map_err(plain_server)?;
+        print!("{}", text::dry_run(&r));
+        return Ok(());
+    }
     match c.call::<ReloadSummary>(Request::Reload { path }) {
         Ok(r) => {
             println!("{}", text::reload_ok(&r));
@@ -291,6 +127,14 @@ fn reload(socket: &Path, file: Option<&Path>) -> Result<(), Failure> {
         }
         Err(CtlError::Server(e)) => Err(Failure::Plain(e)),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// routerd's refusal as it is (config errors keep `routerd --check`'s form).
+fn plain_server(e: CtlError) -> Failure {
+    match e {
+        CtlError::Server(e) => Failure::Plain(e),
+        e => e.into(),
     }
 }
 
@@ -441,16 +285,138 @@ fn explain(config: &std::path::Path, json: bool, packets: &[String]) -> Result<(
     Ok(())
 }
 
+/// `explain --config NEW --against OLD`: both answers per packet; how
+/// many packets changed.
+fn explain_against(
+    new: &Path,
+    old: &Path,
+    json: bool,
+    packets: &[String],
+) -> Result<usize, String> {
+    let load = |p: &Path| Config::load(p).map_err(|e| e.to_string());
+    let (new_cfg, old_cfg) = (load(new)?, load(old)?);
+    let specs = packets
+        .iter()
+        .map(|p| PacketSpec::parse(p).map_err(|e| e.to_string()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut old_ex = Explainer::new(old_cfg.tables_spec());
+    let mut new_ex = Explainer::new(new_cfg.tables_spec());
+    let run = |ex: &mut Explainer, spec: &PacketSpec, file: &Path| {
+        ex.explain(spec)
+            .map(|e| e.json)
+            .map_err(|e| format!("{}: {e}", file.display()))
+    };
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in &specs {
+        let a = run(&mut old_ex, spec, old)?;
+        let b = run(&mut new_ex, spec, new)?;
+        out.push((spec, a, b));
+    }
+    let width = 3 + old
+        .display()
+        .to_string()
+        .len()
+        .max(new.display().to_string().len());
+    let mut changed = 0;
+    for (n, (spec, a, b)) in out.iter().enumerate() {
+        let fields = control::explain::changed_fields(a, b);
+        changed += usize::from(!fields.is_empty());
+        if json {
+            let j = serde_json::json!({
+                "packet": spec.text,
+                "old": a,
+                "new": b,
+                "changed": !fields.is_empty(),
+                "fields": fields,
+            });
+            println!("{j}");
+            continue;
+        }
+        if n > 0 {
+            println!();
+        }
+        let mark = if fields.is_empty() {
+            "same".to_string()
+        } else {
+            format!("CHANGED ({})", fields.join(", "))
+        };
+        println!("packet {}: {}  {mark}", n + 1, spec.text);
+        for (tag, file, j) in [("old", old, a), ("new", new, b)] {
+            let head = format!("{tag} {}", file.display());
+            println!("  {head:<width$} {}", control::explain::answer_line(j));
+        }
+    }
+    if !json {
+        println!(
+            "\n{changed} of {} packets changed ({} against {})",
+            out.len(),
+            new.display(),
+            old.display()
+        );
+    }
+    Ok(changed)
+}
+
+fn generate(what: GenerateWhat) -> Result<(), String> {
+    use std::io::Write as _;
+    match what {
+        GenerateWhat::Completions { shell, program } => {
+            let text = control::cli_docs::completion(program, shell);
+            std::io::stdout()
+                .write_all(&text)
+                .map_err(|e| format!("routerctl: cannot write the completions: {e}"))
+        }
+        GenerateWhat::Man { dir } => {
+            let fail =
+                |e: std::io::Error| format!("routerctl: cannot write into {}: {e}", dir.display());
+            std::fs::create_dir_all(&dir).map_err(fail)?;
+            for p in [
+                control::cli::Program::Routerd,
+                control::cli::Program::Routerctl,
+            ] {
+                for (file, text) in control::cli_docs::man_pages(p) {
+                    std::fs::write(dir.join(&file), text).map_err(fail)?;
+                    println!("{}", dir.join(file).display());
+                }
+            }
+            Ok(())
+        }
+        GenerateWhat::Schema => {
+            println!("{}", control::config::schema::schema_text());
+            Ok(())
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let socket = cli.socket.as_path();
     let r = match cli.cmd {
         Cmd::Explain {
             config,
+            against: Some(old),
+            exit_code,
             json,
             packets,
+        } => {
+            return match explain_against(&config, &old, json, &packets) {
+                Ok(changed) if changed > 0 && exit_code => ExitCode::from(1),
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::from(if exit_code { 2 } else { 1 })
+                }
+            };
+        }
+        Cmd::Explain {
+            config,
+            against: None,
+            json,
+            packets,
+            ..
         } => explain(&config, json, &packets).map_err(Failure::Plain),
         Cmd::Export { format, config } => export(format, &config).map_err(Failure::Plain),
+        Cmd::Generate { what } => generate(what).map_err(Failure::Plain),
         Cmd::Stats {
             what: Some(StatsWhat::Runtime { json, clear }),
             ..
@@ -461,7 +427,11 @@ fn main() -> ExitCode {
             reset,
         } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
-        Cmd::Reload { file } => reload(socket, file.as_deref()),
+        Cmd::Reload {
+            file,
+            dry_run,
+            json,
+        } => reload(socket, file.as_deref(), dry_run, json),
         Cmd::Trace {
             count,
             input,

@@ -4,7 +4,8 @@
 use super::rules::{
     decode_capture_match, decode_chain, decode_raw, parse_prefix, port_by_name, Ports,
 };
-use super::yaml::{error_at, Val, R};
+use super::schema;
+use super::yaml::{cut, error_at, quote, Val, R};
 use super::{
     BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
     MAX_INTERFACES,
@@ -19,20 +20,6 @@ use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-
-const TOP_KEYS: &[&str] = &[
-    "dataplane",
-    "control",
-    "interfaces",
-    "host",
-    "routes",
-    "neighbors",
-    "conntrack",
-    "icmp_errors",
-    "metrics",
-    "raw",
-    "filter",
-];
 
 /// A capture's `--match` (a YAML/JSON flow mapping of rule match keys)
 /// against the running config's interfaces; the error's `file` is left
@@ -65,7 +52,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
         .error_on_duplicate_keys(true)
         .prevent_coercion(true);
     let root = parse_yaml_with_options(0, text, opts).map_err(|e| load_error(e, text))?;
-    let top = Val::new(&root, "").map(TOP_KEYS)?;
+    let top = Val::new(&root, "").map(&schema::TOP)?;
 
     let (dataplane, ip_options) = match top.get("dataplane") {
         Some(v) => decode_dataplane(&v)?,
@@ -73,13 +60,13 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let control_socket = match top.get("control") {
         Some(v) => {
-            let m = v.map(&["socket"])?;
+            let m = v.map(&schema::CONTROL)?;
             match m.get("socket") {
                 Some(s) => {
                     let p = s.name("an absolute path for the control socket")?;
                     if !p.starts_with('/') {
                         return Err(s.err(format!(
-                            "{p:?} is a relative path, expected an absolute path such as {DEFAULT_SOCKET}"
+                            "{} is a relative path, expected an absolute path such as {DEFAULT_SOCKET}", quote(p)
                         )));
                     }
                     PathBuf::from(p)
@@ -92,7 +79,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     let interfaces = decode_interfaces(&top.require("interfaces", "a list of interfaces")?)?;
     let tun = match top.get("host") {
         Some(v) => {
-            let m = v.map(&["tun", "enabled"])?;
+            let m = v.map(&schema::HOST)?;
             let enabled = m
                 .get("enabled")
                 .map(|v| v.bool())
@@ -104,7 +91,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
                     check_ifname(&t, name)?;
                     if let Some(i) = interfaces.iter().find(|i| i.device == name) {
                         return Err(t.err(format!(
-                            "{name:?} is the device of interface {}, expected a TUN device name of its own",
+                            "{} is the device of interface {}, expected a TUN device name of its own", quote(name),
                             i.name
                         )));
                     }
@@ -118,7 +105,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let metrics_listen = match top.get("metrics") {
         Some(v) => {
-            let m = v.map(&["listen"])?;
+            let m = v.map(&schema::METRICS)?;
             match m.get("listen") {
                 Some(l) => Some(l.parse::<SocketAddr>(
                     "a socket address",
@@ -144,7 +131,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let icmp_errors = match top.get("icmp_errors") {
         Some(v) => {
-            let m = v.map(&["rate", "burst"])?;
+            let m = v.map(&schema::ICMP_ERRORS)?;
             let d = IcmpErrorConfig::default();
             IcmpErrorConfig {
                 rate: m
@@ -167,7 +154,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
     };
     let (filter_input, filter_forward, filter_output) = match top.get("filter") {
         Some(v) => {
-            let m = v.map(&["input", "forward", "output"])?;
+            let m = v.map(&schema::FILTER)?;
             use super::rules::Hook;
             let chain = |name: &str, hook: Hook| -> R<_> {
                 Ok(match m.get(name) {
@@ -238,8 +225,8 @@ fn load_error(e: LoadError, text: &str) -> ConfigError {
                 &node,
                 "",
                 format!(
-                    "duplicate key {:?} (first at line {first}), expected each key once",
-                    d.key.as_str()
+                    "duplicate key {} (first at line {first}), expected each key once",
+                    quote(d.key.as_str())
                 ),
             );
             // The loader does not know paths: find the first key in a
@@ -249,7 +236,7 @@ fn load_error(e: LoadError, text: &str) -> ConfigError {
             err.path = parse_yaml_with_options(0, text, lenient)
                 .ok()
                 .and_then(|root| at.and_then(|at| key_path(&root, "", &at)))
-                .unwrap_or_else(|| d.key.as_str().to_string());
+                .unwrap_or_else(|| cut(d.key.as_str()));
             err
         }
     }
@@ -262,9 +249,9 @@ fn key_path(node: &marked_yaml::Node, path: &str, at: &marked_yaml::Marker) -> O
         Node::Scalar(_) => None,
         Node::Mapping(m) => m.iter().find_map(|(k, v)| {
             let p = if path.is_empty() {
-                k.as_str().to_string()
+                cut(k.as_str())
             } else {
-                format!("{path}.{}", k.as_str())
+                format!("{path}.{}", cut(k.as_str()))
             };
             if k.span().start() == Some(at) {
                 Some(p)
@@ -279,18 +266,8 @@ fn key_path(node: &marked_yaml::Node, path: &str, at: &marked_yaml::Marker) -> O
     }
 }
 
-const DATAPLANE_KEYS: &[&str] = &[
-    "workers",
-    "burst",
-    "umem_frames",
-    "xdp_mode",
-    "xdp_bind",
-    "busy_poll",
-    "ip_options",
-];
-
 fn decode_dataplane(v: &Val) -> R<(DataplaneSettings, IpOptionsPolicy)> {
-    let m = v.map(DATAPLANE_KEYS)?;
+    let m = v.map(&schema::DATAPLANE)?;
     let mut d = DataplaneSettings::default();
     if let Some(w) = m.get("workers") {
         let items = w.seq("a list of cores such as [0, 1]")?;
@@ -366,7 +343,7 @@ fn check_ifname(v: &Val, name: &str) -> R<()> {
             .any(|c| c == '/' || c == ':' || c.is_whitespace())
     {
         return Err(v.err(format!(
-            "{name:?} is not a valid Linux device name, expected 1 to 15 characters without '/', ':' or spaces"
+            "{} is not a valid Linux device name, expected 1 to 15 characters without '/', ':' or spaces", quote(name)
         )));
     }
     Ok(())
@@ -387,7 +364,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let mut addr_at: HashMap<u32, (String, usize)> = HashMap::new();
     for it in &items {
-        let m = it.map(&["name", "device", "addresses", "mtu"])?;
+        let m = it.map(&schema::INTERFACE)?;
         let nv = m.require("name", "the name rules and routes use, such as wan")?;
         let name = nv.name("an interface name such as wan")?;
         if !name
@@ -396,12 +373,13 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             || name.len() > 32
         {
             return Err(nv.err(format!(
-                "{name:?} is not a valid interface name, expected up to 32 letters, digits, '-', '_' or '.'"
+                "{} is not a valid interface name, expected up to 32 letters, digits, '-', '_' or '.'", quote(name)
             )));
         }
         if name == "host" || name == "local" {
             return Err(nv.err(format!(
-                "{name:?} is reserved in rules, expected another interface name"
+                "{} is reserved in rules, expected another interface name",
+                quote(name)
             )));
         }
         let dv = m.require("device", "the kernel device to take over, such as eth0")?;
@@ -410,13 +388,13 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
         for (j, prev) in out.iter().enumerate() {
             if prev.name == name {
                 return Err(nv.err(format!(
-                    "duplicate interface name {name:?} (also interfaces[{j}] at line {}), expected a unique name",
+                    "duplicate interface name {} (also interfaces[{j}] at line {}), expected a unique name", quote(name),
                     lines[j].0
                 )));
             }
             if prev.device == device {
                 return Err(dv.err(format!(
-                    "duplicate device {device:?} (also interfaces[{j}] at line {}), expected each device once",
+                    "duplicate device {} (also interfaces[{j}] at line {}), expected each device once", quote(device),
                     lines[j].1
                 )));
             }
@@ -433,7 +411,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
                     && (ifa.addr == ifa.net.addr() || ifa.addr == ifa.net.broadcast())
                 {
                     return Err(a.err(format!(
-                        "{s:?} is the network or broadcast address of {}, expected a host address in it",
+                        "{} is the network or broadcast address of {}, expected a host address in it", quote(s),
                         ifa.net
                     )));
                 }
@@ -500,7 +478,7 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
     let mut out: Vec<RouteSpec> = Vec::new();
     let mut seen: HashMap<Ipv4Prefix, usize> = HashMap::new();
     for it in v.seq("a list of routes")? {
-        let m = it.map(&["to", "via", "interface", "blackhole", "unreachable"])?;
+        let m = it.map(&schema::ROUTE)?;
         let tv = m.require(
             "to",
             "a destination prefix such as 203.0.113.0/24 or default",
@@ -576,7 +554,7 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
     let mut out: Vec<StaticNeighbour> = Vec::new();
     let mut seen: HashMap<u32, usize> = HashMap::new();
     for it in v.seq("a list of neighbours")? {
-        let m = it.map(&["address", "mac"])?;
+        let m = it.map(&schema::NEIGHBOUR)?;
         let av = m.require("address", "the neighbour's IPv4 address")?;
         let ip: Ipv4Addr = av.parse("an IPv4 address", "an address such as 198.19.0.2")?;
         let addr = u32::from(ip);
@@ -590,7 +568,7 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
         let s = mv.str("a MAC address")?;
         let mac: Mac = s
             .parse()
-            .map_err(|e| mv.err(format!("{s:?} is not a MAC address, expected {e}")))?;
+            .map_err(|e| mv.err(format!("{} is not a MAC address, expected {e}", quote(s))))?;
         if mac == Mac::ZERO || mac.0[0] & 1 == 1 {
             return Err(mv.err(format!(
                 "{mac} is a zero, broadcast or multicast MAC, expected a unicast MAC such as 02:00:00:00:00:02"
@@ -602,23 +580,8 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
     Ok(out)
 }
 
-const TIMEOUT_KEYS: &[&str] = &[
-    "tcp_syn_sent",
-    "tcp_syn_recv",
-    "tcp_established",
-    "tcp_fin_wait",
-    "tcp_close_wait",
-    "tcp_last_ack",
-    "tcp_time_wait",
-    "tcp_close",
-    "udp",
-    "udp_stream",
-    "icmp",
-    "generic",
-];
-
 fn decode_conntrack(v: &Val) -> R<ConntrackConfig> {
-    let m = v.map(&["max_entries", "timeouts", "tcp_loose"])?;
+    let m = v.map(&schema::CONNTRACK)?;
     let mut c = ConntrackConfig::default();
     if let Some(v) = m.get("max_entries") {
         c.max_entries = v.int(1, 16 * 1024 * 1024)? as u32;
@@ -627,7 +590,7 @@ fn decode_conntrack(v: &Val) -> R<ConntrackConfig> {
         c.tcp_loose = v.bool()?;
     }
     if let Some(v) = m.get("timeouts") {
-        let tm = v.map(TIMEOUT_KEYS)?;
+        let tm = v.map(&schema::TIMEOUTS)?;
         let t: &mut Timeouts = &mut c.timeouts;
         let slots: [(&str, &mut u32); 12] = [
             ("tcp_syn_sent", &mut t.tcp_syn_sent),
@@ -669,17 +632,22 @@ fn duration(v: &Val) -> R<u32> {
     };
     let n: Option<u64> = num.parse().ok();
     let (Some(n), true) = (n, mult != 0) else {
-        return Err(v.err(format!("{s:?} is not a duration, expected {EXPECTED}")));
+        return Err(v.err(format!(
+            "{} is not a duration, expected {EXPECTED}",
+            quote(s)
+        )));
     };
     let secs = n.saturating_mul(mult);
     if secs == 0 {
         return Err(v.err(format!(
-            "a timeout of {s} would expire entries at once, expected at least 1s"
+            "a timeout of {} would expire entries at once, expected at least 1s",
+            cut(s)
         )));
     }
     u32::try_from(secs).map_err(|_| {
         v.err(format!(
-            "{s:?} is too long, expected at most {}s (about 136 years)",
+            "{} is too long, expected at most {}s (about 136 years)",
+            quote(s),
             u32::MAX
         ))
     })

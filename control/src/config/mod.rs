@@ -9,7 +9,9 @@
 //! # Schema
 //!
 //! Only `interfaces` is required; every other section has the default shown.
-//! Unknown keys are errors at every level.
+//! Unknown keys are errors at every level: each mapping's keys come from
+//! the table in `schema.rs`, which also gives the JSON Schema
+//! (`routerctl generate schema`).
 //!
 //! ```yaml
 //! dataplane:
@@ -94,8 +96,10 @@
 //! forward, ...) are errors.
 
 mod decode;
+pub mod diff;
 mod error;
 mod rules;
+pub mod schema;
 mod yaml;
 
 pub use error::ConfigError;

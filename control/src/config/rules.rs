@@ -1,7 +1,8 @@
 //! Raw and filter rules: the match keys, the actions, and the checks that
 //! catch a rule that can never match or means something else than it says.
 
-use super::yaml::{one_of, suggest, Val, R};
+use super::schema;
+use super::yaml::{one_of, quote, suggest, Val, R};
 use dataplane::addr::Ipv4Prefix;
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
@@ -26,7 +27,7 @@ impl<'a> Ports<'a> {
 pub(super) fn parse_prefix(v: &Val) -> R<Ipv4Prefix> {
     let s = v.str("a prefix such as 198.18.0.0/24")?;
     s.parse::<Ipv4Prefix>()
-        .map_err(|e| v.err(format!("{s:?} is not a prefix, expected {e}")))
+        .map_err(|e| v.err(format!("{} is not a prefix, expected {e}", quote(s))))
 }
 
 /// The port of the interface called `name`.
@@ -39,7 +40,7 @@ pub(super) fn port_by_name(v: &Val, name: &str, ifs: &[Interface]) -> R<PortId> 
         Some(c) => format!(", did you mean {c}?"),
         None => format!(", expected {}", one_of(&names)),
     };
-    Err(v.err(format!("{name:?} is not an interface{hint}")))
+    Err(v.err(format!("{} is not an interface{hint}", quote(name))))
 }
 
 /// Where a rule list is hooked in the packet path.
@@ -113,14 +114,14 @@ impl Hook {
 }
 
 pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule>)> {
-    let m = v.map(&["prerouting", "output"])?;
+    let m = v.map(&schema::RAW)?;
     let list = |key: &str, hook: Hook| -> R<Vec<RawRule>> {
         let Some(l) = m.get(key) else {
             return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for r in l.seq("a list of rules")? {
-            let rm = r.map(&["match", "action", "comment"])?;
+            let rm = r.map(&schema::RAW_RULE)?;
             let matches = decode_match(rm.get("match"), hook, ports)?;
             let action = rm.require("action", "notrack or accept")?.word(&[
                 ("notrack", RawAction::NoTrack),
@@ -141,7 +142,7 @@ pub(super) fn decode_raw(v: &Val, ports: &Ports) -> R<(Vec<RawRule>, Vec<RawRule
 }
 
 pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
-    let m = v.map(&["policy", "rules"])?;
+    let m = v.map(&schema::CHAIN)?;
     let mut chain = Chain::default();
     if let Some(p) = m.get("policy") {
         chain.policy = p.word(&[
@@ -151,7 +152,7 @@ pub(super) fn decode_chain(v: &Val, hook: Hook, ports: &Ports) -> R<Chain> {
     }
     if let Some(l) = m.get("rules") {
         for r in l.seq("a list of rules")? {
-            let rm = r.map(&["match", "action", "comment"])?;
+            let rm = r.map(&schema::FILTER_RULE)?;
             let matches = decode_match(rm.get("match"), hook, ports)?;
             let action = rm.require("action", "accept, drop or reject")?.word(&[
                 ("accept", FilterAction::Accept),
@@ -173,19 +174,6 @@ fn comment(v: Option<Val>) -> R<Option<String>> {
         .transpose()
 }
 
-const MATCH_KEYS: &[&str] = &[
-    "in",
-    "out",
-    "source",
-    "destination",
-    "protocol",
-    "source_port",
-    "destination_port",
-    "state",
-    "icmp_type",
-    "icmp_code",
-];
-
 /// A capture's `--match`: the rule match keys but `state` (a frame is
 /// matched as it is received or sent, not after connection tracking).
 pub(super) fn decode_capture_match(v: &Val, ports: &Ports) -> R<Match> {
@@ -198,7 +186,7 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
     let Some(v) = v else {
         return Ok(Match::default());
     };
-    let m = v.map(MATCH_KEYS)?;
+    let m = v.map(&schema::MATCH)?;
     let mut out = Match::default();
     if let Some(p) = m.get("protocol") {
         out.protocol = Some(protocol(&p)?);
@@ -283,9 +271,12 @@ fn protocol(v: &Val) -> R<u8> {
         "tcp" => Ok(6),
         "udp" => Ok(17),
         "icmp" => Ok(1),
-        _ => s
-            .parse::<u8>()
-            .map_err(|_| v.err(format!("{s:?} is not a protocol, expected {EXPECTED}"))),
+        _ => s.parse::<u8>().map_err(|_| {
+            v.err(format!(
+                "{} is not a protocol, expected {EXPECTED}",
+                quote(s)
+            ))
+        }),
     }
 }
 
@@ -366,11 +357,12 @@ fn port_ranges(v: &Val) -> R<PortRanges> {
             None => parse(s).map(|p| (p, p)),
         };
         let Some((lo, hi)) = range else {
-            return Err(it.err(format!("{s:?} is not a port, {EXPECTED}")));
+            return Err(it.err(format!("{} is not a port, {EXPECTED}", quote(s))));
         };
         if lo > hi {
             return Err(it.err(format!(
-                "port range {s:?} runs backwards, expected lo <= hi such as \"{hi}-{lo}\""
+                "port range {} runs backwards, expected lo <= hi such as \"{hi}-{lo}\"",
+                quote(s)
             )));
         }
         out.push((lo, hi));
@@ -379,7 +371,7 @@ fn port_ranges(v: &Val) -> R<PortRanges> {
 }
 
 /// ICMP type and code names as nftables spells them.
-const ICMP_TYPES: &[(&str, u8)] = &[
+pub(super) const ICMP_TYPES: &[(&str, u8)] = &[
     ("echo-reply", 0),
     ("destination-unreachable", 3),
     ("source-quench", 4),
@@ -397,7 +389,7 @@ const ICMP_TYPES: &[(&str, u8)] = &[
     ("address-mask-reply", 18),
 ];
 
-const ICMP_CODES: &[(&str, u8)] = &[
+pub(super) const ICMP_CODES: &[(&str, u8)] = &[
     ("net-unreachable", 0),
     ("host-unreachable", 1),
     ("prot-unreachable", 2),
@@ -427,7 +419,24 @@ fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
         None => String::new(),
     };
     Err(v.err(format!(
-        "{s:?} is not {what}{hint}, expected a number 0-255 or one of {}",
+        "{} is not {what}{hint}, expected a number 0-255 or one of {}",
+        quote(s),
         names.join(", ")
     )))
+}
+
+/// An ICMP type as a rule writes it: its nftables name, or the number.
+pub(super) fn icmp_type_name(n: u8) -> String {
+    ICMP_TYPES
+        .iter()
+        .find(|(_, t)| *t == n)
+        .map_or_else(|| n.to_string(), |(name, _)| (*name).to_string())
+}
+
+/// An ICMP code as a rule writes it: its nftables name, or the number.
+pub(super) fn icmp_code_name(n: u8) -> String {
+    ICMP_CODES
+        .iter()
+        .find(|(_, c)| *c == n)
+        .map_or_else(|| n.to_string(), |(name, _)| (*name).to_string())
 }

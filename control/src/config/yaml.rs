@@ -3,6 +3,7 @@
 //! are rejected here, at every level, with a suggestion when one is close.
 
 use super::error::ConfigError;
+use super::schema::Obj;
 use marked_yaml::types::{MarkedMappingNode, Node};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -58,6 +59,24 @@ pub(crate) fn one_of(items: &[&str]) -> String {
     }
 }
 
+/// Most characters of the file an error shows: enough to recognise a
+/// value, too few to make an error a way to read a file.
+pub(crate) const QUOTE_MAX: usize = 40;
+
+/// `s` cut to [`QUOTE_MAX`] characters, the cut marked with `…`.
+pub(crate) fn cut(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_MAX - 1) {
+        Some((i, _)) if s.chars().count() > QUOTE_MAX => format!("{}…", &s[..i]),
+        _ => s.to_string(),
+    }
+}
+
+/// Text from the file as an error quotes it: in double quotes, cut to
+/// [`QUOTE_MAX`] characters (`"abc…"` when cut).
+pub(crate) fn quote(s: &str) -> String {
+    format!("{:?}", cut(s))
+}
+
 /// A value in the tree with its field path.
 #[derive(Clone)]
 pub(crate) struct Val<'n> {
@@ -93,7 +112,7 @@ impl<'n> Val<'n> {
 
     fn kind(&self) -> String {
         match self.node {
-            Node::Scalar(s) => format!("{:?}", s.as_str()),
+            Node::Scalar(s) => quote(s.as_str()),
             Node::Mapping(_) => "a mapping".into(),
             Node::Sequence(_) => "a list".into(),
         }
@@ -123,7 +142,7 @@ impl<'n> Val<'n> {
     pub fn parse<T: FromStr>(&self, what: &str, expected: &str) -> R<T> {
         let s = self.str(expected)?;
         s.parse()
-            .map_err(|_| self.err(format!("{s:?} is not {what}, expected {expected}")))
+            .map_err(|_| self.err(format!("{} is not {what}, expected {expected}", quote(s))))
     }
 
     /// An integer in `lo..=hi`.
@@ -132,7 +151,7 @@ impl<'n> Val<'n> {
         let s = self.str(&expected)?;
         let n: u64 = s
             .parse()
-            .map_err(|_| self.err(format!("{s:?} is not a number, expected {expected}")))?;
+            .map_err(|_| self.err(format!("{} is not a number, expected {expected}", quote(s))))?;
         if n < lo || n > hi {
             return Err(self.err(format!("{n} is out of range, expected {expected}")));
         }
@@ -143,7 +162,10 @@ impl<'n> Val<'n> {
         match self.str("true or false")? {
             "true" => Ok(true),
             "false" => Ok(false),
-            s => Err(self.err(format!("{s:?} is not a boolean, expected true or false"))),
+            s => Err(self.err(format!(
+                "{} is not a boolean, expected true or false",
+                quote(s)
+            ))),
         }
     }
 
@@ -160,12 +182,14 @@ impl<'n> Val<'n> {
             None => String::new(),
         };
         Err(self.err(format!(
-            "{s:?} is not allowed here{hint}, expected {expected}"
+            "{} is not allowed here{hint}, expected {expected}",
+            quote(s)
         )))
     }
 
-    /// A mapping whose keys must all be in `keys`.
-    pub fn map(&self, keys: &'static [&'static str]) -> R<Map<'n>> {
+    /// A mapping whose keys must all be keys of `obj` (the schema's).
+    pub fn map(&self, obj: &'static Obj) -> R<Map<'n>> {
+        let keys: Vec<&str> = obj.keys().collect();
         let m = match self.node {
             Node::Mapping(m) => m,
             _ => {
@@ -178,10 +202,10 @@ impl<'n> Val<'n> {
         };
         for k in m.keys() {
             let name = k.as_str();
-            if keys.contains(&name) {
+            if obj.has(name) {
                 continue;
             }
-            let path = self.child(name);
+            let path = self.child(&cut(name));
             let key_node = Node::Scalar(k.clone());
             let msg = match suggest(name, keys.iter().copied()) {
                 Some(c) => format!("unknown key, did you mean {c}?"),

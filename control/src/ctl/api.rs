@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use dataplane::conntrack::{CtCounters, FlowView};
 use dataplane::counters::{Count, Counters};
@@ -27,9 +27,12 @@ pub trait ControlHandler: Send + Sync {
     fn conntrack(&self) -> Vec<FlowEntry>;
     /// Empty the connection table; returns the entries removed.
     fn conntrack_flush(&self) -> usize;
-    /// Load and apply a config (`None`: the file routerd was started with).
-    /// `Err` holds the precise error line, as `routerd --check` prints it.
-    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String>;
+    /// Load and apply a config. `Err` holds the precise error line, as
+    /// `routerd --check` prints it.
+    fn reload(&self, file: ConfigFile) -> Result<ReloadSummary, String>;
+    /// What loading a config would change against the running one, without
+    /// changing anything (`routerctl reload --dry-run`). `Err` as `reload`.
+    fn reload_dry_run(&self, file: ConfigFile) -> Result<DryRunReport, String>;
     /// Arm a live trace; `Err` for a bad request (unknown interface, bad
     /// match words).
     fn trace_start(&self, req: TraceStart) -> Result<(), String>;
@@ -663,6 +666,51 @@ impl ReloadSummary {
             conntrack_entries: 0,
         }
     }
+}
+
+/// The config a reload or a dry run loads: routerd's own file, or one a
+/// client named, already read for it by the protocol layer (only if the
+/// client may read it: [`super::peer::Caller::read_file`]), so that no
+/// handler opens a client's path itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigFile {
+    /// The file routerd was started with (read by routerd, for itself).
+    Started,
+    /// A client's file: its path (for messages) and its text.
+    Read { path: PathBuf, text: String },
+}
+
+impl ConfigFile {
+    /// Validates the config; `started` is routerd's own file.
+    pub fn load(&self, started: &Path) -> Result<Config, String> {
+        match self {
+            ConfigFile::Started => Config::load(started),
+            ConfigFile::Read { path, text } => Config::from_str(text, path),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// The path, for messages.
+    pub fn path<'a>(&'a self, started: &'a Path) -> &'a Path {
+        match self {
+            ConfigFile::Started => started,
+            ConfigFile::Read { path, .. } => path,
+        }
+    }
+}
+
+/// What `reload --dry-run` reports: what a reload of `path` would change
+/// against the config routerd runs (`running`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DryRunReport {
+    /// The file compared.
+    pub path: PathBuf,
+    /// The file of the running config.
+    pub running: PathBuf,
+    /// Whether a reload would be applied (nothing in `diff.restart`).
+    pub reload_would_apply: bool,
+    /// The changes.
+    pub diff: crate::config::diff::ConfigDiff,
 }
 
 /// Arm a trace: `routerctl trace --count N --in IFACE match...`.

@@ -38,7 +38,7 @@ use super::proto::Request;
 use super::CtlError;
 
 /// Largest snap length (tcpdump's default).
-pub const MAX_SNAPLEN: u32 = 262_144;
+pub use crate::cli::MAX_SNAPLEN;
 /// Longest capture.
 pub const MAX_DURATION_SECS: u64 = 24 * 3600;
 /// Most records one poll answer carries.

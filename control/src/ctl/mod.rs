@@ -12,6 +12,7 @@ pub mod capture;
 pub mod client;
 pub mod metrics;
 pub mod pcapng;
+pub mod peer;
 pub mod proto;
 pub mod server;
 pub mod text;

@@ -13,8 +13,9 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::api::{ControlHandler, TraceStart};
+use super::api::{ConfigFile, ControlHandler, TraceStart};
 use super::capture::CaptureStart;
+use super::peer::Caller;
 
 /// The protocol version this build speaks.
 pub const VERSION: u64 = 1;
@@ -31,6 +32,11 @@ pub enum Request {
     ConntrackFlush,
     /// [`super::api::ReloadSummary`].
     Reload {
+        #[serde(default)]
+        path: Option<PathBuf>,
+    },
+    /// [`super::api::DryRunReport`]: what `Reload` would change.
+    ReloadDryRun {
         #[serde(default)]
         path: Option<PathBuf>,
     },
@@ -88,13 +94,27 @@ fn to_value<T: Serialize>(v: T) -> Result<Value, String> {
     serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
 }
 
-/// Run one request on the handler.
-pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
+/// The config a reload names, read for `caller` (only if it may read it).
+fn config_file(path: Option<PathBuf>, caller: &Caller) -> Result<ConfigFile, String> {
+    match path {
+        None => Ok(ConfigFile::Started),
+        Some(path) => {
+            let text = caller.read_file(&path).inspect_err(|e| {
+                tracing::warn!(uid = caller.uid, pid = caller.pid, "reload refused: {e}");
+            })?;
+            Ok(ConfigFile::Read { path, text })
+        }
+    }
+}
+
+/// Run one request of `caller` on the handler.
+pub fn dispatch(req: Request, h: &dyn ControlHandler, caller: &Caller) -> Result<Value, String> {
     match req {
         Request::Stats => to_value(h.stats()),
         Request::ConntrackList => to_value(h.conntrack()),
         Request::ConntrackFlush => to_value(serde_json::json!({ "flushed": h.conntrack_flush() })),
-        Request::Reload { path } => to_value(h.reload(path)?),
+        Request::Reload { path } => to_value(h.reload(config_file(path, caller)?)?),
+        Request::ReloadDryRun { path } => to_value(h.reload_dry_run(config_file(path, caller)?)?),
         Request::TraceStart(t) => {
             h.trace_start(t)?;
             Ok(Value::Null)
@@ -122,8 +142,8 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
     }
 }
 
-/// Answer one request line (the server's whole protocol logic).
-pub fn handle_line(line: &str, h: &dyn ControlHandler) -> ResponseEnvelope {
+/// Answer one request line of `caller` (the server's whole protocol logic).
+pub fn handle_line(line: &str, h: &dyn ControlHandler, caller: &Caller) -> ResponseEnvelope {
     let v: Value = match serde_json::from_str(line) {
         Ok(v) => v,
         Err(e) => return ResponseEnvelope::err(0, format!("malformed request (not JSON): {e}")),
@@ -152,7 +172,7 @@ pub fn handle_line(line: &str, h: &dyn ControlHandler) -> ResponseEnvelope {
         None => return ResponseEnvelope::err(id, "bad request: no `request` field"),
     };
     tracing::debug!(id, ?req, "control request");
-    match dispatch(req, h) {
+    match dispatch(req, h, caller) {
         Ok(ok) => ResponseEnvelope {
             version: VERSION,
             id,

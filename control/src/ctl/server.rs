@@ -11,6 +11,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::api::ControlHandler;
+use super::peer::Caller;
 use super::proto::handle_line;
 use super::{io_reason, CtlError};
 
@@ -142,6 +143,20 @@ fn client_loop(stream: UnixStream, h: &dyn ControlHandler) {
     let Ok(mut out) = stream.try_clone() else {
         return;
     };
+    // Who asks decides which files routerd opens for them: no caller, no
+    // answer.
+    let caller = match Caller::of(&stream) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "control client without credentials (SO_PEERCRED)");
+            let _ = writeln!(
+                out,
+                "{{\"version\":{},\"id\":0,\"error\":\"routerd cannot tell who is asking (SO_PEERCRED failed)\"}}",
+                super::proto::VERSION
+            );
+            return;
+        }
+    };
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     loop {
@@ -165,7 +180,7 @@ fn client_loop(stream: UnixStream, h: &dyn ControlHandler) {
         if line.trim().is_empty() {
             continue;
         }
-        let resp = handle_line(line.trim_end(), h);
+        let resp = handle_line(line.trim_end(), h, &caller);
         let mut text = serde_json::to_string(&resp).unwrap_or_else(|e| {
             format!(
                 "{{\"version\":1,\"id\":{},\"error\":\"cannot encode the answer: {e}\"}}",

@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use super::api::{FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot};
+use super::api::{
+    DryRunReport, FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot,
+};
 
 /// Left-aligned text columns and right-aligned numbers, two spaces apart.
 fn table(head: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
@@ -370,5 +372,15 @@ pub fn reload_ok(r: &ReloadSummary) -> String {
         r.routes,
         r.rules,
         r.conntrack_entries
+    )
+}
+
+/// What `reload --dry-run` prints.
+pub fn dry_run(r: &DryRunReport) -> String {
+    format!(
+        "{} against the running config ({}):\n{}",
+        r.path.display(),
+        r.running.display(),
+        r.diff
     )
 }

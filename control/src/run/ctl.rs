@@ -7,7 +7,7 @@
 //! Never touches a worker's state itself and takes no lock a worker takes
 //! on its packet path; every wait for a worker is bounded.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -19,10 +19,12 @@ use dataplane::worker::{
 use tracing::{info, warn};
 
 use super::{build_tables, Router};
+use crate::config::diff::diff;
 use crate::config::Config;
 use crate::ctl::api::{
-    conntrack_stats, runtime_stats, snapshot_from, ControlHandler, FlowEntry, ReloadSummary,
-    RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
+    conntrack_stats, runtime_stats, snapshot_from, ConfigFile, ControlHandler, DryRunReport,
+    FlowEntry, ReloadSummary, RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart,
+    WorkerLoad,
 };
 use crate::ctl::capture::{CapturePoll, CaptureService, CaptureStart, CaptureStarted};
 use crate::ctl::trace::TraceService;
@@ -55,6 +57,9 @@ pub struct RouterCtl {
     config_path: PathBuf,
     /// Held for the whole of a reload: reloads run one at a time.
     running: Mutex<Running>,
+    /// Connection table entries per worker allocated at start: a reload
+    /// can lower `conntrack.max_entries`, not raise it above this.
+    table_capacity: u32,
 }
 
 impl std::fmt::Debug for RouterCtl {
@@ -80,6 +85,7 @@ impl RouterCtl {
                 cfg: cfg.clone(),
                 since: Instant::now(),
             }),
+            table_capacity: cfg.spec.conntrack.max_entries,
         })
     }
 
@@ -136,12 +142,10 @@ impl RouterCtl {
     /// with); logs the outcome. The line of an `Err` is what
     /// `routerd --check` prints for the same file, or why a valid config
     /// cannot be applied live.
-    pub fn reload_config(&self, path: Option<&Path>) -> Result<ReloadSummary, String> {
-        let path = path.unwrap_or(&self.config_path);
-        let cfg = Config::load(path).map_err(|e| {
-            let line = e.to_string();
+    pub fn reload_config(&self, file: &ConfigFile) -> Result<ReloadSummary, String> {
+        let path = file.path(&self.config_path);
+        let cfg = file.load(&self.config_path).inspect_err(|line| {
             warn!("reload refused, the running config stays: {line}");
-            line
         })?;
         let mut running = self.running();
         if let Err(why) = live_changeable(&running.cfg, &cfg) {
@@ -158,14 +162,13 @@ impl RouterCtl {
             warn!("reload refused, the running config stays: {line}");
             line
         })?;
-        if cfg.control_socket != running.cfg.control_socket
-            || cfg.metrics_listen != running.cfg.metrics_listen
-        {
+        for later in diff(&running.cfg, &cfg, self.table_capacity).next_start {
             warn!(
-                "reload: control.socket and metrics.listen take effect at the next start \
-                 (still {} and {:?})",
-                running.cfg.control_socket.display(),
-                running.cfg.metrics_listen
+                "reload: {}: {} -> {} takes effect at the next start only{}",
+                later.key,
+                later.old,
+                later.new,
+                later.why.map(|w| format!(" ({w})")).unwrap_or_default()
             );
         }
         self.tables.replace(Arc::new(tables));
@@ -193,85 +196,46 @@ impl RouterCtl {
     }
 }
 
+impl RouterCtl {
+    /// What reloading `file` would change, changing nothing: the same
+    /// checks as a reload (the file validates, its tables build), then the
+    /// differences against the running config.
+    pub fn dry_run(&self, file: &ConfigFile) -> Result<DryRunReport, String> {
+        let path = file.path(&self.config_path);
+        let cfg = file.load(&self.config_path)?;
+        build_tables(&cfg).map_err(|e| format!("{}: {e}", path.display()))?;
+        let running = self.running();
+        let d = diff(&running.cfg, &cfg, self.table_capacity);
+        info!(
+            "dry run of {}: {}",
+            path.display(),
+            if d.is_empty() {
+                "no change"
+            } else if d.restart.is_empty() {
+                "a reload would apply it"
+            } else {
+                "a reload would be refused"
+            }
+        );
+        Ok(DryRunReport {
+            path: path.to_path_buf(),
+            running: running.cfg.path.clone(),
+            reload_would_apply: d.restart.is_empty(),
+            diff: d,
+        })
+    }
+}
+
 /// Whether `new` can replace `old` without restarting: the ports, the
-/// workers and the host path are set up at start and stay.
+/// workers and the host path are set up at start and stay. The refusal
+/// names the first change [`crate::config::diff::ConfigDiff::restart`]
+/// lists, so that `reload --dry-run` and a reload agree.
 fn live_changeable(old: &Config, new: &Config) -> Result<(), String> {
-    let (a, b) = (&old.dataplane, &new.dataplane);
-    let field = |name: &str, x: String, y: String| -> Result<(), String> {
-        if x == y {
-            Ok(())
-        } else {
-            Err(format!(
-                "{name}: {x} -> {y} cannot change while routerd runs"
-            ))
-        }
-    };
-    field(
-        "dataplane.workers",
-        format!("{:?}", a.workers),
-        format!("{:?}", b.workers),
-    )?;
-    field("dataplane.burst", a.burst.to_string(), b.burst.to_string())?;
-    field(
-        "dataplane.umem_frames",
-        a.umem_frames.to_string(),
-        b.umem_frames.to_string(),
-    )?;
-    field(
-        "dataplane.xdp_mode",
-        a.xdp_mode.name().into(),
-        b.xdp_mode.name().into(),
-    )?;
-    field(
-        "dataplane.xdp_bind",
-        crate::config::bind_name(a.xdp_bind).into(),
-        crate::config::bind_name(b.xdp_bind).into(),
-    )?;
-    field(
-        "dataplane.busy_poll",
-        a.busy_poll.to_string(),
-        b.busy_poll.to_string(),
-    )?;
-    let (old_ifs, new_ifs) = (&old.spec.interfaces, &new.spec.interfaces);
-    let names = |v: &[dataplane::tables::Interface]| {
-        v.iter()
-            .map(|i| format!("{}={}", i.name, i.device))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    if old_ifs.len() != new_ifs.len()
-        || old_ifs
-            .iter()
-            .zip(new_ifs)
-            .any(|(x, y)| x.name != y.name || x.device != y.device)
-    {
-        return Err(format!(
-            "interfaces: [{}] -> [{}]: ports cannot be added, removed, renamed or moved \
-             while routerd runs",
-            names(old_ifs),
-            names(new_ifs)
-        ));
+    let d = crate::config::diff::diff(old, new, old.spec.conntrack.max_entries);
+    match d.restart.first() {
+        Some(c) => Err(c.refusal()),
+        None => Ok(()),
     }
-    for (i, (x, y)) in old_ifs.iter().zip(new_ifs).enumerate() {
-        let addrs = |v: &[dataplane::addr::IfAddr]| {
-            v.iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        field(
-            &format!("interfaces[{i}].addresses ({})", x.name),
-            format!("[{}]", addrs(&x.addresses)),
-            format!("[{}]", addrs(&y.addresses)),
-        )?;
-        field(
-            &format!("interfaces[{i}].mtu ({})", x.name),
-            x.mtu.to_string(),
-            y.mtu.to_string(),
-        )?;
-    }
-    let tun = |c: &Config| c.tun.clone().unwrap_or_else(|| "off".into());
-    field("host.tun", tun(old), tun(new))
 }
 
 impl ControlHandler for RouterCtl {
@@ -345,8 +309,12 @@ impl ControlHandler for RouterCtl {
         n
     }
 
-    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String> {
-        self.reload_config(path.as_deref())
+    fn reload(&self, file: ConfigFile) -> Result<ReloadSummary, String> {
+        self.reload_config(&file)
+    }
+
+    fn reload_dry_run(&self, file: ConfigFile) -> Result<DryRunReport, String> {
+        self.dry_run(&file)
     }
 
     fn trace_start(&self, req: TraceStart) -> Result<(), String> {
@@ -396,6 +364,7 @@ impl ControlHandler for RouterCtl {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     fn cfg(text: &str) -> Config {
         Config::from_str(text, Path::new("t.yaml")).expect("valid")

@@ -557,7 +557,7 @@ pub fn run_on(opts: &RunOptions, socket: Option<&Path>) -> Result<RouterStats, R
                 SIGHUP => {
                     info!("SIGHUP: reloading {}", cfg.path.display());
                     // The outcome is logged by the reload itself.
-                    let _ = handler.reload_config(None);
+                    let _ = handler.reload_config(&crate::ctl::api::ConfigFile::Started);
                 }
                 _ => {
                     let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use control::config::Config;
 use control::ctl::api::{
-    conntrack_stats, snapshot_from, ControlHandler, Cycles, FlowEntry, ReloadSummary, RuntimeStats,
-    RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad, WorkerRuntime,
+    conntrack_stats, snapshot_from, ConfigFile, ControlHandler, Cycles, DryRunReport, FlowEntry,
+    ReloadSummary, RuntimeStats, RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll,
+    TraceStart, WorkerLoad, WorkerRuntime,
 };
 use control::ctl::trace::TraceService;
 use control::explain::{peer_mac, port_mac};
@@ -205,15 +206,26 @@ impl ControlHandler for Fake {
         n
     }
 
-    fn reload(&self, path: Option<PathBuf>) -> Result<ReloadSummary, String> {
-        let path = path.unwrap_or_else(|| self.cfg_path.clone());
-        let cfg = Config::load(&path).map_err(|e| e.to_string())?;
+    fn reload(&self, file: ConfigFile) -> Result<ReloadSummary, String> {
+        let cfg = file.load(&self.cfg_path)?;
         let tables = build(&cfg);
         let mut w = self.worker.lock().unwrap();
         w.pipeline.set_tables(tables);
         let mut s = ReloadSummary::of(&cfg);
         s.conntrack_entries = w.pipeline.conntrack().len() as u64;
         Ok(s)
+    }
+
+    fn reload_dry_run(&self, file: ConfigFile) -> Result<DryRunReport, String> {
+        let cfg = file.load(&self.cfg_path)?;
+        let running = Config::load(&self.cfg_path).map_err(|e| e.to_string())?;
+        let diff = control::config::diff::diff(&running, &cfg, running.spec.conntrack.max_entries);
+        Ok(DryRunReport {
+            path: cfg.path.clone(),
+            running: running.path.clone(),
+            reload_would_apply: diff.restart.is_empty(),
+            diff,
+        })
     }
 
     fn trace_start(&self, req: TraceStart) -> Result<(), String> {

@@ -1,0 +1,937 @@
+//! What replacing one validated config by another changes: rules added,
+//! removed or moved per chain, routes, static neighbours, interfaces, and
+//! settings, each sorted by what a live reload does with it (applies it,
+//! refuses the whole reload for it, or applies the rest and leaves it for
+//! the next start).
+//!
+//! `routerctl reload --dry-run` shows this against the running config, and
+//! routerd's reload refuses exactly the changes listed in
+//! [`ConfigDiff::restart`], so the two never disagree. Pure: reads two
+//! configs, touches nothing.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use dataplane::addr::Ipv4Prefix;
+use dataplane::conntrack::CtState;
+use dataplane::packet::PortId;
+use dataplane::rules::{AddrMatch, Chain, FilterRule, Match, PortRanges, RawAction, RawRule};
+use dataplane::tables::{Interface, IpOptionsPolicy, NextHop};
+use serde::{Deserialize, Serialize};
+
+use super::{bind_name, Config};
+
+/// A rule and its position in its chain (from 1, as stats and explain
+/// number rules).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleAt {
+    pub position: usize,
+    /// The rule as config text: `{ match } action (comment)`.
+    pub rule: String,
+}
+
+/// A rule that is in both configs but at another place in the order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleMove {
+    pub from: usize,
+    pub to: usize,
+    pub rule: String,
+}
+
+/// What changes in one chain.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainDiff {
+    /// `raw.prerouting`, `raw.output`, `filter.input`, `filter.forward`,
+    /// `filter.output`.
+    pub chain: String,
+    /// The policy, old and new, when it changes (filter chains).
+    pub policy: Option<(String, String)>,
+    /// In the new config only, at their new positions.
+    pub added: Vec<RuleAt>,
+    /// In the old config only, at their old positions.
+    pub removed: Vec<RuleAt>,
+    /// In both, out of their old order.
+    pub moved: Vec<RuleMove>,
+}
+
+/// Something keyed (a route's prefix, a neighbour's address, an
+/// interface's name) that is added (`old` none), removed (`new` none) or
+/// changed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemChange {
+    pub key: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+}
+
+/// A setting whose value changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettingChange {
+    /// The field path, e.g. `dataplane.workers`.
+    pub key: String,
+    pub old: String,
+    pub new: String,
+    /// Why it waits for a restart, where that needs saying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+impl SettingChange {
+    fn new(key: impl Into<String>, old: impl Into<String>, new: impl Into<String>) -> Self {
+        SettingChange {
+            key: key.into(),
+            old: old.into(),
+            new: new.into(),
+            why: None,
+        }
+    }
+
+    /// The line a live reload refuses this change with.
+    pub fn refusal(&self) -> String {
+        if self.key == "interfaces" {
+            format!(
+                "interfaces: {} -> {}: ports cannot be added, removed, renamed or moved \
+                 while routerd runs",
+                self.old, self.new
+            )
+        } else {
+            format!(
+                "{}: {} -> {} cannot change while routerd runs",
+                self.key, self.old, self.new
+            )
+        }
+    }
+}
+
+/// Everything that differs between two configs.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigDiff {
+    /// Chains whose rules or policy change, in packet order.
+    pub chains: Vec<ChainDiff>,
+    /// Configured routes by destination.
+    pub routes: Vec<ItemChange>,
+    /// Static neighbours by address.
+    pub neighbours: Vec<ItemChange>,
+    /// Interfaces by name (any change here needs a restart: see `restart`).
+    pub interfaces: Vec<ItemChange>,
+    /// Changes a live reload refuses: the ports, workers, UMEM and host path
+    /// are set up at start. Any of them and the reload changes nothing.
+    pub restart: Vec<SettingChange>,
+    /// Changes a reload accepts but that take effect only at the next
+    /// start (the rest of the reload applies).
+    pub next_start: Vec<SettingChange>,
+    /// Other settings, applied by a reload.
+    pub settings: Vec<SettingChange>,
+}
+
+impl ConfigDiff {
+    /// Nothing differs.
+    pub fn is_empty(&self) -> bool {
+        self.chains.is_empty()
+            && self.routes.is_empty()
+            && self.neighbours.is_empty()
+            && self.interfaces.is_empty()
+            && self.restart.is_empty()
+            && self.next_start.is_empty()
+            && self.settings.is_empty()
+    }
+}
+
+/// What changes from `old` to `new`. `table_capacity` is the connection
+/// table size per worker that the running routerd allocated at start (a
+/// reload can lower `conntrack.max_entries` but not raise it above that);
+/// offline, pass `old`'s `max_entries`.
+pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
+    let (ofs, nfs) = (&old.spec.interfaces, &new.spec.interfaces);
+    let mut d = ConfigDiff::default();
+    let raw = |r: &RawRule, ifs: &[Interface]| {
+        rule_text(&r.matches, raw_action(r.action), r.comment.as_deref(), ifs)
+    };
+    let filter = |r: &FilterRule, ifs: &[Interface]| {
+        rule_text(&r.matches, r.action.name(), r.comment.as_deref(), ifs)
+    };
+    for (name, a, b) in [
+        (
+            "raw.prerouting",
+            &old.spec.raw_prerouting,
+            &new.spec.raw_prerouting,
+        ),
+        ("raw.output", &old.spec.raw_output, &new.spec.raw_output),
+    ] {
+        let a: Vec<String> = a.iter().map(|r| raw(r, ofs)).collect();
+        let b: Vec<String> = b.iter().map(|r| raw(r, nfs)).collect();
+        push_chain(&mut d, name, None, &a, &b);
+    }
+    for (name, a, b) in [
+        (
+            "filter.input",
+            &old.spec.filter_input,
+            &new.spec.filter_input,
+        ),
+        (
+            "filter.forward",
+            &old.spec.filter_forward,
+            &new.spec.filter_forward,
+        ),
+        (
+            "filter.output",
+            &old.spec.filter_output,
+            &new.spec.filter_output,
+        ),
+    ] {
+        let texts = |c: &Chain, ifs: &[Interface]| -> Vec<String> {
+            c.rules.iter().map(|r| filter(r, ifs)).collect()
+        };
+        let policy = (a.policy != b.policy)
+            .then(|| (a.policy.name().to_string(), b.policy.name().to_string()));
+        push_chain(&mut d, name, policy, &texts(a, ofs), &texts(b, nfs));
+    }
+
+    let routes = |c: &Config| -> BTreeMap<Ipv4Prefix, String> {
+        (c.spec.routes.iter())
+            .map(|r| (r.prefix, next_hop_text(r.next_hop, &c.spec.interfaces)))
+            .collect()
+    };
+    d.routes = keyed(routes(old), routes(new), prefix_text);
+    let neighbours = |c: &Config| -> BTreeMap<u32, String> {
+        (c.spec.neighbours.iter())
+            .map(|n| (n.addr, n.mac.to_string()))
+            .collect()
+    };
+    d.neighbours = keyed(neighbours(old), neighbours(new), |a| {
+        Ipv4Addr::from(*a).to_string()
+    });
+    let interfaces = |ifs: &[Interface]| -> BTreeMap<String, String> {
+        (ifs.iter().enumerate())
+            .map(|(i, f)| (f.name.clone(), interface_text(i, f)))
+            .collect()
+    };
+    d.interfaces = keyed(interfaces(ofs), interfaces(nfs), String::clone);
+
+    restart_changes(&mut d, old, new);
+    next_start_changes(&mut d, old, new, table_capacity);
+    setting_changes(&mut d, old, new);
+    d
+}
+
+/// The changes a live reload refuses, in the order it checks them (its
+/// refusal names the first).
+fn restart_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
+    let (a, b) = (&old.dataplane, &new.dataplane);
+    let mut field = |key: &str, x: String, y: String| {
+        if x != y {
+            d.restart.push(SettingChange::new(key, x, y));
+        }
+    };
+    field(
+        "dataplane.workers",
+        format!("{:?}", a.workers),
+        format!("{:?}", b.workers),
+    );
+    field("dataplane.burst", a.burst.to_string(), b.burst.to_string());
+    field(
+        "dataplane.umem_frames",
+        a.umem_frames.to_string(),
+        b.umem_frames.to_string(),
+    );
+    field(
+        "dataplane.xdp_mode",
+        a.xdp_mode.name().into(),
+        b.xdp_mode.name().into(),
+    );
+    field(
+        "dataplane.xdp_bind",
+        bind_name(a.xdp_bind).into(),
+        bind_name(b.xdp_bind).into(),
+    );
+    field(
+        "dataplane.busy_poll",
+        a.busy_poll.to_string(),
+        b.busy_poll.to_string(),
+    );
+    let (ofs, nfs) = (&old.spec.interfaces, &new.spec.interfaces);
+    let ports = |v: &[Interface]| {
+        let l: Vec<String> = v
+            .iter()
+            .map(|i| format!("{}={}", i.name, i.device))
+            .collect();
+        format!("[{}]", l.join(", "))
+    };
+    let same_ports = ofs.len() == nfs.len()
+        && ofs
+            .iter()
+            .zip(nfs)
+            .all(|(x, y)| x.name == y.name && x.device == y.device);
+    field("interfaces", ports(ofs), ports(nfs));
+    if same_ports {
+        for (i, (x, y)) in ofs.iter().zip(nfs).enumerate() {
+            field(
+                &format!("interfaces[{i}].addresses ({})", x.name),
+                addresses_text(x),
+                addresses_text(y),
+            );
+            field(
+                &format!("interfaces[{i}].mtu ({})", x.name),
+                x.mtu.to_string(),
+                y.mtu.to_string(),
+            );
+        }
+    }
+    let tun = |c: &Config| c.tun.clone().unwrap_or_else(|| "off".into());
+    field("host.tun", tun(old), tun(new));
+}
+
+/// What a reload takes but leaves for the next start.
+fn next_start_changes(d: &mut ConfigDiff, old: &Config, new: &Config, capacity: u32) {
+    if old.control_socket != new.control_socket {
+        d.next_start.push(SettingChange {
+            why: Some("routerd listens where it started until it restarts".into()),
+            ..SettingChange::new(
+                "control.socket",
+                old.control_socket.display().to_string(),
+                new.control_socket.display().to_string(),
+            )
+        });
+    }
+    if old.metrics_listen != new.metrics_listen {
+        let text = |c: &Config| c.metrics_listen.map_or("off".into(), |a| a.to_string());
+        d.next_start.push(SettingChange {
+            why: Some("the metrics listener is set up at start".into()),
+            ..SettingChange::new("metrics.listen", text(old), text(new))
+        });
+    }
+    let (a, b) = (
+        old.spec.conntrack.max_entries,
+        new.spec.conntrack.max_entries,
+    );
+    if a != b && b > capacity {
+        d.next_start.push(SettingChange {
+            why: Some(format!(
+                "the connection tables were sized at start for {capacity} entries per \
+                 worker: a reload caps the limit there"
+            )),
+            ..SettingChange::new("conntrack.max_entries", a.to_string(), b.to_string())
+        });
+    }
+}
+
+/// Settings a reload applies.
+fn setting_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
+    let (a, b) = (&old.spec, &new.spec);
+    let mut field = |key: &str, x: String, y: String| {
+        if x != y {
+            d.settings.push(SettingChange::new(key, x, y));
+        }
+    };
+    let opts = |p: IpOptionsPolicy| match p {
+        IpOptionsPolicy::Forward => "forward".to_string(),
+        IpOptionsPolicy::Drop => "drop".to_string(),
+    };
+    field(
+        "dataplane.ip_options",
+        opts(a.ip_options),
+        opts(b.ip_options),
+    );
+    let already = d
+        .next_start
+        .iter()
+        .any(|s| s.key == "conntrack.max_entries");
+    if !already {
+        field(
+            "conntrack.max_entries",
+            a.conntrack.max_entries.to_string(),
+            b.conntrack.max_entries.to_string(),
+        );
+    }
+    field(
+        "conntrack.tcp_loose",
+        a.conntrack.tcp_loose.to_string(),
+        b.conntrack.tcp_loose.to_string(),
+    );
+    let (ta, tb) = (&a.conntrack.timeouts, &b.conntrack.timeouts);
+    for (key, x, y) in [
+        ("tcp_syn_sent", ta.tcp_syn_sent, tb.tcp_syn_sent),
+        ("tcp_syn_recv", ta.tcp_syn_recv, tb.tcp_syn_recv),
+        ("tcp_established", ta.tcp_established, tb.tcp_established),
+        ("tcp_fin_wait", ta.tcp_fin_wait, tb.tcp_fin_wait),
+        ("tcp_close_wait", ta.tcp_close_wait, tb.tcp_close_wait),
+        ("tcp_last_ack", ta.tcp_last_ack, tb.tcp_last_ack),
+        ("tcp_time_wait", ta.tcp_time_wait, tb.tcp_time_wait),
+        ("tcp_close", ta.tcp_close, tb.tcp_close),
+        ("udp", ta.udp, tb.udp),
+        ("udp_stream", ta.udp_stream, tb.udp_stream),
+        ("icmp", ta.icmp, tb.icmp),
+        ("generic", ta.generic, tb.generic),
+    ] {
+        field(
+            &format!("conntrack.timeouts.{key}"),
+            duration_text(x),
+            duration_text(y),
+        );
+    }
+    field(
+        "icmp_errors.rate",
+        a.icmp_errors.rate.to_string(),
+        b.icmp_errors.rate.to_string(),
+    );
+    field(
+        "icmp_errors.burst",
+        a.icmp_errors.burst.to_string(),
+        b.icmp_errors.burst.to_string(),
+    );
+}
+
+/// Added, removed and changed items of two keyed maps.
+fn keyed<K: Ord>(
+    old: BTreeMap<K, String>,
+    new: BTreeMap<K, String>,
+    key_text: impl Fn(&K) -> String,
+) -> Vec<ItemChange> {
+    let keys: BTreeSet<&K> = old.keys().chain(new.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (old.get(k), new.get(k));
+            (a != b).then(|| ItemChange {
+                key: key_text(k),
+                old: a.cloned(),
+                new: b.cloned(),
+            })
+        })
+        .collect()
+}
+
+fn push_chain(
+    d: &mut ConfigDiff,
+    name: &str,
+    policy: Option<(String, String)>,
+    a: &[String],
+    b: &[String],
+) {
+    let c = diff_rules(name, policy, a, b);
+    if c.policy.is_some() || !c.added.is_empty() || !c.removed.is_empty() || !c.moved.is_empty() {
+        d.chains.push(c);
+    }
+}
+
+/// Rules kept in order are the longest common subsequence of the two
+/// lists; of the others, a rule in both lists has moved, the rest were
+/// added or removed. Positions count from 1.
+pub fn diff_rules(
+    chain: &str,
+    policy: Option<(String, String)>,
+    old: &[String],
+    new: &[String],
+) -> ChainDiff {
+    let (n, m) = (old.len(), new.len());
+    // lcs[i][j]: the longest common subsequence of old[i..] and new[j..].
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if old[i] == new[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let (mut kept_old, mut kept_new) = (vec![false; n], vec![false; m]);
+    let (mut i, mut j) = (0, 0);
+    while i < n && j < m {
+        if old[i] == new[j] {
+            kept_old[i] = true;
+            kept_new[j] = true;
+            i += 1;
+            j += 1;
+        } else if lcs[i + 1][j] >= lcs[i][j + 1] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    let mut c = ChainDiff {
+        chain: chain.to_string(),
+        policy,
+        ..Default::default()
+    };
+    let mut taken_new = kept_new.clone();
+    for (i, rule) in old.iter().enumerate().filter(|(i, _)| !kept_old[*i]) {
+        let to = (0..m).find(|&j| !taken_new[j] && new[j] == *rule);
+        match to {
+            Some(j) => {
+                taken_new[j] = true;
+                c.moved.push(RuleMove {
+                    from: i + 1,
+                    to: j + 1,
+                    rule: rule.clone(),
+                });
+            }
+            None => c.removed.push(RuleAt {
+                position: i + 1,
+                rule: rule.clone(),
+            }),
+        }
+    }
+    for (j, rule) in new.iter().enumerate().filter(|(j, _)| !taken_new[*j]) {
+        c.added.push(RuleAt {
+            position: j + 1,
+            rule: rule.clone(),
+        });
+    }
+    c
+}
+
+fn raw_action(a: RawAction) -> &'static str {
+    match a {
+        RawAction::NoTrack => "notrack",
+        RawAction::Accept => "accept",
+    }
+}
+
+/// A rule as config text: `{ in: wan, protocol: tcp, destination_port: 22 }
+/// accept (ssh)`; a rule without conditions is `{ }`.
+pub fn rule_text(m: &Match, action: &str, comment: Option<&str>, ifs: &[Interface]) -> String {
+    let mut s = format!("{} {action}", match_text(m, ifs));
+    if let Some(c) = comment {
+        s.push_str(&format!(" ({c})"));
+    }
+    s
+}
+
+/// A match in the config's flow syntax, keys in the config's order.
+pub fn match_text(m: &Match, ifs: &[Interface]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let ports = |mask: u64| -> String {
+        let mut names: Vec<&str> = (ifs.iter().enumerate())
+            .filter(|(i, _)| mask & PortId(*i as u8).bit() != 0)
+            .map(|(_, f)| f.name.as_str())
+            .collect();
+        if mask & PortId::HOST.bit() != 0 {
+            names.push("host");
+        }
+        list(names.iter().map(|n| n.to_string()).collect())
+    };
+    if let Some(p) = m.in_ports {
+        parts.push(format!("in: {}", ports(p)));
+    }
+    if let Some(p) = m.out_ports {
+        parts.push(format!("out: {}", ports(p)));
+    }
+    for (key, a) in [("source", &m.source), ("destination", &m.destination)] {
+        match a {
+            Some(AddrMatch::Local) => parts.push(format!("{key}: local")),
+            Some(AddrMatch::Prefixes(p)) => parts.push(format!(
+                "{key}: {}",
+                list(p.iter().map(prefix_text).collect())
+            )),
+            None => {}
+        }
+    }
+    if let Some(p) = m.protocol {
+        let name = match p {
+            1 => "icmp".to_string(),
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            n => n.to_string(),
+        };
+        parts.push(format!("protocol: {name}"));
+    }
+    for (key, r) in [
+        ("source_port", &m.source_port),
+        ("destination_port", &m.destination_port),
+    ] {
+        if let Some(r) = r {
+            parts.push(format!("{key}: {}", port_ranges_text(r)));
+        }
+    }
+    if let Some(mask) = m.state {
+        let states = [
+            CtState::New,
+            CtState::Established,
+            CtState::Related,
+            CtState::Invalid,
+            CtState::Untracked,
+        ];
+        let names: Vec<String> = (states.iter())
+            .filter(|s| mask & s.bit() != 0)
+            .map(|s| s.name().to_string())
+            .collect();
+        parts.push(format!("state: [{}]", names.join(", ")));
+    }
+    if let Some(t) = m.icmp_type {
+        parts.push(format!("icmp_type: {}", super::rules::icmp_type_name(t)));
+    }
+    if let Some(c) = m.icmp_code {
+        parts.push(format!("icmp_code: {}", super::rules::icmp_code_name(c)));
+    }
+    if parts.is_empty() {
+        "{ }".to_string()
+    } else {
+        format!("{{ {} }}", parts.join(", "))
+    }
+}
+
+/// One item alone, several as a flow list.
+fn list(items: Vec<String>) -> String {
+    if items.len() == 1 {
+        items.into_iter().next().unwrap_or_default()
+    } else {
+        format!("[{}]", items.join(", "))
+    }
+}
+
+fn port_ranges_text(r: &PortRanges) -> String {
+    list(
+        r.iter()
+            .map(|&(lo, hi)| {
+                if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("\"{lo}-{hi}\"")
+                }
+            })
+            .collect(),
+    )
+}
+
+fn prefix_text(p: &Ipv4Prefix) -> String {
+    if *p == Ipv4Prefix::DEFAULT {
+        "default".to_string()
+    } else {
+        p.to_string()
+    }
+}
+
+/// A route's target as the config writes it.
+fn next_hop_text(n: NextHop, ifs: &[Interface]) -> String {
+    let name = |p: PortId| {
+        ifs.get(p.0 as usize)
+            .map_or("?".to_string(), |i| i.name.clone())
+    };
+    match n {
+        NextHop::Via { gateway, .. } => format!("via {}", Ipv4Addr::from(gateway)),
+        NextHop::Connected(p) => format!("interface {}", name(p)),
+        NextHop::Blackhole => "blackhole".to_string(),
+        NextHop::Unreachable => "unreachable".to_string(),
+        NextHop::Local => "local".to_string(),
+    }
+}
+
+fn addresses_text(i: &Interface) -> String {
+    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+    format!("[{}]", a.join(" "))
+}
+
+fn interface_text(port: usize, i: &Interface) -> String {
+    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+    format!(
+        "port {port}, device {}, mtu {}, addresses [{}]",
+        i.device,
+        i.mtu,
+        a.join(", ")
+    )
+}
+
+/// Seconds as the config writes a duration: `5d`, `2m`, `45s`.
+pub fn duration_text(secs: u32) -> String {
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if secs >= n && secs % n == 0 {
+            return format!("{}{unit}", secs / n);
+        }
+    }
+    format!("{secs}s")
+}
+
+impl fmt::Display for ConfigDiff {
+    /// The text `routerctl reload --dry-run` prints (without its first line).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return writeln!(f, "no change");
+        }
+        for c in &self.chains {
+            writeln!(f, "{}:", c.chain)?;
+            if let Some((a, b)) = &c.policy {
+                writeln!(f, "  ~ policy {a} -> {b}")?;
+            }
+            for r in &c.removed {
+                writeln!(f, "  - rule {}: {}", r.position, r.rule)?;
+            }
+            for r in &c.added {
+                writeln!(f, "  + rule {}: {}", r.position, r.rule)?;
+            }
+            for r in &c.moved {
+                writeln!(f, "  ~ rule {} -> {}: {} (moved)", r.from, r.to, r.rule)?;
+            }
+        }
+        for (title, items) in [
+            ("routes", &self.routes),
+            ("neighbors", &self.neighbours),
+            ("interfaces", &self.interfaces),
+        ] {
+            if items.is_empty() {
+                continue;
+            }
+            writeln!(f, "{title}:")?;
+            for i in items {
+                match (&i.old, &i.new) {
+                    (None, Some(b)) => writeln!(f, "  + {} {b}", i.key)?,
+                    (Some(a), None) => writeln!(f, "  - {} {a}", i.key)?,
+                    (Some(a), Some(b)) => writeln!(f, "  ~ {} {a} -> {b}", i.key)?,
+                    (None, None) => {}
+                }
+            }
+        }
+        let settings = |f: &mut fmt::Formatter<'_>, title: &str, v: &[SettingChange]| {
+            if v.is_empty() {
+                return Ok(());
+            }
+            writeln!(f, "{title}:")?;
+            for s in v {
+                write!(f, "  ~ {}: {} -> {}", s.key, s.old, s.new)?;
+                match &s.why {
+                    Some(w) => writeln!(f, " ({w})")?,
+                    None => writeln!(f)?,
+                }
+            }
+            Ok(())
+        };
+        settings(f, "settings", &self.settings)?;
+        settings(
+            f,
+            "need a restart (a reload refuses them and changes nothing)",
+            &self.restart,
+        )?;
+        settings(
+            f,
+            "take effect at the next start only (a reload applies the rest)",
+            &self.next_start,
+        )?;
+        if self.restart.is_empty() {
+            writeln!(f, "a reload would apply this")
+        } else {
+            writeln!(
+                f,
+                "a reload would be refused: restart routerd to apply it (the running config stays)"
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn cfg(text: &str) -> Config {
+        Config::from_str(text, Path::new("t.yaml")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    const BASE: &str = "
+dataplane: { workers: [1] }
+interfaces:
+  - { name: wan, device: r0, addresses: [198.18.0.1/24] }
+  - { name: lan, device: r1, addresses: [198.19.0.1/24] }
+routes:
+  - { to: 203.0.113.0/24, via: 198.19.0.2 }
+  - { to: default, via: 198.18.0.2 }
+filter:
+  input:
+    policy: drop
+    rules:
+      - { match: { state: [established, related] }, action: accept }
+      - { match: { protocol: icmp, icmp_type: echo-request }, action: accept, comment: ping }
+      - { match: { protocol: tcp, destination_port: 22 }, action: accept, comment: ssh }
+";
+
+    fn d(old: &str, new: &str) -> ConfigDiff {
+        let (a, b) = (cfg(old), cfg(new));
+        diff(&a, &b, a.spec.conntrack.max_entries)
+    }
+
+    #[test]
+    fn the_same_config_is_no_change() {
+        let x = d(BASE, BASE);
+        assert!(x.is_empty(), "{x:?}");
+        assert_eq!(x.to_string(), "no change\n");
+    }
+
+    #[test]
+    fn rules_added_removed_and_moved_keep_their_positions() {
+        let new = BASE
+            .replace(
+                "      - { match: { protocol: icmp, icmp_type: echo-request }, action: accept, comment: ping }\n",
+                "",
+            )
+            .replace(
+                "      - { match: { state: [established, related] }, action: accept }\n",
+                "      - { match: { protocol: tcp, destination_port: 80 }, action: accept, comment: web }\n      - { match: { state: [established, related] }, action: accept }\n",
+            );
+        let x = d(BASE, &new);
+        assert_eq!(x.chains.len(), 1, "{x:?}");
+        let c = &x.chains[0];
+        assert_eq!(c.chain, "filter.input");
+        assert_eq!(
+            c.removed,
+            [RuleAt {
+                position: 2,
+                rule: "{ protocol: icmp, icmp_type: echo-request } accept (ping)".into()
+            }]
+        );
+        assert_eq!(
+            c.added,
+            [RuleAt {
+                position: 1,
+                rule: "{ protocol: tcp, destination_port: 80 } accept (web)".into()
+            }]
+        );
+        // Shifted by the insertion, not out of order: not moved.
+        assert!(c.moved.is_empty(), "{c:?}");
+        assert!(x.restart.is_empty() && x.settings.is_empty(), "{x:?}");
+    }
+
+    #[test]
+    fn a_swap_is_one_move_and_a_policy_change_is_named() {
+        let ssh = "      - { match: { protocol: tcp, destination_port: 22 }, action: accept, comment: ssh }\n";
+        let new = BASE
+            .replace(ssh, "")
+            .replace("    rules:\n", &format!("    rules:\n{ssh}"));
+        let new = new.replace("policy: drop", "policy: accept");
+        let x = d(BASE, &new);
+        let c = &x.chains[0];
+        assert_eq!(
+            c.moved,
+            [RuleMove {
+                from: 3,
+                to: 1,
+                rule: "{ protocol: tcp, destination_port: 22 } accept (ssh)".into()
+            }],
+            "{c:?}"
+        );
+        assert!(c.added.is_empty() && c.removed.is_empty(), "{c:?}");
+        assert_eq!(c.policy, Some(("drop".into(), "accept".into())));
+        let text = x.to_string();
+        assert!(text.contains("  ~ rule 3 -> 1: "), "{text}");
+        assert!(text.contains("  ~ policy drop -> accept"), "{text}");
+    }
+
+    #[test]
+    fn routes_are_added_removed_and_changed_by_prefix() {
+        let new = BASE
+            .replace("  - { to: 203.0.113.0/24, via: 198.19.0.2 }\n", "")
+            .replace(
+                "to: default, via: 198.18.0.2",
+                "to: default, via: 198.18.0.3",
+            )
+            .replace(
+                "routes:\n",
+                "routes:\n  - { to: 192.0.2.0/24, blackhole: true }\n",
+            );
+        let x = d(BASE, &new);
+        let r = |k: &str, a: Option<&str>, b: Option<&str>| ItemChange {
+            key: k.into(),
+            old: a.map(Into::into),
+            new: b.map(Into::into),
+        };
+        assert_eq!(
+            x.routes,
+            [
+                r("default", Some("via 198.18.0.2"), Some("via 198.18.0.3")),
+                r("192.0.2.0/24", None, Some("blackhole")),
+                r("203.0.113.0/24", Some("via 198.19.0.2"), None),
+            ]
+        );
+        assert!(x.restart.is_empty(), "{x:?}");
+    }
+
+    #[test]
+    fn ports_workers_and_umem_need_a_restart_timeouts_do_not() {
+        let new = BASE
+            .replace("workers: [1]", "workers: [0, 1], umem_frames: 8192")
+            .replace(
+                "device: r1, addresses: [198.19.0.1/24]",
+                "device: r1, addresses: [198.19.0.1/24], mtu: 9000",
+            )
+            + "conntrack: { timeouts: { udp: 1m } }\nmetrics: { listen: \"127.0.0.1:9477\" }\n";
+        let x = d(BASE, &new);
+        let keys: Vec<&str> = x.restart.iter().map(|s| s.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "dataplane.workers",
+                "dataplane.umem_frames",
+                "interfaces[1].mtu (lan)"
+            ]
+        );
+        assert_eq!(
+            x.restart[0].refusal(),
+            "dataplane.workers: [1] -> [0, 1] cannot change while routerd runs"
+        );
+        assert_eq!(
+            x.interfaces,
+            [ItemChange {
+                key: "lan".into(),
+                old: Some("port 1, device r1, mtu 1500, addresses [198.19.0.1/24]".into()),
+                new: Some("port 1, device r1, mtu 9000, addresses [198.19.0.1/24]".into()),
+            }]
+        );
+        assert_eq!(
+            x.settings,
+            [SettingChange::new("conntrack.timeouts.udp", "30s", "1m")]
+        );
+        assert_eq!(x.next_start.len(), 1, "{x:?}");
+        assert_eq!(x.next_start[0].key, "metrics.listen");
+        assert!(x.to_string().ends_with(
+            "a reload would be refused: restart routerd to apply it (the running config stays)\n"
+        ));
+    }
+
+    #[test]
+    fn a_renamed_port_is_one_interfaces_refusal() {
+        let new = BASE.replace("device: r1", "device: r2");
+        let x = d(BASE, &new);
+        assert_eq!(x.restart.len(), 1, "{x:?}");
+        assert!(
+            x.restart[0]
+                .refusal()
+                .starts_with("interfaces: [wan=r0, lan=r1] -> [wan=r0, lan=r2]: ports cannot"),
+            "{:?}",
+            x.restart
+        );
+    }
+
+    #[test]
+    fn a_bigger_table_than_at_start_waits_for_a_restart() {
+        let a = cfg(BASE);
+        let b = cfg(&format!("{BASE}conntrack: {{ max_entries: 1000000 }}\n"));
+        let x = diff(&a, &b, 262_144);
+        assert_eq!(x.next_start.len(), 1, "{x:?}");
+        assert_eq!(x.next_start[0].key, "conntrack.max_entries");
+        assert!(x.settings.is_empty(), "{x:?}");
+        // Lowering it applies.
+        let c = cfg(&format!("{BASE}conntrack: {{ max_entries: 1000 }}\n"));
+        let y = diff(&a, &c, 262_144);
+        assert_eq!(
+            y.settings,
+            [SettingChange::new(
+                "conntrack.max_entries",
+                "262144",
+                "1000"
+            )]
+        );
+    }
+
+    #[test]
+    fn match_text_reads_like_the_config() {
+        let c = cfg(&format!(
+            "{BASE}raw:\n  prerouting:\n    - {{ match: {{ in: [wan, lan], source: [198.18.0.0/24, 203.0.113.0/24], protocol: udp, source_port: [53, \"1000-2000\"] }}, action: notrack }}\n    - action: accept\n"
+        ));
+        let t = |r: &RawRule| rule_text(&r.matches, raw_action(r.action), None, &c.spec.interfaces);
+        assert_eq!(
+            t(&c.spec.raw_prerouting[0]),
+            "{ in: [wan, lan], source: [198.18.0.0/24, 203.0.113.0/24], protocol: udp, source_port: [53, \"1000-2000\"] } notrack"
+        );
+        assert_eq!(t(&c.spec.raw_prerouting[1]), "{ } accept");
+        assert_eq!(duration_text(432_000), "5d");
+        assert_eq!(duration_text(90), "90s");
+    }
+}
