@@ -131,7 +131,7 @@ fn an_unknown_key_or_a_wrong_type_fails_validation() {
         ("  burst: 64", "  burst: fast", "/dataplane/burst"),
         ("  burst: 64", "  burst: 1000", "/dataplane/burst"),
         (
-            "  umem_frames: 4096",
+            "  umem_frames: 16384",
             "  umem_frames: 5000",
             "/dataplane/umem_frames",
         ),

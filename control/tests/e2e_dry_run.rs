@@ -196,7 +196,7 @@ fn changed_config() -> String {
         "routes:\n  - to: 198.19.128.0/24\n    via: 198.19.0.2\n",
         1,
     );
-    t.replacen("umem_frames: 4096", "umem_frames: 8192", 1)
+    t.replacen("umem_frames: 16384", "umem_frames: 8192", 1)
 }
 
 #[test]
@@ -234,7 +234,7 @@ fn dry_run_names_each_change_and_changes_nothing() {
         "filter.forward:\n",
         "  - rule 1: { in: wan, protocol: tcp, destination_port: [23, 2323] } drop (no telnet from outside)\n",
         "routes:\n  + 198.19.128.0/24 via 198.19.0.2\n",
-        "need a restart (a reload refuses them and changes nothing):\n  ~ dataplane.umem_frames: 4096 -> 8192\n",
+        "need a restart (a reload refuses them and changes nothing):\n  ~ dataplane.umem_frames: 16384 -> 8192\n",
         "a reload would be refused: restart routerd to apply it (the running config stays)\n",
     ] {
         assert!(out.contains(want), "no {want:?} in:\n{out}");
@@ -263,7 +263,7 @@ fn dry_run_names_each_change_and_changes_nothing() {
     // the dry run says so, and the reload then does what it said.
     let live_ok = live.file(
         "live.yaml",
-        &changed_config().replacen("umem_frames: 8192", "umem_frames: 4096", 1),
+        &changed_config().replacen("umem_frames: 8192", "umem_frames: 16384", 1),
     );
     let out = live.ok(&["reload", "--dry-run", live_ok.to_str().unwrap()]);
     assert!(out.ends_with("a reload would apply this\n"), "{out}");
