@@ -21,6 +21,7 @@
 pub mod ctl;
 pub mod host;
 pub mod kernel;
+pub mod netlink;
 pub mod stats;
 pub mod watch;
 
@@ -285,7 +286,11 @@ impl Router {
             let addrs = if p.addresses.is_empty() {
                 "none".to_string()
             } else {
-                p.addresses.join(" ")
+                p.addresses
+                    .iter()
+                    .map(kernel::addr_text)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
             info!(
                 "kernel addresses of {} taken off while routerd runs (restored at exit): {}; \
