@@ -112,6 +112,41 @@ enum Cmd {
         #[arg(value_name = "MATCH")]
         matcher: Vec<String>,
     },
+    /// The route table of the running router: show, lookup, verify
+    /// against the kernel's table.
+    Route {
+        #[command(subcommand)]
+        cmd: RouteCmd,
+    },
+}
+
+/// `routerctl route ...`.
+#[derive(Subcommand)]
+enum RouteCmd {
+    /// The dataplane's routes with their source (connected, static, kernel
+    /// and its protocol), those equal to or inside PREFIX; then the kernel
+    /// feed's counters and the kernel routes skipped, with why.
+    Show {
+        /// A prefix (`203.0.113.0/24`, `default`); all routes without.
+        prefix: Option<String>,
+        /// Only the counts by source.
+        #[arg(long)]
+        summary: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The route the dataplane uses for ADDRESS (longest prefix match).
+    Lookup {
+        address: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the kernel's table (the kernel_routes protocols) with the
+    /// dataplane's kernel routes; exit status 1 if they differ.
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -262,6 +297,56 @@ fn trace(
     Ok(())
 }
 
+fn route_cmd(socket: &Path, cmd: RouteCmd) -> Result<(), Failure> {
+    use control::ctl::route::{self, RouteLookup, RouteRequest, RouteShow, RouteVerify};
+    let mut c = Client::connect(socket)?;
+    match cmd {
+        RouteCmd::Show {
+            prefix,
+            summary,
+            json,
+        } => {
+            let v = c.call_value(Request::Route(RouteRequest::Show { prefix, summary }))?;
+            if json {
+                return json_out(&v);
+            }
+            let s: RouteShow = serde_json::from_value(v)
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            print!("{}", route::show_text(&s));
+        }
+        RouteCmd::Lookup { address, json } => {
+            let v = c.call_value(Request::Route(RouteRequest::Lookup { address }))?;
+            let l: RouteLookup = serde_json::from_value(v.clone())
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            if json {
+                json_out(&v)?;
+            } else {
+                match &l.route {
+                    Some(r) => println!("{}", route::route_line(r)),
+                    None => println!("{}: no route", l.address),
+                }
+            }
+            if l.route.is_none() {
+                std::process::exit(1);
+            }
+        }
+        RouteCmd::Verify { json } => {
+            let v = c.call_value(Request::Route(RouteRequest::Verify))?;
+            let r: RouteVerify = serde_json::from_value(v.clone())
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            if json {
+                json_out(&v)?;
+            } else {
+                print!("{}", route::verify_text(&r));
+            }
+            if !r.clean {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn export(format: ExportFormat, config: &Path) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
     match format {
@@ -323,6 +408,7 @@ fn main() -> ExitCode {
             json,
             matcher,
         } => trace(socket, count, input, timeout, json, matcher),
+        Cmd::Route { cmd } => route_cmd(socket, cmd),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,24 @@ pub trait ControlHandler: Send + Sync {
     fn trace_stop(&self);
     /// Set every counter to zero.
     fn reset_counters(&self);
+    /// `routerctl route`: the answer to a [`super::route::RouteRequest`].
+    fn route(&self, req: super::route::RouteRequest) -> Result<serde_json::Value, String> {
+        let _ = req;
+        Err("this routerd does not answer route requests".into())
+    }
+}
+
+/// Route counts for `stats` and the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStats {
+    /// Routes in use by source: `connected`, `local`, `static`, `kernel`.
+    pub by_source: BTreeMap<String, u64>,
+    /// Kernel routes skipped, by reason (`kernel_routes` on).
+    pub kernel_skipped: BTreeMap<String, u64>,
+    /// Full resyncs of the kernel feed after lost notifications.
+    pub kernel_resyncs: u64,
+    /// Route and nexthop messages the kernel feed applied.
+    pub kernel_messages: u64,
 }
 
 /// Packets and bytes in both directions of an interface.
@@ -199,6 +217,9 @@ pub struct StatsSnapshot {
     pub afxdp: BTreeMap<String, RingStats>,
     /// Where packets went.
     pub path: PathStats,
+    /// Route counts by source, kernel feed counters.
+    #[serde(default)]
+    pub routes: RouteStats,
 }
 
 /// Input of [`snapshot_from`]: what routerd gathers from its workers.
@@ -376,6 +397,7 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             arp_replies_received: c.arp_replies_received,
             arp_requests_sent: c.arp_requests_sent,
         },
+        routes: RouteStats::default(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod api;
 pub mod client;
 pub mod metrics;
 pub mod proto;
+pub mod route;
 pub mod server;
 pub mod text;
 pub mod trace;

@@ -41,6 +41,9 @@ pub enum Request {
     TraceStop,
     /// `null`.
     ResetCounters,
+    /// `routerctl route`: [`super::route::RouteShow`],
+    /// [`super::route::RouteLookup`] or [`super::route::RouteVerify`].
+    Route(super::route::RouteRequest),
 }
 
 /// A request on the wire.
@@ -97,6 +100,7 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler) -> Result<Value, String> {
             h.reset_counters();
             Ok(Value::Null)
         }
+        Request::Route(r) => h.route(r),
     }
 }
 

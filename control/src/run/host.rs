@@ -144,7 +144,7 @@ pub fn planned_routes(cfg: &Config) -> Vec<HostRoute> {
             NextHop::Connected(port) => src_on(port, None).map(|src| RouteKind::Tun { src }),
             NextHop::Blackhole => Some(RouteKind::Blackhole),
             NextHop::Unreachable => Some(RouteKind::Unreachable),
-            NextHop::Local => None,
+            NextHop::Local | NextHop::Multipath { .. } => None,
         };
         if let Some(kind) = kind {
             push(HostRoute {

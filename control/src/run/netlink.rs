@@ -23,7 +23,7 @@ use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 /// The `rtm_protocol` routerd marks its own kernel routes with (the host
 /// path's routes through the TUN), so that the kernel route feed never
 /// mirrors them back. Not one of iproute2's `rt_protos` names.
-pub const RTPROT_ROUTERD: u8 = 250;
+pub const RTPROT_ROUTERD: u8 = crate::config::RTPROT_ROUTERD;
 
 /// How a route request changes the table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
