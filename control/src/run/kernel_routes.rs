@@ -786,7 +786,33 @@ fn subscribe() -> io::Result<Socket> {
 
 fn receive(sock: Socket, p: &RoutePublisher, stop: &AtomicBool, cfg: &KernelRoutesConfig) {
     let mut buf = vec![0u8; 1 << 20];
+    let mut resync = false;
     while !stop.load(Ordering::Relaxed) {
+        if resync {
+            // What is queued happened before the dump, which covers it:
+            // drop it. An empty queue also re-arms the kernel's overrun
+            // report (it stays quiet while the queue it overran is not
+            // emptied). Events after this point queue while we dump and
+            // are applied after it, in order.
+            drain(&sock, &mut buf);
+            match dump(cfg) {
+                Ok(st) => {
+                    let changes: Vec<Change> = st
+                        .nexthops
+                        .into_iter()
+                        .map(|(id, nh)| Change::NewNexthop(id, nh))
+                        .chain(st.routes.into_values().map(Change::NewRoute))
+                        .collect();
+                    p.apply(changes, true);
+                    resync = false;
+                }
+                Err(e) => {
+                    warn!("kernel routes: resync dump failed, retrying: {e}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+            }
+        }
         match sock.recv(&mut &mut buf[..], 0) {
             Ok(n) => {
                 let changes: Vec<Change> = messages(&buf[..n])
@@ -800,23 +826,10 @@ fn receive(sock: Socket, p: &RoutePublisher, stop: &AtomicBool, cfg: &KernelRout
                 }
             }
             Err(e) if e.raw_os_error() == Some(ENOBUFS) => {
-                // Messages were lost: what we hold may be wrong. Events
-                // keep queuing on `sock` while we dump, and are applied
-                // after the dump.
+                // Messages were lost: what we hold may be wrong.
                 p.counters.resyncs.fetch_add(1, Ordering::Relaxed);
                 warn!("kernel routes: notifications lost (ENOBUFS), resyncing from a full dump");
-                match dump(cfg) {
-                    Ok(st) => {
-                        let changes: Vec<Change> = st
-                            .nexthops
-                            .into_iter()
-                            .map(|(id, nh)| Change::NewNexthop(id, nh))
-                            .chain(st.routes.into_values().map(Change::NewRoute))
-                            .collect();
-                        p.apply(changes, true);
-                    }
-                    Err(e) => warn!("kernel routes: resync dump failed: {e}"),
-                }
+                resync = true;
             }
             Err(e)
                 if matches!(
@@ -829,6 +842,20 @@ fn receive(sock: Socket, p: &RoutePublisher, stop: &AtomicBool, cfg: &KernelRout
                 warn!("kernel routes: receive failed: {e}");
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+    }
+}
+
+/// `MSG_DONTWAIT`.
+const MSG_DONTWAIT: i32 = 0x40;
+
+/// Reads and drops what `sock` holds, until it would block.
+fn drain(sock: &Socket, buf: &mut [u8]) {
+    loop {
+        match sock.recv(&mut &mut buf[..], MSG_DONTWAIT) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(ENOBUFS) => {}
+            Err(_) => return,
         }
     }
 }
