@@ -762,3 +762,155 @@ fn ecmp_over_two_gateways_uses_both_and_keeps_each_flow_on_one_path() {
     );
     live.stop();
 }
+
+/// A BIRD daemon run in a namespace (foreground, its own config and
+/// control socket in a temporary directory); killed by pid on drop.
+struct Bird {
+    child: std::process::Child,
+    socket: PathBuf,
+    ns: String,
+}
+
+impl Bird {
+    fn start(ns: &str, dir: &TempDir, name: &str, conf: &str) -> Bird {
+        let conf_path = dir.path(&format!("{name}.conf"));
+        std::fs::write(&conf_path, conf).expect("write bird.conf");
+        let socket = dir.path(&format!("{name}.ctl"));
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "bird", "-f", "-c"])
+            .arg(&conf_path)
+            .arg("-s")
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("start bird (Debian package bird2)");
+        let b = Bird {
+            child,
+            socket,
+            ns: ns.to_string(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !b.socket.exists() {
+            assert!(Instant::now() < deadline, "bird in {ns} did not come up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    }
+
+    /// `birdc show protocols` in its namespace, for failure messages.
+    fn protocols(&self) -> String {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "birdc", "-s"])
+            .arg(&self.socket)
+            .args(["show", "protocols", "all"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Bird {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[test]
+fn bird_on_the_router_learns_a_peer_s_prefix_over_bgp_through_the_host_path() {
+    require_root();
+    let _g = serial();
+    assert!(
+        std::process::Command::new("bird")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "this test runs BIRD: install the Debian package bird2 (.ci/run does)"
+    );
+    let t = Topology::build("ekre").expect("build the lab");
+    t.lab
+        .exec(
+            &t.srv,
+            &["ip", "addr", "add", "203.0.113.2/32", "dev", "srv0"],
+        )
+        .unwrap();
+    let mut live = Live::start(t, "ekre", config_text("", ""), None);
+    let dir = TempDir::new("e2ekr-bird", "ekre");
+    // The peer (the server) announces 203.0.113.0/24 and waits for the
+    // router to connect.
+    let peer_conf = "router id 198.19.0.2;
+protocol device {}
+protocol static { ipv4; route 203.0.113.0/24 blackhole; }
+protocol bgp up {
+  local 198.19.0.2 as 65002;
+  neighbor 198.19.0.1 as 65001;
+  passive on;
+  ipv4 { import none; export where source = RTS_STATIC; };
+}
+";
+    // The router: BGP to the peer through routerd's host path (the TUN
+    // holds only /32s, so the session is multihop and the peer's next hop
+    // resolves over a device route), BGP routes into the kernel's table.
+    let router_conf = "router id 198.19.0.1;
+protocol device {}
+protocol static { ipv4; route 198.19.0.0/24 via \"rtr0\"; }
+protocol kernel { ipv4 { export where source = RTS_BGP; }; }
+protocol bgp down {
+  local 198.19.0.1 as 65001;
+  neighbor 198.19.0.2 as 65002;
+  multihop 2;
+  connect delay time 1;
+  connect retry time 2;
+  ipv4 { import all; export none; };
+}
+";
+    let mut peer = Bird::start(&live.t.srv, &dir, "peer", peer_conf);
+    let router = Bird::start(&live.t.rtr, &dir, "router", router_conf);
+    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
+        r["source"] == "kernel" && r["protocol"] == "bird" && r["paths"][0]["gateway"] == SERVER_IP
+    });
+    assert!(
+        took.is_some(),
+        "the peer's prefix did not reach the dataplane:\nrouter:\n{}\npeer:\n{}\nroutes: {}",
+        router.protocols(),
+        peer.protocols(),
+        live.t
+            .lab
+            .exec(&live.t.rtr, &["ip", "route"])
+            .unwrap_or_default()
+    );
+    eprintln!("BGP prefix in the dataplane {took:?} after BIRD started");
+    let p = live.t.ping("203.0.113.2", 3).expect("ping");
+    assert_eq!(p.received, 3, "forwarded to the BGP peer:\n{}", p.text);
+    let v = live.ctl(&["route", "verify"]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // The peer's BIRD stops: the session ends, BIRD withdraws the route
+    // from the kernel, routerd from the dataplane.
+    peer.stop();
+    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
+        r["source"] == "static"
+    });
+    assert!(
+        took.is_some(),
+        "the withdrawn prefix stayed:\n{}",
+        router.protocols()
+    );
+    eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
+    let p = live.t.ping("203.0.113.2", 2).expect("ping");
+    assert_eq!(p.received, 0, "{}", p.text);
+    assert!(p.errors.iter().any(|e| e.icmp_type == 3), "{}", p.text);
+    drop(router);
+    live.stop();
+}

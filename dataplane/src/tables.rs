@@ -571,3 +571,186 @@ impl NextHopKey {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::addr::IfAddr;
+    use proptest::prelude::*;
+
+    fn ifc(name: &str, a: &str) -> Interface {
+        Interface {
+            name: name.into(),
+            device: name.into(),
+            mac: Mac::ZERO,
+            addresses: vec![a.parse::<IfAddr>().unwrap()],
+            mtu: 1500,
+        }
+    }
+
+    fn p(s: &str) -> Ipv4Prefix {
+        s.parse().unwrap()
+    }
+
+    fn ip(s: &str) -> u32 {
+        u32::from(s.parse::<std::net::Ipv4Addr>().unwrap())
+    }
+
+    fn via(port: u8, g: &str) -> NextHop {
+        NextHop::Via {
+            port: PortId(port),
+            gateway: ip(g),
+        }
+    }
+
+    fn spec() -> TablesSpec {
+        TablesSpec {
+            interfaces: vec![ifc("wan", "198.18.0.1/24"), ifc("lan", "198.19.0.1/24")],
+            ..TablesSpec::default()
+        }
+    }
+
+    #[test]
+    fn connected_beats_static_beats_kernel_for_the_same_prefix() {
+        let mut s = spec();
+        let kernel = RouteSource::Kernel { protocol: 12 };
+        s.routes = vec![RouteSpec::new(p("203.0.113.0/24"), via(1, "198.19.0.2"))];
+        s.kernel_routes = vec![
+            RouteSpec::new(p("203.0.113.0/24"), via(0, "198.18.0.2")).with_source(kernel),
+            RouteSpec::new(p("198.19.0.0/24"), via(0, "198.18.0.2")).with_source(kernel),
+            RouteSpec::new(p("198.51.100.0/24"), via(0, "198.18.0.2")).with_source(kernel),
+        ];
+        let t = Tables::build(s);
+        assert_eq!(t.route(ip("203.0.113.9")), Some(via(1, "198.19.0.2")));
+        assert_eq!(
+            t.route(ip("198.19.0.7")),
+            Some(NextHop::Connected(PortId(1)))
+        );
+        assert_eq!(t.route(ip("198.51.100.1")), Some(via(0, "198.18.0.2")));
+        assert_eq!(t.route(ip("198.19.0.1")), Some(NextHop::Local));
+        let shadowed: Vec<(Ipv4Prefix, RouteSource)> =
+            t.shadowed.iter().map(|r| (r.prefix, r.source)).collect();
+        assert_eq!(
+            shadowed,
+            [(p("198.19.0.0/24"), kernel), (p("203.0.113.0/24"), kernel)]
+        );
+        assert_eq!(
+            t.route_spec(p("203.0.113.0/24")).unwrap().source,
+            RouteSource::Static
+        );
+        assert_eq!(RouteSource::Connected.distance(), 0);
+        assert_eq!(RouteSource::Static.distance(), 1);
+        assert_eq!(kernel.distance(), RouteSource::KERNEL_DISTANCE);
+    }
+
+    #[test]
+    fn a_multipath_route_picks_one_member_per_hash_and_uses_them_all() {
+        let mut s = spec();
+        let mut r = RouteSpec::new(p("203.0.113.0/24"), via(1, "198.19.0.2"));
+        r.also = vec![
+            via(1, "198.19.0.3"),
+            via(0, "198.18.0.2"),
+            via(1, "198.19.0.2"),
+        ];
+        s.routes = vec![r];
+        let t = Tables::build(s);
+        let (id, _) = t.route_flow(ip("203.0.113.1"), 0).unwrap();
+        let mp = t.routes.lookup(ip("203.0.113.1")).unwrap();
+        assert!(matches!(
+            t.next_hops[mp as usize],
+            NextHop::Multipath { count: 3, .. }
+        ));
+        assert_eq!(t.paths_of(mp).len(), 3, "the duplicate path is left out");
+        let mut used = std::collections::HashSet::new();
+        for h in 0..1000u32 {
+            let hash = flow_hash(ip("198.18.0.2"), ip("203.0.113.1"), 17, 1000 + h as u16, 53);
+            let (a, nh) = t.route_flow(ip("203.0.113.1"), hash).unwrap();
+            assert_eq!(t.route_flow(ip("203.0.113.1"), hash).unwrap(), (a, nh));
+            assert_eq!(t.next_hops[a as usize], nh, "the member's own id");
+            used.insert(a);
+        }
+        assert_eq!(used.len(), 3, "{used:?}");
+        let _ = id;
+    }
+
+    /// A naive reference: for every candidate route, the longest prefix
+    /// holding `a`, of those the smallest (distance, rank), of those the
+    /// last; its distinct paths.
+    fn reference(cands: &[RouteSpec], a: u32) -> Option<Vec<NextHop>> {
+        let best = cands
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.prefix.contains(a))
+            .min_by_key(|(i, r)| {
+                (
+                    std::cmp::Reverse(r.prefix.len()),
+                    r.source.distance(),
+                    r.source.rank(),
+                    std::cmp::Reverse(*i),
+                )
+            })?
+            .1;
+        let mut paths: Vec<NextHop> = Vec::new();
+        for nh in best.paths() {
+            if !paths.contains(&nh) {
+                paths.push(nh);
+            }
+        }
+        Some(paths)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn lookups_match_a_naive_reference_with_sources_and_ecmp(
+            routes in proptest::collection::vec(
+                (any::<u32>(), 8u8..=32, 0u8..3, proptest::collection::vec(0u8..6, 1..4)),
+                1..60,
+            ),
+            probes in proptest::collection::vec((any::<u32>(), any::<u32>()), 50),
+        ) {
+            let gws = ["198.18.0.2", "198.18.0.3", "198.19.0.2", "198.19.0.3", "198.19.0.4", "198.18.0.9"];
+            let mut s = spec();
+            let mut cands: Vec<RouteSpec> = Vec::new();
+            for (a, len, src, paths) in &routes {
+                // Keep prefixes near each other so that they nest and collide.
+                let addr = 0xcb00_7100 ^ (a & 0x0000_ffff);
+                let hops: Vec<NextHop> = paths
+                    .iter()
+                    .map(|&g| via(u8::from(g >= 2 && g != 5), gws[g as usize]))
+                    .collect();
+                let mut r = RouteSpec::new(Ipv4Prefix::new(addr, *len).unwrap(), hops[0]);
+                r.also = hops[1..].to_vec();
+                r.source = match src {
+                    0 => RouteSource::Static,
+                    _ => RouteSource::Kernel { protocol: *src },
+                };
+                cands.push(r);
+            }
+            s.routes = cands.iter().filter(|r| r.source == RouteSource::Static).cloned().collect();
+            s.kernel_routes = cands.iter().filter(|r| r.source != RouteSource::Static).cloned().collect();
+            // The reference sees them in the order the builder does.
+            let mut ordered = s.routes.clone();
+            ordered.extend(s.kernel_routes.iter().cloned());
+            let t = Tables::build(s);
+            for (x, hash) in probes {
+                let a = 0xcb00_7100 ^ (x & 0x0000_ffff);
+                let want = reference(&ordered, a);
+                match (want, t.route_flow(a, hash)) {
+                    (None, got) => prop_assert_eq!(got, None),
+                    (Some(paths), Some((id, nh))) => {
+                        prop_assert!(paths.contains(&nh), "{:?} not in {:?}", nh, paths);
+                        prop_assert_eq!(t.next_hops[id as usize], nh);
+                        let mp = t.routes.lookup(a).unwrap();
+                        let mut all = t.paths_of(mp);
+                        let mut p2 = paths.clone();
+                        all.sort_by_key(|n| format!("{n:?}"));
+                        p2.sort_by_key(|n| format!("{n:?}"));
+                        prop_assert_eq!(all, p2);
+                    }
+                    (Some(paths), None) => prop_assert!(false, "no route, want {:?}", paths),
+                }
+            }
+        }
+    }
+}
