@@ -786,7 +786,7 @@ impl Bird {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .expect("start bird (Debian package bird2)");
-        let b = Bird {
+        let mut b = Bird {
             child,
             socket,
             ns: ns.to_string(),
@@ -794,6 +794,9 @@ impl Bird {
         let deadline = Instant::now() + Duration::from_secs(10);
         while !b.socket.exists() {
             assert!(Instant::now() < deadline, "bird in {ns} did not come up");
+            if let Ok(Some(st)) = b.child.try_wait() {
+                panic!("bird in {ns} exited: {st} (its error is above)");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         b
@@ -847,7 +850,7 @@ fn bird_on_the_router_learns_a_peer_s_prefix_over_bgp_through_the_host_path() {
     let peer_conf = "router id 198.19.0.2;
 protocol device {}
 protocol static { ipv4; route 203.0.113.0/24 blackhole; }
-protocol bgp up {
+protocol bgp to_router {
   local 198.19.0.2 as 65002;
   neighbor 198.19.0.1 as 65001;
   passive on;
@@ -856,12 +859,23 @@ protocol bgp up {
 ";
     // The router: BGP to the peer through routerd's host path (the TUN
     // holds only /32s, so the session is multihop and the peer's next hop
-    // resolves over a device route), BGP routes into the kernel's table.
+    // resolves over a device route; the kernel export makes the peer the
+    // on-link gateway), BGP routes into the kernel's table.
     let router_conf = "router id 198.19.0.1;
 protocol device {}
 protocol static { ipv4; route 198.19.0.0/24 via \"rtr0\"; }
-protocol kernel { ipv4 { export where source = RTS_BGP; }; }
-protocol bgp down {
+protocol kernel {
+  ipv4 {
+    export filter {
+      if source != RTS_BGP then reject;
+      # The TUN has only /32s: the BGP next hop is on-link through it.
+      onlink = true;
+      gw = bgp_next_hop;
+      accept;
+    };
+  };
+}
+protocol bgp to_peer {
   local 198.19.0.1 as 65001;
   neighbor 198.19.0.2 as 65002;
   multihop 2;
