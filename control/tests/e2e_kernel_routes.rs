@@ -304,6 +304,15 @@ fn a_route_added_with_ip_route_is_forwarded_and_its_removal_answers_unreachable(
         std::thread::sleep(Duration::from_millis(20));
     }
     let text = String::from_utf8_lossy(&live.ctl(&["route", "show"]).stdout).into_owned();
+    eprintln!("$ routerctl route show\n{text}");
+    eprintln!(
+        "$ routerctl route lookup 203.0.113.2\n{}",
+        String::from_utf8_lossy(&live.ctl(&["route", "lookup", "203.0.113.2"]).stdout)
+    );
+    eprintln!(
+        "$ routerctl route verify\n{}",
+        String::from_utf8_lossy(&live.ctl(&["route", "verify"]).stdout)
+    );
     assert!(
         text.contains("skipped 198.51.100.0/24 proto bird: gateway_not_connected (gateway 10.1.2.3 is on no connected network)"),
         "{text}"
