@@ -128,9 +128,7 @@ fn tables(c: &mut Criterion) {
         ("tables_build_100k_kernel_routes_ecmp", true),
     ] {
         let spec = kernel_spec(100_000, ecmp);
-        group.bench_function(name, |b| {
-            b.iter(|| Tables::build(black_box(spec.clone())))
-        });
+        group.bench_function(name, |b| b.iter(|| Tables::build(black_box(spec.clone()))));
     }
     group.finish();
 }

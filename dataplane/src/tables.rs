@@ -423,7 +423,11 @@ impl Tables {
     /// Whether `ip` is one of the router's addresses.
     #[inline]
     pub fn is_local(&self, ip: u32) -> bool {
-        matches!(self.route(ip), Some(NextHop::Local))
+        // A multipath next hop is never the router's: no need to resolve.
+        matches!(
+            self.routes.lookup(ip).map(|id| self.next_hops[id as usize]),
+            Some(NextHop::Local)
+        )
     }
 
     /// The raw rules of `hook` for a packet: the deciding rule (None: no

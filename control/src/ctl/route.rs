@@ -403,3 +403,116 @@ pub fn verify_text(v: &RouteVerify) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::addr::{IfAddr, Mac};
+    use dataplane::packet::PortId;
+    use dataplane::tables::{Interface, TablesSpec};
+
+    fn p(s: &str) -> Ipv4Prefix {
+        s.parse().unwrap()
+    }
+
+    fn via(port: u8, g: [u8; 4]) -> NextHop {
+        NextHop::Via {
+            port: PortId(port),
+            gateway: u32::from(Ipv4Addr::from(g)),
+        }
+    }
+
+    fn tables() -> Tables {
+        let ifc = |name: &str, a: &str| Interface {
+            name: name.into(),
+            device: name.into(),
+            mac: Mac::ZERO,
+            addresses: vec![a.parse::<IfAddr>().unwrap()],
+            mtu: 1500,
+        };
+        let bird = RouteSource::Kernel { protocol: 12 };
+        let mut ecmp = RouteSpec::new(p("198.51.100.0/24"), via(1, [198, 19, 0, 2]));
+        ecmp.also.push(via(1, [198, 19, 0, 3]));
+        Tables::build(TablesSpec {
+            interfaces: vec![ifc("wan", "198.18.0.1/24"), ifc("lan", "198.19.0.1/24")],
+            routes: vec![RouteSpec::new(p("203.0.113.0/24"), via(1, [198, 19, 0, 2]))],
+            kernel_routes: vec![
+                RouteSpec::new(p("203.0.113.0/24"), via(0, [198, 18, 0, 2])).with_source(bird),
+                ecmp.with_source(bird),
+            ],
+            ..TablesSpec::default()
+        })
+    }
+
+    #[test]
+    fn show_gives_sources_ecmp_and_shadowed_routes_as_ip_route_does() {
+        let t = tables();
+        let s = show(&t, Some(p("198.51.100.0/23")), false);
+        let lines: Vec<String> = s.routes.iter().map(route_line).collect();
+        assert_eq!(
+            lines,
+            ["198.51.100.0/24 kernel proto bird\n    nexthop via 198.19.0.2 dev lan\n    nexthop via 198.19.0.3 dev lan"]
+        );
+        let s = show(&t, Some(p("203.0.113.0/24")), false);
+        let lines: Vec<String> = s.routes.iter().map(route_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "203.0.113.0/24 via 198.19.0.2 dev lan static",
+                "203.0.113.0/24 via 198.18.0.2 dev wan kernel proto bird (inactive: distance 20)",
+            ]
+        );
+        let all = show(&t, None, true);
+        assert!(all.routes.is_empty());
+        let counts: Vec<(&str, u64)> = all.counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(
+            counts,
+            [("connected", 2), ("kernel", 1), ("local", 2), ("static", 1)]
+        );
+        let l = lookup(&t, "198.51.100.9").unwrap();
+        assert_eq!(l.route.unwrap().paths.len(), 2);
+        assert!(lookup(&t, "192.0.2.1").unwrap().route.is_none());
+        assert!(lookup(&t, "nope").is_err());
+        assert_eq!(parse_prefix("203.0.113.7").unwrap(), p("203.0.113.7/32"));
+        assert!(parse_prefix("203.0.113.0/33").is_err());
+    }
+
+    #[test]
+    fn verify_names_missing_extra_and_different_routes() {
+        let t = tables();
+        let bird = RouteSource::Kernel { protocol: 12 };
+        // The kernel as the dataplane has it: clean (paths in any order).
+        let mut same = RouteSpec::new(p("198.51.100.0/24"), via(1, [198, 19, 0, 3]));
+        same.also.push(via(1, [198, 19, 0, 2]));
+        let kernel = vec![
+            RouteSpec::new(p("203.0.113.0/24"), via(0, [198, 18, 0, 2])).with_source(bird),
+            same.clone().with_source(bird),
+        ];
+        let v = verify(&t, &kernel, vec![]);
+        assert!(v.clean, "{v:?}");
+        assert_eq!((v.kernel_routes, v.dataplane_routes), (2, 2));
+        // One gone, one new, one with another gateway.
+        let kernel = vec![
+            RouteSpec::new(p("203.0.113.0/24"), via(0, [198, 18, 0, 9])).with_source(bird),
+            RouteSpec::new(p("192.0.2.0/24"), via(0, [198, 18, 0, 2])).with_source(bird),
+        ];
+        let v = verify(&t, &kernel, vec![]);
+        assert!(!v.clean);
+        let diffs: Vec<(String, bool, bool)> = v
+            .differences
+            .iter()
+            .map(|d| (d.prefix.clone(), d.kernel.is_some(), d.dataplane.is_some()))
+            .collect();
+        assert_eq!(
+            diffs,
+            [
+                ("192.0.2.0/24".to_string(), true, false),
+                ("203.0.113.0/24".to_string(), true, true),
+                ("198.51.100.0/24".to_string(), false, true),
+            ]
+        );
+        assert!(verify_text(&v).ends_with(
+            "DIFFERENT: 2 kernel route(s), 2 in the dataplane, 3 difference(s), 0 skipped\n"
+        ));
+    }
+}

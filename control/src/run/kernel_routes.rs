@@ -13,9 +13,9 @@
 //! - Routes of routerd's own protocol ([`RTPROT_ROUTERD`], the host
 //!   path's) are never mirrored; only the configured table and protocols
 //!   are.
-//! - The publisher thread coalesces changes (a quiet time of
-//!   [`COALESCE`], at most [`MAX_DELAY`] after the first, and never more
-//!   often than the last build took) and publishes new tables through the
+//! - The publisher thread coalesces changes (those within [`COALESCE`] of
+//!   a batch's first change, and never a build sooner after the last one
+//!   than the last one took) and publishes new tables through the
 //!   same read-copy-update slot as a reload ([`TablesSlot::replace`]): the
 //!   workers pick them up at housekeeping and never wait.
 //! - A gateway is mapped to the port whose connected network holds it,
@@ -46,11 +46,8 @@ use tracing::{info, warn};
 use super::netlink::{route_table, Rtnl, RTPROT_ROUTERD};
 use crate::config::KernelRoutesConfig;
 
-/// Quiet time that ends a batch of changes.
+/// How long a batch collects changes after its first one.
 pub const COALESCE: Duration = Duration::from_millis(10);
-/// Longest a change waits for its batch to be published (unless the
-/// previous build took longer).
-pub const MAX_DELAY: Duration = Duration::from_millis(50);
 
 const RTM_NEWROUTE: u16 = 24;
 const RTM_DELROUTE: u16 = 25;
@@ -864,27 +861,22 @@ fn publish_loop(p: &RoutePublisher, stop: &AtomicBool) {
     let mut last_build = Duration::ZERO;
     let mut last_end = Instant::now();
     while !stop.load(Ordering::Relaxed) {
-        let mut d = p.dirty.lock().unwrap_or_else(|e| e.into_inner());
+        let d = p.dirty.lock().unwrap_or_else(|e| e.into_inner());
         let Some(first) = *d else {
             let _ = p.wake.wait_timeout(d, Duration::from_millis(100));
             continue;
         };
-        // Coalesce: wait for a quiet moment, at most MAX_DELAY after the
-        // first change, and leave the other core as much time as a build
-        // took.
+        // A batch: what changes within COALESCE of its first change, and
+        // at most one build per the last build's duration, so a burst
+        // leaves the other core as much time as the builds take.
+        let due = (first + COALESCE).max(last_end + last_build);
         let now = Instant::now();
-        let due = (first + MAX_DELAY).max(last_end + last_build);
-        let quiet = now.duration_since(first) >= COALESCE;
-        if now < due && !quiet {
-            let _ = p.wake.wait_timeout(d, COALESCE);
-            continue;
-        }
-        if now < last_end + last_build {
-            let wait = last_end + last_build - now;
+        if now < due {
             drop(d);
-            std::thread::sleep(wait);
+            std::thread::sleep(due - now);
             continue;
         }
+        let mut d = d;
         *d = None;
         drop(d);
         let t = Instant::now();
