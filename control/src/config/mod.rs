@@ -345,6 +345,29 @@ impl Config {
                 .as_deref()
                 .map_or("off".to_string(), |t| format!("tun {t}"))
         );
+        let _ = writeln!(
+            s,
+            "kernel routes: {}",
+            match &self.kernel_routes {
+                None => "off".to_string(),
+                Some(k) => format!(
+                    "table {}, protocols {}",
+                    if k.table == 254 {
+                        "main".to_string()
+                    } else {
+                        k.table.to_string()
+                    },
+                    match &k.protocols {
+                        Some(p) => p
+                            .iter()
+                            .map(|&x| KernelRoutesConfig::protocol_name(x))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        None => "all but kernel".into(),
+                    }
+                ),
+            }
+        );
         let _ = writeln!(s, "control socket: {}", self.control_socket.display());
         let _ = writeln!(
             s,
