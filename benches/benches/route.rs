@@ -7,6 +7,14 @@
 //! - `route_build_1m_routes`: build the table from the same 1M prefixes,
 //!   including zeroing/faulting in the 64 MiB tbl24 and freeing it.
 //!
+//! - `tables_build_100k_kernel_routes`: what the kernel route feed of
+//!   routerd does for each batch it publishes: `Tables::build` of a
+//!   two-port config plus 100,000 kernel /32 routes via one gateway
+//!   (source, precedence and next-hop dedup, the LPM table, the rule
+//!   dispatch), freeing the old tables included.
+//! - `tables_build_100k_kernel_routes_ecmp`: the same with two gateways
+//!   per route (multipath next hops).
+//!
 //! Prefix length mix (roughly a full Internet table): 60% /24, 30% /16../23,
 //! 8% /8../15, 2% /25../32, on random addresses, 256 next hops.
 //!
@@ -18,7 +26,10 @@ use std::time::Instant;
 use benches::rng::Rng;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{IfAddr, Mac};
+use dataplane::packet::PortId;
 use dataplane::route::RouteTable;
+use dataplane::tables::{Interface, NextHop, RouteSource, RouteSpec, Tables, TablesSpec};
 
 const ROUTES: usize = 1_000_000;
 const BURST: usize = 64;
@@ -77,5 +88,50 @@ fn route(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, route);
+/// Two ports and `n` kernel /32 routes from 10.0.0.0 via 198.19.0.2
+/// (and 198.19.0.3 with `ecmp`).
+fn kernel_spec(n: u32, ecmp: bool) -> TablesSpec {
+    let ifc = |name: &str, a: &str| Interface {
+        name: name.into(),
+        device: name.into(),
+        mac: Mac::ZERO,
+        addresses: vec![a.parse::<IfAddr>().expect("address")],
+        mtu: 1500,
+    };
+    let gw = |last: u32| NextHop::Via {
+        port: PortId(1),
+        gateway: 0xc613_0000 | last,
+    };
+    let kernel_routes = (0..n)
+        .map(|i| {
+            let mut r = RouteSpec::new(Ipv4Prefix::host(0x0a00_0000 + i), gw(2))
+                .with_source(RouteSource::Kernel { protocol: 12 });
+            if ecmp {
+                r.also.push(gw(3));
+            }
+            r
+        })
+        .collect();
+    TablesSpec {
+        interfaces: vec![ifc("wan", "198.18.0.1/24"), ifc("lan", "198.19.0.1/24")],
+        kernel_routes,
+        ..TablesSpec::default()
+    }
+}
+
+fn tables(c: &mut Criterion) {
+    let mut group = c.benchmark_group("tables");
+    group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    group.throughput(Throughput::Elements(100_000));
+    for (name, ecmp) in [
+        ("tables_build_100k_kernel_routes", false),
+        ("tables_build_100k_kernel_routes_ecmp", true),
+    ] {
+        let spec = kernel_spec(100_000, ecmp);
+        group.bench_function(name, |b| b.iter(|| Tables::build(black_box(spec.clone()))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, route, tables);
 criterion_main!(benches);

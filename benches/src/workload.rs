@@ -44,13 +44,13 @@ pub fn transit_tables(extra: usize) -> Arc<Tables> {
         .expect("transit-router has a lan interface");
     let gateway = u32::from(Ipv4Addr::new(198, 19, 0, 2));
     for i in 0..extra as u32 {
-        spec.routes.push(RouteSpec {
-            prefix: Ipv4Prefix::new(EXTRA_BASE + (i << 8), 24).expect("valid prefix"),
-            next_hop: NextHop::Via {
+        spec.routes.push(RouteSpec::new(
+            Ipv4Prefix::new(EXTRA_BASE + (i << 8), 24).expect("valid prefix"),
+            NextHop::Via {
                 port: PortId(lan as u8),
                 gateway,
             },
-        });
+        ));
     }
     Arc::new(Tables::build(spec))
 }

@@ -171,6 +171,46 @@ pub enum Cmd {
     ///      routerctl capture --interface wan -w - | tcpdump -n -r -
     #[command(verbatim_doc_comment)]
     Capture(CaptureArgs),
+    /// The route table of the running router: show, lookup, verify
+    /// against the kernel's table.
+    Route {
+        #[command(subcommand)]
+        cmd: RouteCmd,
+    },
+}
+
+/// `routerctl route ...`.
+#[derive(Subcommand)]
+pub enum RouteCmd {
+    /// The dataplane's routes with their source (connected, static, kernel
+    /// and its protocol), those equal to or inside PREFIX; then the kernel
+    /// feed's counters and the kernel routes skipped, with why.
+    Show {
+        /// A prefix (`203.0.113.0/24`, `default`); all routes without.
+        prefix: Option<String>,
+        /// Only the counts by source.
+        #[arg(long)]
+        summary: bool,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The route the dataplane uses for ADDRESS (longest prefix match);
+    /// exit status 1 if there is none.
+    Lookup {
+        /// An IPv4 address.
+        address: String,
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Compare the kernel's table (the kernel_routes protocols) with the
+    /// dataplane's kernel routes; exit status 1 if they differ.
+    Verify {
+        /// Print it as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The most bytes `routerctl capture` keeps of a frame (`--snaplen`).

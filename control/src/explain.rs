@@ -204,6 +204,7 @@ fn route_text(t: &Tables, nh: Option<NextHop>, dst: u32) -> String {
         }
         Some(NextHop::Blackhole) => format!("{}: blackhole", ip(dst)),
         Some(NextHop::Unreachable) => format!("{}: unreachable", ip(dst)),
+        Some(NextHop::Multipath { count, .. }) => format!("{}: {count} paths", ip(dst)),
     }
 }
 

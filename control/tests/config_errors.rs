@@ -748,3 +748,109 @@ fn errors_on_long_lines_quote_only_a_cut_piece() {
     assert!(shown.contains("\"nativ\" is not allowed here"), "{shown}");
     assert!(!shown.contains('…'), "{shown}");
 }
+
+#[test]
+fn kernel_routes_errors_name_the_line_and_the_field() {
+    expect(
+        &with_base("kernel_routes:\n  table: 255\n"),
+        9,
+        10,
+        "kernel_routes.table",
+        "the kernel's local table",
+    );
+    expect(
+        &with_base("kernel_routes:\n  table: mian\n"),
+        9,
+        10,
+        "kernel_routes.table",
+        "not a number",
+    );
+    expect(
+        &with_base("kernel_routes:\n  protocols: [bgp, brid]\n"),
+        9,
+        20,
+        "kernel_routes.protocols[1]",
+        "\"brid\" is not a route protocol (did you mean bird?)",
+    );
+    expect(
+        &with_base("kernel_routes:\n  protocols: [bgp, 186]\n"),
+        9,
+        20,
+        "kernel_routes.protocols[1]",
+        "listed twice",
+    );
+    expect(
+        &with_base("kernel_routes:\n  protocols: [250]\n"),
+        9,
+        15,
+        "kernel_routes.protocols[0]",
+        "routerd's own host-path routes",
+    );
+    expect(
+        &with_base("kernel_routes:\n  tabel: main\n"),
+        9,
+        3,
+        "kernel_routes.tabel",
+        "unknown key, did you mean table?",
+    );
+}
+
+#[test]
+fn kernel_routes_and_via_lists_load() {
+    let c = Config::from_str(
+        &with_base(
+            "kernel_routes:\n  table: 100\n  protocols: [bird, 186, zebra]\n\
+             routes:\n  - to: 203.0.113.0/24\n    via: [198.19.0.2, 198.18.0.2]\n",
+        ),
+        Path::new("ok.yaml"),
+    )
+    .expect("valid");
+    let k = c.kernel_routes.as_ref().unwrap();
+    assert_eq!(
+        (k.table, k.protocols.clone()),
+        (100, Some(vec![12, 186, 11]))
+    );
+    assert!(k.takes(12) && !k.takes(4) && !k.takes(250));
+    let r = &c.spec.routes[0];
+    let lan = NextHop::Via {
+        port: PortId(1),
+        gateway: u32::from(Ipv4Addr::new(198, 19, 0, 2)),
+    };
+    let wan = NextHop::Via {
+        port: PortId(0),
+        gateway: u32::from(Ipv4Addr::new(198, 18, 0, 2)),
+    };
+    assert_eq!(r.paths().collect::<Vec<_>>(), [lan, wan]);
+    let t = Tables::build(c.tables_spec());
+    let a = u32::from(Ipv4Addr::new(203, 0, 113, 9));
+    let seen: std::collections::HashSet<u32> = (0..64)
+        .map(|h| t.route_flow(a, h << 26).unwrap().0)
+        .collect();
+    assert_eq!(seen.len(), 2);
+    let defaults =
+        Config::from_str(&with_base("kernel_routes: {}\n"), Path::new("ok.yaml")).expect("valid");
+    let k = defaults.kernel_routes.unwrap();
+    assert!(k.takes(186) && !k.takes(2), "all but kernel");
+    assert_eq!((k.table, k.protocols), (254, None));
+    expect(
+        &with_base("routes:\n  - to: 203.0.113.0/24\n    via: [198.19.0.2, 192.0.2.1]\n"),
+        10,
+        23,
+        "routes[0].via[1]",
+        "192.0.2.1 is on no connected network",
+    );
+    expect(
+        &with_base("routes:\n  - to: 203.0.113.0/24\n    via: [198.19.0.2, 198.19.0.2]\n"),
+        10,
+        23,
+        "routes[0].via[1]",
+        "listed twice",
+    );
+    expect(
+        &with_base("routes:\n  - to: 203.0.113.0/24\n    via: []\n"),
+        10,
+        10,
+        "routes[0].via",
+        "at least one gateway",
+    );
+}

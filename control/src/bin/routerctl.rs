@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use control::cli::{CaptureArgs, Cli, Cmd, CtAction, ExportFormat, GenerateWhat, StatsWhat};
+use control::cli::{
+    CaptureArgs, Cli, Cmd, CtAction, ExportFormat, GenerateWhat, RouteCmd, StatsWhat,
+};
 use control::config::Config;
 use control::ctl::api::{
     DryRunReport, FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
@@ -244,6 +246,56 @@ fn capture(socket: &Path, a: CaptureArgs) -> Result<(), Failure> {
     }
 }
 
+fn route_cmd(socket: &Path, cmd: RouteCmd) -> Result<(), Failure> {
+    use control::ctl::route::{self, RouteLookup, RouteRequest, RouteShow, RouteVerify};
+    let mut c = Client::connect(socket)?;
+    match cmd {
+        RouteCmd::Show {
+            prefix,
+            summary,
+            json,
+        } => {
+            let v = c.call_value(Request::Route(RouteRequest::Show { prefix, summary }))?;
+            if json {
+                return json_out(&v);
+            }
+            let s: RouteShow = serde_json::from_value(v)
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            print!("{}", route::show_text(&s));
+        }
+        RouteCmd::Lookup { address, json } => {
+            let v = c.call_value(Request::Route(RouteRequest::Lookup { address }))?;
+            let l: RouteLookup = serde_json::from_value(v.clone())
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            if json {
+                json_out(&v)?;
+            } else {
+                match &l.route {
+                    Some(r) => println!("{}", route::route_line(r)),
+                    None => println!("{}: no route", l.address),
+                }
+            }
+            if l.route.is_none() {
+                std::process::exit(1);
+            }
+        }
+        RouteCmd::Verify { json } => {
+            let v = c.call_value(Request::Route(RouteRequest::Verify))?;
+            let r: RouteVerify = serde_json::from_value(v.clone())
+                .map_err(|e| Failure::Ctl(CtlError::Protocol(e.to_string())))?;
+            if json {
+                json_out(&v)?;
+            } else {
+                print!("{}", route::verify_text(&r));
+            }
+            if !r.clean {
+                std::process::exit(1);
+            }
+        }
+    }
+    Ok(())
+}
+
 fn export(format: ExportFormat, config: &Path) -> Result<(), String> {
     let cfg = Config::load(config).map_err(|e| e.to_string())?;
     match format {
@@ -440,6 +492,7 @@ fn main() -> ExitCode {
             matcher,
         } => trace(socket, count, input, timeout, json, matcher),
         Cmd::Capture(a) => capture(socket, a),
+        Cmd::Route { cmd } => route_cmd(socket, cmd),
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,

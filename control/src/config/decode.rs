@@ -7,14 +7,15 @@ use super::rules::{
 use super::schema;
 use super::yaml::{cut, error_at, quote, Val, R};
 use super::{
-    BindMode, Config, ConfigError, DataplaneSettings, XdpMode, DEFAULT_SOCKET, DEFAULT_TUN,
-    MAX_INTERFACES,
+    BindMode, Config, ConfigError, DataplaneSettings, KernelRoutesConfig, XdpMode, DEFAULT_SOCKET,
+    DEFAULT_TUN, MAX_INTERFACES, RTPROT_ROUTERD,
 };
 use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
 use dataplane::conntrack::{ConntrackConfig, Timeouts};
 use dataplane::packet::PortId;
 use dataplane::tables::{
     IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RouteSpec, StaticNeighbour, TablesSpec,
+    MAX_PATHS,
 };
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 use std::collections::HashMap;
@@ -45,6 +46,32 @@ pub(super) fn decode_match_text(text: &str, ifs: &[Interface]) -> R<dataplane::r
     })?;
     decode_capture_match(&Val::new(&root, "match"), &Ports::new(ifs))
 }
+
+/// `rtm_protocol` names of `kernel_routes.protocols` (iproute2's
+/// `/etc/iproute2/rt_protos`).
+pub(super) const RT_PROTOS: &[(&str, u8)] = &[
+    ("redirect", 1),
+    ("kernel", 2),
+    ("boot", 3),
+    ("static", 4),
+    ("gated", 8),
+    ("ra", 9),
+    ("mrt", 10),
+    ("zebra", 11),
+    ("bird", 12),
+    ("dnrouted", 13),
+    ("xorp", 14),
+    ("ntk", 15),
+    ("dhcp", 16),
+    ("keepalived", 18),
+    ("babel", 42),
+    ("openr", 99),
+    ("bgp", 186),
+    ("isis", 187),
+    ("ospf", 188),
+    ("rip", 189),
+    ("eigrp", 192),
+];
 
 /// Parses and validates; the error's `file` is left empty for the caller.
 pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
@@ -116,6 +143,10 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
         }
         None => None,
     };
+    let kernel_routes = match top.get("kernel_routes") {
+        Some(v) => Some(decode_kernel_routes(&v)?),
+        None => None,
+    };
     let ports = Ports::new(&interfaces);
     let routes = match top.get("routes") {
         Some(v) => decode_routes(&v, &interfaces)?,
@@ -176,9 +207,11 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
         control_socket,
         tun,
         metrics_listen,
+        kernel_routes,
         spec: TablesSpec {
             interfaces,
             routes,
+            kernel_routes: Vec::new(),
             neighbours,
             raw_prerouting,
             raw_output,
@@ -503,6 +536,7 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
             .filter_map(|k| m.get(k))
             .collect();
         let expected = "exactly one of via, interface, blackhole: true or unreachable: true";
+        let mut paths: Vec<NextHop> = Vec::new();
         let next_hop = match targets.as_slice() {
             [] => {
                 return Err(m.err(format!(
@@ -513,12 +547,42 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
                 let key = t.path.rsplit('.').next().unwrap_or("");
                 match key {
                     "via" => {
-                        let gw: Ipv4Addr =
-                            t.parse("an IPv4 address", "a gateway address such as 198.18.0.2")?;
-                        let gateway = u32::from(gw);
-                        let port =
-                            connected_port(t, gateway, "a gateway on a connected network", ifs)?;
-                        NextHop::Via { port, gateway }
+                        // One gateway, or a list of them: equal-cost paths.
+                        let gws = if t.is_seq() {
+                            t.seq("a list of gateway addresses")?
+                        } else {
+                            vec![t.clone()]
+                        };
+                        if gws.is_empty() {
+                            return Err(t.err(
+                                "empty list of gateways, expected at least one gateway address",
+                            ));
+                        }
+                        if gws.len() > MAX_PATHS {
+                            return Err(t.err(format!(
+                                "{} gateways, expected at most {MAX_PATHS}",
+                                gws.len()
+                            )));
+                        }
+                        for g in gws {
+                            let gw: Ipv4Addr =
+                                g.parse("an IPv4 address", "a gateway address such as 198.18.0.2")?;
+                            let gateway = u32::from(gw);
+                            let port = connected_port(
+                                &g,
+                                gateway,
+                                "a gateway on a connected network",
+                                ifs,
+                            )?;
+                            let nh = NextHop::Via { port, gateway };
+                            if paths.contains(&nh) {
+                                return Err(g.err(format!(
+                                    "gateway {gw} is listed twice, expected each gateway once"
+                                )));
+                            }
+                            paths.push(nh);
+                        }
+                        paths.remove(0)
                     }
                     "interface" => {
                         let name = t.name("an interface name")?;
@@ -545,9 +609,77 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
                 )))
             }
         };
-        out.push(RouteSpec { prefix, next_hop });
+        let mut r = RouteSpec::new(prefix, next_hop);
+        r.also = paths;
+        out.push(r);
     }
     Ok(out)
+}
+
+fn decode_kernel_routes(v: &Val) -> R<KernelRoutesConfig> {
+    let m = v.map(&schema::KERNEL_ROUTES)?;
+    let table = match m.get("table") {
+        Some(t) => match t.str("main or a table number from 1 to 4294967295")? {
+            "main" => 254,
+            _ => {
+                let n = t.int(1, u64::from(u32::MAX))? as u32;
+                if n == 255 {
+                    return Err(t.err(
+                        "table 255 is the kernel's local table, expected main or another table number",
+                    ));
+                }
+                n
+            }
+        },
+        None => 254,
+    };
+    let protocols = match m.get("protocols") {
+        Some(p) => {
+            let mut out: Vec<u8> = Vec::new();
+            let names: Vec<&str> = RT_PROTOS.iter().map(|(n, _)| *n).collect();
+            for it in p.seq("a list of route protocols such as [bgp, bird, zebra]")? {
+                let word = it.str("a route protocol name or number")?;
+                let proto = match word.parse::<u64>() {
+                    Ok(_) => it.int(0, 255)? as u8,
+                    Err(_) => match RT_PROTOS.iter().find(|(n, _)| *n == word) {
+                        Some((_, n)) => *n,
+                        None => {
+                            let hint = match super::yaml::suggest(word, names.iter().copied()) {
+                                Some(c) => format!(" (did you mean {c}?)"),
+                                None => String::new(),
+                            };
+                            return Err(it.err(format!(
+                                "{word:?} is not a route protocol{hint}, expected a number \
+                                 0-255 or one of {}",
+                                names.join(", ")
+                            )));
+                        }
+                    },
+                };
+                if proto == RTPROT_ROUTERD {
+                    return Err(it.err(format!(
+                        "protocol {proto} marks routerd's own host-path routes, which are never \
+                         mirrored, expected another protocol"
+                    )));
+                }
+                if out.contains(&proto) {
+                    return Err(it.err(format!(
+                        "protocol {word} is listed twice, expected each protocol once"
+                    )));
+                }
+                out.push(proto);
+            }
+            if out.is_empty() {
+                return Err(p.err(
+                    "empty list, expected route protocols such as [bgp, bird, zebra] (or leave \
+                     protocols out for all but kernel)",
+                ));
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    Ok(KernelRoutesConfig { table, protocols })
 }
 
 fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {

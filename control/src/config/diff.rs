@@ -190,7 +190,7 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
 
     let routes = |c: &Config| -> BTreeMap<Ipv4Prefix, String> {
         (c.spec.routes.iter())
-            .map(|r| (r.prefix, next_hop_text(r.next_hop, &c.spec.interfaces)))
+            .map(|r| (r.prefix, route_target_text(r, &c.spec.interfaces)))
             .collect()
     };
     d.routes = keyed(routes(old), routes(new), prefix_text);
@@ -280,6 +280,18 @@ fn restart_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
     }
     let tun = |c: &Config| c.tun.clone().unwrap_or_else(|| "off".into());
     field("host.tun", tun(old), tun(new));
+    let kernel = |c: &Config| match &c.kernel_routes {
+        None => "off".to_string(),
+        Some(k) => format!(
+            "table {}, protocols {}",
+            k.table,
+            match &k.protocols {
+                None => "all but kernel".to_string(),
+                Some(p) => format!("{p:?}"),
+            }
+        ),
+    };
+    field("kernel_routes", kernel(old), kernel(new));
 }
 
 /// What a reload takes but leaves for the next start.
@@ -602,7 +614,24 @@ fn prefix_text(p: &Ipv4Prefix) -> String {
     }
 }
 
-/// A route's target as the config writes it.
+/// A route's target as the config writes it: `via [A, B]` for equal-cost
+/// gateways.
+fn route_target_text(r: &dataplane::tables::RouteSpec, ifs: &[Interface]) -> String {
+    let paths: Vec<NextHop> = r.paths().collect();
+    if paths.len() > 1 {
+        let gws: Vec<String> = (paths.iter())
+            .map(|p| {
+                next_hop_text(*p, ifs)
+                    .trim_start_matches("via ")
+                    .to_string()
+            })
+            .collect();
+        return format!("via [{}]", gws.join(", "));
+    }
+    next_hop_text(r.next_hop, ifs)
+}
+
+/// A next hop as the config writes it.
 fn next_hop_text(n: NextHop, ifs: &[Interface]) -> String {
     let name = |p: PortId| {
         ifs.get(p.0 as usize)
@@ -614,6 +643,8 @@ fn next_hop_text(n: NextHop, ifs: &[Interface]) -> String {
         NextHop::Blackhole => "blackhole".to_string(),
         NextHop::Unreachable => "unreachable".to_string(),
         NextHop::Local => "local".to_string(),
+        // Only built from `paths` into the tables, never in a config's spec.
+        NextHop::Multipath { count, .. } => format!("{count} equal-cost paths"),
     }
 }
 

@@ -50,6 +50,12 @@
 //!     interface: lan       # directly connected out of an interface
 //!   - to: 198.51.100.0/24
 //!     blackhole: true      # drop silently (or unreachable: true: ICMP net unreachable)
+//!   - to: 198.18.128.0/24
+//!     via: [198.19.0.2, 198.19.0.3]   # several gateways: ECMP, a flow keeps its path
+//! kernel_routes:           # follow a kernel table (BIRD, FRR, ip route); off when absent
+//!   table: main            # main or a table number (not 255, local)
+//!   protocols: [bgp, bird, zebra, static]   # rtm_protocol names or 0-255; default:
+//!                          # every protocol but kernel; never routerd's own (250)
 //! neighbors:               # static ARP entries, each on a connected network
 //!   - address: 198.19.0.2
 //!     mac: "02:00:00:00:00:02"
@@ -169,6 +175,41 @@ impl Default for DataplaneSettings {
     }
 }
 
+/// What `kernel_routes` asks: the kernel table routerd follows and the
+/// route protocols it takes from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelRoutesConfig {
+    /// The table (`main` is 254).
+    pub table: u32,
+    /// `rtm_protocol` values to take; `None`: every protocol but `kernel`
+    /// (2, the kernel's own connected routes).
+    pub protocols: Option<Vec<u8>>,
+}
+
+impl KernelRoutesConfig {
+    /// Whether routes of `protocol` are mirrored (never routerd's own).
+    pub fn takes(&self, protocol: u8) -> bool {
+        if protocol == RTPROT_ROUTERD {
+            return false;
+        }
+        match &self.protocols {
+            Some(p) => p.contains(&protocol),
+            None => protocol != 2,
+        }
+    }
+
+    /// The name of a protocol number (`bird`), or the number.
+    pub fn protocol_name(protocol: u8) -> String {
+        decode::RT_PROTOS
+            .iter()
+            .find(|(_, n)| *n == protocol)
+            .map_or_else(|| protocol.to_string(), |(name, _)| (*name).to_string())
+    }
+}
+
+/// The `rtm_protocol` of routerd's own kernel routes (the host path's).
+pub const RTPROT_ROUTERD: u8 = 250;
+
 /// Default control socket.
 pub const DEFAULT_SOCKET: &str = "/run/afxdp-router/routerd.sock";
 /// Default TUN device of the host path.
@@ -189,6 +230,8 @@ pub struct Config {
     pub tun: Option<String>,
     /// Prometheus-style metrics listener; `None` when off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Routes mirrored from the kernel's table; `None` when off.
+    pub kernel_routes: Option<KernelRoutesConfig>,
     /// The tables part: interfaces in config order (`PortId(i)` is
     /// `spec.interfaces[i]`, MAC zero), configured routes (connected and
     /// local ones are added by the tables), static neighbours, raw and filter
@@ -271,7 +314,8 @@ impl Config {
             } else {
                 r.prefix.to_string()
             };
-            let _ = writeln!(s, "  {to} {}", self.next_hop_text(r.next_hop));
+            let paths: Vec<String> = r.paths().map(|n| self.next_hop_text(n)).collect();
+            let _ = writeln!(s, "  {to} {}", paths.join(", "));
         }
         let _ = writeln!(s, "neighbours: {} static", self.spec.neighbours.len());
         let _ = writeln!(
@@ -320,6 +364,29 @@ impl Config {
                 .as_deref()
                 .map_or("off".to_string(), |t| format!("tun {t}"))
         );
+        let _ = writeln!(
+            s,
+            "kernel routes: {}",
+            match &self.kernel_routes {
+                None => "off".to_string(),
+                Some(k) => format!(
+                    "table {}, protocols {}",
+                    if k.table == 254 {
+                        "main".to_string()
+                    } else {
+                        k.table.to_string()
+                    },
+                    match &k.protocols {
+                        Some(p) => p
+                            .iter()
+                            .map(|&x| KernelRoutesConfig::protocol_name(x))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        None => "all but kernel".into(),
+                    }
+                ),
+            }
+        );
         let _ = writeln!(s, "control socket: {}", self.control_socket.display());
         let _ = writeln!(
             s,
@@ -346,6 +413,7 @@ impl Config {
             }
             NextHop::Blackhole => "blackhole".into(),
             NextHop::Unreachable => "unreachable".into(),
+            NextHop::Multipath { count, .. } => format!("{count} paths"),
         }
     }
 }

@@ -83,6 +83,7 @@ const ABSOLUTE: &str = r"^/";
 const SOCKET_ADDR: &str = r"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):[0-9]{1,5}$";
 const ANY_TEXT: &str = r"";
 
+use super::decode::RT_PROTOS;
 use super::rules::{ICMP_CODES, ICMP_TYPES};
 
 pub static DATAPLANE: Obj = Obj {
@@ -91,7 +92,7 @@ pub static DATAPLANE: Obj = Obj {
     fields: &[
         f("workers", Ty::List(&Ty::Int(0, 4095)), "Cores for the poll-mode workers, one pinned worker each; distinct, at least one (default [0])."),
         f("burst", Ty::Int(1, 256), "Frames per RX/TX burst (default 64)."),
-        f("umem_frames", Ty::IntIn(&[512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576]), "UMEM frames: a power of two, at least 512 and 4 bursts (default 4096)."),
+        f("umem_frames", Ty::IntIn(&[512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072, 262144, 524288, 1048576]), "UMEM frames: a power of two, at least 512 and 4 bursts (default 16384)."),
         f("xdp_mode", Ty::Words(&["native", "generic"]), "Driver XDP or the skb fallback (default native)."),
         f("xdp_bind", Ty::Words(&["auto", "copy", "zerocopy"]), "How the AF_XDP sockets bind: auto (zero-copy where the driver offers it), copy, or zerocopy (refuse to start without it). Default auto."),
         f("busy_poll", Ty::Bool, "Preferred busy polling on every AF_XDP socket (default false)."),
@@ -160,8 +161,8 @@ pub static ROUTE: Obj = Obj {
         ),
         f(
             "via",
-            Ty::Text(ADDRESS),
-            "A gateway on a connected network.",
+            Ty::OneOrList(&Ty::Text(ADDRESS)),
+            "A gateway on a connected network, or a list of them: equal-cost paths (ECMP, one flow keeps one path).",
         ),
         f(
             "interface",
@@ -425,6 +426,23 @@ pub static FILTER: Obj = Obj {
 };
 
 /// The whole file.
+pub static KERNEL_ROUTES: Obj = Obj {
+    doc: "Follow a kernel routing table over rtnetlink (routes written by BIRD, FRR or ip route), mirrored into the dataplane.",
+    required: &[],
+    fields: &[
+        f(
+            "table",
+            Ty::Either(&[Ty::Words(&["main"]), Ty::Int(1, u32::MAX as u64)]),
+            "main (254, the default) or a table number (not 255, the kernel's local table).",
+        ),
+        f(
+            "protocols",
+            Ty::List(&Ty::Either(&[Ty::Named(RT_PROTOS), Ty::Int(0, 255)])),
+            "rtm_protocol names or numbers of the routes to take (default: all but kernel).",
+        ),
+    ],
+};
+
 pub static TOP: Obj = Obj {
     doc: "afxdp-router: the routerd config (control/src/config/mod.rs documents every key).",
     required: &["interfaces"],
@@ -452,6 +470,7 @@ pub static TOP: Obj = Obj {
         f("metrics", Ty::Obj(&METRICS), METRICS.doc),
         f("raw", Ty::Obj(&RAW), RAW.doc),
         f("filter", Ty::Obj(&FILTER), FILTER.doc),
+        f("kernel_routes", Ty::Obj(&KERNEL_ROUTES), KERNEL_ROUTES.doc),
     ],
 };
 

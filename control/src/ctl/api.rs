@@ -60,6 +60,24 @@ pub trait ControlHandler: Send + Sync {
     }
     /// Stop a capture.
     fn capture_stop(&self, _id: u64) {}
+    /// `routerctl route`: the answer to a [`super::route::RouteRequest`].
+    fn route(&self, req: super::route::RouteRequest) -> Result<serde_json::Value, String> {
+        let _ = req;
+        Err("this routerd does not answer route requests".into())
+    }
+}
+
+/// Route counts for `stats` and the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteStats {
+    /// Routes in use by source: `connected`, `local`, `static`, `kernel`.
+    pub by_source: BTreeMap<String, u64>,
+    /// Kernel routes skipped, by reason (`kernel_routes` on).
+    pub kernel_skipped: BTreeMap<String, u64>,
+    /// Full resyncs of the kernel feed after lost notifications.
+    pub kernel_resyncs: u64,
+    /// Route and nexthop messages the kernel feed applied.
+    pub kernel_messages: u64,
 }
 
 /// Packets and bytes in both directions of an interface.
@@ -341,6 +359,9 @@ pub struct StatsSnapshot {
     /// The workers' runtime accounting (as `routerctl stats runtime`).
     #[serde(default)]
     pub runtime: RuntimeStats,
+    /// Route counts by source, kernel feed counters.
+    #[serde(default)]
+    pub routes: RouteStats,
 }
 
 /// Input of [`snapshot_from`]: what routerd gathers from its workers.
@@ -521,6 +542,7 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             arp_requests_sent: c.arp_requests_sent,
         },
         runtime: input.runtime,
+        routes: RouteStats::default(),
     }
 }
 

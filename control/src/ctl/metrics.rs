@@ -355,6 +355,38 @@ pub fn render(s: &StatsSnapshot) -> String {
         f.head(name, "counter", help);
         f.sample(name, &[], v);
     }
+
+    let r = &s.routes;
+    f.head(
+        "routes",
+        "gauge",
+        "Routes in use, by source (connected, local, static, kernel).",
+    );
+    for (src, n) in &r.by_source {
+        f.sample("routes", &[("source", src)], n);
+    }
+    if !r.kernel_skipped.is_empty() {
+        f.head(
+            "kernel_routes_skipped",
+            "gauge",
+            "Kernel routes not in the dataplane, by reason (routerctl route show says which).",
+        );
+        for (reason, n) in &r.kernel_skipped {
+            f.sample("kernel_routes_skipped", &[("reason", reason)], n);
+        }
+        f.head(
+            "kernel_routes_resyncs_total",
+            "counter",
+            "Full resyncs of the kernel route feed after lost notifications (ENOBUFS).",
+        );
+        f.sample("kernel_routes_resyncs_total", &[], r.kernel_resyncs);
+        f.head(
+            "kernel_routes_messages_total",
+            "counter",
+            "Route and nexthop messages the kernel route feed applied.",
+        );
+        f.sample("kernel_routes_messages_total", &[], r.kernel_messages);
+    }
     out
 }
 

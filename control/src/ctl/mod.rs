@@ -14,6 +14,7 @@ pub mod metrics;
 pub mod pcapng;
 pub mod peer;
 pub mod proto;
+pub mod route;
 pub mod server;
 pub mod text;
 pub mod trace;

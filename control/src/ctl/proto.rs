@@ -58,6 +58,9 @@ pub enum Request {
     CapturePoll { id: u64 },
     /// `null`.
     CaptureStop { id: u64 },
+    /// `routerctl route`: [`super::route::RouteShow`],
+    /// [`super::route::RouteLookup`] or [`super::route::RouteVerify`].
+    Route(super::route::RouteRequest),
 }
 
 /// A request on the wire.
@@ -139,6 +142,7 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler, caller: &Caller) -> Result
             h.capture_stop(id);
             Ok(Value::Null)
         }
+        Request::Route(r) => h.route(r),
     }
 }
 

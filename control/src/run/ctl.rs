@@ -18,15 +18,22 @@ use dataplane::worker::{
 };
 use tracing::{info, warn};
 
-use super::{build_tables, Router};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use super::kernel_routes::{self, RoutePublisher, SkipReason};
+use super::{build_spec, build_tables, Router};
 use crate::config::diff::diff;
 use crate::config::Config;
+use crate::config::KernelRoutesConfig;
+use crate::ctl::api::RouteStats;
 use crate::ctl::api::{
     conntrack_stats, runtime_stats, snapshot_from, ConfigFile, ControlHandler, DryRunReport,
     FlowEntry, ReloadSummary, RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart,
     WorkerLoad,
 };
 use crate::ctl::capture::{CapturePoll, CaptureService, CaptureStart, CaptureStarted};
+use crate::ctl::route::{self, KernelFeedStatus, RouteRequest, RouteVerify, SkippedEntry};
 use crate::ctl::trace::TraceService;
 
 /// Longest wait for a worker's answer to a listing, flush or reset.
@@ -50,6 +57,7 @@ struct Running {
 pub struct RouterCtl {
     workers: Vec<Arc<WorkerShared>>,
     tables: Arc<TablesSlot>,
+    publisher: Arc<RoutePublisher>,
     trace: TraceService,
     capture: CaptureService,
     host_device: Option<String>,
@@ -77,6 +85,7 @@ impl RouterCtl {
         Arc::new(RouterCtl {
             workers: router.workers.iter().map(|(s, _)| Arc::clone(s)).collect(),
             tables: Arc::clone(&router.tables),
+            publisher: Arc::clone(&router.publisher),
             trace: router.trace.clone(),
             capture: CaptureService::new(router.trace.hub()),
             host_device: router.host.as_ref().map(|(name, _)| name.clone()),
@@ -157,7 +166,7 @@ impl RouterCtl {
             return Err(line);
         }
         // Off the packet path: compiles routes and rules, reads the MACs.
-        let tables = build_tables(&cfg).map_err(|e| {
+        let spec = build_spec(&cfg).map_err(|e| {
             let line = format!("{}: {e}", path.display());
             warn!("reload refused, the running config stays: {line}");
             line
@@ -171,8 +180,13 @@ impl RouterCtl {
                 later.why.map(|w| format!(" ({w})")).unwrap_or_default()
             );
         }
-        self.tables.replace(Arc::new(tables));
-        let adopted = self.wait_adopted(self.tables.generation());
+        // The kernel's routes stay: they are mapped again onto the new
+        // interfaces.
+        let generation = {
+            self.publisher.set_base(spec);
+            self.tables.generation()
+        };
+        let adopted = self.wait_adopted(generation);
         running.cfg = cfg;
         let mut s = ReloadSummary::of(&running.cfg);
         s.conntrack_entries = self
@@ -272,7 +286,7 @@ impl ControlHandler for RouterCtl {
         );
         conntrack.entries += unanswered;
         let since = self.running().since;
-        snapshot_from(SnapshotInput {
+        let mut snap = snapshot_from(SnapshotInput {
             tables: &tables,
             counters: &counters,
             workers: &loads,
@@ -281,7 +295,9 @@ impl ControlHandler for RouterCtl {
             uptime_secs: since.elapsed().as_secs(),
             host_device: self.host_device.as_deref(),
             runtime: runtime_stats(tsc_hz(), &snaps),
-        })
+        });
+        snap.routes = self.route_stats(&tables);
+        snap
     }
 
     fn conntrack(&self) -> Vec<FlowEntry> {
@@ -359,6 +375,115 @@ impl ControlHandler for RouterCtl {
     fn capture_stop(&self, id: u64) {
         self.capture.stop(id);
     }
+
+    fn route(&self, req: RouteRequest) -> Result<serde_json::Value, String> {
+        match req {
+            RouteRequest::Show { prefix, summary } => {
+                let within = prefix.as_deref().map(route::parse_prefix).transpose()?;
+                let (_, t) = self.tables.load();
+                let mut s = route::show(&t, within, summary);
+                s.kernel = self.kernel_status();
+                json(&s)
+            }
+            RouteRequest::Lookup { address } => {
+                let (_, t) = self.tables.load();
+                json(&route::lookup(&t, &address)?)
+            }
+            RouteRequest::Verify => json(&self.verify_routes()?),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, String> {
+    serde_json::to_value(v).map_err(|e| format!("cannot encode the answer: {e}"))
+}
+
+/// Tries of `route verify` before it reports a difference: one that a
+/// batch in flight explains is gone by the next.
+const VERIFY_TRIES: usize = 5;
+
+impl RouterCtl {
+    fn kernel_status(&self) -> Option<KernelFeedStatus> {
+        let cfg = self.publisher.config()?;
+        let c = &self.publisher.counters;
+        let skipped = skipped_entries(self.publisher.skipped());
+        let mut by_reason = BTreeMap::new();
+        for r in SkipReason::ALL {
+            by_reason.insert(r.name().to_string(), 0);
+        }
+        for s in &skipped {
+            *by_reason.entry(s.reason.clone()).or_default() += 1;
+        }
+        Some(KernelFeedStatus {
+            table: cfg.table,
+            protocols: match &cfg.protocols {
+                Some(p) => p
+                    .iter()
+                    .map(|&x| KernelRoutesConfig::protocol_name(x))
+                    .collect(),
+                None => vec!["all but kernel".into()],
+            },
+            kernel_routes: self.publisher.state_routes() as u64,
+            messages: c.messages.load(Ordering::Relaxed),
+            resyncs: c.resyncs.load(Ordering::Relaxed),
+            publishes: c.publishes.load(Ordering::Relaxed),
+            last_build_us: c.last_build_us.load(Ordering::Relaxed),
+            skipped_by_reason: by_reason,
+            skipped,
+        })
+    }
+
+    /// The kernel's table now (a fresh dump, mapped as the feed maps it)
+    /// against the kernel routes of the dataplane's tables.
+    fn verify_routes(&self) -> Result<RouteVerify, String> {
+        let cfg = self
+            .publisher
+            .config()
+            .ok_or("kernel_routes is off in the config: there is no kernel table to compare")?;
+        let mut last = RouteVerify::default();
+        for i in 0..VERIFY_TRIES {
+            if i > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            let st = kernel_routes::dump(cfg)
+                .map_err(|e| format!("cannot dump the kernel's routing table: {e}"))?;
+            let (routes, skipped) = st.map(&self.publisher.base_interfaces());
+            let (_, t) = self.tables.load();
+            last = route::verify(&t, &routes, skipped_entries(skipped));
+            if last.clean {
+                break;
+            }
+        }
+        Ok(last)
+    }
+
+    /// Route counts for `stats` and the metrics.
+    fn route_stats(&self, t: &dataplane::tables::Tables) -> RouteStats {
+        let mut s = RouteStats::default();
+        for src in ["connected", "local", "static", "kernel"] {
+            s.by_source.insert(src.into(), 0);
+        }
+        for r in &t.route_specs {
+            *s.by_source.entry(r.source.name().into()).or_default() += 1;
+        }
+        if let Some(k) = self.kernel_status() {
+            s.kernel_skipped = k.skipped_by_reason;
+            s.kernel_resyncs = k.resyncs;
+            s.kernel_messages = k.messages;
+        }
+        s
+    }
+}
+
+fn skipped_entries(v: Vec<kernel_routes::Skipped>) -> Vec<SkippedEntry> {
+    v.into_iter()
+        .map(|s| SkippedEntry {
+            prefix: s.prefix,
+            protocol: s.protocol,
+            reason: s.reason.name().into(),
+            detail: s.detail,
+        })
+        .collect()
 }
 
 #[cfg(test)]

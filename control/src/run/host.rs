@@ -11,10 +11,13 @@
 //!   path filter off (`rp_filter = 0`: the TUN is the way back to every
 //!   source), MTU the smallest of the ports' (so the kernel's packets fit
 //!   every port, and PMTU discovery starts right), link up;
-//! - each interface address as a /32 (`ip addr add 198.18.0.1/32 dev rtr0`);
+//! - each interface address as a /32 (what `ip addr add 198.18.0.1/32 dev
+//!   rtr0` does, over rtnetlink);
 //! - the connected networks and the configured routes via the TUN, each
-//!   with the source address of the port it leaves by (`ip route add
-//!   198.19.0.0/24 dev rtr0 src 198.19.0.1`); blackhole and unreachable
+//!   with the source address of the port it leaves by (as `ip route add
+//!   198.19.0.0/24 dev rtr0 src 198.19.0.1 proto 250`: routerd's own
+//!   protocol, [`super::netlink::RTPROT_ROUTERD`], which the kernel route
+//!   feed never mirrors back); blackhole and unreachable
 //!   routes as the kernel's own blackhole and unreachable routes, so the
 //!   kernel's sockets get the error at once.
 //!
@@ -29,60 +32,100 @@ use std::path::PathBuf;
 
 use dataplane::addr::Ipv4Prefix;
 use dataplane::tables::NextHop;
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
+};
 use tracing::{info, warn};
 
-use super::kernel::{ip, KernelError};
+use super::kernel::{device_index, nl_err, rtnl, KernelError};
+use super::netlink::{self, RouteOp};
 use crate::config::Config;
 
 /// What routerd added to the kernel for the host path.
 #[derive(Debug)]
 pub struct HostKernel {
     tun: String,
-    addresses: Vec<String>,
-    routes: Vec<Vec<String>>,
+    index: u32,
+    addresses: Vec<Ipv4Addr>,
+    routes: Vec<HostRoute>,
     removed: bool,
 }
 
-/// One `ip route add` for the TUN.
-fn route_args(tun: &str, prefix: Ipv4Prefix, kind: RouteKind) -> Vec<String> {
-    let to = if prefix == Ipv4Prefix::DEFAULT {
-        "default".to_string()
-    } else {
-        prefix.to_string()
-    };
-    match kind {
-        RouteKind::Tun { src } => vec![
-            to,
-            "dev".into(),
-            tun.into(),
-            "src".into(),
-            Ipv4Addr::from(src).to_string(),
-        ],
-        RouteKind::Blackhole => vec!["blackhole".into(), to],
-        RouteKind::Unreachable => vec!["unreachable".into(), to],
-    }
+/// One kernel route of the host path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostRoute {
+    /// Destination.
+    pub prefix: Ipv4Prefix,
+    /// Where the kernel sends it.
+    pub kind: RouteKind,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum RouteKind {
+/// Where a host-path route sends the kernel's packets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Into the TUN, with this source address.
     Tun { src: u32 },
+    /// Nowhere (the kernel's blackhole route).
     Blackhole,
+    /// Back to the socket as unreachable.
     Unreachable,
 }
 
-/// The kernel routes the host path needs for `cfg`, as `ip route add`
-/// arguments: connected networks first, then the configured routes.
-pub fn planned_routes(tun: &str, cfg: &Config) -> Vec<Vec<String>> {
-    let mut out: Vec<Vec<String>> = Vec::new();
-    let mut push = |r: Vec<String>| {
-        if !out.contains(&r) {
+impl HostRoute {
+    /// The route as the kernel takes it (routerd's protocol, main table).
+    fn message(&self, tun_index: u32) -> RouteMessage {
+        let (kind, scope, attrs) = match self.kind {
+            RouteKind::Tun { src } => (
+                RouteType::Unicast,
+                RouteScope::Link,
+                vec![
+                    RouteAttribute::Oif(tun_index),
+                    RouteAttribute::PrefSource(RouteAddress::Inet(Ipv4Addr::from(src))),
+                ],
+            ),
+            RouteKind::Blackhole => (RouteType::BlackHole, RouteScope::Universe, vec![]),
+            RouteKind::Unreachable => (RouteType::Unreachable, RouteScope::Universe, vec![]),
+        };
+        netlink::ipv4_route(
+            Ipv4Addr::from(self.prefix.addr()),
+            self.prefix.len(),
+            kind,
+            scope,
+            attrs,
+        )
+    }
+
+    /// As `ip route` would print it, through device `tun`.
+    pub fn text(&self, tun: &str) -> String {
+        let to = if self.prefix == Ipv4Prefix::DEFAULT {
+            "default".to_string()
+        } else {
+            self.prefix.to_string()
+        };
+        match self.kind {
+            RouteKind::Tun { src } => format!("{to} dev {tun} src {}", Ipv4Addr::from(src)),
+            RouteKind::Blackhole => format!("blackhole {to}"),
+            RouteKind::Unreachable => format!("unreachable {to}"),
+        }
+    }
+}
+
+/// The kernel routes the host path needs for `cfg`: connected networks
+/// first, then the configured routes.
+pub fn planned_routes(cfg: &Config) -> Vec<HostRoute> {
+    let mut out: Vec<HostRoute> = Vec::new();
+    let mut push = |r: HostRoute| {
+        if !out.iter().any(|o| o.prefix == r.prefix) {
             out.push(r);
         }
     };
     for ifc in &cfg.spec.interfaces {
         for a in &ifc.addresses {
             if a.net.len() < 32 {
-                push(route_args(tun, a.net, RouteKind::Tun { src: a.addr }));
+                push(HostRoute {
+                    prefix: a.net,
+                    kind: RouteKind::Tun { src: a.addr },
+                });
             }
         }
     }
@@ -101,10 +144,13 @@ pub fn planned_routes(tun: &str, cfg: &Config) -> Vec<Vec<String>> {
             NextHop::Connected(port) => src_on(port, None).map(|src| RouteKind::Tun { src }),
             NextHop::Blackhole => Some(RouteKind::Blackhole),
             NextHop::Unreachable => Some(RouteKind::Unreachable),
-            NextHop::Local => None,
+            NextHop::Local | NextHop::Multipath { .. } => None,
         };
         if let Some(kind) = kind {
-            push(route_args(tun, r.prefix, kind));
+            push(HostRoute {
+                prefix: r.prefix,
+                kind,
+            });
         }
     }
     out
@@ -121,8 +167,10 @@ impl HostKernel {
     /// Configures the TUN `tun` (already created) for `cfg`. On error,
     /// what was added is removed again (on drop).
     pub fn setup(tun: &str, cfg: &Config) -> Result<HostKernel, KernelError> {
+        let index = device_index(tun)?;
         let mut hk = HostKernel {
             tun: tun.to_string(),
+            index,
             addresses: Vec::new(),
             routes: Vec::new(),
             removed: false,
@@ -139,28 +187,29 @@ impl HostKernel {
             .map(|i| i.mtu)
             .min()
             .unwrap_or(1500);
-        ip(&["link", "set", "dev", tun, "mtu", &mtu.to_string(), "up"])?;
+        let mut nl = rtnl()?;
+        nl.set_link_up(index, u32::from(mtu))
+            .map_err(nl_err(format!("setting {tun} up with mtu {mtu}")))?;
         for ifc in &cfg.spec.interfaces {
             for a in &ifc.addresses {
-                let host = format!("{}/32", Ipv4Addr::from(a.addr));
+                let host = Ipv4Addr::from(a.addr);
                 if hk.addresses.contains(&host) {
                     continue;
                 }
-                ip(&["addr", "add", &host, "dev", tun])?;
+                nl.add_address(index, host, 32, false)
+                    .map_err(nl_err(format!("adding {host}/32 to {tun}")))?;
                 hk.addresses.push(host);
             }
         }
-        for r in planned_routes(tun, cfg) {
-            let mut args: Vec<&str> = vec!["route", "add"];
-            args.extend(r.iter().map(String::as_str));
-            match ip(&args) {
-                Ok(_) => hk.routes.push(r),
-                Err(KernelError::Ip { stderr, .. }) if stderr.contains("File exists") => warn!(
+        for r in planned_routes(cfg) {
+            match nl.route(r.message(index), RouteOp::Add) {
+                Ok(()) => hk.routes.push(r),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => warn!(
                     "kernel route {} not added: the kernel has one already (its traffic \
                      does not go through routerd)",
-                    r.join(" ")
+                    r.text(tun)
                 ),
-                Err(e) => return Err(e),
+                Err(e) => return Err(nl_err(format!("adding the route {}", r.text(tun)))(e)),
             }
         }
         let all = std::fs::read_to_string("/proc/sys/net/ipv4/conf/all/rp_filter")
@@ -168,7 +217,11 @@ impl HostKernel {
             .unwrap_or_default();
         info!(
             "host path: TUN {tun} up (mtu {mtu}), kernel addresses {}, {} route(s) via {tun}{}",
-            hk.addresses.join(" "),
+            hk.addresses
+                .iter()
+                .map(|a| format!("{a}/32"))
+                .collect::<Vec<_>>()
+                .join(" "),
             hk.routes.len(),
             if all == "1" {
                 " (net.ipv4.conf.all.rp_filter is 1: strict reverse path filtering applies)"
@@ -179,13 +232,13 @@ impl HostKernel {
         Ok(hk)
     }
 
-    /// The addresses added to the TUN.
-    pub fn addresses(&self) -> &[String] {
+    /// The addresses added to the TUN (as /32s).
+    pub fn addresses(&self) -> &[Ipv4Addr] {
         &self.addresses
     }
 
-    /// The routes added, as `ip route` arguments.
-    pub fn routes(&self) -> &[Vec<String>] {
+    /// The routes added.
+    pub fn routes(&self) -> &[HostRoute] {
         &self.routes
     }
 
@@ -196,16 +249,20 @@ impl HostKernel {
             return problems;
         }
         self.removed = true;
+        let mut nl = match rtnl() {
+            Ok(nl) => nl,
+            Err(e) => return vec![e.to_string()],
+        };
         for r in self.routes.iter().rev() {
-            let mut args: Vec<&str> = vec!["route", "del"];
-            args.extend(r.iter().map(String::as_str));
-            if let Err(e) = ip(&args) {
-                problems.push(e.to_string());
+            let mut m = r.message(self.index);
+            m.header.scope = RouteScope::NoWhere;
+            if let Err(e) = nl.route(m, RouteOp::Del) {
+                problems.push(format!("removing the route {}: {e}", r.text(&self.tun)));
             }
         }
         for a in self.addresses.iter().rev() {
-            if let Err(e) = ip(&["addr", "del", a, "dev", &self.tun]) {
-                problems.push(e.to_string());
+            if let Err(e) = nl.del_address(self.index, *a, 32) {
+                problems.push(format!("removing {a}/32 from {}: {e}", self.tun));
             }
         }
         problems
@@ -229,9 +286,9 @@ mod tests {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml");
         let cfg = Config::load(&path).unwrap();
-        let routes: Vec<String> = planned_routes("rtr0", &cfg)
+        let routes: Vec<String> = planned_routes(&cfg)
             .iter()
-            .map(|r| r.join(" "))
+            .map(|r| r.text("rtr0"))
             .collect();
         assert_eq!(
             routes,
@@ -249,10 +306,7 @@ mod tests {
         let text = "interfaces:\n  - name: wan\n    device: r0\n    addresses: [198.18.0.1/24]\n\
                     routes:\n  - to: 192.0.2.0/25\n    blackhole: true\n  - to: 192.0.2.128/25\n    unreachable: true\n";
         let cfg = Config::from_str(text, std::path::Path::new("t.yaml")).unwrap();
-        let routes: Vec<String> = planned_routes("t0", &cfg)
-            .iter()
-            .map(|r| r.join(" "))
-            .collect();
+        let routes: Vec<String> = planned_routes(&cfg).iter().map(|r| r.text("t0")).collect();
         assert_eq!(
             routes,
             [

@@ -11,10 +11,15 @@
 //! operator (or the next routerd's clean exit, which restores only what it
 //! found) adds them.
 //!
-//! Uses `ip` (iproute2) and `/proc/sys`; never runs on the packet path.
+//! Talks rtnetlink ([`super::netlink`]) and writes `/proc/sys`; starts no
+//! process and never runs on the packet path.
 
+use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
+
+use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
+
+use super::netlink::{self, RouteOp, Rtnl};
 
 /// A failure to read or change the kernel's state of a port.
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +27,9 @@ pub enum KernelError {
     /// The device does not exist.
     #[error("no such device {0}: create it or fix interfaces[].device")]
     NoDevice(String),
-    /// `ip` could not be run.
-    #[error("cannot run `ip` ({0}): install iproute2")]
-    NoIp(std::io::Error),
-    /// An `ip` command failed.
-    #[error("`{cmd}` failed: {stderr}")]
-    Ip { cmd: String, stderr: String },
+    /// A netlink request failed.
+    #[error("{what}: {err}")]
+    Netlink { what: String, err: std::io::Error },
     /// A sysfs or procfs file could not be read or written.
     #[error("{path}: {err}")]
     Proc { path: PathBuf, err: std::io::Error },
@@ -38,11 +40,13 @@ pub enum KernelError {
 pub struct PortKernelState {
     /// Device name.
     pub device: String,
+    /// Its interface index.
+    pub index: u32,
     /// IPv4 addresses with prefix length (`198.18.0.1/24`).
-    pub addresses: Vec<String>,
+    pub addresses: Vec<(Ipv4Addr, u8)>,
     /// IPv4 routes of the main table through the device, other than the
-    /// kernel's own connected routes, as `ip route` arguments.
-    pub routes: Vec<Vec<String>>,
+    /// kernel's own connected routes, as the kernel dumped them.
+    pub routes: Vec<RouteMessage>,
     /// Previous `disable_ipv6` value, when the file exists.
     pub disable_ipv6: Option<String>,
 }
@@ -152,36 +156,78 @@ fn read_sys(device: &str, file: &str) -> Result<String, KernelError> {
     })
 }
 
-pub(crate) fn ip(args: &[&str]) -> Result<String, KernelError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(KernelError::NoIp)?;
-    if !out.status.success() {
-        return Err(KernelError::Ip {
-            cmd: format!("ip {}", args.join(" ")),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// A netlink socket, with the failure named.
+pub(crate) fn rtnl() -> Result<Rtnl, KernelError> {
+    Rtnl::new().map_err(|err| KernelError::Netlink {
+        what: "cannot open an rtnetlink socket".into(),
+        err,
+    })
+}
+
+/// Names a failed netlink request.
+pub(crate) fn nl_err(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> KernelError {
+    let what = what.into();
+    move |err| KernelError::Netlink { what, err }
+}
+
+/// `198.18.0.1/24`.
+pub fn addr_text(a: &(Ipv4Addr, u8)) -> String {
+    format!("{}/{}", a.0, a.1)
+}
+
+/// The interface index of `device`.
+pub fn device_index(device: &str) -> Result<u32, KernelError> {
+    netlink::ifindex(device).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::NotFound {
+            KernelError::NoDevice(device.to_string())
+        } else {
+            KernelError::Proc {
+                path: sys_path(device, "ifindex"),
+                err,
+            }
+        }
+    })
+}
+
+/// The route as it can be given back to the kernel: what the dump adds
+/// about it (cache info, flags the kernel sets) left out.
+fn restorable(r: &RouteMessage) -> RouteMessage {
+    let mut m = r.clone();
+    m.header.flags = Default::default();
+    m.attributes.retain(|a| {
+        matches!(
+            a,
+            RouteAttribute::Destination(_)
+                | RouteAttribute::Gateway(_)
+                | RouteAttribute::Oif(_)
+                | RouteAttribute::Priority(_)
+                | RouteAttribute::PrefSource(_)
+                | RouteAttribute::Table(_)
+                | RouteAttribute::MultiPath(_)
+                | RouteAttribute::Metrics(_)
+        )
+    });
+    m
 }
 
 /// The kernel's IPv4 addresses, routes and IPv6 switch of `device`.
 pub fn port_state(device: &str) -> Result<PortKernelState, KernelError> {
-    let addrs = ip(&["-4", "-o", "addr", "show", "dev", device])?;
-    let addresses = addrs
-        .lines()
-        .filter_map(|l| {
-            let mut w = l.split_whitespace();
-            w.by_ref().find(|t| *t == "inet")?;
-            w.next().map(str::to_string)
+    let index = device_index(device)?;
+    let mut nl = rtnl()?;
+    let addresses = nl
+        .ipv4_addresses(index)
+        .map_err(nl_err(format!("listing the IPv4 addresses of {device}")))?;
+    let routes = nl
+        .ipv4_routes()
+        .map_err(nl_err("listing the kernel's IPv4 routes"))?
+        .iter()
+        .filter(|r| {
+            netlink::route_table(r)
+                == u32::from(netlink_packet_route::route::RouteHeader::RT_TABLE_MAIN)
+                && r.header.protocol != RouteProtocol::Kernel
+                && netlink::route_oif(r) == Some(index)
         })
-        .collect();
-    let routes = ip(&["-4", "route", "show", "dev", device])?
-        .lines()
-        .filter(|l| !l.contains("proto kernel"))
-        .map(|l| l.split_whitespace().map(str::to_string).collect())
-        .filter(|r: &Vec<String>| !r.is_empty())
+        .map(restorable)
         .collect();
     let v6 = PathBuf::from(format!("/proc/sys/net/ipv6/conf/{device}/disable_ipv6"));
     let disable_ipv6 = std::fs::read_to_string(v6)
@@ -189,6 +235,7 @@ pub fn port_state(device: &str) -> Result<PortKernelState, KernelError> {
         .map(|s| s.trim().to_string());
     Ok(PortKernelState {
         device: device.to_string(),
+        index,
         addresses,
         routes,
         disable_ipv6,
@@ -204,8 +251,10 @@ impl Takeover {
             let st = port_state(dev)?;
             // Record first: a failure half-way still restores what was done.
             t.ports.push(st.clone());
+            let mut nl = rtnl()?;
             for a in &st.addresses {
-                ip(&["addr", "del", a, "dev", dev])?;
+                nl.del_address(st.index, a.0, a.1)
+                    .map_err(nl_err(format!("removing {} from {dev}", addr_text(a))))?;
             }
             if st.disable_ipv6.is_some() {
                 set_disable_ipv6(dev, "1")?;
@@ -227,19 +276,20 @@ impl Takeover {
             return problems;
         }
         self.restored = true;
+        let mut nl = match rtnl() {
+            Ok(nl) => nl,
+            Err(e) => return vec![e.to_string()],
+        };
         for st in &self.ports {
             let dev = st.device.as_str();
             for a in &st.addresses {
-                if let Err(e) = ip(&["addr", "replace", a, "dev", dev]) {
-                    problems.push(e.to_string());
+                if let Err(e) = nl.add_address(st.index, a.0, a.1, true) {
+                    problems.push(format!("adding {} to {dev}: {e}", addr_text(a)));
                 }
             }
             for r in &st.routes {
-                let mut args: Vec<&str> = vec!["route", "replace"];
-                args.extend(r.iter().map(String::as_str));
-                args.extend(["dev", dev]);
-                if let Err(e) = ip(&args) {
-                    problems.push(e.to_string());
+                if let Err(e) = nl.route(r.clone(), RouteOp::Replace) {
+                    problems.push(format!("restoring a route through {dev}: {e}"));
                 }
             }
             if let Some(v) = &st.disable_ipv6 {

@@ -21,6 +21,8 @@
 pub mod ctl;
 pub mod host;
 pub mod kernel;
+pub mod kernel_routes;
+pub mod netlink;
 pub mod stats;
 pub mod watch;
 
@@ -46,6 +48,7 @@ use crate::ctl::trace::TraceService;
 use crate::ctl::{metrics, server, CtlError};
 use host::HostKernel;
 use kernel::{KernelError, NapiTuning, Takeover};
+use kernel_routes::{KernelFeed, RoutePublisher};
 use stats::{HostPathStats, RouterStats};
 
 /// Bytes per UMEM frame.
@@ -88,6 +91,9 @@ pub enum RunError {
         have: u32,
         want: usize,
     },
+    /// The kernel route feed could not start.
+    #[error("kernel_routes: cannot follow the kernel's routing table: {0}")]
+    KernelRoutes(std::io::Error),
     /// Signal handlers could not be installed.
     #[error("cannot install signal handlers: {0}")]
     Signal(std::io::Error),
@@ -131,6 +137,10 @@ pub struct Router {
     workers: Vec<(Arc<WorkerShared>, Option<WorkerThread>)>,
     /// Live traces: the hub all workers watch.
     trace: TraceService,
+    /// Publishes tables (config and kernel routes) to the workers.
+    publisher: Arc<RoutePublisher>,
+    /// Follows the kernel's table (`kernel_routes`); stops on drop.
+    feed: Option<KernelFeed>,
     // Fields drop in this order: the TUN's kernel state and the TUN go
     // before the ports' kernel state is restored.
     /// The kernel addresses and routes of the TUN.
@@ -162,6 +172,12 @@ fn xdp_mode(m: config::XdpMode) -> XdpMode {
 /// Compiles `cfg` with the interface MACs read from the devices; checks that
 /// every device exists and its MTU fits a frame.
 pub fn build_tables(cfg: &Config) -> Result<Tables, RunError> {
+    build_spec(cfg).map(Tables::build)
+}
+
+/// The tables input of `cfg` with the interface MACs read from the
+/// devices (see [`build_tables`]).
+pub fn build_spec(cfg: &Config) -> Result<dataplane::tables::TablesSpec, RunError> {
     let mut spec = cfg.tables_spec();
     let max = FRAME_SIZE - RX_HEADROOM - L2_OVERHEAD;
     for ifc in &mut spec.interfaces {
@@ -175,7 +191,7 @@ pub fn build_tables(cfg: &Config) -> Result<Tables, RunError> {
             });
         }
     }
-    Ok(Tables::build(spec))
+    Ok(spec)
 }
 
 impl Router {
@@ -186,7 +202,8 @@ impl Router {
         for &core in &d.workers {
             check_core(core)?;
         }
-        let tables = build_tables(cfg)?;
+        let base = build_spec(cfg)?;
+        let tables = Tables::build(base.clone());
         let devices: Vec<String> = cfg
             .spec
             .interfaces
@@ -285,7 +302,11 @@ impl Router {
             let addrs = if p.addresses.is_empty() {
                 "none".to_string()
             } else {
-                p.addresses.join(" ")
+                p.addresses
+                    .iter()
+                    .map(kernel::addr_text)
+                    .collect::<Vec<_>>()
+                    .join(" ")
             };
             info!(
                 "kernel addresses of {} taken off while routerd runs (restored at exit): {}; \
@@ -308,12 +329,25 @@ impl Router {
 
         let stop = Arc::new(AtomicBool::new(false));
         let slot = Arc::new(TablesSlot::new(Arc::new(tables)));
+        let publisher = Arc::new(RoutePublisher::new(
+            slot.clone(),
+            base,
+            cfg.kernel_routes.clone(),
+        ));
+        // After the host path's own kernel routes are in (they are never
+        // mirrored), before the workers start: they start with the routes.
+        let feed = match cfg.kernel_routes {
+            Some(_) => Some(KernelFeed::start(publisher.clone()).map_err(RunError::KernelRoutes)?),
+            None => None,
+        };
         let mut router = Router {
             names,
             stop: stop.clone(),
             tables: slot.clone(),
             workers: Vec::new(),
             trace: TraceService::new(),
+            publisher,
+            feed,
             host_kernel,
             host,
             programs,
@@ -395,6 +429,9 @@ impl Router {
     /// Stops the workers, detaches the programs, gives the ports back to the
     /// kernel; returns the final counters.
     pub fn stop(mut self) -> RouterStats {
+        if let Some(mut f) = self.feed.take() {
+            f.stop();
+        }
         self.stop.store(true, Ordering::Relaxed);
         for (i, (_, h)) in self.workers.iter_mut().enumerate() {
             if let Some(h) = h.take() {

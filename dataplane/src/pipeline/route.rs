@@ -8,7 +8,7 @@ use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::{Pkt, PortId, ETH_HDR_LEN};
 use crate::rules::ChainId;
-use crate::tables::{NextHop, Tables};
+use crate::tables::{flow_hash, NextHop, Tables};
 use crate::trace::{Event, Tracer};
 use crate::wire::{ethernet, icmp};
 
@@ -26,9 +26,30 @@ impl Route {
     #[inline(always)]
     pub(super) fn lookup(t: &Tables, m: &mut Meta) -> Route {
         let id = t.routes.lookup(m.dst);
-        let next_hop = id.map(|i| t.next_hops[i as usize]);
-        m.local_dst = matches!(next_hop, Some(NextHop::Local));
-        Route { id, next_hop }
+        let mut r = Route {
+            id,
+            next_hop: id.map(|i| t.next_hops[i as usize]),
+        };
+        if let (Some(i), Some(NextHop::Multipath { .. })) = (id, r.next_hop) {
+            r = Route::pick_path(t, m, i);
+        }
+        m.local_dst = matches!(r.next_hop, Some(NextHop::Local));
+        r
+    }
+
+    /// The path of a multipath route for the packet's flow (ECMP).
+    #[inline(never)]
+    fn pick_path(t: &Tables, m: &Meta, id: u32) -> Route {
+        let (sport, dport) = if m.has_ports {
+            (m.sport, m.dport)
+        } else {
+            (0, 0)
+        };
+        let (id, nh) = t.resolve(id, flow_hash(m.src, m.dst, m.proto, sport, dport));
+        Route {
+            id: Some(id),
+            next_hop: Some(nh),
+        }
     }
 
     /// The checks of a packet from a port that need its route: a directed
@@ -82,15 +103,17 @@ impl State {
             next_hop: r.next_hop,
         });
         match r.next_hop {
-            None | Some(NextHop::Unreachable) => Err(self.send_icmp_error(
-                t,
-                pkt,
-                m,
-                icmp::DEST_UNREACHABLE,
-                icmp::NET_UNREACHABLE,
-                0,
-                DropReason::RouteNoRoute,
-            )),
+            // A multipath next hop is resolved by the lookup: never here.
+            None | Some(NextHop::Unreachable) | Some(NextHop::Multipath { .. }) => Err(self
+                .send_icmp_error(
+                    t,
+                    pkt,
+                    m,
+                    icmp::DEST_UNREACHABLE,
+                    icmp::NET_UNREACHABLE,
+                    0,
+                    DropReason::RouteNoRoute,
+                )),
             Some(NextHop::Blackhole) => Err(Outcome::drop(DropReason::RouteNoRoute)),
             Some(NextHop::Local) => Ok((ChainId::Input, PortId::HOST)),
             Some(NextHop::Connected(p)) | Some(NextHop::Via { port: p, .. }) => {

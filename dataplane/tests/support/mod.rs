@@ -118,29 +118,24 @@ pub fn spec() -> TablesSpec {
     TablesSpec {
         interfaces: vec![ifc("wan", WAN_MAC, WAN_ADDR), ifc("lan", LAN_MAC, LAN_ADDR)],
         routes: vec![
-            RouteSpec {
-                prefix: Ipv4Prefix::DEFAULT,
-                next_hop: NextHop::Via {
+            RouteSpec::new(
+                Ipv4Prefix::DEFAULT,
+                NextHop::Via {
                     port: WAN,
                     gateway: WAN_GW,
                 },
-            },
-            RouteSpec {
-                prefix: prefix(ip(203, 0, 113, 0), 24),
-                next_hop: NextHop::Via {
+            ),
+            RouteSpec::new(
+                prefix(ip(203, 0, 113, 0), 24),
+                NextHop::Via {
                     port: LAN,
                     gateway: LAN_GW,
                 },
-            },
-            RouteSpec {
-                prefix: prefix(ip(192, 0, 2, 0), 25),
-                next_hop: NextHop::Unreachable,
-            },
-            RouteSpec {
-                prefix: prefix(ip(192, 0, 2, 128), 25),
-                next_hop: NextHop::Blackhole,
-            },
+            ),
+            RouteSpec::new(prefix(ip(192, 0, 2, 0), 25), NextHop::Unreachable),
+            RouteSpec::new(prefix(ip(192, 0, 2, 128), 25), NextHop::Blackhole),
         ],
+        kernel_routes: Vec::new(),
         neighbours: vec![
             StaticNeighbour {
                 addr: WAN_GW,
