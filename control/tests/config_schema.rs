@@ -225,6 +225,7 @@ interfaces:
 host: { tun: rtr0, enabled: true }
 routes:
   - { to: 203.0.113.0/24, via: 198.19.0.2 }
+  - { to: 203.0.113.0/25, via: [198.19.0.2, 198.19.0.3] }
   - { to: 198.18.128.0/24, interface: lan }
   - { to: 198.18.129.0/24, blackhole: true }
   - { to: 198.18.130.0/24, unreachable: true }
@@ -245,6 +246,7 @@ filter:
   input: { policy: drop, rules: [ { match: { out: host, state: [new, established] }, action: accept, comment: in } ] }
   forward: { policy: accept, rules: [ { match: { destination: [203.0.113.0/24] }, action: reject } ] }
   output: { policy: accept, rules: [ { match: { in: host, source: local, protocol: udp }, action: drop } ] }
+kernel_routes: { table: main, protocols: [bgp] }
 "#;
 
 /// Every (mapping, key) of the schema, by the mapping's address.

@@ -838,13 +838,11 @@ impl Drop for Bird {
 fn bird_on_the_router_learns_a_peer_s_prefix_over_bgp_through_the_host_path() {
     require_root();
     let _g = serial();
-    assert!(
-        std::process::Command::new("bird")
-            .arg("--version")
-            .output()
-            .is_ok(),
-        "this test runs BIRD: install the Debian package bird2 (.ci/run does)"
-    );
+    // A fresh machine (Rust and iproute2) has no BIRD: the test says so in
+    // one line and leaves the BGP session out; CI installs bird2 and runs it.
+    if !lab::optional_tool("bird", "bird2", "the BGP session between two BIRDs") {
+        return;
+    }
     let t = Topology::build("ekre").expect("build the lab");
     t.lab
         .exec(

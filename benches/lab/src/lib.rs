@@ -108,3 +108,29 @@ pub fn require_root() {
         }
     }
 }
+
+/// Whether a test may use `tool` (from Debian's `package`), a program
+/// beyond iproute2 that some checks run (tcpdump, BIRD). A fresh machine
+/// has only Rust and iproute2, and the README's test command must pass
+/// there: without the tool those checks are left out, with one line saying
+/// so. In CI (`CI` set, as `.ci/run`, which installs the package, runs),
+/// a missing tool fails the test instead, so nothing is left out there.
+pub fn optional_tool(tool: &str, package: &str, what: &str) -> bool {
+    let found = std::process::Command::new(tool)
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("{tool} is not installed: apt-get install {package} (.ci/run installs it); {what}");
+    }
+    eprintln!(
+        "note: {tool} is not installed, so {what} is left out here \
+         (apt-get install {package}; .ci/run installs it and CI runs it)"
+    );
+    false
+}
