@@ -10,18 +10,15 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use dataplane::worker::Phase;
 use serde::{Deserialize, Serialize};
 
-/// The phases, in table order.
-pub const PHASES: [&str; 7] = [
-    "rx",
-    "pipeline",
-    "tx",
-    "host",
-    "handoff",
-    "housekeeping",
-    "idle",
-];
+/// The phases, in table order: the worker's own ([`Phase::ALL`]).
+fn phase_order(name: &str) -> usize {
+    (Phase::ALL.iter())
+        .position(|p| p.name() == name)
+        .unwrap_or(Phase::ALL.len())
+}
 
 /// One worker's (or the total's) counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +51,7 @@ pub struct RuntimeDelta {
     /// Loops, and loops that found work.
     pub loops: u64,
     pub busy_loops: u64,
-    /// Cycles per packet by phase, in [`PHASES`] order where present.
+    /// Cycles per packet by phase, in [`Phase::ALL`] order where present.
     pub per_packet: Vec<(String, f64)>,
     /// All cycles but `idle`, per packet.
     pub busy_per_packet: f64,
@@ -101,7 +98,7 @@ impl RuntimeSnapshot {
         let mut per_packet = Vec::new();
         let mut busy = 0u64;
         let mut names: Vec<&String> = a.cycles.keys().collect();
-        names.sort_by_key(|n| PHASES.iter().position(|p| p == n).unwrap_or(PHASES.len()));
+        names.sort_by_key(|n| phase_order(n));
         for name in names {
             let d = a.cycles[name].saturating_sub(b.cycles.get(name).copied().unwrap_or(0));
             if name != "idle" {
