@@ -1057,8 +1057,14 @@ impl Frr {
 
 impl Drop for Frr {
     fn drop(&mut self) {
-        // bgpd before zebra.
+        // bgpd before zebra; SIGTERM, so that each removes its state
+        // directory under /var/tmp/frr (SIGKILL after 5 s).
         for d in self.daemons.iter_mut().rev() {
+            let _ = lab::send_signal(d.id(), "TERM", "an FRR daemon");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(d.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = d.kill();
             let _ = d.wait();
         }
