@@ -10,7 +10,10 @@
 //! and a transit flow meanwhile loses nothing; an overrun of the netlink
 //! socket ends in a counted resync and a clean verify; ECMP over two
 //! gateways (a kernel multipath route, a nexthop group, a static
-//! `via: [...]`) uses both and keeps each flow on one path.
+//! `via: [...]`) uses both and keeps each flow on one path; BIRD, and
+//! FRR (zebra, bgpd: routes through kernel nexthop objects), on the router
+//! learn a peer's prefix over BGP through routerd's host path, routerd
+//! forwards to it and drops it when the peer stops.
 //!
 //! The tests run one at a time (a lock): the 100,000-route test shares the
 //! two cores with the others. Every traffic loop is bounded; namespaces and
@@ -927,6 +930,251 @@ protocol bgp to_peer {
         took.is_some(),
         "the withdrawn prefix stayed:\n{}",
         router.protocols()
+    );
+    eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
+    let p = live.t.ping("203.0.113.2", 2).expect("ping");
+    assert_eq!(p.received, 0, "{}", p.text);
+    assert!(p.errors.iter().any(|e| e.icmp_type == 3), "{}", p.text);
+    drop(router);
+    live.stop();
+}
+
+/// Where Debian's `frr` puts its daemons (not on PATH).
+const FRR_SBIN: &str = "/usr/lib/frr";
+
+/// The router's FRR configuration, as the README shows it in
+/// `/etc/frr/frr.conf` (the test gives it to bgpd with `-f`).
+const FRR_CONF: &str = "frr defaults traditional
+hostname router
+router bgp 65001
+ bgp router-id 198.19.0.1
+ no bgp ebgp-requires-policy
+ neighbor 198.19.0.2 remote-as 65002
+ neighbor 198.19.0.2 update-source 198.19.0.1
+ neighbor 198.19.0.2 ebgp-multihop 2
+ neighbor 198.19.0.2 timers connect 1
+ address-family ipv4 unicast
+  neighbor 198.19.0.2 activate
+ exit-address-family
+";
+
+/// FRR's zebra and bgpd run in a namespace in the foreground, with their
+/// config, pid files, zserv and vty sockets and logs in a temporary
+/// directory (nothing under /etc/frr or /var/run/frr); killed by pid on
+/// drop.
+struct Frr {
+    daemons: Vec<std::process::Child>,
+    dir: PathBuf,
+    ns: String,
+}
+
+impl Frr {
+    fn start(ns: &str, dir: &TempDir, conf: &str) -> Frr {
+        let base = dir.path("");
+        // The daemons drop to Debian's `frr` user: it writes sockets, pid
+        // files and logs here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o777))
+            .expect("chmod the FRR directory");
+        std::fs::write(dir.path("zebra.conf"), "").expect("write zebra.conf");
+        std::fs::write(dir.path("frr.conf"), conf).expect("write frr.conf");
+        let zsock = dir.path("zserv.api");
+        let mut frr = Frr {
+            daemons: Vec::new(),
+            dir: base.clone(),
+            ns: ns.to_string(),
+        };
+        for (daemon, conf) in [("zebra", "zebra.conf"), ("bgpd", "frr.conf")] {
+            let child = std::process::Command::new("ip")
+                .args(["netns", "exec", ns])
+                .arg(Path::new(FRR_SBIN).join(daemon))
+                .arg("-f")
+                .arg(dir.path(conf))
+                .arg("-i")
+                .arg(dir.path(&format!("{daemon}.pid")))
+                .arg("-z")
+                .arg(&zsock)
+                .arg("--vty_socket")
+                .arg(&base)
+                // No vty on TCP: vtysh reaches it over the socket.
+                .args(["-P", "0", "--log"])
+                .arg(format!(
+                    "file:{}",
+                    dir.path(&format!("{daemon}.log")).display()
+                ))
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::inherit())
+                .spawn()
+                .expect("start an FRR daemon (Debian package frr)");
+            frr.daemons.push(child);
+            // bgpd talks to zebra over its socket: zebra first.
+            let ready = dir.path(&format!("{daemon}.vty"));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ready.exists() {
+                assert!(
+                    Instant::now() < deadline,
+                    "{daemon} in {ns} did not come up:\n{}",
+                    frr.logs()
+                );
+                if let Ok(Some(st)) = frr.daemons.last_mut().expect("started").try_wait() {
+                    panic!("{daemon} in {ns} exited: {st}\n{}", frr.logs());
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        frr
+    }
+
+    /// `vtysh -c CMD` against this FRR's vty sockets, for failure messages.
+    fn vtysh(&self, cmd: &str) -> String {
+        std::process::Command::new("ip")
+            .args(["netns", "exec", &self.ns, "vtysh", "--vty_socket"])
+            .arg(&self.dir)
+            .args(["-c", cmd])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    fn logs(&self) -> String {
+        ["zebra.log", "bgpd.log"]
+            .iter()
+            .map(|f| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn state(&self) -> String {
+        format!(
+            "{}\n{}\n{}",
+            self.vtysh("show bgp summary"),
+            self.vtysh("show ip route"),
+            self.logs()
+        )
+    }
+}
+
+impl Drop for Frr {
+    fn drop(&mut self) {
+        // bgpd before zebra; SIGTERM, so that each removes its state
+        // directory under /var/tmp/frr (SIGKILL after 5 s).
+        for d in self.daemons.iter_mut().rev() {
+            let _ = lab::send_signal(d.id(), "TERM", "an FRR daemon");
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline && matches!(d.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+}
+
+#[test]
+fn frr_on_the_router_learns_a_peer_s_prefix_over_bgp_and_installs_it_as_a_nexthop_object() {
+    require_root();
+    let _g = serial();
+    // As with BIRD: without FRR the test says so in one line; CI installs
+    // frr and runs it.
+    let zebra = format!("{FRR_SBIN}/zebra");
+    if !lab::optional_tool(&zebra, "frr", "the BGP session with FRR") {
+        return;
+    }
+    if !lab::optional_tool(
+        "bird",
+        "bird2",
+        "the BGP session with FRR (BIRD is its peer)",
+    ) {
+        return;
+    }
+    let t = Topology::build("ekrf").expect("build the lab");
+    t.lab
+        .exec(
+            &t.srv,
+            &["ip", "addr", "add", "203.0.113.2/32", "dev", "srv0"],
+        )
+        .unwrap();
+    // The README's FRR protocols: bgpd writes `proto bgp` (186).
+    let config = config_text("", "").replace(
+        "protocols: [static, bgp, zebra, bird]",
+        "protocols: [bgp, ospf, 196]",
+    );
+    assert!(config.contains("protocols: [bgp, ospf, 196]"));
+    let mut live = Live::start(t, "ekrf", config, None);
+    let dir = TempDir::new("e2ekr-frr", "ekrf");
+    // The peer (the server, BIRD) announces 203.0.113.0/24 and waits for
+    // the router to connect.
+    let peer_conf = "router id 198.19.0.2;
+protocol device {}
+protocol static { ipv4; route 203.0.113.0/24 blackhole; }
+protocol bgp to_router {
+  local 198.19.0.2 as 65002;
+  neighbor 198.19.0.1 as 65001;
+  passive on;
+  ipv4 { import none; export where source = RTS_STATIC; };
+}
+";
+    let mut peer = Bird::start(&live.t.srv, &dir, "peer", peer_conf);
+    let router = Frr::start(&live.t.rtr, &dir, FRR_CONF);
+    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
+        r["source"] == "kernel" && r["protocol"] == "bgp" && r["paths"][0]["gateway"] == SERVER_IP
+    });
+    let kernel = |live: &Live| {
+        live.t
+            .lab
+            .exec(&live.t.rtr, &["ip", "route", "show", "203.0.113.0/24"])
+            .unwrap_or_default()
+    };
+    assert!(
+        took.is_some(),
+        "the peer's prefix did not reach the dataplane:\nrouter:\n{}\npeer:\n{}\nkernel: {}\nrouterd: {}",
+        router.state(),
+        peer.protocols(),
+        kernel(&live),
+        live.lookup("203.0.113.2")
+    );
+    eprintln!("BGP prefix in the dataplane {took:?} after FRR started");
+    // zebra wrote it as a route through a nexthop object (`nhid`, RTA_NH_ID).
+    let k = kernel(&live);
+    assert!(
+        k.contains("nhid ") && k.contains("proto bgp"),
+        "zebra's route: {k}"
+    );
+    let nh = live
+        .t
+        .lab
+        .exec(&live.t.rtr, &["ip", "nexthop", "show"])
+        .unwrap_or_default();
+    eprintln!("zebra's route: {}zebra's nexthops:\n{nh}", k);
+    // What `routerctl route show` says of it (the README quotes it).
+    let show = live.ctl(&["route", "show", "203.0.113.0/24"]);
+    let show = String::from_utf8_lossy(&show.stdout).into_owned();
+    assert!(
+        show.contains("203.0.113.0/24 via 198.19.0.2 dev lan kernel proto bgp"),
+        "route show: {show}"
+    );
+    let p = live.t.ping("203.0.113.2", 3).expect("ping");
+    assert_eq!(p.received, 3, "forwarded to the BGP peer:\n{}", p.text);
+    let v = live.ctl(&["route", "verify"]);
+    assert_eq!(
+        v.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+
+    // The peer stops: the session ends, zebra withdraws the route from
+    // the kernel, routerd from the dataplane.
+    peer.stop();
+    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
+        r["source"] == "static"
+    });
+    assert!(
+        took.is_some(),
+        "the withdrawn prefix stayed:\n{}\nkernel: {}",
+        router.state(),
+        kernel(&live)
     );
     eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
     let p = live.t.ping("203.0.113.2", 2).expect("ping");

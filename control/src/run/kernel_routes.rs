@@ -194,10 +194,29 @@ impl KernelState {
             Change::DelRoute(p, prio) => self.routes.remove(&(p, prio)).is_some(),
             Change::NewNexthop(id, nh) => self.nexthops.insert(id, nh.clone()) != Some(nh),
             Change::DelNexthop(id) => {
-                // The kernel removes the routes using it without telling.
-                self.routes
-                    .retain(|_, r| r.target != KernelTarget::NexthopId(id));
-                self.nexthops.remove(&id).is_some()
+                let known = self.nexthops.remove(&id).is_some();
+                // As the kernel does: the nexthop leaves every group, and a
+                // group left empty goes too (its notifications follow, but
+                // a batch may end before them: FRR's groups lose members
+                // this way when a peer or a device goes).
+                let mut gone = vec![id];
+                for (g, nh) in self.nexthops.iter_mut() {
+                    if nh.group.contains(&id) {
+                        nh.group.retain(|m| *m != id);
+                        if nh.group.is_empty() {
+                            gone.push(*g);
+                        }
+                    }
+                }
+                for g in &gone[1..] {
+                    self.nexthops.remove(g);
+                }
+                // The kernel removes the routes using them without telling.
+                self.routes.retain(|_, r| match r.target {
+                    KernelTarget::NexthopId(n) => !gone.contains(&n),
+                    _ => true,
+                });
+                known
             }
         }
     }
@@ -1130,6 +1149,57 @@ mod tests {
         // Deleting the group removes the route using it.
         st.apply(Change::DelNexthop(10));
         assert_eq!(st.map(&ifs()).0.len(), 1);
+    }
+
+    #[test]
+    fn a_deleted_nexthop_leaves_its_groups_and_an_emptied_group_takes_its_routes() {
+        let mut st = KernelState::default();
+        for (id, g) in [(1, "198.19.0.2"), (2, "198.19.0.3")] {
+            st.apply(Change::NewNexthop(
+                id,
+                Nexthop {
+                    gateway: Some(ip(g)),
+                    ..Default::default()
+                },
+            ));
+        }
+        st.apply(Change::NewNexthop(
+            10,
+            Nexthop {
+                group: vec![1, 2],
+                ..Default::default()
+            },
+        ));
+        let g = msg(
+            "203.0.113.0",
+            24,
+            186,
+            RouteType::Unicast,
+            vec![RouteAttribute::NhId(10)],
+        );
+        st.apply(route_change(&g, false, &cfg(None)).unwrap());
+        // `ip nexthop del id 1`: the kernel's group is now 2 alone, and so
+        // is routerd's, before the group's own notification arrives.
+        assert!(st.apply(Change::DelNexthop(1)));
+        let (routes, skipped) = st.map(&ifs());
+        assert!(skipped.is_empty(), "{skipped:?}");
+        let paths: Vec<NextHop> = routes[0].paths().collect();
+        assert_eq!(
+            paths,
+            [NextHop::Via {
+                port: PortId(1),
+                gateway: ip("198.19.0.3"),
+            }]
+        );
+        // Its last member gone, the group and its route go (the kernel
+        // sends no RTM_DELROUTE for it).
+        assert!(st.apply(Change::DelNexthop(2)));
+        assert!(!st.nexthops.contains_key(&10));
+        let (routes, skipped) = st.map(&ifs());
+        assert!(
+            routes.is_empty() && skipped.is_empty(),
+            "{routes:?} {skipped:?}"
+        );
     }
 
     #[test]
