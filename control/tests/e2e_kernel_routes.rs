@@ -125,6 +125,17 @@ impl Live {
             .expect("ip in the router");
     }
 
+    /// `routerctl route verify` finds no difference (exit status 0).
+    fn assert_verify_clean(&self) {
+        let out = self.ctl(&["route", "verify"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     /// The dataplane's route for `addr` (`route lookup --json`).
     fn lookup(&self, addr: &str) -> Value {
         let out = self.ctl(&["route", "lookup", "--json", addr]);
@@ -225,13 +236,7 @@ fn a_route_added_with_ip_route_is_forwarded_and_its_removal_answers_unreachable(
             .unwrap(),
         "0"
     );
-    let out = live.ctl(&["route", "verify"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    live.assert_verify_clean();
 
     // A route whose gateway is on no connected network is skipped, counted
     // and explained.
@@ -573,13 +578,7 @@ fn a_netlink_overrun_ends_in_a_counted_resync_and_a_clean_verify() {
     );
     let metrics_resyncs = live.json(&["stats", "--json"])["routes"]["kernel_resyncs"].clone();
     assert!(metrics_resyncs.as_u64().unwrap() >= 1);
-    let v = live.ctl(&["route", "verify"]);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    live.assert_verify_clean();
     // And a deletion after the resync is followed.
     live.ip(&["route", "del", &prefixes[0], "proto", "bgp"]);
     assert!(wait_kernel_routes(&live, 19_999, Duration::from_secs(10)).is_some());
@@ -765,14 +764,56 @@ fn ecmp_over_two_gateways_uses_both_and_keeps_each_flow_on_one_path() {
     .expect("the nexthop-group route reaches the dataplane");
     let g = ecmp_traffic(&live.t, &srv2, "203.0.113.70", flows, each);
     check_ecmp("nexthop group", &g, flows, each);
-    let v = live.ctl(&["route", "verify"]);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    live.assert_verify_clean();
     live.stop();
+}
+
+/// The lab of the BGP tests: the server (the BGP peer) also holds
+/// 203.0.113.2, in the prefix it announces.
+fn bgp_lab(tag: &str) -> Topology {
+    let t = Topology::build(tag).expect("build the lab");
+    t.lab
+        .exec(
+            &t.srv,
+            &["ip", "addr", "add", "203.0.113.2/32", "dev", "srv0"],
+        )
+        .unwrap();
+    t
+}
+
+/// The BGP peer (BIRD on the server): announces 203.0.113.0/24 and waits
+/// for the router to connect.
+const BIRD_PEER_CONF: &str = "router id 198.19.0.2;
+protocol device {}
+protocol static { ipv4; route 203.0.113.0/24 blackhole; }
+protocol bgp to_router {
+  local 198.19.0.2 as 65002;
+  neighbor 198.19.0.1 as 65001;
+  passive on;
+  ipv4 { import none; export where source = RTS_STATIC; };
+}
+";
+
+/// The peer's prefix is forwarded to it, and the dataplane agrees with the
+/// kernel's table.
+fn assert_forwarded_to_peer(live: &Live) {
+    let p = live.t.ping("203.0.113.2", 3).expect("ping");
+    assert_eq!(p.received, 3, "forwarded to the BGP peer:\n{}", p.text);
+    live.assert_verify_clean();
+}
+
+/// After the peer stopped: the prefix leaves the dataplane (the config's
+/// static unreachable route is what is left), and the sender gets ICMP
+/// unreachable; `state` says what the router's daemon saw, on failure.
+fn assert_withdrawn(live: &Live, state: impl Fn() -> String) {
+    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
+        r["source"] == "static"
+    });
+    assert!(took.is_some(), "the withdrawn prefix stayed:\n{}", state());
+    eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
+    let p = live.t.ping("203.0.113.2", 2).expect("ping");
+    assert_eq!(p.received, 0, "{}", p.text);
+    assert!(p.errors.iter().any(|e| e.icmp_type == 3), "{}", p.text);
 }
 
 /// A BIRD daemon run in a namespace (foreground, its own config and
@@ -846,27 +887,9 @@ fn bird_on_the_router_learns_a_peer_s_prefix_over_bgp_through_the_host_path() {
     if !lab::optional_tool("bird", "bird2", "the BGP session between two BIRDs") {
         return;
     }
-    let t = Topology::build("ekre").expect("build the lab");
-    t.lab
-        .exec(
-            &t.srv,
-            &["ip", "addr", "add", "203.0.113.2/32", "dev", "srv0"],
-        )
-        .unwrap();
+    let t = bgp_lab("ekre");
     let mut live = Live::start(t, "ekre", config_text("", ""), None);
     let dir = TempDir::new("e2ekr-bird", "ekre");
-    // The peer (the server) announces 203.0.113.0/24 and waits for the
-    // router to connect.
-    let peer_conf = "router id 198.19.0.2;
-protocol device {}
-protocol static { ipv4; route 203.0.113.0/24 blackhole; }
-protocol bgp to_router {
-  local 198.19.0.2 as 65002;
-  neighbor 198.19.0.1 as 65001;
-  passive on;
-  ipv4 { import none; export where source = RTS_STATIC; };
-}
-";
     // The router: BGP to the peer through routerd's host path (the TUN
     // holds only /32s, so the session is multihop and the peer's next hop
     // resolves over a device route; the kernel export makes the peer the
@@ -894,7 +917,7 @@ protocol bgp to_peer {
   ipv4 { import all; export none; };
 }
 ";
-    let mut peer = Bird::start(&live.t.srv, &dir, "peer", peer_conf);
+    let mut peer = Bird::start(&live.t.srv, &dir, "peer", BIRD_PEER_CONF);
     let router = Bird::start(&live.t.rtr, &dir, "router", router_conf);
     let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
         r["source"] == "kernel" && r["protocol"] == "bird" && r["paths"][0]["gateway"] == SERVER_IP
@@ -910,31 +933,12 @@ protocol bgp to_peer {
             .unwrap_or_default()
     );
     eprintln!("BGP prefix in the dataplane {took:?} after BIRD started");
-    let p = live.t.ping("203.0.113.2", 3).expect("ping");
-    assert_eq!(p.received, 3, "forwarded to the BGP peer:\n{}", p.text);
-    let v = live.ctl(&["route", "verify"]);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_forwarded_to_peer(&live);
 
     // The peer's BIRD stops: the session ends, BIRD withdraws the route
     // from the kernel, routerd from the dataplane.
     peer.stop();
-    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
-        r["source"] == "static"
-    });
-    assert!(
-        took.is_some(),
-        "the withdrawn prefix stayed:\n{}",
-        router.protocols()
-    );
-    eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
-    let p = live.t.ping("203.0.113.2", 2).expect("ping");
-    assert_eq!(p.received, 0, "{}", p.text);
-    assert!(p.errors.iter().any(|e| e.icmp_type == 3), "{}", p.text);
+    assert_withdrawn(&live, || router.protocols());
     drop(router);
     live.stop();
 }
@@ -1088,13 +1092,7 @@ fn frr_on_the_router_learns_a_peer_s_prefix_over_bgp_and_installs_it_as_a_nextho
     ) {
         return;
     }
-    let t = Topology::build("ekrf").expect("build the lab");
-    t.lab
-        .exec(
-            &t.srv,
-            &["ip", "addr", "add", "203.0.113.2/32", "dev", "srv0"],
-        )
-        .unwrap();
+    let t = bgp_lab("ekrf");
     // The README's FRR protocols: bgpd writes `proto bgp` (186).
     let config = config_text("", "").replace(
         "protocols: [static, bgp, zebra, bird]",
@@ -1103,19 +1101,7 @@ fn frr_on_the_router_learns_a_peer_s_prefix_over_bgp_and_installs_it_as_a_nextho
     assert!(config.contains("protocols: [bgp, ospf, 196]"));
     let mut live = Live::start(t, "ekrf", config, None);
     let dir = TempDir::new("e2ekr-frr", "ekrf");
-    // The peer (the server, BIRD) announces 203.0.113.0/24 and waits for
-    // the router to connect.
-    let peer_conf = "router id 198.19.0.2;
-protocol device {}
-protocol static { ipv4; route 203.0.113.0/24 blackhole; }
-protocol bgp to_router {
-  local 198.19.0.2 as 65002;
-  neighbor 198.19.0.1 as 65001;
-  passive on;
-  ipv4 { import none; export where source = RTS_STATIC; };
-}
-";
-    let mut peer = Bird::start(&live.t.srv, &dir, "peer", peer_conf);
+    let mut peer = Bird::start(&live.t.srv, &dir, "peer", BIRD_PEER_CONF);
     let router = Frr::start(&live.t.rtr, &dir, FRR_CONF);
     let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
         r["source"] == "kernel" && r["protocol"] == "bgp" && r["paths"][0]["gateway"] == SERVER_IP
@@ -1154,32 +1140,14 @@ protocol bgp to_router {
         show.contains("203.0.113.0/24 via 198.19.0.2 dev lan kernel proto bgp"),
         "route show: {show}"
     );
-    let p = live.t.ping("203.0.113.2", 3).expect("ping");
-    assert_eq!(p.received, 3, "forwarded to the BGP peer:\n{}", p.text);
-    let v = live.ctl(&["route", "verify"]);
-    assert_eq!(
-        v.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&v.stdout)
-    );
+    assert_forwarded_to_peer(&live);
 
     // The peer stops: the session ends, zebra withdraws the route from
     // the kernel, routerd from the dataplane.
     peer.stop();
-    let took = live.lookup_until("203.0.113.2", Duration::from_secs(60), |r| {
-        r["source"] == "static"
+    assert_withdrawn(&live, || {
+        format!("{}\nkernel: {}", router.state(), kernel(&live))
     });
-    assert!(
-        took.is_some(),
-        "the withdrawn prefix stayed:\n{}\nkernel: {}",
-        router.state(),
-        kernel(&live)
-    );
-    eprintln!("withdrawn from the dataplane {took:?} after the peer stopped");
-    let p = live.t.ping("203.0.113.2", 2).expect("ping");
-    assert_eq!(p.received, 0, "{}", p.text);
-    assert!(p.errors.iter().any(|e| e.icmp_type == 3), "{}", p.text);
     drop(router);
     live.stop();
 }
