@@ -1082,6 +1082,35 @@ mod tests {
         assert!(route_change(&bird, false, &c).is_some());
     }
 
+    /// As FRR installs a route: nexthop objects 1 and 2 (the gateways),
+    /// group 10 of both, and `PREFIX/24 nhid 10 proto PROTO`.
+    fn group_route(st: &mut KernelState, gateways: [&str; 2], prefix: &str, proto: u8) {
+        for (id, g) in [1, 2].into_iter().zip(gateways) {
+            st.apply(Change::NewNexthop(
+                id,
+                Nexthop {
+                    gateway: Some(ip(g)),
+                    ..Default::default()
+                },
+            ));
+        }
+        st.apply(Change::NewNexthop(
+            10,
+            Nexthop {
+                group: vec![1, 2],
+                ..Default::default()
+            },
+        ));
+        let g = msg(
+            prefix,
+            24,
+            proto,
+            RouteType::Unicast,
+            vec![RouteAttribute::NhId(10)],
+        );
+        st.apply(route_change(&g, false, &cfg(None)).unwrap());
+    }
+
     #[test]
     fn multipath_routes_and_nexthop_groups_give_every_gateway() {
         use netlink_packet_route::route::RouteNextHop;
@@ -1103,35 +1132,7 @@ mod tests {
         let mut st = KernelState::default();
         st.apply(route_change(&m, false, &cfg(None)).unwrap());
         // FRR's way: nexthop objects 1 and 2, group 10, route with nhid 10.
-        st.apply(Change::NewNexthop(
-            1,
-            Nexthop {
-                gateway: Some(ip("198.18.0.2")),
-                ..Default::default()
-            },
-        ));
-        st.apply(Change::NewNexthop(
-            2,
-            Nexthop {
-                gateway: Some(ip("198.18.0.3")),
-                ..Default::default()
-            },
-        ));
-        st.apply(Change::NewNexthop(
-            10,
-            Nexthop {
-                group: vec![1, 2],
-                ..Default::default()
-            },
-        ));
-        let g = msg(
-            "198.51.100.0",
-            24,
-            11,
-            RouteType::Unicast,
-            vec![RouteAttribute::NhId(10)],
-        );
-        st.apply(route_change(&g, false, &cfg(None)).unwrap());
+        group_route(&mut st, ["198.18.0.2", "198.18.0.3"], "198.51.100.0", 11);
         let (routes, skipped) = st.map(&ifs());
         assert!(skipped.is_empty());
         let paths: Vec<Vec<NextHop>> = routes.iter().map(|r| r.paths().collect()).collect();
@@ -1154,30 +1155,7 @@ mod tests {
     #[test]
     fn a_deleted_nexthop_leaves_its_groups_and_an_emptied_group_takes_its_routes() {
         let mut st = KernelState::default();
-        for (id, g) in [(1, "198.19.0.2"), (2, "198.19.0.3")] {
-            st.apply(Change::NewNexthop(
-                id,
-                Nexthop {
-                    gateway: Some(ip(g)),
-                    ..Default::default()
-                },
-            ));
-        }
-        st.apply(Change::NewNexthop(
-            10,
-            Nexthop {
-                group: vec![1, 2],
-                ..Default::default()
-            },
-        ));
-        let g = msg(
-            "203.0.113.0",
-            24,
-            186,
-            RouteType::Unicast,
-            vec![RouteAttribute::NhId(10)],
-        );
-        st.apply(route_change(&g, false, &cfg(None)).unwrap());
+        group_route(&mut st, ["198.19.0.2", "198.19.0.3"], "203.0.113.0", 186);
         // `ip nexthop del id 1`: the kernel's group is now 2 alone, and so
         // is routerd's, before the group's own notification arrives.
         assert!(st.apply(Change::DelNexthop(1)));
