@@ -291,13 +291,17 @@ fn read_pcapng(bytes: &[u8]) -> (Vec<String>, Vec<Pkt>) {
     (names, packets)
 }
 
-/// Whether tcpdump is here to read the files too (see the module doc).
+/// Whether tcpdump is here to read the files too (see the module doc):
+/// looked for once, so that its absence is said once.
 fn have_tcpdump() -> bool {
-    lab::optional_tool(
-        "tcpdump",
-        "tcpdump",
-        "reading the capture files with tcpdump",
-    )
+    static HAVE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAVE.get_or_init(|| {
+        lab::optional_tool(
+            "tcpdump",
+            "tcpdump",
+            "reading the capture files with tcpdump",
+        )
+    })
 }
 
 /// `tcpdump -n -r FILE`'s listing, or `None` without tcpdump.
