@@ -59,11 +59,7 @@ impl Live {
         let t = Topology::build(tag).expect("build the lab");
         let routerd = Path::new(env!("CARGO_BIN_EXE_routerd"));
         let sock = socket.to_str().expect("utf-8 path");
-        let mut r = RouterdProc::spawn(routerd, &["--socket", sock], &t.rtr, &config)
-            .expect("spawn routerd");
-        if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
-            panic!("routerd did not start: {e}");
-        }
+        let r = RouterdProc::spawn_ready(routerd, &["--socket", sock], &t.rtr, &config);
         Live {
             r,
             t,

@@ -33,11 +33,7 @@ fn transit_config() -> PathBuf {
 }
 
 fn start(t: &Topology) -> RouterdProc {
-    let mut r = RouterdProc::spawn(routerd(), &[], &t.rtr, &transit_config()).expect("spawn");
-    if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
-        panic!("routerd did not start: {e}");
-    }
-    r
+    RouterdProc::spawn_ready(routerd(), &[], &t.rtr, &transit_config())
 }
 
 /// Whether process `pid` is alive (not gone, not a zombie).

@@ -37,11 +37,7 @@ fn config_with_workers(tag: &str, workers: &str) -> PathBuf {
 }
 
 fn start(t: &Topology, config: &Path) -> RouterdProc {
-    let mut r = RouterdProc::spawn(routerd(), &[], &t.rtr, config).expect("spawn routerd");
-    if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
-        panic!("routerd did not start: {e}");
-    }
-    r
+    RouterdProc::spawn_ready(routerd(), &[], &t.rtr, config)
 }
 
 fn kernel_addrs(t: &Topology, dev: &str) -> String {

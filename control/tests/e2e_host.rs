@@ -40,11 +40,7 @@ fn config(name: &str) -> PathBuf {
 
 fn start(t: &Topology, config: &Path) -> RouterdProc {
     let routerd = Path::new(env!("CARGO_BIN_EXE_routerd"));
-    let mut r = RouterdProc::spawn(routerd, &[], &t.rtr, config).expect("spawn routerd");
-    if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
-        panic!("routerd did not start: {e}");
-    }
-    r
+    RouterdProc::spawn_ready(routerd, &[], &t.rtr, config)
 }
 
 fn traffic(msg: impl Into<String>) -> LabError {

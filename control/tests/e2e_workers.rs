@@ -304,10 +304,7 @@ fn two_workers_forward_and_track_whatever_queue_packets_arrive_on() {
     let socket = dir.path("routerd.sock");
     let sock = socket.to_str().expect("utf-8");
     let routerd = Path::new(env!("CARGO_BIN_EXE_routerd"));
-    let mut r = RouterdProc::spawn(routerd, &["--socket", sock], &t.rtr, &config).expect("spawn");
-    if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
-        panic!("routerd did not start: {e}");
-    }
+    let mut r = RouterdProc::spawn_ready(routerd, &["--socket", sock], &t.rtr, &config);
 
     // Pings to the router from each CPU: out of each client TX queue, into
     // each router queue, answered through the owner of their flow.

@@ -80,6 +80,16 @@ impl RouterdProc {
         RouterdProc::spawn_on(program, pre_args, ns, config, None)
     }
 
+    /// For a test: [`RouterdProc::spawn`], then [`RouterdProc::wait_ready`]
+    /// for up to 20 s; panics with why when routerd does not start.
+    pub fn spawn_ready(program: &Path, pre_args: &[&str], ns: &str, config: &Path) -> RouterdProc {
+        let mut r = RouterdProc::spawn(program, pre_args, ns, config).expect("spawn routerd");
+        if let Err(e) = r.wait_ready(Duration::from_secs(20)) {
+            panic!("routerd did not start: {e}");
+        }
+        r
+    }
+
     /// Like [`RouterdProc::spawn`], with every routerd thread allowed only
     /// on `cpu` when given (what `taskset -c CPU` does: the child inherits
     /// the CPU mask of the thread that starts it).
