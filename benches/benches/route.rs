@@ -96,7 +96,9 @@ fn kernel_spec(n: u32, ecmp: bool) -> TablesSpec {
         device: name.into(),
         mac: Mac::ZERO,
         addresses: vec![a.parse::<IfAddr>().expect("address")],
+        addresses6: Vec::new(),
         mtu: 1500,
+        ra: None,
     };
     let gw = |last: u32| NextHop::Via {
         port: PortId(1),

@@ -257,6 +257,41 @@ impl fmt::Display for IfAddr {
     }
 }
 
+/// An IPv6 interface address: the router's address and its on-link
+/// prefix, `2001:db8:1::1/64`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IfAddr6 {
+    /// The router's own address (host order).
+    pub addr: u128,
+    /// The connected (on-link) prefix.
+    pub net: Ipv6Prefix,
+}
+
+impl FromStr for IfAddr6 {
+    type Err = ParseAddrError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const WANT: &str = "an IPv6 address with its prefix length, such as 2001:db8::1/64";
+        let (a, l) = s.split_once('/').ok_or(ParseAddrError(WANT))?;
+        let ip: Ipv6Addr = a.parse().map_err(|_| ParseAddrError(WANT))?;
+        let len: u8 = l
+            .parse()
+            .ok()
+            .filter(|n| *n <= 128)
+            .ok_or(ParseAddrError("a prefix length from 0 to 128"))?;
+        let addr = u128::from(ip);
+        let net =
+            Ipv6Prefix::new(addr, len).ok_or(ParseAddrError("a prefix length from 0 to 128"))?;
+        Ok(IfAddr6 { addr, net })
+    }
+}
+
+impl fmt::Display for IfAddr6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", Ipv6Addr::from(self.addr), self.net.len())
+    }
+}
+
 /// A MAC address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Mac(pub [u8; 6]);
@@ -326,6 +361,16 @@ mod tests {
         let m: Mac = "02:00:00:00:00:0a".parse().unwrap();
         assert_eq!(m.0[5], 10);
         assert!("02:00:00:00:00".parse::<Mac>().is_err());
+    }
+
+    #[test]
+    fn ifaddr6_parse_and_display() {
+        let a: IfAddr6 = "2001:db8:1::1/64".parse().unwrap();
+        assert_eq!(a.net.to_string(), "2001:db8:1::/64");
+        assert_eq!(a.to_string(), "2001:db8:1::1/64");
+        assert!("2001:db8::1".parse::<IfAddr6>().is_err(), "no length");
+        assert!("2001:db8::1/129".parse::<IfAddr6>().is_err());
+        assert!("198.18.0.1/24".parse::<IfAddr6>().is_err());
     }
 
     #[test]

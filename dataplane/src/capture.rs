@@ -502,7 +502,7 @@ mod tests {
 
     fn req(m: Match) -> CaptureRequest {
         let mut matcher = m;
-        matcher.need = matcher.compute_need();
+        matcher.compile();
         CaptureRequest {
             ports: u64::MAX,
             rx: true,

@@ -28,7 +28,10 @@ const DECIDED: u16 = 0x8000;
 /// Entry bits holding the first candidate rule (the rule count: none).
 const START: u16 = 0x7fff;
 /// The conditions a dispatch key decides.
-const KEY: u16 = Match::NEED_IN | Match::NEED_OUT | Match::NEED_PROTO | Match::NEED_STATE;
+/// The family is in it too: the tables are built for IPv4 packets, where
+/// a rule for IPv6 only never matches (IPv6 searches its list in turn).
+const KEY: u16 =
+    Match::NEED_IN | Match::NEED_OUT | Match::NEED_PROTO | Match::NEED_STATE | Match::NEED_FAMILY;
 /// The states in [`CtState`] order.
 const STATES: [CtState; 5] = [
     CtState::New,
@@ -691,7 +694,9 @@ mod tests {
                     addr: router_addr(i),
                     net: prefix(router_addr(i), 24),
                 }],
+                addresses6: Vec::new(),
                 mtu: 1500,
+                ra: None,
             })
             .collect()
     }
@@ -760,9 +765,9 @@ mod tests {
                         state,
                         icmp_type: ity,
                         icmp_code: icode,
-                        need: 0,
+                        ..Match::default()
                     };
-                    m.need = m.compute_need();
+                    m.compile();
                     m
                 },
             )
@@ -916,7 +921,7 @@ mod tests {
             ..Match::default()
         });
         for r in &mut rules {
-            r.need = r.compute_need();
+            r.compile();
         }
         rules
     }
@@ -1185,7 +1190,7 @@ mod tests {
             m.destination_port = None;
             m.icmp_type = None;
             m.icmp_code = None;
-            m.need = m.compute_need();
+            m.compile();
             m
         })
     }

@@ -23,6 +23,7 @@ pub mod route;
 pub mod route6;
 pub mod rules;
 pub mod tables;
+pub mod tables6;
 pub mod trace;
 pub mod trace_capture;
 pub mod wire;

@@ -15,8 +15,15 @@ pub struct Meta {
     pub ihl: usize,
     /// IP total length.
     pub total_len: usize,
+    /// IPv4 source and destination (0 for IPv6).
     pub src: u32,
     pub dst: u32,
+    /// An IPv6 packet: `src6`/`dst6` hold its addresses, `ttl` its hop
+    /// limit, `ihl` the offset of the upper-layer header (40 plus the
+    /// extension headers) and `total_len` 40 plus the payload length.
+    pub v6: bool,
+    pub src6: u128,
+    pub dst6: u128,
     pub proto: u8,
     pub ttl: u8,
     /// More-fragments set or offset non-zero.
@@ -37,4 +44,16 @@ pub struct Meta {
     pub local_dst: bool,
     /// Connection tracking state.
     pub ct_state: CtState,
+}
+
+impl Meta {
+    /// The [`crate::rules::Match::families`] bit of this packet's family.
+    #[inline(always)]
+    pub const fn family_bit(&self) -> u8 {
+        if self.v6 {
+            crate::rules::FAMILY_V6
+        } else {
+            crate::rules::FAMILY_V4
+        }
+    }
 }

@@ -6,17 +6,46 @@
 //! filter stages. Knows no stage and no table: what a `source: local`
 //! condition needs of the configuration comes through [`LocalAddrs`].
 
-use crate::addr::Ipv4Prefix;
+use crate::addr::{Ipv4Prefix, Ipv6Prefix};
 use crate::meta::Meta;
 use smallvec::SmallVec;
 
 /// Where an address match looks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AddrMatch {
-    /// One of the router's own addresses (iptables `addrtype LOCAL`).
+    /// One of the router's own addresses, of either family (iptables
+    /// `addrtype LOCAL`).
     Local,
-    /// Any of these prefixes.
+    /// Any of these IPv4 prefixes. The IPv6 prefixes of the same
+    /// condition are in [`Match::source6`] / [`Match::destination6`].
     Prefixes(SmallVec<[Ipv4Prefix; 2]>),
+}
+
+/// IPv6 prefixes of an address condition.
+pub type Prefixes6 = SmallVec<[Ipv6Prefix; 2]>;
+
+/// [`Match::families`] bit: the rule can match IPv4.
+pub const FAMILY_V4: u8 = 1;
+/// [`Match::families`] bit: the rule can match IPv6.
+pub const FAMILY_V6: u8 = 2;
+
+/// The `family:` of a rule, when it must be one family only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// IPv4 only.
+    Ipv4,
+    /// IPv6 only.
+    Ipv6,
+}
+
+impl Family {
+    /// Lower-case name as in config and output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
 }
 
 /// A port match: any of these inclusive ranges.
@@ -29,10 +58,18 @@ pub struct Match {
     pub in_ports: Option<u64>,
     /// Output port mask; `host` means delivered to the router.
     pub out_ports: Option<u64>,
-    /// Source address.
+    /// Source address (`local`, or its IPv4 prefixes).
     pub source: Option<AddrMatch>,
-    /// Destination address.
+    /// Destination address (`local`, or its IPv4 prefixes).
     pub destination: Option<AddrMatch>,
+    /// The IPv6 prefixes of the source condition. One rule list serves
+    /// both families (nftables' `inet`): a condition with prefixes of only
+    /// one family never matches a packet of the other.
+    pub source6: Option<Prefixes6>,
+    /// The IPv6 prefixes of the destination condition.
+    pub destination6: Option<Prefixes6>,
+    /// `family:`, when the rule must be one family only.
+    pub family: Option<Family>,
     /// IP protocol number.
     pub protocol: Option<u8>,
     /// TCP/UDP source port. Never matches a non-first fragment.
@@ -48,6 +85,9 @@ pub struct Match {
     /// Which conditions are present ([`Match::NEED_IN`], ...): computed by
     /// [`crate::tables::Tables::build`] so the matcher skips absent ones with one test.
     pub need: u16,
+    /// The families ([`FAMILY_V4`], [`FAMILY_V6`]) the rule can match,
+    /// from `family` and the prefixes: computed with `need`.
+    pub families: u8,
 }
 
 impl Match {
@@ -61,6 +101,8 @@ impl Match {
     pub const NEED_STATE: u16 = 1 << 7;
     pub const NEED_ICMP_TYPE: u16 = 1 << 8;
     pub const NEED_ICMP_CODE: u16 = 1 << 9;
+    /// The rule matches one family only ([`Match::families`]).
+    pub const NEED_FAMILY: u16 = 1 << 10;
 
     /// The `need` mask of the conditions present.
     pub fn compute_need(&self) -> u16 {
@@ -72,15 +114,54 @@ impl Match {
         };
         set(self.in_ports.is_some(), Self::NEED_IN);
         set(self.out_ports.is_some(), Self::NEED_OUT);
-        set(self.source.is_some(), Self::NEED_SRC);
-        set(self.destination.is_some(), Self::NEED_DST);
+        set(
+            self.source.is_some() || self.source6.is_some(),
+            Self::NEED_SRC,
+        );
+        set(
+            self.destination.is_some() || self.destination6.is_some(),
+            Self::NEED_DST,
+        );
         set(self.protocol.is_some(), Self::NEED_PROTO);
         set(self.source_port.is_some(), Self::NEED_SPORT);
         set(self.destination_port.is_some(), Self::NEED_DPORT);
         set(self.state.is_some(), Self::NEED_STATE);
         set(self.icmp_type.is_some(), Self::NEED_ICMP_TYPE);
         set(self.icmp_code.is_some(), Self::NEED_ICMP_CODE);
+        set(
+            self.compute_families() != FAMILY_V4 | FAMILY_V6,
+            Self::NEED_FAMILY,
+        );
         n
+    }
+
+    /// The families the rule can match: those `family` allows, less a
+    /// family for which an address condition has no prefix (a condition
+    /// with only IPv4 prefixes never matches IPv6, and the other way).
+    pub fn compute_families(&self) -> u8 {
+        let mut f = match self.family {
+            None => FAMILY_V4 | FAMILY_V6,
+            Some(Family::Ipv4) => FAMILY_V4,
+            Some(Family::Ipv6) => FAMILY_V6,
+        };
+        for (v4, v6) in [
+            (&self.source, &self.source6),
+            (&self.destination, &self.destination6),
+        ] {
+            match (v4, v6) {
+                (None, None) | (Some(AddrMatch::Local), _) => {}
+                (Some(AddrMatch::Prefixes(_)), None) => f &= !FAMILY_V6,
+                (None, Some(_)) => f &= !FAMILY_V4,
+                (Some(AddrMatch::Prefixes(_)), Some(_)) => {}
+            }
+        }
+        f
+    }
+
+    /// Fills `need` and `families` from the conditions present.
+    pub fn compile(&mut self) {
+        self.families = self.compute_families();
+        self.need = self.compute_need();
     }
 }
 
@@ -200,6 +281,8 @@ pub enum RuleList {
 pub trait LocalAddrs {
     /// Whether `addr` is one of the router's addresses.
     fn is_local(&self, addr: u32) -> bool;
+    /// Whether `addr` is one of the router's IPv6 addresses.
+    fn is_local6(&self, addr: u128) -> bool;
 }
 
 /// Whether every condition of `m` holds for the packet. Conditions absent
@@ -213,22 +296,8 @@ pub fn matches<L: LocalAddrs + ?Sized>(m: &Match, meta: &Meta, local: &L) -> boo
     if !key_matches(m, meta) {
         return false;
     }
-    if need & Match::NEED_DST != 0 {
-        if let Some(AddrMatch::Prefixes(ps)) = &m.destination {
-            if !ps.iter().any(|p| p.contains(meta.dst)) {
-                return false;
-            }
-        }
-    }
-    if need & Match::NEED_SRC != 0 {
-        let ok = match &m.source {
-            Some(AddrMatch::Local) => local.is_local(meta.src),
-            Some(AddrMatch::Prefixes(ps)) => ps.iter().any(|p| p.contains(meta.src)),
-            None => true,
-        };
-        if !ok {
-            return false;
-        }
+    if need & (Match::NEED_DST | Match::NEED_SRC) != 0 && !addrs_match(m, meta, local) {
+        return false;
     }
     // A port match never matches a packet whose ports we cannot see
     // (non-first fragments, protocols without ports).
@@ -261,12 +330,44 @@ pub fn matches<L: LocalAddrs + ?Sized>(m: &Match, meta: &Meta, local: &L) -> boo
     true
 }
 
+/// The address conditions of `m`, for the packet's family. A family
+/// whose prefixes are absent was ruled out by [`key_matches`].
+#[inline(always)]
+fn addrs_match<L: LocalAddrs + ?Sized>(m: &Match, meta: &Meta, local: &L) -> bool {
+    if meta.v6 {
+        if let Some(ps) = &m.destination6 {
+            if !ps.iter().any(|p| p.contains(meta.dst6)) {
+                return false;
+            }
+        }
+        return match (&m.source, &m.source6) {
+            (Some(AddrMatch::Local), _) => local.is_local6(meta.src6),
+            (_, Some(ps)) => ps.iter().any(|p| p.contains(meta.src6)),
+            _ => true,
+        };
+    }
+    if let Some(AddrMatch::Prefixes(ps)) = &m.destination {
+        if !ps.iter().any(|p| p.contains(meta.dst)) {
+            return false;
+        }
+    }
+    match &m.source {
+        Some(AddrMatch::Local) => local.is_local(meta.src),
+        Some(AddrMatch::Prefixes(ps)) => ps.iter().any(|p| p.contains(meta.src)),
+        None => true,
+    }
+}
+
 /// Whether the conditions of `m` on the fields every packet has hold: input
-/// port, protocol, output port, conntrack state and `destination: local`
-/// (the key of [`crate::dispatch`]'s tables, which build on this test).
+/// port, protocol, output port, conntrack state, family and `destination:
+/// local` (the key of [`crate::dispatch`]'s tables, which build on this
+/// test).
 #[inline(always)]
 pub fn key_matches(m: &Match, meta: &Meta) -> bool {
     let need = m.need;
+    if need & Match::NEED_FAMILY != 0 && m.families & meta.family_bit() == 0 {
+        return false;
+    }
     if need & Match::NEED_IN != 0 && m.in_ports.unwrap_or(0) & meta.in_port.bit() == 0 {
         return false;
     }

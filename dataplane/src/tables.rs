@@ -2,12 +2,15 @@
 //! built by the control plane off the packet path and swapped in whole
 //! (read-copy-update through an `Arc`). Nothing here is written by workers.
 
-use crate::addr::{IfAddr, Ipv4Prefix, Mac};
+use crate::addr::{IfAddr, IfAddr6, Ipv4Prefix, Mac};
 use crate::conntrack::ConntrackConfig;
 use crate::dispatch::{Dispatch, FastRules, LocalRules};
 use crate::meta::Meta;
 use crate::packet::PortId;
-use crate::rules::{Chain, ChainId, FilterAction, LocalAddrs, RawAction, RawHook, RawRule};
+use crate::rules::{
+    matches, Chain, ChainId, FilterAction, LocalAddrs, RawAction, RawHook, RawRule,
+};
+use crate::tables6::{RaConfig, Spec6, Tables6};
 
 /// One router port.
 #[derive(Clone, Debug)]
@@ -21,8 +24,13 @@ pub struct Interface {
     pub mac: Mac,
     /// The router's addresses on this port.
     pub addresses: Vec<IfAddr>,
+    /// The router's IPv6 addresses on this port (global or unique local;
+    /// the link-local one comes from the MAC).
+    pub addresses6: Vec<IfAddr6>,
     /// Largest IP packet sent on the port.
     pub mtu: u16,
+    /// Router advertisements sent on the port, when configured.
+    pub ra: Option<RaConfig>,
 }
 
 impl Interface {
@@ -89,7 +97,7 @@ impl RouteSource {
     }
 
     /// Order among equal distances: the router's own addresses first.
-    fn rank(self) -> u8 {
+    pub(crate) fn rank(self) -> u8 {
         match self {
             RouteSource::Local => 0,
             RouteSource::Connected => 1,
@@ -240,6 +248,8 @@ pub struct Tables {
     pub ip_options: IpOptionsPolicy,
     /// ICMP error rate limit.
     pub icmp_errors: IcmpErrorConfig,
+    /// The IPv6 routes, neighbours and addresses.
+    pub v6: Tables6,
 }
 
 /// Input to [`Tables::build`].
@@ -261,6 +271,8 @@ pub struct TablesSpec {
     pub conntrack: ConntrackConfig,
     pub ip_options: IpOptionsPolicy,
     pub icmp_errors: IcmpErrorConfig,
+    /// IPv6 routes and neighbours.
+    pub v6: Spec6,
 }
 
 impl Tables {
@@ -360,7 +372,7 @@ impl Tables {
             .iter_mut()
             .chain(spec.raw_output.iter_mut())
         {
-            r.matches.need = r.matches.compute_need();
+            r.matches.compile();
         }
         for ch in [
             &mut spec.filter_input,
@@ -368,7 +380,7 @@ impl Tables {
             &mut spec.filter_output,
         ] {
             for r in ch.rules.iter_mut() {
-                r.matches.need = r.matches.compute_need();
+                r.matches.compile();
             }
         }
         let raw_dispatch = [&spec.raw_prerouting, &spec.raw_output]
@@ -393,7 +405,9 @@ impl Tables {
             &spec.filter_input,
             &filter_dispatch[ChainId::Input as usize],
         );
+        let v6 = Tables6::build(&spec.interfaces, std::mem::take(&mut spec.v6));
         Tables {
+            v6,
             fast_rules,
             local_rules,
             interfaces: spec.interfaces,
@@ -441,7 +455,13 @@ impl Tables {
             RawHook::Output => &self.raw_output,
         };
         let d = &self.raw_dispatch[hook as usize];
-        match d.first_match(rules, |r| &r.matches, meta, self) {
+        // The dispatch tables are IPv4's: IPv6 searches the rules in turn.
+        let first = if meta.v6 {
+            rules.iter().position(|r| matches(&r.matches, meta, self))
+        } else {
+            d.first_match(rules, |r| &r.matches, meta, self)
+        };
+        match first {
             Some(i) => (Some(i), rules[i].action),
             None => (None, RawAction::Accept),
         }
@@ -453,7 +473,14 @@ impl Tables {
     pub fn filter_verdict(&self, chain: ChainId, meta: &Meta) -> (Option<usize>, FilterAction) {
         let ch: &Chain = &self.filter[chain as usize];
         let d = &self.filter_dispatch[chain as usize];
-        match d.first_match(&ch.rules, |r| &r.matches, meta, self) {
+        let first = if meta.v6 {
+            ch.rules
+                .iter()
+                .position(|r| matches(&r.matches, meta, self))
+        } else {
+            d.first_match(&ch.rules, |r| &r.matches, meta, self)
+        };
+        match first {
             Some(i) => (Some(i), ch.rules[i].action),
             None => (None, ch.policy),
         }
@@ -550,6 +577,10 @@ impl LocalAddrs for Tables {
     fn is_local(&self, addr: u32) -> bool {
         Tables::is_local(self, addr)
     }
+    #[inline]
+    fn is_local6(&self, addr: u128) -> bool {
+        self.v6.is_local(addr)
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -588,7 +619,9 @@ mod tests {
             device: name.into(),
             mac: Mac::ZERO,
             addresses: vec![a.parse::<IfAddr>().unwrap()],
+            addresses6: Vec::new(),
             mtu: 1500,
+            ra: None,
         }
     }
 

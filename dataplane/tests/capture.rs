@@ -57,7 +57,7 @@ fn burst(
 
 fn arm(hub: &TraceHub, matcher: Match, count: u32) -> Arc<CaptureSession> {
     let mut matcher = matcher;
-    matcher.need = matcher.compute_need();
+    matcher.compile();
     let req = CaptureRequest {
         ports: u64::MAX,
         rx: true,

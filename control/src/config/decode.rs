@@ -221,6 +221,7 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
             conntrack,
             ip_options,
             icmp_errors,
+            v6: Default::default(),
         },
     })
 }
@@ -468,7 +469,9 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             device: device.to_string(),
             mac: Mac::ZERO,
             addresses,
+            addresses6: Vec::new(),
             mtu,
+            ra: None,
         });
     }
     Ok(out)

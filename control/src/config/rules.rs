@@ -178,7 +178,7 @@ fn comment(v: Option<Val>) -> R<Option<String>> {
 /// matched as it is received or sent, not after connection tracking).
 pub(super) fn decode_capture_match(v: &Val, ports: &Ports) -> R<Match> {
     let mut m = decode_match(Some(v.clone()), Hook::Capture, ports)?;
-    m.need = m.compute_need();
+    m.compile();
     Ok(m)
 }
 

@@ -653,7 +653,9 @@ mod tests {
                 addr: u32::from_be_bytes(a),
                 net: Ipv4Prefix::new(u32::from_be_bytes(a), 24).expect("prefix"),
             }],
+            addresses6: Vec::new(),
             mtu: 1500,
+            ra: None,
         };
         Tables::build(TablesSpec {
             interfaces: vec![

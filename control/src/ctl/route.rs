@@ -428,7 +428,9 @@ mod tests {
             device: name.into(),
             mac: Mac::ZERO,
             addresses: vec![a.parse::<IfAddr>().unwrap()],
+            addresses6: Vec::new(),
             mtu: 1500,
+            ra: None,
         };
         let bird = RouteSource::Kernel { protocol: 12 };
         let mut ecmp = RouteSpec::new(p("198.51.100.0/24"), via(1, [198, 19, 0, 2]));

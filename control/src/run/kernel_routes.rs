@@ -917,7 +917,9 @@ mod tests {
             device: format!("d{name}"),
             mac: Mac::ZERO,
             addresses: vec![a.parse::<IfAddr>().unwrap()],
+            addresses6: Vec::new(),
             mtu: 1500,
+            ra: None,
         };
         vec![ifc("wan", "198.18.0.1/24"), ifc("lan", "198.19.0.1/24")]
     }

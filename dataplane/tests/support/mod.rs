@@ -93,7 +93,9 @@ fn ifc(name: &str, mac: Mac, addr: u32) -> Interface {
             addr,
             net: prefix(addr, 24),
         }],
+        addresses6: Vec::new(),
         mtu: MTU,
+        ra: None,
     }
 }
 
@@ -212,6 +214,7 @@ pub fn spec() -> TablesSpec {
         },
         ip_options: Default::default(),
         icmp_errors: Default::default(),
+        v6: Default::default(),
     }
 }
 
