@@ -304,6 +304,28 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 j["route"] = json!(text);
                 row(&mut lines, "route", text);
             }
+            Event::Route6 { next_hop } => {
+                let text = match next_hop {
+                    None => "no route".to_string(),
+                    Some(nh) => format!("{nh:?}"),
+                };
+                j["route"] = json!(text);
+                row(&mut lines, "route", text);
+            }
+            Event::Neighbour6 {
+                addr,
+                port,
+                resolved,
+            } => {
+                let a = std::net::Ipv6Addr::from(addr);
+                let text = if resolved {
+                    format!("{a} on {}", t.port_name(port))
+                } else {
+                    format!("{a} on {}: unresolved", t.port_name(port))
+                };
+                j["neighbour"] = json!(a.to_string());
+                row(&mut lines, "neighbour", text);
+            }
             Event::Filter {
                 chain,
                 rule,

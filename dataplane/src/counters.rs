@@ -78,6 +78,28 @@ pub struct Counters {
     pub arp_requests_sent: u64,
     /// Next hops that did not answer three ARP requests.
     pub arp_resolution_failures: u64,
+    /// IPv6 packets received (ports and host path); IPv4 is `rx` less these and ARP.
+    pub ipv6_rx: u64,
+    /// IPv6 packets forwarded out of a port (part of `forwarded`).
+    pub ipv6_forwarded: u64,
+    /// IPv6 packets delivered to the host path (part of `to_host`).
+    pub ipv6_to_host: u64,
+    /// IPv6 packets dropped (part of `drops`).
+    pub ipv6_dropped: u64,
+    /// Neighbour solicitations for our addresses received.
+    pub nd_solicits_received: u64,
+    /// Neighbour advertisements sent (answers to solicitations).
+    pub nd_adverts_sent: u64,
+    /// Neighbour advertisements received.
+    pub nd_adverts_received: u64,
+    /// Neighbour solicitations sent to resolve or probe next hops.
+    pub nd_solicits_sent: u64,
+    /// IPv6 next hops that did not answer three solicitations.
+    pub nd_resolution_failures: u64,
+    /// Router advertisements sent.
+    pub ra_sent: u64,
+    /// Router solicitations received.
+    pub rs_received: u64,
     /// Raw rule hits, `[prerouting, output]`, per rule.
     pub raw_rules: [Vec<Count>; 2],
     /// Filter rule hits, per chain ([`crate::rules::ChainId`] order), per rule.
@@ -105,6 +127,17 @@ impl Default for Counters {
             arp_replies_received: 0,
             arp_requests_sent: 0,
             arp_resolution_failures: 0,
+            ipv6_rx: 0,
+            ipv6_forwarded: 0,
+            ipv6_to_host: 0,
+            ipv6_dropped: 0,
+            nd_solicits_received: 0,
+            nd_adverts_sent: 0,
+            nd_adverts_received: 0,
+            nd_solicits_sent: 0,
+            nd_resolution_failures: 0,
+            ra_sent: 0,
+            rs_received: 0,
             raw_rules: Default::default(),
             filter_rules: Default::default(),
             filter_policy: [Count::default(); 3],
@@ -163,6 +196,17 @@ impl Counters {
         self.arp_replies_received += o.arp_replies_received;
         self.arp_requests_sent += o.arp_requests_sent;
         self.arp_resolution_failures += o.arp_resolution_failures;
+        self.ipv6_rx += o.ipv6_rx;
+        self.ipv6_forwarded += o.ipv6_forwarded;
+        self.ipv6_to_host += o.ipv6_to_host;
+        self.ipv6_dropped += o.ipv6_dropped;
+        self.nd_solicits_received += o.nd_solicits_received;
+        self.nd_adverts_sent += o.nd_adverts_sent;
+        self.nd_adverts_received += o.nd_adverts_received;
+        self.nd_solicits_sent += o.nd_solicits_sent;
+        self.nd_resolution_failures += o.nd_resolution_failures;
+        self.ra_sent += o.ra_sent;
+        self.rs_received += o.rs_received;
         for (a, b) in self.raw_rules.iter_mut().zip(o.raw_rules.iter()) {
             merge_rules(a, b);
         }

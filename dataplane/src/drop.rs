@@ -11,7 +11,7 @@ pub enum DropReason {
     // --- eth: link layer
     /// Frame shorter than an Ethernet header (or its 802.1Q tag).
     EthTruncated,
-    /// Ethertype we do not handle (IPv6 for now, LLDP, ...).
+    /// Ethertype we do not handle (LLDP, ...).
     EthUnsupportedEthertype,
     /// Destination MAC is neither the port's nor broadcast.
     EthNotForUs,
@@ -48,6 +48,56 @@ pub enum DropReason {
     /// Larger than the output port's MTU (fragmentation is not done; with
     /// DF an ICMP "fragmentation needed" is sent).
     IpMtuExceeded,
+    // --- ip6: RFC 8200, RFC 4291
+    /// Fewer bytes than the 40-byte IPv6 header.
+    Ip6Truncated,
+    /// An IPv6 ethertype whose version field is not 6.
+    Ip6BadVersion,
+    /// Payload length beyond the frame.
+    Ip6BadPayloadLength,
+    /// An extension header runs past the payload.
+    Ip6ExtTruncated,
+    /// More extension headers than the walk allows (`wire::ipv6::MAX_EXT_HEADERS`).
+    Ip6ExtTooMany,
+    /// The upper-layer header starts beyond the walk's byte bound.
+    Ip6ExtTooLong,
+    /// A hop-by-hop options header that is not first (RFC 8200 4.3).
+    Ip6ExtHbhNotFirst,
+    /// A type 0 routing header with segments left (RFC 5095).
+    Ip6ExtRh0,
+    /// A first fragment without the whole header chain (RFC 7112).
+    Ip6FragIncompleteChain,
+    /// A fragment (M=1) whose length is not a multiple of 8 (RFC 8200 4.5).
+    Ip6FragBadLength,
+    /// Source is multicast (RFC 4291 2.7).
+    Ip6SrcMulticast,
+    /// Source is `::` on anything but duplicate address detection (RFC 4291 2.5.2).
+    Ip6SrcUnspecified,
+    /// Source is `::1` (RFC 4291 2.5.3).
+    Ip6SrcLoopback,
+    /// Destination is `::1`.
+    Ip6DstLoopback,
+    /// Destination is `::`.
+    Ip6DstUnspecified,
+    /// A link-local source or destination on a packet to be forwarded: never forwarded (RFC 4291 2.5.6).
+    Ip6LinkLocal,
+    /// An IPv4-mapped address (`::ffff:0:0/96`), never on the wire (RFC 4291 2.5.5.2).
+    Ip6Ipv4Mapped,
+    /// Hop limit would reach zero on a forwarded packet (ICMPv6 time exceeded sent).
+    Ip6HopLimitExceeded,
+    /// Larger than the output port's MTU: IPv6 routers never fragment (ICMPv6 packet too big sent).
+    Ip6MtuExceeded,
+    /// Multicast that is not for the router: this router does not route multicast.
+    Ip6MulticastNotRouted,
+    // --- ndp: RFC 4861, and ICMPv6 to the router
+    /// Neighbour discovery with a hop limit other than 255: it crossed a router (RFC 4861 7.1.1).
+    NdpBadHopLimit,
+    /// Neighbour discovery that fails RFC 4861's validity checks (code, length, options, target).
+    NdpInvalid,
+    /// Neighbour solicitation for an address that is not ours (counted, not answered).
+    NdpNotForUs,
+    /// ICMPv6 to the router whose checksum does not verify.
+    Icmp6BadChecksum,
     // --- l4
     /// First fragment (or whole packet) too short for its TCP/UDP/ICMP header.
     L4Truncated,
@@ -74,7 +124,7 @@ pub enum DropReason {
     // --- host path
     /// Packet for the router itself but no host path is up.
     HostUnavailable,
-    /// Packet from the host path that is not IPv4.
+    /// Packet from the host path that is neither IPv4 nor IPv6.
     HostBadPacket,
     // --- workers
     /// A tracked packet for another worker found that worker's hand-off
@@ -106,6 +156,30 @@ impl DropReason {
         DropReason::IpNotUnicast,
         DropReason::IpOptions,
         DropReason::IpMtuExceeded,
+        DropReason::Ip6Truncated,
+        DropReason::Ip6BadVersion,
+        DropReason::Ip6BadPayloadLength,
+        DropReason::Ip6ExtTruncated,
+        DropReason::Ip6ExtTooMany,
+        DropReason::Ip6ExtTooLong,
+        DropReason::Ip6ExtHbhNotFirst,
+        DropReason::Ip6ExtRh0,
+        DropReason::Ip6FragIncompleteChain,
+        DropReason::Ip6FragBadLength,
+        DropReason::Ip6SrcMulticast,
+        DropReason::Ip6SrcUnspecified,
+        DropReason::Ip6SrcLoopback,
+        DropReason::Ip6DstLoopback,
+        DropReason::Ip6DstUnspecified,
+        DropReason::Ip6LinkLocal,
+        DropReason::Ip6Ipv4Mapped,
+        DropReason::Ip6HopLimitExceeded,
+        DropReason::Ip6MtuExceeded,
+        DropReason::Ip6MulticastNotRouted,
+        DropReason::NdpBadHopLimit,
+        DropReason::NdpInvalid,
+        DropReason::NdpNotForUs,
+        DropReason::Icmp6BadChecksum,
         DropReason::L4Truncated,
         DropReason::ConntrackTableFull,
         DropReason::ConntrackFragment,
@@ -141,6 +215,30 @@ impl DropReason {
             DropReason::IpNotUnicast => "ip_not_unicast",
             DropReason::IpOptions => "ip_options",
             DropReason::IpMtuExceeded => "ip_mtu_exceeded",
+            DropReason::Ip6Truncated => "ip6_truncated",
+            DropReason::Ip6BadVersion => "ip6_bad_version",
+            DropReason::Ip6BadPayloadLength => "ip6_bad_payload_length",
+            DropReason::Ip6ExtTruncated => "ip6_ext_truncated",
+            DropReason::Ip6ExtTooMany => "ip6_ext_too_many",
+            DropReason::Ip6ExtTooLong => "ip6_ext_too_long",
+            DropReason::Ip6ExtHbhNotFirst => "ip6_ext_hbh_not_first",
+            DropReason::Ip6ExtRh0 => "ip6_ext_rh0",
+            DropReason::Ip6FragIncompleteChain => "ip6_frag_incomplete_chain",
+            DropReason::Ip6FragBadLength => "ip6_frag_bad_length",
+            DropReason::Ip6SrcMulticast => "ip6_src_multicast",
+            DropReason::Ip6SrcUnspecified => "ip6_src_unspecified",
+            DropReason::Ip6SrcLoopback => "ip6_src_loopback",
+            DropReason::Ip6DstLoopback => "ip6_dst_loopback",
+            DropReason::Ip6DstUnspecified => "ip6_dst_unspecified",
+            DropReason::Ip6LinkLocal => "ip6_link_local",
+            DropReason::Ip6Ipv4Mapped => "ip6_ipv4_mapped",
+            DropReason::Ip6HopLimitExceeded => "ip6_hop_limit_exceeded",
+            DropReason::Ip6MtuExceeded => "ip6_mtu_exceeded",
+            DropReason::Ip6MulticastNotRouted => "ip6_multicast_not_routed",
+            DropReason::NdpBadHopLimit => "ndp_bad_hop_limit",
+            DropReason::NdpInvalid => "ndp_invalid",
+            DropReason::NdpNotForUs => "ndp_not_for_us",
+            DropReason::Icmp6BadChecksum => "icmp6_bad_checksum",
             DropReason::L4Truncated => "l4_truncated",
             DropReason::ConntrackTableFull => "conntrack_table_full",
             DropReason::ConntrackFragment => "conntrack_fragment",

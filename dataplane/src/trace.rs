@@ -8,6 +8,7 @@ use crate::drop::DropReason;
 use crate::packet::{PortId, Verdict};
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
 use crate::tables::NextHop;
+use crate::tables6::NextHop6;
 
 /// One stage's decision.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub enum Event {
     },
     /// Route lookup (None: no route).
     Route { next_hop: Option<NextHop> },
+    /// IPv6 route lookup (None: no route).
+    Route6 { next_hop: Option<NextHop6> },
     /// Filter chain, deciding rule (None: policy) and action.
     Filter {
         chain: ChainId,
@@ -36,6 +39,12 @@ pub enum Event {
     /// Next hop's link-layer address (None: unresolved).
     Neighbour {
         addr: u32,
+        port: PortId,
+        resolved: bool,
+    },
+    /// IPv6 next hop's link-layer address (None: unresolved, NDP asked).
+    Neighbour6 {
+        addr: u128,
         port: PortId,
         resolved: bool,
     },
