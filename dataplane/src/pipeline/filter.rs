@@ -12,7 +12,9 @@ use crate::reply;
 use crate::rules::{ChainId, FilterAction, RuleList};
 use crate::tables::Tables;
 use crate::trace::{Event, Tracer};
-use crate::wire::{ethernet, icmp, ipv4, tcp};
+use crate::wire::{ethernet, icmp, icmpv6, ipv4, ipv6, tcp};
+
+use super::stubs6::reply6;
 
 use super::conntrack::ct_info;
 use super::{Outcome, State};
@@ -60,6 +62,9 @@ impl State {
     }
 
     pub(super) fn reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
+        if m.v6 {
+            return self.reject6(t, pkt, m);
+        }
         let reason = DropReason::FilterRejected;
         if m.proto == ipv4::PROTO_TCP && m.has_ports {
             if m.tcp_flags & tcp::RST != 0 {
@@ -103,6 +108,55 @@ impl State {
             m,
             icmp::DEST_UNREACHABLE,
             icmp::PORT_UNREACHABLE,
+            0,
+            reason,
+        )
+    }
+}
+
+impl State {
+    /// `reject` for IPv6: a TCP RST for TCP, else ICMPv6 destination
+    /// unreachable, port unreachable (code 4), as nftables' `reject` in
+    /// the `inet` family answers.
+    fn reject6(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
+        let reason = DropReason::FilterRejected;
+        if m.proto == ipv6::NH_TCP && m.has_ports {
+            if m.tcp_flags & tcp::RST != 0 {
+                return Outcome::drop(reason);
+            }
+            let (mac, peer) = match t.interfaces.get(pkt.port.0 as usize) {
+                Some(ifc) => (
+                    ifc.mac,
+                    ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr(),
+                ),
+                None => (Mac([0; 6]), Mac([0; 6])),
+            };
+            let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
+            return match reply6::tcp_reset6(pkt.buf, frame_len, m.ihl, mac, peer) {
+                Some(n) => {
+                    pkt.len = n;
+                    self.counters.tcp_resets_sent += 1;
+                    if !matches!(m.ct_state, CtState::Untracked | CtState::Invalid) {
+                        self.set_closing6(m);
+                    }
+                    if pkt.port.is_host() {
+                        Outcome {
+                            verdict: Verdict::Host,
+                            ..Outcome::reply(pkt.port, Some(reason))
+                        }
+                    } else {
+                        Outcome::reply(pkt.port, Some(reason))
+                    }
+                }
+                None => Outcome::drop(reason),
+            };
+        }
+        self.send_icmp6_error(
+            t,
+            pkt,
+            m,
+            icmpv6::DST_UNREACHABLE,
+            icmpv6::PORT_UNREACHABLE,
             0,
             reason,
         )

@@ -89,6 +89,7 @@ impl State {
         }
         match eth.ethertype() {
             ethernet::ETHERTYPE_IPV4 => self.ip(t, pkt, tr),
+            ethernet::ETHERTYPE_IPV6 => self.ip6(t, pkt, tr),
             ethernet::ETHERTYPE_ARP => self.arp(t, pkt),
             ethernet::ETHERTYPE_VLAN => Outcome::drop(DropReason::EthVlanUnsupported),
             _ => Outcome::drop(DropReason::EthUnsupportedEthertype),
@@ -138,6 +139,9 @@ impl State {
 
     /// Packets the router itself sends, from the host path.
     fn host_output<T: Tracer>(&mut self, t: &Tables, pkt: &mut Pkt<'_>, tr: &mut T) -> Outcome {
+        if pkt.len > ETH_HDR_LEN && pkt.buf[ETH_HDR_LEN] >> 4 == 6 {
+            return self.host_output6(t, pkt, tr);
+        }
         if pkt.len < ETH_HDR_LEN + ipv4::HEADER_LEN
             || ipv4::Packet::new_unchecked(&pkt.buf[ETH_HDR_LEN..pkt.len]).version() != 4
         {

@@ -27,7 +27,12 @@ impl State {
         let (rule, action) = t.raw_verdict(hook, m);
         if action != RawAction::NoTrack && self.workers > 1 {
             // Before anything is counted: the owner counts the packet.
-            if let Some(w) = self.other_owner(pkt, m) {
+            let other = if m.v6 {
+                self.other_owner6(pkt, m)
+            } else {
+                self.other_owner(pkt, m)
+            };
+            if let Some(w) = other {
                 return Err(Outcome::of(Verdict::HandOff(w)));
             }
         }
@@ -38,7 +43,12 @@ impl State {
             self.counters.untracked += 1;
             None
         } else {
-            Some(self.track(pkt, m).map_err(Outcome::drop)?)
+            let r = if m.v6 {
+                self.track6(pkt, m)
+            } else {
+                self.track(pkt, m)
+            };
+            Some(r.map_err(Outcome::drop)?)
         };
         m.ct_state = ct.map_or(CtState::Untracked, |r| r.state);
         tr.event(Event::Conntrack {
