@@ -15,7 +15,7 @@ use crate::tables::Tables;
 use crate::wire::checksum;
 use crate::wire::ethernet;
 use crate::wire::icmpv6;
-use crate::wire::ipv6::{multicast_mac, AddrClass, ALL_NODES, NH_ICMPV6};
+use crate::wire::ipv6::{link_local_from_mac, multicast_mac, AddrClass, ALL_NODES, NH_ICMPV6};
 use crate::wire::ndp::{self, Repr};
 
 use super::{Outcome, State, NEIGHBOUR_TIMEOUT};
@@ -202,7 +202,11 @@ impl State {
         } else {
             (m.src6, source_mac.unwrap_or(peer))
         };
-        let src = t.v6.link_local[port.0 as usize];
+        let src =
+            t.v6.link_local
+                .get(port.0 as usize)
+                .copied()
+                .unwrap_or_else(|| link_local_from_mac(ifc.mac));
         match reply6::router_advert(pkt.buf, ifc.mac, src, dst, dst_mac, ra, ifc.mtu) {
             Some(n) => {
                 pkt.len = n;
@@ -247,7 +251,7 @@ pub(super) mod tests {
     use crate::pipeline::Pipeline;
     use crate::tables::{Interface, TablesSpec};
     use crate::tables6::{NextHop6, RaConfig, RaPrefix, RouteSpec6, Spec6, StaticNeighbour6};
-    use crate::wire::ipv6::{self, link_local_from_mac, solicited_node, ALL_ROUTERS};
+    use crate::wire::ipv6::{self, solicited_node, ALL_ROUTERS};
 
     pub(in crate::pipeline) fn a(s: &str) -> u128 {
         u128::from(s.parse::<std::net::Ipv6Addr>().unwrap())

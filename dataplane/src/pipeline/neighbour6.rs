@@ -719,4 +719,50 @@ mod tests {
         assert!(drain(&mut p).is_empty());
         assert!(!p.has_pending());
     }
+
+    #[test]
+    fn an_unanswered_probe_leaves_the_neighbour_failed() {
+        let mut p = pipeline();
+        p.set_worker(1, 2);
+        let host = a("2001:db8:1::9");
+        p.learn_neighbour6(host, HOST_MAC, LAN);
+        let mut now = p.neighbours6().get(host).unwrap().expires - super::super::NEIGHBOUR_REFRESH;
+        p.set_now(now);
+        p.housekeeping(0);
+        let mut probes = 0;
+        for _ in 0..5 {
+            now += 1;
+            p.set_now(now);
+            probes += drain(&mut p).len();
+        }
+        assert_eq!(probes, 3);
+        let e = p.neighbours6().get(host).unwrap();
+        assert_eq!(e.state.name(), "failed");
+        let c = p.counters();
+        assert_eq!((c.nd_resolution_failures, c.icmp_errors_sent), (1, 0));
+        assert_eq!(c.drops[DropReason::NeighbourUnresolved as usize], 0);
+        assert!(!p.has_pending());
+    }
+
+    #[test]
+    fn a_neighbour_holds_three_packets_and_drops_the_fourth() {
+        let mut p = pipeline();
+        let dst = a("2001:db8:5::7");
+        let mut verdicts = Vec::new();
+        for _ in 0..4 {
+            let (mut b, n, m, id, nh) = datagram(&p, dst, 20);
+            verdicts.push(output(&mut p, &mut b, n, &m, id, nh, WAN).unwrap().0);
+        }
+        assert_eq!(
+            verdicts,
+            [
+                Verdict::Tx(WAN),
+                Verdict::Consumed,
+                Verdict::Consumed,
+                Verdict::Drop(DropReason::NeighbourQueueFull)
+            ]
+        );
+        assert_eq!(p.pending_packets(), 3);
+        assert_eq!(p.counters().nd_solicits_sent, 1, "one a second");
+    }
 }
