@@ -67,7 +67,7 @@ const HOP_LIMIT: usize = 7;
 /// One key per IPv6 source for the ICMP rate limiter (which takes IPv4's
 /// 32 bits): the words folded, so the interface identifier counts.
 #[inline]
-pub(super) fn limiter_key(a: u128) -> u32 {
+fn limiter_key(a: u128) -> u32 {
     (a as u32) ^ ((a >> 32) as u32) ^ ((a >> 64) as u32) ^ ((a >> 96) as u32)
 }
 
