@@ -44,7 +44,6 @@ mod rewrite;
 mod route;
 mod route6;
 mod run;
-mod stubs6;
 mod transit;
 
 use std::sync::Arc;

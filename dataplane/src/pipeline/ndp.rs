@@ -30,7 +30,6 @@ impl State {
     /// 7.1 validity: hop limit 255 (`ndp_bad_hop_limit`), the checksum
     /// (`icmp6_bad_checksum`), code, lengths, options, target and DAD
     /// rules (`ndp_invalid`).
-    #[allow(dead_code)] // Called by the IPv6 general path.
     pub(super) fn ndp(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
         // RFC 4861 6.1.1, 7.1.1: hop limit 255, so it never crossed a router.
         if m.ttl != reply6::ND_HOP_LIMIT {

@@ -330,6 +330,7 @@ impl State {
                 _ => None,
             }
         }));
+        self.nh_fast6 = super::transit::fast_hops6(t, &self.nh6_mac);
     }
 
     /// A neighbour learned from NDP reaches the other workers (NDP comes
@@ -346,7 +347,6 @@ impl State {
     /// never queued). `forwarded`: hop limit - 1 (not for the host's own).
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    #[allow(dead_code)] // Called by the IPv6 general path.
     pub(super) fn output6<T: Tracer>(
         &mut self,
         t: &Tables,
