@@ -11,13 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
 use dataplane::rules::{AddrMatch, Chain, FilterRule, Match, PortRanges, RawAction, RawRule};
 use dataplane::tables::{Interface, IpOptionsPolicy, NextHop};
+use dataplane::tables6::{NextHop6, RaConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{bind_name, Config};
@@ -194,6 +195,13 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
             .collect()
     };
     d.routes = keyed(routes(old), routes(new), prefix_text);
+    let routes6 = |c: &Config| -> BTreeMap<Ipv6Prefix, String> {
+        (c.spec.v6.routes.iter())
+            .map(|r| (r.prefix, next_hop6_text(r.next_hop, &c.spec.interfaces)))
+            .collect()
+    };
+    d.routes
+        .extend(keyed(routes6(old), routes6(new), |p| p.to_string()));
     let neighbours = |c: &Config| -> BTreeMap<u32, String> {
         (c.spec.neighbours.iter())
             .map(|n| (n.addr, n.mac.to_string()))
@@ -202,6 +210,27 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
     d.neighbours = keyed(neighbours(old), neighbours(new), |a| {
         Ipv4Addr::from(*a).to_string()
     });
+    // A link-local neighbour is one per link: keyed by address and port.
+    let neighbours6 = |c: &Config| -> BTreeMap<(u128, String), String> {
+        (c.spec.v6.neighbours.iter())
+            .map(|n| {
+                let port = if Ipv6Addr::from(n.addr).is_unicast_link_local() {
+                    port_name(n.port, &c.spec.interfaces)
+                } else {
+                    String::new()
+                };
+                ((n.addr, port), n.mac.to_string())
+            })
+            .collect()
+    };
+    d.neighbours.extend(keyed(
+        neighbours6(old),
+        neighbours6(new),
+        |(a, port)| match port.as_str() {
+            "" => Ipv6Addr::from(*a).to_string(),
+            p => format!("{} interface {p}", Ipv6Addr::from(*a)),
+        },
+    ));
     let interfaces = |ifs: &[Interface]| -> BTreeMap<String, String> {
         (ifs.iter().enumerate())
             .map(|(i, f)| (f.name.clone(), interface_text(i, f)))
@@ -392,6 +421,56 @@ fn setting_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
         a.icmp_errors.burst.to_string(),
         b.icmp_errors.burst.to_string(),
     );
+    // Router advertisements follow the tables: a reload applies them (on
+    // the same ports; other port changes are refused anyway).
+    for (i, (x, y)) in a.interfaces.iter().zip(&b.interfaces).enumerate() {
+        if x.name == y.name {
+            field(
+                &format!("interfaces[{i}].router_advertisements ({})", x.name),
+                ra_text(x.ra.as_ref()),
+                ra_text(y.ra.as_ref()),
+            );
+        }
+    }
+}
+
+/// Router advertisements as one line: `off`, or their settings and
+/// prefixes.
+pub fn ra_text(ra: Option<&RaConfig>) -> String {
+    let Some(r) = ra else {
+        return "off".into();
+    };
+    let mut s = format!(
+        "interval {}, router_lifetime {}, hop_limit {}",
+        r.interval, r.router_lifetime, r.hop_limit
+    );
+    for (on, name) in [(r.managed, "managed"), (r.other, "other")] {
+        if on {
+            s.push_str(&format!(", {name}"));
+        }
+    }
+    if !r.mtu {
+        s.push_str(", no mtu");
+    }
+    let p: Vec<String> = (r.prefixes.iter())
+        .map(|p| {
+            let mut t = format!(
+                "{} valid {} preferred {}",
+                p.prefix,
+                super::decode::lifetime_text(p.valid_lifetime),
+                super::decode::lifetime_text(p.preferred_lifetime)
+            );
+            if !p.on_link {
+                t.push_str(" off-link");
+            }
+            if !p.autonomous {
+                t.push_str(" no-slaac");
+            }
+            t
+        })
+        .collect();
+    s.push_str(&format!(", prefixes [{}]", p.join(", ")));
+    s
 }
 
 /// Added, removed and changed items of two keyed maps.
@@ -529,24 +608,28 @@ pub fn match_text(m: &Match, ifs: &[Interface]) -> String {
     if let Some(p) = m.out_ports {
         parts.push(format!("out: {}", ports(p)));
     }
-    for (key, a) in [("source", &m.source), ("destination", &m.destination)] {
-        match a {
-            Some(AddrMatch::Local) => parts.push(format!("{key}: local")),
-            Some(AddrMatch::Prefixes(p)) => parts.push(format!(
-                "{key}: {}",
-                list(p.iter().map(prefix_text).collect())
-            )),
-            None => {}
+    for (key, a, a6) in [
+        ("source", &m.source, &m.source6),
+        ("destination", &m.destination, &m.destination6),
+    ] {
+        let mut items: Vec<String> = match a {
+            Some(AddrMatch::Local) => {
+                parts.push(format!("{key}: local"));
+                continue;
+            }
+            Some(AddrMatch::Prefixes(p)) => p.iter().map(prefix_text).collect(),
+            None => Vec::new(),
+        };
+        items.extend(a6.iter().flatten().map(|p| p.to_string()));
+        if !items.is_empty() {
+            parts.push(format!("{key}: {}", list(items)));
         }
     }
+    if let Some(f) = m.family {
+        parts.push(format!("family: {}", f.name()));
+    }
     if let Some(p) = m.protocol {
-        let name = match p {
-            1 => "icmp".to_string(),
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            n => n.to_string(),
-        };
-        parts.push(format!("protocol: {name}"));
+        parts.push(format!("protocol: {}", super::rules::protocol_name(p)));
     }
     for (key, r) in [
         ("source_port", &m.source_port),
@@ -570,11 +653,20 @@ pub fn match_text(m: &Match, ifs: &[Interface]) -> String {
             .collect();
         parts.push(format!("state: [{}]", names.join(", ")));
     }
+    let v6 = m.protocol == Some(super::rules::ICMPV6);
     if let Some(t) = m.icmp_type {
-        parts.push(format!("icmp_type: {}", super::rules::icmp_type_name(t)));
+        parts.push(if v6 {
+            format!("icmpv6_type: {}", super::rules::icmpv6_type_name(t))
+        } else {
+            format!("icmp_type: {}", super::rules::icmp_type_name(t))
+        });
     }
     if let Some(c) = m.icmp_code {
-        parts.push(format!("icmp_code: {}", super::rules::icmp_code_name(c)));
+        parts.push(if v6 {
+            format!("icmpv6_code: {}", super::rules::icmpv6_code_name(c))
+        } else {
+            format!("icmp_code: {}", super::rules::icmp_code_name(c))
+        });
     }
     if parts.is_empty() {
         "{ }".to_string()
@@ -648,13 +740,42 @@ fn next_hop_text(n: NextHop, ifs: &[Interface]) -> String {
     }
 }
 
+/// An IPv6 next hop as the config writes it.
+fn next_hop6_text(n: NextHop6, ifs: &[Interface]) -> String {
+    match n {
+        NextHop6::Via { port, gateway } => {
+            let gw = Ipv6Addr::from(gateway);
+            if gw.is_unicast_link_local() {
+                format!("via {gw} interface {}", port_name(port, ifs))
+            } else {
+                format!("via {gw}")
+            }
+        }
+        NextHop6::Connected(p) => format!("interface {}", port_name(p, ifs)),
+        NextHop6::Blackhole => "blackhole".to_string(),
+        NextHop6::Unreachable => "unreachable".to_string(),
+        NextHop6::Local => "local".to_string(),
+    }
+}
+
+fn port_name(p: PortId, ifs: &[Interface]) -> String {
+    ifs.get(p.0 as usize)
+        .map_or("?".to_string(), |i| i.name.clone())
+}
+
+/// Both families' addresses, IPv4 first.
+fn all_addresses(i: &Interface) -> Vec<String> {
+    (i.addresses.iter().map(|a| a.to_string()))
+        .chain(i.addresses6.iter().map(|a| a.to_string()))
+        .collect()
+}
+
 fn addresses_text(i: &Interface) -> String {
-    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
-    format!("[{}]", a.join(" "))
+    format!("[{}]", all_addresses(i).join(" "))
 }
 
 fn interface_text(port: usize, i: &Interface) -> String {
-    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+    let a = all_addresses(i);
     format!(
         "port {port}, device {}, mtu {}, addresses [{}]",
         i.device,
