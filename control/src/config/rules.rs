@@ -290,7 +290,8 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
             let n = icmp_number(&t, is_type, false)?;
             if out.protocol == Some(ICMPV6) {
                 return Err(t.err(format!(
-                    "{key} is IPv4's ICMP, and this rule has protocol: icmpv6, expected {key}v6"
+                    "{key} is IPv4's ICMP, and this rule has protocol: icmpv6, expected {}",
+                    key.replace("icmp_", "icmpv6_")
                 )));
             }
             if out.protocol != Some(1) {
