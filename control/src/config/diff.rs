@@ -1072,6 +1072,126 @@ filter:
         );
     }
 
+    const DUAL: &str = "
+interfaces:
+  - { name: wan, device: r0, addresses: [198.18.0.1/24, 2001:db8::1/64] }
+  - { name: lan, device: r1, addresses: [198.19.0.1/24, 2001:db8:1::1/64], router_advertisements: true }
+routes:
+  - { to: default, via: 198.18.0.2 }
+  - { to: default, via: 2001:db8::2 }
+  - { to: 2001:db8:5::/48, via: fe80::5, interface: lan }
+neighbors:
+  - { address: 2001:db8::2, mac: \"02:00:00:00:00:02\" }
+  - { address: fe80::5, interface: lan, mac: \"02:00:00:00:00:05\" }
+filter:
+  input:
+    rules:
+      - { match: { icmpv6_type: echo-request }, action: accept, comment: ping6 }
+";
+
+    #[test]
+    fn ipv6_routes_and_neighbours_are_applied_by_a_reload() {
+        let new = DUAL
+            .replace(
+                "to: default, via: 2001:db8::2",
+                "to: default, via: 2001:db8::3",
+            )
+            .replace(
+                "  - { to: 2001:db8:5::/48, via: fe80::5, interface: lan }\n",
+                "  - { to: 2001:db8:6::/48, unreachable: true }\n",
+            )
+            .replace(
+                "fe80::5, interface: lan, mac",
+                "fe80::5, interface: wan, mac",
+            )
+            .replace("\"02:00:00:00:00:02\"", "\"02:00:00:00:00:12\"");
+        let x = d(DUAL, &new);
+        let r = |k: &str, a: Option<&str>, b: Option<&str>| ItemChange {
+            key: k.into(),
+            old: a.map(Into::into),
+            new: b.map(Into::into),
+        };
+        assert_eq!(
+            x.routes,
+            [
+                r("::/0", Some("via 2001:db8::2"), Some("via 2001:db8::3")),
+                r("2001:db8:5::/48", Some("via fe80::5 interface lan"), None),
+                r("2001:db8:6::/48", None, Some("unreachable")),
+            ]
+        );
+        assert_eq!(
+            x.neighbours,
+            [
+                r(
+                    "2001:db8::2",
+                    Some("02:00:00:00:00:02"),
+                    Some("02:00:00:00:00:12")
+                ),
+                r("fe80::5 interface lan", Some("02:00:00:00:00:05"), None),
+                r("fe80::5 interface wan", None, Some("02:00:00:00:00:05")),
+            ]
+        );
+        assert!(x.restart.is_empty(), "{x:?}");
+        let text = x.to_string();
+        assert!(
+            text.contains("  ~ ::/0 via 2001:db8::2 -> via 2001:db8::3"),
+            "{text}"
+        );
+        assert!(text.ends_with("a reload would apply this\n"), "{text}");
+    }
+
+    #[test]
+    fn ipv6_addresses_need_a_restart_as_ipv4_ones_do_and_ras_are_applied() {
+        let new = DUAL.replace("2001:db8::1/64]", "2001:db8::1/64, 2001:db8:7::1/64]");
+        let x = d(DUAL, &new);
+        assert_eq!(
+            x.restart,
+            [SettingChange::new(
+                "interfaces[0].addresses (wan)",
+                "[198.18.0.1/24 2001:db8::1/64]",
+                "[198.18.0.1/24 2001:db8::1/64 2001:db8:7::1/64]"
+            )]
+        );
+        assert_eq!(x.interfaces.len(), 1, "{x:?}");
+        let new = DUAL.replace(
+            "router_advertisements: true",
+            "router_advertisements: { interval: 30, managed: true }",
+        );
+        let x = d(DUAL, &new);
+        assert!(x.restart.is_empty() && x.interfaces.is_empty(), "{x:?}");
+        assert_eq!(
+            x.settings,
+            [SettingChange::new(
+                "interfaces[1].router_advertisements (lan)",
+                "interval 200, router_lifetime 1800, hop_limit 64, prefixes [2001:db8:1::/64 valid 2592000 s preferred 604800 s]",
+                "interval 30, router_lifetime 1800, hop_limit 64, managed, prefixes [2001:db8:1::/64 valid 2592000 s preferred 604800 s]"
+            )]
+        );
+        let off = DUAL.replace(", router_advertisements: true", "");
+        let x = d(DUAL, &off);
+        assert_eq!(x.settings.len(), 1, "{x:?}");
+        assert!(x.settings[0].new == "off", "{x:?}");
+        assert!(x.restart.is_empty(), "{x:?}");
+    }
+
+    #[test]
+    fn inet_rules_show_both_families_and_icmpv6() {
+        let new = DUAL.replace(
+            "{ icmpv6_type: echo-request }",
+            "{ source: [2001:db8::/32, 198.18.0.0/15], family: ipv6, icmpv6_type: 1, icmpv6_code: no-route }",
+        );
+        let x = d(DUAL, &new);
+        let c = &x.chains[0];
+        assert_eq!(
+            c.removed[0].rule,
+            "{ protocol: icmpv6, icmpv6_type: echo-request } accept (ping6)"
+        );
+        assert_eq!(
+            c.added[0].rule,
+            "{ source: [198.18.0.0/15, 2001:db8::/32], family: ipv6, protocol: icmpv6, icmpv6_type: destination-unreachable, icmpv6_code: no-route } accept (ping6)"
+        );
+    }
+
     #[test]
     fn match_text_reads_like_the_config() {
         let c = cfg(&format!(
