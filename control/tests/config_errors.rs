@@ -598,15 +598,45 @@ fn issue_example_loads_and_compiles() {
 fn transit_router_config_loads_and_compiles() {
     let cfg = Config::load(&configs_dir().join("transit-router.yaml")).unwrap();
     let t = Tables::build(cfg.tables_spec());
-    assert_eq!(counts(&t), [2, 0, 3, 1, 0]);
+    // The input chain's fourth rule is ping's ICMPv6 twin.
+    assert_eq!(counts(&t), [2, 0, 4, 1, 0]);
     check_transit_tables(&t);
+    check_dual_stack(&t);
+}
+
+/// The shipped configs' IPv6 plan: wan 2001:db8::1/64 with the default
+/// route via 2001:db8::2, lan 2001:db8:1::1/64 with 2001:db8:100::/48
+/// behind 2001:db8:1::2, and ping6 accepted at the end of input.
+fn check_dual_stack(t: &Tables) {
+    use dataplane::tables6::NextHop6;
+    let a6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+    assert_eq!(
+        t.v6.route(a6("2001:db8:ffff::1")).map(|(_, n)| n),
+        Some(NextHop6::Via {
+            port: PortId(0),
+            gateway: a6("2001:db8::2")
+        })
+    );
+    assert_eq!(
+        t.v6.route(a6("2001:db8:100::1")).map(|(_, n)| n),
+        Some(NextHop6::Via {
+            port: PortId(1),
+            gateway: a6("2001:db8:1::2")
+        })
+    );
+    assert!(t.v6.is_local(a6("2001:db8:1::1")));
+    assert_eq!(t.v6.neighbours.len(), 1);
+    let ping6 = &t.filter[0].rules.last().unwrap().matches;
+    assert_eq!((ping6.protocol, ping6.icmp_type), (Some(58), Some(128)));
 }
 
 #[test]
 fn webserver_config_untracks_port_80_both_ways() {
     let cfg = Config::load(&configs_dir().join("webserver.yaml")).unwrap();
     let t = Tables::build(cfg.tables_spec());
-    assert_eq!(counts(&t), [3, 1, 4, 1, 0]);
+    assert_eq!(counts(&t), [3, 1, 5, 1, 0]);
+    check_dual_stack(&t);
+    assert!(t.interfaces[1].ra.is_some(), "router advertisements on lan");
     let web_in = &t.raw_prerouting[0];
     assert_eq!(web_in.action, RawAction::NoTrack);
     assert_eq!(web_in.matches.destination, Some(AddrMatch::Local));

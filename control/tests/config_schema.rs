@@ -159,9 +159,21 @@ fn an_unknown_key_or_a_wrong_type_fails_validation() {
         ),
         ("  - to: default", "  - to: 0.0.0.0/33", "/routes/1/to"),
         (
-            "addresses: [198.18.0.1/24]",
-            "addresses: [198.18.0.1]",
+            "addresses: [198.18.0.1/24,",
+            "addresses: [198.18.0.1,",
             "/interfaces/0/addresses",
+        ),
+        ("2001:db8::1/64]", "2001:db8::1]", "/interfaces/0/addresses"),
+        ("via: 2001:db8::2", "via: 2001:db8::g", "/routes/3/via"),
+        (
+            "router_advertisements: true",
+            "router_advertisements: yes",
+            "/interfaces/1/router_advertisements",
+        ),
+        (
+            "icmpv6_type: echo-request",
+            "icmpv6_type: echo",
+            "/filter/input/rules/3/match/icmpv6_type",
         ),
         (
             "destination_port: [23, 2323]",
