@@ -1148,6 +1148,37 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_prefixes_are_masked_and_ipv6_only() {
+        let p: dataplane::addr::Ipv6Prefix = "2001:db8::/32".parse().unwrap();
+        let alts = term_alternatives(&Term::Prefixes6 {
+            dst: true,
+            prefixes: vec![p],
+        });
+        let mut mask = vec![0xff; 4];
+        mask.extend([0; 12]);
+        let mut addr = vec![0x20, 0x01, 0x0d, 0xb8];
+        addr.extend([0; 12]);
+        assert_eq!(
+            alts,
+            [vec![
+                Expr::Meta(meta::NFPROTO),
+                cmp_eq(&[10]),
+                Expr::Payload {
+                    base: base::NETWORK,
+                    offset: 24,
+                    len: 16
+                },
+                Expr::Bitwise(mask),
+                cmp_eq(&addr),
+            ]]
+        );
+        assert_eq!(
+            term_alternatives(&Term::Family(dataplane::rules::Family::Ipv6)),
+            [vec![Expr::Meta(meta::NFPROTO), cmp_eq(&[10])]]
+        );
+    }
+
+    #[test]
     fn attributes_are_padded_and_nests_flagged() {
         let mut a = Attrs::default();
         a.str(1, "ab").nest(4, |n| {
