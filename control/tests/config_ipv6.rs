@@ -213,16 +213,6 @@ fn router_advertisements_settings_and_prefix_lifetimes() {
             autonomous: false,
         }
     );
-    // An interval above the default router lifetime lifts it to the interval.
-    let text = DUAL.replace(
-        "    router_advertisements: true\n",
-        "    router_advertisements: { interval: 1800 }\n",
-    );
-    let c = Config::from_str(&text, Path::new("ra.yaml")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        c.spec.interfaces[1].ra.as_ref().unwrap().router_lifetime,
-        1800
-    );
     let off = DUAL.replace(
         "router_advertisements: true",
         "router_advertisements: false",

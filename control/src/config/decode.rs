@@ -609,8 +609,6 @@ fn decode_ra(v: &Val, addrs: &[IfAddr6]) -> R<Option<RaConfig>> {
             )));
         }
         ra.router_lifetime = n as u16;
-    } else if u32::from(ra.router_lifetime) < ra.interval {
-        ra.router_lifetime = ra.interval as u16;
     }
     if let Some(h) = m.get("hop_limit") {
         ra.hop_limit = h.int(0, 255)? as u8;
