@@ -95,8 +95,15 @@ const LANES: usize = 16;
 
 /// Leaves a node holds itself; a node with more keeps them in `leaves`.
 const INLINE: usize = 3;
+/// `base1` flag: the node is a bucket (see [`Node::bucket`]).
+const BUCKET: u32 = 1 << 31;
+/// Prefixes a bucket holds.
+const BUCKET_MAX: usize = 3;
+/// Bits below its offset a bucket's prefixes may span (one `u32` key each).
+const BUCKET_BITS: u32 = 32;
 
 /// One 6-bit trie node (see module doc), 32 bytes: two per cache line.
+/// A bucket (`base1` has [`BUCKET`]) reuses the fields: see [`Node::bucket`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(align(32))]
 struct Node {
@@ -110,6 +117,48 @@ struct Node {
 }
 
 impl Node {
+    /// A bucket for the subtree at bit `off` holding `ps` (at most
+    /// [`BUCKET_MAX`], each at most [`BUCKET_BITS`] longer than `off`),
+    /// `def` the leaf from above. Entry `i`: key (the prefix's bits from
+    /// `off`, left-aligned) in word `i` of `vector`/`leafvec`, length below
+    /// `off` in byte `i` of `leafvec`'s high word, leaf in `leaf[i]`; longest
+    /// first, unused entries of length 0 with leaf `def`.
+    fn new_bucket(ps: &[Entry], off: u32, def: u32) -> Node {
+        let mut e: Vec<(u32, u32, u32)> = ps
+            .iter()
+            .map(|&(addr, len, slot)| (window(addr, off), u32::from(len) - off, slot))
+            .collect();
+        e.sort_by_key(|&(_, l, _)| core::cmp::Reverse(l));
+        e.resize(BUCKET_MAX, (0, 0, def));
+        Node {
+            vector: u64::from(e[0].0) | u64::from(e[1].0) << 32,
+            leafvec: u64::from(e[2].0) | u64::from(e[0].1 | e[1].1 << 8 | e[2].1 << 16) << 32,
+            base1: BUCKET | def,
+            leaf: [e[0].2, e[1].2, e[2].2],
+        }
+    }
+
+    /// The leaf of `ip` in a bucket at bit `off`: that of its longest entry
+    /// matching `ip`, else the leaf from above.
+    #[inline(always)]
+    fn bucket(&self, ip: u128, off: u32) -> u32 {
+        let x = window(ip, off);
+        let lens = (self.leafvec >> 32) as u32;
+        let hit = |key: u32, i: u32| {
+            let mask = !u32::MAX.checked_shr((lens >> (8 * i)) & 0xff).unwrap_or(0);
+            (x ^ key) & mask == 0
+        };
+        if hit(self.vector as u32, 0) {
+            self.leaf[0]
+        } else if hit((self.vector >> 32) as u32, 1) {
+            self.leaf[1]
+        } else if hit(self.leafvec as u32, 2) {
+            self.leaf[2]
+        } else {
+            self.base1 & !BUCKET
+        }
+    }
+
     /// The leaf of slot `v` (not a child slot), given `m = upto(v)`.
     #[inline(always)]
     fn leaf_of(&self, m: u64, leaves: &[u32]) -> u32 {
@@ -126,6 +175,12 @@ impl Node {
 #[inline(always)]
 fn chunk(ip: u128, off: u32) -> u32 {
     ((ip << off) >> (128 - STRIDE)) as u32
+}
+
+/// The 32 bits of `ip` from bit `off`; bits past 128 read 0.
+#[inline(always)]
+fn window(ip: u128, off: u32) -> u32 {
+    ((ip << off) >> 96) as u32
 }
 
 /// Bits `0..=v` of a u64 (`v < 64`).
@@ -235,6 +290,10 @@ impl RouteTable6 {
     /// Fills node `idx` for bits `off..off + 6` from `ps` (sorted, all longer
     /// than `off` and inside this node's span), `def` the leaf from above.
     fn build_node(&mut self, idx: usize, ps: &[Entry], off: u32, def: u32) {
+        if ps.len() <= BUCKET_MAX && ps.iter().all(|e| u32::from(e.1) - off <= BUCKET_BITS) {
+            self.nodes[idx] = Node::new_bucket(ps, off, def);
+            return;
+        }
         let end = off + STRIDE;
         let mut vals = [def; 64];
         let mut lens = [0u8; 64];
@@ -331,6 +390,9 @@ impl RouteTable6 {
         let mut off = DIRECT_BITS;
         loop {
             let node = &self.nodes[n];
+            if node.base1 & BUCKET != 0 {
+                return node.bucket(ip, off);
+            }
             let v = chunk(ip, off);
             let m = upto(v);
             if node.vector & (1 << v) != 0 {
@@ -370,6 +432,11 @@ impl RouteTable6 {
                     let l = p.trailing_zeros() as usize;
                     p &= p - 1;
                     let n = &self.nodes[node[l] as usize];
+                    if n.base1 & BUCKET != 0 {
+                        oc[l] = n.bucket(ic[l], off);
+                        pending &= !(1 << l);
+                        continue;
+                    }
                     let v = chunk(ic[l], off);
                     let m = upto(v);
                     if n.vector & (1 << v) != 0 {
