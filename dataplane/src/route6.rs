@@ -82,6 +82,7 @@
 
 use crate::addr::Ipv6Prefix;
 use core::fmt;
+use memmap2::{Advice, MmapMut, MmapOptions};
 use std::collections::HashMap;
 
 /// Bits resolved by the direct table.
@@ -117,6 +118,27 @@ struct Node {
 }
 
 impl Node {
+    /// The node as [`NodeArray`] stores it.
+    fn to_words(self) -> [u64; 4] {
+        [
+            self.vector,
+            self.leafvec,
+            u64::from(self.base1) | u64::from(self.leaf[0]) << 32,
+            u64::from(self.leaf[1]) | u64::from(self.leaf[2]) << 32,
+        ]
+    }
+
+    /// [`Node::to_words`] back (inlined: only the fields used are loaded).
+    #[inline(always)]
+    fn from_words(w: &[u64; 4]) -> Node {
+        Node {
+            vector: w[0],
+            leafvec: w[1],
+            base1: w[2] as u32,
+            leaf: [(w[2] >> 32) as u32, w[3] as u32, (w[3] >> 32) as u32],
+        }
+    }
+
     /// A bucket for the subtree at bit `off` holding `ps` (at most
     /// [`BUCKET_MAX`], each at most [`BUCKET_BITS`] longer than `off`),
     /// `def` the leaf from above. Entry `i`: key (the prefix's bits from
@@ -192,101 +214,69 @@ fn upto(v: u32) -> u64 {
 /// A prefix as the build sorts it: address, length, leaf slot.
 type Entry = (u128, u8, u32);
 
+/// Size of a transparent huge page (x86_64, aarch64 with 4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The nodes, in an anonymous mapping of their own that starts on a huge
+/// page and is advised `MADV_HUGEPAGE`: with 4 KiB pages every deep node
+/// of a lookup is a TLB miss (the array spans thousands of pages), with
+/// 2 MiB pages a few dozen entries cover it. Where the kernel gives no
+/// huge pages (THP off) it works as well, with small pages.
+struct NodeArray {
+    map: MmapMut,
+    /// Offset of node 0 in `map` (its first huge-page boundary).
+    start: usize,
+    len: usize,
+}
+
+impl NodeArray {
+    fn new(nodes: &[Node]) -> NodeArray {
+        let bytes = nodes.len() * core::mem::size_of::<Node>();
+        // One huge page more, to start on a boundary wherever the map lands.
+        let mut map = MmapOptions::new()
+            .len(bytes + HUGE_PAGE)
+            .map_anon()
+            .expect("route table: cannot map memory for the nodes");
+        // A hint: without it (THP disabled, other kernels) small pages serve.
+        let _ = map.advise(Advice::HugePage);
+        let start = (map.as_ptr() as usize).wrapping_neg() % HUGE_PAGE;
+        let words: &mut [[u64; 4]] = bytemuck::cast_slice_mut(&mut map[start..start + bytes]);
+        for (w, n) in words.iter_mut().zip(nodes) {
+            *w = n.to_words();
+        }
+        NodeArray {
+            map,
+            start,
+            len: nodes.len(),
+        }
+    }
+
+    /// The nodes as [`Node::to_words`] stores them (page-aligned, so the
+    /// cast cannot fail).
+    #[inline(always)]
+    fn words(&self) -> &[[u64; 4]] {
+        bytemuck::cast_slice(&self.map[self.start..self.start + self.len * 32])
+    }
+}
+
 /// IPv6 route table mapping prefixes to next-hop ids, a Poptrie (see
 /// module doc).
 pub struct RouteTable6 {
     direct: Box<[u32]>,
-    nodes: Vec<Node>,
+    nodes: NodeArray,
     leaves: Vec<u32>,
     /// Distinct prefixes.
     len: usize,
 }
 
-impl RouteTable6 {
-    /// Largest next-hop id the table can store.
-    pub const MAX_NEXT_HOP: u32 = NODE - 2;
+/// The nodes and out-of-node leaves while [`RouteTable6::build`] runs.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    leaves: Vec<u32>,
+}
 
-    /// Build from `(prefix, next_hop_id)`; a later duplicate prefix wins.
-    ///
-    /// # Panics
-    ///
-    /// If a next-hop id is above [`RouteTable6::MAX_NEXT_HOP`].
-    pub fn build(routes: &[(Ipv6Prefix, u32)]) -> RouteTable6 {
-        let mut sorted: Vec<Entry> = routes
-            .iter()
-            .map(|&(p, nh)| {
-                assert!(
-                    nh <= Self::MAX_NEXT_HOP,
-                    "next-hop id {nh} above RouteTable6::MAX_NEXT_HOP"
-                );
-                (p.addr(), p.len(), nh + 1)
-            })
-            .collect();
-        // Stable: duplicates keep input order, so the last one comes last.
-        sorted.sort_by_key(|&(a, l, _)| (a, l));
-        let mut w = 0;
-        for r in 0..sorted.len() {
-            let last_of_key = sorted
-                .get(r + 1)
-                .is_none_or(|n| (n.0, n.1) != (sorted[r].0, sorted[r].1));
-            if last_of_key {
-                sorted[w] = sorted[r];
-                w += 1;
-            }
-        }
-        sorted.truncate(w);
-
-        let mut t = RouteTable6 {
-            direct: vec![0u32; 1 << DIRECT_BITS].into_boxed_slice(),
-            nodes: Vec::new(),
-            leaves: Vec::new(),
-            len: sorted.len(),
-        };
-        // Short prefixes fill the direct table, shorter first so longer win.
-        let mut short: Vec<Entry> = sorted
-            .iter()
-            .copied()
-            .filter(|e| u32::from(e.1) <= DIRECT_BITS)
-            .collect();
-        short.sort_by_key(|e| e.1);
-        for (addr, len, slot) in short {
-            let first = (addr >> (128 - DIRECT_BITS)) as usize;
-            let n = 1usize << (DIRECT_BITS - u32::from(len));
-            t.direct[first..first + n].fill(slot);
-        }
-        // Longer prefixes: one node per direct slot they fall in, built from
-        // the contiguous run of them in address order.
-        let mut i = 0;
-        while i < sorted.len() {
-            if u32::from(sorted[i].1) <= DIRECT_BITS {
-                i += 1;
-                continue;
-            }
-            let d = (sorted[i].0 >> (128 - DIRECT_BITS)) as usize;
-            let mut j = i;
-            while j < sorted.len() && (sorted[j].0 >> (128 - DIRECT_BITS)) as usize == d {
-                j += 1;
-            }
-            // The run may hold short prefixes only at its start (they sort
-            // first at their address); skip them, they are in `direct`.
-            let run: Vec<Entry> = sorted[i..j]
-                .iter()
-                .copied()
-                .filter(|e| u32::from(e.1) > DIRECT_BITS)
-                .collect();
-            let idx = t.nodes.len();
-            assert!(idx < NODE as usize, "more than 2^31 nodes");
-            t.nodes.push(Node::default());
-            let inherited = t.direct[d];
-            t.build_node(idx, &run, DIRECT_BITS, inherited);
-            t.direct[d] = NODE | idx as u32;
-            i = j;
-        }
-        t.nodes.shrink_to_fit();
-        t.leaves.shrink_to_fit();
-        t
-    }
-
+impl Builder {
     /// Fills node `idx` for bits `off..off + 6` from `ps` (sorted, all longer
     /// than `off` and inside this node's span), `def` the leaf from above.
     fn build_node(&mut self, idx: usize, ps: &[Entry], off: u32, def: u32) {
@@ -371,6 +361,91 @@ impl RouteTable6 {
         }
         debug_assert_eq!(k, children);
     }
+}
+
+impl RouteTable6 {
+    /// Largest next-hop id the table can store.
+    pub const MAX_NEXT_HOP: u32 = NODE - 2;
+
+    /// Build from `(prefix, next_hop_id)`; a later duplicate prefix wins.
+    ///
+    /// # Panics
+    ///
+    /// If a next-hop id is above [`RouteTable6::MAX_NEXT_HOP`].
+    pub fn build(routes: &[(Ipv6Prefix, u32)]) -> RouteTable6 {
+        let mut sorted: Vec<Entry> = routes
+            .iter()
+            .map(|&(p, nh)| {
+                assert!(
+                    nh <= Self::MAX_NEXT_HOP,
+                    "next-hop id {nh} above RouteTable6::MAX_NEXT_HOP"
+                );
+                (p.addr(), p.len(), nh + 1)
+            })
+            .collect();
+        // Stable: duplicates keep input order, so the last one comes last.
+        sorted.sort_by_key(|&(a, l, _)| (a, l));
+        let mut w = 0;
+        for r in 0..sorted.len() {
+            let last_of_key = sorted
+                .get(r + 1)
+                .is_none_or(|n| (n.0, n.1) != (sorted[r].0, sorted[r].1));
+            if last_of_key {
+                sorted[w] = sorted[r];
+                w += 1;
+            }
+        }
+        sorted.truncate(w);
+
+        let mut direct = vec![0u32; 1 << DIRECT_BITS].into_boxed_slice();
+        let mut t = Builder::default();
+        // Short prefixes fill the direct table, shorter first so longer win.
+        let mut short: Vec<Entry> = sorted
+            .iter()
+            .copied()
+            .filter(|e| u32::from(e.1) <= DIRECT_BITS)
+            .collect();
+        short.sort_by_key(|e| e.1);
+        for (addr, len, slot) in short {
+            let first = (addr >> (128 - DIRECT_BITS)) as usize;
+            let n = 1usize << (DIRECT_BITS - u32::from(len));
+            direct[first..first + n].fill(slot);
+        }
+        // Longer prefixes: one node per direct slot they fall in, built from
+        // the contiguous run of them in address order.
+        let mut i = 0;
+        while i < sorted.len() {
+            if u32::from(sorted[i].1) <= DIRECT_BITS {
+                i += 1;
+                continue;
+            }
+            let d = (sorted[i].0 >> (128 - DIRECT_BITS)) as usize;
+            let mut j = i;
+            while j < sorted.len() && (sorted[j].0 >> (128 - DIRECT_BITS)) as usize == d {
+                j += 1;
+            }
+            // The run may hold short prefixes only at its start (they sort
+            // first at their address); skip them, they are in `direct`.
+            let run: Vec<Entry> = sorted[i..j]
+                .iter()
+                .copied()
+                .filter(|e| u32::from(e.1) > DIRECT_BITS)
+                .collect();
+            let idx = t.nodes.len();
+            assert!(idx < NODE as usize, "more than 2^31 nodes");
+            t.nodes.push(Node::default());
+            t.build_node(idx, &run, DIRECT_BITS, direct[d]);
+            direct[d] = NODE | idx as u32;
+            i = j;
+        }
+        t.leaves.shrink_to_fit();
+        RouteTable6 {
+            direct,
+            nodes: NodeArray::new(&t.nodes),
+            leaves: t.leaves,
+            len: sorted.len(),
+        }
+    }
 
     /// Next-hop id of the longest matching prefix; `ip` in host byte order.
     #[inline]
@@ -386,10 +461,11 @@ impl RouteTable6 {
         if d & NODE == 0 {
             return d;
         }
+        let nodes = self.nodes.words();
         let mut n = (d & !NODE) as usize;
         let mut off = DIRECT_BITS;
         loop {
-            let node = &self.nodes[n];
+            let node = Node::from_words(&nodes[n]);
             if node.base1 & BUCKET != 0 {
                 return node.bucket(ip, off);
             }
@@ -413,6 +489,7 @@ impl RouteTable6 {
     /// If `out` is shorter than `ips`.
     pub fn lookup_batch(&self, ips: &[u128], out: &mut [u32]) {
         assert!(out.len() >= ips.len(), "lookup_batch: out shorter than ips");
+        let nodes = self.nodes.words();
         for (ic, oc) in ips.chunks(LANES).zip(out.chunks_mut(LANES)) {
             // Each step loads first for every lane, with no branch on the
             // data: the misses go out together, before a mispredicted
@@ -437,12 +514,12 @@ impl RouteTable6 {
                 // With a lane pending the node array is not empty, so the
                 // index 0 of a finished lane is valid.
                 let vector: [u64; LANES] =
-                    core::array::from_fn(|l| self.nodes[node[l] as usize].vector);
+                    core::array::from_fn(|l| nodes[node[l] as usize][0]);
                 let mut p = pending;
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
                     p &= p - 1;
-                    let n = &self.nodes[node[l] as usize];
+                    let n = Node::from_words(&nodes[node[l] as usize]);
                     if n.base1 & BUCKET != 0 {
                         oc[l] = n.bucket(ic[l], off);
                         pending &= !(1 << l);
@@ -473,16 +550,18 @@ impl RouteTable6 {
     }
 
     /// Bytes allocated for the lookup structure: the 1 MiB direct table,
-    /// 32 bytes per node and 4 per leaf stored out of its node.
+    /// the nodes' mapping (32 bytes per node and a huge page to align them;
+    /// its pages are resident only where touched) and 4 per leaf stored out
+    /// of its node.
     pub fn memory_bytes(&self) -> usize {
         core::mem::size_of_val(&*self.direct)
-            + self.nodes.capacity() * core::mem::size_of::<Node>()
+            + self.nodes.map.len()
             + self.leaves.capacity() * core::mem::size_of::<u32>()
     }
 
     /// Number of trie nodes (for the figures).
     pub fn nodes(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len
     }
 
     /// Number of leaves stored out of their node (for the figures).
@@ -502,7 +581,7 @@ impl fmt::Debug for RouteTable6 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteTable6")
             .field("len", &self.len)
-            .field("nodes", &self.nodes.len())
+            .field("nodes", &self.nodes.len)
             .field("leaves", &self.leaves.len())
             .field("memory_bytes", &self.memory_bytes())
             .finish()
@@ -594,7 +673,7 @@ mod tests {
         for a in [0, 1, ip("2001:db8::1"), u128::MAX] {
             assert_eq!(t.lookup(a), None);
         }
-        assert_eq!(t.memory_bytes(), 1 << 20);
+        assert_eq!(t.memory_bytes(), (1 << 20) + HUGE_PAGE);
         assert_eq!(t.nodes(), 0);
     }
 
