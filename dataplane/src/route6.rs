@@ -8,10 +8,10 @@
 //! swapped in whole (read-copy-update), `lookup` / `lookup_slot`, `len`,
 //! `memory_bytes`. A lookup never allocates, locks or makes a syscall; it
 //! reads one direct entry and at most 19 nodes (one per 6 bits below /18),
-//! and the batch form [`RouteTable6::lookup_batch`] runs 16 lookups in lock
+//! and the batch form [`RouteTable6::lookup_batch`] runs 32 lookups in lock
 //! step so their cache misses overlap. Routes change by building a new
 //! table and swapping it in, as for IPv4: there is no incremental insert or
-//! remove (a 1M-prefix build takes about 0.35 s).
+//! remove (a 1M-prefix build takes about 0.18 s).
 //!
 //! # Layout
 //!
@@ -26,14 +26,26 @@
 //!   is `base1 + popcount(vector & bits 0..=v) - 1`, and its leaf is number
 //!   `popcount(leafvec & bits 0..=v) - 1` of the node's leaves: held in the
 //!   node when there are at most three, else from `base0` in `leaves`.
+//! - Buckets: a subtree that holds at most three prefixes, none more than
+//!   32 bits longer than the node's offset, is one node of its own kind
+//!   (`base1` bit 31): each prefix's bits below the offset as a `u32` key,
+//!   its length and leaf, and the leaf inherited from above. A lookup that
+//!   reaches a bucket ends there, with the longest entry that matches. This
+//!   is where a /48 under its /32 ends (the node at offset 36 usually holds
+//!   one or two prefixes), so it removes the deepest level of the trie.
 //! - `leaves`: `u32` leaf slots (`0` no route, `nh + 1`) of the nodes with
 //!   more than three.
+//!
+//! Each of the three arrays lives in an anonymous mapping of whole 2 MiB
+//! pages advised `MADV_HUGEPAGE` (through `memmap2`, no `unsafe` here):
+//! with 4 KiB pages the 30 MiB of nodes span 7,400 pages and nearly every
+//! deep read is a TLB miss as well as a cache miss. Where the kernel has
+//! transparent huge pages off, small pages serve, slower (figures below).
 //!
 //! Strides: 18 bits direct, then 6 bits per node at bit offsets 18, 24, ...,
 //! 126 (the last node covers bits 126..128; its 4 missing bits are taken as
 //! zero, so a /127 or /128 fills 16 or 8 of its slots). A /32 ends in the
-//! node at offset 30, a /48 exactly at the end of the node at offset 42, a
-//! /64 in the node at offset 60.
+//! node at offset 30; a /48 below it usually in the bucket at offset 36.
 //!
 //! # Why a Poptrie (measured, `cargo bench -p benches --bench route6`)
 //!
@@ -42,8 +54,8 @@
 //! /29../31, 37% /33../47 with peaks at /36, /40, /44, 5% /56../64, carved
 //! out of the shorter prefixes as real allocations are), lookups of random
 //! addresses of which 91% hit a route, one core of the shared 2-core VM
-//! the project is built on (AMD EPYC, 32 MiB L3, 4 KiB pages), median of
-//! criterion's samples:
+//! the project is built on (AMD EPYC, 32 MiB L3, THP `madvise`), as first
+//! chosen:
 //!
 //! | structure                          | lookups/s       | bytes/prefix | build   |
 //! |------------------------------------|-----------------|--------------|---------|
@@ -59,16 +71,64 @@
 //! GiB, twelve times the 100 B/prefix budget, so it was not built. The
 //! Poptrie keeps the multibit trie's fixed stride and stores a node in 32
 //! bytes (with up to three leaves inline, so most lookups never read the
-//! leaf array): 1.8M nodes, 163K out-of-node leaves.
+//! leaf array).
 //!
-//! The lookup target of issue 15 (30M/s per core) is not met on this
-//! machine: a /48 lookup reads the direct table and five nodes, and on a
-//! table of 57 MiB the deepest two or three are cache and TLB misses (the
-//! same code does 36M lookups/s on a 10K-prefix table that fits in L2).
-//! The batch form overlaps the misses of 16 lookups and roughly doubles the
-//! rate; the remaining levers are huge pages for the node array (needs
-//! `madvise`, i.e. `unsafe` outside `xsk/`) and path compression of the
-//! single-child nodes below /32.
+//! # Making it faster (issue 15: 30M lookups/s per core, 100 B/prefix, 5 s)
+//!
+//! Same bench, same session, before (the table above's code, main at
+//! 56e981f, with the bench of today) and after, criterion's estimate; the
+//! `zipf` cases draw the prefix with Zipf's law (exponent 1: the most
+//! popular 1% of the prefixes get about half of the lookups, as real
+//! traffic concentrates on few destinations), the others every prefix
+//! alike (the worst case for the caches). Runs on this shared VM swing by
+//! 10-40% (single `lookup` most: 5.0M to 9.7M/s over the same code), so
+//! the ratios below are from runs next to each other:
+//!
+//! | case                    | before (2 runs) | after (2 runs) | after/before |
+//! |-------------------------|-----------------|----------------|--------------|
+//! | `lookup`, uniform       | 4.24M, 4.14M    | 5.74M, 5.43M   | 1.3-1.4x     |
+//! | `lookup_batch`, uniform | 8.42M, 6.54M    | 23.3M, 20.9M   | 2.5-3.6x     |
+//! | `lookup`, zipf          | -, 6.19M        | 10.6M, 9.22M   | 1.5-1.7x     |
+//! | `lookup_batch`, zipf    | -, 10.4M        | 24.4M, 22.6M   | 2.2-2.3x     |
+//! | hash baseline (noise)   | 3.35M, 2.54M    | 2.67M, 2.91M   | -            |
+//! | bytes/prefix            | 59.6            | 42.0           | 0.7x         |
+//! | build, 1M prefixes      | 351 ms, 353 ms  | 181 ms, 182 ms | 0.5x         |
+//!
+//! (After: 31.9 of the 42.0 bytes/prefix are data, the rest is the
+//! rounding of the three arrays to whole huge pages plus one for the
+//! alignment; pages never touched are not resident.)
+//!
+//! The levers, each measured against the step before it:
+//! - Buckets (above): nodes 1.8M to 0.94M, 59.6 to 31.9 bytes/prefix,
+//!   build 351 to 177 ms, `lookup` 1.32x, `lookup_batch` 1.30x.
+//! - `lookup_batch` loads every lane's node (and direct entry) before it
+//!   branches on any: a mispredicted branch on one lane's data no longer
+//!   discards the loads issued for the lanes after it, so all the misses
+//!   of a level are in flight at once. 16 lanes: 10.9M to 15.3M/s; 32
+//!   lanes: 21.1M/s; 64 lanes: 21.4M/s (not worth the stack; the pipeline's
+//!   bursts are 32 to 64).
+//! - Huge pages: with the advice against without it in back-to-back runs,
+//!   `lookup` 6.9M against 5.7M/s, `lookup_batch` 22.5M against 18.7M/s,
+//!   zipf `lookup` 10.9M against 7.4M/s.
+//!
+//! Tried and dropped: a 2^24-entry direct table (64 MiB; removes the node
+//! at offset 18 from every path but makes the direct table itself a miss:
+//! 97 bytes/prefix, `lookup` 6.0M/s, `lookup_batch` 18.7M/s against 21M/s
+//! with 2^18); refilling a lane as soon as its lookup ends instead of lock
+//! step (17.5M against 21.1M/s: the bookkeeping costs more than the idle
+//! lanes); 64-bit instead of 128-bit shifts for the nodes above /64 (no
+//! change). Software prefetch (`_mm_prefetch`) needs `unsafe` on this
+//! rustc (1.95: a `#[target_feature]` function), so it is not used.
+//!
+//! 30M lookups/s per core is not reached on this machine. `lookup_batch`
+//! is at 20-25M/s with uniform and zipf addresses alike, so it is no longer
+//! bound by the misses but by the work per lane and level (about 45 ns a
+//! lookup: the lock-step loop, the bucket's three compares, branches on
+//! random data). A single `lookup` is a chain of four to five dependent
+//! reads of a table larger than this VM's share of L3 (a /48: direct,
+//! nodes at 18, 24, 30, bucket at 36) and stays at 5-10M/s; the transit
+//! path calls `lookup_slot` per packet, so it would gain most from looking
+//! the burst up with `lookup_batch`.
 //!
 //! # Build
 //!
