@@ -7,6 +7,10 @@
 //! host:  parse -> raw/output -> conntrack -> route -> filter/output
 //!        -> neighbour -> rewrite -> port
 //! ```
+//! IPv6 takes the same stages (`general6` draws its path): `parse6`,
+//! `route6`, `neighbour6` and `icmp6` are the IPv6 twins, `ndp` answers
+//! neighbour discovery in the neighbour stage before the raw stage (not
+//! filtered, as ARP), and raw, conntrack, filter and rewrite serve both.
 //! A worker owns one `Pipeline` (its connection table, neighbour cache and
 //! counters); the compiled [`Tables`] are shared read-only and swapped whole
 //! at housekeeping. No allocation, lock or syscall per packet.
