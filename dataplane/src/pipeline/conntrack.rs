@@ -10,19 +10,26 @@ use crate::wire::{icmp, icmpv6};
 
 use super::State;
 
-/// What conntrack needs of a packet (not an ICMP error): its tuple, with
-/// the query identifier in both ports and the type and code in `icmp` for
-/// ICMP, and no ports for protocols without them.
+/// A tuple's ports and ICMP word: the ports, or for ICMP the query
+/// identifier in both and `type << 8 | code`, or nothing.
 #[inline(always)]
-pub(super) fn ct_info(m: &Meta) -> PktInfo {
-    let (sport, dport, icmp) = if m.has_ports {
+fn tuple_ports(m: &Meta) -> (u16, u16, u16) {
+    if m.has_ports {
         (m.sport, m.dport, 0)
     } else if m.has_icmp {
         let tc = (m.icmp_type as u16) << 8 | m.icmp_code as u16;
         (m.icmp_ident, m.icmp_ident, tc)
     } else {
         (0, 0, 0)
-    };
+    }
+}
+
+/// What conntrack needs of a packet (not an ICMP error): its tuple, with
+/// the query identifier in both ports and the type and code in `icmp` for
+/// ICMP, and no ports for protocols without them.
+#[inline(always)]
+pub(super) fn ct_info(m: &Meta) -> PktInfo {
+    let (sport, dport, icmp) = tuple_ports(m);
     PktInfo {
         key: FlowKey {
             src: m.src,
@@ -64,14 +71,7 @@ pub(super) fn fast_ct_info(m: &Meta) -> PktInfo {
 /// [`ct_info`] for IPv6: the same tuple with the 128-bit addresses.
 #[inline]
 pub(super) fn ct_info6(m: &Meta) -> PktInfo6 {
-    let (sport, dport, icmp) = if m.has_ports {
-        (m.sport, m.dport, 0)
-    } else if m.has_icmp {
-        let tc = (m.icmp_type as u16) << 8 | m.icmp_code as u16;
-        (m.icmp_ident, m.icmp_ident, tc)
-    } else {
-        (0, 0, 0)
-    };
+    let (sport, dport, icmp) = tuple_ports(m);
     PktInfo6 {
         key: FlowKey6 {
             src: m.src6,

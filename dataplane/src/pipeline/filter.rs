@@ -67,40 +67,7 @@ impl State {
         }
         let reason = DropReason::FilterRejected;
         if m.proto == ipv4::PROTO_TCP && m.has_ports {
-            if m.tcp_flags & tcp::RST != 0 {
-                return Outcome::drop(reason);
-            }
-            // A packet from the router's own stack (filter/output) is
-            // answered to that stack, through the host path, as the
-            // kernel's `reject with tcp reset` answers a local socket; the
-            // MACs of the answer do not matter there.
-            let (mac, peer) = match t.interfaces.get(pkt.port.0 as usize) {
-                Some(ifc) => (
-                    ifc.mac,
-                    ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr(),
-                ),
-                None => (Mac([0; 6]), Mac([0; 6])),
-            };
-            return match reply::tcp_reset(pkt.buf, m.ihl, m.total_len, mac, peer) {
-                Some(n) => {
-                    pkt.len = n;
-                    self.counters.tcp_resets_sent += 1;
-                    // netfilter's `nf_send_reset` moves the packet's flow to
-                    // CLOSE; an INVALID packet has no flow.
-                    if !matches!(m.ct_state, CtState::Untracked | CtState::Invalid) {
-                        self.ct.set_closing(ct_info(m).key, self.now);
-                    }
-                    if pkt.port.is_host() {
-                        Outcome {
-                            verdict: Verdict::Host,
-                            ..Outcome::reply(pkt.port, Some(reason))
-                        }
-                    } else {
-                        Outcome::reply(pkt.port, Some(reason))
-                    }
-                }
-                None => Outcome::drop(reason),
-            };
+            return self.tcp_reject(t, pkt, m);
         }
         self.send_icmp_error(
             t,
@@ -115,41 +82,60 @@ impl State {
 }
 
 impl State {
+    /// `reject` of a TCP segment, either family: a RST in its place (none
+    /// for a RST). A packet from the router's own stack (filter/output) is
+    /// answered to that stack, through the host path, as the kernel's
+    /// `reject with tcp reset` answers a local socket; the MACs of the
+    /// answer do not matter there.
+    fn tcp_reject(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
+        let reason = DropReason::FilterRejected;
+        if m.tcp_flags & tcp::RST != 0 {
+            return Outcome::drop(reason);
+        }
+        let (mac, peer) = match t.interfaces.get(pkt.port.0 as usize) {
+            Some(ifc) => (
+                ifc.mac,
+                ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr(),
+            ),
+            None => (Mac([0; 6]), Mac([0; 6])),
+        };
+        let sent = if m.v6 {
+            let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
+            reply6::tcp_reset6(pkt.buf, frame_len, m.ihl, mac, peer)
+        } else {
+            reply::tcp_reset(pkt.buf, m.ihl, m.total_len, mac, peer)
+        };
+        let Some(n) = sent else {
+            return Outcome::drop(reason);
+        };
+        pkt.len = n;
+        self.counters.tcp_resets_sent += 1;
+        // netfilter's `nf_send_reset` moves the packet's flow to CLOSE; an
+        // INVALID packet has no flow.
+        if !matches!(m.ct_state, CtState::Untracked | CtState::Invalid) {
+            if m.v6 {
+                self.set_closing6(m);
+            } else {
+                self.ct.set_closing(ct_info(m).key, self.now);
+            }
+        }
+        if pkt.port.is_host() {
+            Outcome {
+                verdict: Verdict::Host,
+                ..Outcome::reply(pkt.port, Some(reason))
+            }
+        } else {
+            Outcome::reply(pkt.port, Some(reason))
+        }
+    }
+
     /// `reject` for IPv6: a TCP RST for TCP, else ICMPv6 destination
     /// unreachable, port unreachable (code 4), as nftables' `reject` in
     /// the `inet` family answers.
     fn reject6(&mut self, t: &Tables, pkt: &mut Pkt<'_>, m: &Meta) -> Outcome {
         let reason = DropReason::FilterRejected;
         if m.proto == ipv6::NH_TCP && m.has_ports {
-            if m.tcp_flags & tcp::RST != 0 {
-                return Outcome::drop(reason);
-            }
-            let (mac, peer) = match t.interfaces.get(pkt.port.0 as usize) {
-                Some(ifc) => (
-                    ifc.mac,
-                    ethernet::Frame::new_unchecked(&pkt.buf[..ETH_HDR_LEN]).src_addr(),
-                ),
-                None => (Mac([0; 6]), Mac([0; 6])),
-            };
-            let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
-            return match reply6::tcp_reset6(pkt.buf, frame_len, m.ihl, mac, peer) {
-                Some(n) => {
-                    pkt.len = n;
-                    self.counters.tcp_resets_sent += 1;
-                    if !matches!(m.ct_state, CtState::Untracked | CtState::Invalid) {
-                        self.set_closing6(m);
-                    }
-                    if pkt.port.is_host() {
-                        Outcome {
-                            verdict: Verdict::Host,
-                            ..Outcome::reply(pkt.port, Some(reason))
-                        }
-                    } else {
-                        Outcome::reply(pkt.port, Some(reason))
-                    }
-                }
-                None => Outcome::drop(reason),
-            };
+            return self.tcp_reject(t, pkt, m);
         }
         self.send_icmp6_error(
             t,

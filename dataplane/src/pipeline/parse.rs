@@ -111,6 +111,29 @@ const fn bad_destination(a: u32) -> Option<DropReason> {
     }
 }
 
+/// The TCP or UDP fields of `m.proto`'s header at `l4` (IPv4 and IPv6
+/// alike). A router needs the fixed L4 header (ports, flags), not a valid
+/// one: TCP data offset and UDP length are the end hosts' business, as in
+/// Linux forwarding.
+#[inline(always)]
+pub(super) fn parse_ports(l4: &[u8], m: &mut Meta) -> Result<(), DropReason> {
+    if m.proto == ipv4::PROTO_TCP {
+        if l4.len() < tcp::HEADER_LEN {
+            return Err(DropReason::L4Truncated);
+        }
+        let s = tcp::Packet::new_unchecked(l4);
+        m.tcp_flags = s.flags();
+    } else if l4.len() < udp::HEADER_LEN {
+        return Err(DropReason::L4Truncated);
+    }
+    // TCP and UDP ports sit at the same offsets.
+    let d = udp::Packet::new_unchecked(l4);
+    m.sport = d.src_port();
+    m.dport = d.dst_port();
+    m.has_ports = true;
+    Ok(())
+}
+
 impl State {
     /// Read the common frame's IPv4 header (to our MAC, IPv4 without
     /// options, not a fragment, good checksum, unicast addresses, and for
@@ -268,28 +291,7 @@ impl State {
         }
         let l4 = ip.payload();
         match m.proto {
-            // A router needs the fixed L4 header (ports, flags, ICMP type),
-            // not a valid one: TCP data offset and UDP length are the end
-            // hosts' business, as in Linux forwarding.
-            ipv4::PROTO_TCP => {
-                if l4.len() < tcp::HEADER_LEN {
-                    return Err(DropReason::L4Truncated);
-                }
-                let s = tcp::Packet::new_unchecked(l4);
-                m.sport = s.src_port();
-                m.dport = s.dst_port();
-                m.tcp_flags = s.flags();
-                m.has_ports = true;
-            }
-            ipv4::PROTO_UDP => {
-                if l4.len() < udp::HEADER_LEN {
-                    return Err(DropReason::L4Truncated);
-                }
-                let d = udp::Packet::new_unchecked(l4);
-                m.sport = d.src_port();
-                m.dport = d.dst_port();
-                m.has_ports = true;
-            }
+            ipv4::PROTO_TCP | ipv4::PROTO_UDP => parse_ports(l4, m)?,
             ipv4::PROTO_ICMP => {
                 if l4.len() < icmp::HEADER_LEN {
                     return Err(DropReason::L4Truncated);

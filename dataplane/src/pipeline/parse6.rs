@@ -7,8 +7,9 @@ use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::{Pkt, ETH_HDR_LEN};
 use crate::wire::ipv6::{self, AddrClass, ExtError};
-use crate::wire::{self, icmpv6, tcp, udp};
+use crate::wire::{self, icmpv6};
 
+use super::parse::parse_ports;
 use super::State;
 
 /// The drop reason of a fixed header that does not check.
@@ -88,29 +89,10 @@ impl State {
     }
 
     /// The upper-layer fields: ports and TCP flags, or the ICMPv6 type, code
-    /// and echo identifier. As for IPv4, a router needs the fixed header,
-    /// not a valid one.
+    /// and echo identifier.
     fn parse_l4_6(&self, l4: &[u8], m: &mut Meta) -> Result<(), DropReason> {
         match m.proto {
-            ipv6::NH_TCP => {
-                if l4.len() < tcp::HEADER_LEN {
-                    return Err(DropReason::L4Truncated);
-                }
-                let s = tcp::Packet::new_unchecked(l4);
-                m.sport = s.src_port();
-                m.dport = s.dst_port();
-                m.tcp_flags = s.flags();
-                m.has_ports = true;
-            }
-            ipv6::NH_UDP => {
-                if l4.len() < udp::HEADER_LEN {
-                    return Err(DropReason::L4Truncated);
-                }
-                let d = udp::Packet::new_unchecked(l4);
-                m.sport = d.src_port();
-                m.dport = d.dst_port();
-                m.has_ports = true;
-            }
+            ipv6::NH_TCP | ipv6::NH_UDP => parse_ports(l4, m)?,
             ipv6::NH_ICMPV6 => {
                 if l4.len() < icmpv6::HEADER_LEN {
                     return Err(DropReason::L4Truncated);
