@@ -124,6 +124,9 @@ pub struct State {
     /// Ethernet destination and source per next-hop id (gateways with a
     /// resolved MAC), for the fast path.
     nh_fast: Vec<FastHop>,
+    /// The IPv6 fast path's next hops, by route slot
+    /// ([`transit::fast_hops6`]).
+    nh_fast6: Vec<FastHop>,
     /// Each port's MAC as a 48-bit number (the frame's first six bytes read
     /// little-endian), indexed by port; `u64::MAX`, which no MAC equals,
     /// for the host path and ports that do not exist.
@@ -164,6 +167,7 @@ impl Pipeline {
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
             nh_fast: Vec::new(),
+            nh_fast6: Vec::new(),
             port_mac: [u64::MAX; 64],
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
             pending: PendingQueue::default(),

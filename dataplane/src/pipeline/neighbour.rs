@@ -126,6 +126,7 @@ impl State {
             }));
         // Slot 0: no route (see `RouteTable::lookup_slot`).
         self.nh_fast.insert(0, NO_HOP);
+        self.nh_fast6 = super::transit::fast_hops6(t, &super::stubs6::gateway_macs6(t));
         self.port_mac = [u64::MAX; 64];
         for (i, ifc) in t.interfaces.iter().enumerate().take(PortId::MAX_PORTS) {
             self.port_mac[i] = mac48(&ifc.mac.0);

@@ -63,3 +63,24 @@ impl State {
         Ok(Outcome::drop(DropReason::NeighbourUnresolved))
     }
 }
+
+impl super::Pipeline {
+    /// Stand-in: the NDP branch gives the real one.
+    pub fn learn_neighbour6(&mut self, addr: u128, mac: crate::addr::Mac, port: PortId) {}
+}
+
+/// Stand-in for the NDP branch's resolved gateway MACs: the static ones.
+pub(super) fn gateway_macs6(t: &Tables) -> Vec<Option<crate::addr::Mac>> {
+    t.v6.next_hops
+        .iter()
+        .map(|nh| match *nh {
+            NextHop6::Via { port, gateway } => {
+                t.v6.neighbours
+                    .iter()
+                    .find(|n| n.addr == gateway && n.port == port)
+                    .map(|n| n.mac)
+            }
+            _ => None,
+        })
+        .collect()
+}
