@@ -129,6 +129,13 @@ impl Explainer {
                 }
             }
         }
+        for nh in &tables.v6.next_hops {
+            if let NextHop6::Via { port, gateway } = *nh {
+                if !tables.v6.neighbours.iter().any(|n| n.addr == gateway) {
+                    pipeline.learn_neighbour6(gateway, peer_mac(port.0 as usize), port);
+                }
+            }
+        }
         Explainer { pipeline, tables }
     }
 
@@ -172,6 +179,14 @@ impl Explainer {
             if self.pipeline.neighbours().get(dst).is_none() {
                 self.pipeline
                     .learn_neighbour(dst, peer_mac(p.0 as usize), p);
+            }
+        }
+        // ... and on connected IPv6 networks answer NDP.
+        let dst6 = u128::from(spec.dst6);
+        if let (true, Some((_, NextHop6::Connected(p)))) = (spec.v6, self.tables.v6.route(dst6)) {
+            if !self.tables.v6.neighbours.iter().any(|n| n.addr == dst6) {
+                self.pipeline
+                    .learn_neighbour6(dst6, peer_mac(p.0 as usize), p);
             }
         }
         let mut frame = if port.is_host() {
