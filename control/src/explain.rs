@@ -131,7 +131,7 @@ impl Explainer {
         }
         for nh in &tables.v6.next_hops {
             if let NextHop6::Via { port, gateway } = *nh {
-                if !tables.v6.neighbours.iter().any(|n| n.addr == gateway) {
+                if pipeline.neighbours6().get(gateway).is_none() {
                     pipeline.learn_neighbour6(gateway, peer_mac(port.0 as usize), port);
                 }
             }
@@ -184,7 +184,7 @@ impl Explainer {
         // ... and on connected IPv6 networks answer NDP.
         let dst6 = u128::from(spec.dst6);
         if let (true, Some((_, NextHop6::Connected(p)))) = (spec.v6, self.tables.v6.route(dst6)) {
-            if !self.tables.v6.neighbours.iter().any(|n| n.addr == dst6) {
+            if self.pipeline.neighbours6().get(dst6).is_none() {
                 self.pipeline
                     .learn_neighbour6(dst6, peer_mac(p.0 as usize), p);
             }
@@ -216,6 +216,7 @@ impl Explainer {
         let ct = self.pipeline.conntrack();
         let now = self.pipeline.now();
         let neigh = self.pipeline.neighbours();
+        let neigh6 = self.pipeline.neighbours6();
         let mut e = render_events(&Rendering {
             tables: &self.tables,
             head: spec.text.clone(),
@@ -226,12 +227,7 @@ impl Explainer {
             flow: &|f| ct.flow(f, now),
             is_static: &|a| match a {
                 IpAddr::V4(a) => neigh.get(u32::from(a)).is_some_and(|n| n.is_static),
-                IpAddr::V6(a) => self
-                    .tables
-                    .v6
-                    .neighbours
-                    .iter()
-                    .any(|n| n.addr == u128::from(a)),
+                IpAddr::V6(a) => neigh6.get(u128::from(a)).is_some_and(|n| n.is_static),
             },
             learned: "assumed resolved",
         });

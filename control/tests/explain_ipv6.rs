@@ -159,6 +159,24 @@ fn ipv6_ssh_to_the_router_is_tracked_new_and_confirmed() {
         text.contains("route            2001:db8::1: local"),
         "{text}"
     );
+    // The router's SYN-ACK is the same flow's reply, out of wan to the
+    // on-link neighbour.
+    let synack = run(
+        &mut ex,
+        "in=host tcp [2001:db8::1]:22 > [2001:db8::2]:40000 flags=SA",
+    );
+    expect(
+        &synack,
+        &[
+            ("raw_hook", json!("output")),
+            ("ct_state", json!("established")),
+            ("route", json!("2001:db8::2: connected on wan")),
+            ("chain", json!("output")),
+            ("out", json!("wan")),
+            ("neighbour", json!("2001:db8::2")),
+            ("conntrack_entries", json!(1)),
+        ],
+    );
     // The SYN again is the same flow, no second entry.
     let again = run(&mut ex, SSH6_SYN);
     assert_eq!(
@@ -306,10 +324,7 @@ fn against_compares_ipv6_answers_too() {
     assert!(changed_fields(&new, &same).is_empty());
 }
 
-// These need the NDP branch's neighbour stage and IPv6 replies.
-
 #[test]
-#[ignore = "needs the NDP branch (output6, reply6) on main"]
 fn ipv6_transit_is_forwarded_untracked_with_the_hop_limit_decremented() {
     let mut ex = dual_stack();
     let x = run_full(
@@ -337,7 +352,6 @@ fn ipv6_transit_is_forwarded_untracked_with_the_hop_limit_decremented() {
 }
 
 #[test]
-#[ignore = "needs the NDP branch (output6, reply6) on main"]
 fn ipv6_hop_limit_1_in_transit_gets_time_exceeded_back() {
     let mut ex = dual_stack();
     let j = run(
@@ -359,7 +373,6 @@ fn ipv6_hop_limit_1_in_transit_gets_time_exceeded_back() {
 }
 
 #[test]
-#[ignore = "needs the NDP branch (output6, reply6) on main"]
 fn a_rejected_ipv6_tcp_port_gets_a_reset() {
     let mut ex = dual_stack();
     let j = run(

@@ -343,11 +343,9 @@ impl TraceRecord {
                 }
                 Event::Neighbour6 { addr, .. }
                     if pipeline
-                        .tables()
-                        .v6
-                        .neighbours
-                        .iter()
-                        .any(|n| n.addr == addr) =>
+                        .neighbours6()
+                        .get(addr)
+                        .is_some_and(|n| n.is_static) =>
                 {
                     static_neighbours6.push(addr);
                 }
