@@ -151,6 +151,11 @@ impl State {
     #[inline(always)]
     pub(super) fn fast6(&self, t: &Tables, pkt: &Pkt<'_>) -> Option<(usize, Fast)> {
         let pm = self.fast_l3_6(pkt)?;
+        // To the router: the general path (and no deep trie walk to the
+        // /128 of its own address).
+        if t.v6.is_local_global(pm.dst) {
+            return None;
+        }
         let hop = self
             .nh_fast6
             .get(t.v6.routes.lookup_slot(pm.dst) as usize)?;
