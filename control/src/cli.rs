@@ -69,6 +69,8 @@ pub enum Cmd {
     ///   "in=host tcp 198.18.0.1:22 > 198.18.0.2:40000 flags=SA"
     ///   "in=lan udp 198.19.0.2:5353 > 203.0.113.9:53 ttl=1"
     ///   "in=wan icmp 198.18.0.2 > 198.19.0.2 type=echo-request"
+    ///   "in=wan tcp [2001:db8::2]:40000 > [2001:db8::1]:22 flags=S"
+    ///   "in=wan icmpv6 2001:db8::2 > 2001:db8::1 type=echo-request hl=1"
     #[command(verbatim_doc_comment)]
     Explain {
         /// The YAML config to build the pipeline from (with --against: the
@@ -132,8 +134,8 @@ pub enum Cmd {
     /// live router, in `explain`'s words.
     ///
     /// MATCH words (all must hold), as in tcpdump:
-    ///   tcp | udp | icmp | proto N
-    ///   src|dst|host ADDRESS[/LEN]
+    ///   ip | ip6 | tcp | udp | icmp | icmpv6 | proto N
+    ///   src|dst|host ADDRESS[/LEN]   (IPv4 or IPv6)
     ///   sport|dport|port PORT
     /// e.g. `routerctl trace --count 5 --in wan tcp dport 22`
     #[command(verbatim_doc_comment)]
@@ -186,7 +188,8 @@ pub enum RouteCmd {
     /// and its protocol), those equal to or inside PREFIX; then the kernel
     /// feed's counters and the kernel routes skipped, with why.
     Show {
-        /// A prefix (`203.0.113.0/24`, `default`); all routes without.
+        /// A prefix (`203.0.113.0/24`, `2001:db8::/32`, `default`); all
+        /// routes, IPv4 then IPv6, without.
         prefix: Option<String>,
         /// Only the counts by source.
         #[arg(long)]
@@ -198,7 +201,7 @@ pub enum RouteCmd {
     /// The route the dataplane uses for ADDRESS (longest prefix match);
     /// exit status 1 if there is none.
     Lookup {
-        /// An IPv4 address.
+        /// An IPv4 or IPv6 address.
         address: String,
         /// Print it as one JSON object.
         #[arg(long)]

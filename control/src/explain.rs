@@ -2,19 +2,20 @@
 //! from a config file, offline, and say what every stage decided.
 //!
 //! Interfaces get made-up MAC addresses, and next hops are taken as already
-//! resolved by ARP (the output says so): explain is about the rules, not
-//! about a live network.
+//! resolved by ARP or NDP (the output says so): explain is about the rules,
+//! not about a live network.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use dataplane::addr::Mac;
-use dataplane::conntrack::{FlowKey, FlowRef, FlowView};
+use dataplane::conntrack::{FlowKey, FlowKey6, FlowRef, FlowView};
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
 use dataplane::rules::RawAction;
 use dataplane::rules::RawHook;
 use dataplane::tables::{NextHop, Tables, TablesSpec};
+use dataplane::tables6::NextHop6;
 use dataplane::trace::Event;
 use serde_json::{json, Value};
 
@@ -67,6 +68,7 @@ fn ip(a: u32) -> Ipv4Addr {
 fn proto_name(p: u8) -> String {
     match p {
         1 => "icmp".into(),
+        58 => "icmpv6".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
         n => format!("proto {n}"),
@@ -89,6 +91,29 @@ pub fn flow_text(k: &FlowKey) -> String {
     }
 }
 
+/// `tcp [2001:db8::2]:40000 > [2001:db8::1]:22`.
+pub fn flow_text6(k: &FlowKey6) -> String {
+    let (s, d) = (Ipv6Addr::from(k.src), Ipv6Addr::from(k.dst));
+    match k.proto {
+        6 | 17 => format!(
+            "{} [{s}]:{} > [{d}]:{}",
+            proto_name(k.proto),
+            k.sport,
+            k.dport
+        ),
+        58 => format!("icmpv6 {s} > {d} id {}", k.sport),
+        p => format!("{} {s} > {d}", proto_name(p)),
+    }
+}
+
+/// A flow of either family in words: [`flow_text`] or [`flow_text6`].
+pub fn flow_view_text(f: &FlowView) -> String {
+    match &f.key6 {
+        Some(k) => flow_text6(k),
+        None => flow_text(&f.key),
+    }
+}
+
 impl Explainer {
     /// A pipeline over the config's tables, with made-up MACs.
     pub fn new(mut spec: TablesSpec) -> Explainer {
@@ -101,6 +126,13 @@ impl Explainer {
             if let NextHop::Via { port, gateway } = *nh {
                 if pipeline.neighbours().get(gateway).is_none() {
                     pipeline.learn_neighbour(gateway, peer_mac(port.0 as usize), port);
+                }
+            }
+        }
+        for nh in &tables.v6.next_hops {
+            if let NextHop6::Via { port, gateway } = *nh {
+                if pipeline.neighbours6().get(gateway).is_none() {
+                    pipeline.learn_neighbour6(gateway, peer_mac(port.0 as usize), port);
                 }
             }
         }
@@ -143,10 +175,18 @@ impl Explainer {
         };
         let dst = u32::from(spec.dst);
         // Explain assumes neighbours on connected networks answer ARP.
-        if let Some(NextHop::Connected(p)) = self.tables.route(dst) {
+        if let (false, Some(NextHop::Connected(p))) = (spec.v6, self.tables.route(dst)) {
             if self.pipeline.neighbours().get(dst).is_none() {
                 self.pipeline
                     .learn_neighbour(dst, peer_mac(p.0 as usize), p);
+            }
+        }
+        // ... and on connected IPv6 networks answer NDP.
+        let dst6 = u128::from(spec.dst6);
+        if let (true, Some((_, NextHop6::Connected(p)))) = (spec.v6, self.tables.v6.route(dst6)) {
+            if self.pipeline.neighbours6().get(dst6).is_none() {
+                self.pipeline
+                    .learn_neighbour6(dst6, peer_mac(p.0 as usize), p);
             }
         }
         let mut frame = if port.is_host() {
@@ -176,16 +216,20 @@ impl Explainer {
         let ct = self.pipeline.conntrack();
         let now = self.pipeline.now();
         let neigh = self.pipeline.neighbours();
+        let neigh6 = self.pipeline.neighbours6();
         let mut e = render_events(&Rendering {
             tables: &self.tables,
             head: spec.text.clone(),
             input: spec.input.clone(),
-            dst: u32::from(spec.dst),
+            dst: spec.dst_ip(),
             events,
             out_frame,
             flow: &|f| ct.flow(f, now),
-            is_static: &|a| neigh.get(a).is_some_and(|n| n.is_static),
-            learned: "assumed resolved by ARP",
+            is_static: &|a| match a {
+                IpAddr::V4(a) => neigh.get(u32::from(a)).is_some_and(|n| n.is_static),
+                IpAddr::V6(a) => neigh6.get(u128::from(a)).is_some_and(|n| n.is_static),
+            },
+            learned: "assumed resolved",
         });
         e.json["conntrack_entries"] = json!(ct.len());
         e
@@ -208,6 +252,22 @@ fn route_text(t: &Tables, nh: Option<NextHop>, dst: u32) -> String {
     }
 }
 
+/// An IPv6 route line, in the words of IPv4's ([`route_text`]).
+fn route_text6(t: &Tables, nh: Option<NextHop6>, dst: Ipv6Addr) -> String {
+    match nh {
+        None => format!("{dst}: no route"),
+        Some(NextHop6::Local) => format!("{dst}: local"),
+        Some(NextHop6::Connected(p)) => format!("{dst}: connected on {}", t.port_name(p)),
+        Some(NextHop6::Via { port, gateway }) => format!(
+            "{dst}: via {} on {}",
+            Ipv6Addr::from(gateway),
+            t.port_name(port)
+        ),
+        Some(NextHop6::Blackhole) => format!("{dst}: blackhole"),
+        Some(NextHop6::Unreachable) => format!("{dst}: unreachable"),
+    }
+}
+
 /// Everything needed to put a packet's stage decisions into words: the
 /// offline explainer and live traces (`routerctl trace`) share this.
 pub struct Rendering<'a> {
@@ -218,17 +278,17 @@ pub struct Rendering<'a> {
     /// Arrival interface name (`host` for the host path).
     pub input: String,
     /// The packet's destination (route lines name it).
-    pub dst: u32,
+    pub dst: IpAddr,
     /// Stage decisions in order.
     pub events: &'a [Event],
     /// The frame after the pipeline (at least its headers).
     pub out_frame: &'a [u8],
     /// The flow behind a reference.
     pub flow: &'a dyn Fn(FlowRef) -> Option<FlowView>,
-    /// Whether a neighbour is a static entry.
-    pub is_static: &'a dyn Fn(u32) -> bool,
-    /// How a resolved, not static neighbour came to be known
-    /// (`assumed resolved by ARP` offline, `resolved by ARP` live).
+    /// Whether a neighbour (IPv4 or IPv6) is a static entry.
+    pub is_static: &'a dyn Fn(IpAddr) -> bool,
+    /// How a resolved, not static neighbour came to be known (`assumed
+    /// resolved` offline, `resolved` live); ` by ARP` or ` by NDP` follows.
     pub learned: &'a str,
 }
 
@@ -289,26 +349,31 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 if let Some(f) = flow.and_then(|f| (r.flow)(f)) {
                     text.push_str(&format!(
                         " (flow {}{})",
-                        flow_text(&f.key),
+                        flow_view_text(&f),
                         f.tcp_state
                             .map(|s| format!(", {}", s.name()))
                             .unwrap_or_default()
                     ));
-                    j["ct_flow"] = json!(flow_text(&f.key));
+                    j["ct_flow"] = json!(flow_view_text(&f));
                 }
                 row(&mut lines, "conntrack", text);
                 j["ct_state"] = json!(state.name());
             }
             Event::Route { next_hop } => {
-                let text = route_text(t, next_hop, r.dst);
+                let dst = match r.dst {
+                    IpAddr::V4(a) => u32::from(a),
+                    IpAddr::V6(_) => 0,
+                };
+                let text = route_text(t, next_hop, dst);
                 j["route"] = json!(text);
                 row(&mut lines, "route", text);
             }
             Event::Route6 { next_hop } => {
-                let text = match next_hop {
-                    None => "no route".to_string(),
-                    Some(nh) => format!("{nh:?}"),
+                let dst = match r.dst {
+                    IpAddr::V6(a) => a,
+                    IpAddr::V4(_) => Ipv6Addr::UNSPECIFIED,
                 };
+                let text = route_text6(t, next_hop, dst);
                 j["route"] = json!(text);
                 row(&mut lines, "route", text);
             }
@@ -317,9 +382,12 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 port,
                 resolved,
             } => {
-                let a = std::net::Ipv6Addr::from(addr);
-                let text = if resolved {
-                    format!("{a} on {}", t.port_name(port))
+                let a = Ipv6Addr::from(addr);
+                let is_static = (r.is_static)(IpAddr::V6(a));
+                let text = if resolved && is_static {
+                    format!("{a} on {} (static)", t.port_name(port))
+                } else if resolved {
+                    format!("{a} on {} ({} by NDP)", t.port_name(port), r.learned)
                 } else {
                     format!("{a} on {}: unresolved", t.port_name(port))
                 };
@@ -363,7 +431,7 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 let text = match (r.flow)(flow) {
                     Some(f) => format!(
                         "entry created: {}{}, timeout {}s",
-                        flow_text(&f.key),
+                        flow_view_text(&f),
                         f.tcp_state
                             .map(|s| format!(" {}", s.name()))
                             .unwrap_or_default(),
@@ -379,11 +447,16 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 port,
                 resolved,
             } => {
-                let is_static = (r.is_static)(addr);
+                let is_static = (r.is_static)(IpAddr::V4(ip(addr)));
                 let text = if resolved && is_static {
                     format!("{} on {} (static)", ip(addr), t.port_name(port))
                 } else if resolved {
-                    format!("{} on {} ({})", ip(addr), t.port_name(port), r.learned)
+                    format!(
+                        "{} on {} ({} by ARP)",
+                        ip(addr),
+                        t.port_name(port),
+                        r.learned
+                    )
                 } else {
                     format!("{} on {}: unresolved", ip(addr), t.port_name(port))
                 };
@@ -435,8 +508,14 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                     }
                     (Verdict::Tx(p), None) => {
                         j["out"] = json!(t.port_name(p));
-                        let ttl = r.out_frame.get(14 + 8).copied().unwrap_or(0);
-                        format!("accept -> out {} (ttl {})", t.port_name(p), ttl)
+                        let text = if is_ipv6(r.out_frame) {
+                            let hl = r.out_frame.get(14 + 7).copied().unwrap_or(0);
+                            format!("hop limit {hl}")
+                        } else {
+                            let ttl = r.out_frame.get(14 + 8).copied().unwrap_or(0);
+                            format!("ttl {ttl}")
+                        };
+                        format!("accept -> out {} ({text})", t.port_name(p))
                     }
                     (Verdict::Host, None) => {
                         j["out"] = json!("host");
@@ -454,8 +533,30 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
     Explanation { lines, json: j }
 }
 
+/// Whether an (untagged) frame carries IPv6.
+fn is_ipv6(f: &[u8]) -> bool {
+    f.get(12..14) == Some(&[0x86, 0xdd])
+}
+
 /// What a generated reply frame is.
 fn reply_kind(f: &[u8]) -> &'static str {
+    if is_ipv6(f) {
+        // Generated replies carry no extension headers.
+        return match f.get(14 + 6) {
+            Some(6) => "tcp reset",
+            Some(58) => match (f.get(54), f.get(55)) {
+                (Some(3), _) => "icmpv6 time-exceeded",
+                (Some(2), _) => "icmpv6 packet-too-big",
+                (Some(1), Some(4)) => "icmpv6 port-unreachable",
+                (Some(1), Some(0)) => "icmpv6 no-route",
+                (Some(1), Some(1)) => "icmpv6 admin-prohibited",
+                (Some(1), _) => "icmpv6 destination-unreachable",
+                (Some(4), _) => "icmpv6 parameter-problem",
+                _ => "icmpv6 error",
+            },
+            _ => "reply",
+        };
+    }
     match f.get(14 + 9) {
         Some(6) => "tcp reset",
         Some(1) => match (f.get(34), f.get(35)) {

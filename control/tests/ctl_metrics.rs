@@ -166,3 +166,53 @@ fn label_values_are_escaped() {
         "{text}"
     );
 }
+
+#[test]
+fn packets_are_split_by_family_and_ndp_is_counted() {
+    let fake = Fake::dual_stack();
+    for p in [
+        SSH_SYN,
+        "in=wan tcp [2001:db8::2]:40000 > [2001:db8::1]:22 flags=S",
+        "in=wan tcp [2001:db8::2]:40001 > [2001:db8::1]:23 flags=S",
+    ] {
+        fake.feed(p);
+    }
+    let srv = metrics::serve("127.0.0.1:0".parse().unwrap(), fake).expect("listen");
+    let (_, body) = get(srv.local_addr(), "/metrics");
+    let (s, help, typ) = parse(&body);
+    let v = |k: &str| *s.get(k).unwrap_or_else(|| panic!("no sample {k}\n{body}"));
+    let fam = |f: &str, w: &str| {
+        v(&format!(
+            r#"afxdp_router_packets_total{{family="{f}",what="{w}"}}"#
+        ))
+    };
+    assert_eq!(
+        (
+            fam("ipv6", "rx"),
+            fam("ipv6", "to_host"),
+            fam("ipv6", "dropped")
+        ),
+        (2.0, 1.0, 1.0),
+        "ssh accepted, telnet to the router dropped by the input policy"
+    );
+    assert_eq!((fam("ipv4", "rx"), fam("ipv4", "to_host")), (1.0, 1.0));
+    assert_eq!(
+        (fam("ipv4", "forwarded"), fam("ipv6", "forwarded")),
+        (0.0, 0.0)
+    );
+    for name in [
+        "nd_solicits_received_total",
+        "nd_adverts_sent_total",
+        "nd_adverts_received_total",
+        "nd_solicits_sent_total",
+        "nd_resolution_failures_total",
+        "ra_sent_total",
+        "rs_received_total",
+        "packets_total",
+    ] {
+        let full = format!("afxdp_router_{name}");
+        assert!(help.contains(&full) && typ.contains(&full), "{full}");
+    }
+    assert_eq!(v("afxdp_router_ra_sent_total"), 0.0);
+    srv.shutdown();
+}

@@ -244,6 +244,20 @@ fn a_bad_packet_is_one_error_line_and_exit_1() {
 }
 
 #[test]
+fn a_packet_mixing_families_is_one_error_line() {
+    let out = explain(
+        &config("transit-router.yaml"),
+        false,
+        &["in=wan tcp 198.18.0.2:40000 > [2001:db8::1]:22 flags=S"],
+    );
+    let line = one_error_line(&out);
+    assert!(
+        line.contains("198.18.0.2 > 2001:db8::1 mixes IPv4 and IPv6"),
+        "says why: {line}"
+    );
+}
+
+#[test]
 fn a_bad_config_is_one_located_line_and_exit_1() {
     let file = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("explain_cli_bad.yaml");
     std::fs::write(

@@ -37,13 +37,15 @@ use std::sync::{Arc, Mutex};
 
 use crossbeam_queue::ArrayQueue;
 
-use crate::addr::Ipv4Prefix;
+use crate::addr::{Ipv4Prefix, Ipv6Prefix, ParseAddrError};
 use crate::capture::{CaptureSession, CaptureSlot};
 use crate::conntrack::{FlowRef, FlowView};
 use crate::packet::PortId;
 use crate::pipeline::Pipeline;
 use crate::tables::Tables;
 use crate::trace::Event;
+use crate::wire::ethernet::ETHERTYPE_IPV6;
+use crate::wire::{icmpv6, ipv6};
 
 /// Most packets one trace may ask for (and records the queue holds).
 pub const MAX_TRACE_COUNT: u32 = 1000;
@@ -56,12 +58,19 @@ pub struct PacketSummary {
     pub port: PortId,
     /// Frame length.
     pub frame_len: u16,
-    /// Ethertype after at most one VLAN tag (0x0800 IPv4, 0x0806 ARP).
+    /// Ethertype after at most one VLAN tag (0x0800 IPv4, 0x0806 ARP,
+    /// 0x86DD IPv6).
     pub ethertype: u16,
-    /// IPv4 protocol.
+    /// IPv4 protocol, or IPv6's upper-layer protocol (after the extension
+    /// headers; the fragment header's next header in a later fragment).
     pub proto: u8,
+    /// IPv4 addresses.
     pub src: u32,
     pub dst: u32,
+    /// IPv6 addresses.
+    pub src6: u128,
+    pub dst6: u128,
+    /// TTL, or IPv6's hop limit.
     pub ttl: u8,
     /// TCP/UDP ports; the ICMP query id in both for ICMP echo and friends.
     pub sport: u16,
@@ -100,6 +109,10 @@ impl PacketSummary {
             s.ethertype = be16(frame, 16);
             l3 = 18;
         }
+        if s.ethertype == ETHERTYPE_IPV6 {
+            s.parse6(frame.get(l3..).unwrap_or(&[]));
+            return s;
+        }
         if s.ethertype != 0x0800 || frame.len() < l3 + 20 {
             return s;
         }
@@ -114,6 +127,32 @@ impl PacketSummary {
             return s;
         }
         let l4 = ip.get(ihl..).unwrap_or(&[]);
+        s.upper(l4);
+        s
+    }
+
+    /// The IPv6 fields; the upper layer's when the extension headers walk.
+    fn parse6(&mut self, ip: &[u8]) {
+        let Ok(p) = ipv6::Packet::new_checked(ip) else {
+            return;
+        };
+        self.ttl = p.hop_limit();
+        self.src6 = p.src_addr();
+        self.dst6 = p.dst_addr();
+        self.proto = p.next_header();
+        let Ok(chain) = p.chain() else {
+            return;
+        };
+        self.proto = chain.last_next_header;
+        self.fragment = chain.fragment.is_some_and(|f| !f.is_first());
+        if chain.upper.is_some() {
+            self.upper(p.payload().get(chain.offset..).unwrap_or(&[]));
+        }
+    }
+
+    /// Ports, TCP flags, ICMP or ICMPv6 type, code and query id.
+    fn upper(&mut self, l4: &[u8]) {
+        let s = self;
         match s.proto {
             6 | 17 => {
                 s.sport = be16(l4, 0);
@@ -130,29 +169,75 @@ impl PacketSummary {
                     s.dport = s.sport;
                 }
             }
+            58 => {
+                s.icmp_type = l4.first().copied().unwrap_or(0);
+                s.icmp_code = l4.get(1).copied().unwrap_or(0);
+                if matches!(s.icmp_type, icmpv6::ECHO_REQUEST | icmpv6::ECHO_REPLY) {
+                    s.sport = be16(l4, 4);
+                    s.dport = s.sport;
+                }
+            }
             _ => {}
         }
-        s
     }
 
     /// An IPv4 packet.
     pub fn is_ipv4(&self) -> bool {
         self.ethertype == 0x0800
     }
+
+    /// An IPv6 packet.
+    pub fn is_ipv6(&self) -> bool {
+        self.ethertype == ETHERTYPE_IPV6
+    }
+}
+
+/// An IPv4 or IPv6 prefix of a trace match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IpPrefix {
+    V4(Ipv4Prefix),
+    V6(Ipv6Prefix),
+}
+
+impl IpPrefix {
+    /// Whether the packet's source (or destination) address is inside; a
+    /// prefix never holds a packet of the other family.
+    fn holds(&self, p: &PacketSummary, source: bool) -> bool {
+        match self {
+            IpPrefix::V4(x) => p.is_ipv4() && x.contains(if source { p.src } else { p.dst }),
+            IpPrefix::V6(x) => p.is_ipv6() && x.contains(if source { p.src6 } else { p.dst6 }),
+        }
+    }
+}
+
+impl std::str::FromStr for IpPrefix {
+    type Err = ParseAddrError;
+
+    /// `198.18.0.0/24`, `2001:db8::/32`, or one address (a host prefix).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.contains(':') {
+            s.parse().map(IpPrefix::V6)
+        } else {
+            s.parse().map(IpPrefix::V4)
+        }
+    }
 }
 
 /// Which packets a trace wants; all present conditions must hold (as in
-/// tcpdump: `tcp dst 198.18.0.1 port 22`). An empty matcher takes every frame.
+/// tcpdump: `tcp dst 198.18.0.1 port 22`). An empty matcher takes every frame;
+/// any condition takes only IP packets.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TraceMatch {
-    /// IP protocol.
+    /// Only IPv6 (`true`) or only IPv4 (`false`) packets.
+    pub v6: Option<bool>,
+    /// IP protocol (IPv6: the upper-layer protocol).
     pub proto: Option<u8>,
     /// Source address in this prefix.
-    pub src: Option<Ipv4Prefix>,
+    pub src: Option<IpPrefix>,
     /// Destination address in this prefix.
-    pub dst: Option<Ipv4Prefix>,
+    pub dst: Option<IpPrefix>,
     /// Source or destination in this prefix.
-    pub host: Option<Ipv4Prefix>,
+    pub host: Option<IpPrefix>,
     /// TCP/UDP source port.
     pub sport: Option<u16>,
     /// TCP/UDP destination port.
@@ -167,7 +252,7 @@ impl TraceMatch {
         if *self == TraceMatch::default() {
             return true;
         }
-        if !p.is_ipv4() {
+        if !p.is_ipv4() && !p.is_ipv6() {
             return false;
         }
         let l4 = matches!(p.proto, 6 | 17) && !p.fragment;
@@ -175,12 +260,13 @@ impl TraceMatch {
             None => true,
             Some(w) => l4 && have.contains(&w),
         };
-        self.proto.is_none_or(|x| x == p.proto)
-            && self.src.is_none_or(|x| x.contains(p.src))
-            && self.dst.is_none_or(|x| x.contains(p.dst))
+        self.v6.is_none_or(|x| x == p.is_ipv6())
+            && self.proto.is_none_or(|x| x == p.proto)
+            && self.src.is_none_or(|x| x.holds(p, true))
+            && self.dst.is_none_or(|x| x.holds(p, false))
             && self
                 .host
-                .is_none_or(|x| x.contains(p.src) || x.contains(p.dst))
+                .is_none_or(|x| x.holds(p, true) || x.holds(p, false))
             && ok_port(self.sport, &[p.sport])
             && ok_port(self.dport, &[p.dport])
             && ok_port(self.port, &[p.sport, p.dport])
@@ -220,6 +306,8 @@ pub struct TraceRecord {
     pub flows: Vec<(FlowRef, FlowView)>,
     /// Next hops of `Neighbour` events that are static entries.
     pub static_neighbours: Vec<u32>,
+    /// Next hops of `Neighbour6` events that are static entries.
+    pub static_neighbours6: Vec<u128>,
     /// The first bytes of the frame after the pipeline (rewritten or a
     /// generated reply).
     pub out_head: Vec<u8>,
@@ -240,6 +328,7 @@ impl TraceRecord {
         let now = pipeline.now();
         let mut flows = Vec::new();
         let mut static_neighbours = Vec::new();
+        let mut static_neighbours6 = Vec::new();
         for e in &events {
             match *e {
                 Event::Conntrack { flow: Some(f), .. } | Event::Confirmed { flow: f } => {
@@ -252,6 +341,14 @@ impl TraceRecord {
                 {
                     static_neighbours.push(addr);
                 }
+                Event::Neighbour6 { addr, .. }
+                    if pipeline
+                        .neighbours6()
+                        .get(addr)
+                        .is_some_and(|n| n.is_static) =>
+                {
+                    static_neighbours6.push(addr);
+                }
                 _ => {}
             }
         }
@@ -262,6 +359,7 @@ impl TraceRecord {
             tables: Arc::clone(pipeline.tables()),
             flows,
             static_neighbours,
+            static_neighbours6,
             out_head: out_frame[..out_frame.len().min(128)].to_vec(),
             now,
         }
@@ -517,6 +615,76 @@ mod tests {
             ..Default::default()
         };
         assert!(!m(sport22, None));
+    }
+
+    /// IPv6 TCP behind a fragment header (first fragment, MF set, 24
+    /// bytes of fragment data: a multiple of 8).
+    fn frame_tcp6(src: u128, dst: u128, sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 14 + 40 + 8 + 24];
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[14 + 4..14 + 6].copy_from_slice(&32u16.to_be_bytes());
+        f[14 + 6] = 44;
+        f[14 + 7] = 63;
+        f[14 + 8..14 + 24].copy_from_slice(&src.to_be_bytes());
+        f[14 + 24..14 + 40].copy_from_slice(&dst.to_be_bytes());
+        f[54] = 6;
+        f[57] = 1;
+        f[62..64].copy_from_slice(&sport.to_be_bytes());
+        f[64..66].copy_from_slice(&dport.to_be_bytes());
+        f[62 + 13] = 0x12;
+        f
+    }
+
+    const A6: u128 = 0x2001_0db8 << 96 | 2;
+    const B6: u128 = 0x2001_0db8_0001 << 80 | 1;
+
+    #[test]
+    fn summary_reads_ipv6_through_extension_headers_and_never_panics() {
+        let f = frame_tcp6(A6, B6, 40000, 22);
+        let s = PacketSummary::parse(&f, PortId(0));
+        assert!(s.is_ipv6() && !s.is_ipv4());
+        assert_eq!((s.src6, s.dst6, s.src, s.dst), (A6, B6, 0, 0));
+        assert_eq!((s.proto, s.ttl, s.fragment), (6, 63, false));
+        assert_eq!((s.sport, s.dport, s.tcp_flags), (40000, 22, 0x12));
+        let mut later = f.clone();
+        later[56..58].copy_from_slice(&64u16.to_be_bytes());
+        let s = PacketSummary::parse(&later, PortId(0));
+        assert_eq!((s.proto, s.fragment, s.sport), (6, true, 0));
+        for n in 0..f.len() {
+            let _ = PacketSummary::parse(&f[..n], PortId(0));
+        }
+    }
+
+    #[test]
+    fn matcher_takes_ipv6_prefixes_and_keeps_families_apart() {
+        let s6 = PacketSummary::parse(&frame_tcp6(A6, B6, 40000, 22), PortId(0));
+        let s4 = PacketSummary::parse(
+            &frame_tcp([198, 18, 0, 2], [198, 18, 0, 1], 1, 22),
+            PortId(0),
+        );
+        let dst6 = TraceMatch {
+            dst: "2001:db8:1::/48".parse().ok(),
+            dport: Some(22),
+            ..Default::default()
+        };
+        assert!(dst6.matches(&s6));
+        assert!(!dst6.matches(&s4), "an IPv6 prefix never holds IPv4");
+        let host4 = TraceMatch {
+            host: "198.18.0.0/16".parse().ok(),
+            ..Default::default()
+        };
+        assert!(host4.matches(&s4) && !host4.matches(&s6));
+        let only6 = TraceMatch {
+            v6: Some(true),
+            ..Default::default()
+        };
+        assert!(only6.matches(&s6) && !only6.matches(&s4));
+        let other = TraceMatch {
+            src: "2001:db8:1::/48".parse().ok(),
+            ..Default::default()
+        };
+        assert!(!other.matches(&s6));
     }
 
     #[test]

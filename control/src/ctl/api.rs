@@ -3,7 +3,7 @@
 //! from dataplane types so that routerd only gathers counters.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use dataplane::conntrack::{CtCounters, FlowView};
@@ -220,6 +220,75 @@ pub struct PathStats {
     pub arp_requests_sent: u64,
 }
 
+/// Packets of one address family. The dataplane counts IPv6 on its own;
+/// the `ipv4` block is the total less IPv6, so ARP and other non-IP
+/// frames count there too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FamilyStats {
+    /// Packets the pipeline received (ports and host path).
+    pub rx: u64,
+    /// Forwarded out of a port.
+    pub forwarded: u64,
+    /// Delivered to the host path.
+    pub to_host: u64,
+    /// Dropped, all reasons.
+    pub dropped: u64,
+}
+
+impl FamilyStats {
+    /// IPv6's block and the `ipv4` one (the total less IPv6) from merged
+    /// counters: `rx_total` is every frame the pipeline received.
+    pub fn split(c: &Counters, rx_total: u64) -> (FamilyStats, FamilyStats) {
+        let v6 = FamilyStats {
+            rx: c.ipv6_rx,
+            forwarded: c.ipv6_forwarded,
+            to_host: c.ipv6_to_host,
+            dropped: c.ipv6_dropped,
+        };
+        let v4 = FamilyStats {
+            rx: rx_total.saturating_sub(v6.rx),
+            forwarded: c.forwarded.saturating_sub(v6.forwarded),
+            to_host: c.to_host.saturating_sub(v6.to_host),
+            dropped: c.drops.iter().sum::<u64>().saturating_sub(v6.dropped),
+        };
+        (v4, v6)
+    }
+}
+
+/// Neighbour discovery (RFC 4861) counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NdpStats {
+    /// Neighbour solicitations for the router's addresses received.
+    pub solicits_received: u64,
+    /// Neighbour advertisements sent (answers to solicitations).
+    pub adverts_sent: u64,
+    /// Neighbour advertisements received.
+    pub adverts_received: u64,
+    /// Neighbour solicitations sent to resolve or probe next hops.
+    pub solicits_sent: u64,
+    /// IPv6 next hops that did not answer three solicitations.
+    pub resolution_failures: u64,
+    /// Router advertisements sent.
+    pub ra_sent: u64,
+    /// Router solicitations received.
+    pub rs_received: u64,
+}
+
+impl NdpStats {
+    /// From merged counters.
+    pub fn of(c: &Counters) -> NdpStats {
+        NdpStats {
+            solicits_received: c.nd_solicits_received,
+            adverts_sent: c.nd_adverts_sent,
+            adverts_received: c.nd_adverts_received,
+            solicits_sent: c.nd_solicits_sent,
+            resolution_failures: c.nd_resolution_failures,
+            ra_sent: c.ra_sent,
+            rs_received: c.rs_received,
+        }
+    }
+}
+
 /// Cycles by phase of a worker's loop, from the TSC (see
 /// [`dataplane::worker::runtime`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -362,6 +431,15 @@ pub struct StatsSnapshot {
     /// Route counts by source, kernel feed counters.
     #[serde(default)]
     pub routes: RouteStats,
+    /// IPv4 packets: the total less IPv6 (ARP and other frames included).
+    #[serde(default)]
+    pub ipv4: FamilyStats,
+    /// IPv6 packets, as the dataplane counts them.
+    #[serde(default)]
+    pub ipv6: FamilyStats,
+    /// Neighbour discovery.
+    #[serde(default)]
+    pub ndp: NdpStats,
 }
 
 /// Input of [`snapshot_from`]: what routerd gathers from its workers.
@@ -518,6 +596,11 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             conntrack_entries: w.conntrack_entries,
         })
         .collect();
+    let rx_total = (0..t.interfaces.len())
+        .map(|i| c.rx[i].packets)
+        .sum::<u64>()
+        + c.rx[PortId::HOST.0 as usize].packets;
+    let (ipv4, ipv6) = FamilyStats::split(c, rx_total);
     let mut conntrack = input.conntrack;
     conntrack.tracked_packets = c.tracked;
     conntrack.untracked_packets = c.untracked;
@@ -543,6 +626,9 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
         },
         runtime: input.runtime,
         routes: RouteStats::default(),
+        ipv4,
+        ipv6,
+        ndp: NdpStats::of(c),
     }
 }
 
@@ -552,6 +638,7 @@ pub fn protocol_name(p: u8) -> String {
         1 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
+        58 => "icmpv6".into(),
         n => format!("proto {n}"),
     }
 }
@@ -592,8 +679,8 @@ pub fn conntrack_stats(
 /// One tuple of a flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tuple {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
 }
@@ -601,13 +688,13 @@ pub struct Tuple {
 /// One flow as `routerctl conntrack list` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FlowEntry {
-    /// `tcp`, `udp`, `icmp`, `proto N`.
+    /// `tcp`, `udp`, `icmp`, `icmpv6`, `proto N`.
     pub protocol: String,
     /// IP protocol number.
     pub protonum: u8,
-    /// Original direction (ICMP: both ports hold the query id).
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    /// Original direction, IPv4 or IPv6 (ICMP: both ports hold the query id).
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     /// The reply direction's tuple.
@@ -633,16 +720,26 @@ impl From<FlowView> for FlowEntry {
     fn from(f: FlowView) -> FlowEntry {
         let k = f.key;
         let r = k.reverse();
+        let (orig, reply) = match f.key6 {
+            Some(k6) => {
+                let a = |x: u128| IpAddr::V6(Ipv6Addr::from(x));
+                ((a(k6.src), a(k6.dst)), (a(k6.dst), a(k6.src)))
+            }
+            None => {
+                let a = |x: u32| IpAddr::V4(Ipv4Addr::from(x));
+                ((a(k.src), a(k.dst)), (a(r.src), a(r.dst)))
+            }
+        };
         FlowEntry {
             protocol: protocol_name(k.proto),
             protonum: k.proto,
-            src: k.src.into(),
-            dst: k.dst.into(),
+            src: orig.0,
+            dst: orig.1,
             sport: k.sport,
             dport: k.dport,
             reply: Tuple {
-                src: r.src.into(),
-                dst: r.dst.into(),
+                src: reply.0,
+                dst: reply.1,
                 sport: r.sport,
                 dport: r.dport,
             },

@@ -356,6 +356,59 @@ pub fn render(s: &StatsSnapshot) -> String {
         f.sample(name, &[], v);
     }
 
+    f.head(
+        "packets_total",
+        "counter",
+        "Packets by family (ipv4 is the total less ipv6, ARP and other frames included) and outcome.",
+    );
+    for (family, fs) in [("ipv4", &s.ipv4), ("ipv6", &s.ipv6)] {
+        for (what, v) in [
+            ("rx", fs.rx),
+            ("forwarded", fs.forwarded),
+            ("to_host", fs.to_host),
+            ("dropped", fs.dropped),
+        ] {
+            f.sample("packets_total", &[("family", family), ("what", what)], v);
+        }
+    }
+    let n = &s.ndp;
+    for (name, help, v) in [
+        (
+            "nd_solicits_received_total",
+            "Neighbour solicitations for the router's addresses received.",
+            n.solicits_received,
+        ),
+        (
+            "nd_adverts_sent_total",
+            "Neighbour advertisements sent.",
+            n.adverts_sent,
+        ),
+        (
+            "nd_adverts_received_total",
+            "Neighbour advertisements received.",
+            n.adverts_received,
+        ),
+        (
+            "nd_solicits_sent_total",
+            "Neighbour solicitations sent to resolve or probe next hops.",
+            n.solicits_sent,
+        ),
+        (
+            "nd_resolution_failures_total",
+            "IPv6 next hops that did not answer three solicitations.",
+            n.resolution_failures,
+        ),
+        ("ra_sent_total", "Router advertisements sent.", n.ra_sent),
+        (
+            "rs_received_total",
+            "Router solicitations received.",
+            n.rs_received,
+        ),
+    ] {
+        f.head(name, "counter", help);
+        f.sample(name, &[], v);
+    }
+
     let r = &s.routes;
     f.head(
         "routes",

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::tables::{NextHop, RouteSource, RouteSpec, Tables};
+use dataplane::tables6::{NextHop6, RouteSpec6};
 use serde::{Deserialize, Serialize};
 
 use crate::config::KernelRoutesConfig;
@@ -46,7 +47,7 @@ pub struct PathEntry {
 /// One route of the dataplane.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteEntry {
-    /// `203.0.113.0/24`.
+    /// `203.0.113.0/24`, `2001:db8:5::/48`, `default` (either family's).
     pub prefix: String,
     /// `connected`, `local`, `static` or `kernel`.
     pub source: String,
@@ -100,8 +101,11 @@ pub struct SkippedEntry {
 pub struct RouteShow {
     /// Routes in use (and shadowed ones after them), by address.
     pub routes: Vec<RouteEntry>,
-    /// Routes in use by source (of the routes shown).
+    /// IPv4 routes in use by source (of the routes shown).
     pub counts: BTreeMap<String, u64>,
+    /// IPv6 routes in use by source (of the routes shown).
+    #[serde(default)]
+    pub counts6: BTreeMap<String, u64>,
     /// The kernel feed, when `kernel_routes` is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kernel: Option<KernelFeedStatus>,
@@ -175,6 +179,50 @@ pub fn path_entry(t: &Tables, nh: NextHop) -> PathEntry {
     }
 }
 
+/// `default` or the IPv6 prefix.
+pub fn prefix_text6(p: Ipv6Prefix) -> String {
+    if p == Ipv6Prefix::DEFAULT {
+        "default".into()
+    } else {
+        p.to_string()
+    }
+}
+
+/// An IPv6 next hop in words.
+pub fn path_entry6(t: &Tables, nh: NextHop6) -> PathEntry {
+    let (kind, gateway, interface) = match nh {
+        NextHop6::Local => ("local", None, Some("host".to_string())),
+        NextHop6::Connected(p) => ("connected", None, Some(t.port_name(p).to_string())),
+        NextHop6::Via { port, gateway } => (
+            "via",
+            Some(Ipv6Addr::from(gateway).to_string()),
+            Some(t.port_name(port).to_string()),
+        ),
+        NextHop6::Blackhole => ("blackhole", None, None),
+        NextHop6::Unreachable => ("unreachable", None, None),
+    };
+    PathEntry {
+        kind: kind.into(),
+        gateway,
+        interface,
+    }
+}
+
+/// An IPv6 route in words.
+pub fn route_entry6(t: &Tables, r: &RouteSpec6, active: bool) -> RouteEntry {
+    RouteEntry {
+        prefix: prefix_text6(r.prefix),
+        source: r.source.name().into(),
+        protocol: match r.source {
+            RouteSource::Kernel { protocol } => Some(KernelRoutesConfig::protocol_name(protocol)),
+            _ => None,
+        },
+        distance: r.source.distance(),
+        active,
+        paths: vec![path_entry6(t, r.next_hop)],
+    }
+}
+
 /// A route in words.
 pub fn route_entry(t: &Tables, r: &RouteSpec, active: bool) -> RouteEntry {
     RouteEntry {
@@ -202,10 +250,79 @@ pub fn parse_prefix(s: &str) -> Result<Ipv4Prefix, String> {
         .map_err(|_| format!("{s:?} is not a prefix, expected one such as 203.0.113.0/24"))
 }
 
-/// `route show` of `t`.
-pub fn show(t: &Tables, within: Option<Ipv4Prefix>, summary: bool) -> RouteShow {
-    let inside = |p: Ipv4Prefix| within.is_none_or(|w| p.len() >= w.len() && w.contains(p.addr()));
+/// The prefix `route show` lists routes inside of, of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Within {
+    V4(Ipv4Prefix),
+    V6(Ipv6Prefix),
+}
+
+/// Parses `route show`'s prefix: an IPv4 one as [`parse_prefix`] does, or
+/// `2001:db8::/32`, `2001:db8::7` (a /128). `default` is IPv4's.
+pub fn parse_within(s: &str) -> Result<Within, String> {
+    if !s.contains(':') {
+        return parse_prefix(s).map(Within::V4);
+    }
+    if let Ok(a) = s.parse::<Ipv6Addr>() {
+        return Ok(Within::V6(Ipv6Prefix::host(u128::from(a))));
+    }
+    s.parse::<Ipv6Prefix>().map(Within::V6).map_err(|_| {
+        format!("{s:?} is not a prefix, expected one such as 203.0.113.0/24 or 2001:db8::/32")
+    })
+}
+
+/// `route show` of `t`: the IPv4 routes, then the IPv6 ones (only the
+/// family of `within` when given).
+pub fn show(t: &Tables, within: Option<Within>, summary: bool) -> RouteShow {
+    let mut out = show4(
+        t,
+        match within {
+            None => Some(None),
+            Some(Within::V4(w)) => Some(Some(w)),
+            Some(Within::V6(_)) => None,
+        },
+        summary,
+    );
+    let w6 = match within {
+        None => Some(None),
+        Some(Within::V6(w)) => Some(Some(w)),
+        Some(Within::V4(_)) => None,
+    };
+    if let Some(w6) = w6 {
+        let inside = |p: Ipv6Prefix| {
+            w6.is_none_or(|w: Ipv6Prefix| p.len() >= w.len() && w.contains(p.addr()))
+        };
+        let v6 = &t.v6;
+        for r in v6.route_specs.iter().filter(|r| inside(r.prefix)) {
+            *out.counts6.entry(r.source.name().to_string()).or_default() += 1;
+        }
+        if !summary {
+            let mut routes: Vec<(Ipv6Prefix, RouteEntry)> = v6
+                .route_specs
+                .iter()
+                .filter(|r| inside(r.prefix))
+                .map(|r| (r.prefix, route_entry6(t, r, true)))
+                .chain(
+                    v6.shadowed
+                        .iter()
+                        .filter(|r| inside(r.prefix))
+                        .map(|r| (r.prefix, route_entry6(t, r, false))),
+                )
+                .collect();
+            routes.sort_by_key(|(p, e)| (p.addr(), p.len(), !e.active));
+            out.routes.extend(routes.into_iter().map(|(_, e)| e));
+        }
+    }
+    out
+}
+
+/// The IPv4 routes of `route show`: `None` for none, `Some(None)` for all.
+fn show4(t: &Tables, within: Option<Option<Ipv4Prefix>>, summary: bool) -> RouteShow {
     let mut out = RouteShow::default();
+    let Some(within) = within else {
+        return out;
+    };
+    let inside = |p: Ipv4Prefix| within.is_none_or(|w| p.len() >= w.len() && w.contains(p.addr()));
     for r in t.route_specs.iter().filter(|r| inside(r.prefix)) {
         *out.counts.entry(r.source.name().to_string()).or_default() += 1;
         if !summary {
@@ -227,12 +344,25 @@ pub fn show(t: &Tables, within: Option<Ipv4Prefix>, summary: bool) -> RouteShow 
     out
 }
 
-/// `route lookup` of `t`.
+/// `route lookup` of `t`, for an IPv4 or IPv6 address.
 pub fn lookup(t: &Tables, address: &str) -> Result<RouteLookup, String> {
-    let a: Ipv4Addr = address
+    let a: IpAddr = address
         .parse()
-        .map_err(|_| format!("{address:?} is not an IPv4 address"))?;
-    let a = u32::from(a);
+        .map_err(|_| format!("{address:?} is not an IPv4 or IPv6 address"))?;
+    let a = match a {
+        IpAddr::V4(a) => u32::from(a),
+        IpAddr::V6(a) => {
+            let a = u128::from(a);
+            let route = (0..=128u8).rev().find_map(|len| {
+                let p = Ipv6Prefix::new(a, len)?;
+                t.v6.route_spec(p).map(|r| route_entry6(t, r, true))
+            });
+            return Ok(RouteLookup {
+                address: address.to_string(),
+                route,
+            });
+        }
+    };
     let route = (0..=32u8).rev().find_map(|len| {
         let p = Ipv4Prefix::new(a, len)?;
         t.route_spec(p).map(|r| route_entry(t, r, true))
@@ -346,6 +476,10 @@ pub fn show_text(s: &RouteShow) -> String {
             counts.join(", ")
         }
     );
+    if !s.counts6.is_empty() {
+        let counts: Vec<String> = s.counts6.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "ipv6 routes in use: {}", counts.join(", "));
+    }
     if let Some(k) = &s.kernel {
         let _ = writeln!(
             out,
@@ -449,13 +583,13 @@ mod tests {
     #[test]
     fn show_gives_sources_ecmp_and_shadowed_routes_as_ip_route_does() {
         let t = tables();
-        let s = show(&t, Some(p("198.51.100.0/23")), false);
+        let s = show(&t, Some(Within::V4(p("198.51.100.0/23"))), false);
         let lines: Vec<String> = s.routes.iter().map(route_line).collect();
         assert_eq!(
             lines,
             ["198.51.100.0/24 kernel proto bird\n    nexthop via 198.19.0.2 dev lan\n    nexthop via 198.19.0.3 dev lan"]
         );
-        let s = show(&t, Some(p("203.0.113.0/24")), false);
+        let s = show(&t, Some(Within::V4(p("203.0.113.0/24"))), false);
         let lines: Vec<String> = s.routes.iter().map(route_line).collect();
         assert_eq!(
             lines,
@@ -477,6 +611,106 @@ mod tests {
         assert!(lookup(&t, "nope").is_err());
         assert_eq!(parse_prefix("203.0.113.7").unwrap(), p("203.0.113.7/32"));
         assert!(parse_prefix("203.0.113.0/33").is_err());
+    }
+
+    fn tables6() -> Tables {
+        let ifc = |name: &str, a: &str, a6: &str| Interface {
+            name: name.into(),
+            device: name.into(),
+            mac: Mac::ZERO,
+            addresses: vec![a.parse::<IfAddr>().unwrap()],
+            addresses6: vec![a6.parse().unwrap()],
+            mtu: 1500,
+            ra: None,
+        };
+        let v6 = |s: &str| u128::from(s.parse::<Ipv6Addr>().unwrap());
+        let p6 = |s: &str| s.parse::<Ipv6Prefix>().unwrap();
+        let mut spec = TablesSpec {
+            interfaces: vec![
+                ifc("wan", "198.18.0.1/24", "2001:db8::1/64"),
+                ifc("lan", "198.19.0.1/24", "2001:db8:1::1/64"),
+            ],
+            ..TablesSpec::default()
+        };
+        spec.v6.routes = vec![
+            RouteSpec6::new(
+                Ipv6Prefix::DEFAULT,
+                NextHop6::Via {
+                    port: PortId(0),
+                    gateway: v6("2001:db8::2"),
+                },
+            ),
+            RouteSpec6::new(
+                p6("2001:db8:5::/48"),
+                NextHop6::Via {
+                    port: PortId(1),
+                    gateway: v6("fe80::2"),
+                },
+            ),
+        ];
+        spec.v6.kernel_routes = vec![RouteSpec6::new(
+            p6("2001:db8:5::/48"),
+            NextHop6::Via {
+                port: PortId(0),
+                gateway: v6("2001:db8::9"),
+            },
+        )
+        .with_source(RouteSource::Kernel { protocol: 12 })];
+        Tables::build(spec)
+    }
+
+    #[test]
+    fn show_and_lookup_take_ipv6_routes() {
+        let t = tables6();
+        let s = show(&t, Some(parse_within("2001:db8:5::/48").unwrap()), false);
+        let lines: Vec<String> = s.routes.iter().map(route_line).collect();
+        assert_eq!(
+            lines,
+            [
+                "2001:db8:5::/48 via fe80::2 dev lan static",
+                "2001:db8:5::/48 via 2001:db8::9 dev wan kernel proto bird (inactive: distance 20)",
+            ]
+        );
+        assert!(s.counts.is_empty(), "an IPv6 prefix shows no IPv4 route");
+        let all = show(&t, None, false);
+        let lines: Vec<String> = all.routes.iter().map(route_line).collect();
+        for want in [
+            "198.18.0.0/24 dev wan connected",
+            "default via 2001:db8::2 dev wan static",
+            "2001:db8::/64 dev wan connected",
+            "2001:db8::1/128 local dev host local",
+            "2001:db8:1::/64 dev lan connected",
+        ] {
+            assert!(lines.iter().any(|l| l == want), "{want} in {lines:#?}");
+        }
+        let counts: Vec<(&str, u64)> = all.counts6.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+        assert_eq!(counts, [("connected", 2), ("local", 2), ("static", 2)]);
+        let text = show_text(&all);
+        assert!(
+            text.contains("ipv6 routes in use: connected 2, local 2, static 2"),
+            "{text}"
+        );
+        let only4 = show(&t, Some(parse_within("198.18.0.0/16").unwrap()), true);
+        assert!(only4.counts6.is_empty());
+
+        let l = lookup(&t, "2001:db8:5::9").unwrap();
+        let r = l.route.expect("a route");
+        assert_eq!(
+            (r.prefix.as_str(), route_line(&r).as_str()),
+            (
+                "2001:db8:5::/48",
+                "2001:db8:5::/48 via fe80::2 dev lan static"
+            )
+        );
+        let r = lookup(&t, "2001:db8:77::1").unwrap().route.unwrap();
+        assert_eq!(r.prefix, "default");
+        let r = lookup(&t, "2001:db8:1::1").unwrap().route.unwrap();
+        assert_eq!(r.paths[0].kind, "local");
+        assert!(parse_within("2001:db8::/129").is_err());
+        assert_eq!(
+            parse_within("2001:db8::7").unwrap(),
+            Within::V6("2001:db8::7/128".parse().unwrap())
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::api::{
-    DryRunReport, FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot,
+    DryRunReport, FamilyStats, FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot,
 };
 
 /// Left-aligned text columns and right-aligned numbers, two spaces apart.
@@ -246,6 +246,36 @@ pub fn stats(s: &StatsSnapshot) -> String {
     ] {
         let _ = writeln!(o, "  {k:<26} {v}");
     }
+
+    o.push_str("\nBy family (ipv4: the total less ipv6, ARP and other frames included)\n");
+    let row = |name: &str, f: &FamilyStats| {
+        vec![
+            name.to_string(),
+            f.rx.to_string(),
+            f.forwarded.to_string(),
+            f.to_host.to_string(),
+            f.dropped.to_string(),
+        ]
+    };
+    o.push_str(&table(
+        &["family", "rx", "forwarded", "to host", "dropped"],
+        &[row("ipv4", &s.ipv4), row("ipv6", &s.ipv6)],
+        &[false, true, true, true, true],
+    ));
+
+    let n = &s.ndp;
+    o.push_str("\nNeighbour discovery\n");
+    for (k, v) in [
+        ("solicits received", n.solicits_received),
+        ("adverts sent", n.adverts_sent),
+        ("adverts received", n.adverts_received),
+        ("solicits sent", n.solicits_sent),
+        ("resolution failures", n.resolution_failures),
+        ("router adverts sent", n.ra_sent),
+        ("router solicits received", n.rs_received),
+    ] {
+        let _ = writeln!(o, "  {k:<26} {v}");
+    }
     o
 }
 
@@ -337,7 +367,7 @@ pub fn conntrack_line(f: &FlowEntry) -> String {
     }
     let tuple = |src, dst, sport: u16, dport: u16| match f.protonum {
         6 | 17 => format!("src={src} dst={dst} sport={sport} dport={dport}"),
-        1 => format!("src={src} dst={dst} id={sport}"),
+        1 | 58 => format!("src={src} dst={dst} id={sport}"),
         _ => format!("src={src} dst={dst}"),
     };
     let _ = write!(

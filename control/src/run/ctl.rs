@@ -379,7 +379,7 @@ impl ControlHandler for RouterCtl {
     fn route(&self, req: RouteRequest) -> Result<serde_json::Value, String> {
         match req {
             RouteRequest::Show { prefix, summary } => {
-                let within = prefix.as_deref().map(route::parse_prefix).transpose()?;
+                let within = prefix.as_deref().map(route::parse_within).transpose()?;
                 let (_, t) = self.tables.load();
                 let mut s = route::show(&t, within, summary);
                 s.kernel = self.kernel_status();

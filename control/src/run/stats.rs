@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use dataplane::conntrack::FlowView;
 use dataplane::drop::DropReason;
@@ -13,7 +13,7 @@ use dataplane::worker::runtime::tsc_hz;
 use dataplane::worker::{aggregate, WorkerSnapshot};
 use serde::{Deserialize, Serialize};
 
-use crate::ctl::api::{runtime_stats, RuntimeStats};
+use crate::ctl::api::{runtime_stats, FamilyStats, NdpStats, RuntimeStats};
 
 /// Counters of one interface.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,9 +76,10 @@ pub struct WorkerStats {
 /// One connection-table entry (listed at exit).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConnectionStats {
-    /// `tcp`, `udp`, `icmp` or the protocol number.
+    /// `tcp`, `udp`, `icmp`, `icmpv6` or the protocol number.
     pub protocol: String,
-    /// Original direction: source address and port (ICMP: the query id).
+    /// Original direction: source address (IPv4 or IPv6) and port (ICMP:
+    /// the query id).
     pub src: String,
     pub sport: u16,
     /// Original direction: destination address and port.
@@ -102,11 +103,18 @@ impl ConnectionStats {
                 6 => "tcp".to_string(),
                 17 => "udp".to_string(),
                 1 => "icmp".to_string(),
+                58 => "icmpv6".to_string(),
                 n => n.to_string(),
             },
-            src: Ipv4Addr::from(k.src).to_string(),
+            src: match f.key6 {
+                Some(k6) => Ipv6Addr::from(k6.src).to_string(),
+                None => Ipv4Addr::from(k.src).to_string(),
+            },
             sport: k.sport,
-            dst: Ipv4Addr::from(k.dst).to_string(),
+            dst: match f.key6 {
+                Some(k6) => Ipv6Addr::from(k6.dst).to_string(),
+                None => Ipv4Addr::from(k.dst).to_string(),
+            },
             dport: k.dport,
             state: f.tcp_state.map_or(String::new(), |t| t.name().to_string()),
             seen_reply: f.seen_reply,
@@ -200,6 +208,15 @@ pub struct RouterStats {
     pub tcp_resets_sent: u64,
     /// Drops by reason, non-zero only.
     pub drops: BTreeMap<String, u64>,
+    /// IPv4 packets: the total less IPv6 (ARP and other frames included).
+    #[serde(default)]
+    pub ipv4: FamilyStats,
+    /// IPv6 packets, as the dataplane counts them.
+    #[serde(default)]
+    pub ipv6: FamilyStats,
+    /// Neighbour discovery.
+    #[serde(default)]
+    pub ndp: NdpStats,
     /// Connection-table entries, all workers.
     pub conntrack_entries: u64,
     /// Flows evicted to make room for new ones (early drop), all workers.
@@ -274,6 +291,9 @@ impl RouterStats {
                 conntrack_entries: s.conntrack_entries as u64,
             })
             .collect();
+        let rx_total = (0..names.len()).map(|i| c.rx[i & 63].packets).sum::<u64>()
+            + c.rx_of(dataplane::packet::PortId::HOST).packets;
+        let (ipv4, ipv6) = FamilyStats::split(&c, rx_total);
         RouterStats {
             interfaces,
             forwarded: c.forwarded,
@@ -291,6 +311,9 @@ impl RouterStats {
             icmp_errors_rate_limited: c.icmp_errors_rate_limited,
             tcp_resets_sent: c.tcp_resets_sent,
             drops,
+            ipv4,
+            ipv6,
+            ndp: NdpStats::of(&c),
             conntrack_entries: snaps.iter().map(|s| s.conntrack_entries as u64).sum(),
             conntrack_early_dropped: snaps.iter().map(|s| s.conntrack.early_dropped).sum(),
             connections: snaps
@@ -345,6 +368,13 @@ impl RouterStats {
             let list: Vec<String> = self.drops.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "  drops: {}", list.join(", "));
         }
+        for (name, f) in [("ipv4 (total less ipv6)", &self.ipv4), ("ipv6", &self.ipv6)] {
+            let _ = writeln!(
+                s,
+                "  {name}: rx {}, forwarded {}, to_host {}, dropped {}",
+                f.rx, f.forwarded, f.to_host, f.dropped
+            );
+        }
         let _ = writeln!(
             s,
             "  tracked {}, untracked {}, conntrack entries {}, early drops {}",
@@ -361,6 +391,19 @@ impl RouterStats {
             self.icmp_errors_sent,
             self.icmp_errors_rate_limited,
             self.tcp_resets_sent
+        );
+        let n = &self.ndp;
+        let _ = writeln!(
+            s,
+            "  ndp: solicits received {}, adverts sent {}, adverts received {}, solicits sent {}, \
+             resolution failures {}; router adverts sent {}, router solicits received {}",
+            n.solicits_received,
+            n.adverts_sent,
+            n.adverts_received,
+            n.solicits_sent,
+            n.resolution_failures,
+            n.ra_sent,
+            n.rs_received
         );
         if let Some(h) = &self.host {
             let drops: Vec<String> = h
@@ -472,9 +515,62 @@ mod tests {
         assert!(st.workers[0].census.balanced);
         let text = st.render();
         assert!(text.contains("wan (r0): rx 14 pkts"), "{text}");
+        assert!(
+            text.contains("ipv4 (total less ipv6): rx 0, forwarded 10, to_host 0, dropped 4"),
+            "{text}"
+        );
         assert!(text.contains("drops: neighbour_unresolved 4"), "{text}");
         let json = serde_json::to_string(&st).unwrap();
         let back: RouterStats = serde_json::from_str(&json).unwrap();
         assert_eq!(back, st);
+    }
+
+    #[test]
+    fn splits_packets_by_family_and_sums_ndp() {
+        let mut a = WorkerSnapshot::default();
+        a.counters.rx[0].packets = 10;
+        a.counters.rx[dataplane::packet::PortId::HOST.0 as usize].packets = 2;
+        a.counters.forwarded = 7;
+        a.counters.to_host = 3;
+        a.counters.drops[DropReason::RouteNoRoute as usize] = 2;
+        a.counters.ipv6_rx = 5;
+        a.counters.ipv6_forwarded = 3;
+        a.counters.ipv6_to_host = 1;
+        a.counters.ipv6_dropped = 1;
+        a.counters.nd_solicits_received = 4;
+        a.counters.nd_adverts_sent = 4;
+        a.counters.ra_sent = 1;
+        let b = a.clone();
+        let names = [("wan".to_string(), "r0".to_string())];
+        let st = RouterStats::from_snapshots(&names, &[a, b]);
+        let fam = |rx, forwarded, to_host, dropped| FamilyStats {
+            rx,
+            forwarded,
+            to_host,
+            dropped,
+        };
+        assert_eq!(st.ipv6, fam(10, 6, 2, 2));
+        assert_eq!(st.ipv4, fam(14, 8, 4, 2));
+        assert_eq!(
+            (
+                st.ndp.solicits_received,
+                st.ndp.adverts_sent,
+                st.ndp.ra_sent
+            ),
+            (8, 8, 2)
+        );
+        let text = st.render();
+        assert!(
+            text.contains("  ipv6: rx 10, forwarded 6, to_host 2, dropped 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ndp: solicits received 8, adverts sent 8"),
+            "{text}"
+        );
+        let j = serde_json::to_value(&st).unwrap();
+        assert_eq!(j["ipv6"]["forwarded"], 6);
+        assert_eq!(j["ipv4"]["rx"], 14);
+        assert_eq!(j["ndp"]["ra_sent"], 2);
     }
 }

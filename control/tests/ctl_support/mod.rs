@@ -21,7 +21,8 @@ use control::packet_spec::PacketSpec;
 use dataplane::counters::Counters;
 use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
-use dataplane::tables::{NextHop, Tables};
+use dataplane::tables::{NextHop, Tables, TablesSpec};
+use dataplane::tables6::{NextHop6, RouteSpec6};
 use dataplane::trace_capture::{PacketSummary, TraceRecord, TraceTap};
 use dataplane::xsk::port::{PortStats, XdpStatistics};
 
@@ -32,7 +33,10 @@ pub fn config_path(name: &str) -> PathBuf {
 }
 
 fn build(cfg: &Config) -> Arc<Tables> {
-    let mut spec = cfg.tables_spec();
+    build_spec(cfg.tables_spec())
+}
+
+fn build_spec(mut spec: TablesSpec) -> Arc<Tables> {
     for (i, ifc) in spec.interfaces.iter_mut().enumerate() {
         ifc.mac = port_mac(i);
     }
@@ -83,9 +87,31 @@ pub fn fake_runtime() -> RuntimeStats {
 
 impl Fake {
     pub fn transit() -> Arc<Fake> {
+        Fake::with(|_| {})
+    }
+
+    /// The transit router, dual stack: wan 2001:db8::1/64, lan
+    /// 2001:db8:1::1/64, IPv6 default via 2001:db8::2 on wan.
+    pub fn dual_stack() -> Arc<Fake> {
+        Fake::with(|spec| {
+            spec.interfaces[0].addresses6 = vec!["2001:db8::1/64".parse().unwrap()];
+            spec.interfaces[1].addresses6 = vec!["2001:db8:1::1/64".parse().unwrap()];
+            spec.v6.routes = vec![RouteSpec6::new(
+                dataplane::addr::Ipv6Prefix::DEFAULT,
+                NextHop6::Via {
+                    port: PortId(0),
+                    gateway: 0x2001_0db8 << 96 | 2,
+                },
+            )];
+        })
+    }
+
+    fn with(edit: impl FnOnce(&mut TablesSpec)) -> Arc<Fake> {
         let path = config_path("transit-router.yaml");
         let cfg = Config::load(&path).expect("shipped config loads");
-        let tables = build(&cfg);
+        let mut spec = cfg.tables_spec();
+        edit(&mut spec);
+        let tables = build_spec(spec);
         let mut pipeline = Pipeline::new(Arc::clone(&tables));
         for nh in &tables.next_hops {
             if let NextHop::Via { port, gateway } = *nh {
