@@ -356,7 +356,7 @@ impl Packet6 {
     pub fn frame(&self) -> Vec<u8> {
         let mut f = eth_header(self.dst_mac, self.src_mac, ethernet::ETHERTYPE_IPV6);
         f.extend_from_slice(&self.ip_bytes());
-        f.extend(std::iter::repeat(0).take(self.padding));
+        f.extend(std::iter::repeat_n(0, self.padding));
         f
     }
 }
