@@ -64,6 +64,63 @@ const CASES: &[(DropReason, Case)] = &[
         Case::Crafted(ip_options_dropped_by_policy),
     ),
     (DropReason::IpMtuExceeded, Case::Crafted(ip_mtu_exceeded)),
+    (DropReason::Ip6Truncated, Case::Crafted(ip6_truncated)),
+    (DropReason::Ip6BadVersion, Case::Crafted(ip6_bad_version)),
+    (
+        DropReason::Ip6BadPayloadLength,
+        Case::Crafted(ip6_bad_payload_length),
+    ),
+    (
+        DropReason::Ip6ExtTruncated,
+        Case::Crafted(ip6_ext_truncated),
+    ),
+    (DropReason::Ip6ExtTooMany, Case::Crafted(ip6_ext_too_many)),
+    (DropReason::Ip6ExtTooLong, Case::Crafted(ip6_ext_too_long)),
+    (
+        DropReason::Ip6ExtHbhNotFirst,
+        Case::Crafted(ip6_ext_hbh_not_first),
+    ),
+    (DropReason::Ip6ExtRh0, Case::Crafted(ip6_ext_rh0)),
+    (
+        DropReason::Ip6FragIncompleteChain,
+        Case::Crafted(ip6_frag_incomplete_chain),
+    ),
+    (
+        DropReason::Ip6FragBadLength,
+        Case::Crafted(ip6_frag_bad_length),
+    ),
+    (
+        DropReason::Ip6SrcMulticast,
+        Case::Crafted(ip6_src_multicast),
+    ),
+    (
+        DropReason::Ip6SrcUnspecified,
+        Case::Crafted(ip6_src_unspecified),
+    ),
+    (DropReason::Ip6SrcLoopback, Case::Crafted(ip6_src_loopback)),
+    (DropReason::Ip6DstLoopback, Case::Crafted(ip6_dst_loopback)),
+    (
+        DropReason::Ip6DstUnspecified,
+        Case::Crafted(ip6_dst_unspecified),
+    ),
+    (DropReason::Ip6LinkLocal, Case::Crafted(ip6_link_local)),
+    (DropReason::Ip6Ipv4Mapped, Case::Crafted(ip6_ipv4_mapped)),
+    (
+        DropReason::Ip6HopLimitExceeded,
+        Case::Crafted(ip6_hop_limit_exceeded),
+    ),
+    (DropReason::Ip6MtuExceeded, Case::Crafted(ip6_mtu_exceeded)),
+    (
+        DropReason::Ip6MulticastNotRouted,
+        Case::Crafted(ip6_multicast_not_routed),
+    ),
+    (DropReason::NdpBadHopLimit, Case::Crafted(ndp_bad_hop_limit)),
+    (DropReason::NdpInvalid, Case::Crafted(ndp_invalid)),
+    (DropReason::NdpNotForUs, Case::Crafted(ndp_not_for_us)),
+    (
+        DropReason::Icmp6BadChecksum,
+        Case::Crafted(icmp6_bad_checksum),
+    ),
     (DropReason::L4Truncated, Case::Crafted(l4_truncated)),
     (
         DropReason::ConntrackTableFull,
@@ -131,8 +188,8 @@ fn eth_truncated() {
 #[test]
 fn eth_unsupported_ethertype() {
     let mut p = pipeline();
-    // IPv6 (a minimal header) and LLDP, addressed to us.
-    for (ethertype, body) in [(ethernet::ETHERTYPE_IPV6, 40), (0x88cc, 46)] {
+    // PPPoE discovery and LLDP, addressed to us.
+    for (ethertype, body) in [(0x8863, 40), (0x88cc, 46)] {
         let mut f = eth_header(WAN_MAC, PEER_MAC, ethertype);
         f.resize(ETH_HDR_LEN + body, 0x60);
         expect_silent_drop(&mut p, WAN, &f, DropReason::EthUnsupportedEthertype);
@@ -1070,15 +1127,16 @@ fn neighbour_queue_full() {
 #[test]
 fn host_bad_packet() {
     let mut p = pipeline();
-    // IPv6 from the host (behind the placeholder IPv4 Ethernet header).
-    let mut v6 = eth_header(
+    // Neither IPv4 nor IPv6 from the host (version 5, behind the
+    // placeholder IPv4 Ethernet header).
+    let mut v5 = eth_header(
         dataplane::addr::Mac::ZERO,
         dataplane::addr::Mac::ZERO,
         ethernet::ETHERTYPE_IPV4,
     );
-    v6.extend_from_slice(&[0x60, 0, 0, 0, 0, 8, 17, 64]);
-    v6.resize(ETH_HDR_LEN + 48, 0);
-    expect_silent_drop(&mut p, PortId::HOST, &v6, DropReason::HostBadPacket);
+    v5.extend_from_slice(&[0x50, 0, 0, 0, 0, 8, 17, 64]);
+    v5.resize(ETH_HDR_LEN + 48, 0);
+    expect_silent_drop(&mut p, PortId::HOST, &v5, DropReason::HostBadPacket);
     // Shorter than an IPv4 header, or nothing at all.
     let own = Packet::udp(WAN_ADDR, OUTSIDE, 1, 2).frame();
     for n in [0, ETH_HDR_LEN, ETH_HDR_LEN + 19] {
@@ -1156,4 +1214,344 @@ fn icmp_errors_to_the_router_are_related_only_to_tracked_flows() {
     let err = Packet::icmp(hop, WAN_ADDR, icmp::TIME_EXCEEDED, 0, 0).payload(&quote[..12]);
     let r = expect_drop(&mut p, WAN, &err.frame(), DropReason::FilterPolicy);
     assert_eq!(r.ct_state(), Some(CtState::Invalid));
+}
+
+// --- ip6: RFC 8200, RFC 4291 ------------------------------------------------
+
+use dataplane::wire::{icmpv6, ipv6};
+
+/// An IPv6 packet to the router that the filter accepts (a ping6).
+fn ping6() -> Packet6 {
+    Packet6::ping(OUTSIDE6, WAN6, 7)
+}
+
+/// An IPv6 packet through the router (to the Internet, from the lan).
+fn transit6() -> Packet6 {
+    Packet6::udp(LAN6_HOST, OUTSIDE6, 4000, 53).on(LAN)
+}
+
+#[test]
+fn ip6_truncated() {
+    let mut p = pipeline6();
+    let full = ping6().frame();
+    for n in [0, 1, 20, 39] {
+        expect_silent_drop(
+            &mut p,
+            WAN,
+            &full[..ETH_HDR_LEN + n],
+            DropReason::Ip6Truncated,
+        );
+    }
+}
+
+#[test]
+fn ip6_bad_version() {
+    let mut p = pipeline6();
+    let mut f = ping6().frame();
+    f[ETH_HDR_LEN] = 0x40;
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6BadVersion);
+}
+
+#[test]
+fn ip6_bad_payload_length() {
+    let mut p = pipeline6();
+    let mut ping = ping6();
+    ping.payload_len = Some(200);
+    expect_silent_drop(&mut p, WAN, &ping.frame(), DropReason::Ip6BadPayloadLength);
+    // Link-layer padding after a correct payload length is fine.
+    let mut padded = ping6();
+    padded.padding = 12;
+    assert_eq!(run(&mut p, WAN, &padded.frame()).verdict, Verdict::Host);
+}
+
+#[test]
+fn ip6_ext_truncated() {
+    let mut p = pipeline6();
+    // A destination options header claiming 3 units in a 1-unit payload.
+    let mut f = Packet6::other(OUTSIDE6, WAN6, 59)
+        .ext(Ext::dest_options())
+        .frame();
+    f[ETH_HDR_LEN + 41] = 2;
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6ExtTruncated);
+}
+
+#[test]
+fn ip6_ext_too_many() {
+    let mut p = pipeline6();
+    let mut pk = transit6();
+    for _ in 0..=ipv6::MAX_EXT_HEADERS {
+        pk = pk.ext(Ext::dest_options());
+    }
+    expect_silent_drop(&mut p, LAN, &pk.frame(), DropReason::Ip6ExtTooMany);
+}
+
+#[test]
+fn ip6_ext_too_long() {
+    let mut p = pipeline6();
+    // One destination options header of 66 units (528 bytes) before UDP.
+    let pk = transit6().ext(Ext::options(60, 66));
+    expect_silent_drop(&mut p, LAN, &pk.frame(), DropReason::Ip6ExtTooLong);
+}
+
+#[test]
+fn ip6_ext_hbh_not_first() {
+    let mut p = pipeline6();
+    let pk = transit6().ext(Ext::dest_options()).ext(Ext::hop_by_hop());
+    expect_silent_drop(&mut p, LAN, &pk.frame(), DropReason::Ip6ExtHbhNotFirst);
+    // First, it is walked past.
+    let ok = transit6().ext(Ext::hop_by_hop());
+    assert_eq!(run(&mut p, LAN, &ok.frame()).verdict, Verdict::Tx(WAN));
+}
+
+#[test]
+fn ip6_ext_rh0() {
+    let mut p = pipeline6();
+    expect_silent_drop(
+        &mut p,
+        LAN,
+        &transit6().ext(Ext::routing(0, 1)).frame(),
+        DropReason::Ip6ExtRh0,
+    );
+    // Type 0 with no segments left, or another type, passes.
+    for e in [Ext::routing(0, 0), Ext::routing(4, 1)] {
+        assert_eq!(
+            run(&mut p, LAN, &transit6().ext(e).frame()).verdict,
+            Verdict::Tx(WAN)
+        );
+    }
+}
+
+#[test]
+fn ip6_frag_incomplete_chain() {
+    let mut p = pipeline6();
+    // A first fragment that ends inside the destination options after it.
+    let mut f = transit6()
+        .ext(Ext::fragment(0, true))
+        .ext(Ext::options(60, 2))
+        .frame();
+    let cut = ETH_HDR_LEN + 40 + 8 + 8;
+    f.truncate(cut);
+    let len = (cut - ETH_HDR_LEN - 40) as u16;
+    f[ETH_HDR_LEN + 4..ETH_HDR_LEN + 6].copy_from_slice(&len.to_be_bytes());
+    expect_silent_drop(&mut p, LAN, &f, DropReason::Ip6FragIncompleteChain);
+}
+
+#[test]
+fn ip6_frag_bad_length() {
+    let mut p = pipeline6();
+    // M=1 and 8 + 5 bytes of fragment data: not a multiple of 8.
+    let pk = transit6()
+        .ext(Ext::fragment(0, true))
+        .payload(&[1, 2, 3, 4, 5]);
+    expect_silent_drop(&mut p, LAN, &pk.frame(), DropReason::Ip6FragBadLength);
+}
+
+#[test]
+fn ip6_src_multicast() {
+    let mut p = pipeline6();
+    let src = a6([0xff02, 0, 0, 0, 0, 0, 0, 1]);
+    let f = Packet6::ping(src, WAN6, 1).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6SrcMulticast);
+}
+
+#[test]
+fn ip6_src_unspecified() {
+    let mut p = pipeline6();
+    expect_silent_drop(
+        &mut p,
+        WAN,
+        &Packet6::ping(0, WAN6, 1).frame(),
+        DropReason::Ip6SrcUnspecified,
+    );
+    expect_silent_drop(
+        &mut p,
+        LAN,
+        &Packet6::udp(0, OUTSIDE6, 1, 2).on(LAN).frame(),
+        DropReason::Ip6SrcUnspecified,
+    );
+}
+
+#[test]
+fn ip6_src_loopback() {
+    let mut p = pipeline6();
+    let f = Packet6::ping(1, WAN6, 1).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6SrcLoopback);
+}
+
+#[test]
+fn ip6_dst_loopback() {
+    let mut p = pipeline6();
+    let f = Packet6::ping(OUTSIDE6, 1, 1).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6DstLoopback);
+}
+
+#[test]
+fn ip6_dst_unspecified() {
+    let mut p = pipeline6();
+    let f = Packet6::ping(OUTSIDE6, 0, 1).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::Ip6DstUnspecified);
+}
+
+#[test]
+fn ip6_link_local() {
+    let mut p = pipeline6();
+    // To another node's link-local address: never routed.
+    let f = Packet6::udp(LAN6_HOST, PEER6_LL, 1, 2).on(LAN).frame();
+    expect_silent_drop(&mut p, LAN, &f, DropReason::Ip6LinkLocal);
+    // From a link-local source to the Internet: not forwarded, and the
+    // sender hears that the destination is beyond the source's scope.
+    let orig = Packet6::udp(PEER6_LL, OUTSIDE6, 1, 2).on(LAN);
+    let r = expect_drop(&mut p, LAN, &orig.frame(), DropReason::Ip6LinkLocal);
+    assert_eq!(r.verdict, Verdict::Tx(LAN));
+    let e = parse_icmp6_error(&r.out);
+    assert_eq!(
+        (e.ty, e.code),
+        (icmpv6::DST_UNREACHABLE, icmpv6::BEYOND_SCOPE)
+    );
+    assert_eq!(
+        e.src,
+        link_local(LAN_MAC),
+        "from the port's link-local address"
+    );
+    assert_eq!(e.dst, PEER6_LL);
+    // To the router's own link-local address on the arrival port: local.
+    let own = Packet6::ping(PEER6_LL, link_local(WAN_MAC), 3).frame();
+    assert_eq!(run(&mut p, WAN, &own).verdict, Verdict::Host);
+    // ... but not the other port's.
+    let other = Packet6::ping(PEER6_LL, link_local(LAN_MAC), 3).frame();
+    expect_silent_drop(&mut p, WAN, &other, DropReason::Ip6LinkLocal);
+}
+
+#[test]
+fn ip6_ipv4_mapped() {
+    let mut p = pipeline6();
+    let mapped = 0xffff_c612_0002u128;
+    for f in [
+        Packet6::ping(mapped, WAN6, 1).frame(),
+        Packet6::udp(LAN6_HOST, mapped, 1, 2).on(LAN).frame(),
+    ] {
+        let port = if f[..6] == LAN_MAC.0 { LAN } else { WAN };
+        expect_silent_drop(&mut p, port, &f, DropReason::Ip6Ipv4Mapped);
+    }
+}
+
+#[test]
+fn ip6_hop_limit_exceeded() {
+    let mut p = pipeline6();
+    let orig = transit6().hop_limit(1);
+    let r = expect_drop(&mut p, LAN, &orig.frame(), DropReason::Ip6HopLimitExceeded);
+    assert_eq!(
+        r.verdict,
+        Verdict::Tx(LAN),
+        "time exceeded back out of the lan"
+    );
+    let e = parse_icmp6_error(&r.out);
+    assert_eq!(
+        (e.ty, e.code),
+        (icmpv6::TIME_EXCEEDED, icmpv6::HOP_LIMIT_EXCEEDED)
+    );
+    assert_eq!((e.src, e.dst), (LAN6, LAN6_HOST));
+    assert_eq!(e.dst_mac, orig.src_mac);
+    assert_eq!(e.src_mac, LAN_MAC);
+    assert_eq!(
+        e.quote,
+        orig.ip_bytes(),
+        "the whole packet fits in 1280 bytes"
+    );
+    // Hop limit 0 too; to the router itself hop limit 1 is fine.
+    let zero = transit6().hop_limit(0).frame();
+    expect_drop(&mut p, LAN, &zero, DropReason::Ip6HopLimitExceeded);
+    let own = ping6().hop_limit(1).frame();
+    assert_eq!(run(&mut p, WAN, &own).verdict, Verdict::Host);
+}
+
+#[test]
+fn ip6_mtu_exceeded() {
+    let mut p = pipeline6();
+    // 40 + 8 + 1460 = 1508 bytes onto a 1500-byte link.
+    let orig = transit6().payload_len(1460);
+    let r = expect_drop(&mut p, LAN, &orig.frame(), DropReason::Ip6MtuExceeded);
+    assert_eq!(r.verdict, Verdict::Tx(LAN));
+    let e = parse_icmp6_error(&r.out);
+    assert_eq!((e.ty, e.code, e.rest), (icmpv6::PACKET_TOO_BIG, 0, 1500));
+    assert_eq!(e.dst, LAN6_HOST);
+    assert_eq!(
+        e.quote,
+        orig.ip_bytes()[..1280 - 48].to_vec(),
+        "as much as fits in 1280 bytes"
+    );
+    // Exactly the MTU is forwarded.
+    let fits = transit6().payload_len(1452).frame();
+    assert_eq!(run(&mut p, LAN, &fits).verdict, Verdict::Tx(WAN));
+}
+
+#[test]
+fn ip6_multicast_not_routed() {
+    let mut p = pipeline6();
+    for group in [
+        a6([0xff0e, 0, 0, 0, 0, 0, 0, 0x101]),
+        a6([0xff02, 0, 0, 0, 0, 0, 0, 0x16]),
+    ] {
+        let f = Packet6::udp(LAN6_HOST, group, 1, 2)
+            .dst_mac(ipv6::multicast_mac(group))
+            .frame();
+        expect_silent_drop(&mut p, LAN, &f, DropReason::Ip6MulticastNotRouted);
+    }
+    // A unicast packet in a multicast frame is not forwarded either.
+    let f = transit6().dst_mac(dataplane::addr::Mac::BROADCAST).frame();
+    expect_silent_drop(&mut p, LAN, &f, DropReason::Ip6MulticastNotRouted);
+}
+
+// --- ndp: RFC 4861 ----------------------------------------------------------------
+
+/// A neighbour solicitation for `target` from `src`, to `dst`.
+fn ns(src: u128, dst: u128, target: u128) -> Packet6 {
+    let mut body = target.to_be_bytes().to_vec();
+    body.extend_from_slice(&[1, 1]);
+    body.extend_from_slice(&PEER_MAC.0);
+    Packet6::icmp(src, dst, icmpv6::NEIGHBOR_SOLICIT, 0, 0)
+        .payload(&body)
+        .hop_limit(255)
+        .dst_mac(ipv6::multicast_mac(dst))
+}
+
+#[test]
+fn ndp_bad_hop_limit() {
+    let mut p = pipeline6();
+    let f = ns(OUTSIDE6, ipv6::solicited_node(WAN6), WAN6)
+        .hop_limit(254)
+        .frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::NdpBadHopLimit);
+}
+
+#[test]
+fn ndp_invalid() {
+    let mut p = pipeline6();
+    let mut bad_code = ns(WAN6_GW, ipv6::solicited_node(WAN6), WAN6);
+    bad_code.l4 = L4::Icmp {
+        ty: icmpv6::NEIGHBOR_SOLICIT,
+        code: 1,
+        rest: 0,
+    };
+    expect_silent_drop(&mut p, WAN, &bad_code.frame(), DropReason::NdpInvalid);
+    // Too short for its target address.
+    let short = ns(WAN6_GW, ipv6::solicited_node(WAN6), WAN6).payload(&[0; 8]);
+    expect_silent_drop(&mut p, WAN, &short.frame(), DropReason::NdpInvalid);
+}
+
+#[test]
+fn ndp_not_for_us() {
+    let mut p = pipeline6();
+    // 2001:db8:7::1 shares its solicited-node group with 2001:db8::1.
+    let other = a6([0x2001, 0xdb8, 7, 0, 0, 0, 0, 1]);
+    let f = ns(WAN6_GW, ipv6::solicited_node(other), other).frame();
+    expect_silent_drop(&mut p, WAN, &f, DropReason::NdpNotForUs);
+}
+
+#[test]
+fn icmp6_bad_checksum() {
+    let mut p = pipeline6();
+    let mut pk = ns(WAN6_GW, ipv6::solicited_node(WAN6), WAN6);
+    pk.bad_checksum = true;
+    expect_silent_drop(&mut p, WAN, &pk.frame(), DropReason::Icmp6BadChecksum);
 }

@@ -1,8 +1,8 @@
 //! What conntrack says and keys on: the states (`ct state`), a flow's
-//! tuple and its packed form, what a packet brings and what it gets back,
-//! and the ICMP query types.
+//! tuple and its packed form (IPv4 and IPv6), what a packet brings and what
+//! it gets back, and the ICMP and ICMPv6 query types.
 
-use super::{Pending, PROTO_ICMP};
+use super::{Pending, PROTO_ICMP, PROTO_ICMPV6};
 
 /// Connection tracking states, as in netfilter's `ct state`.
 #[repr(u8)]
@@ -112,6 +112,144 @@ pub(super) const fn reverse_packed(p: u128) -> u128 {
         low = (t as u32) << 16 | (low & 0xffff);
     }
     ((addrs as u128) << 64) | ((ports as u128) << 32) | low as u128
+}
+
+/// In a packed tuple, the byte above `icmp` (zero for IPv4): an IPv6 flow.
+/// An IPv4 tuple never equals an IPv6 one, whatever their addresses.
+pub(super) const FAMILY6: u128 = 1 << 24;
+
+/// The high 96 bits of an IPv6 flow's source and destination (as three
+/// big-endian words each), which its packed tuple has no room for: the
+/// table keeps them in a side array indexed like its entries.
+pub(super) type High6 = [[u32; 3]; 2];
+
+/// A flow's IPv6 tuple, as [`FlowKey`] (addresses are `u128`, big-endian
+/// numeric: `u128::from_be_bytes(addr_bytes)`). ICMPv6 echo is keyed as
+/// ICMP echo: the identifier in both ports, `type << 8 | code` in `icmp`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey6 {
+    pub src: u128,
+    pub dst: u128,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    /// ICMPv6 queries: `type << 8 | code`; 0 for other protocols.
+    pub icmp: u16,
+}
+
+impl FlowKey6 {
+    /// The tuple of the other direction (an echo request's is the reply's).
+    #[inline]
+    pub const fn reverse(self) -> FlowKey6 {
+        FlowKey6 {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            proto: self.proto,
+            icmp: if self.proto == PROTO_ICMPV6 {
+                ((icmpv6_inverse((self.icmp >> 8) as u8) as u16) << 8) | (self.icmp & 0xff)
+            } else {
+                self.icmp
+            },
+        }
+    }
+
+    /// The packed tuple, as [`FlowKey::pack`] with the low 32 bits of each
+    /// address and [`FAMILY6`] set; the rest of the addresses is
+    /// [`FlowKey6::high`].
+    #[inline(always)]
+    pub(super) const fn pack(self) -> u128 {
+        FlowKey {
+            src: self.src as u32,
+            dst: self.dst as u32,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+            icmp: self.icmp,
+        }
+        .pack()
+            | FAMILY6
+    }
+
+    /// The high 96 bits of the source and the destination.
+    #[inline(always)]
+    pub(super) const fn high(self) -> High6 {
+        const fn hi(a: u128) -> [u32; 3] {
+            [(a >> 96) as u32, (a >> 64) as u32, (a >> 32) as u32]
+        }
+        [hi(self.src), hi(self.dst)]
+    }
+
+    /// The tuple [`FlowKey6::pack`] and [`FlowKey6::high`] split.
+    #[inline]
+    pub(super) const fn unpack(p: u128, high: High6) -> FlowKey6 {
+        let k = FlowKey::unpack(p);
+        FlowKey6 {
+            src: join6(high[0], k.src),
+            dst: join6(high[1], k.dst),
+            sport: k.sport,
+            dport: k.dport,
+            proto: k.proto,
+            icmp: k.icmp,
+        }
+    }
+}
+
+/// An IPv6 address from its [`FlowKey6::high`] part and its low word.
+#[inline(always)]
+pub(super) const fn join6(high: [u32; 3], low: u32) -> u128 {
+    (high[0] as u128) << 96 | (high[1] as u128) << 64 | (high[2] as u128) << 32 | low as u128
+}
+
+/// [`FlowKey6::reverse`] of a packed IPv6 tuple (of its packed part; the
+/// high parts swap).
+#[inline(always)]
+pub(super) const fn reverse_packed6(p: u128) -> u128 {
+    let addrs = ((p >> 64) as u64).rotate_left(32);
+    let ports = ((p >> 32) as u32).rotate_left(16);
+    let mut low = p as u32;
+    if low as u8 == PROTO_ICMPV6 {
+        let t = icmpv6_inverse((low >> 16) as u8);
+        low = (t as u32) << 16 | (low & 0xff00_ffff);
+    }
+    ((addrs as u128) << 64) | ((ports as u128) << 32) | low as u128
+}
+
+/// What conntrack needs to know of an IPv6 packet, as [`PktInfo`].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PktInfo6 {
+    /// The packet's tuple.
+    pub key: FlowKey6,
+    /// TCP flags (0 for other protocols).
+    pub tcp_flags: u8,
+    /// ICMPv6 type (queries only; errors go through [`Conntrack::related6`]).
+    pub icmp_type: u8,
+    /// IPv6 payload length plus the fixed header, for byte counters.
+    pub len: u16,
+}
+
+/// The ICMPv6 query type answering `t` (echo request and reply); other
+/// types map to themselves.
+#[inline]
+pub const fn icmpv6_inverse(t: u8) -> u8 {
+    match t {
+        128 => 129,
+        129 => 128,
+        t => t,
+    }
+}
+
+/// ICMPv6 query types that start a flow (echo request).
+#[inline]
+pub const fn is_icmpv6_request(t: u8) -> bool {
+    t == 128
+}
+
+/// ICMPv6 query replies (echo reply).
+#[inline]
+pub const fn is_icmpv6_reply(t: u8) -> bool {
+    t == 129
 }
 
 /// What conntrack needs to know of a packet.

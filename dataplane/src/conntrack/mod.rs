@@ -2,8 +2,23 @@
 //!
 //! One table per worker, owned by it: no lock. Untracked packets never reach
 //! this module. Memory is reserved at start-up for `max_entries` and never
-//! grows: an entry is 64 bytes, the index 8 bytes a slot with two slots per
-//! entry at a load of at most 1/2, so about 96 bytes a connection.
+//! grows: an entry is 64 bytes, its IPv6 side 24, the index 8 bytes a slot
+//! with two slots per entry at a load of at most 1/2 (four slots an entry
+//! when `max_entries` is a power of two), and 5 bytes of free list and
+//! liveness: 125 bytes a connection (`entry_budget` checks <= 128).
+//!
+//! One table and one limit for IPv4 and IPv6 flows (early drop picks among
+//! both). An IPv4 entry and its packed `u128` tuple are as they were before
+//! IPv6, so the IPv4 path costs not one instruction more. An IPv6 entry
+//! packs the low 32 bits of each address where IPv4 has its addresses and
+//! sets [`flow::FAMILY6`] in the byte above `icmp` (zero for IPv4, so no
+//! IPv4 tuple ever equals an IPv6 one); the high 96 bits of both addresses
+//! live in a side array indexed like the entries (24 bytes, reserved up
+//! front). An IPv6 lookup compares the packed tuple, then the side array;
+//! its hash is over a keyed fold of the whole addresses, so that flows
+//! differing only in high bits do not pile up on one probe run. ICMPv6
+//! echo's reverse (128 <-> 129) and its direction check are in the
+//! IPv6-only code ([`flow::reverse_packed6`], `update6`).
 //!
 //! Semantics follow netfilter:
 //! - an existing flow's state is updated when its packet passes this stage,
@@ -23,25 +38,45 @@ mod flow;
 pub mod tcp;
 
 pub use config::{ConntrackConfig, Timeouts};
-use flow::reverse_packed;
 pub use flow::{
-    icmp_inverse, is_icmp_reply, is_icmp_request, CtResult, CtState, FlowKey, FlowRef, PktInfo,
+    icmp_inverse, icmpv6_inverse, is_icmp_reply, is_icmp_request, is_icmpv6_reply,
+    is_icmpv6_request, CtResult, CtState, FlowKey, FlowKey6, FlowRef, PktInfo, PktInfo6,
 };
+use flow::{join6, reverse_packed, reverse_packed6, High6, FAMILY6};
 use tcp::{TcpState, Transition};
 
 /// Protocol numbers tracked specially.
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
 const PROTO_UDP: u8 = 17;
+const PROTO_ICMPV6: u8 = 58;
 
 /// A NEW flow waiting for the filter's verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pending {
+    /// IPv6: the low 32 bits of the addresses in `src` and `dst`.
     key: FlowKey,
     tcp: TcpState,
     /// TCP: the first segment's [`tcp::row`] (original direction).
     last: u8,
     len: u16,
+    v6: bool,
+    /// IPv6: the rest of the addresses ([`FlowKey6::high`]); else zero.
+    high: High6,
+}
+
+impl Pending {
+    /// The IPv6 tuple of an IPv6 flow.
+    fn key6(&self) -> FlowKey6 {
+        FlowKey6 {
+            src: join6(self.high[0], self.key.src),
+            dst: join6(self.high[1], self.key.dst),
+            sport: self.key.sport,
+            dport: self.key.dport,
+            proto: self.key.proto,
+            icmp: self.key.icmp,
+        }
+    }
 }
 
 /// What a packet did to its flow.
@@ -164,8 +199,11 @@ const TCP_PLAIN: [u8; 256] = {
 /// A flow as `routerctl conntrack` and `explain` show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowView {
-    /// Original-direction tuple.
+    /// Original-direction tuple; for an IPv6 flow its ports, protocol and
+    /// ICMP type with the addresses 0 (they are in `key6`).
     pub key: FlowKey,
+    /// An IPv6 flow's original-direction tuple; `None` for IPv4.
+    pub key6: Option<FlowKey6>,
     /// TCP state, for TCP flows.
     pub tcp_state: Option<TcpState>,
     /// A reply has been seen.
@@ -200,6 +238,8 @@ pub struct Conntrack {
     /// 10 to 15 are CLOSE's, as [`TcpState::from_u8`]).
     tcp_timeout: [u32; 16],
     entries: Vec<Entry>,
+    /// By entry: an IPv6 flow's [`FlowKey6::high`] (zero for IPv4).
+    high6: Vec<High6>,
     live: Vec<bool>,
     free: Vec<u32>,
     /// Open addressing, linear probing. 0 = empty; else
@@ -207,6 +247,8 @@ pub struct Conntrack {
     slots: Vec<u64>,
     mask: usize,
     seed: [u64; 2],
+    /// Keys [`Conntrack::fold6`].
+    seed6: [u64; 2],
     count: u32,
     gc_cursor: u32,
     counters: CtCounters,
@@ -242,6 +284,7 @@ impl Conntrack {
             cfg,
             tcp_timeout: tcp_timeouts(&cfg.timeouts),
             entries: Vec::with_capacity(max),
+            high6: Vec::with_capacity(max),
             live: Vec::with_capacity(max),
             free: Vec::with_capacity(max),
             slots: vec![0u64; nslots],
@@ -249,6 +292,10 @@ impl Conntrack {
             seed: {
                 let r = ahash::RandomState::new();
                 [r.hash_one(1u64) | 1, r.hash_one(2u64) | 1]
+            },
+            seed6: {
+                let r = ahash::RandomState::new();
+                [r.hash_one(3u64) | 1, r.hash_one(4u64) | 1]
             },
             count: 0,
             gc_cursor: 0,
@@ -290,6 +337,7 @@ impl Conntrack {
     /// Bytes reserved by the table.
     pub fn memory_bytes(&self) -> usize {
         self.entries.capacity() * (core::mem::size_of::<Entry>() + 1 + 4)
+            + self.high6.capacity() * core::mem::size_of::<High6>()
             + self.slots.len() * core::mem::size_of::<u64>()
     }
 
@@ -309,6 +357,55 @@ impl Conntrack {
         let m = u128::from(a) * u128::from(b);
         let h = (m as u64) ^ ((m >> 64) as u64);
         (h ^ (h >> 32)) as u32
+    }
+
+    /// A keyed fold of an IPv6 address into 32 bits (folded multiply as
+    /// [`Conntrack::hash_packed`]), so that flows differing only in the
+    /// high bits the packed tuple leaves out still spread over the index.
+    #[inline(always)]
+    fn fold6(&self, a: u128) -> u32 {
+        let m = u128::from((a >> 64) as u64 ^ self.seed6[0]) * u128::from(a as u64 ^ self.seed6[1]);
+        let h = (m as u64) ^ ((m >> 64) as u64);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// [`Conntrack::hash`] of an IPv6 tuple: of its packed form with the
+    /// address words replaced by the whole addresses' [`Conntrack::fold6`].
+    #[inline]
+    fn hash6(&self, key: FlowKey6) -> u32 {
+        let addrs =
+            (u128::from(self.fold6(key.src)) << 96) | (u128::from(self.fold6(key.dst)) << 64);
+        self.hash_packed(addrs | (key.pack() & u128::from(u64::MAX)))
+    }
+
+    /// [`Conntrack::find_packed`] of an IPv6 tuple: the packed tuple, then
+    /// the high parts of the addresses in [`Conntrack::high6`]. Also finds
+    /// IPv4 tuples, whose high parts are zero.
+    #[inline]
+    fn find6(&self, key: u128, high: High6, h: u32) -> Option<(usize, FlowRef)> {
+        let mut i = h as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            if (s >> 32) as u32 == h {
+                let r = (s as u32) - 1;
+                let index = r >> 1;
+                let reply = r & 1 == 1;
+                let e = &self.entries[index as usize];
+                let [a, b] = self.high6[index as usize];
+                let (k, hi) = if reply {
+                    (reverse_packed6(e.key), [b, a])
+                } else {
+                    (e.key, [a, b])
+                };
+                if k == key && hi == high {
+                    return Some((i, FlowRef { index, reply }));
+                }
+            }
+            i = (i + 1) & self.mask;
+        }
     }
 
     /// Find the slot position holding `key`.
@@ -570,9 +667,21 @@ impl Conntrack {
     /// in the table (a NEW packet's: it is never confirmed) or not TCP.
     pub fn set_closing(&mut self, key: FlowKey, now: u32) {
         let h = self.hash(key);
-        let Some((_, flow)) = self.find(key, h) else {
-            return;
-        };
+        if let Some((_, flow)) = self.find(key, h) {
+            self.close(flow, now);
+        }
+    }
+
+    /// [`Conntrack::set_closing`] for an IPv6 flow.
+    pub fn set_closing6(&mut self, key: FlowKey6, now: u32) {
+        let h = self.hash6(key);
+        if let Some((_, flow)) = self.find6(key.pack(), key.high(), h) {
+            self.close(flow, now);
+        }
+    }
+
+    /// Move a live TCP flow to CLOSE.
+    fn close(&mut self, flow: FlowRef, now: u32) {
         let close = self.tcp_timeout[TcpState::Close as usize];
         let e = &mut self.entries[flow.index as usize];
         if e.key as u8 != PROTO_TCP || e.expires <= now || e.tcp == TcpState::Close as u8 {
@@ -600,6 +709,120 @@ impl Conntrack {
                 tcp,
                 last: tcp::row(p.tcp_flags),
                 len: p.len,
+                v6: false,
+                high: [[0; 3]; 2],
+            }),
+        }
+    }
+
+    /// [`Conntrack::classify`] for an IPv6 packet that is not an ICMPv6
+    /// error.
+    #[inline]
+    pub fn classify6(&mut self, p: PktInfo6, now: u32) -> CtResult {
+        let h = self.hash6(p.key);
+        if let Some((_, flow)) = self.find6(p.key.pack(), p.key.high(), h) {
+            if self.entries[flow.index as usize].expires > now {
+                match self.update6(flow, &p, now) {
+                    Update::Invalid => return CtResult::INVALID,
+                    Update::Live(state) => {
+                        return CtResult {
+                            state,
+                            flow: Some(flow),
+                            pending: None,
+                        }
+                    }
+                    Update::Ended(state) => {
+                        self.remove(flow.index);
+                        return CtResult {
+                            state,
+                            flow: None,
+                            pending: None,
+                        };
+                    }
+                    Update::Reopen => self.remove(flow.index),
+                }
+            } else {
+                self.remove(flow.index);
+                self.counters.expired += 1;
+            }
+        }
+        self.new_flow6(&p)
+    }
+
+    /// [`Conntrack::classify_existing`] for an IPv6 packet.
+    #[inline]
+    pub fn classify_existing6(&mut self, p: &PktInfo6, now: u32) -> Option<CtState> {
+        let h = self.hash6(p.key);
+        let (_, flow) = self.find6(p.key.pack(), p.key.high(), h)?;
+        if self.entries[flow.index as usize].expires <= now {
+            return None;
+        }
+        match self.update6(flow, p, now) {
+            Update::Invalid => Some(CtState::Invalid),
+            Update::Live(state) => Some(state),
+            Update::Ended(state) => {
+                self.remove(flow.index);
+                Some(state)
+            }
+            Update::Reopen => None,
+        }
+    }
+
+    /// [`Conntrack::update`] of an IPv6 flow: TCP and UDP as there; ICMPv6
+    /// echo here, so that the IPv4 path does not test for it.
+    #[inline]
+    fn update6(&mut self, flow: FlowRef, p: &PktInfo6, now: u32) -> Update {
+        let t = self.cfg.timeouts;
+        let e = &mut self.entries[flow.index as usize];
+        let timeout = match e.key as u8 {
+            PROTO_TCP | PROTO_UDP => {
+                let p4 = PktInfo {
+                    key: FlowKey::default(),
+                    tcp_flags: p.tcp_flags,
+                    icmp_type: p.icmp_type,
+                    len: p.len,
+                };
+                return self.update(flow, &p4, now);
+            }
+            PROTO_ICMPV6 => {
+                if is_icmpv6_reply(p.icmp_type) != flow.reply {
+                    return Update::Invalid;
+                }
+                t.icmp
+            }
+            _ => t.generic,
+        };
+        Update::Live(account(e, flow.reply, p.len, now, Some(timeout)))
+    }
+
+    #[inline]
+    fn new_flow6(&self, p: &PktInfo6) -> CtResult {
+        let tcp = match p.key.proto {
+            PROTO_TCP => match tcp::initial(p.tcp_flags, self.cfg.tcp_loose) {
+                Some(s) => s,
+                None => return CtResult::INVALID,
+            },
+            PROTO_ICMPV6 if !is_icmpv6_request(p.icmp_type) => return CtResult::INVALID,
+            _ => TcpState::None,
+        };
+        let k = p.key;
+        CtResult {
+            state: CtState::New,
+            flow: None,
+            pending: Some(Pending {
+                key: FlowKey {
+                    src: k.src as u32,
+                    dst: k.dst as u32,
+                    sport: k.sport,
+                    dport: k.dport,
+                    proto: k.proto,
+                    icmp: k.icmp,
+                },
+                tcp,
+                last: tcp::row(p.tcp_flags),
+                len: p.len,
+                v6: true,
+                high: k.high(),
             }),
         }
     }
@@ -627,11 +850,35 @@ impl Conntrack {
         }
     }
 
-    /// Insert a NEW flow whose first packet the filter accepted.
+    /// [`Conntrack::related`] for an ICMPv6 error (types 1 to 4).
+    #[inline]
+    pub fn related6(&mut self, inner: FlowKey6, outer_dst: u128, now: u32) -> CtResult {
+        if outer_dst != inner.src {
+            return CtResult::INVALID;
+        }
+        let h = self.hash6(inner);
+        match self.find6(inner.pack(), inner.high(), h) {
+            Some((_, flow)) if self.entries[flow.index as usize].expires > now => CtResult {
+                state: CtState::Related,
+                flow: Some(flow),
+                pending: None,
+            },
+            _ => CtResult::INVALID,
+        }
+    }
+
+    /// Insert a NEW flow (of either family) whose first packet the filter
+    /// accepted.
     pub fn confirm(&mut self, p: Pending, now: u32) -> Result<FlowRef, ConfirmError> {
-        let h0 = self.hash(p.key);
-        // Two NEW packets of one flow in flight: the first one confirmed wins.
-        if let Some((_, flow)) = self.find(p.key, h0) {
+        let (packed, h0, h1) = if p.v6 {
+            let k = p.key6();
+            (k.pack(), self.hash6(k), self.hash6(k.reverse()))
+        } else {
+            (p.key.pack(), self.hash(p.key), self.hash(p.key.reverse()))
+        };
+        // Two NEW packets of one flow in flight: the first one confirmed
+        // wins. (IPv4 entries' high parts are zero, as `p.high`.)
+        if let Some((_, flow)) = self.find6(packed, p.high, h0) {
             return Ok(flow);
         }
         if self.count >= self.cfg.max_entries && !self.early_drop(h0, now) {
@@ -645,12 +892,12 @@ impl Conntrack {
                 _ => t.tcp_syn_sent,
             },
             PROTO_UDP => t.udp,
-            PROTO_ICMP => t.icmp,
+            PROTO_ICMP if !p.v6 => t.icmp,
+            PROTO_ICMPV6 if p.v6 => t.icmp,
             _ => t.generic,
         };
-        let h1 = self.hash(p.key.reverse());
         let entry = Entry {
-            key: p.key.pack(),
+            key: packed,
             tcp: p.tcp as u8,
             flags: 0,
             last: p.last,
@@ -662,6 +909,7 @@ impl Conntrack {
         let index = match self.free.pop() {
             Some(i) => {
                 self.entries[i as usize] = entry;
+                self.high6[i as usize] = p.high;
                 self.live[i as usize] = true;
                 i
             }
@@ -669,6 +917,7 @@ impl Conntrack {
                 // Within the capacity reserved in `new`: never reallocates.
                 debug_assert!(self.entries.len() < self.entries.capacity());
                 self.entries.push(entry);
+                self.high6.push(p.high);
                 self.live.push(true);
                 (self.entries.len() - 1) as u32
             }
@@ -736,27 +985,18 @@ impl Conntrack {
     pub fn flush(&mut self) {
         self.slots.fill(0);
         self.entries.clear();
+        self.high6.clear();
         self.live.clear();
         self.free.clear();
         self.count = 0;
         self.gc_cursor = 0;
     }
 
-    /// The live, unexpired flows.
+    /// The live, unexpired flows, both families.
     pub fn flows(&self, now: u32) -> impl Iterator<Item = FlowView> + '_ {
-        self.entries
-            .iter()
-            .zip(self.live.iter())
-            .filter(move |(e, live)| **live && e.expires > now)
-            .map(move |(e, _)| FlowView {
-                key: FlowKey::unpack(e.key),
-                tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
-                seen_reply: e.flags & F_SEEN_REPLY != 0,
-                assured: e.flags & F_ASSURED != 0,
-                timeout: e.expires - now,
-                packets: e.packets,
-                bytes: e.bytes,
-            })
+        (0..self.entries.len() as u32)
+            .filter(move |&i| self.live[i as usize] && self.entries[i as usize].expires > now)
+            .filter_map(move |i| self.flows_at(i, now))
     }
 
     /// The flow behind a reference.
@@ -770,8 +1010,14 @@ impl Conntrack {
             return None;
         }
         let e = &self.entries[i];
+        let v6 = e.key & FAMILY6 != 0;
+        let mut key = FlowKey::unpack(e.key);
+        if v6 {
+            (key.src, key.dst) = (0, 0);
+        }
         Some(FlowView {
-            key: FlowKey::unpack(e.key),
+            key,
+            key6: v6.then(|| FlowKey6::unpack(e.key, self.high6[i])),
             tcp_state: (e.key as u8 == PROTO_TCP).then(|| TcpState::from_u8(e.tcp)),
             seen_reply: e.flags & F_SEEN_REPLY != 0,
             assured: e.flags & F_ASSURED != 0,
@@ -1046,8 +1292,376 @@ mod tests {
 
     #[test]
     fn entry_budget() {
+        // Both families in one table: entry, IPv6 side, index, free list,
+        // liveness.
         let ct = small(1 << 20);
         let per_flow = ct.memory_bytes() / (1 << 20);
+        assert_eq!(per_flow, 64 + 24 + 4 * 8 + 4 + 1);
         assert!(per_flow <= 128, "{per_flow} bytes per flow");
+    }
+
+    /// 2001:db8::2 and 2001:db8::1 (the router), with `sport`, `dport`.
+    const H6: u128 = 0x2001_0db8 << 96 | 2;
+    const R6: u128 = 0x2001_0db8 << 96 | 1;
+
+    fn key6(sport: u16, dport: u16, proto: u8) -> FlowKey6 {
+        FlowKey6 {
+            src: H6,
+            dst: R6,
+            sport,
+            dport,
+            proto,
+            icmp: 0,
+        }
+    }
+
+    fn pkt6(key: FlowKey6, flags: u8) -> PktInfo6 {
+        PktInfo6 {
+            key,
+            tcp_flags: flags,
+            icmp_type: 0,
+            len: 80,
+        }
+    }
+
+    /// An ICMPv6 echo of type `t` (128 request, 129 reply), identifier `id`.
+    fn echo6(src: u128, dst: u128, id: u16, t: u8) -> PktInfo6 {
+        PktInfo6 {
+            key: FlowKey6 {
+                src,
+                dst,
+                sport: id,
+                dport: id,
+                proto: PROTO_ICMPV6,
+                icmp: u16::from(t) << 8,
+            },
+            tcp_flags: 0,
+            icmp_type: t,
+            len: 104,
+        }
+    }
+
+    /// Confirm `p`'s NEW flow.
+    fn open6(ct: &mut Conntrack, p: PktInfo6, now: u32) -> FlowRef {
+        let r = ct.classify6(p, now);
+        assert_eq!(r.state, CtState::New, "{p:?}");
+        ct.confirm(r.pending.unwrap(), now).unwrap()
+    }
+
+    #[test]
+    fn v6_tcp_handshake_states_and_confirm_only_on_accept() {
+        let mut ct = small(16);
+        let k = key6(40000, 22, PROTO_TCP);
+        let r = ct.classify6(pkt6(k, SYN), 1);
+        assert_eq!(r.state, CtState::New);
+        assert!(ct.is_empty(), "nothing inserted before the filter accepts");
+        assert_eq!(
+            ct.classify6(pkt6(k.reverse(), SYN | ACK), 1).state,
+            CtState::Invalid
+        );
+        let r = ct.classify6(pkt6(k, SYN), 2);
+        ct.confirm(r.pending.unwrap(), 2).unwrap();
+        assert_eq!(ct.len(), 1);
+        let r = ct.classify6(pkt6(k.reverse(), SYN | ACK), 2);
+        assert_eq!(r.state, CtState::Established);
+        assert!(r.flow.unwrap().reply);
+        assert_eq!(
+            ct.classify_existing6(&pkt6(k, ACK), 2),
+            Some(CtState::Established)
+        );
+        let v = ct.flows(2).next().unwrap();
+        assert_eq!(v.key6, Some(k));
+        assert_eq!(
+            (v.key.src, v.key.dst, v.key.sport, v.key.dport),
+            (0, 0, 40000, 22)
+        );
+        assert_eq!(v.tcp_state, Some(TcpState::Established));
+        assert!(v.assured);
+        assert_eq!(v.packets, [2, 1]);
+        assert_eq!(v.bytes, [160, 80]);
+        assert_eq!(v.timeout, 5 * 24 * 3600);
+        // A reject's RST closes it.
+        ct.set_closing6(k, 3);
+        let v = ct.flows(3).next().unwrap();
+        assert_eq!(v.tcp_state, Some(TcpState::Close));
+        assert_eq!(v.timeout, 10);
+        assert_eq!(ct.flows(20).count(), 0, "closed flow expires after 10 s");
+        // Another host's flow with the same ports is not this one.
+        let other = FlowKey6 {
+            src: H6 + (1 << 64),
+            ..k
+        };
+        assert_eq!(ct.classify_existing6(&pkt6(other, ACK), 3), None);
+    }
+
+    #[test]
+    fn v6_invalid_segments() {
+        let mut ct = small(16);
+        let k = key6(1, 2, PROTO_TCP);
+        assert_eq!(ct.classify6(pkt6(k, SYN | FIN), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify6(pkt6(k, 0), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify6(pkt6(k, FIN | ACK), 1).state, CtState::Invalid);
+        assert_eq!(ct.classify6(pkt6(k, ACK), 1).state, CtState::New, "loose");
+        open6(&mut ct, pkt6(k, SYN), 1);
+        assert_eq!(
+            ct.classify6(pkt6(k.reverse(), SYN | FIN), 1).state,
+            CtState::Invalid
+        );
+        assert_eq!(
+            ct.flows(1).next().unwrap().tcp_state,
+            Some(TcpState::SynSent)
+        );
+    }
+
+    #[test]
+    fn v6_udp_and_icmpv6_echo() {
+        let mut ct = small(16);
+        let k = key6(5353, 53, PROTO_UDP);
+        open6(&mut ct, pkt6(k, 0), 10);
+        assert_eq!(ct.flows(10).next().unwrap().timeout, 30);
+        assert_eq!(ct.classify6(pkt6(k, 0), 11).state, CtState::New);
+        assert_eq!(
+            ct.classify6(pkt6(k.reverse(), 0), 12).state,
+            CtState::Established
+        );
+        assert_eq!(ct.flows(12).next().unwrap().timeout, 120);
+        ct.flush();
+
+        let (req, rep) = (echo6(H6, R6, 7, 128), echo6(R6, H6, 7, 129));
+        assert_eq!(
+            rep.key,
+            req.key.reverse(),
+            "reply tuple: reverse, answering type"
+        );
+        assert_eq!(
+            ct.classify6(rep, 1).state,
+            CtState::Invalid,
+            "reply, no request"
+        );
+        open6(&mut ct, req, 1);
+        assert_eq!(ct.flows(1).next().unwrap().timeout, 30, "ICMP timeout");
+        assert_eq!(ct.classify6(rep, 2).state, CtState::Established);
+        assert_eq!(ct.classify6(req, 2).state, CtState::Established);
+        assert_eq!(ct.len(), 1);
+        // A request each way with one identifier: two flows.
+        open6(&mut ct, echo6(R6, H6, 7, 128), 3);
+        assert_eq!(ct.len(), 2);
+        let mut keys: Vec<_> = ct.flows(3).map(|f| f.key6.unwrap()).collect();
+        keys.sort_by_key(|k| k.src);
+        assert_eq!(keys, [echo6(R6, H6, 7, 128).key, req.key]);
+        // Another identifier is another flow; a lone reply to it is invalid.
+        assert_eq!(
+            ct.classify6(echo6(R6, H6, 8, 129), 3).state,
+            CtState::Invalid
+        );
+    }
+
+    #[test]
+    fn v6_related_icmpv6_error_needs_a_tracked_flow() {
+        let mut ct = small(16);
+        let k = key6(40000, 33434, PROTO_UDP);
+        assert_eq!(ct.related6(k, k.src, 1).state, CtState::Invalid);
+        open6(&mut ct, pkt6(k, 0), 1);
+        assert_eq!(ct.related6(k, k.src, 1).state, CtState::Related);
+        let rk = k.reverse();
+        assert_eq!(ct.related6(rk, rk.src, 1).state, CtState::Related);
+        assert_eq!(
+            ct.related6(k, k.src, 100).state,
+            CtState::Invalid,
+            "expired"
+        );
+        assert_eq!(ct.related6(k, k.dst, 1).state, CtState::Invalid);
+        // The IPv4 flow with the same low address words is not it.
+        let k4 = FlowKey {
+            src: 2,
+            dst: 1,
+            ..key(40000, 33434, PROTO_UDP)
+        };
+        assert_eq!(ct.related(k4, k4.src, 1).state, CtState::Invalid);
+        // An echo's error relates to the echo flow.
+        let e = echo6(H6, R6, 9, 128);
+        open6(&mut ct, e, 1);
+        assert_eq!(ct.related6(e.key, H6, 1).state, CtState::Related);
+    }
+
+    /// An assured TCP flow of either family.
+    fn assure(ct: &mut Conntrack, v6: bool, sport: u16) {
+        if v6 {
+            let k = key6(sport, 22, PROTO_TCP);
+            open6(ct, pkt6(k, SYN), 1);
+            ct.classify6(pkt6(k.reverse(), SYN | ACK), 1);
+            ct.classify6(pkt6(k, ACK), 1);
+        } else {
+            let k = key(sport, 22, PROTO_TCP);
+            let r = ct.classify(pkt(k, SYN), 1);
+            ct.confirm(r.pending.unwrap(), 1).unwrap();
+            ct.classify(pkt(k.reverse(), SYN | ACK), 1);
+            ct.classify(pkt(k, ACK), 1);
+        }
+    }
+
+    #[test]
+    fn limit_shared_across_families_with_early_drop() {
+        for v6_first in [false, true] {
+            let mut ct = small(4);
+            assure(&mut ct, v6_first, 1000);
+            // Fill with half-open flows of the first family ...
+            for i in 0..3u16 {
+                if v6_first {
+                    open6(&mut ct, pkt6(key6(2000 + i, 22, PROTO_TCP), SYN), 1);
+                } else {
+                    let r = ct.classify(pkt(key(2000 + i, 22, PROTO_TCP), SYN), 1);
+                    ct.confirm(r.pending.unwrap(), 1).unwrap();
+                }
+            }
+            assert_eq!(ct.len(), 4);
+            // ... a flow of the other family takes an unassured one's place.
+            if v6_first {
+                let r = ct.classify(pkt(key(3000, 22, PROTO_TCP), SYN), 1);
+                ct.confirm(r.pending.unwrap(), 1).unwrap();
+            } else {
+                open6(&mut ct, pkt6(key6(3000, 22, PROTO_TCP), SYN), 1);
+            }
+            assert_eq!(ct.len(), 4);
+            assert_eq!(ct.counters().early_dropped, 1);
+            let v6_flows = ct.flows(1).filter(|f| f.key6.is_some()).count();
+            assert_eq!(v6_flows, if v6_first { 3 } else { 1 });
+            // The assured flow is kept.
+            let est = if v6_first {
+                ct.classify_existing6(&pkt6(key6(1000, 22, PROTO_TCP), ACK), 1)
+            } else {
+                ct.classify_existing(&pkt(key(1000, 22, PROTO_TCP), ACK), 1)
+            };
+            assert_eq!(est, Some(CtState::Established));
+        }
+        // Full of assured flows of one family: the other is refused.
+        for v6_first in [false, true] {
+            let mut ct = small(2);
+            assure(&mut ct, v6_first, 1000);
+            assure(&mut ct, !v6_first, 1001);
+            let p = if v6_first {
+                ct.classify(pkt(key(9, 9, PROTO_TCP), SYN), 1).pending
+            } else {
+                ct.classify6(pkt6(key6(9, 9, PROTO_TCP), SYN), 1).pending
+            };
+            assert_eq!(ct.confirm(p.unwrap(), 1), Err(ConfirmError::TableFull));
+            assert_eq!(ct.counters().table_full, 1);
+        }
+    }
+
+    #[test]
+    fn flows_whose_packed_tuples_collide_are_distinct() {
+        let mut ct = small(16);
+        // With this seed every address of 2001:db8::/64 folds to one value:
+        // the hash no longer tells such flows apart, only the side array.
+        ct.seed6[0] = (H6 >> 64) as u64;
+        let a = key6(5000, 53, PROTO_UDP);
+        let b = FlowKey6 {
+            src: a.src | 0x7 << 32,
+            ..a
+        };
+        assert_eq!((a.pack(), ct.hash6(a)), (b.pack(), ct.hash6(b)));
+        open6(&mut ct, pkt6(a, 0), 1);
+        open6(&mut ct, pkt6(b, 0), 1);
+        // The IPv4 tuples with the same packed words (and with the folds'
+        // words, which IPv6's hash is of) differ only in FAMILY6.
+        let same_words = FlowKey {
+            src: a.src as u32,
+            dst: a.dst as u32,
+            ..key(5000, 53, PROTO_UDP)
+        };
+        assert_eq!(same_words.pack() | FAMILY6, a.pack());
+        let same_hash = FlowKey {
+            src: ct.fold6(a.src),
+            dst: ct.fold6(a.dst),
+            ..same_words
+        };
+        for k in [same_words, same_hash] {
+            let r = ct.classify(pkt(k, 0), 1);
+            assert_eq!(r.state, CtState::New, "{k:?}");
+            ct.confirm(r.pending.unwrap(), 1).unwrap();
+        }
+        assert_eq!(ct.len(), 4);
+        // Each reply finds its own flow.
+        let ra = ct.classify6(pkt6(a.reverse(), 0), 2).flow.unwrap();
+        let rb = ct.classify6(pkt6(b.reverse(), 0), 2).flow.unwrap();
+        let r4 = ct.classify(pkt(same_words.reverse(), 0), 2).flow.unwrap();
+        assert!(ra.reply && rb.reply && r4.reply);
+        assert_ne!(ra.index, rb.index);
+        assert_ne!(ra.index, r4.index);
+        assert_eq!(ct.flow(ra, 2).unwrap().key6, Some(a));
+        assert_eq!(ct.flow(rb, 2).unwrap().key6, Some(b));
+        assert_eq!(ct.flow(r4, 2).unwrap().key6, None);
+        assert_eq!(ct.flows(2).filter(|f| f.seen_reply).count(), 3);
+    }
+
+    #[test]
+    fn churn_keeps_index_consistent_with_both_families() {
+        let mut ct = small(512);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for now in 1..20_000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let port = (x % 700) as u16;
+            if x & 0x100 == 0 {
+                let r = if x & 0x200 == 0 {
+                    ct.classify(pkt(key(port, 53, PROTO_UDP), 0), now / 100)
+                } else {
+                    // Hosts that differ in the high bits only.
+                    let k = FlowKey6 {
+                        src: H6 | u128::from(x >> 60) << 64,
+                        ..key6(port, 53, PROTO_UDP)
+                    };
+                    ct.classify6(pkt6(k, 0), now / 100)
+                };
+                if let Some(p) = r.pending {
+                    let _ = ct.confirm(p, now / 100);
+                }
+            } else {
+                ct.gc(now / 100, 64);
+            }
+            assert!(ct.len() <= 512);
+        }
+        let flows: Vec<_> = ct.flows(0).collect();
+        assert!(flows.iter().any(|f| f.key6.is_some()) && flows.iter().any(|f| f.key6.is_none()));
+        // Everything in the index is findable, both ways, in its family.
+        for f in flows {
+            match f.key6 {
+                Some(k) => {
+                    assert_eq!(ct.related6(k, k.src, 0).state, CtState::Related);
+                    let r = k.reverse();
+                    assert_eq!(ct.related6(r, r.src, 0).state, CtState::Related);
+                }
+                None => assert_eq!(ct.related(f.key, f.key.src, 0).state, CtState::Related),
+            }
+        }
+        ct.gc(u32::MAX, 100_000);
+        assert!(ct.is_empty());
+        assert!(ct.slots.iter().all(|s| *s == 0));
+    }
+
+    #[test]
+    fn v6_packed_tuples_reverse_and_unpack_as_the_tuples() {
+        let mut keys = vec![key6(40000, 22, PROTO_TCP), key6(5353, 53, PROTO_UDP)];
+        for t in 0..=255u8 {
+            keys.push(echo6(H6, R6 | 0xabcd << 80, 0xbeef, t).key);
+            keys.push(FlowKey6 {
+                icmp: (t as u16) << 8,
+                ..key6(7, 9, t)
+            });
+        }
+        for k in keys {
+            let (p, hi) = (k.pack(), k.high());
+            assert_eq!(FlowKey6::unpack(p, hi), k);
+            let r = k.reverse();
+            assert_eq!(reverse_packed6(p), r.pack(), "{k:?}");
+            assert_eq!([hi[1], hi[0]], r.high());
+            assert_eq!(r.reverse(), k);
+        }
+        assert_eq!(
+            echo6(H6, R6, 1, 128).key.reverse(),
+            echo6(R6, H6, 1, 129).key
+        );
     }
 }

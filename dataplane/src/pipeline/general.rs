@@ -84,7 +84,9 @@ impl State {
         };
         let eth = ethernet::Frame::new_unchecked(&pkt.buf[..pkt.len]);
         let dst_mac = eth.dst_addr();
-        if dst_mac != ifc.mac && dst_mac != Mac::BROADCAST {
+        // IPv6 multicast frames (33:33:..., RFC 2464 7) are for the route
+        // stage to judge: the groups the router is in are its.
+        if dst_mac != ifc.mac && dst_mac != Mac::BROADCAST && dst_mac.0[..2] != [0x33, 0x33] {
             return Outcome::drop(DropReason::EthNotForUs);
         }
         match eth.ethertype() {

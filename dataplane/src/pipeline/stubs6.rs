@@ -4,7 +4,6 @@
 //! those land.
 #![allow(dead_code, unused_variables, clippy::too_many_arguments)]
 
-use crate::conntrack::{CtResult, CtState};
 use crate::drop::DropReason;
 use crate::meta::Meta;
 use crate::packet::{Pkt, PortId};
@@ -63,19 +62,4 @@ impl State {
     ) -> Result<Outcome, u16> {
         Ok(Outcome::drop(DropReason::NeighbourUnresolved))
     }
-
-    pub(super) fn track6(&mut self, pkt: &Pkt<'_>, m: &Meta) -> Result<CtResult, DropReason> {
-        self.counters.tracked += 1;
-        Ok(CtResult {
-            state: CtState::Invalid,
-            flow: None,
-            pending: None,
-        })
-    }
-
-    pub(super) fn other_owner6(&self, pkt: &Pkt<'_>, m: &Meta) -> Option<u8> {
-        None
-    }
-
-    pub(super) fn set_closing6(&mut self, m: &Meta) {}
 }

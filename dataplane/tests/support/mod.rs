@@ -20,6 +20,9 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod v6;
+pub use v6::*;
+
 use std::sync::Arc;
 
 use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
