@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Instructions per packet in `Pipeline::process_burst` for the two pipeline
-# bench cases (and, for a packet handed to the worker owning its flow, the
+# Instructions per packet in `Pipeline::process_burst` for the pipeline
+# bench cases, IPv4 and IPv6 (transit untracked, established tracked to the
+# router's SSH port; the IPv6 frames are the smallest: 62 bytes of UDP,
+# 74 of TCP), and, for a packet handed to the worker owning its flow, the
 # whole way through both workers' pipelines and the hand-off queue),
 # counted by valgrind's callgrind (repeatable on a noisy machine, unlike
 # time); and one loop of the worker per burst over the fake kernel
@@ -27,7 +29,8 @@ ir() { # $1 case, $2 the function whose instructions count
 # One warm-up burst runs before the measured ones.
 packets=$(((n + 1) * 64))
 printf '%-36s %10s\n' case "instr/pkt"
-for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64; do
+for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64 \
+  untracked6:pipeline6_forward_untracked_64 established6:pipeline6_established_tracked_64; do
   printf '%-36s %10.1f\n' "${c#*:}" "$(echo "$(ir "${c%%:*}" '*Pipeline*process_burst*') / $packets" | bc -l)"
 done
 # A tracked packet on the worker that does not own its flow: both workers'

@@ -190,3 +190,172 @@ pub fn established_host_burst_where(p: &mut Pipeline, keep: impl Fn(u16) -> bool
         .collect();
     Burst::new(PortId(0), &ack)
 }
+
+/// The router's IPv6 addresses on wan and lan in the IPv6 workloads.
+pub const WAN6: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0001;
+pub const LAN6: u128 = 0x2001_0db8_0001_0000_0000_0000_0000_0001;
+/// The wan peer and the lan gateway.
+pub const WAN6_PEER: u128 = 0x2001_0db8_0000_0000_0000_0000_0000_0002;
+pub const LAN6_GW: u128 = 0x2001_0db8_0001_0000_0000_0000_0000_0002;
+/// Base of the extra IPv6 routes: /48s from 2001:db8:100::/40 (in-memory
+/// only; nothing is ever sent to them).
+const EXTRA6_BASE: u128 = 0x2001_0db8_0100_0000_0000_0000_0000_0000;
+
+/// [`transit_tables`] made dual stack: 2001:db8::1/64 on wan,
+/// 2001:db8:1::1/64 on lan, `extra` /48 routes via the lan gateway (whose
+/// neighbour entry is static, as the IPv4 one is), so that the IPv6 cases
+/// meet the same raw and filter rules as the IPv4 ones.
+pub fn transit_tables6(extra: usize) -> Arc<Tables> {
+    use dataplane::addr::{IfAddr6, Ipv6Prefix};
+    use dataplane::tables6::{NextHop6, RouteSpec6, StaticNeighbour6};
+    let cfg = transit_config();
+    let mut spec = cfg.tables_spec();
+    for (i, ifc) in spec.interfaces.iter_mut().enumerate() {
+        ifc.mac = port_mac(i);
+    }
+    let lan = PortId(
+        spec.interfaces
+            .iter()
+            .position(|i| i.name == "lan")
+            .expect("transit-router has a lan interface") as u8,
+    );
+    for (ifc, a) in spec.interfaces.iter_mut().zip([WAN6, LAN6]) {
+        let net = Ipv6Prefix::new(a, 64).expect("valid prefix");
+        ifc.addresses6 = vec![IfAddr6 { addr: a, net }];
+    }
+    spec.v6.routes.clear();
+    for i in 0..extra as u128 {
+        spec.v6.routes.push(RouteSpec6::new(
+            Ipv6Prefix::new(EXTRA6_BASE + (i << 80), 48).expect("valid prefix"),
+            NextHop6::Via {
+                port: lan,
+                gateway: LAN6_GW,
+            },
+        ));
+    }
+    spec.v6.neighbours = vec![StaticNeighbour6 {
+        addr: LAN6_GW,
+        mac: peer_mac(lan.0 as usize),
+        port: lan,
+    }];
+    Arc::new(Tables::build(spec))
+}
+
+/// An Ethernet + IPv6 frame to `port` from its peer: `l4` (TCP or UDP
+/// header and payload, checksum field zero) gets its checksum here.
+fn frame6(port: PortId, src: u128, dst: u128, proto: u8, mut l4: Vec<u8>) -> Vec<u8> {
+    use dataplane::wire::checksum;
+    let at = if proto == 6 { 16 } else { 6 };
+    let c = checksum::upper6(src, dst, proto, &l4);
+    l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::with_capacity(2048);
+    f.extend_from_slice(&port_mac(port.0 as usize).0);
+    f.extend_from_slice(&peer_mac(port.0 as usize).0);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[proto, 64]);
+    f.extend_from_slice(&src.to_be_bytes());
+    f.extend_from_slice(&dst.to_be_bytes());
+    f.extend_from_slice(&l4);
+    f
+}
+
+fn udp6(sport: u16, dport: u16, payload: usize) -> Vec<u8> {
+    let mut u = vec![0u8; 8 + payload];
+    u[0..2].copy_from_slice(&sport.to_be_bytes());
+    u[2..4].copy_from_slice(&dport.to_be_bytes());
+    u[4..6].copy_from_slice(&((8 + payload) as u16).to_be_bytes());
+    u
+}
+
+fn tcp6(sport: u16, dport: u16, flags: u8, seq: u32, ack: u32, payload: usize) -> Vec<u8> {
+    let mut t = vec![0u8; 20 + payload];
+    t[0..2].copy_from_slice(&sport.to_be_bytes());
+    t[2..4].copy_from_slice(&dport.to_be_bytes());
+    t[4..8].copy_from_slice(&seq.to_be_bytes());
+    t[8..12].copy_from_slice(&ack.to_be_bytes());
+    t[12] = 5 << 4;
+    t[13] = flags;
+    t[14..16].copy_from_slice(&64240u16.to_be_bytes());
+    t
+}
+
+impl Burst {
+    fn from_frames(port: PortId, frames: Vec<Vec<u8>>) -> Burst {
+        let mut b = Burst {
+            frames: Vec::new(),
+            lens: Vec::new(),
+            port,
+            templates: Vec::new(),
+        };
+        for mut f in frames {
+            b.lens.push(f.len());
+            let mut t = [0u8; RESTORE];
+            t.copy_from_slice(&f[..RESTORE]);
+            b.templates.push(t);
+            f.resize(2048, 0);
+            b.frames.push(f);
+        }
+        b
+    }
+}
+
+/// 64 UDP frames over IPv6 from wan to 64 of the extra /48 routes (transit,
+/// NOTRACK), the smallest IPv6 UDP frame: 62 bytes before the FCS.
+pub fn untracked_transit_burst6(extra_routes: usize) -> Burst {
+    let frames = (0..BURST)
+        .map(|i| {
+            let route = ((i * 15) % extra_routes.max(1)) as u128;
+            let dst = EXTRA6_BASE + (route << 80) + 9;
+            frame6(
+                PortId(0),
+                WAN6_PEER,
+                dst,
+                17,
+                udp6(10000 + i as u16, 4791, 0),
+            )
+        })
+        .collect();
+    Burst::from_frames(PortId(0), frames)
+}
+
+/// [`established_host_burst`] over IPv6: 64 established TCP flows from the
+/// wan peer to the router's SSH port and a burst of their ACKs (66-byte
+/// frames: 74 bytes on the wire with the FCS).
+pub fn established_host_burst6(p: &mut Pipeline) -> Burst {
+    let ports: Vec<u16> = (40000..40000 + BURST as u16).collect();
+    p.learn_neighbour6(WAN6_PEER, peer_mac(0), PortId(0));
+    let mut verdicts = [Verdict::Consumed; BURST];
+    let mut setup = |frames: Vec<Vec<u8>>, port: PortId| {
+        let mut b = Burst::from_frames(port, frames);
+        b.run(p, &mut verdicts);
+        verdicts
+    };
+    let syn = ports
+        .iter()
+        .map(|&s| frame6(PortId(0), WAN6_PEER, WAN6, 6, tcp6(s, 22, 0x02, 1, 0, 0)))
+        .collect();
+    let v = setup(syn, PortId(0));
+    assert!(
+        v.iter().all(|v| *v == Verdict::Host),
+        "SYN not accepted: {v:?}"
+    );
+    let synack = ports
+        .iter()
+        .map(|&s| {
+            let mut f = frame6(PortId::HOST, WAN6, WAN6_PEER, 6, tcp6(22, s, 0x12, 7, 2, 0));
+            f[..12].fill(0);
+            f
+        })
+        .collect();
+    let v = setup(synack, PortId::HOST);
+    assert!(
+        v.iter().all(|v| matches!(v, Verdict::Tx(_))),
+        "SYN-ACK not sent: {v:?}"
+    );
+    let ack = ports
+        .iter()
+        .map(|&s| frame6(PortId(0), WAN6_PEER, WAN6, 6, tcp6(s, 22, 0x10, 2, 8, 0)))
+        .collect();
+    Burst::from_frames(PortId(0), ack)
+}

@@ -28,8 +28,9 @@ const DECIDED: u16 = 0x8000;
 /// Entry bits holding the first candidate rule (the rule count: none).
 const START: u16 = 0x7fff;
 /// The conditions a dispatch key decides.
-/// The family is in it too: the tables are built for IPv4 packets, where
-/// a rule for IPv6 only never matches (IPv6 searches its list in turn).
+/// The family is in it too: a table is built for one family's packets
+/// ([`Dispatch::build_for`]), where a rule for the other family only never
+/// matches.
 const KEY: u16 =
     Match::NEED_IN | Match::NEED_OUT | Match::NEED_PROTO | Match::NEED_STATE | Match::NEED_FAMILY;
 /// The states in [`CtState`] order.
@@ -88,8 +89,14 @@ fn classes<V: Copy>(values: &[V], sig: impl Fn(V) -> Vec<bool>) -> (Vec<usize>, 
 }
 
 impl Dispatch {
-    /// A table for `rules` (their `need` masks computed).
+    /// A table for IPv4 packets and `rules` (their `need` masks computed).
     pub fn build(rules: &[&Match]) -> Dispatch {
+        Dispatch::build_for(rules, false)
+    }
+
+    /// A table for `rules` and the packets of one family (`v6`): a rule for
+    /// the other family only never matches them.
+    pub fn build_for(rules: &[&Match], v6: bool) -> Dispatch {
         let ports: Vec<u8> = (0..64).collect();
         let outs: Vec<Option<u8>> = std::iter::once(None).chain((0..64).map(Some)).collect();
         let protos: Vec<u8> = (0..=255).collect();
@@ -167,6 +174,7 @@ impl Dispatch {
                                 proto,
                                 ct_state: state,
                                 local_dst: local,
+                                v6,
                                 ..Meta::default()
                             };
                             let e = match rules.iter().position(|m| key_matches(m, &k)) {

@@ -7,9 +7,7 @@ use crate::conntrack::ConntrackConfig;
 use crate::dispatch::{Dispatch, FastRules, LocalRules};
 use crate::meta::Meta;
 use crate::packet::PortId;
-use crate::rules::{
-    matches, Chain, ChainId, FilterAction, LocalAddrs, RawAction, RawHook, RawRule,
-};
+use crate::rules::{Chain, ChainId, FilterAction, LocalAddrs, RawAction, RawHook, RawRule};
 use crate::tables6::{RaConfig, Spec6, Tables6};
 
 /// One router port.
@@ -240,6 +238,10 @@ pub struct Tables {
     pub filter_dispatch: [Dispatch; 3],
     /// Both rule decisions of the transit fast path in one lookup.
     pub fast_rules: FastRules,
+    /// `raw_dispatch`, `filter_dispatch` and `fast_rules` for IPv6 packets.
+    pub raw_dispatch6: [Dispatch; 2],
+    pub filter_dispatch6: [Dispatch; 3],
+    pub fast_rules6: FastRules,
     /// The rule decisions for packets to the router, a lookup each.
     pub local_rules: LocalRules,
     /// Connection tracking settings.
@@ -383,14 +385,30 @@ impl Tables {
                 r.matches.compile();
             }
         }
-        let raw_dispatch = [&spec.raw_prerouting, &spec.raw_output]
-            .map(|rs| Dispatch::build(&rs.iter().map(|r| &r.matches).collect::<Vec<_>>()));
-        let filter_dispatch = [
-            &spec.filter_input,
+        let raw_for = |v6| {
+            [&spec.raw_prerouting, &spec.raw_output].map(|rs| {
+                Dispatch::build_for(&rs.iter().map(|r| &r.matches).collect::<Vec<_>>(), v6)
+            })
+        };
+        let filter_for = |v6| {
+            [
+                &spec.filter_input,
+                &spec.filter_forward,
+                &spec.filter_output,
+            ]
+            .map(|ch| {
+                Dispatch::build_for(&ch.rules.iter().map(|r| &r.matches).collect::<Vec<_>>(), v6)
+            })
+        };
+        let (raw_dispatch, filter_dispatch) = (raw_for(false), filter_for(false));
+        let (raw_dispatch6, filter_dispatch6) = (raw_for(true), filter_for(true));
+        let fast_rules6 = FastRules::build(
+            spec.interfaces.len(),
+            &spec.raw_prerouting,
+            &raw_dispatch6[0],
             &spec.filter_forward,
-            &spec.filter_output,
-        ]
-        .map(|ch| Dispatch::build(&ch.rules.iter().map(|r| &r.matches).collect::<Vec<_>>()));
+            &filter_dispatch6[ChainId::Forward as usize],
+        );
         let fast_rules = FastRules::build(
             spec.interfaces.len(),
             &spec.raw_prerouting,
@@ -408,6 +426,9 @@ impl Tables {
         let v6 = Tables6::build(&spec.interfaces, std::mem::take(&mut spec.v6));
         Tables {
             v6,
+            raw_dispatch6,
+            filter_dispatch6,
+            fast_rules6,
             fast_rules,
             local_rules,
             interfaces: spec.interfaces,
@@ -454,14 +475,12 @@ impl Tables {
             RawHook::Prerouting => &self.raw_prerouting,
             RawHook::Output => &self.raw_output,
         };
-        let d = &self.raw_dispatch[hook as usize];
-        // The dispatch tables are IPv4's: IPv6 searches the rules in turn.
-        let first = if meta.v6 {
-            rules.iter().position(|r| matches(&r.matches, meta, self))
+        let d = if meta.v6 {
+            &self.raw_dispatch6[hook as usize]
         } else {
-            d.first_match(rules, |r| &r.matches, meta, self)
+            &self.raw_dispatch[hook as usize]
         };
-        match first {
+        match d.first_match(rules, |r| &r.matches, meta, self) {
             Some(i) => (Some(i), rules[i].action),
             None => (None, RawAction::Accept),
         }
@@ -472,15 +491,12 @@ impl Tables {
     #[inline(always)]
     pub fn filter_verdict(&self, chain: ChainId, meta: &Meta) -> (Option<usize>, FilterAction) {
         let ch: &Chain = &self.filter[chain as usize];
-        let d = &self.filter_dispatch[chain as usize];
-        let first = if meta.v6 {
-            ch.rules
-                .iter()
-                .position(|r| matches(&r.matches, meta, self))
+        let d = if meta.v6 {
+            &self.filter_dispatch6[chain as usize]
         } else {
-            d.first_match(&ch.rules, |r| &r.matches, meta, self)
+            &self.filter_dispatch[chain as usize]
         };
-        match first {
+        match d.first_match(&ch.rules, |r| &r.matches, meta, self) {
             Some(i) => (Some(i), ch.rules[i].action),
             None => (None, ch.policy),
         }

@@ -187,6 +187,20 @@ fn valid_frame() -> impl Strategy<Value = Vec<u8>> {
             WAN_GW,
             WAN_ADDR
         )),
+        Just(Packet6::ping(OUTSIDE6, WAN6, 1).payload_len(20).frame()),
+        Just(Packet6::tcp(OUTSIDE6, WAN6, 40000, 22, tcp::SYN).frame()),
+        Just(
+            Packet6::udp(OUTSIDE6, INSIDE6, 40000, 69)
+                .hop_limit(1)
+                .frame()
+        ),
+        Just(
+            Packet6::udp(OUTSIDE6, INSIDE6, 1, 2)
+                .ext(Ext::hop_by_hop())
+                .ext(Ext::fragment(0, true))
+                .payload_len(16)
+                .frame()
+        ),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Runs a pipeline bench case a fixed number of times, for instruction
 //! counts under `valgrind --tool=callgrind` (see `benches/callgrind.sh`).
 //!
-//! Usage: pipeline_iter untracked|established|handoff|worker|CASE_plain|CASE_tap BURSTS
+//! Usage: pipeline_iter untracked|established|untracked6|established6|handoff|worker|CASE_plain|CASE_tap BURSTS
 //!
 //! `worker`: the worker loop's burst path ([`Worker::poll_once`]) over the
 //! fake kernel in zero-copy mode: RX ring, pipeline, TX ring and kick,
@@ -25,8 +25,8 @@
 use std::hint::black_box;
 
 use benches::workload::{
-    established_host_burst, established_host_burst_where, transit_tables, untracked_transit_burst,
-    Burst, BURST,
+    established_host_burst, established_host_burst6, established_host_burst_where, transit_tables,
+    transit_tables6, untracked_transit_burst, untracked_transit_burst6, Burst, BURST,
 };
 use dataplane::conntrack::FlowKey;
 use dataplane::owner::owner;
@@ -166,7 +166,11 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let case = args.get(1).map(String::as_str).unwrap_or("untracked");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let tables = transit_tables(1000);
+    let tables = if case.contains('6') {
+        transit_tables6(1000)
+    } else {
+        transit_tables(1000)
+    };
     let mut p = Pipeline::new(tables);
     if case == "handoff" {
         handoff(n);
@@ -183,9 +187,11 @@ fn main() {
     let (mut burst, restore) = match base {
         "untracked" => (untracked_transit_burst(1000), true),
         "established" => (established_host_burst(&mut p), false),
+        "untracked6" => (untracked_transit_burst6(1000), true),
+        "established6" => (established_host_burst6(&mut p), false),
         _ => {
             eprintln!(
-                "usage: pipeline_iter untracked|established|handoff|worker|CASE_plain|CASE_tap BURSTS"
+                "usage: pipeline_iter untracked|established|untracked6|established6|handoff|worker|CASE_plain|CASE_tap BURSTS"
             );
             std::process::exit(2);
         }

@@ -35,7 +35,7 @@ use dataplane::rules::{
 };
 use dataplane::tables::{Interface, NextHop, RouteSpec, StaticNeighbour, Tables, TablesSpec};
 use dataplane::trace::Event;
-use dataplane::wire::{arp, checksum, ethernet, icmp, ipv4, tcp, udp};
+use dataplane::wire::{arp, checksum, ethernet, icmp, icmpv6, ipv4, ipv6, tcp, udp};
 
 pub const WAN: PortId = PortId(0);
 pub const LAN: PortId = PortId(1);
@@ -120,7 +120,7 @@ fn tcp_dport(p: u16) -> Match {
 
 /// The test router's configuration, to adjust before [`pipeline_with`].
 pub fn spec() -> TablesSpec {
-    TablesSpec {
+    let mut s = TablesSpec {
         interfaces: vec![ifc("wan", WAN_MAC, WAN_ADDR), ifc("lan", LAN_MAC, LAN_ADDR)],
         routes: vec![
             RouteSpec::new(
@@ -218,7 +218,9 @@ pub fn spec() -> TablesSpec {
         ip_options: Default::default(),
         icmp_errors: Default::default(),
         v6: Default::default(),
-    }
+    };
+    v6::add_v6(&mut s);
+    s
 }
 
 /// The test router's tables.
@@ -801,6 +803,45 @@ fn check_sent_frame(p: &Pipeline, in_port: PortId, out: PortId, f: &[u8], genera
                 }
             }
         }
+        ethernet::ETHERTYPE_IPV6 => {
+            let ip = ipv6::Packet::new_checked(&f[ETH_HDR_LEN..]).expect("IPv6 sent");
+            assert_eq!(
+                usize::from(ip.payload_len()) + 40,
+                f.len() - ETH_HDR_LEN,
+                "no padding sent"
+            );
+            if !in_port.is_host() {
+                assert!(ip.hop_limit() > 0, "never sent with hop limit 0");
+            }
+            if generated {
+                let body = ip.payload();
+                match ip.next_header() {
+                    ipv6::NH_ICMPV6 => {
+                        assert!(
+                            checksum::verify6(ip.src_addr(), ip.dst_addr(), ipv6::NH_ICMPV6, body),
+                            "ICMPv6 checksum"
+                        );
+                        let c = icmpv6::Packet::new_checked(body).expect("ICMPv6");
+                        // Errors, and NDP (NA, NS, RA) the router sends.
+                        assert!(
+                            icmpv6::is_error(c.msg_type()) || (133..=136).contains(&c.msg_type()),
+                            "generated ICMPv6 type {}",
+                            c.msg_type()
+                        );
+                        assert!(f.len() - ETH_HDR_LEN <= 1280, "RFC 4443 2.4(c)");
+                    }
+                    ipv6::NH_TCP => {
+                        assert!(
+                            checksum::verify6(ip.src_addr(), ip.dst_addr(), ipv6::NH_TCP, body),
+                            "TCP checksum"
+                        );
+                        let s = tcp::Packet::new_checked(body).expect("TCP");
+                        assert_ne!(s.flags() & tcp::RST, 0);
+                    }
+                    other => panic!("generated IPv6 next header {other}"),
+                }
+            }
+        }
         other => panic!("sent ethertype {other:#x}"),
     }
 }
@@ -905,5 +946,76 @@ pub fn seed_corpus() -> Vec<(&'static str, Vec<u8>)> {
                 .payload_len(48)
                 .frame(),
         ),
+        (
+            "ip6_tcp_syn_transit",
+            Packet6::tcp(OUTSIDE6, INSIDE6, 40000, 443, tcp::SYN).frame(),
+        ),
+        (
+            "ip6_udp_transit_lan",
+            Packet6::udp(LAN6_HOST, OUTSIDE6, 5353, 53)
+                .on(LAN)
+                .payload_len(24)
+                .frame(),
+        ),
+        (
+            "ip6_ping_to_router",
+            Packet6::ping(OUTSIDE6, WAN6, 7).payload_len(16).frame(),
+        ),
+        (
+            "ip6_tcp_syn_to_ssh",
+            Packet6::tcp(OUTSIDE6, WAN6, 40000, 22, tcp::SYN).frame(),
+        ),
+        (
+            "ip6_ext_chain_transit",
+            Packet6::udp(OUTSIDE6, INSIDE6, 1, 2)
+                .ext(Ext::hop_by_hop())
+                .ext(Ext::routing(4, 1))
+                .ext(Ext::dest_options())
+                .frame(),
+        ),
+        (
+            "ip6_fragments_transit",
+            Packet6::udp(OUTSIDE6, INSIDE6, 1, 2)
+                .ext(Ext::fragment(0, true))
+                .payload_len(32)
+                .frame(),
+        ),
+        (
+            "ip6_hop_limit1_transit",
+            Packet6::udp(OUTSIDE6, INSIDE6, 1, 2).hop_limit(1).frame(),
+        ),
+        ("ip6_neighbor_solicit", {
+            let mut body = WAN6.to_be_bytes().to_vec();
+            body.extend_from_slice(&[1, 1]);
+            body.extend_from_slice(&PEER_MAC.0);
+            let dst = ipv6::solicited_node(WAN6);
+            Packet6::icmp(WAN6_GW, dst, icmpv6::NEIGHBOR_SOLICIT, 0, 0)
+                .payload(&body)
+                .hop_limit(255)
+                .dst_mac(ipv6::multicast_mac(dst))
+                .frame()
+        }),
+        ("ip6_neighbor_advert", {
+            let mut body = LAN6_HOST.to_be_bytes().to_vec();
+            body.extend_from_slice(&[2, 1]);
+            body.extend_from_slice(&PEER_MAC.0);
+            Packet6::icmp(LAN6_HOST, LAN6, icmpv6::NEIGHBOR_ADVERT, 0, 0x6000_0000)
+                .payload(&body)
+                .hop_limit(255)
+                .on(LAN)
+                .frame()
+        }),
+        (
+            "ip6_big_transit",
+            Packet6::udp(LAN6_HOST, OUTSIDE6, 1, 2)
+                .on(LAN)
+                .payload_len(1460)
+                .frame(),
+        ),
+        ("ip6_host_udp_out", {
+            let mut f = Packet6::udp(WAN6, OUTSIDE6, 123, 123).frame();
+            f[..12].fill(0);
+            f
+        }),
     ]
 }

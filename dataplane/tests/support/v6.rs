@@ -7,6 +7,8 @@
 //!   2001:db8:bad::/48 blackhole; static neighbours for both gateways;
 //! - filter input gets one rule for IPv6, [`IN_ECHO6`]: icmpv6
 //!   echo-request accept (the IPv4 rules serve both families otherwise).
+//!
+//! [`super::spec`] adds all of it: every test router is dual stack.
 
 use dataplane::addr::{IfAddr6, Ipv6Prefix, Mac};
 use dataplane::rules::{FilterAction, Match};
@@ -108,17 +110,14 @@ pub fn add_v6(s: &mut TablesSpec) {
     });
 }
 
-/// The test router with its IPv6 side.
+/// The test router (its spec has the IPv6 side).
 pub fn pipeline6() -> Pipeline {
-    pipeline_with(add_v6)
+    pipeline()
 }
 
-/// The test router with its IPv6 side, changed by `f` after.
+/// The test router, changed by `f`.
 pub fn pipeline6_with(f: impl FnOnce(&mut TablesSpec)) -> Pipeline {
-    pipeline_with(|s| {
-        add_v6(s);
-        f(s)
-    })
+    pipeline_with(f)
 }
 
 /// An extension header in a [`Packet6`]'s chain: its type and its bytes
