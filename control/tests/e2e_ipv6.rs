@@ -1,9 +1,9 @@
 //! IPv6 through routerd end to end (root): client - router - server
 //! namespaces made dual stack ([`Topology::add_ipv6`]: cli0
-//! 2001:db8:1::2/64, srv0 2001:db8:2::2/64), routerd in the router
-//! namespace with 2001:db8:1::1/64 on wan and 2001:db8:2::1/64 on lan, no
-//! static IPv6 neighbour: the router finds its next hops by neighbour
-//! discovery and answers it for its own addresses.
+//! 2001:db8::2/64, srv0 2001:db8:1::2/64), routerd in the router
+//! namespace on the dual-stack configs (2001:db8::1/64 on wan,
+//! 2001:db8:1::1/64 on lan); the router answers neighbour discovery for its
+//! own addresses and finds next hops that have no static entry by it.
 //!
 //! Checks: ping6 across the router arrives one hop lower than from the
 //! router itself (63 against 64); a verified 10 MB TCP transfer and UDP
@@ -42,7 +42,7 @@ fn traffic(msg: impl Into<String>) -> LabError {
 fn dual_stack(name: &str, edit: impl FnOnce(String) -> String) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../configs/{name}"));
     let mut text = std::fs::read_to_string(&p).expect("read the config");
-    if !text.contains(ROUTER_WAN_IP6) {
+    if !text.contains(&format!("{ROUTER_WAN_IP6}/64")) {
         for (v4, v6) in [
             ("198.18.0.1/24", ROUTER_WAN_IP6),
             ("198.19.0.1/24", ROUTER_LAN_IP6),
@@ -313,10 +313,14 @@ fn tcp_and_udp_over_ipv6_cross_the_router_untracked() {
 #[test]
 fn next_hops_are_found_by_neighbour_discovery_without_static_neighbours() {
     require_root();
-    let config = dual_stack("transit-router.yaml", |t| t);
+    // The config's static IPv6 neighbour (the server) taken out.
+    let config = dual_stack("transit-router.yaml", |t| {
+        let server = format!("  - address: {SERVER_IP6}\n    mac: \"02:00:00:00:00:02\"\n");
+        t.replace(&server, "")
+    });
     assert!(
         !config.contains("- address: 2001:db8"),
-        "the config must name no IPv6 neighbour"
+        "the config must name no IPv6 neighbour:\n{config}"
     );
     let live = Live::start("e6n", &config, |_| {});
     let t = &live.t;
@@ -358,7 +362,7 @@ fn an_oversized_packet_gets_packet_too_big_and_tcp_completes_by_path_mtu_discove
     });
     // The TCP transfer goes to a second server address: the ping's packet
     // too big leaves the path MTU to the first one cached in the client.
-    let tcp_dst = "2001:db8:2::3";
+    let tcp_dst = "2001:db8:1::3";
     let live = Live::start("e6m", &config, |t| {
         lab::ns::run(&["ip", "-n", &t.rtr, "link", "set", "r1", "mtu", "1280"]).unwrap();
         lab::ns::run(&[
@@ -368,7 +372,7 @@ fn an_oversized_packet_gets_packet_too_big_and_tcp_completes_by_path_mtu_discove
             "-6",
             "addr",
             "add",
-            "2001:db8:2::3/64",
+            "2001:db8:1::3/64",
             "dev",
             "srv0",
             "nodad",
@@ -477,12 +481,15 @@ fn ssh_on_the_router_over_ipv6_is_tracked_and_a_closed_port_is_dropped() {
 fn a_lan_host_forms_an_address_from_the_routers_advertisements_and_reaches_the_far_side() {
     require_root();
     let config = dual_stack("transit-router.yaml", |t| {
+        if t.contains("router_advertisements") {
+            return t;
+        }
         let lan = "    device: r1\n";
         t.replacen(
             lan,
             &format!(
                 "{lan}    router_advertisements:\n      interval: 4\n      \
-                 prefixes: [2001:db8:2::/64]\n"
+                 prefixes: [2001:db8:1::/64]\n"
             ),
             1,
         )
@@ -518,14 +525,14 @@ fn a_lan_host_forms_an_address_from_the_routers_advertisements_and_reaches_the_f
             .unwrap();
         let found = text.split_whitespace().find_map(|w| {
             let a = w.strip_suffix("/64")?.parse::<std::net::Ipv6Addr>().ok()?;
-            (a.segments()[..4] == [0x2001, 0xdb8, 2, 0]).then_some(a)
+            (a.segments()[..4] == [0x2001, 0xdb8, 1, 0]).then_some(a)
         });
         if let Some(a) = found {
             break a;
         }
         assert!(
             Instant::now() < deadline,
-            "no SLAAC address in 2001:db8:2::/64 within 10 s: {text}\n{}",
+            "no SLAAC address in 2001:db8:1::/64 within 10 s: {text}\n{}",
             live.stats_text()
         );
         std::thread::sleep(Duration::from_millis(200));

@@ -153,7 +153,7 @@ fn lab_main(args: &Args, stop: &AtomicBool) -> Result<(), LabError> {
 }
 
 /// Whether the config gives the router IPv6 addresses, and then that they
-/// are the lab's (wan 2001:db8:1::1/64, lan 2001:db8:2::1/64).
+/// are the lab's (wan 2001:db8::1/64, lan 2001:db8:1::1/64).
 fn ipv6_lab(cfg: &Config, config: &Path) -> Result<bool, LabError> {
     let ifs = &cfg.spec.interfaces;
     if ifs.iter().all(|i| i.addresses6.is_empty()) {
@@ -170,7 +170,7 @@ fn ipv6_lab(cfg: &Config, config: &Path) -> Result<bool, LabError> {
         if !has {
             return Err(LabError::Routerd(format!(
                 "{}: interfaces[{i}] has IPv6 addresses but not {want}/64, the lab's \
-                 address for it (wan 2001:db8:1::1/64, lan 2001:db8:2::1/64)",
+                 address for it (wan 2001:db8::1/64, lan 2001:db8:1::1/64)",
                 config.display()
             )));
         }

@@ -15,8 +15,9 @@
 //! routerd takes them off while it runs and puts them back at exit.
 //! Kernel forwarding is off there unless a measurement turns it on.
 //!
-//! [`Topology::add_ipv6`] makes it dual stack: cli0 2001:db8:1::2/64 (gw
-//! 2001:db8:1::1), srv0 2001:db8:2::2/64 (gw 2001:db8:2::1), plus their
+//! [`Topology::add_ipv6`] makes it dual stack as the configs are: cli0
+//! 2001:db8::2/64 (gw 2001:db8::1), srv0 2001:db8:1::2/64 (gw
+//! 2001:db8:1::1), plus their
 //! link-local addresses; IPv6 stays off everywhere else (the router's
 //! ports belong to routerd, which answers neighbour discovery itself).
 //!
@@ -41,13 +42,13 @@ pub const SERVER_MAC: &str = "02:00:00:00:00:02";
 pub const SINK_IP: &str = "203.0.113.1";
 
 /// Client IPv6 address (after [`Topology::add_ipv6`]).
-pub const CLIENT_IP6: &str = "2001:db8:1::2";
+pub const CLIENT_IP6: &str = "2001:db8::2";
 /// Server IPv6 address.
-pub const SERVER_IP6: &str = "2001:db8:2::2";
+pub const SERVER_IP6: &str = "2001:db8:1::2";
 /// The router's IPv6 address on the client's link (wan, r0).
-pub const ROUTER_WAN_IP6: &str = "2001:db8:1::1";
+pub const ROUTER_WAN_IP6: &str = "2001:db8::1";
 /// The router's IPv6 address on the server's link (lan, r1).
-pub const ROUTER_LAN_IP6: &str = "2001:db8:2::1";
+pub const ROUTER_LAN_IP6: &str = "2001:db8:1::1";
 
 /// The three-namespace lab.
 #[derive(Debug)]

@@ -85,7 +85,7 @@ pub fn tcp_transfer(
 }
 
 /// [`tcp_transfer`] to the server's `addr` (IPv4 or IPv6, e.g.
-/// `[2001:db8:2::2]:5001`).
+/// `[2001:db8:1::2]:5001`).
 pub fn tcp_transfer_to(
     t: &Topology,
     addr: SocketAddr,
