@@ -257,6 +257,78 @@ fn stop_server(stop: &AtomicBool, h: JoinHandle<Result<usize, LabError>>) -> usi
 }
 
 #[test]
+fn the_tun_carries_the_routers_ipv6_addresses_and_routes_and_the_kernel_stays_quiet() {
+    require_root();
+    let mut live = Live::start("e6k", &dual_stack("transit-router.yaml", |t| t), |_| {});
+    let t = &live.t;
+    let sh = |args: &[&str]| {
+        t.lab
+            .exec(&t.rtr, args)
+            .expect("ip in the router namespace")
+    };
+
+    // Each address a /128 usable at once, and no link-local address (so
+    // no MLD report or router solicitation from the kernel).
+    let addrs = sh(&["ip", "-6", "-o", "addr", "show", "dev", "rtr0"]);
+    for a in [ROUTER_WAN_IP6, ROUTER_LAN_IP6] {
+        assert!(addrs.contains(&format!("{a}/128")), "{addrs}");
+    }
+    assert!(
+        !addrs.contains("fe80") && !addrs.contains("tentative"),
+        "{addrs}"
+    );
+    for (key, want) in [
+        ("disable_ipv6", "0"),
+        ("accept_ra", "0"),
+        ("autoconf", "0"),
+        ("accept_dad", "0"),
+        ("addr_gen_mode", "1"),
+        ("forwarding", "0"),
+    ] {
+        let got = t
+            .lab
+            .sysctl(&t.rtr, &format!("net.ipv6.conf.rtr0.{key}"))
+            .unwrap();
+        assert_eq!(got, want, "net.ipv6.conf.rtr0.{key}");
+    }
+    // The ports stay without IPv6 in the kernel: the dataplane answers
+    // neighbour discovery for them.
+    for port in ["r0", "r1"] {
+        let got = t
+            .lab
+            .sysctl(&t.rtr, &format!("net.ipv6.conf.{port}.disable_ipv6"))
+            .unwrap();
+        assert_eq!(got, "1", "IPv6 on {port} in the kernel");
+    }
+    // On-link prefixes and the configured routes, with the port's source,
+    // in routerd's protocol.
+    let routes = sh(&["ip", "-6", "route", "show", "proto", "250"]);
+    for want in [
+        format!("2001:db8::/64 dev rtr0 src {ROUTER_WAN_IP6} "),
+        format!("2001:db8:1::/64 dev rtr0 src {ROUTER_LAN_IP6} "),
+        format!("2001:db8:100::/48 dev rtr0 src {ROUTER_LAN_IP6} "),
+        format!("default dev rtr0 src {ROUTER_WAN_IP6} "),
+    ] {
+        let found = routes.lines().any(|l| l.starts_with(&want));
+        assert!(found, "no `{want}` in:\n{routes}");
+    }
+    // Idle for a while: nothing from the kernel came down the TUN.
+    std::thread::sleep(Duration::from_secs(3));
+    let st = live.stats();
+    assert_eq!(
+        st["interfaces"]["host"]["rx_packets"], 0,
+        "the kernel sent on its own: {st:#}"
+    );
+
+    let status = live.r.terminate(Duration::from_secs(10)).expect("stops");
+    assert!(status.success(), "routerd exit: {status}");
+    let links = sh(&["ip", "link", "show"]);
+    assert!(!links.contains("rtr0"), "{links}");
+    let routes = sh(&["ip", "-6", "route", "show"]);
+    assert!(!routes.contains("rtr0"), "{routes}");
+}
+
+#[test]
 fn ping6_across_the_router_arrives_one_hop_lower_than_from_the_router() {
     require_root();
     let live = Live::start("e6p", &dual_stack("transit-router.yaml", |t| t), |_| {});
