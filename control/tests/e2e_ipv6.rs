@@ -259,7 +259,15 @@ fn stop_server(stop: &AtomicBool, h: JoinHandle<Result<usize, LabError>>) -> usi
 #[test]
 fn the_tun_carries_the_routers_ipv6_addresses_and_routes_and_the_kernel_stays_quiet() {
     require_root();
-    let mut live = Live::start("e6k", &dual_stack("transit-router.yaml", |t| t), |_| {});
+    // wan's kernel side as a Linux router's: IPv6 on, the router's address.
+    let live_wan = format!("{ROUTER_WAN_IP6}/64");
+    let mut live = Live::start("e6k", &dual_stack("transit-router.yaml", |t| t), |t| {
+        t.lab.enable_ipv6(&t.rtr, "r0", false).unwrap();
+        lab::ns::run(&[
+            "ip", "-n", &t.rtr, "-6", "addr", "add", &live_wan, "dev", "r0", "nodad",
+        ])
+        .unwrap();
+    });
     let t = &live.t;
     let sh = |args: &[&str]| {
         t.lab
@@ -293,6 +301,8 @@ fn the_tun_carries_the_routers_ipv6_addresses_and_routes_and_the_kernel_stays_qu
     }
     // The ports stay without IPv6 in the kernel: the dataplane answers
     // neighbour discovery for them.
+    let r0 = sh(&["ip", "-6", "addr", "show", "dev", "r0"]);
+    assert!(!r0.contains("inet6"), "{r0}");
     for port in ["r0", "r1"] {
         let got = t
             .lab
@@ -326,6 +336,15 @@ fn the_tun_carries_the_routers_ipv6_addresses_and_routes_and_the_kernel_stays_qu
     assert!(!links.contains("rtr0"), "{links}");
     let routes = sh(&["ip", "-6", "route", "show"]);
     assert!(!routes.contains("rtr0"), "{routes}");
+    // wan's kernel IPv6 is back as it was, address included.
+    let r0 = sh(&["ip", "-6", "addr", "show", "dev", "r0"]);
+    assert!(r0.contains(&live_wan), "{r0}");
+    assert_eq!(
+        t.lab
+            .sysctl(&t.rtr, "net.ipv6.conf.r0.disable_ipv6")
+            .unwrap(),
+        "0"
+    );
 }
 
 #[test]

@@ -12,7 +12,9 @@ use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -163,6 +165,43 @@ impl Rtnl {
             });
             if let Some(v) = addr {
                 out.push((v, a.header.prefix_len));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The permanent global IPv6 addresses (address, prefix length) of the
+    /// link `index`: not link-local ones (the kernel makes them) nor those
+    /// formed from router advertisements (they come back with the next).
+    pub fn ipv6_addresses(&mut self, index: u32) -> io::Result<Vec<(Ipv6Addr, u8)>> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        let all = self.request(RouteNetlinkMessage::GetAddress(m), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for msg in all {
+            let RouteNetlinkMessage::NewAddress(a) = msg else {
+                continue;
+            };
+            if a.header.index != index || a.header.family != AddressFamily::Inet6 {
+                continue;
+            }
+            // IFA_FLAGS, when present, supersedes the header's 8 bits.
+            let permanent = a
+                .attributes
+                .iter()
+                .find_map(|x| match x {
+                    AddressAttribute::Flags(f) => Some(f.contains(AddressFlags::Permanent)),
+                    _ => None,
+                })
+                .unwrap_or(a.header.flags.contains(AddressHeaderFlags::Permanent));
+            let addr = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(IpAddr::V6(v)) => Some(*v),
+                _ => None,
+            });
+            if let Some(v) = addr {
+                if permanent && !v.is_unicast_link_local() {
+                    out.push((v, a.header.prefix_len));
+                }
             }
         }
         Ok(out)
