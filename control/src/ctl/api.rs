@@ -3,7 +3,7 @@
 //! from dataplane types so that routerd only gathers counters.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use dataplane::conntrack::{CtCounters, FlowView};
@@ -218,6 +218,23 @@ pub struct PathStats {
     pub arp_replies_sent: u64,
     pub arp_replies_received: u64,
     pub arp_requests_sent: u64,
+    /// IPv6 neighbour discovery (RFC 4861): solicitations and
+    /// advertisements each way, next hops that never answered, router
+    /// advertisements sent and solicitations received.
+    #[serde(default)]
+    pub nd_solicits_sent: u64,
+    #[serde(default)]
+    pub nd_solicits_received: u64,
+    #[serde(default)]
+    pub nd_adverts_sent: u64,
+    #[serde(default)]
+    pub nd_adverts_received: u64,
+    #[serde(default)]
+    pub nd_resolution_failures: u64,
+    #[serde(default)]
+    pub ra_sent: u64,
+    #[serde(default)]
+    pub rs_received: u64,
 }
 
 /// Cycles by phase of a worker's loop, from the TSC (see
@@ -540,6 +557,13 @@ pub fn snapshot_from(input: SnapshotInput<'_>) -> StatsSnapshot {
             arp_replies_sent: c.arp_replies_sent,
             arp_replies_received: c.arp_replies_received,
             arp_requests_sent: c.arp_requests_sent,
+            nd_solicits_sent: c.nd_solicits_sent,
+            nd_solicits_received: c.nd_solicits_received,
+            nd_adverts_sent: c.nd_adverts_sent,
+            nd_adverts_received: c.nd_adverts_received,
+            nd_resolution_failures: c.nd_resolution_failures,
+            ra_sent: c.ra_sent,
+            rs_received: c.rs_received,
         },
         runtime: input.runtime,
         routes: RouteStats::default(),
@@ -552,6 +576,7 @@ pub fn protocol_name(p: u8) -> String {
         1 => "icmp".into(),
         6 => "tcp".into(),
         17 => "udp".into(),
+        58 => "icmpv6".into(),
         n => format!("proto {n}"),
     }
 }
@@ -592,8 +617,8 @@ pub fn conntrack_stats(
 /// One tuple of a flow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tuple {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
 }
@@ -606,8 +631,8 @@ pub struct FlowEntry {
     /// IP protocol number.
     pub protonum: u8,
     /// Original direction (ICMP: both ports hold the query id).
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
     /// The reply direction's tuple.
@@ -633,16 +658,23 @@ impl From<FlowView> for FlowEntry {
     fn from(f: FlowView) -> FlowEntry {
         let k = f.key;
         let r = k.reverse();
+        // An IPv6 flow's addresses are in key6 (key holds zeros for them).
+        let v4 = |a: u32| IpAddr::from(Ipv4Addr::from(a));
+        let v6 = |a: u128| IpAddr::from(Ipv6Addr::from(a));
+        let (src, dst, rsrc, rdst) = match f.key6 {
+            Some(k6) => (v6(k6.src), v6(k6.dst), v6(k6.dst), v6(k6.src)),
+            None => (v4(k.src), v4(k.dst), v4(r.src), v4(r.dst)),
+        };
         FlowEntry {
             protocol: protocol_name(k.proto),
             protonum: k.proto,
-            src: k.src.into(),
-            dst: k.dst.into(),
+            src,
+            dst,
             sport: k.sport,
             dport: k.dport,
             reply: Tuple {
-                src: r.src.into(),
-                dst: r.dst.into(),
+                src: rsrc,
+                dst: rdst,
                 sport: r.sport,
                 dport: r.dport,
             },

@@ -243,6 +243,13 @@ pub fn stats(s: &StatsSnapshot) -> String {
         ("arp replies sent", p.arp_replies_sent),
         ("arp replies received", p.arp_replies_received),
         ("arp requests sent", p.arp_requests_sent),
+        ("nd solicits sent", p.nd_solicits_sent),
+        ("nd solicits received", p.nd_solicits_received),
+        ("nd adverts sent", p.nd_adverts_sent),
+        ("nd adverts received", p.nd_adverts_received),
+        ("nd resolution failures", p.nd_resolution_failures),
+        ("router adverts sent", p.ra_sent),
+        ("router solicits received", p.rs_received),
     ] {
         let _ = writeln!(o, "  {k:<26} {v}");
     }
