@@ -11,17 +11,23 @@
 //!   match); filter chains at priority `filter` with the config's policy.
 //! - Every rule has a `counter` (one nft rule per config rule, except a
 //!   `reject` with no protocol: two rules, one answering TCP with a reset
-//!   and one answering the rest with port unreachable; add their counters).
+//!   and one answering the rest with port unreachable; and a rule whose
+//!   address condition mixes IPv4 and IPv6 prefixes: one rule per family,
+//!   `ip saddr` and `ip6 saddr`; add their counters).
+//! - A rule for one family only (its prefixes, or `family:`) has `ip` /
+//!   `ip6` address terms, or `meta nfproto` when it has none.
 //! - `local` addresses are `fib daddr type local` (the kernel's own
 //!   addresses: on a router set up from this config, its interface
 //!   addresses), interfaces are their devices (`iifname "r0"`).
 
 use std::fmt::Write as _;
 
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
-use dataplane::rules::{AddrMatch, Chain, FilterAction, Match, RawAction};
+use dataplane::rules::{
+    AddrMatch, Chain, Family, FilterAction, Match, RawAction, FAMILY_V4, FAMILY_V6,
+};
 use dataplane::tables::TablesSpec;
 
 /// One condition of an nft rule.
@@ -38,6 +44,13 @@ pub enum Term {
         dst: bool,
         prefixes: Vec<Ipv4Prefix>,
     },
+    /// `ip6 saddr|daddr` in any of these prefixes.
+    Prefixes6 {
+        dst: bool,
+        prefixes: Vec<Ipv6Prefix>,
+    },
+    /// `meta nfproto ipv4|ipv6`: a rule of one family with no address term.
+    Family(Family),
     /// `meta l4proto`.
     Proto(u8),
     /// `meta l4proto { tcp, udp }`: a port match with no protocol.
@@ -50,6 +63,10 @@ pub enum Term {
     IcmpType(u8),
     /// `icmp code`.
     IcmpCode(u8),
+    /// `icmpv6 type`.
+    Icmpv6Type(u8),
+    /// `icmpv6 code`.
+    Icmpv6Code(u8),
 }
 
 /// What a rule does after its counter.
@@ -121,6 +138,7 @@ pub const PRIORITY_FILTER: i32 = 0;
 const TCP: u8 = 6;
 const UDP: u8 = 17;
 const ICMP: u8 = 1;
+const ICMPV6: u8 = 58;
 
 fn devices(spec: &TablesSpec, mask: u64) -> Vec<String> {
     spec.interfaces
@@ -131,7 +149,26 @@ fn devices(spec: &TablesSpec, mask: u64) -> Vec<String> {
         .collect()
 }
 
-fn terms(spec: &TablesSpec, m: &Match) -> Vec<Term> {
+/// The nft rules' terms of one config match: one list, or one per family
+/// when an address condition mixes IPv4 and IPv6 prefixes (nft has no
+/// single term for either).
+fn terms(spec: &TablesSpec, m: &Match) -> Vec<Vec<Term>> {
+    let families = m.compute_families();
+    let mixed = [(&m.source, &m.source6), (&m.destination, &m.destination6)]
+        .iter()
+        .any(|(a, b)| matches!(a, Some(AddrMatch::Prefixes(_))) && b.is_some());
+    let fams: Vec<Option<Family>> = match families {
+        f if f == FAMILY_V4 | FAMILY_V6 && mixed => vec![Some(Family::Ipv4), Some(Family::Ipv6)],
+        f if f == FAMILY_V4 | FAMILY_V6 => vec![None],
+        FAMILY_V4 => vec![Some(Family::Ipv4)],
+        _ => vec![Some(Family::Ipv6)],
+    };
+    fams.into_iter().map(|f| family_terms(spec, m, f)).collect()
+}
+
+/// The terms of `m` for family `fam` (`None`: both, and `m` has no
+/// prefixes).
+fn family_terms(spec: &TablesSpec, m: &Match, fam: Option<Family>) -> Vec<Term> {
     let mut t = Vec::new();
     // Port masks: the config allows only what the hook can see; `host`
     // (input's output side, output's input side) always holds there.
@@ -147,15 +184,37 @@ fn terms(spec: &TablesSpec, m: &Match) -> Vec<Term> {
             t.push(Term::Oif(d));
         }
     }
-    for (dst, a) in [(false, &m.source), (true, &m.destination)] {
-        match a {
-            Some(AddrMatch::Local) => t.push(Term::Local { dst }),
-            Some(AddrMatch::Prefixes(p)) => t.push(Term::Prefixes {
-                dst,
-                prefixes: p.to_vec(),
-            }),
-            None => {}
+    let mut addressed = false;
+    for (dst, a, a6) in [
+        (false, &m.source, &m.source6),
+        (true, &m.destination, &m.destination6),
+    ] {
+        match (a, a6, fam) {
+            (Some(AddrMatch::Local), _, _) => t.push(Term::Local { dst }),
+            (Some(AddrMatch::Prefixes(p)), _, Some(Family::Ipv4)) => {
+                addressed = true;
+                t.push(Term::Prefixes {
+                    dst,
+                    prefixes: p.to_vec(),
+                })
+            }
+            (_, Some(p), Some(Family::Ipv6)) => {
+                addressed = true;
+                t.push(Term::Prefixes6 {
+                    dst,
+                    prefixes: p.to_vec(),
+                })
+            }
+            _ => {}
         }
+    }
+    if let (Some(f), false) = (fam, addressed) {
+        // `ip saddr` implies IPv4 in an inet table; without one, say it.
+        let at = t
+            .iter()
+            .position(|x| !matches!(x, Term::Iif(_) | Term::Oif(_)))
+            .unwrap_or(t.len());
+        t.insert(at, Term::Family(f));
     }
     match m.protocol {
         Some(p) => t.push(Term::Proto(p)),
@@ -173,17 +232,26 @@ fn terms(spec: &TablesSpec, m: &Match) -> Vec<Term> {
     if let Some(s) = m.state {
         t.push(Term::State(s));
     }
+    let v6 = m.protocol == Some(ICMPV6);
     if let Some(ty) = m.icmp_type {
         if m.protocol.is_none() {
             t.push(Term::Proto(ICMP));
         }
-        t.push(Term::IcmpType(ty));
+        t.push(if v6 {
+            Term::Icmpv6Type(ty)
+        } else {
+            Term::IcmpType(ty)
+        });
     }
     if let Some(c) = m.icmp_code {
         if m.protocol.is_none() && m.icmp_type.is_none() {
             t.push(Term::Proto(ICMP));
         }
-        t.push(Term::IcmpCode(c));
+        t.push(if v6 {
+            Term::Icmpv6Code(c)
+        } else {
+            Term::IcmpCode(c)
+        });
     }
     t
 }
@@ -191,29 +259,30 @@ fn terms(spec: &TablesSpec, m: &Match) -> Vec<Term> {
 fn filter_chain(spec: &TablesSpec, name: &'static str, hook: Hook, c: &Chain) -> NftChain {
     let mut rules = Vec::new();
     for (index, r) in c.rules.iter().enumerate() {
-        let t = terms(spec, &r.matches);
-        let comment = r.comment.clone();
-        let rule = |terms: Vec<Term>, action| Rule {
-            index,
-            terms,
-            action,
-            comment: comment.clone(),
-        };
-        match r.action {
-            FilterAction::Accept => rules.push(rule(t, Action::Accept)),
-            FilterAction::Drop => rules.push(rule(t, Action::Drop)),
-            FilterAction::Reject => match r.matches.protocol {
-                Some(TCP) => rules.push(rule(t, Action::RejectTcp)),
-                Some(_) => rules.push(rule(t, Action::RejectIcmp)),
-                None => {
-                    // routerd answers TCP with a RST, the rest with port
-                    // unreachable: nft's tcp reset needs a TCP-only rule.
-                    let mut tcp = vec![Term::Proto(TCP)];
-                    tcp.extend(t.iter().filter(|x| **x != Term::TcpOrUdp).cloned());
-                    rules.push(rule(tcp, Action::RejectTcp));
-                    rules.push(rule(t, Action::RejectIcmp));
-                }
-            },
+        for t in terms(spec, &r.matches) {
+            let comment = r.comment.clone();
+            let rule = |terms: Vec<Term>, action| Rule {
+                index,
+                terms,
+                action,
+                comment: comment.clone(),
+            };
+            match r.action {
+                FilterAction::Accept => rules.push(rule(t, Action::Accept)),
+                FilterAction::Drop => rules.push(rule(t, Action::Drop)),
+                FilterAction::Reject => match r.matches.protocol {
+                    Some(TCP) => rules.push(rule(t, Action::RejectTcp)),
+                    Some(_) => rules.push(rule(t, Action::RejectIcmp)),
+                    None => {
+                        // routerd answers TCP with a RST, the rest with port
+                        // unreachable: nft's tcp reset needs a TCP-only rule.
+                        let mut tcp = vec![Term::Proto(TCP)];
+                        tcp.extend(t.iter().filter(|x| **x != Term::TcpOrUdp).cloned());
+                        rules.push(rule(tcp, Action::RejectTcp));
+                        rules.push(rule(t, Action::RejectIcmp));
+                    }
+                },
+            }
         }
     }
     NftChain {
@@ -235,14 +304,16 @@ pub fn ruleset(spec: &TablesSpec) -> Ruleset {
         rules: list
             .iter()
             .enumerate()
-            .map(|(index, r)| Rule {
-                index,
-                terms: terms(spec, &r.matches),
-                action: match r.action {
-                    RawAction::NoTrack => Action::NoTrack,
-                    RawAction::Accept => Action::Accept,
-                },
-                comment: r.comment.clone(),
+            .flat_map(|(index, r)| {
+                terms(spec, &r.matches).into_iter().map(move |terms| Rule {
+                    index,
+                    terms,
+                    action: match r.action {
+                        RawAction::NoTrack => Action::NoTrack,
+                        RawAction::Accept => Action::Accept,
+                    },
+                    comment: r.comment.clone(),
+                })
             })
             .collect(),
     };
@@ -271,6 +342,7 @@ fn proto_name(p: u8) -> String {
         TCP => "tcp".into(),
         UDP => "udp".into(),
         ICMP => "icmp".into(),
+        ICMPV6 => "ipv6-icmp".into(),
         n => n.to_string(),
     }
 }
@@ -300,6 +372,10 @@ pub fn term_text(t: &Term) -> String {
         Term::Prefixes { dst, prefixes } => {
             format!("ip {} {}", sd(*dst), set(prefixes, |p| p.to_string()))
         }
+        Term::Prefixes6 { dst, prefixes } => {
+            format!("ip6 {} {}", sd(*dst), set(prefixes, |p| p.to_string()))
+        }
+        Term::Family(f) => format!("meta nfproto {}", f.name()),
         Term::Proto(p) => format!("meta l4proto {}", proto_name(*p)),
         Term::TcpOrUdp => "meta l4proto { tcp, udp }".into(),
         Term::Ports { dst, ranges } => format!(
@@ -314,6 +390,8 @@ pub fn term_text(t: &Term) -> String {
         Term::State(s) => format!("ct state {}", set(&state_names(*s), |n| n.to_string())),
         Term::IcmpType(ty) => format!("icmp type {ty}"),
         Term::IcmpCode(c) => format!("icmp code {c}"),
+        Term::Icmpv6Type(ty) => format!("icmpv6 type {ty}"),
+        Term::Icmpv6Code(c) => format!("icmpv6 code {c}"),
     }
 }
 

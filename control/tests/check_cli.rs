@@ -23,23 +23,31 @@ fn check_accepts_the_transit_router_config() {
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(stdout.contains("configuration is valid"), "{stdout}");
     assert!(
-        stdout.contains("wan (device r0, mtu 1500): 198.18.0.1/24"),
+        stdout.contains("wan (device r0, mtu 1500): 198.18.0.1/24 2001:db8::1/64\n"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("routes: 2 configured, 2 connected"),
+        stdout.contains(
+            "lan (device r1, mtu 1500): 198.19.0.1/24 2001:db8:1::1/64, router advertisements\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("routes: 4 configured, 4 connected"),
         "{stdout}"
     );
     assert!(
         stdout.contains("default via 198.18.0.2 dev wan"),
         "{stdout}"
     );
+    assert!(stdout.contains("::/0 via 2001:db8::2 dev wan"), "{stdout}");
+    assert!(stdout.contains("neighbours: 2 static"), "{stdout}");
     assert!(
         stdout.contains("raw: prerouting 2 rules, output 0 rules"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("filter input: 3 rules, policy drop"),
+        stdout.contains("filter input: 4 rules, policy drop"),
         "{stdout}"
     );
     assert!(

@@ -598,15 +598,45 @@ fn issue_example_loads_and_compiles() {
 fn transit_router_config_loads_and_compiles() {
     let cfg = Config::load(&configs_dir().join("transit-router.yaml")).unwrap();
     let t = Tables::build(cfg.tables_spec());
-    assert_eq!(counts(&t), [2, 0, 3, 1, 0]);
+    // The input chain's fourth rule is ping's ICMPv6 twin.
+    assert_eq!(counts(&t), [2, 0, 4, 1, 0]);
     check_transit_tables(&t);
+    check_dual_stack(&t);
+}
+
+/// The shipped configs' IPv6 plan: wan 2001:db8::1/64 with the default
+/// route via 2001:db8::2, lan 2001:db8:1::1/64 with 2001:db8:100::/48
+/// behind 2001:db8:1::2, and ping6 accepted at the end of input.
+fn check_dual_stack(t: &Tables) {
+    use dataplane::tables6::NextHop6;
+    let a6 = |s: &str| u128::from(s.parse::<std::net::Ipv6Addr>().unwrap());
+    assert_eq!(
+        t.v6.route(a6("2001:db8:ffff::1")).map(|(_, n)| n),
+        Some(NextHop6::Via {
+            port: PortId(0),
+            gateway: a6("2001:db8::2")
+        })
+    );
+    assert_eq!(
+        t.v6.route(a6("2001:db8:100::1")).map(|(_, n)| n),
+        Some(NextHop6::Via {
+            port: PortId(1),
+            gateway: a6("2001:db8:1::2")
+        })
+    );
+    assert!(t.v6.is_local(a6("2001:db8:1::1")));
+    assert_eq!(t.v6.neighbours.len(), 1);
+    let ping6 = &t.filter[0].rules.last().unwrap().matches;
+    assert_eq!((ping6.protocol, ping6.icmp_type), (Some(58), Some(128)));
 }
 
 #[test]
 fn webserver_config_untracks_port_80_both_ways() {
     let cfg = Config::load(&configs_dir().join("webserver.yaml")).unwrap();
     let t = Tables::build(cfg.tables_spec());
-    assert_eq!(counts(&t), [3, 1, 4, 1, 0]);
+    assert_eq!(counts(&t), [3, 1, 5, 1, 0]);
+    check_dual_stack(&t);
+    assert!(t.interfaces[1].ra.is_some(), "router advertisements on lan");
     let web_in = &t.raw_prerouting[0];
     assert_eq!(web_in.action, RawAction::NoTrack);
     assert_eq!(web_in.matches.destination, Some(AddrMatch::Local));
@@ -852,5 +882,405 @@ fn kernel_routes_and_via_lists_load() {
         10,
         "routes[0].via",
         "at least one gateway",
+    );
+}
+
+/// Seven lines: two dual-stack interfaces, wan 198.18.0.1/24 and
+/// 2001:db8::1/64, lan 198.19.0.1/24 and 2001:db8:1::1/64.
+const BASE6: &str = "\
+interfaces:
+  - name: wan
+    device: r0
+    addresses: [198.18.0.1/24, 2001:db8::1/64]
+  - name: lan
+    device: r1
+    addresses: [198.19.0.1/24, 2001:db8:1::1/64]
+";
+
+fn with_base6(rest: &str) -> String {
+    format!("{BASE6}{rest}")
+}
+
+#[test]
+fn ipv6_interface_addresses_that_are_not_a_router_s_own() {
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "fe80::1/64", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "link-local: each port's link-local address comes from its MAC",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "ff02::1/64", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "is a multicast address, expected a global or unique local address",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "::/64", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "is the unspecified address",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "::1/128", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "is the loopback address",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "::ffff:198.18.0.9/128", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "is an IPv4-mapped address",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "2001:db8::/64", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "is the Subnet-Router anycast address of 2001:db8::/64",
+    );
+    expect(
+        &BASE6.replacen("2001:db8::1/64", "2001:db8::1/129", 1),
+        4,
+        32,
+        "interfaces[0].addresses[1]",
+        "\"2001:db8::1/129\" is not an interface address, expected a prefix length from 0 to 128",
+    );
+}
+
+#[test]
+fn ipv6_addresses_twice_or_overlapping_on_two_interfaces() {
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64", "2001:db8::1/64", 1),
+        7,
+        32,
+        "interfaces[1].addresses[1]",
+        "address 2001:db8::1 is already on interface wan (line 4), expected each address once",
+    );
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64", "2001:db8::5/48", 1),
+        7,
+        32,
+        "interfaces[1].addresses[1]",
+        "on-link prefix 2001:db8::/48 overlaps 2001:db8::/64 of interface wan (line 4)",
+    );
+}
+
+#[test]
+fn ipv6_route_gateways() {
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: fe80::5\n"),
+        10,
+        10,
+        "routes[0].via",
+        "a link-local gateway needs `interface`",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: 2001:db8:9::5\n"),
+        10,
+        10,
+        "routes[0].via",
+        "2001:db8:9::5 is on no on-link prefix, expected a gateway on an on-link prefix (on-link: wan 2001:db8::/64, lan 2001:db8:1::/64)",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: 2001:db8::1\n"),
+        10,
+        10,
+        "routes[0].via",
+        "2001:db8::1 is the router's own address on wan",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: 2001:db8::2\n    interface: lan\n"),
+        11,
+        16,
+        "routes[0].interface",
+        "2001:db8::2 is on-link on interface wan, not on lan",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: ff02::2\n    interface: lan\n"),
+        10,
+        10,
+        "routes[0].via",
+        "ff02::2 is not a unicast address",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: [2001:db8::2, 2001:db8::3]\n"),
+        10,
+        24,
+        "routes[0].via[1]",
+        "equal-cost paths (several gateways) are not supported for IPv6 yet",
+    );
+}
+
+#[test]
+fn ipv6_routes_of_one_family_and_one_target() {
+    expect(
+        &with_base6("routes:\n  - to: 203.0.113.0/24\n    via: 2001:db8::2\n"),
+        10,
+        10,
+        "routes[0].via",
+        "\"2001:db8::2\" is an IPv6 gateway for the IPv4 prefix 203.0.113.0/24, expected an IPv4 gateway",
+    );
+    expect(
+        &with_base6("routes:\n  - to: 2001:db8:5::/48\n    via: 198.18.0.2\n"),
+        10,
+        10,
+        "routes[0].via",
+        "\"198.18.0.2\" is an IPv4 gateway for the IPv6 prefix 2001:db8:5::/48, expected an IPv6 gateway",
+    );
+    expect(
+        &with_base6("routes:\n  - { to: default, via: 2001:db8::2 }\n  - { to: \"::/0\", blackhole: true }\n"),
+        10,
+        11,
+        "routes[1].to",
+        "duplicate route to ::/0 (first at line 9)",
+    );
+    expect(
+        &with_base6("routes:\n  - { to: 2001:db8:1::/64, via: 2001:db8::2 }\n"),
+        9,
+        11,
+        "routes[0].to",
+        "2001:db8:1::/64 is the on-link prefix of interface lan",
+    );
+    expect(
+        &with_base6("routes:\n  - { to: 2001:db8:5::/48, via: 2001:db8::2, blackhole: true }\n"),
+        9,
+        57,
+        "routes[0].blackhole",
+        "route to 2001:db8:5::/48 has 2 targets",
+    );
+    expect(
+        &with_base6("routes:\n  - { to: 2001:db8:4::/47 }\n"),
+        9,
+        7,
+        "routes[0]",
+        "route to 2001:db8:4::/47 has no target",
+    );
+}
+
+#[test]
+fn ipv6_neighbours() {
+    expect(
+        &with_base6("neighbors:\n  - { address: fe80::2, mac: \"02:00:00:00:00:02\" }\n"),
+        9,
+        16,
+        "neighbors[0].address",
+        "a link-local neighbour needs `interface`",
+    );
+    expect(
+        &with_base6("neighbors:\n  - { address: 2001:db8:7::2, mac: \"02:00:00:00:00:02\" }\n"),
+        9,
+        16,
+        "neighbors[0].address",
+        "2001:db8:7::2 is on no on-link prefix, expected a neighbour on an on-link prefix",
+    );
+    expect(
+        &with_base6("neighbors:\n  - { address: fe80::2, interface: wan, mac: \"02:00:00:00:00:02\" }\n  - { address: fe80::2, interface: wan, mac: \"02:00:00:00:00:03\" }\n"),
+        10,
+        16,
+        "neighbors[1].address",
+        "duplicate neighbour fe80::2 (first at line 9)",
+    );
+    expect(
+        &with_base6(
+            "neighbors:\n  - { address: 198.18.0.2, interface: wan, mac: \"02:00:00:00:00:02\" }\n",
+        ),
+        9,
+        39,
+        "neighbors[0].interface",
+        "interface is for link-local IPv6 neighbours",
+    );
+    expect(
+        &with_base6("neighbors:\n  - { address: 2001:db8::2, mac: \"ff:ff:ff:ff:ff:ff\" }\n"),
+        9,
+        34,
+        "neighbors[0].mac",
+        "a zero, broadcast or multicast MAC",
+    );
+}
+
+#[test]
+fn router_advertisement_settings_out_of_range() {
+    expect(
+        &BASE6.replacen(
+            "2001:db8:1::1/64]\n",
+            "2001:db8:1::1/64]\n    router_advertisements: { interval: 2 }\n",
+            1,
+        ),
+        8,
+        40,
+        "interfaces[1].router_advertisements.interval",
+        "2 is out of range, expected a number from 4 to 1800",
+    );
+    expect(
+        &BASE6.replacen(
+            "2001:db8:1::1/64]\n",
+            "2001:db8:1::1/64]\n    router_advertisements: { router_lifetime: 100 }\n",
+            1,
+        ),
+        8,
+        47,
+        "interfaces[1].router_advertisements.router_lifetime",
+        "a router lifetime of 100 s is shorter than the interval (200 s)",
+    );
+    expect(
+        &BASE6.replacen(
+            "2001:db8:1::1/64]\n",
+            "2001:db8:1::1/64]\n    router_advertisements: { router_lifetime: 9001 }\n",
+            1,
+        ),
+        8,
+        47,
+        "interfaces[1].router_advertisements.router_lifetime",
+        "expected a number from 0 to 9000",
+    );
+    expect(
+        &BASE6.replacen(
+            "2001:db8:1::1/64]\n",
+            "2001:db8:1::1/64]\n    router_advertisements: { intervall: 30 }\n",
+            1,
+        ),
+        8,
+        30,
+        "interfaces[1].router_advertisements.intervall",
+        "unknown key, did you mean interval?",
+    );
+    expect(
+        &BASE6.replacen(
+            "198.19.0.1/24, 2001:db8:1::1/64]\n",
+            "198.19.0.1/24]\n    router_advertisements: true\n",
+            1,
+        ),
+        8,
+        28,
+        "interfaces[1].router_advertisements",
+        "this interface has no IPv6 address",
+    );
+}
+
+#[test]
+fn router_advertisement_prefixes() {
+    expect(
+        &BASE6.replacen(
+            "2001:db8:1::1/64]\n",
+            "2001:db8:1::1/64]\n    router_advertisements: { prefixes: [2001:db8::/64] }\n",
+            1,
+        ),
+        8,
+        41,
+        "interfaces[1].router_advertisements.prefixes[0]",
+        "2001:db8::/64 is not an on-link prefix of this interface, expected one of 2001:db8:1::/64",
+    );
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64]\n", "2001:db8:1::1/64, 2001:db8:2::1/48]\n    router_advertisements: { prefixes: [2001:db8:2::/48] }\n", 1),
+        8,
+        41,
+        "interfaces[1].router_advertisements.prefixes[0]",
+        "2001:db8:2::/48 is not a /64: hosts cannot form addresses in it (SLAAC needs 64-bit interface ids), expected a /64 or autonomous: false",
+    );
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64]\n", "2001:db8:1::1/64]\n    router_advertisements: { prefixes: [2001:db8:1::/64, 2001:db8:1::/64] }\n", 1),
+        8,
+        58,
+        "interfaces[1].router_advertisements.prefixes[1]",
+        "prefix 2001:db8:1::/64 is listed twice",
+    );
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64]\n", "2001:db8:1::1/64]\n    router_advertisements:\n      prefixes:\n        - { prefix: 2001:db8:1::/64, valid_lifetime: 600, preferred_lifetime: 3600 }\n", 1),
+        10,
+        79,
+        "interfaces[1].router_advertisements.prefixes[0].preferred_lifetime",
+        "preferred lifetime 3600 s is longer than the valid lifetime 600 s",
+    );
+    expect(
+        &BASE6.replacen("2001:db8:1::1/64]\n", "2001:db8:1::1/64]\n    router_advertisements:\n      prefixes:\n        - { prefix: 2001:db8:1::/64, valid_lifetime: forever }\n", 1),
+        10,
+        54,
+        "interfaces[1].router_advertisements.prefixes[0].valid_lifetime",
+        "\"forever\" is not a number",
+    );
+}
+
+#[test]
+fn inet_rules_that_no_family_can_match() {
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { source: 2001:db8::/32, family: ipv4 }\n        action: accept\n"),
+        11,
+        49,
+        "filter.input.rules[0].match.family",
+        "family: ipv4 never matches: source has only IPv6 prefixes",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { source: 198.18.0.0/24, destination: 2001:db8::/32 }\n        action: accept\n"),
+        11,
+        54,
+        "filter.input.rules[0].match.destination",
+        "destination and source have prefixes of different families only",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { family: ipv4, icmpv6_type: echo-request }\n        action: accept\n"),
+        11,
+        45,
+        "filter.input.rules[0].match.icmpv6_type",
+        "protocol icmpv6 is IPv6 only and this rule matches IPv4 packets only (family: ipv4)",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { destination: 198.18.0.0/24, protocol: icmpv6 }\n        action: accept\n"),
+        11,
+        56,
+        "filter.input.rules[0].match.protocol",
+        "protocol icmpv6 is IPv6 only and this rule matches IPv4 packets only (IPv4 prefixes only)",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { destination: 2001:db8::/32, protocol: icmp }\n        action: accept\n"),
+        11,
+        56,
+        "filter.input.rules[0].match.protocol",
+        "protocol icmp is IPv4 only and this rule matches IPv6 packets only (IPv6 prefixes only), expected protocol: icmpv6",
+    );
+}
+
+#[test]
+fn icmpv6_type_and_its_protocol() {
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { protocol: tcp, icmpv6_type: echo-request }\n        action: accept\n"),
+        11,
+        46,
+        "filter.input.rules[0].match.icmpv6_type",
+        "icmpv6_type needs protocol: icmpv6 (or no protocol), not protocol: tcp",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { protocol: icmpv6, icmp_type: echo-request }\n        action: accept\n"),
+        11,
+        47,
+        "filter.input.rules[0].match.icmp_type",
+        "icmp_type is IPv4's ICMP, and this rule has protocol: icmpv6, expected icmpv6_type",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { icmpv6_type: echo-requets }\n        action: accept\n"),
+        11,
+        31,
+        "filter.input.rules[0].match.icmpv6_type",
+        "\"echo-requets\" is not an ICMPv6 type (did you mean echo-request?)",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { icmpv6_type: 1, icmpv6_code: no-rout }\n        action: accept\n"),
+        11,
+        47,
+        "filter.input.rules[0].match.icmpv6_code",
+        "\"no-rout\" is not an ICMPv6 code (did you mean no-route?)",
+    );
+    expect(
+        &with_base6("filter:\n  input:\n    rules:\n      - match: { family: ipv5 }\n        action: accept\n"),
+        11,
+        26,
+        "filter.input.rules[0].match.family",
+        "\"ipv5\" is not allowed here (did you mean ipv4?), expected ipv4 or ipv6",
     );
 }

@@ -159,9 +159,21 @@ fn an_unknown_key_or_a_wrong_type_fails_validation() {
         ),
         ("  - to: default", "  - to: 0.0.0.0/33", "/routes/1/to"),
         (
-            "addresses: [198.18.0.1/24]",
-            "addresses: [198.18.0.1]",
+            "addresses: [198.18.0.1/24,",
+            "addresses: [198.18.0.1,",
             "/interfaces/0/addresses",
+        ),
+        ("2001:db8::1/64]", "2001:db8::1]", "/interfaces/0/addresses"),
+        ("via: 2001:db8::2", "via: 2001:db8::g", "/routes/3/via"),
+        (
+            "router_advertisements: true",
+            "router_advertisements: yes",
+            "/interfaces/1/router_advertisements",
+        ),
+        (
+            "icmpv6_type: echo-request",
+            "icmpv6_type: echo",
+            "/filter/input/rules/3/match/icmpv6_type",
         ),
         (
             "destination_port: [23, 2323]",
@@ -220,7 +232,20 @@ const FULL: &str = r#"
 dataplane: { workers: [1], burst: 64, umem_frames: 4096, xdp_mode: native, xdp_bind: auto, busy_poll: false, ip_options: forward }
 control: { socket: /run/afxdp-router/routerd.sock }
 interfaces:
-  - { name: wan, device: r0, addresses: [198.18.0.1/24], mtu: 1500 }
+  - name: wan
+    device: r0
+    addresses: [198.18.0.1/24, 2001:db8::1/64, 2001:db8:2::1/64]
+    mtu: 1500
+    router_advertisements:
+      interval: 200
+      router_lifetime: 1800
+      hop_limit: 64
+      managed: false
+      other: false
+      mtu: true
+      prefixes:
+        - 2001:db8::/64
+        - { prefix: 2001:db8:2::/64, valid_lifetime: infinity, preferred_lifetime: 604800, on_link: true, autonomous: true }
   - { name: lan, device: r1, addresses: 198.19.0.1/24, mtu: 1500 }
 host: { tun: rtr0, enabled: true }
 routes:
@@ -229,8 +254,11 @@ routes:
   - { to: 198.18.128.0/24, interface: lan }
   - { to: 198.18.129.0/24, blackhole: true }
   - { to: 198.18.130.0/24, unreachable: true }
+  - { to: 2001:db8:5::/48, via: 2001:db8::2 }
+  - { to: "::/0", via: fe80::2, interface: wan }
 neighbors:
   - { address: 198.19.0.2, mac: "02:00:00:00:00:02" }
+  - { address: fe80::2, interface: wan, mac: "02:00:00:00:00:03" }
 conntrack:
   max_entries: 1000
   tcp_loose: true
@@ -242,8 +270,9 @@ raw:
     - { match: { source: 198.18.0.0/24, destination: local, protocol: tcp, source_port: 1000, destination_port: [22, "1000-2000"] }, action: accept, comment: ssh }
   output:
     - { match: { in: host, protocol: icmp, icmp_type: echo-reply, icmp_code: 0 }, action: notrack }
+    - { match: { in: host, icmpv6_type: echo-reply, icmpv6_code: 0 }, action: notrack }
 filter:
-  input: { policy: drop, rules: [ { match: { out: host, state: [new, established] }, action: accept, comment: in } ] }
+  input: { policy: drop, rules: [ { match: { out: host, state: [new, established], family: ipv4 }, action: accept, comment: in } ] }
   forward: { policy: accept, rules: [ { match: { destination: [203.0.113.0/24] }, action: reject } ] }
   output: { policy: accept, rules: [ { match: { in: host, source: local, protocol: udp }, action: drop } ] }
 kernel_routes: { table: main, protocols: [bgp] }

@@ -174,7 +174,7 @@ fn reload_applies_a_good_config_and_refuses_a_bad_one_with_the_check_line() {
     let out = ok_stdout(&routerctl(&sock, &["reload"]));
     assert!(out.starts_with("OK: reloaded "), "{out}");
     assert!(
-        out.contains("2 interfaces, 2 routes, 6 rules; 1 connection entries kept"),
+        out.contains("2 interfaces, 2 routes, 7 rules; 1 connection entries kept"),
         "{out}"
     );
     let good = config_path("transit-router.yaml");

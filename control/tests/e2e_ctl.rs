@@ -598,7 +598,7 @@ fn a_bad_reload_is_refused_with_the_check_line_and_the_old_rules_keep_working() 
     let want = text(&check.stderr).trim_end().to_string();
     assert!(
         want.starts_with(&format!(
-            "{}:50:15: raw.prerouting[1].action:",
+            "{}:57:15: raw.prerouting[1].action:",
             bad.display()
         )),
         "{want}"

@@ -41,24 +41,24 @@ fn traffic(msg: impl Into<String>) -> LabError {
     LabError::Traffic(msg.into())
 }
 
-/// The transit config with its static routes replaced by an unreachable
-/// route covering 203.0.113.0/24 (so that without the kernel's /24 the
-/// sender gets ICMP net unreachable), `extra` appended, and kernel_routes on.
+/// The transit config with its static IPv4 routes replaced by an
+/// unreachable route covering 203.0.113.0/24 (so that without the kernel's
+/// /24 the sender gets ICMP net unreachable), `extra` appended, and
+/// kernel_routes on.
 fn config_text(extra_ifs: &str, extra_routes: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml");
     let text = std::fs::read_to_string(p).expect("read the transit config");
     let routes = "routes:\n  - to: 203.0.113.0/24\n    via: 198.19.0.2\n  - to: default\n    via: 198.18.0.2\n";
     assert!(text.contains(routes), "the transit config changed");
-    let ifs = "    addresses: [198.19.0.1/24]\n";
+    // The end of the interfaces (lan's last key), where extra ones go.
+    let ifs = "\nhost:\n";
     assert!(text.contains(ifs), "the transit config changed");
     text.replace(
         routes,
-        &format!(
-            "routes:\n  - to: 203.0.112.0/23\n    unreachable: true\n{extra_routes}\
-             kernel_routes:\n  table: main\n  protocols: [static, bgp, zebra, bird]\n"
-        ),
+        &format!("routes:\n  - to: 203.0.112.0/23\n    unreachable: true\n{extra_routes}"),
     )
-    .replace(ifs, &format!("{ifs}{extra_ifs}"))
+    .replace(ifs, &format!("{extra_ifs}{ifs}"))
+        + "kernel_routes:\n  table: main\n  protocols: [static, bgp, zebra, bird]\n"
 }
 
 /// A routerd under test. Fields drop in order: routerd stops, then the

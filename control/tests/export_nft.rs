@@ -41,6 +41,7 @@ fn the_transit_router_exports_as_an_inet_table_with_raw_notrack_and_stateful_inp
         "ct state { established, related } counter accept comment \"replies to the router's own connections\"",
         "meta l4proto icmp icmp type 8 counter accept comment \"ping\"",
         "meta l4proto tcp th dport 22 ct state new counter accept comment \"ssh\"",
+        "meta l4proto ipv6-icmp icmpv6 type 128 counter accept comment \"ping6\"",
         "type filter hook forward priority filter; policy accept;",
         "iifname \"r0\" meta l4proto tcp th dport { 23, 2323 } counter drop comment \"no telnet from outside\"",
         "type filter hook output priority filter; policy accept;",
@@ -53,7 +54,7 @@ fn the_transit_router_exports_as_an_inet_table_with_raw_notrack_and_stateful_inp
         .filter(|x| x.contains("accept") || x.contains("drop") || x.contains("reject"))
         .filter(|x| !x.starts_with("type ") && !x.starts_with('#'))
         .collect();
-    assert_eq!(rules.len(), 6);
+    assert_eq!(rules.len(), 7);
     assert!(rules.iter().all(|r| r.contains("counter")));
 }
 

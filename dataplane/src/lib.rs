@@ -18,6 +18,7 @@ pub mod owner;
 pub mod packet;
 pub mod pipeline;
 pub mod reply;
+pub mod reply6;
 pub mod rewrite;
 pub mod route;
 pub mod route6;

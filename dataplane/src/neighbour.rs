@@ -1,15 +1,51 @@
-//! The neighbour table: IPv4 address to MAC per port, from static config
-//! entries and ARP. Capacity is reserved at start-up; the packet path only
-//! reads it. Learned entries expire; shortly before, they are refreshed
-//! with ARP requests (see `Pipeline::housekeeping`).
+//! The neighbour tables: address to MAC per port, from static config
+//! entries and ARP (IPv4, `Neighbours<u32>`) or NDP (IPv6,
+//! `Neighbours<u128>`). Capacity is reserved at start-up; the packet path
+//! only reads them. Learned entries expire; shortly before, they are
+//! refreshed with ARP requests or unicast neighbour solicitations (see
+//! `Pipeline::housekeeping`). The queue of packets waiting for a
+//! resolution ([`PendingQueue`]) is generic over the address the same way.
 
 use crate::addr::Mac;
 use crate::packet::PortId;
 use crate::tables::Tables;
 use std::collections::HashMap;
+use std::hash::Hash;
 
 /// Most neighbours the table holds.
 pub const MAX_NEIGHBOURS: usize = 4096;
+
+/// A neighbour's state as RFC 4861 7.3.2 names them, for display (the
+/// table keeps no INCOMPLETE entries: a resolution in progress lives in
+/// the [`PendingQueue`]). IPv4 entries use the same names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NeighbourState {
+    /// Confirmed: a solicited answer (an NA with the S flag, an ARP reply
+    /// or request).
+    Reachable,
+    /// Learned without confirmation (from a solicitation or an unsolicited
+    /// advertisement): used, and probed before it expires.
+    Stale,
+    /// Being refreshed: unicast solicitations are under way.
+    Probe,
+    /// The refresh went unanswered: the entry expires soon.
+    Failed,
+    /// From the config: never aged out nor replaced.
+    Permanent,
+}
+
+impl NeighbourState {
+    /// Lower-case name (`ip -6 neigh` spells them the same).
+    pub const fn name(self) -> &'static str {
+        match self {
+            NeighbourState::Reachable => "reachable",
+            NeighbourState::Stale => "stale",
+            NeighbourState::Probe => "probe",
+            NeighbourState::Failed => "failed",
+            NeighbourState::Permanent => "permanent",
+        }
+    }
+}
 
 /// A resolved neighbour.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,20 +61,36 @@ pub struct Neighbour {
     /// A refresh (ARP request before expiry) is under way or failed; cleared
     /// when the neighbour is heard from again.
     pub refreshing: bool,
+    /// Its state, for display.
+    pub state: NeighbourState,
 }
 
-/// Address to neighbour map.
-pub struct Neighbours {
-    map: HashMap<u32, Neighbour, ahash::RandomState>,
+/// Address to neighbour map: `u32` for IPv4, `u128` for IPv6.
+pub struct Neighbours<A = u32> {
+    map: HashMap<A, Neighbour, ahash::RandomState>,
 }
 
-impl Default for Neighbours {
+impl<A: Copy + Eq + Hash> Default for Neighbours<A> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Neighbours {
+impl Neighbours<u32> {
+    /// Replace static entries with the config's; learned ones stay.
+    pub fn load_static(&mut self, tables: &Tables) {
+        self.replace_static(tables.neighbours.iter().map(|s| (s.addr, s.mac, s.port)));
+    }
+}
+
+impl Neighbours<u128> {
+    /// Replace static entries with the config's IPv6 ones; learned ones stay.
+    pub fn load_static(&mut self, tables: &Tables) {
+        self.replace_static(tables.v6.neighbours.iter().map(|s| (s.addr, s.mac, s.port)));
+    }
+}
+
+impl<A: Copy + Eq + Hash> Neighbours<A> {
     /// An empty table with all its memory reserved.
     pub fn new() -> Self {
         Neighbours {
@@ -46,18 +98,19 @@ impl Neighbours {
         }
     }
 
-    /// Replace static entries with the config's; learned ones stay.
-    pub fn load_static(&mut self, tables: &Tables) {
+    /// Replace static entries with `entries`; learned ones stay.
+    fn replace_static(&mut self, entries: impl Iterator<Item = (A, Mac, PortId)>) {
         self.map.retain(|_, n| !n.is_static);
-        for s in &tables.neighbours {
+        for (addr, mac, port) in entries {
             self.map.insert(
-                s.addr,
+                addr,
                 Neighbour {
-                    mac: s.mac,
-                    port: s.port,
+                    mac,
+                    port,
                     is_static: true,
                     expires: u32::MAX,
                     refreshing: false,
+                    state: NeighbourState::Permanent,
                 },
             );
         }
@@ -65,13 +118,26 @@ impl Neighbours {
 
     /// Learn or refresh a dynamic entry. Static entries win. Returns false
     /// when the table is full.
-    pub fn learn(&mut self, addr: u32, mac: Mac, port: PortId, expires: u32) -> bool {
+    pub fn learn(&mut self, addr: A, mac: Mac, port: PortId, expires: u32) -> bool {
+        self.learn_as(addr, mac, port, expires, NeighbourState::Reachable)
+    }
+
+    /// [`Neighbours::learn`] in `state` (NDP tells reachable from stale).
+    pub fn learn_as(
+        &mut self,
+        addr: A,
+        mac: Mac,
+        port: PortId,
+        expires: u32,
+        state: NeighbourState,
+    ) -> bool {
         if let Some(n) = self.map.get_mut(&addr) {
             if !n.is_static {
                 n.mac = mac;
                 n.port = port;
                 n.expires = expires;
                 n.refreshing = false;
+                n.state = state;
             }
             return true;
         }
@@ -86,14 +152,23 @@ impl Neighbours {
                 is_static: false,
                 expires,
                 refreshing: false,
+                state,
             },
         );
         true
     }
 
+    /// Sets a learned entry's state (RFC 4861 7.2.5: a reachable entry
+    /// turns stale on a non-override advertisement of another address).
+    pub fn set_state(&mut self, addr: A, state: NeighbourState) {
+        if let Some(e) = self.map.get_mut(&addr).filter(|e| !e.is_static) {
+            e.state = state;
+        }
+    }
+
     /// Learned entries that expire within `window` seconds of `now` and are
     /// not being refreshed yet, up to `out.len()` of them; returns how many.
-    pub fn due_for_refresh(&self, now: u32, window: u32, out: &mut [(u32, PortId)]) -> usize {
+    pub fn due_for_refresh(&self, now: u32, window: u32, out: &mut [(A, PortId)]) -> usize {
         let mut n = 0;
         for (&addr, e) in &self.map {
             if n == out.len() {
@@ -108,15 +183,16 @@ impl Neighbours {
     }
 
     /// Marks a learned entry as being refreshed.
-    pub fn set_refreshing(&mut self, addr: u32) {
+    pub fn set_refreshing(&mut self, addr: A) {
         if let Some(e) = self.map.get_mut(&addr).filter(|e| !e.is_static) {
             e.refreshing = true;
+            e.state = NeighbourState::Probe;
         }
     }
 
     /// The neighbour at `addr`, if resolved.
     #[inline]
-    pub fn get(&self, addr: u32) -> Option<&Neighbour> {
+    pub fn get(&self, addr: A) -> Option<&Neighbour> {
         self.map.get(&addr)
     }
 
@@ -128,7 +204,7 @@ impl Neighbours {
     }
 
     /// All entries.
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &Neighbour)> {
+    pub fn iter(&self) -> impl Iterator<Item = (A, &Neighbour)> {
         self.map.iter().map(|(a, n)| (*a, n))
     }
 }
@@ -144,9 +220,9 @@ const PENDING_FRAME: usize = 2048;
 
 /// A neighbour being resolved.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Resolving {
+pub struct Resolving<A = u32> {
     /// The address asked for.
-    pub addr: u32,
+    pub addr: A,
     /// Port the request goes out of.
     pub port: PortId,
     /// Requests sent so far.
@@ -159,9 +235,9 @@ pub struct Resolving {
 }
 
 /// A packet waiting for its next hop.
-struct Slot {
+struct Slot<A> {
     used: bool,
-    addr: u32,
+    addr: A,
     port: PortId,
     /// Forwarded (TTL to decrement) rather than from the host.
     forwarded: bool,
@@ -169,20 +245,21 @@ struct Slot {
     buf: Box<[u8]>,
 }
 
-/// Packets waiting for ARP, copied out of their frames (the slow path: the
-/// frames go back to the ports at once). All memory is reserved up front.
-pub struct PendingQueue {
-    slots: Vec<Slot>,
-    resolving: Vec<Resolving>,
+/// Packets waiting for ARP (or NDP), copied out of their frames (the slow
+/// path: the frames go back to the ports at once). All memory is reserved
+/// up front.
+pub struct PendingQueue<A = u32> {
+    slots: Vec<Slot<A>>,
+    resolving: Vec<Resolving<A>>,
 }
 
-impl Default for PendingQueue {
+impl<A: Copy + Default> Default for PendingQueue<A> {
     fn default() -> Self {
         PendingQueue {
             slots: (0..PENDING_SLOTS)
                 .map(|_| Slot {
                     used: false,
-                    addr: 0,
+                    addr: A::default(),
                     port: PortId(0),
                     forwarded: false,
                     len: 0,
@@ -194,7 +271,7 @@ impl Default for PendingQueue {
     }
 }
 
-impl PendingQueue {
+impl<A: Copy + Eq> PendingQueue<A> {
     /// Whether anything waits.
     #[inline]
     pub fn is_empty(&self) -> bool {
@@ -208,7 +285,7 @@ impl PendingQueue {
 
     /// The resolution in progress for `addr`, started if new (None when
     /// too many resolutions are in progress).
-    pub fn resolving(&mut self, addr: u32, port: PortId) -> Option<&mut Resolving> {
+    pub fn resolving(&mut self, addr: A, port: PortId) -> Option<&mut Resolving<A>> {
         let i = match self.resolving.iter().position(|r| r.addr == addr) {
             Some(i) => i,
             None => {
@@ -230,7 +307,7 @@ impl PendingQueue {
 
     /// Copy a frame to wait for `addr`. False when the neighbour's share or
     /// the whole queue is full.
-    pub fn enqueue(&mut self, addr: u32, port: PortId, forwarded: bool, frame: &[u8]) -> bool {
+    pub fn enqueue(&mut self, addr: A, port: PortId, forwarded: bool, frame: &[u8]) -> bool {
         if frame.len() > PENDING_FRAME
             || self
                 .slots
@@ -254,16 +331,23 @@ impl PendingQueue {
     }
 
     /// The resolutions in progress.
-    pub fn in_progress(&self) -> &[Resolving] {
+    pub fn in_progress(&self) -> &[Resolving<A>] {
         &self.resolving
     }
 
     /// Forget the resolution of `addr`; returns its waiting packets' count
     /// and frees them.
-    pub fn abandon(&mut self, addr: u32) -> usize {
+    pub fn abandon(&mut self, addr: A) -> usize {
+        self.abandon_each(addr, |_, _| {})
+    }
+
+    /// [`PendingQueue::abandon`], handing each freed packet to `f` first
+    /// (frame bytes, forwarded), to answer it with an error.
+    pub fn abandon_each(&mut self, addr: A, mut f: impl FnMut(&[u8], bool)) -> usize {
         self.resolving.retain(|r| r.addr != addr);
         let mut n = 0;
         for s in self.slots.iter_mut().filter(|s| s.used && s.addr == addr) {
+            f(&s.buf[..s.len], s.forwarded);
             s.used = false;
             n += 1;
         }
@@ -275,7 +359,7 @@ impl PendingQueue {
     /// Returns how many were handed.
     pub fn release(
         &mut self,
-        addr: u32,
+        addr: A,
         mut f: impl FnMut(&mut [u8], PortId, bool) -> bool,
     ) -> usize {
         let mut n = 0;

@@ -143,6 +143,10 @@ pub struct Tables6 {
     pub neighbours: Vec<StaticNeighbour6>,
     /// Each port's link-local address, by port.
     pub link_local: Vec<u128>,
+    /// The router's global (and unique local) addresses: a handful, so a
+    /// scan answers "is it ours" faster than the trie's deepest level,
+    /// where a /128 lives.
+    pub local: Vec<u128>,
 }
 
 impl Tables6 {
@@ -212,6 +216,10 @@ impl Tables6 {
                 .iter()
                 .map(|i| link_local_from_mac(i.mac))
                 .collect(),
+            local: interfaces
+                .iter()
+                .flat_map(|i| i.addresses6.iter().map(|a| a.addr))
+                .collect(),
         }
     }
 
@@ -228,7 +236,7 @@ impl Tables6 {
     /// addresses.
     #[inline]
     pub fn is_local_global(&self, ip: u128) -> bool {
-        matches!(self.route(ip), Some((_, NextHop6::Local)))
+        self.local.contains(&ip)
     }
 
     /// Whether `ip` is the router's link-local address on `port`.

@@ -285,9 +285,87 @@ fn burst_of(arrival: impl Strategy<Value = Arrival>) -> impl Strategy<Value = Ve
     })
 }
 
+/// IPv6 transit, to the router and through the fast path's limits
+/// (extension headers, hop limit 1, too big, link-local, damaged bytes).
+fn transit6() -> impl Strategy<Value = Arrival> {
+    let dst = prop_oneof![
+        Just(INSIDE6),
+        Just(OUTSIDE6),
+        Just(LAN6_HOST),
+        Just(WAN6),
+        Just(UNREACHABLE6),
+        Just(BLACKHOLED6),
+        Just(PEER6_LL),
+        any::<u128>(),
+    ];
+    let src = prop_oneof![
+        Just(OUTSIDE6),
+        Just(LAN6_HOST),
+        Just(PEER6_LL),
+        any::<u128>(),
+    ];
+    (
+        prop_oneof![Just(WAN), Just(LAN)],
+        src,
+        dst,
+        0u8..4,
+        any::<u16>(),
+        prop_oneof![Just(22u16), Just(23), Just(2323), any::<u16>()],
+        prop_oneof![Just(64u8), Just(1), Just(2), Just(0)],
+        prop_oneof![Just(0usize), 0usize..64, Just(1460)],
+        0u8..3,
+        prop::option::of((0usize..80, any::<u8>())),
+    )
+        .prop_map(
+            |(port, src, dst, kind, sport, dport, hop, plen, ext, damage)| {
+                let p = match kind {
+                    0 => Packet6::tcp(src, dst, sport, dport, tcp::ACK),
+                    1 => Packet6::udp(src, dst, sport, dport),
+                    2 => Packet6::ping(src, dst, sport),
+                    _ => Packet6::other(src, dst, 47),
+                };
+                let mut p = p.on(port).hop_limit(hop).payload_len(plen);
+                if ext == 1 {
+                    p = p.ext(Ext::hop_by_hop());
+                }
+                let mut f = p.frame();
+                if let Some((i, b)) = damage {
+                    if i < f.len() {
+                        f[i] ^= b;
+                    }
+                }
+                (port, f)
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1024, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_ipv6_fast_path_decides_as_the_general_path((port, frame) in transit6()) {
+        let (mut a, mut b) = both();
+        same(&mut a, &mut b, port, &frame)?;
+        same(&mut a, &mut b, port, &frame)?;
+    }
+}
+
+#[test]
+fn the_ipv6_fast_path_is_taken_for_plain_transit() {
+    let (mut a, _) = both();
+    let f = Packet6::udp(OUTSIDE6, INSIDE6, 1000, 53).frame();
+    let (v, out) = fast(&mut a, WAN, &f);
+    assert_eq!(v, Verdict::Tx(LAN));
+    assert_eq!(out[14 + 7], 63, "hop limit");
+    let c = a.counters();
+    assert_eq!((c.forwarded, c.ipv6_forwarded, c.ipv6_rx), (1, 1, 1));
+    assert_eq!(c.untracked, 1);
+}
+
 fn mixed() -> impl Strategy<Value = Arrival> {
     prop_oneof![
         8 => transit_arrival(),
+        3 => transit6(),
         2 => to_lan_hosts(),
         2 => to_router(),
         1 => lan_arp(),

@@ -319,7 +319,7 @@ fn one_rule_list_for_both_families() {
         r.filter(),
         Some((ChainId::Forward, Some(2), FilterAction::Drop))
     );
-    let v4 = Packet::udp(OUTSIDE, INSIDE, 1, 9999).frame();
+    let v4 = Packet::udp(ip(198, 18, 0, 9), INSIDE, 1, 9999).frame();
     assert_eq!(run(&mut p, WAN, &v4).verdict, Verdict::Tx(LAN));
     // The IPv4 rule still matches IPv4 (and the IPv6 one does not).
     let r = run(

@@ -73,6 +73,7 @@ const IPCTNL_MSG_CT_DELETE: u16 = 2;
 const NFPROTO_UNSPEC: u8 = 0;
 const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
 
 /// `enum nft_table_attributes`.
 mod table_attr {
@@ -309,6 +310,32 @@ fn term_alternatives(t: &Term) -> Vec<Vec<Expr>> {
                 e
             })
             .collect(),
+        Term::Prefixes6 { dst, prefixes } => prefixes
+            .iter()
+            .map(|p| {
+                // `ip6 saddr` in an inet table: IPv6 only.
+                let mut e = vec![Expr::Meta(meta::NFPROTO), cmp_eq(&[NFPROTO_IPV6])];
+                if p.len() > 0 {
+                    e.push(Expr::Payload {
+                        base: base::NETWORK,
+                        offset: if *dst { 24 } else { 8 },
+                        len: 16,
+                    });
+                    if p.len() < 128 {
+                        e.push(Expr::Bitwise(p.mask().to_be_bytes().to_vec()));
+                    }
+                    e.push(cmp_eq(&p.addr().to_be_bytes()));
+                }
+                e
+            })
+            .collect(),
+        Term::Family(f) => vec![vec![
+            Expr::Meta(meta::NFPROTO),
+            cmp_eq(&[match f {
+                dataplane::rules::Family::Ipv4 => NFPROTO_IPV4,
+                dataplane::rules::Family::Ipv6 => NFPROTO_IPV6,
+            }]),
+        ]],
         Term::Proto(p) => vec![vec![Expr::Meta(meta::L4PROTO), cmp_eq(&[*p])]],
         Term::TcpOrUdp => [6u8, 17]
             .iter()
@@ -338,7 +365,7 @@ fn term_alternatives(t: &Term) -> Vec<Vec<Expr>> {
             })
             .collect(),
         Term::State(mask) => vec![ct_state_is(ct_state_mask(*mask))],
-        Term::IcmpType(ty) => vec![vec![
+        Term::IcmpType(ty) | Term::Icmpv6Type(ty) => vec![vec![
             Expr::Payload {
                 base: base::TRANSPORT,
                 offset: 0,
@@ -346,7 +373,7 @@ fn term_alternatives(t: &Term) -> Vec<Vec<Expr>> {
             },
             cmp_eq(&[*ty]),
         ]],
-        Term::IcmpCode(c) => vec![vec![
+        Term::IcmpCode(c) | Term::Icmpv6Code(c) => vec![vec![
             Expr::Payload {
                 base: base::TRANSPORT,
                 offset: 1,
@@ -1118,6 +1145,37 @@ mod tests {
             ]
         );
         assert_eq!(alts[1].len(), 4, "a /32 needs no mask");
+    }
+
+    #[test]
+    fn ipv6_prefixes_are_masked_and_ipv6_only() {
+        let p: dataplane::addr::Ipv6Prefix = "2001:db8::/32".parse().unwrap();
+        let alts = term_alternatives(&Term::Prefixes6 {
+            dst: true,
+            prefixes: vec![p],
+        });
+        let mut mask = vec![0xff; 4];
+        mask.extend([0; 12]);
+        let mut addr = vec![0x20, 0x01, 0x0d, 0xb8];
+        addr.extend([0; 12]);
+        assert_eq!(
+            alts,
+            [vec![
+                Expr::Meta(meta::NFPROTO),
+                cmp_eq(&[10]),
+                Expr::Payload {
+                    base: base::NETWORK,
+                    offset: 24,
+                    len: 16
+                },
+                Expr::Bitwise(mask),
+                cmp_eq(&addr),
+            ]]
+        );
+        assert_eq!(
+            term_alternatives(&Term::Family(dataplane::rules::Family::Ipv6)),
+            [vec![Expr::Meta(meta::NFPROTO), cmp_eq(&[10])]]
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! matches live in `rules.rs`.
 
 use super::rules::{
-    decode_capture_match, decode_chain, decode_raw, parse_prefix, port_by_name, Ports,
+    decode_capture_match, decode_chain, decode_raw, is_v6_text, parse_prefix, parse_prefix6,
+    port_by_name, Ports,
 };
 use super::schema;
 use super::yaml::{cut, error_at, quote, Val, R};
@@ -10,16 +11,18 @@ use super::{
     BindMode, Config, ConfigError, DataplaneSettings, KernelRoutesConfig, XdpMode, DEFAULT_SOCKET,
     DEFAULT_TUN, MAX_INTERFACES, RTPROT_ROUTERD,
 };
-use dataplane::addr::{IfAddr, Ipv4Prefix, Mac};
+use dataplane::addr::{IfAddr, IfAddr6, Ipv4Prefix, Ipv6Prefix, Mac};
 use dataplane::conntrack::{ConntrackConfig, Timeouts};
 use dataplane::packet::PortId;
 use dataplane::tables::{
     IcmpErrorConfig, Interface, IpOptionsPolicy, NextHop, RouteSpec, StaticNeighbour, TablesSpec,
     MAX_PATHS,
 };
+use dataplane::tables6::{NextHop6, RaConfig, RaPrefix, RouteSpec6, Spec6, StaticNeighbour6};
+use dataplane::wire::ipv6::AddrClass;
 use marked_yaml::{parse_yaml_with_options, LoadError, LoaderOptions};
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// A capture's `--match` (a YAML/JSON flow mapping of rule match keys)
@@ -148,13 +151,13 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
         None => None,
     };
     let ports = Ports::new(&interfaces);
-    let routes = match top.get("routes") {
+    let (routes, routes6) = match top.get("routes") {
         Some(v) => decode_routes(&v, &interfaces)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
-    let neighbours = match top.get("neighbors") {
+    let (neighbours, neighbours6) = match top.get("neighbors") {
         Some(v) => decode_neighbours(&v, &interfaces)?,
-        None => Vec::new(),
+        None => Default::default(),
     };
     let conntrack = match top.get("conntrack") {
         Some(v) => decode_conntrack(&v)?,
@@ -221,7 +224,11 @@ pub(super) fn decode(text: &str, path: &Path) -> R<Config> {
             conntrack,
             ip_options,
             icmp_errors,
-            v6: Default::default(),
+            v6: Spec6 {
+                routes: routes6,
+                kernel_routes: Vec::new(),
+                neighbours: neighbours6,
+            },
         },
     })
 }
@@ -397,6 +404,7 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
     let mut out: Vec<Interface> = Vec::with_capacity(items.len());
     let mut lines: Vec<(usize, usize)> = Vec::new();
     let mut addr_at: HashMap<u32, (String, usize)> = HashMap::new();
+    let mut addr6_at = Seen6::default();
     for it in &items {
         let m = it.map(&schema::INTERFACE)?;
         let nv = m.require("name", "the name rules and routes use, such as wan")?;
@@ -434,13 +442,19 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             }
         }
         let mut addresses = Vec::new();
+        let mut addresses6: Vec<IfAddr6> = Vec::new();
         if let Some(av) = m.get("addresses") {
             for a in av.one_or_many() {
+                let s = a.str("an address with its prefix length such as 198.18.0.1/24")?;
+                if is_v6_text(s) {
+                    let ifa = interface_address6(&a, s, name, &mut addr6_at)?;
+                    addresses6.push(ifa);
+                    continue;
+                }
                 let ifa: IfAddr = a.parse(
                     "an interface address",
-                    "an address with its prefix length such as 198.18.0.1/24",
+                    "an address with its prefix length such as 198.18.0.1/24 or 2001:db8::1/64",
                 )?;
-                let s = a.str("")?;
                 if ifa.net.len() < 31
                     && (ifa.addr == ifa.net.addr() || ifa.addr == ifa.net.broadcast())
                 {
@@ -463,18 +477,235 @@ fn decode_interfaces(v: &Val) -> R<Vec<Interface>> {
             Some(v) => v.int(68, 9000)? as u16,
             None => 1500,
         };
+        let ra = match m.get("router_advertisements") {
+            Some(v) => decode_ra(&v, &addresses6)?,
+            None => None,
+        };
         lines.push((nv.line(), dv.line()));
         out.push(Interface {
             name: name.to_string(),
             device: device.to_string(),
             mac: Mac::ZERO,
             addresses,
-            addresses6: Vec::new(),
+            addresses6,
             mtu,
-            ra: None,
+            ra,
         });
     }
     Ok(out)
+}
+
+/// Where each IPv6 address and on-link prefix already is: (address or
+/// prefix, interface, line).
+#[derive(Default)]
+struct Seen6 {
+    addrs: Vec<(IfAddr6, String, usize)>,
+}
+
+/// One IPv6 interface address, checked against those already seen.
+fn interface_address6(a: &Val, s: &str, ifname: &str, seen: &mut Seen6) -> R<IfAddr6> {
+    let ifa: IfAddr6 = s.parse().map_err(|e: dataplane::addr::ParseAddrError| {
+        a.err(format!(
+            "{} is not an interface address, expected {e}",
+            quote(s)
+        ))
+    })?;
+    let what = match AddrClass::of(ifa.addr) {
+        AddrClass::LinkLocal => Some(
+            "is link-local: each port's link-local address comes from its MAC (fe80::/64, \
+             EUI-64) and is not configured",
+        ),
+        AddrClass::Multicast(_) => Some("is a multicast address"),
+        AddrClass::Unspecified => Some("is the unspecified address"),
+        AddrClass::Loopback => Some("is the loopback address"),
+        AddrClass::Ipv4Mapped => Some("is an IPv4-mapped address (write IPv4 addresses as such)"),
+        AddrClass::UniqueLocal | AddrClass::Global => None,
+    };
+    if let Some(what) = what {
+        return Err(a.err(format!(
+            "{} {what}, expected a global or unique local address such as 2001:db8::1/64",
+            quote(s)
+        )));
+    }
+    // RFC 4291 2.6.1: the all-zero interface id is the Subnet-Router anycast
+    // address (RFC 6164 allows it on /127 links).
+    if ifa.net.len() < 127 && ifa.addr == ifa.net.addr() {
+        return Err(a.err(format!(
+            "{} is the Subnet-Router anycast address of {} (RFC 4291 2.6.1), expected a host address in it",
+            quote(s),
+            ifa.net
+        )));
+    }
+    for (prev, other, line) in &seen.addrs {
+        if prev.addr == ifa.addr {
+            return Err(a.err(format!(
+                "address {} is already on interface {other} (line {line}), expected each address once",
+                Ipv6Addr::from(ifa.addr)
+            )));
+        }
+        let overlap = prev.net.contains(ifa.net.addr()) || ifa.net.contains(prev.net.addr());
+        if overlap && other != ifname {
+            return Err(a.err(format!(
+                "on-link prefix {} overlaps {} of interface {other} (line {line}), expected \
+                 on-link prefixes of different interfaces apart",
+                ifa.net, prev.net
+            )));
+        }
+    }
+    seen.addrs.push((ifa, ifname.to_string(), a.line()));
+    Ok(ifa)
+}
+
+/// RFC 4861 6.2.1: default lifetimes of an announced prefix.
+const RA_VALID: u32 = 2_592_000;
+const RA_PREFERRED: u32 = 604_800;
+
+/// `router_advertisements: true` or its map (RFC 4861 6.2.1's variables).
+fn decode_ra(v: &Val, addrs: &[IfAddr6]) -> R<Option<RaConfig>> {
+    let m = if v.is_map() {
+        Some(v.map(&schema::RA)?)
+    } else {
+        if !v.bool()? {
+            return Ok(None);
+        }
+        None
+    };
+    if addrs.is_empty() {
+        return Err(v.err(
+            "this interface has no IPv6 address, expected an IPv6 address in addresses \
+             (such as 2001:db8:1::1/64) to advertise",
+        ));
+    }
+    let mut ra = RaConfig::default();
+    let default_prefix = |net: Ipv6Prefix| RaPrefix {
+        prefix: net,
+        valid_lifetime: RA_VALID,
+        preferred_lifetime: RA_PREFERRED,
+        on_link: true,
+        autonomous: true,
+    };
+    ra.prefixes = addrs
+        .iter()
+        .filter(|a| a.net.len() == 64)
+        .map(|a| default_prefix(a.net))
+        .collect();
+    ra.prefixes.dedup();
+    let Some(m) = m else {
+        return Ok(Some(ra));
+    };
+    // RFC 4861 6.2.1: MaxRtrAdvInterval 4..=1800, AdvDefaultLifetime 0 or
+    // MaxRtrAdvInterval..=9000.
+    if let Some(i) = m.get("interval") {
+        ra.interval = i.int(4, 1800)? as u32;
+    }
+    if let Some(l) = m.get("router_lifetime") {
+        let n = l.int(0, 9000)?;
+        if n != 0 && n < u64::from(ra.interval) {
+            return Err(l.err(format!(
+                "a router lifetime of {n} s is shorter than the interval ({} s): hosts would \
+                 drop the router between advertisements, expected 0 (not a default router) \
+                 or {} to 9000",
+                ra.interval, ra.interval
+            )));
+        }
+        ra.router_lifetime = n as u16;
+    }
+    if let Some(h) = m.get("hop_limit") {
+        ra.hop_limit = h.int(0, 255)? as u8;
+    }
+    for (key, slot) in [
+        ("managed", &mut ra.managed),
+        ("other", &mut ra.other),
+        ("mtu", &mut ra.mtu),
+    ] {
+        if let Some(b) = m.get(key) {
+            *slot = b.bool()?;
+        }
+    }
+    if let Some(pv) = m.get("prefixes") {
+        let mut out: Vec<RaPrefix> = Vec::new();
+        for it in pv.seq("a list of on-link prefixes such as [2001:db8:1::/64]")? {
+            let (pval, pm) = if it.is_map() {
+                let pm = it.map(&schema::RA_PREFIX)?;
+                (
+                    pm.require("prefix", "an on-link prefix such as 2001:db8:1::/64")?,
+                    Some(pm),
+                )
+            } else {
+                (it.clone(), None)
+            };
+            let prefix = parse_prefix6(&pval)?;
+            if !addrs.iter().any(|a| a.net == prefix) {
+                let nets: Vec<String> = addrs.iter().map(|a| a.net.to_string()).collect();
+                return Err(pval.err(format!(
+                    "{prefix} is not an on-link prefix of this interface, expected one of {}",
+                    nets.join(", ")
+                )));
+            }
+            if out.iter().any(|p| p.prefix == prefix) {
+                return Err(pval.err(format!(
+                    "prefix {prefix} is listed twice, expected each prefix once"
+                )));
+            }
+            let mut p = default_prefix(prefix);
+            if let Some(pm) = &pm {
+                if let Some(x) = pm.get("valid_lifetime") {
+                    p.valid_lifetime = lifetime(&x)?;
+                }
+                if let Some(x) = pm.get("preferred_lifetime") {
+                    p.preferred_lifetime = lifetime(&x)?;
+                }
+                if let Some(x) = pm.get("on_link") {
+                    p.on_link = x.bool()?;
+                }
+                if let Some(x) = pm.get("autonomous") {
+                    p.autonomous = x.bool()?;
+                }
+                if p.preferred_lifetime > p.valid_lifetime {
+                    let at = pm
+                        .get("preferred_lifetime")
+                        .unwrap_or_else(|| pm.val.clone());
+                    return Err(at.err(format!(
+                        "preferred lifetime {} is longer than the valid lifetime {} \
+                         (RFC 4862 5.5.3), expected at most the valid lifetime",
+                        lifetime_text(p.preferred_lifetime),
+                        lifetime_text(p.valid_lifetime)
+                    )));
+                }
+            }
+            // RFC 4862 5.5.3 (d): SLAAC forms 64-bit interface ids.
+            if p.autonomous && prefix.len() != 64 {
+                let at = pm
+                    .as_ref()
+                    .and_then(|pm| pm.get("autonomous"))
+                    .unwrap_or_else(|| pval.clone());
+                return Err(at.err(format!(
+                    "{prefix} is not a /64: hosts cannot form addresses in it (SLAAC needs \
+                     64-bit interface ids), expected a /64 or autonomous: false"
+                )));
+            }
+            out.push(p);
+        }
+        ra.prefixes = out;
+    }
+    Ok(Some(ra))
+}
+
+/// A prefix lifetime: seconds or `infinity` (RFC 4861 4.6.2: all ones).
+fn lifetime(v: &Val) -> R<u32> {
+    if v.str("seconds or infinity")? == "infinity" {
+        return Ok(u32::MAX);
+    }
+    Ok(v.int(0, u64::from(u32::MAX))? as u32)
+}
+
+/// A lifetime as the config writes it.
+pub(super) fn lifetime_text(secs: u32) -> String {
+    if secs == u32::MAX {
+        "infinity".into()
+    } else {
+        format!("{secs} s")
+    }
 }
 
 /// The port whose connected network holds `ip`, or an error naming them.
@@ -510,15 +741,208 @@ fn connected_port(v: &Val, ip: u32, what: &str, ifs: &[Interface]) -> R<PortId> 
     )))
 }
 
-fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
+/// The port whose on-link prefix holds the IPv6 address `ip`, or an
+/// error naming them.
+fn connected_port6(v: &Val, ip: u128, what: &str, ifs: &[Interface]) -> R<PortId> {
+    for ifc in ifs {
+        if ifc.addresses6.iter().any(|a| a.addr == ip) {
+            return Err(v.err(format!(
+                "{} is the router's own address on {}, expected {what}",
+                Ipv6Addr::from(ip),
+                ifc.name
+            )));
+        }
+    }
+    // The longest on-link prefix holding it, as the route lookup would.
+    let best = (ifs.iter().enumerate())
+        .flat_map(|(i, ifc)| ifc.addresses6.iter().map(move |a| (i, a.net)))
+        .filter(|(_, n)| n.contains(ip))
+        .max_by_key(|(_, n)| n.len());
+    if let Some((i, _)) = best {
+        return Ok(PortId(i as u8));
+    }
+    let nets: Vec<String> = ifs
+        .iter()
+        .flat_map(|i| {
+            i.addresses6
+                .iter()
+                .map(move |a| format!("{} {}", i.name, a.net))
+        })
+        .collect();
+    let nets = if nets.is_empty() {
+        "none: no interface has an IPv6 address".to_string()
+    } else {
+        nets.join(", ")
+    };
+    Err(v.err(format!(
+        "{} is on no on-link prefix, expected {what} (on-link: {nets})",
+        Ipv6Addr::from(ip)
+    )))
+}
+
+/// An IPv6 gateway or neighbour address: a global one gives its port from
+/// the on-link prefixes (and `interface`, if given, must agree), a
+/// link-local one needs `interface`.
+fn ipv6_on_link(av: &Val, iface: Option<&Val>, what: &str, ifs: &[Interface]) -> R<(u128, PortId)> {
+    let ip: Ipv6Addr = av.parse("an IPv6 address", "an address such as 2001:db8::2")?;
+    let addr = u128::from(ip);
+    let named = match iface {
+        Some(i) => Some((i, port_by_name(i, i.name("an interface name")?, ifs)?)),
+        None => None,
+    };
+    match AddrClass::of(addr) {
+        AddrClass::LinkLocal => {
+            let Some((_, port)) = named else {
+                return Err(av.err(format!(
+                    "{ip} is link-local: a link-local {what} needs `interface`, expected \
+                     interface: NAME next to it (the link it is on)"
+                )));
+            };
+            Ok((addr, port))
+        }
+        AddrClass::Global | AddrClass::UniqueLocal => {
+            let port = connected_port6(av, addr, &format!("a {what} on an on-link prefix"), ifs)?;
+            if let Some((i, p)) = named {
+                if p != port {
+                    return Err(i.err(format!(
+                        "{ip} is on-link on interface {}, not on {}, expected interface: {} \
+                         or no interface",
+                        ifs[port.0 as usize].name,
+                        ifs[p.0 as usize].name,
+                        ifs[port.0 as usize].name
+                    )));
+                }
+            }
+            Ok((addr, port))
+        }
+        _ => Err(av.err(format!(
+            "{ip} is not a unicast address, expected a {what}'s global or link-local address"
+        ))),
+    }
+}
+
+/// Whether a route is IPv6: its `to` is written as IPv6, or it is
+/// `default` with an IPv6 gateway.
+fn route_is_v6(m: &super::yaml::Map, to: &str) -> bool {
+    if to != "default" {
+        return is_v6_text(to);
+    }
+    let Some(via) = m.get("via") else {
+        return false;
+    };
+    let first = via.one_or_many().into_iter().next();
+    first.is_some_and(|g| g.str("").is_ok_and(is_v6_text))
+}
+
+fn decode_route6(
+    m: &super::yaml::Map,
+    tv: &Val,
+    ifs: &[Interface],
+    seen: &mut HashMap<Ipv6Prefix, usize>,
+) -> R<RouteSpec6> {
+    let prefix = parse_prefix6(tv)?;
+    if let Some(line) = seen.get(&prefix) {
+        return Err(tv.err(format!(
+            "duplicate route to {prefix} (first at line {line}), expected each prefix once"
+        )));
+    }
+    for ifc in ifs {
+        if ifc.addresses6.iter().any(|a| a.net == prefix) {
+            return Err(tv.err(format!(
+                "{prefix} is the on-link prefix of interface {}, expected a prefix that is not already on-link",
+                ifc.name
+            )));
+        }
+    }
+    seen.insert(prefix, tv.line());
+    let expected = "exactly one of via (with interface for a link-local gateway), interface, \
+                    blackhole: true or unreachable: true";
+    let via = m.get("via");
+    let iface = m.get("interface");
+    let others: Vec<Val> = ["blackhole", "unreachable"]
+        .iter()
+        .filter_map(|k| m.get(k))
+        .collect();
+    let targets = usize::from(via.is_some() || iface.is_some()) + others.len();
+    if targets == 0 {
+        return Err(m.err(format!(
+            "route to {prefix} has no target, expected {expected}"
+        )));
+    }
+    if targets > 1 {
+        let second = if via.is_some() || iface.is_some() {
+            &others[0]
+        } else {
+            &others[1]
+        };
+        return Err(second.err(format!(
+            "route to {prefix} has {targets} targets, expected {expected}"
+        )));
+    }
+    let next_hop = if let Some(g) = via {
+        let g = if g.is_seq() {
+            let gws = g.seq("a list of gateway addresses")?;
+            match gws.as_slice() {
+                [one] => one.clone(),
+                [] => {
+                    return Err(
+                        g.err("empty list of gateways, expected at least one gateway address")
+                    )
+                }
+                [_, second, ..] => {
+                    return Err(second.err(
+                        "equal-cost paths (several gateways) are not supported for IPv6 yet, \
+                         expected one gateway",
+                    ))
+                }
+            }
+        } else {
+            g
+        };
+        let s = g.str("a gateway address such as 2001:db8::2")?;
+        if !is_v6_text(s) {
+            return Err(g.err(format!(
+                "{} is an IPv4 gateway for the IPv6 prefix {prefix}, expected an IPv6 gateway \
+                 such as 2001:db8::2 (a route is of one family)",
+                quote(s)
+            )));
+        }
+        let (gateway, port) = ipv6_on_link(&g, iface.as_ref(), "gateway", ifs)?;
+        NextHop6::Via { port, gateway }
+    } else if let Some(i) = iface {
+        NextHop6::Connected(port_by_name(&i, i.name("an interface name")?, ifs)?)
+    } else {
+        let t = &others[0];
+        let k = t.path.rsplit('.').next().unwrap_or("");
+        if !t.bool()? {
+            return Err(t.err(format!(
+                "{k}: false does not say where the route goes, expected {k}: true or another target"
+            )));
+        }
+        if k == "blackhole" {
+            NextHop6::Blackhole
+        } else {
+            NextHop6::Unreachable
+        }
+    };
+    Ok(RouteSpec6::new(prefix, next_hop))
+}
+
+fn decode_routes(v: &Val, ifs: &[Interface]) -> R<(Vec<RouteSpec>, Vec<RouteSpec6>)> {
     let mut out: Vec<RouteSpec> = Vec::new();
+    let mut out6: Vec<RouteSpec6> = Vec::new();
     let mut seen: HashMap<Ipv4Prefix, usize> = HashMap::new();
+    let mut seen6: HashMap<Ipv6Prefix, usize> = HashMap::new();
     for it in v.seq("a list of routes")? {
         let m = it.map(&schema::ROUTE)?;
         let tv = m.require(
             "to",
-            "a destination prefix such as 203.0.113.0/24 or default",
+            "a destination prefix such as 203.0.113.0/24, 2001:db8:5::/48 or default",
         )?;
+        if route_is_v6(&m, tv.str("a destination prefix")?) {
+            out6.push(decode_route6(&m, &tv, ifs, &mut seen6)?);
+            continue;
+        }
         let prefix: Ipv4Prefix = parse_prefix(&tv)?;
         if let Some(line) = seen.get(&prefix) {
             return Err(tv.err(format!(
@@ -568,6 +992,13 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
                             )));
                         }
                         for g in gws {
+                            if g.str("").is_ok_and(is_v6_text) {
+                                return Err(g.err(format!(
+                                    "{} is an IPv6 gateway for the IPv4 prefix {prefix}, expected \
+                                     an IPv4 gateway such as 198.18.0.2 (a route is of one family)",
+                                    quote(g.str("")?)
+                                )));
+                            }
                             let gw: Ipv4Addr =
                                 g.parse("an IPv4 address", "a gateway address such as 198.18.0.2")?;
                             let gateway = u32::from(gw);
@@ -616,7 +1047,7 @@ fn decode_routes(v: &Val, ifs: &[Interface]) -> R<Vec<RouteSpec>> {
         r.also = paths;
         out.push(r);
     }
-    Ok(out)
+    Ok((out, out6))
 }
 
 fn decode_kernel_routes(v: &Val) -> R<KernelRoutesConfig> {
@@ -685,20 +1116,48 @@ fn decode_kernel_routes(v: &Val) -> R<KernelRoutesConfig> {
     Ok(KernelRoutesConfig { table, protocols })
 }
 
-fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
+fn decode_neighbours(
+    v: &Val,
+    ifs: &[Interface],
+) -> R<(Vec<StaticNeighbour>, Vec<StaticNeighbour6>)> {
     let mut out: Vec<StaticNeighbour> = Vec::new();
+    let mut out6: Vec<StaticNeighbour6> = Vec::new();
     let mut seen: HashMap<u32, usize> = HashMap::new();
+    let mut seen6: HashMap<(u128, PortId), usize> = HashMap::new();
     for it in v.seq("a list of neighbours")? {
         let m = it.map(&schema::NEIGHBOUR)?;
-        let av = m.require("address", "the neighbour's IPv4 address")?;
-        let ip: Ipv4Addr = av.parse("an IPv4 address", "an address such as 198.19.0.2")?;
-        let addr = u32::from(ip);
-        if let Some(line) = seen.get(&addr) {
-            return Err(av.err(format!(
-                "duplicate neighbour {ip} (first at line {line}), expected each address once"
-            )));
-        }
-        let port = connected_port(&av, addr, "a neighbour on a connected network", ifs)?;
+        let av = m.require(
+            "address",
+            "the neighbour's address such as 198.19.0.2 or 2001:db8:1::2",
+        )?;
+        let v6 = is_v6_text(av.str("an address such as 198.19.0.2")?);
+        let iface = m.get("interface");
+        let (key4, key6) = if v6 {
+            let (addr, port) = ipv6_on_link(&av, iface.as_ref(), "neighbour", ifs)?;
+            if let Some(line) = seen6.get(&(addr, port)) {
+                return Err(av.err(format!(
+                    "duplicate neighbour {} (first at line {line}), expected each address once",
+                    Ipv6Addr::from(addr)
+                )));
+            }
+            (None, Some((addr, port)))
+        } else {
+            let ip: Ipv4Addr = av.parse("an IPv4 address", "an address such as 198.19.0.2")?;
+            let addr = u32::from(ip);
+            if let Some(line) = seen.get(&addr) {
+                return Err(av.err(format!(
+                    "duplicate neighbour {ip} (first at line {line}), expected each address once"
+                )));
+            }
+            if let Some(i) = iface {
+                return Err(i.err(
+                    "interface is for link-local IPv6 neighbours, expected no interface (an \
+                     IPv4 neighbour's interface is the one whose connected network holds it)",
+                ));
+            }
+            let port = connected_port(&av, addr, "a neighbour on a connected network", ifs)?;
+            (Some((addr, port)), None)
+        };
         let mv = m.require("mac", "its MAC address such as \"02:00:00:00:00:02\"")?;
         let s = mv.str("a MAC address")?;
         let mac: Mac = s
@@ -709,10 +1168,16 @@ fn decode_neighbours(v: &Val, ifs: &[Interface]) -> R<Vec<StaticNeighbour>> {
                 "{mac} is a zero, broadcast or multicast MAC, expected a unicast MAC such as 02:00:00:00:00:02"
             )));
         }
-        seen.insert(addr, av.line());
-        out.push(StaticNeighbour { addr, mac, port });
+        if let Some((addr, port)) = key4 {
+            seen.insert(addr, av.line());
+            out.push(StaticNeighbour { addr, mac, port });
+        }
+        if let Some((addr, port)) = key6 {
+            seen6.insert((addr, port), av.line());
+            out6.push(StaticNeighbour6 { addr, mac, port });
+        }
     }
-    Ok(out)
+    Ok((out, out6))
 }
 
 fn decode_conntrack(v: &Val) -> R<ConntrackConfig> {

@@ -11,13 +11,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
 use dataplane::rules::{AddrMatch, Chain, FilterRule, Match, PortRanges, RawAction, RawRule};
 use dataplane::tables::{Interface, IpOptionsPolicy, NextHop};
+use dataplane::tables6::{NextHop6, RaConfig};
 use serde::{Deserialize, Serialize};
 
 use super::{bind_name, Config};
@@ -194,6 +195,13 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
             .collect()
     };
     d.routes = keyed(routes(old), routes(new), prefix_text);
+    let routes6 = |c: &Config| -> BTreeMap<Ipv6Prefix, String> {
+        (c.spec.v6.routes.iter())
+            .map(|r| (r.prefix, next_hop6_text(r.next_hop, &c.spec.interfaces)))
+            .collect()
+    };
+    d.routes
+        .extend(keyed(routes6(old), routes6(new), |p| p.to_string()));
     let neighbours = |c: &Config| -> BTreeMap<u32, String> {
         (c.spec.neighbours.iter())
             .map(|n| (n.addr, n.mac.to_string()))
@@ -202,6 +210,27 @@ pub fn diff(old: &Config, new: &Config, table_capacity: u32) -> ConfigDiff {
     d.neighbours = keyed(neighbours(old), neighbours(new), |a| {
         Ipv4Addr::from(*a).to_string()
     });
+    // A link-local neighbour is one per link: keyed by address and port.
+    let neighbours6 = |c: &Config| -> BTreeMap<(u128, String), String> {
+        (c.spec.v6.neighbours.iter())
+            .map(|n| {
+                let port = if Ipv6Addr::from(n.addr).is_unicast_link_local() {
+                    port_name(n.port, &c.spec.interfaces)
+                } else {
+                    String::new()
+                };
+                ((n.addr, port), n.mac.to_string())
+            })
+            .collect()
+    };
+    d.neighbours.extend(keyed(
+        neighbours6(old),
+        neighbours6(new),
+        |(a, port)| match port.as_str() {
+            "" => Ipv6Addr::from(*a).to_string(),
+            p => format!("{} interface {p}", Ipv6Addr::from(*a)),
+        },
+    ));
     let interfaces = |ifs: &[Interface]| -> BTreeMap<String, String> {
         (ifs.iter().enumerate())
             .map(|(i, f)| (f.name.clone(), interface_text(i, f)))
@@ -392,6 +421,56 @@ fn setting_changes(d: &mut ConfigDiff, old: &Config, new: &Config) {
         a.icmp_errors.burst.to_string(),
         b.icmp_errors.burst.to_string(),
     );
+    // Router advertisements follow the tables: a reload applies them (on
+    // the same ports; other port changes are refused anyway).
+    for (i, (x, y)) in a.interfaces.iter().zip(&b.interfaces).enumerate() {
+        if x.name == y.name {
+            field(
+                &format!("interfaces[{i}].router_advertisements ({})", x.name),
+                ra_text(x.ra.as_ref()),
+                ra_text(y.ra.as_ref()),
+            );
+        }
+    }
+}
+
+/// Router advertisements as one line: `off`, or their settings and
+/// prefixes.
+pub fn ra_text(ra: Option<&RaConfig>) -> String {
+    let Some(r) = ra else {
+        return "off".into();
+    };
+    let mut s = format!(
+        "interval {}, router_lifetime {}, hop_limit {}",
+        r.interval, r.router_lifetime, r.hop_limit
+    );
+    for (on, name) in [(r.managed, "managed"), (r.other, "other")] {
+        if on {
+            s.push_str(&format!(", {name}"));
+        }
+    }
+    if !r.mtu {
+        s.push_str(", no mtu");
+    }
+    let p: Vec<String> = (r.prefixes.iter())
+        .map(|p| {
+            let mut t = format!(
+                "{} valid {} preferred {}",
+                p.prefix,
+                super::decode::lifetime_text(p.valid_lifetime),
+                super::decode::lifetime_text(p.preferred_lifetime)
+            );
+            if !p.on_link {
+                t.push_str(" off-link");
+            }
+            if !p.autonomous {
+                t.push_str(" no-slaac");
+            }
+            t
+        })
+        .collect();
+    s.push_str(&format!(", prefixes [{}]", p.join(", ")));
+    s
 }
 
 /// Added, removed and changed items of two keyed maps.
@@ -529,24 +608,28 @@ pub fn match_text(m: &Match, ifs: &[Interface]) -> String {
     if let Some(p) = m.out_ports {
         parts.push(format!("out: {}", ports(p)));
     }
-    for (key, a) in [("source", &m.source), ("destination", &m.destination)] {
-        match a {
-            Some(AddrMatch::Local) => parts.push(format!("{key}: local")),
-            Some(AddrMatch::Prefixes(p)) => parts.push(format!(
-                "{key}: {}",
-                list(p.iter().map(prefix_text).collect())
-            )),
-            None => {}
+    for (key, a, a6) in [
+        ("source", &m.source, &m.source6),
+        ("destination", &m.destination, &m.destination6),
+    ] {
+        let mut items: Vec<String> = match a {
+            Some(AddrMatch::Local) => {
+                parts.push(format!("{key}: local"));
+                continue;
+            }
+            Some(AddrMatch::Prefixes(p)) => p.iter().map(prefix_text).collect(),
+            None => Vec::new(),
+        };
+        items.extend(a6.iter().flatten().map(|p| p.to_string()));
+        if !items.is_empty() {
+            parts.push(format!("{key}: {}", list(items)));
         }
     }
+    if let Some(f) = m.family {
+        parts.push(format!("family: {}", f.name()));
+    }
     if let Some(p) = m.protocol {
-        let name = match p {
-            1 => "icmp".to_string(),
-            6 => "tcp".to_string(),
-            17 => "udp".to_string(),
-            n => n.to_string(),
-        };
-        parts.push(format!("protocol: {name}"));
+        parts.push(format!("protocol: {}", super::rules::protocol_name(p)));
     }
     for (key, r) in [
         ("source_port", &m.source_port),
@@ -570,11 +653,20 @@ pub fn match_text(m: &Match, ifs: &[Interface]) -> String {
             .collect();
         parts.push(format!("state: [{}]", names.join(", ")));
     }
+    let v6 = m.protocol == Some(super::rules::ICMPV6);
     if let Some(t) = m.icmp_type {
-        parts.push(format!("icmp_type: {}", super::rules::icmp_type_name(t)));
+        parts.push(if v6 {
+            format!("icmpv6_type: {}", super::rules::icmpv6_type_name(t))
+        } else {
+            format!("icmp_type: {}", super::rules::icmp_type_name(t))
+        });
     }
     if let Some(c) = m.icmp_code {
-        parts.push(format!("icmp_code: {}", super::rules::icmp_code_name(c)));
+        parts.push(if v6 {
+            format!("icmpv6_code: {}", super::rules::icmpv6_code_name(c))
+        } else {
+            format!("icmp_code: {}", super::rules::icmp_code_name(c))
+        });
     }
     if parts.is_empty() {
         "{ }".to_string()
@@ -648,13 +740,42 @@ fn next_hop_text(n: NextHop, ifs: &[Interface]) -> String {
     }
 }
 
+/// An IPv6 next hop as the config writes it.
+fn next_hop6_text(n: NextHop6, ifs: &[Interface]) -> String {
+    match n {
+        NextHop6::Via { port, gateway } => {
+            let gw = Ipv6Addr::from(gateway);
+            if gw.is_unicast_link_local() {
+                format!("via {gw} interface {}", port_name(port, ifs))
+            } else {
+                format!("via {gw}")
+            }
+        }
+        NextHop6::Connected(p) => format!("interface {}", port_name(p, ifs)),
+        NextHop6::Blackhole => "blackhole".to_string(),
+        NextHop6::Unreachable => "unreachable".to_string(),
+        NextHop6::Local => "local".to_string(),
+    }
+}
+
+fn port_name(p: PortId, ifs: &[Interface]) -> String {
+    ifs.get(p.0 as usize)
+        .map_or("?".to_string(), |i| i.name.clone())
+}
+
+/// Both families' addresses, IPv4 first.
+fn all_addresses(i: &Interface) -> Vec<String> {
+    (i.addresses.iter().map(|a| a.to_string()))
+        .chain(i.addresses6.iter().map(|a| a.to_string()))
+        .collect()
+}
+
 fn addresses_text(i: &Interface) -> String {
-    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
-    format!("[{}]", a.join(" "))
+    format!("[{}]", all_addresses(i).join(" "))
 }
 
 fn interface_text(port: usize, i: &Interface) -> String {
-    let a: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+    let a = all_addresses(i);
     format!(
         "port {port}, device {}, mtu {}, addresses [{}]",
         i.device,
@@ -948,6 +1069,126 @@ filter:
                 "262144",
                 "1000"
             )]
+        );
+    }
+
+    const DUAL: &str = "
+interfaces:
+  - { name: wan, device: r0, addresses: [198.18.0.1/24, 2001:db8::1/64] }
+  - { name: lan, device: r1, addresses: [198.19.0.1/24, 2001:db8:1::1/64], router_advertisements: true }
+routes:
+  - { to: default, via: 198.18.0.2 }
+  - { to: default, via: 2001:db8::2 }
+  - { to: 2001:db8:5::/48, via: fe80::5, interface: lan }
+neighbors:
+  - { address: 2001:db8::2, mac: \"02:00:00:00:00:02\" }
+  - { address: fe80::5, interface: lan, mac: \"02:00:00:00:00:05\" }
+filter:
+  input:
+    rules:
+      - { match: { icmpv6_type: echo-request }, action: accept, comment: ping6 }
+";
+
+    #[test]
+    fn ipv6_routes_and_neighbours_are_applied_by_a_reload() {
+        let new = DUAL
+            .replace(
+                "to: default, via: 2001:db8::2",
+                "to: default, via: 2001:db8::3",
+            )
+            .replace(
+                "  - { to: 2001:db8:5::/48, via: fe80::5, interface: lan }\n",
+                "  - { to: 2001:db8:6::/48, unreachable: true }\n",
+            )
+            .replace(
+                "fe80::5, interface: lan, mac",
+                "fe80::5, interface: wan, mac",
+            )
+            .replace("\"02:00:00:00:00:02\"", "\"02:00:00:00:00:12\"");
+        let x = d(DUAL, &new);
+        let r = |k: &str, a: Option<&str>, b: Option<&str>| ItemChange {
+            key: k.into(),
+            old: a.map(Into::into),
+            new: b.map(Into::into),
+        };
+        assert_eq!(
+            x.routes,
+            [
+                r("::/0", Some("via 2001:db8::2"), Some("via 2001:db8::3")),
+                r("2001:db8:5::/48", Some("via fe80::5 interface lan"), None),
+                r("2001:db8:6::/48", None, Some("unreachable")),
+            ]
+        );
+        assert_eq!(
+            x.neighbours,
+            [
+                r(
+                    "2001:db8::2",
+                    Some("02:00:00:00:00:02"),
+                    Some("02:00:00:00:00:12")
+                ),
+                r("fe80::5 interface lan", Some("02:00:00:00:00:05"), None),
+                r("fe80::5 interface wan", None, Some("02:00:00:00:00:05")),
+            ]
+        );
+        assert!(x.restart.is_empty(), "{x:?}");
+        let text = x.to_string();
+        assert!(
+            text.contains("  ~ ::/0 via 2001:db8::2 -> via 2001:db8::3"),
+            "{text}"
+        );
+        assert!(text.ends_with("a reload would apply this\n"), "{text}");
+    }
+
+    #[test]
+    fn ipv6_addresses_need_a_restart_as_ipv4_ones_do_and_ras_are_applied() {
+        let new = DUAL.replace("2001:db8::1/64]", "2001:db8::1/64, 2001:db8:7::1/64]");
+        let x = d(DUAL, &new);
+        assert_eq!(
+            x.restart,
+            [SettingChange::new(
+                "interfaces[0].addresses (wan)",
+                "[198.18.0.1/24 2001:db8::1/64]",
+                "[198.18.0.1/24 2001:db8::1/64 2001:db8:7::1/64]"
+            )]
+        );
+        assert_eq!(x.interfaces.len(), 1, "{x:?}");
+        let new = DUAL.replace(
+            "router_advertisements: true",
+            "router_advertisements: { interval: 30, managed: true }",
+        );
+        let x = d(DUAL, &new);
+        assert!(x.restart.is_empty() && x.interfaces.is_empty(), "{x:?}");
+        assert_eq!(
+            x.settings,
+            [SettingChange::new(
+                "interfaces[1].router_advertisements (lan)",
+                "interval 200, router_lifetime 1800, hop_limit 64, prefixes [2001:db8:1::/64 valid 2592000 s preferred 604800 s]",
+                "interval 30, router_lifetime 1800, hop_limit 64, managed, prefixes [2001:db8:1::/64 valid 2592000 s preferred 604800 s]"
+            )]
+        );
+        let off = DUAL.replace(", router_advertisements: true", "");
+        let x = d(DUAL, &off);
+        assert_eq!(x.settings.len(), 1, "{x:?}");
+        assert!(x.settings[0].new == "off", "{x:?}");
+        assert!(x.restart.is_empty(), "{x:?}");
+    }
+
+    #[test]
+    fn inet_rules_show_both_families_and_icmpv6() {
+        let new = DUAL.replace(
+            "{ icmpv6_type: echo-request }",
+            "{ source: [2001:db8::/32, 198.18.0.0/15], family: ipv6, icmpv6_type: 1, icmpv6_code: no-route }",
+        );
+        let x = d(DUAL, &new);
+        let c = &x.chains[0];
+        assert_eq!(
+            c.removed[0].rule,
+            "{ protocol: icmpv6, icmpv6_type: echo-request } accept (ping6)"
+        );
+        assert_eq!(
+            c.added[0].rule,
+            "{ source: [198.18.0.0/15, 2001:db8::/32], family: ipv6, protocol: icmpv6, icmpv6_type: destination-unreachable, icmpv6_code: no-route } accept (ping6)"
         );
     }
 

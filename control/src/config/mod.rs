@@ -38,8 +38,17 @@
 //! interfaces:              # at most 62; order gives the port numbers
 //!   - name: wan            # name used by rules and routes (not host/local)
 //!     device: r0           # kernel netdev taken over (Linux name rules)
-//!     addresses: [198.18.0.1/24]   # address/len; may be empty
+//!     addresses: [198.18.0.1/24, 2001:db8::1/64]   # address/len of either family;
+//!                          # may be empty; no link-local (fe80::/64 comes from the MAC)
 //!     mtu: 1500            # 68..=9000
+//!     router_advertisements: true   # IPv6 RAs (RFC 4861); off when absent. true:
+//!                          # every /64 on-link prefix for SLAAC, or a map:
+//!                          # { interval: 200 (4..=1800), router_lifetime: 1800 (0 or
+//!                          #   interval..=9000), hop_limit: 64, managed: false,
+//!                          #   other: false, mtu: true, prefixes: [2001:db8::/64 |
+//!                          #   { prefix, valid_lifetime: 2592000, preferred_lifetime:
+//!                          #   604800 (seconds or infinity), on_link: true,
+//!                          #   autonomous: true (needs a /64) }] }
 //! host:
 //!   tun: rtr0              # TUN carrying the router's own traffic to the kernel
 //!   enabled: true          # false: no host path (pure forwarder)
@@ -52,13 +61,24 @@
 //!     blackhole: true      # drop silently (or unreachable: true: ICMP net unreachable)
 //!   - to: 198.18.128.0/24
 //!     via: [198.19.0.2, 198.19.0.3]   # several gateways: ECMP, a flow keeps its path
+//!                          # (IPv4 only for now)
+//!   - to: default          # with an IPv6 gateway: IPv6's default route (::/0)
+//!     via: 2001:db8::2     # a gateway on an on-link prefix
+//!   - to: 2001:db8:5::/48
+//!     via: fe80::5         # a link-local gateway needs its interface
+//!     interface: lan
+//!   - to: "::/0"           # IPv6's default by name: `to: default` without a
+//!     blackhole: true      # gateway is IPv4's
 //! kernel_routes:           # follow a kernel table (BIRD, FRR, ip route); off when absent
 //!   table: main            # main or a table number (not 255, local)
 //!   protocols: [bgp, bird, zebra, static]   # rtm_protocol names or 0-255; default:
 //!                          # every protocol but kernel; never routerd's own (250)
-//! neighbors:               # static ARP entries, each on a connected network
+//! neighbors:               # static ARP/NDP entries, each on a connected network
 //!   - address: 198.19.0.2
 //!     mac: "02:00:00:00:00:02"
+//!   - address: fe80::2     # link-local: needs interface; a global one does not
+//!     interface: wan
+//!     mac: "02:00:00:00:00:03"
 //! conntrack:
 //!   max_entries: 262144    # per worker table, 1..=16777216
 //!   tcp_loose: true        # pick up TCP flows mid-stream (netfilter default)
@@ -93,13 +113,19 @@
 //!
 //! Match keys (all present ones must hold): `in`, `out` (an interface name,
 //! a list of them, or `host`), `source`, `destination` (a prefix, a list of
-//! them, or `local`), `protocol` (`tcp`, `udp`, `icmp` or 0-255),
-//! `source_port`, `destination_port` (a port, `"lo-hi"` or a list; needs
-//! `protocol: tcp` or `udp`), `state` (list of new, established, related,
-//! invalid, untracked; not in raw rules), `icmp_type`, `icmp_code` (nftables
-//! names or numbers; need `protocol: icmp`). `in`/`out` values that can never
-//! match in a chain (`out` in raw, `out: wan` in input, `in: host` in
-//! forward, ...) are errors.
+//! them, IPv4 and IPv6 mixed, or `local`: the router's addresses of both
+//! families), `family` (`ipv4` or `ipv6`), `protocol` (`tcp`, `udp`,
+//! `icmp`, `icmpv6` or 0-255), `source_port`, `destination_port` (a port,
+//! `"lo-hi"` or a list; needs `protocol: tcp` or `udp`), `state` (list of
+//! new, established, related, invalid, untracked; not in raw rules),
+//! `icmp_type`, `icmp_code` (nftables names or numbers; need `protocol:
+//! icmp`), `icmpv6_type`, `icmpv6_code` (nftables names or numbers; imply
+//! `protocol: icmpv6`). One rule list serves both families, as nftables'
+//! `inet` table: a condition with prefixes of one family only never matches
+//! a packet of the other. `in`/`out` values that can never match in a chain
+//! (`out` in raw, `out: wan` in input, `in: host` in forward, ...) and rules
+//! no family can match (`family: ipv4` with only IPv6 prefixes, ICMPv6 in
+//! an IPv4 rule) are errors.
 
 mod decode;
 pub mod diff;
@@ -112,9 +138,10 @@ pub use error::ConfigError;
 
 use dataplane::addr::{Ipv4Prefix, Mac};
 use dataplane::tables::{NextHop, TablesSpec};
+use dataplane::tables6::NextHop6;
 pub use dataplane::xsk::BindMode;
 use std::fmt::Write as _;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 /// XDP attach mode.
@@ -289,23 +316,32 @@ impl Config {
         let _ = writeln!(s, "{}: configuration is valid", self.path.display());
         let _ = writeln!(s, "interfaces: {}", self.spec.interfaces.len());
         for i in &self.spec.interfaces {
-            let addrs: Vec<String> = i.addresses.iter().map(|a| a.to_string()).collect();
+            let addrs: Vec<String> = (i.addresses.iter().map(|a| a.to_string()))
+                .chain(i.addresses6.iter().map(|a| a.to_string()))
+                .collect();
             let addrs = if addrs.is_empty() {
                 "no addresses".to_string()
             } else {
                 addrs.join(" ")
             };
+            let ra = if i.ra.is_some() {
+                ", router advertisements"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 s,
-                "  {} (device {}, mtu {}): {}",
-                i.name, i.device, i.mtu, addrs
+                "  {} (device {}, mtu {}): {addrs}{ra}",
+                i.name, i.device, i.mtu
             );
         }
-        let connected: usize = self.spec.interfaces.iter().map(|i| i.addresses.len()).sum();
+        let connected: usize = (self.spec.interfaces.iter())
+            .map(|i| i.addresses.len() + i.addresses6.len())
+            .sum();
         let _ = writeln!(
             s,
             "routes: {} configured, {} connected",
-            self.spec.routes.len(),
+            self.spec.routes.len() + self.spec.v6.routes.len(),
             connected
         );
         for r in &self.spec.routes {
@@ -317,7 +353,14 @@ impl Config {
             let paths: Vec<String> = r.paths().map(|n| self.next_hop_text(n)).collect();
             let _ = writeln!(s, "  {to} {}", paths.join(", "));
         }
-        let _ = writeln!(s, "neighbours: {} static", self.spec.neighbours.len());
+        for r in &self.spec.v6.routes {
+            let _ = writeln!(s, "  {} {}", r.prefix, self.next_hop6_text(r.next_hop));
+        }
+        let _ = writeln!(
+            s,
+            "neighbours: {} static",
+            self.spec.neighbours.len() + self.spec.v6.neighbours.len()
+        );
         let _ = writeln!(
             s,
             "raw: prerouting {}, output {}",
@@ -397,14 +440,32 @@ impl Config {
         s
     }
 
+    fn port_name(&self, p: dataplane::packet::PortId) -> String {
+        self.spec
+            .interfaces
+            .get(p.0 as usize)
+            .map_or("?", |i| i.name.as_str())
+            .to_string()
+    }
+
+    fn next_hop6_text(&self, n: NextHop6) -> String {
+        match n {
+            NextHop6::Local => "local".into(),
+            NextHop6::Connected(p) => format!("dev {}", self.port_name(p)),
+            NextHop6::Via { port, gateway } => {
+                format!(
+                    "via {} dev {}",
+                    Ipv6Addr::from(gateway),
+                    self.port_name(port)
+                )
+            }
+            NextHop6::Blackhole => "blackhole".into(),
+            NextHop6::Unreachable => "unreachable".into(),
+        }
+    }
+
     fn next_hop_text(&self, n: NextHop) -> String {
-        let name = |p: dataplane::packet::PortId| {
-            self.spec
-                .interfaces
-                .get(p.0 as usize)
-                .map_or("?", |i| i.name.as_str())
-                .to_string()
-        };
+        let name = |p: dataplane::packet::PortId| self.port_name(p);
         match n {
             NextHop::Local => "local".into(),
             NextHop::Connected(p) => format!("dev {}", name(p)),

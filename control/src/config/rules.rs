@@ -3,11 +3,12 @@
 
 use super::schema;
 use super::yaml::{one_of, quote, suggest, Val, R};
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::conntrack::CtState;
 use dataplane::packet::PortId;
 use dataplane::rules::{
-    AddrMatch, Chain, FilterAction, FilterRule, Match, PortRanges, RawAction, RawRule,
+    AddrMatch, Chain, Family, FilterAction, FilterRule, Match, PortRanges, Prefixes6, RawAction,
+    RawRule, FAMILY_V4, FAMILY_V6,
 };
 use dataplane::tables::Interface;
 use smallvec::SmallVec;
@@ -28,6 +29,18 @@ pub(super) fn parse_prefix(v: &Val) -> R<Ipv4Prefix> {
     let s = v.str("a prefix such as 198.18.0.0/24")?;
     s.parse::<Ipv4Prefix>()
         .map_err(|e| v.err(format!("{} is not a prefix, expected {e}", quote(s))))
+}
+
+/// An IPv6 prefix such as `2001:db8::/32` (`default` is `::/0`).
+pub(super) fn parse_prefix6(v: &Val) -> R<Ipv6Prefix> {
+    let s = v.str("a prefix such as 2001:db8::/32")?;
+    s.parse::<Ipv6Prefix>()
+        .map_err(|e| v.err(format!("{} is not a prefix, expected {e}", quote(s))))
+}
+
+/// Whether config text is written as an IPv6 address or prefix.
+pub(super) fn is_v6_text(s: &str) -> bool {
+    s.contains(':')
 }
 
 /// The port of the interface called `name`.
@@ -198,10 +211,34 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
         out.out_ports = Some(port_mask(&o, hook, hook.out_side(), ports)?);
     }
     if let Some(s) = m.get("source") {
-        out.source = Some(addr_match(&s)?);
+        (out.source, out.source6) = addr_match(&s)?;
     }
     if let Some(d) = m.get("destination") {
-        out.destination = Some(addr_match(&d)?);
+        (out.destination, out.destination6) = addr_match(&d)?;
+    }
+    if let Some(f) = m.get("family") {
+        out.family = Some(f.word(&[("ipv4", Family::Ipv4), ("ipv6", Family::Ipv6)])?);
+    }
+    let families = out.compute_families();
+    if families == 0 {
+        // A condition's prefixes leave no family the other allows.
+        let (at, why) = match (m.get("family"), out.family) {
+            (Some(f), Some(fam)) => {
+                let key = if only_other_family(&out.source, &out.source6, fam) {
+                    "source"
+                } else {
+                    "destination"
+                };
+                (f, format!("family: {} never matches: {key} has only {} prefixes, expected prefixes of the family or no family", fam.name(), other_name(fam)))
+            }
+            _ => (
+                m.get("destination").unwrap_or_else(|| m.val.clone()),
+                "destination and source have prefixes of different families only: the rule \
+                 never matches a packet, expected prefixes of one family in both"
+                    .to_string(),
+            ),
+        };
+        return Err(at.err(why));
     }
     for (key, slot) in [
         ("source_port", &mut out.source_port),
@@ -250,7 +287,13 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
     }
     for (key, is_type) in [("icmp_type", true), ("icmp_code", false)] {
         if let Some(t) = m.get(key) {
-            let n = icmp_number(&t, is_type)?;
+            let n = icmp_number(&t, is_type, false)?;
+            if out.protocol == Some(ICMPV6) {
+                return Err(t.err(format!(
+                    "{key} is IPv4's ICMP, and this rule has protocol: icmpv6, expected {}",
+                    key.replace("icmp_", "icmpv6_")
+                )));
+            }
             if out.protocol != Some(1) {
                 return Err(t.err(format!("{key} needs protocol: icmp in the same match")));
             }
@@ -261,16 +304,96 @@ fn decode_match(v: Option<Val>, hook: Hook, ports: &Ports) -> R<Match> {
             }
         }
     }
+    for (key, is_type) in [("icmpv6_type", true), ("icmpv6_code", false)] {
+        if let Some(t) = m.get(key) {
+            let n = icmp_number(&t, is_type, true)?;
+            if let Some(k) = ["icmp_type", "icmp_code"]
+                .iter()
+                .find(|k| m.get(k).is_some())
+            {
+                return Err(t.err(format!(
+                    "{key} cannot be matched with {k}: one is ICMPv6, the other IPv4's ICMP, \
+                     expected one of them"
+                )));
+            }
+            // icmpv6_type implies protocol: icmpv6, as in nftables.
+            match out.protocol {
+                None | Some(ICMPV6) => out.protocol = Some(ICMPV6),
+                Some(p) => {
+                    return Err(t.err(format!(
+                        "{key} needs protocol: icmpv6 (or no protocol), not protocol: {}",
+                        protocol_name(p)
+                    )))
+                }
+            }
+            if is_type {
+                out.icmp_type = Some(n);
+            } else {
+                out.icmp_code = Some(n);
+            }
+        }
+    }
+    // ICMP of one family in a rule that can only match the other.
+    let wrong = match out.protocol {
+        Some(ICMPV6) if families & FAMILY_V6 == 0 => Some(("icmpv6", "IPv6", "IPv4", "icmp")),
+        Some(1) if families & FAMILY_V4 == 0 => Some(("icmp", "IPv4", "IPv6", "icmpv6")),
+        _ => None,
+    };
+    if let Some((proto, is, only, instead)) = wrong {
+        let at = ["icmpv6_type", "icmpv6_code", "protocol"]
+            .iter()
+            .find_map(|k| m.get(k))
+            .unwrap_or_else(|| m.val.clone());
+        let why = match out.family {
+            Some(f) if f.name() != is.to_ascii_lowercase() => format!("family: {}", f.name()),
+            _ => format!("{only} prefixes only"),
+        };
+        return Err(at.err(format!(
+            "protocol {proto} is {is} only and this rule matches {only} packets only ({why}), \
+             expected protocol: {instead} or {is} prefixes"
+        )));
+    }
     Ok(out)
 }
 
+/// The ICMPv6 protocol number (IPv6 next header 58).
+pub(super) const ICMPV6: u8 = 58;
+
+/// A protocol as a rule writes it.
+pub(super) fn protocol_name(p: u8) -> String {
+    match p {
+        1 => "icmp".into(),
+        6 => "tcp".into(),
+        17 => "udp".into(),
+        ICMPV6 => "icmpv6".into(),
+        n => n.to_string(),
+    }
+}
+
+/// Whether an address condition has prefixes of the family other than
+/// `fam` only.
+fn only_other_family(v4: &Option<AddrMatch>, v6: &Option<Prefixes6>, fam: Family) -> bool {
+    match fam {
+        Family::Ipv4 => v6.is_some() && v4.is_none(),
+        Family::Ipv6 => matches!(v4, Some(AddrMatch::Prefixes(_))) && v6.is_none(),
+    }
+}
+
+fn other_name(fam: Family) -> &'static str {
+    match fam {
+        Family::Ipv4 => "IPv6",
+        Family::Ipv6 => "IPv4",
+    }
+}
+
 fn protocol(v: &Val) -> R<u8> {
-    const EXPECTED: &str = "tcp, udp, icmp or a protocol number 0-255";
+    const EXPECTED: &str = "tcp, udp, icmp, icmpv6 or a protocol number 0-255";
     let s = v.str(EXPECTED)?;
     match s {
         "tcp" => Ok(6),
         "udp" => Ok(17),
         "icmp" => Ok(1),
+        "icmpv6" | "ipv6-icmp" => Ok(ICMPV6),
         _ => s.parse::<u8>().map_err(|_| {
             v.err(format!(
                 "{} is not a protocol, expected {EXPECTED}",
@@ -322,24 +445,35 @@ fn port_mask(v: &Val, hook: Hook, side: Side, ports: &Ports) -> R<u64> {
     Ok(mask)
 }
 
-fn addr_match(v: &Val) -> R<AddrMatch> {
+/// `local`, or prefixes of either family: the IPv4 ones and the IPv6
+/// ones (a condition of `inet` rules).
+fn addr_match(v: &Val) -> R<(Option<AddrMatch>, Option<Prefixes6>)> {
     if !v.is_seq() && v.str("a prefix, a list of prefixes or local")? == "local" {
-        return Ok(AddrMatch::Local);
+        return Ok((Some(AddrMatch::Local), None));
     }
     let items = v.one_or_many();
     if items.is_empty() {
         return Err(v.err("empty list, expected prefixes or local"));
     }
-    let mut out: SmallVec<[Ipv4Prefix; 2]> = SmallVec::new();
+    let mut v4: SmallVec<[Ipv4Prefix; 2]> = SmallVec::new();
+    let mut v6 = Prefixes6::new();
     for it in items {
-        if it.str("a prefix")? == "local" {
+        let s = it.str("a prefix")?;
+        if s == "local" {
             return Err(it.err(
                 "local cannot be mixed with prefixes in a list, expected local alone or only prefixes",
             ));
         }
-        out.push(parse_prefix(&it)?);
+        if is_v6_text(s) {
+            v6.push(parse_prefix6(&it)?);
+        } else {
+            v4.push(parse_prefix(&it)?);
+        }
     }
-    Ok(AddrMatch::Prefixes(out))
+    Ok((
+        (!v4.is_empty()).then_some(AddrMatch::Prefixes(v4)),
+        (!v6.is_empty()).then_some(v6),
+    ))
 }
 
 fn port_ranges(v: &Val) -> R<PortRanges> {
@@ -400,11 +534,12 @@ pub(super) const ICMP_CODES: &[(&str, u8)] = &[
     ("admin-prohibited", 13),
 ];
 
-fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
-    let (table, what) = if is_type {
-        (ICMP_TYPES, "an ICMP type")
-    } else {
-        (ICMP_CODES, "an ICMP code")
+fn icmp_number(v: &Val, is_type: bool, v6: bool) -> R<u8> {
+    let (table, what) = match (is_type, v6) {
+        (true, false) => (ICMP_TYPES, "an ICMP type"),
+        (false, false) => (ICMP_CODES, "an ICMP code"),
+        (true, true) => (ICMPV6_TYPES, "an ICMPv6 type"),
+        (false, true) => (ICMPV6_CODES, "an ICMPv6 code"),
     };
     let s = v.str(what)?;
     if let Ok(n) = s.parse::<u8>() {
@@ -423,6 +558,57 @@ fn icmp_number(v: &Val, is_type: bool) -> R<u8> {
         quote(s),
         names.join(", ")
     )))
+}
+
+/// ICMPv6 type names as nftables spells them (`icmpv6 type`); the first
+/// of two names for one number is the one shown.
+pub(super) const ICMPV6_TYPES: &[(&str, u8)] = &[
+    ("destination-unreachable", 1),
+    ("packet-too-big", 2),
+    ("time-exceeded", 3),
+    ("parameter-problem", 4),
+    ("echo-request", 128),
+    ("echo-reply", 129),
+    ("mld-listener-query", 130),
+    ("mld-listener-report", 131),
+    ("mld-listener-done", 132),
+    ("mld-listener-reduction", 132),
+    ("nd-router-solicit", 133),
+    ("nd-router-advert", 134),
+    ("nd-neighbor-solicit", 135),
+    ("nd-neighbor-advert", 136),
+    ("nd-redirect", 137),
+    ("router-renumbering", 138),
+    ("ind-neighbor-solicit", 141),
+    ("ind-neighbor-advert", 142),
+    ("mld2-listener-report", 143),
+];
+
+/// ICMPv6 destination unreachable codes as nftables spells them.
+pub(super) const ICMPV6_CODES: &[(&str, u8)] = &[
+    ("no-route", 0),
+    ("admin-prohibited", 1),
+    ("addr-unreachable", 3),
+    ("port-unreachable", 4),
+    ("policy-fail", 5),
+    ("reject-route", 6),
+];
+
+/// An ICMPv6 type as a rule writes it: its nftables name, or the number.
+pub(super) fn icmpv6_type_name(n: u8) -> String {
+    name_of(ICMPV6_TYPES, n)
+}
+
+/// An ICMPv6 code as a rule writes it.
+pub(super) fn icmpv6_code_name(n: u8) -> String {
+    name_of(ICMPV6_CODES, n)
+}
+
+fn name_of(table: &[(&str, u8)], n: u8) -> String {
+    table
+        .iter()
+        .find(|(_, t)| *t == n)
+        .map_or_else(|| n.to_string(), |(name, _)| (*name).to_string())
 }
 
 /// An ICMP type as a rule writes it: its nftables name, or the number.

@@ -70,9 +70,52 @@ const fn f(key: &'static str, ty: Ty, doc: &'static str) -> Field {
     Field { key, ty, doc }
 }
 
-const PREFIX: &str = r"^(default|(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2]))$";
-const IFADDR: &str = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}/([0-9]|[12][0-9]|3[0-2])$";
-const ADDRESS: &str = r"^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$";
+/// An IPv4 address (as a regular expression).
+macro_rules! v4 {
+    () => {
+        r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}"
+    };
+}
+/// An IPv6 address in any of RFC 4291 2.2's forms (as a regular expression).
+macro_rules! v6 {
+    () => {
+        concat!(
+            r"(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}",
+            r"|([0-9A-Fa-f]{1,4}:){1,7}:",
+            r"|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}",
+            r"|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}",
+            r"|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}",
+            r"|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}",
+            r"|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}",
+            r"|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}",
+            r"|:((:[0-9A-Fa-f]{1,4}){1,7}|:)",
+            r"|([0-9A-Fa-f]{1,4}:){6}",
+            v4!(),
+            r"|::([Ff]{4}(:0{1,4})?:)?",
+            v4!(),
+            r"|([0-9A-Fa-f]{1,4}:){1,4}:",
+            v4!(),
+            ")"
+        )
+    };
+}
+macro_rules! v4_len {
+    () => {
+        r"/([0-9]|[12][0-9]|3[0-2])"
+    };
+}
+macro_rules! v6_len {
+    () => {
+        r"/([0-9]|[1-9][0-9]|1[01][0-9]|12[0-8])"
+    };
+}
+
+/// A prefix of either family, or `default`.
+const PREFIX: &str = concat!("^(default|", v4!(), v4_len!(), "|", v6!(), v6_len!(), ")$");
+/// An IPv6 prefix.
+const PREFIX6: &str = concat!("^", v6!(), v6_len!(), "$");
+const IFADDR: &str = concat!("^(", v4!(), v4_len!(), "|", v6!(), v6_len!(), ")$");
+const ADDRESS: &str = concat!("^(", v4!(), "|", v6!(), ")$");
 const MAC: &str = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$";
 /// Linux `dev_valid_name`.
 const DEVICE: &str = r"^[^/:\s]{1,15}$";
@@ -84,7 +127,7 @@ const SOCKET_ADDR: &str = r"^(\[[0-9A-Fa-f:.]+\]|[0-9.]+):[0-9]{1,5}$";
 const ANY_TEXT: &str = r"";
 
 use super::decode::RT_PROTOS;
-use super::rules::{ICMP_CODES, ICMP_TYPES};
+use super::rules::{ICMPV6_CODES, ICMPV6_TYPES, ICMP_CODES, ICMP_TYPES};
 
 pub static DATAPLANE: Obj = Obj {
     doc: "Settings of the poll-mode workers and ports (a restart applies them).",
@@ -127,11 +170,64 @@ pub static INTERFACE: Obj = Obj {
         f(
             "addresses",
             Ty::OneOrList(&Ty::Text(IFADDR)),
-            "Addresses with their prefix length, e.g. 198.18.0.1/24; may be empty.",
+            "Addresses with their prefix length, IPv4 and IPv6 mixed, e.g. [198.18.0.1/24, 2001:db8::1/64]; may be empty. No link-local IPv6 address: each port's comes from its MAC.",
         ),
         f("mtu", Ty::Int(68, 9000), "MTU (default 1500)."),
+        f(
+            "router_advertisements",
+            Ty::Either(&[Ty::Bool, Ty::Obj(&RA)]),
+            "IPv6 router advertisements on this interface (RFC 4861): true (every /64 on-link prefix, SLAAC) or their settings; off when absent. Needs an IPv6 address.",
+        ),
     ],
 };
+
+pub static RA: Obj = Obj {
+    doc: "Router advertisements (radvd's settings; RFC 4861 6.2.1).",
+    required: &[],
+    fields: &[
+        f("interval", Ty::Int(4, 1800), "Seconds between unsolicited advertisements, MaxRtrAdvInterval (default 200)."),
+        f("router_lifetime", Ty::Int(0, 9000), "Seconds hosts keep the router as a default router: 0 (not a default router) or at least the interval (default 1800)."),
+        f("hop_limit", Ty::Int(0, 255), "Hop limit hosts use, 0: unspecified (default 64)."),
+        f("managed", Ty::Bool, "M flag: addresses from DHCPv6 (default false)."),
+        f("other", Ty::Bool, "O flag: other settings from DHCPv6 (default false)."),
+        f("mtu", Ty::Bool, "Announce the interface's MTU (default true)."),
+        f(
+            "prefixes",
+            Ty::List(&Ty::Either(&[Ty::Text(PREFIX6), Ty::Obj(&RA_PREFIX)])),
+            "On-link prefixes of this interface to announce (default: every /64 on-link prefix).",
+        ),
+    ],
+};
+
+pub static RA_PREFIX: Obj = Obj {
+    doc: "An announced prefix (RFC 4861 4.6.2).",
+    required: &["prefix"],
+    fields: &[
+        f(
+            "prefix",
+            Ty::Text(PREFIX6),
+            "An on-link prefix of the interface.",
+        ),
+        f(
+            "valid_lifetime",
+            LIFETIME_REF,
+            "Seconds or infinity (default 2592000, 30 days).",
+        ),
+        f(
+            "preferred_lifetime",
+            LIFETIME_REF,
+            "Seconds or infinity, at most the valid lifetime (default 604800, 7 days).",
+        ),
+        f("on_link", Ty::Bool, "L flag (default true)."),
+        f(
+            "autonomous",
+            Ty::Bool,
+            "A flag: hosts form addresses (SLAAC), needs a /64 (default true).",
+        ),
+    ],
+};
+
+const LIFETIME_REF: Ty = Ty::Either(&[Ty::Int(0, u32::MAX as u64), Ty::Words(&["infinity"])]);
 
 pub static HOST: Obj = Obj {
     doc: "The host path: a TUN device carrying the router's own traffic to the kernel.",
@@ -151,41 +247,46 @@ pub static HOST: Obj = Obj {
 };
 
 pub static ROUTE: Obj = Obj {
-    doc: "A route: exactly one of via, interface, blackhole: true or unreachable: true.",
+    doc: "A route: exactly one of via, interface, blackhole: true or unreachable: true (an IPv6 via may name its interface).",
     required: &["to"],
     fields: &[
         f(
             "to",
             Ty::Text(PREFIX),
-            "A destination prefix (no host bits) or default.",
+            "A destination prefix (no host bits), IPv4 or IPv6, or default (IPv6's with an IPv6 via; write ::/0 for an IPv6 blackhole or unreachable default).",
         ),
         f(
             "via",
             Ty::OneOrList(&Ty::Text(ADDRESS)),
-            "A gateway on a connected network, or a list of them: equal-cost paths (ECMP, one flow keeps one path).",
+            "A gateway on a connected network, or a list of them: equal-cost paths (ECMP, one flow keeps one path; IPv4 only). An IPv6 gateway may be link-local with interface.",
         ),
         f(
             "interface",
             Ty::Text(IFNAME),
-            "Directly connected out of this interface.",
+            "Directly connected out of this interface; with an IPv6 via, the gateway's interface (needed for a link-local gateway).",
         ),
         f("blackhole", Ty::Bool, "true: drop silently."),
         f(
             "unreachable",
             Ty::Bool,
-            "true: drop and answer ICMP net unreachable.",
+            "true: drop and answer ICMP net unreachable (ICMPv6 no route).",
         ),
     ],
 };
 
 pub static NEIGHBOUR: Obj = Obj {
-    doc: "A static ARP entry on a connected network.",
+    doc: "A static ARP or IPv6 neighbour entry on a connected network.",
     required: &["address", "mac"],
     fields: &[
         f(
             "address",
             Ty::Text(ADDRESS),
-            "The neighbour's IPv4 address.",
+            "The neighbour's IPv4 or IPv6 address (link-local with interface).",
+        ),
+        f(
+            "interface",
+            Ty::Text(IFNAME),
+            "The interface of a link-local IPv6 neighbour (a global one's comes from the on-link prefixes).",
         ),
         f(
             "mac",
@@ -287,17 +388,22 @@ pub static MATCH: Obj = Obj {
         f(
             "source",
             ADDRS_REF,
-            "Prefix(es), or local (the router's own addresses).",
+            "Prefix(es) of either family, mixed, or local (the router's own addresses, both families).",
         ),
         f(
             "destination",
             ADDRS_REF,
-            "Prefix(es), or local (the router's own addresses).",
+            "Prefix(es) of either family, mixed, or local (the router's own addresses, both families).",
+        ),
+        f(
+            "family",
+            Ty::Words(&["ipv4", "ipv6"]),
+            "Only this family (nftables' meta nfproto); rules match both when absent.",
         ),
         f(
             "protocol",
-            Ty::Either(&[Ty::Words(&["tcp", "udp", "icmp"]), Ty::Int(0, 255)]),
-            "tcp, udp, icmp or a protocol number.",
+            Ty::Either(&[Ty::Words(&["tcp", "udp", "icmp", "icmpv6", "ipv6-icmp"]), Ty::Int(0, 255)]),
+            "tcp, udp, icmp, icmpv6 or a protocol number.",
         ),
         f(
             "source_port",
@@ -329,6 +435,16 @@ pub static MATCH: Obj = Obj {
             "icmp_code",
             Ty::Either(&[Ty::Named(ICMP_CODES), Ty::Int(0, 255)]),
             "An ICMP code (nftables name or number); needs protocol icmp.",
+        ),
+        f(
+            "icmpv6_type",
+            Ty::Either(&[Ty::Named(ICMPV6_TYPES), Ty::Int(0, 255)]),
+            "An ICMPv6 type (nftables name or number); implies protocol icmpv6.",
+        ),
+        f(
+            "icmpv6_code",
+            Ty::Either(&[Ty::Named(ICMPV6_CODES), Ty::Int(0, 255)]),
+            "An ICMPv6 code (nftables name or number); implies protocol icmpv6.",
         ),
     ],
 };
@@ -463,7 +579,7 @@ pub static TOP: Obj = Obj {
         f(
             "neighbors",
             Ty::List(&Ty::Obj(&NEIGHBOUR)),
-            "Static ARP entries.",
+            "Static ARP and IPv6 neighbour entries.",
         ),
         f("conntrack", Ty::Obj(&CONNTRACK), CONNTRACK.doc),
         f("icmp_errors", Ty::Obj(&ICMP_ERRORS), ICMP_ERRORS.doc),

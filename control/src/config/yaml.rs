@@ -247,6 +247,10 @@ impl<'n> Val<'n> {
         }
     }
 
+    pub fn is_map(&self) -> bool {
+        matches!(self.node, Node::Mapping(_))
+    }
+
     pub fn is_seq(&self) -> bool {
         matches!(self.node, Node::Sequence(_))
     }

@@ -55,10 +55,19 @@ impl Pipeline {
                     self.st.run_add(&mut run, i, k, len, total);
                     v
                 }
-                _ => {
-                    self.st.run_add(&mut run, i, RunKey::NONE, 0, 0);
-                    self.st.general(t, p)
-                }
+                _ => match self.st.fast6(t, p) {
+                    // The IPv6 transit fast path.
+                    Some((total, f)) => {
+                        self.st.run_add(&mut run, i, f.key, p.len, total);
+                        rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
+                        p.len = ETH_HDR_LEN + total;
+                        Verdict::Tx(f.out)
+                    }
+                    None => {
+                        self.st.run_add(&mut run, i, RunKey::NONE, 0, 0);
+                        self.st.general(t, p)
+                    }
+                },
             };
         }
         self.st
@@ -97,7 +106,18 @@ impl State {
                 self.counters.to_host += pkts;
                 return;
             }
-            Decision::Transit { in_port, out, code } => (in_port, out, code),
+            Decision::Transit {
+                in_port,
+                out,
+                code,
+                v6,
+            } => {
+                if v6 {
+                    self.counters.ipv6_rx += pkts;
+                    self.counters.ipv6_forwarded += pkts;
+                }
+                (in_port, out, code)
+            }
         };
         let c = &mut self.counters;
         let (in_port, out) = (in_port.0 as usize, out.0 as usize);

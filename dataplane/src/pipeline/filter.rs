@@ -14,7 +14,7 @@ use crate::tables::Tables;
 use crate::trace::{Event, Tracer};
 use crate::wire::{ethernet, icmp, icmpv6, ipv4, ipv6, tcp};
 
-use super::stubs6::reply6;
+use crate::reply6;
 
 use super::conntrack::ct_info;
 use super::{Outcome, State};

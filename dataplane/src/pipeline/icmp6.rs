@@ -9,8 +9,8 @@ use crate::tables::Tables;
 use crate::tables6::source_address;
 use crate::wire::{ethernet, icmpv6};
 
-use super::stubs6::reply6;
 use super::{Outcome, State};
+use crate::reply6;
 
 /// The rate limiter's key for an IPv6 source: its addresses folded to 32
 /// bits (sources that collide share a bucket, which only makes the limit
@@ -37,10 +37,13 @@ impl State {
         reason: DropReason,
     ) -> Outcome {
         let icmp_type = m.has_icmp.then_some(m.icmp_type);
-        if pkt.port.is_host()
-            || m.nonfirst_fragment
-            || !reply6::may_send_error6(m.proto, icmp_type, m.dst6, m.src6)
-        {
+        // RFC 4443 2.4(e): packet too big may answer a multicast packet.
+        let allowed = if msg_type == icmpv6::PACKET_TOO_BIG {
+            reply6::may_send_packet_too_big6(m.proto, icmp_type, m.src6)
+        } else {
+            reply6::may_send_error6(m.proto, icmp_type, m.dst6, m.src6)
+        };
+        if pkt.port.is_host() || m.nonfirst_fragment || !allowed {
             return Outcome::drop(reason);
         }
         // RFC 4443 2.4(e.3): not about a link-layer multicast or broadcast,

@@ -20,7 +20,10 @@
 //!   every stage in turn);
 //! - the stages, in packet order: `parse`, `raw`, `conntrack`, `route`,
 //!   `filter`, `neighbour`, `rewrite`; and the replies the router builds:
-//!   `icmp` (ICMP errors), `arp` (ARP requests for our addresses).
+//!   `icmp` (ICMP errors), `arp` (ARP requests for our addresses);
+//! - IPv6's neighbour stage: `ndp` (neighbour and router discovery
+//!   addressed to the router), `neighbour6` (next hops resolved by NDP,
+//!   their queue, probes and the periodic router advertisements).
 
 mod arp;
 mod burst;
@@ -31,7 +34,9 @@ mod general6;
 mod icmp;
 mod icmp6;
 mod local;
+mod ndp;
 mod neighbour;
+mod neighbour6;
 mod parse;
 mod parse6;
 mod raw;
@@ -39,7 +44,6 @@ mod rewrite;
 mod route;
 mod route6;
 mod run;
-mod stubs6;
 mod transit;
 
 use std::sync::Arc;
@@ -48,7 +52,7 @@ use crate::addr::Mac;
 use crate::conntrack::Conntrack;
 use crate::counters::Counters;
 use crate::drop::DropReason;
-use crate::neighbour::{Neighbours, PendingQueue};
+use crate::neighbour::{NeighbourState, Neighbours, PendingQueue};
 use crate::packet::{Pkt, PortId, Verdict};
 use crate::reply::IcmpLimiter;
 use crate::rewrite::L2;
@@ -66,6 +70,21 @@ const REFRESH_BATCH: usize = 16;
 /// Neighbours learned in one loop that are passed on to the other workers,
 /// at most (more is rare: a refresh brings them again).
 const LEARNED_MAX: usize = 64;
+
+/// When a port's next unsolicited router advertisement is due.
+#[derive(Clone, Copy, Debug, Default)]
+struct RaSched {
+    /// The port advertises (its interface has `ra`).
+    on: bool,
+    /// Second the next one is due.
+    next: u32,
+    /// Advertisements sent since the port began to advertise (the first
+    /// few come faster, RFC 4861 6.2.4).
+    sent: u8,
+    /// Second of the last multicast answer to a solicitation (RFC 4861
+    /// 6.2.6: at most one per `MIN_DELAY_BETWEEN_RAS`).
+    last_solicited: u32,
+}
 
 /// Outcome of the stages before counting.
 struct Outcome {
@@ -124,6 +143,9 @@ pub struct State {
     /// Ethernet destination and source per next-hop id (gateways with a
     /// resolved MAC), for the fast path.
     nh_fast: Vec<FastHop>,
+    /// The IPv6 fast path's next hops, by route slot
+    /// ([`transit::fast_hops6`]).
+    nh_fast6: Vec<FastHop>,
     /// Each port's MAC as a 48-bit number (the frame's first six bytes read
     /// little-endian), indexed by port; `u64::MAX`, which no MAC equals,
     /// for the host path and ports that do not exist.
@@ -143,6 +165,18 @@ pub struct State {
     learned: Vec<(u32, Mac, PortId)>,
     /// Second of the last scan for neighbours to refresh.
     refresh_scan: u32,
+    /// IPv6 neighbours (NDP), their resolved MAC per IPv6 next-hop id,
+    /// the packets waiting for NDP and the neighbours learned for the
+    /// other workers, as the IPv4 ones above.
+    neigh6: Neighbours<u128>,
+    nh6_mac: Vec<Option<Mac>>,
+    pending6: PendingQueue<u128>,
+    learned6: Vec<(u128, Mac, PortId)>,
+    /// Router advertisement schedule per port (worker 0 sends them).
+    ra: Vec<RaSched>,
+    /// An unsolicited router advertisement is due (set at housekeeping,
+    /// sent from `drain_pending`).
+    ra_due: bool,
     /// This worker's counters.
     pub counters: Counters,
 }
@@ -164,6 +198,7 @@ impl Pipeline {
             neigh: Neighbours::new(),
             nh_mac: Vec::new(),
             nh_fast: Vec::new(),
+            nh_fast6: Vec::new(),
             port_mac: [u64::MAX; 64],
             limiter: IcmpLimiter::new(tables.icmp_errors.rate, tables.icmp_errors.burst),
             pending: PendingQueue::default(),
@@ -173,6 +208,12 @@ impl Pipeline {
             workers: 1,
             learned: Vec::with_capacity(LEARNED_MAX),
             refresh_scan: 0,
+            neigh6: Neighbours::new(),
+            nh6_mac: Vec::new(),
+            pending6: PendingQueue::default(),
+            learned6: Vec::with_capacity(LEARNED_MAX),
+            ra: Vec::new(),
+            ra_due: false,
             counters: Counters::default(),
         };
         st.adopt(&tables);
@@ -218,15 +259,17 @@ impl Pipeline {
 
     /// Expire flows and neighbours, and (once a second) start refreshing
     /// learned neighbours that expire within [`NEIGHBOUR_REFRESH`] seconds:
-    /// their ARP requests go out from [`Pipeline::drain_pending`]. Call at
-    /// housekeeping.
+    /// their ARP requests and neighbour solicitations go out from
+    /// [`Pipeline::drain_pending`], as do the router advertisements found
+    /// due here. Call at housekeeping.
     pub fn housekeeping(&mut self, gc_budget: usize) {
         let now = self.st.now;
         self.st.ct.gc(now, gc_budget);
         if self.st.neigh.expire(now) > 0 {
             self.st.rebuild_nh_cache(&self.tables);
         }
-        if now != self.st.refresh_scan {
+        let scan = now != self.st.refresh_scan;
+        if scan {
             self.st.refresh_scan = now;
             let mut due = [(0u32, PortId(0)); REFRESH_BATCH];
             let n = self
@@ -241,6 +284,7 @@ impl Pipeline {
                 }
             }
         }
+        self.st.housekeeping6(&self.tables, scan);
     }
 
     /// The connection table.
@@ -260,11 +304,31 @@ impl Pipeline {
         self.st.rebuild_nh_cache(&self.tables);
     }
 
-    /// Whether this worker learned neighbours from ARP that the other
-    /// workers have not heard of (then call [`Pipeline::take_learned`]).
+    /// Add or refresh a learned IPv6 neighbour (NDP on another worker, or
+    /// `explain`'s assumption), as reachable.
+    pub fn learn_neighbour6(&mut self, addr: u128, mac: Mac, port: PortId) {
+        let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
+        self.st
+            .neigh6
+            .learn_as(addr, mac, port, expires, NeighbourState::Reachable);
+        self.st.rebuild_nh6_cache(&self.tables);
+    }
+
+    /// Whether this worker learned neighbours from ARP or NDP that the
+    /// other workers have not heard of (then call [`Pipeline::take_learned`]
+    /// and [`Pipeline::take_learned6`]).
     #[inline]
     pub fn has_learned(&self) -> bool {
-        !self.st.learned.is_empty()
+        !self.st.learned.is_empty() || !self.st.learned6.is_empty()
+    }
+
+    /// Hands the IPv6 neighbours learned from NDP since the last call to
+    /// `each` (address, MAC, port), for the other workers'
+    /// [`Pipeline::learn_neighbour6`].
+    pub fn take_learned6(&mut self, mut each: impl FnMut(u128, Mac, PortId)) {
+        for (addr, mac, port) in self.st.learned6.drain(..) {
+            each(addr, mac, port);
+        }
     }
 
     /// Hands the neighbours learned from ARP since the last call to `each`
@@ -276,19 +340,25 @@ impl Pipeline {
         }
     }
 
-    /// Whether packets wait for ARP (then call [`Pipeline::drain_pending`]).
+    /// Whether packets wait for ARP or NDP, or a router advertisement is
+    /// due (then call [`Pipeline::drain_pending`]).
     #[inline]
     pub fn has_pending(&self) -> bool {
-        !self.st.pending.is_empty()
+        !self.st.pending.is_empty() || !self.st.pending6.is_empty() || self.st.ra_due
     }
 
-    /// Packets waiting for ARP.
+    /// Packets waiting for ARP or NDP.
     pub fn pending_packets(&self) -> usize {
-        self.st.pending.len()
+        self.st.pending.len() + self.st.pending6.len()
     }
     /// The neighbour table.
     pub fn neighbours(&self) -> &Neighbours {
         &self.st.neigh
+    }
+
+    /// The IPv6 neighbour table.
+    pub fn neighbours6(&self) -> &Neighbours<u128> {
+        &self.st.neigh6
     }
 
     /// Counters.
@@ -348,6 +418,7 @@ impl State {
     fn adopt(&mut self, t: &Tables) {
         self.neigh.load_static(t);
         self.rebuild_nh_cache(t);
+        self.adopt6(t);
         let c = &mut self.counters;
         c.raw_rules[0] = vec![Default::default(); t.raw_prerouting.len()];
         c.raw_rules[1] = vec![Default::default(); t.raw_output.len()];

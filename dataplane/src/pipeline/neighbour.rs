@@ -21,10 +21,15 @@ impl Pipeline {
     /// resolved (rewritten as they would have been), ARP retries (one a
     /// second, three in all); and drop the packets of next hops that never
     /// answered (`neighbour_unresolved`, and `arp_resolution_failures`).
+    /// IPv6's the same way, with neighbour solicitations and probes, and
+    /// the router advertisements that are due (see `neighbour6`).
     /// `emit` transmits a frame on a port and returns false when it has no
     /// room (the rest waits for the next call). Slow path: the worker calls
     /// it after a burst when [`Pipeline::has_pending`] says so.
     pub fn drain_pending(&mut self, mut emit: impl FnMut(&[u8], PortId) -> bool) {
+        if !self.drain_pending6(&mut emit) {
+            return;
+        }
         let t = &*self.tables;
         let State {
             pending,

@@ -26,6 +26,19 @@ pub(super) fn fast(hdr: &mut [u8], l2: L2) {
     }
 }
 
+/// The IPv6 transit fast path's rewrite of `hdr`, a frame's Ethernet header
+/// and the first 8 bytes of its IPv6 header: hop limit - 1 (no header
+/// checksum in IPv6; the fast path saw it above 1) and the next hop's
+/// addresses.
+#[inline(always)]
+pub(super) fn fast6(hdr: &mut [u8], l2: L2) {
+    let (eth, ip) = hdr.split_at_mut(ETH_HDR_LEN);
+    if let (Ok(eth), Some(hop)) = (<&mut [u8; ETH_HDR_LEN]>::try_from(eth), ip.get_mut(7)) {
+        *hop = hop.wrapping_sub(1);
+        l2.write(eth);
+    }
+}
+
 /// The general path's rewrite of `frame` (its IPv4 header checked): the
 /// addresses of `l2` and the IPv4 ethertype, and for a `forwarded` packet
 /// (not one the router sends) TTL - 1.

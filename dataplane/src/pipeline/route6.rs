@@ -50,6 +50,9 @@ impl Route6 {
                     return Err(DropReason::Ip6LinkLocal);
                 }
             }
+            // The router's own addresses first: their /128s are the
+            // trie's deepest leaves.
+            _ if t.v6.is_local_global(m.dst6) => Self::LOCAL,
             _ => match t.v6.route(m.dst6) {
                 Some((id, nh)) => Route6 {
                     id,

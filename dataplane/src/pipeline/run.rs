@@ -15,6 +15,7 @@ pub(super) const RUN_MAX: usize = 1 << 16;
 /// bits  0..8   input port
 /// bits  8..16  output port; PortId::HOST: delivered to the router
 /// transit:     bits 16..48  the FastCode code (raw rule, forward rule)
+///              bit  48      IPv6 (else IPv4)
 /// to the host: bits 16..32  raw prerouting rule, as a LocalRules code
 ///              bits 32..48  input rule, as a LocalRules code
 ///              bit  48      tracked (else NOTRACK)
@@ -31,6 +32,7 @@ pub(super) enum Decision {
         in_port: PortId,
         out: PortId,
         code: u32,
+        v6: bool,
     },
     /// Delivered to the router by the local path.
     Local(LocalKey),
@@ -51,6 +53,12 @@ impl RunKey {
         RunKey(
             u64::from(in_port.0) | u64::from(out.0) << Self::OUT | u64::from(code) << Self::RULES,
         )
+    }
+
+    /// An IPv6 transit packet's decision, as [`RunKey::transit`].
+    #[inline(always)]
+    pub(super) fn transit6(in_port: PortId, out: PortId, code: u32) -> RunKey {
+        RunKey(Self::transit(in_port, out, code).0 | 1 << Self::TRACKED)
     }
 
     /// A delivered packet's decision.
@@ -81,6 +89,7 @@ impl RunKey {
             in_port,
             out: PortId(((key >> Self::OUT) & 63) as u8),
             code: (key >> Self::RULES) as u32,
+            v6: (key >> Self::TRACKED) & 1 == 1,
         }
     }
 }

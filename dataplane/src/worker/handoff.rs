@@ -52,6 +52,8 @@ pub struct Handoff {
     /// Neighbours another worker learned from ARP, per worker: an ARP
     /// reply reaches one queue, but any worker may send to the neighbour.
     neighbours: Vec<ArrayQueue<(u32, Mac, PortId)>>,
+    /// The same for IPv6 neighbours learned from NDP.
+    neighbours6: Vec<ArrayQueue<(u128, Mac, PortId)>>,
 }
 
 impl Handoff {
@@ -68,6 +70,9 @@ impl Handoff {
                 .collect(),
             pool,
             neighbours: (0..workers)
+                .map(|_| ArrayQueue::new(NEIGHBOUR_UPDATES))
+                .collect(),
+            neighbours6: (0..workers)
                 .map(|_| ArrayQueue::new(NEIGHBOUR_UPDATES))
                 .collect(),
         }
@@ -126,6 +131,22 @@ impl Handoff {
         self.neighbours[me].pop()
     }
 
+    /// Tells every worker but `from` that the IPv6 neighbour `addr` is at
+    /// `mac` on `port`; a full queue loses the update, as for IPv4.
+    pub fn publish_neighbour6(&self, from: usize, addr: u128, mac: Mac, port: PortId) {
+        for (i, q) in self.neighbours6.iter().enumerate() {
+            if i != from {
+                let _ = q.push((addr, mac, port));
+            }
+        }
+    }
+
+    /// The next IPv6 neighbour another worker learned, for worker `me`.
+    #[inline]
+    pub fn learned_neighbour6(&self, me: usize) -> Option<(u128, Mac, PortId)> {
+        self.neighbours6[me].pop()
+    }
+
     /// Gives a buffer back to the pool.
     pub fn recycle(&self, buf: Box<[u8]>) {
         // Never full: the pool holds every buffer there is.
@@ -158,5 +179,22 @@ mod tests {
         for _ in 0..HANDOFF_QUEUE {
             h.send(1, PortId(0), &[0; 60]).unwrap();
         }
+    }
+
+    #[test]
+    fn neighbours_reach_every_other_worker_per_family() {
+        let h = Handoff::new(3);
+        let mac = Mac([2, 0, 0, 0, 0, 7]);
+        h.publish_neighbour6(1, 0x2001_0db8 << 96 | 9, mac, PortId(2));
+        h.publish_neighbour(1, 0xc612_0009, mac, PortId(1));
+        for w in [0, 2] {
+            assert_eq!(
+                h.learned_neighbour6(w),
+                Some((0x2001_0db8 << 96 | 9, mac, PortId(2)))
+            );
+            assert_eq!(h.learned_neighbour(w), Some((0xc612_0009, mac, PortId(1))));
+            assert_eq!(h.learned_neighbour6(w), None);
+        }
+        assert_eq!(h.learned_neighbour6(1), None, "not back to the sender");
     }
 }

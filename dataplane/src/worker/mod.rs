@@ -439,18 +439,22 @@ impl Worker {
             trace,
             ..
         } = st;
-        // Neighbours: what this loop learned from ARP goes to the other
-        // workers, what they learned comes here.
+        // Neighbours: what this loop learned from ARP and NDP goes to the
+        // other workers, what they learned comes here.
         if let Some(h) = handoff {
             if pipeline.has_learned() {
                 pipeline.take_learned(|a, mac, port| h.publish_neighbour(me, a, mac, port));
+                pipeline.take_learned6(|a, mac, port| h.publish_neighbour6(me, a, mac, port));
             }
             while let Some((a, mac, port)) = h.learned_neighbour(me) {
                 pipeline.learn_neighbour(a, mac, port);
             }
+            while let Some((a, mac, port)) = h.learned_neighbour6(me) {
+                pipeline.learn_neighbour6(a, mac, port);
+            }
         }
-        // Packets that waited for ARP, and ARP retries (slow path: a copy
-        // into a fresh frame each).
+        // Packets that waited for ARP or NDP, their retries, and router
+        // advertisements (slow path: a copy into a fresh frame each).
         if pipeline.has_pending() {
             let cap = tap::pending_capture(&mut trace.tap, &trace.hub, pipeline);
             pipeline.drain_pending(|bytes, port| {
