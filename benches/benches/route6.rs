@@ -6,14 +6,20 @@
 //!   iteration in a table of 1M prefixes (elements/s = lookups per second on
 //!   one core; the addresses cycle through 1M, so the table is cache-cold).
 //! - `route6_lookup_batch_1m_prefixes`: the same 64 addresses through one
-//!   `lookup_batch` (16 lookups in lock step).
+//!   `lookup_batch` (32 lookups in lock step).
+//! - `route6_lookup_zipf_1m_prefixes`, `route6_lookup_batch_zipf_1m_prefixes`:
+//!   the two above with the locality of real traffic (see Addresses).
 //! - `route6_hash_lookup_1m_prefixes`: the baseline, one hash probe per
 //!   distinct prefix length from the longest down.
 //! - `route6_build_1m_prefixes`: build the Poptrie from the 1M prefixes.
 //!
 //! Prefixes: `benches::prefix6::internet_table` (the length mix of the
 //! Internet table: 45% /48, 10% /32, ..., clustered under the allocations),
-//! 256 next hops. Addresses: 90% inside a random prefix of the table.
+//! 256 next hops. Addresses: 90% inside a random prefix of the table (every
+//! prefix as likely: the worst case for the caches), 10% random in
+//! 2000::/3. The `zipf` cases draw the prefix with Zipf's law (exponent 1:
+//! the most popular 1% of the prefixes get about half of the lookups, as
+//! real traffic concentrates on few destinations), the same 10% random.
 //! Before the cases the bench prints `route6:` lines with the memory per
 //! prefix and the build time of both structures, and the memory a
 //! DIR-16-8-8 multibit trie would need for the same prefixes.
@@ -23,7 +29,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use benches::prefix6::{internet_table, lookup_addresses};
+use benches::prefix6::{internet_table, lookup_addresses, lookup_addresses_zipf};
 use benches::rng::Rng;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use dataplane::route6::{HashRouteTable6, RouteTable6};
@@ -80,20 +86,23 @@ fn route6(c: &mut Criterion) {
     );
 
     let addrs = lookup_addresses(&routes, 1 << 20, &mut rng);
-    // The three must agree (a bench of a wrong table measures nothing).
-    let mut out = vec![0u32; addrs.len()];
-    table.lookup_batch(&addrs, &mut out);
-    let mut hits = 0usize;
-    for (&a, &slot) in addrs.iter().zip(&out) {
-        let want = hash.lookup(a);
-        assert_eq!(table.lookup(a), want, "address {a:#034x}");
-        assert_eq!(slot.checked_sub(1), want, "batch, address {a:#034x}");
-        hits += usize::from(want.is_some());
+    let zipf = lookup_addresses_zipf(&routes, 1 << 20, 1.0, &mut rng);
+    for (name, addrs) in [("uniform", &addrs), ("zipf", &zipf)] {
+        // The three must agree (a bench of a wrong table measures nothing).
+        let mut out = vec![0u32; addrs.len()];
+        table.lookup_batch(addrs, &mut out);
+        let mut hits = 0usize;
+        for (&a, &slot) in addrs.iter().zip(&out) {
+            let want = hash.lookup(a);
+            assert_eq!(table.lookup(a), want, "address {a:#034x}");
+            assert_eq!(slot.checked_sub(1), want, "batch, address {a:#034x}");
+            hits += usize::from(want.is_some());
+        }
+        eprintln!(
+            "route6: {:.1}% of the {name} lookup addresses hit a route",
+            100.0 * hits as f64 / addrs.len() as f64
+        );
     }
-    eprintln!(
-        "route6: {:.1}% of the lookup addresses hit a route",
-        100.0 * hits as f64 / addrs.len() as f64
-    );
 
     let mut group = c.benchmark_group("route6");
     group.throughput(Throughput::Elements(BURST as u64));
@@ -109,6 +118,21 @@ fn route6(c: &mut Criterion) {
     group.bench_function("route6_lookup_batch_1m_prefixes", |b| {
         b.iter(|| {
             let burst = bursts.next().expect("cycle never ends");
+            table.lookup_batch(black_box(burst), &mut out);
+            black_box(&out);
+        })
+    });
+    let mut zipf_bursts = zipf.chunks_exact(BURST).cycle();
+    group.bench_function("route6_lookup_zipf_1m_prefixes", |b| {
+        b.iter(|| {
+            for &ip in zipf_bursts.next().expect("cycle never ends") {
+                black_box(table.lookup(black_box(ip)));
+            }
+        })
+    });
+    group.bench_function("route6_lookup_batch_zipf_1m_prefixes", |b| {
+        b.iter(|| {
+            let burst = zipf_bursts.next().expect("cycle never ends");
             table.lookup_batch(black_box(burst), &mut out);
             black_box(&out);
         })

@@ -99,6 +99,38 @@ pub fn lookup_addresses(routes: &[(Ipv6Prefix, u32)], n: usize, rng: &mut Rng) -
         .collect()
 }
 
+/// `n` addresses with the locality of real traffic, which concentrates on
+/// few destinations: 90% inside a prefix of `routes` drawn with Zipf's law
+/// of exponent `s` (the prefix of rank `k`, `routes[k - 1]`, with weight
+/// `1 / k^s`; `routes` is in random order, so the popular ones are spread
+/// over the table), host bits random; 10% random in 2000::/3, as in
+/// [`lookup_addresses`].
+pub fn lookup_addresses_zipf(
+    routes: &[(Ipv6Prefix, u32)],
+    n: usize,
+    s: f64,
+    rng: &mut Rng,
+) -> Vec<u128> {
+    let mut cdf = Vec::with_capacity(routes.len());
+    let mut sum = 0.0;
+    for k in 1..=routes.len() {
+        sum += (k as f64).powf(-s);
+        cdf.push(sum);
+    }
+    (0..n)
+        .map(|_| {
+            if rng.below(10) == 0 || routes.is_empty() {
+                (1u128 << 125) | (random_u128(rng) >> 3)
+            } else {
+                let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * sum;
+                let k = cdf.partition_point(|&c| c <= u).min(routes.len() - 1);
+                let (p, _) = routes[k];
+                p.addr() | (random_u128(rng) & !p.mask())
+            }
+        })
+        .collect()
+}
+
 fn random_u128(rng: &mut Rng) -> u128 {
     (u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())
 }
@@ -137,6 +169,11 @@ mod tests {
             .all(|(p, nh)| global.contains(p.addr()) && *nh < 16));
         let addrs = lookup_addresses(&routes, 1000, &mut rng);
         assert!(addrs.iter().all(|&a| global.contains(a)));
+        // Zipf, s = 1: rank 1 draws 0.9 / H(100000) = 7.4% of the addresses.
+        let zipf = lookup_addresses_zipf(&routes, 10_000, 1.0, &mut rng);
+        assert!(zipf.iter().all(|&a| global.contains(a)));
+        let top = zipf.iter().filter(|&&a| routes[0].0.contains(a)).count();
+        assert!((500..1000).contains(&top), "{top}");
         // Same seed, same table.
         assert_eq!(
             internet_table(1000, 16, &mut Rng::new(5)),

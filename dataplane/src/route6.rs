@@ -8,10 +8,10 @@
 //! swapped in whole (read-copy-update), `lookup` / `lookup_slot`, `len`,
 //! `memory_bytes`. A lookup never allocates, locks or makes a syscall; it
 //! reads one direct entry and at most 19 nodes (one per 6 bits below /18),
-//! and the batch form [`RouteTable6::lookup_batch`] runs 16 lookups in lock
+//! and the batch form [`RouteTable6::lookup_batch`] runs 32 lookups in lock
 //! step so their cache misses overlap. Routes change by building a new
 //! table and swapping it in, as for IPv4: there is no incremental insert or
-//! remove (a 1M-prefix build takes about 0.35 s).
+//! remove (a 1M-prefix build takes about 0.18 s).
 //!
 //! # Layout
 //!
@@ -26,14 +26,26 @@
 //!   is `base1 + popcount(vector & bits 0..=v) - 1`, and its leaf is number
 //!   `popcount(leafvec & bits 0..=v) - 1` of the node's leaves: held in the
 //!   node when there are at most three, else from `base0` in `leaves`.
+//! - Buckets: a subtree that holds at most three prefixes, none more than
+//!   32 bits longer than the node's offset, is one node of its own kind
+//!   (`base1` bit 31): each prefix's bits below the offset as a `u32` key,
+//!   its length and leaf, and the leaf inherited from above. A lookup that
+//!   reaches a bucket ends there, with the longest entry that matches. This
+//!   is where a /48 under its /32 ends (the node at offset 36 usually holds
+//!   one or two prefixes), so it removes the deepest level of the trie.
 //! - `leaves`: `u32` leaf slots (`0` no route, `nh + 1`) of the nodes with
 //!   more than three.
+//!
+//! Each of the three arrays lives in an anonymous mapping of whole 2 MiB
+//! pages advised `MADV_HUGEPAGE` (through `memmap2`, no `unsafe` here):
+//! with 4 KiB pages the 30 MiB of nodes span 7,400 pages and nearly every
+//! deep read is a TLB miss as well as a cache miss. Where the kernel has
+//! transparent huge pages off, small pages serve, slower (figures below).
 //!
 //! Strides: 18 bits direct, then 6 bits per node at bit offsets 18, 24, ...,
 //! 126 (the last node covers bits 126..128; its 4 missing bits are taken as
 //! zero, so a /127 or /128 fills 16 or 8 of its slots). A /32 ends in the
-//! node at offset 30, a /48 exactly at the end of the node at offset 42, a
-//! /64 in the node at offset 60.
+//! node at offset 30; a /48 below it usually in the bucket at offset 36.
 //!
 //! # Why a Poptrie (measured, `cargo bench -p benches --bench route6`)
 //!
@@ -42,8 +54,8 @@
 //! /29../31, 37% /33../47 with peaks at /36, /40, /44, 5% /56../64, carved
 //! out of the shorter prefixes as real allocations are), lookups of random
 //! addresses of which 91% hit a route, one core of the shared 2-core VM
-//! the project is built on (AMD EPYC, 32 MiB L3, 4 KiB pages), median of
-//! criterion's samples:
+//! the project is built on (AMD EPYC, 32 MiB L3, THP `madvise`), as first
+//! chosen:
 //!
 //! | structure                          | lookups/s       | bytes/prefix | build   |
 //! |------------------------------------|-----------------|--------------|---------|
@@ -59,16 +71,64 @@
 //! GiB, twelve times the 100 B/prefix budget, so it was not built. The
 //! Poptrie keeps the multibit trie's fixed stride and stores a node in 32
 //! bytes (with up to three leaves inline, so most lookups never read the
-//! leaf array): 1.8M nodes, 163K out-of-node leaves.
+//! leaf array).
 //!
-//! The lookup target of issue 15 (30M/s per core) is not met on this
-//! machine: a /48 lookup reads the direct table and five nodes, and on a
-//! table of 57 MiB the deepest two or three are cache and TLB misses (the
-//! same code does 36M lookups/s on a 10K-prefix table that fits in L2).
-//! The batch form overlaps the misses of 16 lookups and roughly doubles the
-//! rate; the remaining levers are huge pages for the node array (needs
-//! `madvise`, i.e. `unsafe` outside `xsk/`) and path compression of the
-//! single-child nodes below /32.
+//! # Making it faster (issue 15: 30M lookups/s per core, 100 B/prefix, 5 s)
+//!
+//! Same bench, same session, before (the table above's code, main at
+//! 56e981f, with the bench of today) and after, criterion's estimate; the
+//! `zipf` cases draw the prefix with Zipf's law (exponent 1: the most
+//! popular 1% of the prefixes get about half of the lookups, as real
+//! traffic concentrates on few destinations), the others every prefix
+//! alike (the worst case for the caches). Runs on this shared VM swing by
+//! 10-40% (single `lookup` most: 5.0M to 9.7M/s over the same code), so
+//! the ratios below are from runs next to each other:
+//!
+//! | case                    | before (2 runs) | after (2 runs) | after/before |
+//! |-------------------------|-----------------|----------------|--------------|
+//! | `lookup`, uniform       | 4.24M, 4.14M    | 5.74M, 5.43M   | 1.3-1.4x     |
+//! | `lookup_batch`, uniform | 8.42M, 6.54M    | 23.3M, 20.9M   | 2.5-3.6x     |
+//! | `lookup`, zipf          | -, 6.19M        | 10.6M, 9.22M   | 1.5-1.7x     |
+//! | `lookup_batch`, zipf    | -, 10.4M        | 24.4M, 22.6M   | 2.2-2.3x     |
+//! | hash baseline (noise)   | 3.35M, 2.54M    | 2.67M, 2.91M   | -            |
+//! | bytes/prefix            | 59.6            | 42.0           | 0.7x         |
+//! | build, 1M prefixes      | 351 ms, 353 ms  | 181 ms, 182 ms | 0.5x         |
+//!
+//! (After: 31.9 of the 42.0 bytes/prefix are data, the rest is the
+//! rounding of the three arrays to whole huge pages plus one for the
+//! alignment; pages never touched are not resident.)
+//!
+//! The levers, each measured against the step before it:
+//! - Buckets (above): nodes 1.8M to 0.94M, 59.6 to 31.9 bytes/prefix,
+//!   build 351 to 177 ms, `lookup` 1.32x, `lookup_batch` 1.30x.
+//! - `lookup_batch` loads every lane's node (and direct entry) before it
+//!   branches on any: a mispredicted branch on one lane's data no longer
+//!   discards the loads issued for the lanes after it, so all the misses
+//!   of a level are in flight at once. 16 lanes: 10.9M to 15.3M/s; 32
+//!   lanes: 21.1M/s; 64 lanes: 21.4M/s (not worth the stack; the pipeline's
+//!   bursts are 32 to 64).
+//! - Huge pages: with the advice against without it in back-to-back runs,
+//!   `lookup` 6.9M against 5.7M/s, `lookup_batch` 22.5M against 18.7M/s,
+//!   zipf `lookup` 10.9M against 7.4M/s.
+//!
+//! Tried and dropped: a 2^24-entry direct table (64 MiB; removes the node
+//! at offset 18 from every path but makes the direct table itself a miss:
+//! 97 bytes/prefix, `lookup` 6.0M/s, `lookup_batch` 18.7M/s against 21M/s
+//! with 2^18); refilling a lane as soon as its lookup ends instead of lock
+//! step (17.5M against 21.1M/s: the bookkeeping costs more than the idle
+//! lanes); 64-bit instead of 128-bit shifts for the nodes above /64 (no
+//! change). Software prefetch (`_mm_prefetch`) needs `unsafe` on this
+//! rustc (1.95: a `#[target_feature]` function), so it is not used.
+//!
+//! 30M lookups/s per core is not reached on this machine. `lookup_batch`
+//! is at 20-25M/s with uniform and zipf addresses alike, so it is no longer
+//! bound by the misses but by the work per lane and level (about 45 ns a
+//! lookup: the lock-step loop, the bucket's three compares, branches on
+//! random data). A single `lookup` is a chain of four to five dependent
+//! reads of a table larger than this VM's share of L3 (a /48: direct,
+//! nodes at 18, 24, 30, bucket at 36) and stays at 5-10M/s; the transit
+//! path calls `lookup_slot` per packet, so it would gain most from looking
+//! the burst up with `lookup_batch`.
 //!
 //! # Build
 //!
@@ -81,7 +141,10 @@
 //! inherited from above (leaf pushing), so a lookup stops at the first leaf.
 
 use crate::addr::Ipv6Prefix;
+use bytemuck::Pod;
 use core::fmt;
+use core::marker::PhantomData;
+use memmap2::{Advice, MmapMut, MmapOptions};
 use std::collections::HashMap;
 
 /// Bits resolved by the direct table.
@@ -91,12 +154,19 @@ const STRIDE: u32 = 6;
 /// Direct entry flag: the low 31 bits index a node.
 const NODE: u32 = 1 << 31;
 /// Lookups [`RouteTable6::lookup_batch`] runs in lock step.
-const LANES: usize = 16;
+const LANES: usize = 32;
 
 /// Leaves a node holds itself; a node with more keeps them in `leaves`.
 const INLINE: usize = 3;
+/// `base1` flag: the node is a bucket (see [`Node::bucket`]).
+const BUCKET: u32 = 1 << 31;
+/// Prefixes a bucket holds.
+const BUCKET_MAX: usize = 3;
+/// Bits below its offset a bucket's prefixes may span (one `u32` key each).
+const BUCKET_BITS: u32 = 32;
 
 /// One 6-bit trie node (see module doc), 32 bytes: two per cache line.
+/// A bucket (`base1` has [`BUCKET`]) reuses the fields: see [`Node::bucket`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(align(32))]
 struct Node {
@@ -110,6 +180,69 @@ struct Node {
 }
 
 impl Node {
+    /// The node as [`RouteTable6`]'s node array stores it.
+    fn to_words(self) -> [u64; 4] {
+        [
+            self.vector,
+            self.leafvec,
+            u64::from(self.base1) | u64::from(self.leaf[0]) << 32,
+            u64::from(self.leaf[1]) | u64::from(self.leaf[2]) << 32,
+        ]
+    }
+
+    /// [`Node::to_words`] back (inlined: only the fields used are loaded).
+    #[inline(always)]
+    fn from_words(w: &[u64; 4]) -> Node {
+        Node {
+            vector: w[0],
+            leafvec: w[1],
+            base1: w[2] as u32,
+            leaf: [(w[2] >> 32) as u32, w[3] as u32, (w[3] >> 32) as u32],
+        }
+    }
+
+    /// A bucket for the subtree at bit `off` holding `ps` (at most
+    /// [`BUCKET_MAX`], each at most [`BUCKET_BITS`] longer than `off`),
+    /// `def` the leaf from above. Entry `i`: key (the prefix's bits from
+    /// `off`, left-aligned) in word `i` of `vector`/`leafvec`, length below
+    /// `off` in byte `i` of `leafvec`'s high word, leaf in `leaf[i]`; longest
+    /// first, unused entries of length 0 with leaf `def`.
+    fn new_bucket(ps: &[Entry], off: u32, def: u32) -> Node {
+        let mut e: Vec<(u32, u32, u32)> = ps
+            .iter()
+            .map(|&(addr, len, slot)| (window(addr, off), u32::from(len) - off, slot))
+            .collect();
+        e.sort_by_key(|&(_, l, _)| core::cmp::Reverse(l));
+        e.resize(BUCKET_MAX, (0, 0, def));
+        Node {
+            vector: u64::from(e[0].0) | u64::from(e[1].0) << 32,
+            leafvec: u64::from(e[2].0) | u64::from(e[0].1 | e[1].1 << 8 | e[2].1 << 16) << 32,
+            base1: BUCKET | def,
+            leaf: [e[0].2, e[1].2, e[2].2],
+        }
+    }
+
+    /// The leaf of `ip` in a bucket at bit `off`: that of its longest entry
+    /// matching `ip`, else the leaf from above.
+    #[inline(always)]
+    fn bucket(&self, ip: u128, off: u32) -> u32 {
+        let x = window(ip, off);
+        let lens = (self.leafvec >> 32) as u32;
+        let hit = |key: u32, i: u32| {
+            let mask = !u32::MAX.checked_shr((lens >> (8 * i)) & 0xff).unwrap_or(0);
+            (x ^ key) & mask == 0
+        };
+        if hit(self.vector as u32, 0) {
+            self.leaf[0]
+        } else if hit((self.vector >> 32) as u32, 1) {
+            self.leaf[1]
+        } else if hit(self.leafvec as u32, 2) {
+            self.leaf[2]
+        } else {
+            self.base1 & !BUCKET
+        }
+    }
+
     /// The leaf of slot `v` (not a child slot), given `m = upto(v)`.
     #[inline(always)]
     fn leaf_of(&self, m: u64, leaves: &[u32]) -> u32 {
@@ -128,6 +261,12 @@ fn chunk(ip: u128, off: u32) -> u32 {
     ((ip << off) >> (128 - STRIDE)) as u32
 }
 
+/// The 32 bits of `ip` from bit `off`; bits past 128 read 0.
+#[inline(always)]
+fn window(ip: u128, off: u32) -> u32 {
+    ((ip << off) >> 96) as u32
+}
+
 /// Bits `0..=v` of a u64 (`v < 64`).
 #[inline(always)]
 fn upto(v: u32) -> u64 {
@@ -137,104 +276,78 @@ fn upto(v: u32) -> u64 {
 /// A prefix as the build sorts it: address, length, leaf slot.
 type Entry = (u128, u8, u32);
 
+/// Size of a transparent huge page (x86_64, aarch64 with 4 KiB pages).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// An array in an anonymous mapping of its own that starts on a huge page
+/// and is advised `MADV_HUGEPAGE`: with 4 KiB pages nearly every deep node
+/// of a lookup is a TLB miss (the node array spans thousands of pages),
+/// with 2 MiB pages a few dozen TLB entries cover the whole table. Where
+/// the kernel gives no huge pages (THP off) small pages serve, slower.
+struct HugeSlice<T> {
+    map: MmapMut,
+    /// Offset of element 0 in `map` (its first huge-page boundary).
+    start: usize,
+    len: usize,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod> HugeSlice<T> {
+    fn new(data: &[T]) -> HugeSlice<T> {
+        let bytes = core::mem::size_of_val(data);
+        // Whole huge pages (a partial one gets small pages), and one more to
+        // start on a boundary wherever the map lands.
+        let mut map = MmapOptions::new()
+            .len(bytes.div_ceil(HUGE_PAGE) * HUGE_PAGE + HUGE_PAGE)
+            .map_anon()
+            .expect("route table: cannot map memory");
+        // A hint: without it (THP disabled, other kernels) small pages serve.
+        let _ = map.advise(Advice::HugePage);
+        let start = (map.as_ptr() as usize).wrapping_neg() % HUGE_PAGE;
+        map[start..start + bytes].copy_from_slice(bytemuck::cast_slice(data));
+        HugeSlice {
+            map,
+            start,
+            len: data.len(),
+            _t: PhantomData,
+        }
+    }
+
+    /// The elements (page-aligned, so the cast cannot fail).
+    #[inline(always)]
+    fn get(&self) -> &[T] {
+        bytemuck::cast_slice(
+            &self.map[self.start..self.start + self.len * core::mem::size_of::<T>()],
+        )
+    }
+}
+
 /// IPv6 route table mapping prefixes to next-hop ids, a Poptrie (see
 /// module doc).
 pub struct RouteTable6 {
-    direct: Box<[u32]>,
-    nodes: Vec<Node>,
-    leaves: Vec<u32>,
+    direct: HugeSlice<u32>,
+    /// [`Node::to_words`].
+    nodes: HugeSlice<[u64; 4]>,
+    leaves: HugeSlice<u32>,
     /// Distinct prefixes.
     len: usize,
 }
 
-impl RouteTable6 {
-    /// Largest next-hop id the table can store.
-    pub const MAX_NEXT_HOP: u32 = NODE - 2;
+/// The nodes and out-of-node leaves while [`RouteTable6::build`] runs.
+#[derive(Default)]
+struct Builder {
+    nodes: Vec<Node>,
+    leaves: Vec<u32>,
+}
 
-    /// Build from `(prefix, next_hop_id)`; a later duplicate prefix wins.
-    ///
-    /// # Panics
-    ///
-    /// If a next-hop id is above [`RouteTable6::MAX_NEXT_HOP`].
-    pub fn build(routes: &[(Ipv6Prefix, u32)]) -> RouteTable6 {
-        let mut sorted: Vec<Entry> = routes
-            .iter()
-            .map(|&(p, nh)| {
-                assert!(
-                    nh <= Self::MAX_NEXT_HOP,
-                    "next-hop id {nh} above RouteTable6::MAX_NEXT_HOP"
-                );
-                (p.addr(), p.len(), nh + 1)
-            })
-            .collect();
-        // Stable: duplicates keep input order, so the last one comes last.
-        sorted.sort_by_key(|&(a, l, _)| (a, l));
-        let mut w = 0;
-        for r in 0..sorted.len() {
-            let last_of_key = sorted
-                .get(r + 1)
-                .is_none_or(|n| (n.0, n.1) != (sorted[r].0, sorted[r].1));
-            if last_of_key {
-                sorted[w] = sorted[r];
-                w += 1;
-            }
-        }
-        sorted.truncate(w);
-
-        let mut t = RouteTable6 {
-            direct: vec![0u32; 1 << DIRECT_BITS].into_boxed_slice(),
-            nodes: Vec::new(),
-            leaves: Vec::new(),
-            len: sorted.len(),
-        };
-        // Short prefixes fill the direct table, shorter first so longer win.
-        let mut short: Vec<Entry> = sorted
-            .iter()
-            .copied()
-            .filter(|e| u32::from(e.1) <= DIRECT_BITS)
-            .collect();
-        short.sort_by_key(|e| e.1);
-        for (addr, len, slot) in short {
-            let first = (addr >> (128 - DIRECT_BITS)) as usize;
-            let n = 1usize << (DIRECT_BITS - u32::from(len));
-            t.direct[first..first + n].fill(slot);
-        }
-        // Longer prefixes: one node per direct slot they fall in, built from
-        // the contiguous run of them in address order.
-        let mut i = 0;
-        while i < sorted.len() {
-            if u32::from(sorted[i].1) <= DIRECT_BITS {
-                i += 1;
-                continue;
-            }
-            let d = (sorted[i].0 >> (128 - DIRECT_BITS)) as usize;
-            let mut j = i;
-            while j < sorted.len() && (sorted[j].0 >> (128 - DIRECT_BITS)) as usize == d {
-                j += 1;
-            }
-            // The run may hold short prefixes only at its start (they sort
-            // first at their address); skip them, they are in `direct`.
-            let run: Vec<Entry> = sorted[i..j]
-                .iter()
-                .copied()
-                .filter(|e| u32::from(e.1) > DIRECT_BITS)
-                .collect();
-            let idx = t.nodes.len();
-            assert!(idx < NODE as usize, "more than 2^31 nodes");
-            t.nodes.push(Node::default());
-            let inherited = t.direct[d];
-            t.build_node(idx, &run, DIRECT_BITS, inherited);
-            t.direct[d] = NODE | idx as u32;
-            i = j;
-        }
-        t.nodes.shrink_to_fit();
-        t.leaves.shrink_to_fit();
-        t
-    }
-
+impl Builder {
     /// Fills node `idx` for bits `off..off + 6` from `ps` (sorted, all longer
     /// than `off` and inside this node's span), `def` the leaf from above.
     fn build_node(&mut self, idx: usize, ps: &[Entry], off: u32, def: u32) {
+        if ps.len() <= BUCKET_MAX && ps.iter().all(|e| u32::from(e.1) - off <= BUCKET_BITS) {
+            self.nodes[idx] = Node::new_bucket(ps, off, def);
+            return;
+        }
         let end = off + STRIDE;
         let mut vals = [def; 64];
         let mut lens = [0u8; 64];
@@ -312,6 +425,91 @@ impl RouteTable6 {
         }
         debug_assert_eq!(k, children);
     }
+}
+
+impl RouteTable6 {
+    /// Largest next-hop id the table can store.
+    pub const MAX_NEXT_HOP: u32 = NODE - 2;
+
+    /// Build from `(prefix, next_hop_id)`; a later duplicate prefix wins.
+    ///
+    /// # Panics
+    ///
+    /// If a next-hop id is above [`RouteTable6::MAX_NEXT_HOP`].
+    pub fn build(routes: &[(Ipv6Prefix, u32)]) -> RouteTable6 {
+        let mut sorted: Vec<Entry> = routes
+            .iter()
+            .map(|&(p, nh)| {
+                assert!(
+                    nh <= Self::MAX_NEXT_HOP,
+                    "next-hop id {nh} above RouteTable6::MAX_NEXT_HOP"
+                );
+                (p.addr(), p.len(), nh + 1)
+            })
+            .collect();
+        // Stable: duplicates keep input order, so the last one comes last.
+        sorted.sort_by_key(|&(a, l, _)| (a, l));
+        let mut w = 0;
+        for r in 0..sorted.len() {
+            let last_of_key = sorted
+                .get(r + 1)
+                .is_none_or(|n| (n.0, n.1) != (sorted[r].0, sorted[r].1));
+            if last_of_key {
+                sorted[w] = sorted[r];
+                w += 1;
+            }
+        }
+        sorted.truncate(w);
+
+        let mut direct = vec![0u32; 1 << DIRECT_BITS].into_boxed_slice();
+        let mut t = Builder::default();
+        // Short prefixes fill the direct table, shorter first so longer win.
+        let mut short: Vec<Entry> = sorted
+            .iter()
+            .copied()
+            .filter(|e| u32::from(e.1) <= DIRECT_BITS)
+            .collect();
+        short.sort_by_key(|e| e.1);
+        for (addr, len, slot) in short {
+            let first = (addr >> (128 - DIRECT_BITS)) as usize;
+            let n = 1usize << (DIRECT_BITS - u32::from(len));
+            direct[first..first + n].fill(slot);
+        }
+        // Longer prefixes: one node per direct slot they fall in, built from
+        // the contiguous run of them in address order.
+        let mut i = 0;
+        while i < sorted.len() {
+            if u32::from(sorted[i].1) <= DIRECT_BITS {
+                i += 1;
+                continue;
+            }
+            let d = (sorted[i].0 >> (128 - DIRECT_BITS)) as usize;
+            let mut j = i;
+            while j < sorted.len() && (sorted[j].0 >> (128 - DIRECT_BITS)) as usize == d {
+                j += 1;
+            }
+            // The run may hold short prefixes only at its start (they sort
+            // first at their address); skip them, they are in `direct`.
+            let run: Vec<Entry> = sorted[i..j]
+                .iter()
+                .copied()
+                .filter(|e| u32::from(e.1) > DIRECT_BITS)
+                .collect();
+            let idx = t.nodes.len();
+            assert!(idx < NODE as usize, "more than 2^31 nodes");
+            t.nodes.push(Node::default());
+            t.build_node(idx, &run, DIRECT_BITS, direct[d]);
+            direct[d] = NODE | idx as u32;
+            i = j;
+        }
+        let words: Vec<[u64; 4]> = t.nodes.iter().map(|n| n.to_words()).collect();
+        RouteTable6 {
+            direct: HugeSlice::new(&direct),
+            nodes: HugeSlice::new(&words),
+            leaves: HugeSlice::new(&t.leaves),
+            len: sorted.len(),
+        }
+    }
 
     /// Next-hop id of the longest matching prefix; `ip` in host byte order.
     #[inline]
@@ -323,27 +521,31 @@ impl RouteTable6 {
     /// plus one otherwise.
     #[inline]
     pub fn lookup_slot(&self, ip: u128) -> u32 {
-        let d = self.direct[(ip >> (128 - DIRECT_BITS)) as usize];
+        let d = self.direct.get()[(ip >> (128 - DIRECT_BITS)) as usize];
         if d & NODE == 0 {
             return d;
         }
+        let nodes = self.nodes.get();
         let mut n = (d & !NODE) as usize;
         let mut off = DIRECT_BITS;
         loop {
-            let node = &self.nodes[n];
+            let node = Node::from_words(&nodes[n]);
+            if node.base1 & BUCKET != 0 {
+                return node.bucket(ip, off);
+            }
             let v = chunk(ip, off);
             let m = upto(v);
             if node.vector & (1 << v) != 0 {
                 n = node.base1 as usize + (node.vector & m).count_ones() as usize - 1;
                 off += STRIDE;
             } else {
-                return node.leaf_of(m, &self.leaves);
+                return node.leaf_of(m, self.leaves.get());
             }
         }
     }
 
     /// [`RouteTable6::lookup_slot`] for every address of `ips` into the same
-    /// place of `out`, 16 at a time in lock step (one level of all of them,
+    /// place of `out`, 32 at a time in lock step (one level of all of them,
     /// then the next) so that their cache misses overlap.
     ///
     /// # Panics
@@ -351,11 +553,20 @@ impl RouteTable6 {
     /// If `out` is shorter than `ips`.
     pub fn lookup_batch(&self, ips: &[u128], out: &mut [u32]) {
         assert!(out.len() >= ips.len(), "lookup_batch: out shorter than ips");
+        let (direct_table, nodes, leaves) =
+            (self.direct.get(), self.nodes.get(), self.leaves.get());
         for (ic, oc) in ips.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            // Each step loads first for every lane, with no branch on the
+            // data: the misses go out together, before a mispredicted
+            // branch of one lane can discard the loads of the lanes after
+            // it (measured: 1.9x with 32 lanes over branching per lane).
+            let mut direct = [0u32; LANES];
+            for (d, &ip) in direct.iter_mut().zip(ic) {
+                *d = direct_table[(ip >> (128 - DIRECT_BITS)) as usize];
+            }
             let mut node = [0u32; LANES];
             let mut pending = 0u32;
-            for (l, (&ip, o)) in ic.iter().zip(oc.iter_mut()).enumerate() {
-                let d = self.direct[(ip >> (128 - DIRECT_BITS)) as usize];
+            for (l, (&d, o)) in direct.iter().zip(oc.iter_mut()).enumerate() {
                 if d & NODE == 0 {
                     *o = d;
                 } else {
@@ -365,17 +576,25 @@ impl RouteTable6 {
             }
             let mut off = DIRECT_BITS;
             while pending != 0 {
+                // With a lane pending the node array is not empty, so the
+                // index 0 of a finished lane is valid.
+                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
                 let mut p = pending;
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
                     p &= p - 1;
-                    let n = &self.nodes[node[l] as usize];
+                    let n = Node::from_words(&nodes[node[l] as usize]);
+                    if n.base1 & BUCKET != 0 {
+                        oc[l] = n.bucket(ic[l], off);
+                        pending &= !(1 << l);
+                        continue;
+                    }
                     let v = chunk(ic[l], off);
                     let m = upto(v);
-                    if n.vector & (1 << v) != 0 {
-                        node[l] = n.base1 + (n.vector & m).count_ones() - 1;
+                    if vector[l] & (1 << v) != 0 {
+                        node[l] = n.base1 + (vector[l] & m).count_ones() - 1;
                     } else {
-                        oc[l] = n.leaf_of(m, &self.leaves);
+                        oc[l] = n.leaf_of(m, leaves);
                         pending &= !(1 << l);
                     }
                 }
@@ -395,21 +614,21 @@ impl RouteTable6 {
     }
 
     /// Bytes allocated for the lookup structure: the 1 MiB direct table,
-    /// 32 bytes per node and 4 per leaf stored out of its node.
+    /// the nodes' mapping (32 bytes per node and a huge page to align them;
+    /// its pages are resident only where touched) and 4 per leaf stored out
+    /// of its node.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of_val(&*self.direct)
-            + self.nodes.capacity() * core::mem::size_of::<Node>()
-            + self.leaves.capacity() * core::mem::size_of::<u32>()
+        self.direct.map.len() + self.nodes.map.len() + self.leaves.map.len()
     }
 
     /// Number of trie nodes (for the figures).
     pub fn nodes(&self) -> usize {
-        self.nodes.len()
+        self.nodes.len
     }
 
     /// Number of leaves stored out of their node (for the figures).
     pub fn leaves(&self) -> usize {
-        self.leaves.len()
+        self.leaves.len
     }
 }
 
@@ -424,8 +643,8 @@ impl fmt::Debug for RouteTable6 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RouteTable6")
             .field("len", &self.len)
-            .field("nodes", &self.nodes.len())
-            .field("leaves", &self.leaves.len())
+            .field("nodes", &self.nodes.len)
+            .field("leaves", &self.leaves.len)
             .field("memory_bytes", &self.memory_bytes())
             .finish()
     }
@@ -516,7 +735,7 @@ mod tests {
         for a in [0, 1, ip("2001:db8::1"), u128::MAX] {
             assert_eq!(t.lookup(a), None);
         }
-        assert_eq!(t.memory_bytes(), 1 << 20);
+        assert_eq!(t.memory_bytes(), 4 * HUGE_PAGE);
         assert_eq!(t.nodes(), 0);
     }
 
@@ -615,6 +834,46 @@ mod tests {
         );
         assert_eq!(t.lookup(ip("2001:db8:ab::9")), Some(2));
         assert_eq!(t.lookup(ip("2001:db8:ac::")), Some(1));
+    }
+
+    #[test]
+    fn buckets_hold_three_prefixes_within_32_bits_of_their_node() {
+        // Alone in its /18, a /50 ends 32 bits below the first node: one
+        // bucket. A /51 (33 bits) takes a node at /18 and a bucket at /24.
+        for (len, nodes) in [(50u8, 1), (51, 2)] {
+            let pre = Ipv6Prefix::new(ip("2001:db8:aaaa:5555::"), len).unwrap();
+            let t = RouteTable6::build(&[(pre, 9)]);
+            assert_eq!(t.nodes(), nodes, "/{len}: {t:?}");
+            assert_eq!(t.lookup(pre.addr()), Some(9), "/{len}");
+            assert_eq!(t.lookup(pre.last()), Some(9), "/{len}");
+            assert_eq!(t.lookup(pre.addr() - 1), None, "/{len}");
+            assert_eq!(t.lookup(pre.last() + 1), None, "/{len}");
+        }
+        // Three /128s under a /48 share one bucket below the nodes that
+        // lead to them; a fourth needs a node of its own above the bucket.
+        let mut routes = vec![(p("2001:db8:1::/48"), 1)];
+        let hosts = [
+            "2001:db8:1::1",
+            "2001:db8:1::2",
+            "2001:db8:1::3",
+            "2001:db8:1::4",
+        ];
+        let mut nodes = Vec::new();
+        for (k, h) in hosts.iter().enumerate() {
+            routes.push((format!("{h}/128").parse().unwrap(), 10 + k as u32));
+            let t = RouteTable6::build(&routes);
+            for (j, h) in hosts.iter().enumerate() {
+                let want = if j <= k { 10 + j as u32 } else { 1 };
+                assert_eq!(t.lookup(ip(h)), Some(want), "{h} with {} hosts", k + 1);
+                let mut out = [0u32; 1];
+                t.lookup_batch(&[ip(h)], &mut out);
+                assert_eq!(out[0], want + 1, "batch {h} with {} hosts", k + 1);
+            }
+            assert_eq!(t.lookup(ip("2001:db8:1::5")), Some(1));
+            nodes.push(t.nodes());
+        }
+        assert!(nodes[0] == nodes[1] && nodes[1] == nodes[2], "{nodes:?}");
+        assert!(nodes[3] > nodes[2], "{nodes:?}");
     }
 
     #[test]

@@ -2,7 +2,10 @@
 //! Poptrie, its batch lookup and the hash baseline all give the answer of a
 //! naive reference (a linear scan for the longest matching prefix, the last
 //! duplicate winning) on random tables with nested prefixes of every
-//! length, at every prefix's edges and at random addresses.
+//! length, at every prefix's edges and at random addresses; and on sparse
+//! tables of long prefixes (/64 to /128 under a common prefix of 40 to 127
+//! bits: long chains of one-child nodes, buckets at every depth, more than a
+//! bucket holds under one node).
 
 use dataplane::addr::Ipv6Prefix;
 use dataplane::route6::{HashRouteTable6, RouteTable6};
@@ -45,8 +48,63 @@ fn routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
     })
 }
 
+/// A few long prefixes sharing their first 40..128 bits (a random base),
+/// optionally with a default route and a /32 above them.
+fn deep_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
+    let len = prop::sample::select(vec![48u8, 64, 96, 100, 119, 120, 121, 125, 126, 127, 128]);
+    (
+        any::<u128>(),
+        40u32..128,
+        proptest::collection::vec((any::<u128>(), len, 0u32..50), 1..8),
+        any::<bool>(),
+    )
+        .prop_map(|(base, shared, tails, above)| {
+            let mut v: Vec<(Ipv6Prefix, u32)> = tails
+                .into_iter()
+                .map(|(r, l, nh)| (Ipv6Prefix::new(base ^ (r >> shared), l).unwrap(), nh))
+                .collect();
+            if above {
+                v.push((Ipv6Prefix::DEFAULT, 60));
+                v.push((Ipv6Prefix::new(base, 32).unwrap(), 61));
+            }
+            v
+        })
+}
+
+/// Lookups of the prefixes' edges, just outside them and `randoms`, every
+/// one checked against [`naive`] with `lookup` and `lookup_batch`.
+fn check(routes: &[(Ipv6Prefix, u32)], randoms: Vec<u128>) -> Result<(), TestCaseError> {
+    let t = RouteTable6::build(routes);
+    let mut probes = randoms;
+    for &(p, _) in routes {
+        probes.extend([
+            p.addr(),
+            p.last(),
+            p.addr().wrapping_sub(1),
+            p.last().wrapping_add(1),
+        ]);
+        probes.push(p.addr() | (0x5555_5555_5555_5555_5555_5555_5555_5555 & !p.mask()));
+    }
+    let mut batch = vec![0u32; probes.len()];
+    t.lookup_batch(&probes, &mut batch);
+    for (i, &a) in probes.iter().enumerate() {
+        let want = naive(routes, a);
+        prop_assert_eq!(t.lookup(a), want, "poptrie at {:#034x}", a);
+        prop_assert_eq!(batch[i].checked_sub(1), want, "batch at {:#034x}", a);
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn sparse_deep_tables_match_the_naive_reference(
+        routes in deep_routes(),
+        randoms in proptest::collection::vec(any::<u128>(), 0..20),
+    ) {
+        check(&routes, randoms)?;
+    }
 
     #[test]
     fn poptrie_and_hash_match_the_naive_reference(
@@ -55,19 +113,15 @@ proptest! {
     ) {
         let t = RouteTable6::build(&routes);
         let h = HashRouteTable6::build(&routes);
-        let mut probes = randoms;
+        for &a in &randoms {
+            prop_assert_eq!(h.lookup(a), naive(&routes, a), "hash at {:#034x}", a);
+        }
         for &(p, _) in &routes {
-            probes.extend([p.addr(), p.last(), p.addr().wrapping_sub(1), p.last().wrapping_add(1)]);
-            probes.push(p.addr() | (0x5555_5555_5555_5555_5555_5555_5555_5555 & !p.mask()));
+            for a in [p.addr(), p.last(), p.addr().wrapping_sub(1), p.last().wrapping_add(1)] {
+                prop_assert_eq!(h.lookup(a), naive(&routes, a), "hash at {:#034x}", a);
+            }
         }
-        let mut batch = vec![0u32; probes.len()];
-        t.lookup_batch(&probes, &mut batch);
-        for (i, &a) in probes.iter().enumerate() {
-            let want = naive(&routes, a);
-            prop_assert_eq!(t.lookup(a), want, "poptrie at {:#034x}", a);
-            prop_assert_eq!(batch[i].checked_sub(1), want, "batch at {:#034x}", a);
-            prop_assert_eq!(h.lookup(a), want, "hash at {:#034x}", a);
-        }
+        check(&routes, randoms)?;
         let distinct: std::collections::HashSet<_> = routes.iter().map(|r| r.0).collect();
         prop_assert_eq!(t.len(), distinct.len());
         prop_assert_eq!(h.len(), distinct.len());

@@ -4,6 +4,7 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
+use crate::tables::Tables;
 use crate::rules::{ChainId, RawHook, RuleList};
 use crate::wire::ipv4;
 
@@ -55,19 +56,11 @@ impl Pipeline {
                     self.st.run_add(&mut run, i, k, len, total);
                     v
                 }
-                _ => match self.st.fast6(t, p) {
-                    // The IPv6 transit fast path.
-                    Some((total, f)) => {
-                        self.st.run_add(&mut run, i, f.key, p.len, total);
-                        rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
-                        p.len = ETH_HDR_LEN + total;
-                        Verdict::Tx(f.out)
-                    }
-                    None => {
-                        self.st.run_add(&mut run, i, RunKey::NONE, 0, 0);
-                        self.st.general(t, p)
-                    }
-                },
+                _ => {
+                    let (v, key, len, total) = self.st.not_fast4(t, p);
+                    self.st.run_add(&mut run, i, key, len, total);
+                    v
+                }
             };
         }
         self.st
@@ -76,6 +69,23 @@ impl Pipeline {
 }
 
 impl State {
+    /// A packet the IPv4 fast paths did not take: the IPv6 transit fast
+    /// path, or the general path. The verdict and what `run_add` counts (a
+    /// run key, or [`RunKey::NONE`] when the packet was counted alone).
+    /// Out of line, so that the IPv4 loop keeps its registers.
+    #[inline(never)]
+    fn not_fast4(&mut self, t: &Tables, p: &mut Pkt<'_>) -> (Verdict, RunKey, usize, usize) {
+        match self.fast6(t, p) {
+            Some((total, f)) => {
+                let len = p.len;
+                rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
+                p.len = ETH_HDR_LEN + total;
+                (Verdict::Tx(f.out), f.key, len, total)
+            }
+            None => (self.general(t, p), RunKey::NONE, 0, 0),
+        }
+    }
+
     /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
     /// the run of decision `key` ([`RunKey::NONE`]: counted elsewhere): a
     /// new key ends the run before it.
