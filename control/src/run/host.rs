@@ -403,6 +403,10 @@ mod tests {
                 "198.19.0.0/24 dev rtr0 src 198.19.0.1",
                 "203.0.113.0/24 dev rtr0 src 198.19.0.1",
                 "default dev rtr0 src 198.18.0.1",
+                "2001:db8::/64 dev rtr0 src 2001:db8::1",
+                "2001:db8:1::/64 dev rtr0 src 2001:db8:1::1",
+                "2001:db8:100::/48 dev rtr0 src 2001:db8:1::1",
+                "default dev rtr0 src 2001:db8::1",
             ]
         );
     }
@@ -423,47 +427,19 @@ mod tests {
         );
     }
 
-    /// transit-router.yaml with IPv6 on both ports and IPv6 routes (the
-    /// config as the decoder gives it).
+    /// A dual-stack router: two IPv6 prefixes on lan, a gateway in the
+    /// second, a link-local gateway, blackhole, unreachable, IPv6 default.
     fn dual_stack() -> Config {
-        use dataplane::addr::IfAddr6;
-        use dataplane::packet::PortId;
-        use dataplane::tables6::RouteSpec6;
-        let path =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml");
-        let mut cfg = Config::load(&path).unwrap();
-        let a6 = |s: &str| s.parse::<IfAddr6>().unwrap();
-        let p6 = |s: &str| s.parse::<Ipv6Prefix>().unwrap();
-        let ip6 = |s: &str| u128::from(s.parse::<Ipv6Addr>().unwrap());
-        cfg.spec.interfaces[0].addresses6 = vec![a6("2001:db8:0:1::1/64")];
-        cfg.spec.interfaces[1].addresses6 =
-            vec![a6("2001:db8:0:2::1/64"), a6("2001:db8:0:3::1/64")];
-        cfg.spec.v6.routes = vec![
-            RouteSpec6::new(
-                p6("2001:db8:99::/48"),
-                NextHop6::Via {
-                    port: PortId(1),
-                    gateway: ip6("2001:db8:0:3::2"),
-                },
-            ),
-            RouteSpec6::new(
-                p6("2001:db8:98::/48"),
-                NextHop6::Via {
-                    port: PortId(1),
-                    gateway: ip6("fe80::2"),
-                },
-            ),
-            RouteSpec6::new(p6("2001:db8:dead::/48"), NextHop6::Blackhole),
-            RouteSpec6::new(p6("2001:db8:beef::/48"), NextHop6::Unreachable),
-            RouteSpec6::new(
-                Ipv6Prefix::DEFAULT,
-                NextHop6::Via {
-                    port: PortId(0),
-                    gateway: ip6("2001:db8:0:1::2"),
-                },
-            ),
-        ];
-        cfg
+        let text = "interfaces:\n  - name: wan\n    device: r0\n    \
+                    addresses: [198.18.0.1/24, 2001:db8:0:1::1/64]\n  - name: lan\n    \
+                    device: r1\n    addresses: [198.19.0.1/24, 2001:db8:0:2::1/64, \
+                    2001:db8:0:3::1/64]\nroutes:\n  - to: 203.0.113.0/24\n    via: 198.19.0.2\n  \
+                    - to: default\n    via: 198.18.0.2\n  - to: 2001:db8:99::/48\n    \
+                    via: 2001:db8:0:3::2\n  - to: 2001:db8:98::/48\n    via: fe80::2\n    \
+                    interface: lan\n  - to: 2001:db8:dead::/48\n    blackhole: true\n  \
+                    - to: 2001:db8:beef::/48\n    unreachable: true\n  - to: \"::/0\"\n    \
+                    via: 2001:db8:0:1::2\n";
+        Config::from_str(text, std::path::Path::new("t.yaml")).unwrap()
     }
 
     #[test]

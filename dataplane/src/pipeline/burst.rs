@@ -4,8 +4,8 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
-use crate::tables::Tables;
 use crate::rules::{ChainId, RawHook, RuleList};
+use crate::tables::Tables;
 use crate::wire::ipv4;
 
 use super::rewrite;
