@@ -17,6 +17,7 @@
 //! - [`traffic`]: verified TCP and UDP transfers, floods.
 //! - [`bulk`]: bulk TCP streams with throughput and retransmits.
 //! - [`ping`]: ICMP echo from a raw socket.
+//! - [`ping6`]: ICMPv6 echo from a raw socket, with the replies' hop limits.
 //! - [`soak`]: the bounded mixed load and its checks.
 //! - [`nft`]: nf_tables rulesets and conntrack over netlink (no `nft`).
 
@@ -25,6 +26,7 @@ pub mod netns;
 pub mod nft;
 pub mod ns;
 pub mod ping;
+pub mod ping6;
 pub mod routerd;
 pub mod soak;
 pub mod tempdir;
@@ -34,12 +36,16 @@ pub mod traffic;
 pub use netns::in_ns;
 pub use ns::Lab;
 pub use ping::{ping, ping_in, PingOptions, PingResult};
+pub use ping6::{ping6, ping6_in, ping6_sized_in, Ping6Error, Ping6Result};
 pub use routerd::{send_signal, tool_start, BuiltinRouterd, RouterdProc};
 pub use tempdir::TempDir;
-pub use topology::{Topology, CLIENT_IP, SERVER_IP, SERVER_MAC, SINK_IP};
+pub use topology::{
+    Topology, CLIENT_IP, CLIENT_IP6, ROUTER_LAN_IP6, ROUTER_WAN_IP6, SERVER_IP, SERVER_IP6,
+    SERVER_MAC, SINK_IP,
+};
 pub use traffic::{
-    flood_once, median, tcp_transfer, udp_exchange, udp_flood, udp_send, FloodRun, Fnv, Pattern,
-    TcpResult, UdpResult,
+    flood_once, median, tcp_transfer, tcp_transfer_to, udp_exchange, udp_exchange_to, udp_flood,
+    udp_send, FloodRun, Fnv, Pattern, TcpResult, UdpResult,
 };
 
 /// Why the lab failed. One line each.

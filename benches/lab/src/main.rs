@@ -1,6 +1,7 @@
 //! lab: builds client - router - server network namespaces, runs routerd in
 //! the router namespace, sends real traffic through it (ping, a verified TCP
-//! transfer, UDP), prints what the router counted and removes everything.
+//! transfer, UDP; over IPv6 as well when the config gives the router IPv6
+//! addresses), prints what the router counted and removes everything.
 //!
 //! `lab --measure` instead compares packets per second forwarded by routerd
 //! and by Linux kernel forwarding on the same namespaces with the same
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use control::config::Config;
-use lab::{FloodRun, LabError, RouterdProc, Topology, SERVER_IP};
+use lab::{FloodRun, LabError, RouterdProc, Topology, SERVER_IP, SERVER_IP6};
 
 /// Namespace lab for afxdp-router.
 #[derive(Parser, Debug)]
@@ -129,15 +130,52 @@ fn lab_main(args: &Args, stop: &AtomicBool) -> Result<(), LabError> {
         t.rtr,
         t.lab.sysctl(&t.rtr, "net.ipv4.ip_forward")?
     );
+    let ipv6 = !args.measure && ipv6_lab(&cfg, &config)?;
+    if ipv6 {
+        t.add_ipv6()?;
+        println!(
+            "   IPv6: (cli0 {}/64) -- r0 {} | r1 {} -- (srv0 {}/64)",
+            lab::CLIENT_IP6,
+            lab::ROUTER_WAN_IP6,
+            lab::ROUTER_LAN_IP6,
+            SERVER_IP6
+        );
+    }
     check(stop)?;
     let res = if args.measure {
         measure(args, &t, &cfg, &config, &program, &pre, &desc, stop)
     } else {
-        demo(&t, &config, &program, &pre, &desc, stop)
+        demo(&t, &config, &program, &pre, &desc, ipv6, stop)
     };
     println!("== removing the lab: {}", t.lab.namespaces().join(", "));
     drop(t);
     res
+}
+
+/// Whether the config gives the router IPv6 addresses, and then that they
+/// are the lab's (wan 2001:db8::1/64, lan 2001:db8:1::1/64).
+fn ipv6_lab(cfg: &Config, config: &Path) -> Result<bool, LabError> {
+    let ifs = &cfg.spec.interfaces;
+    if ifs.iter().all(|i| i.addresses6.is_empty()) {
+        return Ok(false);
+    }
+    let want = [lab::ROUTER_WAN_IP6, lab::ROUTER_LAN_IP6];
+    for (i, want) in want.iter().enumerate() {
+        let want: std::net::Ipv6Addr = want.parse().expect("the lab's address");
+        let has = ifs.get(i).is_some_and(|ifc| {
+            ifc.addresses6
+                .iter()
+                .any(|a| a.addr == u128::from(want) && a.net.len() == 64)
+        });
+        if !has {
+            return Err(LabError::Routerd(format!(
+                "{}: interfaces[{i}] has IPv6 addresses but not {want}/64, the lab's \
+                 address for it (wan 2001:db8::1/64, lan 2001:db8:1::1/64)",
+                config.display()
+            )));
+        }
+    }
+    Ok(true)
 }
 
 fn start_routerd(
@@ -157,6 +195,7 @@ fn demo(
     program: &Path,
     pre: &[&str],
     desc: &str,
+    ipv6: bool,
     stop: &AtomicBool,
 ) -> Result<(), LabError> {
     println!(
@@ -216,6 +255,12 @@ fn demo(
         Err(e) => failures.push(format!("UDP: {e}")),
     }
 
+    if ipv6 {
+        demo6(t, &mut failures, stop)?;
+    } else {
+        println!("== IPv6: left out (the config gives the router no IPv6 addresses)");
+    }
+
     println!("== stopping routerd (SIGTERM)");
     let st = r.terminate(Duration::from_secs(10))?;
     println!("   routerd exited: {st}");
@@ -239,6 +284,65 @@ fn demo(
     } else {
         Err(LabError::Traffic(failures.join("; ")))
     }
+}
+
+/// The IPv6 half of the demo: ping6, a verified TCP transfer and UDP,
+/// client -> server across the router.
+fn demo6(t: &Topology, failures: &mut Vec<String>, stop: &AtomicBool) -> Result<(), LabError> {
+    check(stop)?;
+    println!("== ping -6 -c 5 {SERVER_IP6} from the client");
+    match t.ping6(SERVER_IP6, 5) {
+        Ok(p) => {
+            println!(
+                "   {}/{} replies, hop limit {:?} (the server sends 64: one router hop)",
+                p.received, p.sent, p.hop_limits
+            );
+            if p.received != p.sent || p.hop_limits.iter().any(|&h| h != 63) {
+                failures.push(format!("ping6: {}", p.text.trim()));
+            }
+        }
+        Err(e) => failures.push(format!("ping6: {e}")),
+    }
+
+    check(stop)?;
+    let bytes = 16 << 20;
+    println!(
+        "== TCP over IPv6: {} MiB client -> [{SERVER_IP6}]:5003, verified end to end",
+        bytes >> 20
+    );
+    let addr = std::net::SocketAddr::new(SERVER_IP6.parse().expect("address"), 5003);
+    match lab::tcp_transfer_to(t, addr, bytes, Duration::from_secs(60)) {
+        Ok(tcp) => {
+            println!(
+                "   {} bytes sent, {} received, hash {} ({:.1} MB/s)",
+                tcp.sent,
+                tcp.received,
+                if tcp.verified { "verified" } else { "MISMATCH" },
+                tcp.received as f64 / tcp.secs / 1e6
+            );
+            if !tcp.verified {
+                failures.push("TCP over IPv6: the bytes differ".to_string());
+            }
+        }
+        Err(e) => failures.push(format!("TCP over IPv6: {e}")),
+    }
+
+    check(stop)?;
+    println!("== UDP over IPv6: 1000 datagrams of 512 bytes client -> server");
+    let addr = std::net::SocketAddr::new(SERVER_IP6.parse().expect("address"), 5004);
+    match lab::udp_exchange_to(t, addr, 1000, 512) {
+        Ok(u) => {
+            println!(
+                "   {} sent, {} received intact, {} corrupt",
+                u.sent, u.received, u.corrupt
+            );
+            if u.corrupt > 0 || u.received < u.sent * 95 / 100 {
+                failures.push(format!("UDP over IPv6: {u:?}"));
+            }
+        }
+        Err(e) => failures.push(format!("UDP over IPv6: {e}")),
+    }
+    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -156,6 +156,25 @@ impl Lab {
         run_in(ns, move || write_sysctl(&key, &value))
     }
 
+    /// Turns IPv6 on for `ifname` in `ns` (namespaces start with it off),
+    /// without duplicate address detection so that addresses are usable
+    /// at once. With `slaac` the interface takes router advertisements
+    /// and forms addresses from them (`accept_ra = 2`, `autoconf = 1`: a
+    /// host, whatever `forwarding` says); else it ignores them.
+    pub fn enable_ipv6(&self, ns: &str, ifname: &str, slaac: bool) -> Result<(), LabError> {
+        let conf = format!("net.ipv6.conf.{ifname}");
+        let (ra, auto) = if slaac { ("2", "1") } else { ("0", "0") };
+        for (key, value) in [
+            ("accept_dad", "0"),
+            ("accept_ra", ra),
+            ("autoconf", auto),
+            ("disable_ipv6", "0"),
+        ] {
+            self.set_sysctl(ns, &format!("{conf}.{key}"), value)?;
+        }
+        Ok(())
+    }
+
     /// Turns TX checksum offload of `ifname` in `ns` off (what `ethtool -K
     /// IF tx off` does): veth endpoints must not leave TCP/UDP checksums
     /// to an offload that forwarding through AF_XDP skips.

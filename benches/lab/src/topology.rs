@@ -15,6 +15,12 @@
 //! routerd takes them off while it runs and puts them back at exit.
 //! Kernel forwarding is off there unless a measurement turns it on.
 //!
+//! [`Topology::add_ipv6`] makes it dual stack as the configs are: cli0
+//! 2001:db8::2/64 (gw 2001:db8::1), srv0 2001:db8:1::2/64 (gw
+//! 2001:db8:1::1), plus their
+//! link-local addresses; IPv6 stays off everywhere else (the router's
+//! ports belong to routerd, which answers neighbour discovery itself).
+//!
 //! Everything is bounded in time and count, and the namespaces (with their
 //! veths) are removed when the [`Lab`] is dropped, also on a panic.
 
@@ -22,6 +28,7 @@ use std::time::Duration;
 
 use crate::ns::{run, Lab};
 use crate::ping::{ping_in, PingOptions, PingResult};
+use crate::ping6::{ping6_in, Ping6Result};
 use crate::LabError;
 
 /// Client address.
@@ -33,6 +40,15 @@ pub const SERVER_MAC: &str = "02:00:00:00:00:02";
 /// An address routed to the server that the server does not own: its
 /// kernel drops such packets early (forwarding off, no ICMP), a cheap sink.
 pub const SINK_IP: &str = "203.0.113.1";
+
+/// Client IPv6 address (after [`Topology::add_ipv6`]).
+pub const CLIENT_IP6: &str = "2001:db8::2";
+/// Server IPv6 address.
+pub const SERVER_IP6: &str = "2001:db8:1::2";
+/// The router's IPv6 address on the client's link (wan, r0).
+pub const ROUTER_WAN_IP6: &str = "2001:db8::1";
+/// The router's IPv6 address on the server's link (lan, r1).
+pub const ROUTER_LAN_IP6: &str = "2001:db8:1::1";
 
 /// The three-namespace lab.
 #[derive(Debug)]
@@ -107,6 +123,31 @@ impl Topology {
         t.kernel_router_addresses()?;
         t.lab.set_sysctl(&t.rtr, "net.ipv4.ip_forward", "0")?;
         Ok(t)
+    }
+
+    /// Makes the endpoints dual stack: IPv6 on cli0 and srv0 (no DAD, no
+    /// router advertisements taken), [`CLIENT_IP6`] and [`SERVER_IP6`] as
+    /// /64s, default routes via the router's addresses on their links.
+    pub fn add_ipv6(&self) -> Result<(), LabError> {
+        for (ns, dev, addr, gw) in [
+            (&self.cli, "cli0", CLIENT_IP6, ROUTER_WAN_IP6),
+            (&self.srv, "srv0", SERVER_IP6, ROUTER_LAN_IP6),
+        ] {
+            self.lab.enable_ipv6(ns, dev, false)?;
+            let cidr = format!("{addr}/64");
+            run(&[
+                "ip", "-n", ns, "-6", "addr", "add", &cidr, "dev", dev, "nodad",
+            ])?;
+            run(&[
+                "ip", "-n", ns, "-6", "route", "add", "default", "via", gw, "dev", dev,
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// `ping -6 -c COUNT -i 0.2 -W 2` from the client to `dst`.
+    pub fn ping6(&self, dst: &str, count: u32) -> Result<Ping6Result, LabError> {
+        ping6_in(&self.cli, dst, &PingOptions::count(count))
     }
 
     /// Gives the router namespace's kernel the addresses and route of a

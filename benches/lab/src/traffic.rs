@@ -1,6 +1,6 @@
 //! Traffic through the lab from Rust sockets in threads that enter the
 //! client and server namespaces: verified TCP transfers, counted UDP
-//! streams, floods. Every loop is bounded in count and time.
+//! streams (both over IPv4 or IPv6), floods. Every loop is bounded in count and time.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -81,6 +81,17 @@ pub fn tcp_transfer(
     let addr: SocketAddr = format!("{SERVER_IP}:{port}")
         .parse()
         .expect("valid address");
+    tcp_transfer_to(t, addr, bytes, limit)
+}
+
+/// [`tcp_transfer`] to the server's `addr` (IPv4 or IPv6, e.g.
+/// `[2001:db8:1::2]:5001`).
+pub fn tcp_transfer_to(
+    t: &Topology,
+    addr: SocketAddr,
+    bytes: u64,
+    limit: Duration,
+) -> Result<TcpResult, LabError> {
     let (ready_tx, ready_rx) = mpsc::channel();
     let deadline = Instant::now() + limit;
     let server = in_ns(&t.srv, move || {
@@ -190,6 +201,16 @@ pub fn udp_exchange(
     let addr: SocketAddr = format!("{SERVER_IP}:{port}")
         .parse()
         .expect("valid address");
+    udp_exchange_to(t, addr, count, size)
+}
+
+/// [`udp_exchange`] to the server's `addr` (IPv4 or IPv6).
+pub fn udp_exchange_to(
+    t: &Topology,
+    addr: SocketAddr,
+    count: u32,
+    size: usize,
+) -> Result<UdpResult, LabError> {
     let size = size.max(8);
     let (ready_tx, ready_rx) = mpsc::channel();
     let server = in_ns(&t.srv, move || {
@@ -221,7 +242,12 @@ pub fn udp_exchange(
         .recv_timeout(Duration::from_secs(5))
         .map_err(|_| LabError::Timeout("UDP server did not start".into()))?;
     let client = in_ns(&t.cli, move || {
-        let s = UdpSocket::bind("0.0.0.0:0").map_err(io_err("UDP socket"))?;
+        let any = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let s = UdpSocket::bind(any).map_err(io_err("UDP socket"))?;
         s.connect(addr).map_err(io_err("UDP connect"))?;
         let mut buf = vec![0u8; size];
         for seq in 0..u64::from(count) {
@@ -276,7 +302,12 @@ pub fn udp_send(
             dataplane::worker::pin_current_thread(c)
                 .map_err(|e| LabError::Traffic(e.to_string()))?;
         }
-        let s = UdpSocket::bind("0.0.0.0:0").map_err(io_err("UDP socket"))?;
+        let any = if addr.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
+        let s = UdpSocket::bind(any).map_err(io_err("UDP socket"))?;
         s.connect(addr).map_err(io_err("UDP connect"))?;
         let buf = vec![0x5au8; payload];
         let start = Instant::now();

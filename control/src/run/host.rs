@@ -3,21 +3,27 @@
 //!
 //! The ports' addresses are the dataplane's ([`super::kernel`] takes them
 //! off the ports), but the kernel still has to own them for its sockets:
-//! a service bound to 198.18.0.1 must accept connections, and a connection
-//! the router opens must get 198.18.0.1 or 198.19.0.1 as its source. So, on
-//! the TUN:
+//! a service bound to 198.18.0.1 or 2001:db8::1 must accept connections,
+//! and a connection the router opens must get one of the ports' addresses
+//! as its source. So, on the TUN:
 //!
-//! - IPv6 off (no router solicitations or MLD into the dataplane), reverse
-//!   path filter off (`rp_filter = 0`: the TUN is the way back to every
-//!   source), MTU the smallest of the ports' (so the kernel's packets fit
-//!   every port, and PMTU discovery starts right), link up;
-//! - each interface address as a /32 (what `ip addr add 198.18.0.1/32 dev
-//!   rtr0` does, over rtnetlink);
-//! - the connected networks and the configured routes via the TUN, each
-//!   with the source address of the port it leaves by (as `ip route add
-//!   198.19.0.0/24 dev rtr0 src 198.19.0.1 proto 250`: routerd's own
-//!   protocol, [`super::netlink::RTPROT_ROUTERD`], which the kernel route
-//!   feed never mirrors back); blackhole and unreachable
+//! - reverse path filter off (`rp_filter = 0`: the TUN is the way back to
+//!   every source), MTU the smallest of the ports' (so the kernel's packets
+//!   fit every port, and PMTU discovery starts right), link up;
+//! - IPv6 on only when the config has IPv6 addresses, and then quiet: no
+//!   link-local address (`addr_gen_mode = 1`), no router advertisements
+//!   taken (`accept_ra = 0`, `autoconf = 0`), no duplicate address
+//!   detection (`accept_dad = 0`), so that the kernel sends no router
+//!   solicitations, DAD probes or MLD reports into the dataplane (the TUN
+//!   is `NOARP`: no solicited-node groups either); `forwarding` stays 0;
+//! - each interface address as a /32 or /128 (what `ip addr add
+//!   198.18.0.1/32 dev rtr0` and `ip addr add 2001:db8::1/128 dev rtr0
+//!   nodad noprefixroute` do, over rtnetlink);
+//! - the connected networks and the configured routes of both families via
+//!   the TUN, each with the source address of the port it leaves by (as
+//!   `ip route add 198.19.0.0/24 dev rtr0 src 198.19.0.1 proto 250`:
+//!   routerd's own protocol, [`super::netlink::RTPROT_ROUTERD`], which the
+//!   kernel route feed never mirrors back); blackhole and unreachable
 //!   routes as the kernel's own blackhole and unreachable routes, so the
 //!   kernel's sockets get the error at once.
 //!
@@ -27,11 +33,12 @@
 //! removed at exit. The TUN itself disappears when routerd's descriptor
 //! closes, which removes whatever is left even after SIGKILL.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
-use dataplane::addr::Ipv4Prefix;
+use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
 use dataplane::tables::NextHop;
+use dataplane::tables6::NextHop6;
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteMessage, RouteScope, RouteType,
 };
@@ -46,16 +53,36 @@ use crate::config::Config;
 pub struct HostKernel {
     tun: String,
     index: u32,
-    addresses: Vec<Ipv4Addr>,
+    addresses: Vec<IpAddr>,
     routes: Vec<HostRoute>,
     removed: bool,
+}
+
+/// A host-path route's destination, of either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostPrefix {
+    /// An IPv4 prefix.
+    V4(Ipv4Prefix),
+    /// An IPv6 prefix.
+    V6(Ipv6Prefix),
+}
+
+impl std::fmt::Display for HostPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HostPrefix::V4(p) if p.len() == 0 => f.write_str("default"),
+            HostPrefix::V6(p) if p.len() == 0 => f.write_str("default"),
+            HostPrefix::V4(p) => p.fmt(f),
+            HostPrefix::V6(p) => p.fmt(f),
+        }
+    }
 }
 
 /// One kernel route of the host path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HostRoute {
     /// Destination.
-    pub prefix: Ipv4Prefix,
+    pub prefix: HostPrefix,
     /// Where the kernel sends it.
     pub kind: RouteKind,
 }
@@ -63,8 +90,8 @@ pub struct HostRoute {
 /// Where a host-path route sends the kernel's packets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RouteKind {
-    /// Into the TUN, with this source address.
-    Tun { src: u32 },
+    /// Into the TUN, with this source address (of the route's family).
+    Tun { src: IpAddr },
     /// Nowhere (the kernel's blackhole route).
     Blackhole,
     /// Back to the socket as unreachable.
@@ -80,38 +107,35 @@ impl HostRoute {
                 RouteScope::Link,
                 vec![
                     RouteAttribute::Oif(tun_index),
-                    RouteAttribute::PrefSource(RouteAddress::Inet(Ipv4Addr::from(src))),
+                    RouteAttribute::PrefSource(RouteAddress::from(src)),
                 ],
             ),
             RouteKind::Blackhole => (RouteType::BlackHole, RouteScope::Universe, vec![]),
             RouteKind::Unreachable => (RouteType::Unreachable, RouteScope::Universe, vec![]),
         };
-        netlink::ipv4_route(
-            Ipv4Addr::from(self.prefix.addr()),
-            self.prefix.len(),
-            kind,
-            scope,
-            attrs,
-        )
+        match self.prefix {
+            HostPrefix::V4(p) => {
+                netlink::ipv4_route(Ipv4Addr::from(p.addr()), p.len(), kind, scope, attrs)
+            }
+            HostPrefix::V6(p) => {
+                netlink::ipv6_route(Ipv6Addr::from(p.addr()), p.len(), kind, attrs)
+            }
+        }
     }
 
-    /// As `ip route` would print it, through device `tun`.
+    /// As `ip route` (or `ip -6 route`) would print it, through device `tun`.
     pub fn text(&self, tun: &str) -> String {
-        let to = if self.prefix == Ipv4Prefix::DEFAULT {
-            "default".to_string()
-        } else {
-            self.prefix.to_string()
-        };
+        let to = self.prefix;
         match self.kind {
-            RouteKind::Tun { src } => format!("{to} dev {tun} src {}", Ipv4Addr::from(src)),
+            RouteKind::Tun { src } => format!("{to} dev {tun} src {src}"),
             RouteKind::Blackhole => format!("blackhole {to}"),
             RouteKind::Unreachable => format!("unreachable {to}"),
         }
     }
 }
 
-/// The kernel routes the host path needs for `cfg`: connected networks
-/// first, then the configured routes.
+/// The kernel routes the host path needs for `cfg`: IPv4 connected
+/// networks, then the configured IPv4 routes, then the same for IPv6.
 pub fn planned_routes(cfg: &Config) -> Vec<HostRoute> {
     let mut out: Vec<HostRoute> = Vec::new();
     let mut push = |r: HostRoute| {
@@ -119,41 +143,104 @@ pub fn planned_routes(cfg: &Config) -> Vec<HostRoute> {
             out.push(r);
         }
     };
+    let tun = |src: IpAddr| RouteKind::Tun { src };
     for ifc in &cfg.spec.interfaces {
         for a in &ifc.addresses {
             if a.net.len() < 32 {
                 push(HostRoute {
-                    prefix: a.net,
-                    kind: RouteKind::Tun { src: a.addr },
+                    prefix: HostPrefix::V4(a.net),
+                    kind: tun(Ipv4Addr::from(a.addr).into()),
                 });
             }
         }
     }
+    let port = |p: dataplane::packet::PortId| cfg.spec.interfaces.get(p.0 as usize);
     // The address a packet leaving by port `p` towards `dst` carries.
     let src_on = |p: dataplane::packet::PortId, dst: Option<u32>| {
-        let addrs = &cfg.spec.interfaces.get(p.0 as usize)?.addresses;
+        let addrs = &port(p)?.addresses;
         dst.and_then(|d| addrs.iter().find(|a| a.net.contains(d)))
             .or(addrs.first())
-            .map(|a| a.addr)
+            .map(|a| IpAddr::from(Ipv4Addr::from(a.addr)))
     };
     for r in &cfg.spec.routes {
         let kind = match r.next_hop {
-            NextHop::Via { port, gateway } => {
-                src_on(port, Some(gateway)).map(|src| RouteKind::Tun { src })
-            }
-            NextHop::Connected(port) => src_on(port, None).map(|src| RouteKind::Tun { src }),
+            NextHop::Via { port, gateway } => src_on(port, Some(gateway)).map(tun),
+            NextHop::Connected(port) => src_on(port, None).map(tun),
             NextHop::Blackhole => Some(RouteKind::Blackhole),
             NextHop::Unreachable => Some(RouteKind::Unreachable),
             NextHop::Local | NextHop::Multipath { .. } => None,
         };
         if let Some(kind) = kind {
             push(HostRoute {
-                prefix: r.prefix,
+                prefix: HostPrefix::V4(r.prefix),
+                kind,
+            });
+        }
+    }
+    for ifc in &cfg.spec.interfaces {
+        for a in &ifc.addresses6 {
+            if a.net.len() < 128 {
+                push(HostRoute {
+                    prefix: HostPrefix::V6(a.net),
+                    kind: tun(Ipv6Addr::from(a.addr).into()),
+                });
+            }
+        }
+    }
+    // As for IPv4; a link-local gateway lies in no prefix of the port, so
+    // its route gets the port's first address.
+    let src6_on = |p: dataplane::packet::PortId, dst: Option<u128>| {
+        let addrs = &port(p)?.addresses6;
+        dst.and_then(|d| addrs.iter().find(|a| a.net.contains(d)))
+            .or(addrs.first())
+            .map(|a| IpAddr::from(Ipv6Addr::from(a.addr)))
+    };
+    for r in &cfg.spec.v6.routes {
+        let kind = match r.next_hop {
+            NextHop6::Via { port, gateway } => src6_on(port, Some(gateway)).map(tun),
+            NextHop6::Connected(port) => src6_on(port, None).map(tun),
+            NextHop6::Blackhole => Some(RouteKind::Blackhole),
+            NextHop6::Unreachable => Some(RouteKind::Unreachable),
+            NextHop6::Local => None,
+        };
+        if let Some(kind) = kind {
+            push(HostRoute {
+                prefix: HostPrefix::V6(r.prefix),
                 kind,
             });
         }
     }
     out
+}
+
+/// The addresses the kernel gets on the TUN: each interface address, as a
+/// /32 or a /128, once.
+pub fn planned_addresses(cfg: &Config) -> Vec<IpAddr> {
+    let mut out: Vec<IpAddr> = Vec::new();
+    let v4 = cfg.spec.interfaces.iter().flat_map(|i| {
+        i.addresses
+            .iter()
+            .map(|a| IpAddr::from(Ipv4Addr::from(a.addr)))
+    });
+    let v6 = cfg.spec.interfaces.iter().flat_map(|i| {
+        i.addresses6
+            .iter()
+            .map(|a| IpAddr::from(Ipv6Addr::from(a.addr)))
+    });
+    for a in v4.chain(v6) {
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// A host address's prefix length: the whole address.
+fn host_len(a: &IpAddr) -> u8 {
+    match a {
+        IpAddr::V4(_) => 32,
+        IpAddr::V6(_) => 128,
+    }
 }
 
 fn write_proc(path: &str, value: &str) -> Result<(), KernelError> {
@@ -162,6 +249,15 @@ fn write_proc(path: &str, value: &str) -> Result<(), KernelError> {
         err,
     })
 }
+
+/// The TUN's IPv6 settings, in the order written: everything that makes
+/// the kernel talk on its own is off before IPv6 goes on.
+const TUN_IPV6_QUIET: [(&str, &str); 4] = [
+    ("accept_ra", "0"),
+    ("autoconf", "0"),
+    ("accept_dad", "0"),
+    ("addr_gen_mode", "1"),
+];
 
 impl HostKernel {
     /// Configures the TUN `tun` (already created) for `cfg`. On error,
@@ -175,9 +271,19 @@ impl HostKernel {
             routes: Vec::new(),
             removed: false,
         };
-        let v6 = format!("/proc/sys/net/ipv6/conf/{tun}/disable_ipv6");
-        if std::path::Path::new(&v6).exists() {
-            write_proc(&v6, "1")?;
+        let planned = planned_addresses(cfg);
+        let ipv6 = planned.iter().any(IpAddr::is_ipv6);
+        let conf6 = format!("/proc/sys/net/ipv6/conf/{tun}");
+        if std::path::Path::new(&conf6).exists() {
+            if ipv6 {
+                for (key, value) in TUN_IPV6_QUIET {
+                    write_proc(&format!("{conf6}/{key}"), value)?;
+                }
+            }
+            write_proc(
+                &format!("{conf6}/disable_ipv6"),
+                if ipv6 { "0" } else { "1" },
+            )?;
         }
         write_proc(&format!("/proc/sys/net/ipv4/conf/{tun}/rp_filter"), "0")?;
         let mtu = cfg
@@ -190,16 +296,14 @@ impl HostKernel {
         let mut nl = rtnl()?;
         nl.set_link_up(index, u32::from(mtu))
             .map_err(nl_err(format!("setting {tun} up with mtu {mtu}")))?;
-        for ifc in &cfg.spec.interfaces {
-            for a in &ifc.addresses {
-                let host = Ipv4Addr::from(a.addr);
-                if hk.addresses.contains(&host) {
-                    continue;
-                }
-                nl.add_address(index, host, 32, false)
-                    .map_err(nl_err(format!("adding {host}/32 to {tun}")))?;
-                hk.addresses.push(host);
-            }
+        for a in planned {
+            let len = host_len(&a);
+            let added = match a {
+                IpAddr::V4(v4) => nl.add_address(index, v4, len, false),
+                IpAddr::V6(v6) => nl.add_address6_nodad(index, v6, len),
+            };
+            added.map_err(nl_err(format!("adding {a}/{len} to {tun}")))?;
+            hk.addresses.push(a);
         }
         for r in planned_routes(cfg) {
             match nl.route(r.message(index), RouteOp::Add) {
@@ -216,10 +320,11 @@ impl HostKernel {
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
         info!(
-            "host path: TUN {tun} up (mtu {mtu}), kernel addresses {}, {} route(s) via {tun}{}",
+            "host path: TUN {tun} up (mtu {mtu}, IPv6 {}), kernel addresses {}, {} route(s) via {tun}{}",
+            if ipv6 { "on, no link-local, no RA, no DAD" } else { "off" },
             hk.addresses
                 .iter()
-                .map(|a| format!("{a}/32"))
+                .map(|a| format!("{a}/{}", host_len(a)))
                 .collect::<Vec<_>>()
                 .join(" "),
             hk.routes.len(),
@@ -232,8 +337,8 @@ impl HostKernel {
         Ok(hk)
     }
 
-    /// The addresses added to the TUN (as /32s).
-    pub fn addresses(&self) -> &[Ipv4Addr] {
+    /// The addresses added to the TUN (as /32s and /128s).
+    pub fn addresses(&self) -> &[IpAddr] {
         &self.addresses
     }
 
@@ -261,8 +366,9 @@ impl HostKernel {
             }
         }
         for a in self.addresses.iter().rev() {
-            if let Err(e) = nl.del_address(self.index, *a, 32) {
-                problems.push(format!("removing {a}/32 from {}: {e}", self.tun));
+            let len = host_len(a);
+            if let Err(e) = nl.del_address(self.index, *a, len) {
+                problems.push(format!("removing {a}/{len} from {}: {e}", self.tun));
             }
         }
         problems
@@ -297,6 +403,10 @@ mod tests {
                 "198.19.0.0/24 dev rtr0 src 198.19.0.1",
                 "203.0.113.0/24 dev rtr0 src 198.19.0.1",
                 "default dev rtr0 src 198.18.0.1",
+                "2001:db8::/64 dev rtr0 src 2001:db8::1",
+                "2001:db8:1::/64 dev rtr0 src 2001:db8:1::1",
+                "2001:db8:100::/48 dev rtr0 src 2001:db8:1::1",
+                "default dev rtr0 src 2001:db8::1",
             ]
         );
     }
@@ -313,6 +423,96 @@ mod tests {
                 "198.18.0.0/24 dev t0 src 198.18.0.1",
                 "blackhole 192.0.2.0/25",
                 "unreachable 192.0.2.128/25",
+            ]
+        );
+    }
+
+    /// A dual-stack router: two IPv6 prefixes on lan, a gateway in the
+    /// second, a link-local gateway, blackhole, unreachable, IPv6 default.
+    fn dual_stack() -> Config {
+        let text = "interfaces:\n  - name: wan\n    device: r0\n    \
+                    addresses: [198.18.0.1/24, 2001:db8:0:1::1/64]\n  - name: lan\n    \
+                    device: r1\n    addresses: [198.19.0.1/24, 2001:db8:0:2::1/64, \
+                    2001:db8:0:3::1/64]\nroutes:\n  - to: 203.0.113.0/24\n    via: 198.19.0.2\n  \
+                    - to: default\n    via: 198.18.0.2\n  - to: 2001:db8:99::/48\n    \
+                    via: 2001:db8:0:3::2\n  - to: 2001:db8:98::/48\n    via: fe80::2\n    \
+                    interface: lan\n  - to: 2001:db8:dead::/48\n    blackhole: true\n  \
+                    - to: 2001:db8:beef::/48\n    unreachable: true\n  - to: \"::/0\"\n    \
+                    via: 2001:db8:0:1::2\n";
+        Config::from_str(text, std::path::Path::new("t.yaml")).unwrap()
+    }
+
+    #[test]
+    fn a_dual_stack_router_gets_both_families_on_the_tun_with_their_sources() {
+        let cfg = dual_stack();
+        let routes: Vec<String> = planned_routes(&cfg)
+            .iter()
+            .map(|r| r.text("rtr0"))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "198.18.0.0/24 dev rtr0 src 198.18.0.1",
+                "198.19.0.0/24 dev rtr0 src 198.19.0.1",
+                "203.0.113.0/24 dev rtr0 src 198.19.0.1",
+                "default dev rtr0 src 198.18.0.1",
+                "2001:db8:0:1::/64 dev rtr0 src 2001:db8:0:1::1",
+                "2001:db8:0:2::/64 dev rtr0 src 2001:db8:0:2::1",
+                "2001:db8:0:3::/64 dev rtr0 src 2001:db8:0:3::1",
+                "2001:db8:99::/48 dev rtr0 src 2001:db8:0:3::1",
+                "2001:db8:98::/48 dev rtr0 src 2001:db8:0:2::1",
+                "blackhole 2001:db8:dead::/48",
+                "unreachable 2001:db8:beef::/48",
+                "default dev rtr0 src 2001:db8:0:1::1",
+            ]
+        );
+        let addrs: Vec<String> = planned_addresses(&cfg)
+            .iter()
+            .map(|a| format!("{a}/{}", host_len(a)))
+            .collect();
+        assert_eq!(
+            addrs,
+            [
+                "198.18.0.1/32",
+                "198.19.0.1/32",
+                "2001:db8:0:1::1/128",
+                "2001:db8:0:2::1/128",
+                "2001:db8:0:3::1/128",
+            ]
+        );
+        // The messages the kernel gets: IPv6, routerd's protocol, the source.
+        let r = planned_routes(&cfg)[7];
+        let m = r.message(9);
+        assert_eq!(
+            m.header.address_family,
+            netlink_packet_route::AddressFamily::Inet6
+        );
+        assert_eq!(m.header.destination_prefix_length, 48);
+        assert_eq!(u8::from(m.header.protocol), netlink::RTPROT_ROUTERD);
+        assert!(m.attributes.contains(&RouteAttribute::Oif(9)));
+        assert!(m
+            .attributes
+            .contains(&RouteAttribute::PrefSource(RouteAddress::Inet6(
+                "2001:db8:0:3::1".parse().unwrap()
+            ))));
+    }
+
+    #[test]
+    fn a_port_without_ipv6_addresses_gives_its_ipv6_routes_no_kernel_route() {
+        let mut cfg = dual_stack();
+        cfg.spec.interfaces[1].addresses6.clear();
+        let routes: Vec<String> = planned_routes(&cfg)
+            .iter()
+            .map(|r| r.text("rtr0"))
+            .filter(|r| r.contains(':'))
+            .collect();
+        assert_eq!(
+            routes,
+            [
+                "2001:db8:0:1::/64 dev rtr0 src 2001:db8:0:1::1",
+                "blackhole 2001:db8:dead::/48",
+                "unreachable 2001:db8:beef::/48",
+                "default dev rtr0 src 2001:db8:0:1::1",
             ]
         );
     }

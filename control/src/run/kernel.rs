@@ -5,7 +5,9 @@
 //! removes the ports' IPv4 addresses from the kernel (which also removes the
 //! kernel's connected routes and the routes via gateways on them), saves the
 //! kernel's other IPv4 routes through the ports, and turns IPv6 off on them
-//! (no router solicitations, MLD or neighbour discovery). The links stay up.
+//! (no router solicitations, MLD or neighbour discovery: the dataplane
+//! answers neighbour discovery for the ports' IPv6 addresses), which also
+//! removes their IPv6 addresses, saved first. The links stay up.
 //! At a clean exit (SIGINT, SIGTERM) it puts all of it back. After SIGKILL
 //! nothing is put back: the ports stay without kernel addresses until the
 //! operator (or the next routerd's clean exit, which restores only what it
@@ -14,7 +16,7 @@
 //! Talks rtnetlink ([`super::netlink`]) and writes `/proc/sys`; starts no
 //! process and never runs on the packet path.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteProtocol};
@@ -49,6 +51,9 @@ pub struct PortKernelState {
     pub routes: Vec<RouteMessage>,
     /// Previous `disable_ipv6` value, when the file exists.
     pub disable_ipv6: Option<String>,
+    /// Permanent global IPv6 addresses with prefix length (gone while
+    /// IPv6 is off on the port, put back after it).
+    pub addresses6: Vec<(Ipv6Addr, u8)>,
 }
 
 /// Ports taken from the kernel; [`Takeover::restore`] (or drop) gives them back.
@@ -210,7 +215,8 @@ fn restorable(r: &RouteMessage) -> RouteMessage {
     m
 }
 
-/// The kernel's IPv4 addresses, routes and IPv6 switch of `device`.
+/// The kernel's IPv4 addresses, routes, IPv6 switch and IPv6 addresses of
+/// `device`.
 pub fn port_state(device: &str) -> Result<PortKernelState, KernelError> {
     let index = device_index(device)?;
     let mut nl = rtnl()?;
@@ -233,12 +239,19 @@ pub fn port_state(device: &str) -> Result<PortKernelState, KernelError> {
     let disable_ipv6 = std::fs::read_to_string(v6)
         .ok()
         .map(|s| s.trim().to_string());
+    let addresses6 = match disable_ipv6.as_deref() {
+        Some("0") => nl
+            .ipv6_addresses(index)
+            .map_err(nl_err(format!("listing the IPv6 addresses of {device}")))?,
+        _ => Vec::new(),
+    };
     Ok(PortKernelState {
         device: device.to_string(),
         index,
         addresses,
         routes,
         disable_ipv6,
+        addresses6,
     })
 }
 
@@ -268,7 +281,7 @@ impl Takeover {
         &self.ports
     }
 
-    /// Puts the addresses, routes and IPv6 switch back. Returns the
+    /// Puts the addresses, routes, IPv6 switch and IPv6 addresses back. Returns the
     /// problems met (each one line); carries on past them.
     pub fn restore(&mut self) -> Vec<String> {
         let mut problems = Vec::new();
@@ -295,6 +308,11 @@ impl Takeover {
             if let Some(v) = &st.disable_ipv6 {
                 if let Err(e) = set_disable_ipv6(dev, v) {
                     problems.push(e.to_string());
+                }
+            }
+            for (a, len) in &st.addresses6 {
+                if let Err(e) = nl.add_address(st.index, *a, *len, true) {
+                    problems.push(format!("adding {a}/{len} to {dev}: {e}"));
                 }
             }
         }

@@ -299,14 +299,17 @@ impl Router {
         };
         let takeover = Takeover::take(&devices)?;
         for p in takeover.ports() {
-            let addrs = if p.addresses.is_empty() {
+            let v6 = p.addresses6.iter().map(|(a, l)| format!("{a}/{l}"));
+            let all: Vec<String> = p
+                .addresses
+                .iter()
+                .map(kernel::addr_text)
+                .chain(v6)
+                .collect();
+            let addrs = if all.is_empty() {
                 "none".to_string()
             } else {
-                p.addresses
-                    .iter()
-                    .map(kernel::addr_text)
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                all.join(" ")
             };
             info!(
                 "kernel addresses of {} taken off while routerd runs (restored at exit): {}; \

@@ -1,18 +1,20 @@
 //! A small synchronous rtnetlink client: what routerd asks of the kernel's
-//! routing side (links, IPv4 addresses, IPv4 routes), over the
+//! routing side (links, IPv4 and IPv6 addresses, IPv4 and IPv6 routes), over the
 //! `netlink-packet-route` message types and a `netlink-sys` socket.
 //!
 //! One request at a time, answered before the next one goes out; no
 //! threads, no async runtime. Never used on the packet path.
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL,
     NLM_F_REPLACE, NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage,
+};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
@@ -168,23 +170,75 @@ impl Rtnl {
         Ok(out)
     }
 
+    /// The permanent global IPv6 addresses (address, prefix length) of the
+    /// link `index`: not link-local ones (the kernel makes them) nor those
+    /// formed from router advertisements (they come back with the next).
+    pub fn ipv6_addresses(&mut self, index: u32) -> io::Result<Vec<(Ipv6Addr, u8)>> {
+        let mut m = AddressMessage::default();
+        m.header.family = AddressFamily::Inet6;
+        let all = self.request(RouteNetlinkMessage::GetAddress(m), NLM_F_DUMP)?;
+        let mut out = Vec::new();
+        for msg in all {
+            let RouteNetlinkMessage::NewAddress(a) = msg else {
+                continue;
+            };
+            if a.header.index != index || a.header.family != AddressFamily::Inet6 {
+                continue;
+            }
+            // IFA_FLAGS, when present, supersedes the header's 8 bits.
+            let permanent = a
+                .attributes
+                .iter()
+                .find_map(|x| match x {
+                    AddressAttribute::Flags(f) => Some(f.contains(AddressFlags::Permanent)),
+                    _ => None,
+                })
+                .unwrap_or(a.header.flags.contains(AddressHeaderFlags::Permanent));
+            let addr = a.attributes.iter().find_map(|x| match x {
+                AddressAttribute::Address(IpAddr::V6(v)) => Some(*v),
+                _ => None,
+            });
+            if let Some(v) = addr {
+                if permanent && !v.is_unicast_link_local() {
+                    out.push((v, a.header.prefix_len));
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Adds (or with `replace`, adds or replaces) `addr/len` on link `index`.
     pub fn add_address(
         &mut self,
         index: u32,
-        addr: Ipv4Addr,
+        addr: impl Into<IpAddr>,
         len: u8,
         replace: bool,
     ) -> io::Result<()> {
-        let m = address_message(index, addr, len);
+        let m = address_message(index, addr.into(), len);
         let flags = NLM_F_ACK | NLM_F_CREATE | if replace { NLM_F_REPLACE } else { NLM_F_EXCL };
         self.request(RouteNetlinkMessage::NewAddress(m), flags)
             .map(drop)
     }
 
+    /// Adds the IPv6 address `addr/len` on link `index` usable at once
+    /// (`IFA_F_NODAD`: no tentative state, no DAD probes) and without the
+    /// kernel's prefix route for it (`IFA_F_NOPREFIXROUTE`).
+    pub fn add_address6_nodad(&mut self, index: u32, addr: Ipv6Addr, len: u8) -> io::Result<()> {
+        let mut m = address_message(index, IpAddr::V6(addr), len);
+        m.attributes.push(AddressAttribute::Flags(
+            AddressFlags::Nodad | AddressFlags::Noprefixroute,
+        ));
+        self.request(
+            RouteNetlinkMessage::NewAddress(m),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map(drop)
+    }
+
     /// Removes `addr/len` from link `index`.
-    pub fn del_address(&mut self, index: u32, addr: Ipv4Addr, len: u8) -> io::Result<()> {
-        let m = address_message(index, addr, len);
+    pub fn del_address(&mut self, index: u32, addr: impl Into<IpAddr>, len: u8) -> io::Result<()> {
+        let m = address_message(index, addr.into(), len);
         self.request(RouteNetlinkMessage::DelAddress(m), NLM_F_ACK)
             .map(drop)
     }
@@ -220,15 +274,16 @@ impl Rtnl {
     }
 }
 
-fn address_message(index: u32, addr: Ipv4Addr, len: u8) -> AddressMessage {
+fn address_message(index: u32, addr: IpAddr, len: u8) -> AddressMessage {
     let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
+    m.header.family = match addr {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     m.header.prefix_len = len;
     m.header.index = index;
-    m.attributes
-        .push(AddressAttribute::Local(std::net::IpAddr::V4(addr)));
-    m.attributes
-        .push(AddressAttribute::Address(std::net::IpAddr::V4(addr)));
+    m.attributes.push(AddressAttribute::Local(addr));
+    m.attributes.push(AddressAttribute::Address(addr));
     m
 }
 
@@ -270,6 +325,29 @@ pub fn ipv4_route(
     if len > 0 {
         m.attributes
             .push(RouteAttribute::Destination(RouteAddress::Inet(dst)));
+    }
+    m.attributes.extend(attrs);
+    m
+}
+
+/// An IPv6 route message for the main table with routerd's protocol.
+pub fn ipv6_route(
+    dst: Ipv6Addr,
+    len: u8,
+    kind: RouteType,
+    attrs: Vec<RouteAttribute>,
+) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = AddressFamily::Inet6;
+    m.header.destination_prefix_length = len;
+    m.header.table = RouteHeader::RT_TABLE_MAIN;
+    m.header.protocol = RouteProtocol::from(RTPROT_ROUTERD);
+    // IPv6 routes have no scope (the kernel ignores rtm_scope for them).
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = kind;
+    if len > 0 {
+        m.attributes
+            .push(RouteAttribute::Destination(RouteAddress::Inet6(dst)));
     }
     m.attributes.extend(attrs);
     m
