@@ -12,9 +12,10 @@ use crate::wire::{ethernet, icmpv6};
 use super::{Outcome, State};
 use crate::reply6;
 
-/// The rate limiter's key for an IPv6 source: its addresses folded to 32
-/// bits (sources that collide share a bucket, which only makes the limit
-/// stricter).
+/// The rate limiter's key for an IPv6 source (the limiter takes IPv4's 32
+/// bits): the four words folded, so the interface identifier counts;
+/// sources that collide share a bucket, which only makes the limit
+/// stricter. One key for every ICMPv6 error the router sends.
 #[inline]
 pub(super) fn limiter_key(a: u128) -> u32 {
     let x = (a >> 64) as u64 ^ a as u64;

@@ -21,6 +21,7 @@ use crate::wire::ethernet;
 use crate::wire::icmpv6;
 use crate::wire::ipv6::{self, link_local_from_mac, multicast_mac, ALL_NODES};
 
+use super::icmp6::limiter_key;
 use super::rewrite::l2_to;
 use super::{Outcome, Pipeline, RaSched, State, NEIGHBOUR_REFRESH, REFRESH_BATCH};
 use crate::counters::Counters;
@@ -63,13 +64,6 @@ fn rewrite6(frame: &mut [u8], l2: L2, forwarded: bool) {
 
 /// Offset of the hop limit in the IPv6 header.
 const HOP_LIMIT: usize = 7;
-
-/// One key per IPv6 source for the ICMP rate limiter (which takes IPv4's
-/// 32 bits): the words folded, so the interface identifier counts.
-#[inline]
-fn limiter_key(a: u128) -> u32 {
-    (a as u32) ^ ((a >> 32) as u32) ^ ((a >> 64) as u32) ^ ((a >> 96) as u32)
-}
 
 impl Pipeline {
     /// IPv6's part of [`Pipeline::drain_pending`]: packets whose neighbour

@@ -38,7 +38,7 @@
 //! repeated (RFC 8200 4.1 recommends each at most once) is allowed within
 //! the bound.
 //!
-//! # Drop reasons these map to (for `drop.rs`, not yet wired)
+//! # Drop reasons these map to (`drop.rs`, `pipeline/parse6.rs`)
 //!
 //! `ip6_truncated` ([`super::Error::Truncated`]), `ip6_bad_version`
 //! ([`super::Error::BadVersion`]), `ip6_bad_payload_length`
