@@ -54,14 +54,14 @@ impl State {
     /// The per-family counters of an IPv6 packet's outcome.
     fn count6(&mut self, o: &Outcome) {
         let c = &mut self.counters;
-        c.ipv6_rx += 1;
         match o.verdict {
+            // The owner counts it.
+            Verdict::HandOff(_) => return,
             Verdict::Tx(_) if !o.generated => c.ipv6_forwarded += 1,
             Verdict::Host if !o.generated => c.ipv6_to_host += 1,
-            // The owner counts it.
-            Verdict::HandOff(_) => c.ipv6_rx -= 1,
             _ => {}
         }
+        c.ipv6_rx += 1;
         if o.dropped.is_some() {
             c.ipv6_dropped += 1;
         }
