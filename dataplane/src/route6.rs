@@ -222,11 +222,12 @@ impl Node {
         }
     }
 
-    /// The leaf of `ip` in a bucket at bit `off`: that of its longest entry
-    /// matching `ip`, else the leaf from above.
+    /// The leaf in a bucket of the address whose bits from the bucket's
+    /// offset are `rest` (left-aligned): that of its longest entry
+    /// matching, else the leaf from above.
     #[inline(always)]
-    fn bucket(&self, ip: u128, off: u32) -> u32 {
-        let x = window(ip, off);
+    fn bucket(&self, rest: u128) -> u32 {
+        let x = (rest >> 96) as u32;
         let lens = (self.leafvec >> 32) as u32;
         let hit = |key: u32, i: u32| {
             let mask = !u32::MAX.checked_shr((lens >> (8 * i)) & 0xff).unwrap_or(0);
@@ -255,10 +256,11 @@ impl Node {
     }
 }
 
-/// The 6 bits of `ip` from bit `off` (from the top); bits past 128 read 0.
+/// The top 6 bits of `rest`, an address shifted left to a node's offset
+/// (bits past 128 read 0): the node's slot.
 #[inline(always)]
-fn chunk(ip: u128, off: u32) -> u32 {
-    ((ip << off) >> (128 - STRIDE)) as u32
+fn chunk(rest: u128) -> u32 {
+    (rest >> (128 - STRIDE)) as u32
 }
 
 /// The 32 bits of `ip` from bit `off`; bits past 128 read 0.
@@ -313,12 +315,13 @@ impl<T: Pod> HugeSlice<T> {
         }
     }
 
-    /// The elements (page-aligned, so the cast cannot fail).
+    /// The elements, then zeros to the end of the mapping. The whole
+    /// mapping is cast (page-aligned and whole pages long, so the cast
+    /// cannot fail) and cut once at the front: cheaper per lookup than
+    /// cutting the exact range, and the lookups never read past it.
     #[inline(always)]
     fn get(&self) -> &[T] {
-        bytemuck::cast_slice(
-            &self.map[self.start..self.start + self.len * core::mem::size_of::<T>()],
-        )
+        &bytemuck::cast_slice::<u8, T>(&self.map)[self.start / core::mem::size_of::<T>()..]
     }
 }
 
@@ -353,7 +356,7 @@ impl Builder {
         let mut lens = [0u8; 64];
         let mut vector = 0u64;
         for &(addr, len, slot) in ps {
-            let c = chunk(addr, off);
+            let c = chunk(addr << off);
             let len32 = u32::from(len);
             if len32 <= end {
                 let span = 1u32 << (end - len32);
@@ -412,9 +415,9 @@ impl Builder {
                 i += 1;
                 continue;
             }
-            let c = chunk(ps[i].0, off);
+            let c = chunk(ps[i].0 << off);
             let mut j = i + 1;
-            while j < ps.len() && chunk(ps[j].0, off) == c {
+            while j < ps.len() && chunk(ps[j].0 << off) == c {
                 j += 1;
             }
             // A prefix ending in this node sorts before the longer ones at
@@ -521,85 +524,24 @@ impl RouteTable6 {
     /// plus one otherwise.
     #[inline]
     pub fn lookup_slot(&self, ip: u128) -> u32 {
-        let d = self.direct.get()[(ip >> (128 - DIRECT_BITS)) as usize];
-        if d & NODE == 0 {
-            return d;
-        }
-        let nodes = self.nodes.get();
-        let mut n = (d & !NODE) as usize;
-        let mut off = DIRECT_BITS;
-        loop {
-            let node = Node::from_words(&nodes[n]);
-            if node.base1 & BUCKET != 0 {
-                return node.bucket(ip, off);
-            }
-            let v = chunk(ip, off);
-            let m = upto(v);
-            if node.vector & (1 << v) != 0 {
-                n = node.base1 as usize + (node.vector & m).count_ones() as usize - 1;
-                off += STRIDE;
-            } else {
-                return node.leaf_of(m, self.leaves.get());
-            }
-        }
+        self.reader().lookup_slot(ip)
     }
 
-    /// [`RouteTable6::lookup_slot`] for every address of `ips` into the same
-    /// place of `out`, 32 at a time in lock step (one level of all of them,
-    /// then the next) so that their cache misses overlap.
-    ///
-    /// # Panics
-    ///
-    /// If `out` is shorter than `ips`.
+    /// [`Reader::lookup_batch`].
     pub fn lookup_batch(&self, ips: &[u128], out: &mut [u32]) {
-        assert!(out.len() >= ips.len(), "lookup_batch: out shorter than ips");
-        let (direct_table, nodes, leaves) =
-            (self.direct.get(), self.nodes.get(), self.leaves.get());
-        for (ic, oc) in ips.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            // Each step loads first for every lane, with no branch on the
-            // data: the misses go out together, before a mispredicted
-            // branch of one lane can discard the loads of the lanes after
-            // it (measured: 1.9x with 32 lanes over branching per lane).
-            let mut direct = [0u32; LANES];
-            for (d, &ip) in direct.iter_mut().zip(ic) {
-                *d = direct_table[(ip >> (128 - DIRECT_BITS)) as usize];
-            }
-            let mut node = [0u32; LANES];
-            let mut pending = 0u32;
-            for (l, (&d, o)) in direct.iter().zip(oc.iter_mut()).enumerate() {
-                if d & NODE == 0 {
-                    *o = d;
-                } else {
-                    node[l] = d & !NODE;
-                    pending |= 1 << l;
-                }
-            }
-            let mut off = DIRECT_BITS;
-            while pending != 0 {
-                // With a lane pending the node array is not empty, so the
-                // index 0 of a finished lane is valid.
-                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
-                let mut p = pending;
-                while p != 0 {
-                    let l = p.trailing_zeros() as usize;
-                    p &= p - 1;
-                    let n = Node::from_words(&nodes[node[l] as usize]);
-                    if n.base1 & BUCKET != 0 {
-                        oc[l] = n.bucket(ic[l], off);
-                        pending &= !(1 << l);
-                        continue;
-                    }
-                    let v = chunk(ic[l], off);
-                    let m = upto(v);
-                    if vector[l] & (1 << v) != 0 {
-                        node[l] = n.base1 + (vector[l] & m).count_ones() - 1;
-                    } else {
-                        oc[l] = n.leaf_of(m, leaves);
-                        pending &= !(1 << l);
-                    }
-                }
-                off += STRIDE;
-            }
+        self.reader().lookup_batch(ips, out)
+    }
+
+    /// The table's arrays as slices, for many lookups: a burst takes one
+    /// and looks up each packet with it. Making the slices checks each
+    /// mapping's alignment and length (some 40 instructions), once a
+    /// reader instead of once a lookup.
+    #[inline]
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            direct: self.direct.get(),
+            nodes: self.nodes.get(),
+            leaves: self.leaves.get(),
         }
     }
 
@@ -629,6 +571,106 @@ impl RouteTable6 {
     /// Number of leaves stored out of their node (for the figures).
     pub fn leaves(&self) -> usize {
         self.leaves.len
+    }
+}
+
+/// Lookups in a [`RouteTable6`]: its arrays as slices
+/// ([`RouteTable6::reader`]).
+#[derive(Clone, Copy)]
+pub struct Reader<'a> {
+    direct: &'a [u32],
+    /// [`Node::to_words`].
+    nodes: &'a [[u64; 4]],
+    leaves: &'a [u32],
+}
+
+impl Reader<'_> {
+    /// [`RouteTable6::lookup_slot`].
+    #[inline]
+    pub fn lookup_slot(&self, ip: u128) -> u32 {
+        let d = self.direct[(ip >> (128 - DIRECT_BITS)) as usize];
+        if d & NODE == 0 {
+            return d;
+        }
+        let mut n = (d & !NODE) as usize;
+        // The address from the node's offset on, left-aligned: each level
+        // shifts it by a constant instead of by a variable offset.
+        let mut rest = ip << DIRECT_BITS;
+        loop {
+            // Only the vector and the child base on the way down: the whole
+            // node is read where the lookup ends.
+            let w = &self.nodes[n];
+            let (vector, base1) = (w[0], w[2] as u32);
+            if base1 & BUCKET != 0 {
+                return Node::from_words(w).bucket(rest);
+            }
+            let v = chunk(rest);
+            if vector & (1 << v) == 0 {
+                return Node::from_words(w).leaf_of(upto(v), self.leaves);
+            }
+            // Slots 0..=v of the vector, at its top (63 - v is !v mod 64).
+            n = base1 as usize + (vector << (!v & 63)).count_ones() as usize - 1;
+            rest <<= STRIDE;
+        }
+    }
+
+    /// [`RouteTable6::lookup_slot`] for every address of `ips` into the same
+    /// place of `out`, 32 at a time in lock step (one level of all of them,
+    /// then the next) so that their cache misses overlap.
+    ///
+    /// # Panics
+    ///
+    /// If `out` is shorter than `ips`.
+    pub fn lookup_batch(&self, ips: &[u128], out: &mut [u32]) {
+        assert!(out.len() >= ips.len(), "lookup_batch: out shorter than ips");
+        let (direct_table, nodes) = (self.direct, self.nodes);
+        for (ic, oc) in ips.chunks(LANES).zip(out.chunks_mut(LANES)) {
+            // Each step loads first for every lane, with no branch on the
+            // data: the misses go out together, before a mispredicted
+            // branch of one lane can discard the loads of the lanes after
+            // it (measured: 1.9x with 32 lanes over branching per lane).
+            let mut direct = [0u32; LANES];
+            for (d, &ip) in direct.iter_mut().zip(ic) {
+                *d = direct_table[(ip >> (128 - DIRECT_BITS)) as usize];
+            }
+            let mut node = [0u32; LANES];
+            let mut pending = 0u32;
+            for (l, (&d, o)) in direct.iter().zip(oc.iter_mut()).enumerate() {
+                if d & NODE == 0 {
+                    *o = d;
+                } else {
+                    node[l] = d & !NODE;
+                    pending |= 1 << l;
+                }
+            }
+            let mut off = DIRECT_BITS;
+            while pending != 0 {
+                // With a lane pending the node array is not empty, so the
+                // index 0 of a finished lane is valid.
+                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
+                let mut p = pending;
+                while p != 0 {
+                    let l = p.trailing_zeros() as usize;
+                    p &= p - 1;
+                    let n = Node::from_words(&nodes[node[l] as usize]);
+                    let rest = ic[l] << off;
+                    if n.base1 & BUCKET != 0 {
+                        oc[l] = n.bucket(rest);
+                        pending &= !(1 << l);
+                        continue;
+                    }
+                    let v = chunk(rest);
+                    let m = upto(v);
+                    if vector[l] & (1 << v) != 0 {
+                        node[l] = n.base1 + (vector[l] & m).count_ones() - 1;
+                    } else {
+                        oc[l] = n.leaf_of(m, self.leaves);
+                        pending &= !(1 << l);
+                    }
+                }
+                off += STRIDE;
+            }
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 use crate::dispatch::FastCode;
 use crate::packet::{Pkt, Verdict, ETH_HDR_LEN};
+use crate::route6::Reader;
 use crate::rules::{ChainId, RawHook, RuleList};
 use crate::tables::Tables;
 use crate::wire::ipv4;
@@ -18,12 +19,16 @@ impl Pipeline {
     #[inline(never)]
     pub fn process_burst(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
         let n = pkts.len().min(out.len());
+        let t = &*self.tables;
+        // The IPv6 routes' slices, made once a burst, at its first IPv6
+        // packet (an IPv4 burst never makes them).
+        let mut r6 = None;
         // A run's byte sums fit 32 bits each below 65,536 packets.
         for (pkts, out) in pkts[..n]
             .chunks_mut(RUN_MAX)
             .zip(out[..n].chunks_mut(RUN_MAX))
         {
-            self.process_chunk(pkts, out);
+            Self::process_chunk(&mut self.st, t, pkts, out, &mut r6);
         }
     }
 
@@ -32,18 +37,22 @@ impl Pipeline {
     /// (a packet with another decision, one for the general path, or the end
     /// of the chunk).
     #[inline(always)]
-    fn process_chunk(&mut self, pkts: &mut [Pkt<'_>], out: &mut [Verdict]) {
-        let t = &*self.tables;
+    fn process_chunk<'a>(
+        st: &mut State,
+        t: &'a Tables,
+        pkts: &mut [Pkt<'_>],
+        out: &mut [Verdict],
+        r6: &mut Option<Reader<'a>>,
+    ) {
         let mut run = Run::NONE;
         for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            let fast = self
-                .st
+            let fast = st
                 .fast_l3(p)
-                .and_then(|m| Some((m.total_len, self.st.fast_decide(t, p, m)?)));
+                .and_then(|m| Some((m.total_len, st.fast_decide(t, p, m)?)));
             let hdr = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN);
             *v = match (fast, hdr) {
                 (Some((total, f)), Some(hdr)) if f.key != RunKey::NONE => {
-                    self.st.run_add(&mut run, i, f.key, p.len, total);
+                    st.run_add(&mut run, i, f.key, p.len, total);
                     rewrite::fast(hdr, f.l2);
                     // Trailing Ethernet padding is not part of what we send.
                     p.len = ETH_HDR_LEN + total;
@@ -52,19 +61,18 @@ impl Pipeline {
                 // To the router (`fast_l3` checked the header).
                 (Some((total, _)), _) => {
                     let len = p.len;
-                    let (v, k) = self.st.local(t, p);
-                    self.st.run_add(&mut run, i, k, len, total);
+                    let (v, k) = st.local(t, p);
+                    st.run_add(&mut run, i, k, len, total);
                     v
                 }
                 _ => {
-                    let (v, key, len, total) = self.st.not_fast4(t, p);
-                    self.st.run_add(&mut run, i, key, len, total);
+                    let (v, key, len, total) = st.not_fast4(t, r6, p);
+                    st.run_add(&mut run, i, key, len, total);
                     v
                 }
             };
         }
-        self.st
-            .flush_run(run.key, pkts.len() - run.start, run.bytes);
+        st.flush_run(run.key, pkts.len() - run.start, run.bytes);
     }
 }
 
@@ -74,8 +82,14 @@ impl State {
     /// run key, or [`RunKey::NONE`] when the packet was counted alone).
     /// Out of line, so that the IPv4 loop keeps its registers.
     #[inline(never)]
-    fn not_fast4(&mut self, t: &Tables, p: &mut Pkt<'_>) -> (Verdict, RunKey, usize, usize) {
-        match self.fast6(t, p) {
+    fn not_fast4<'a>(
+        &mut self,
+        t: &'a Tables,
+        r6: &mut Option<Reader<'a>>,
+        p: &mut Pkt<'_>,
+    ) -> (Verdict, RunKey, usize, usize) {
+        let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
+        match self.fast6(t, r6, p) {
             Some((total, f)) => {
                 let len = p.len;
                 rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);

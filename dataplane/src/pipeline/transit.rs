@@ -6,6 +6,7 @@
 use crate::dispatch::FastCode;
 use crate::packet::ETH_HDR_LEN;
 use crate::packet::{Pkt, PortId};
+use crate::route6::Reader;
 use crate::rules::{ChainId, FilterAction, RawAction, RawHook};
 use crate::tables::Tables;
 use crate::tables6::NextHop6;
@@ -149,16 +150,19 @@ impl State {
     /// path (a differential test holds them equal); `None` leaves the
     /// packet to it. Returns the packet's length (40 plus its payload).
     #[inline(always)]
-    pub(super) fn fast6(&self, t: &Tables, pkt: &Pkt<'_>) -> Option<(usize, Fast)> {
+    pub(super) fn fast6(
+        &self,
+        t: &Tables,
+        r6: &Reader<'_>,
+        pkt: &Pkt<'_>,
+    ) -> Option<(usize, Fast)> {
         let pm = self.fast_l3_6(pkt)?;
         // To the router: the general path (and no deep trie walk to the
         // /128 of its own address).
         if t.v6.is_local_global(pm.dst) {
             return None;
         }
-        let hop = self
-            .nh_fast6
-            .get(t.v6.routes.lookup_slot(pm.dst) as usize)?;
+        let hop = self.nh_fast6.get(r6.lookup_slot(pm.dst) as usize)?;
         if hop.kind != FastHopKind::Via || pm.hop_limit <= 1 || pm.total_len > hop.mtu as usize {
             return None;
         }
