@@ -59,6 +59,30 @@ fn fuzz_seeds_pass_and_parse() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(4000))]
 
+    /// The fast paths' test for a global or unique local address says what
+    /// the address class says, for any address (the top 64 bits drawn
+    /// often zero or with the prefixes of each class, where they differ).
+    #[test]
+    fn global_or_ula_agrees_with_the_class(
+        top in prop_oneof![Just(0u64), Just(0xff02u64 << 48), Just(0xfe80u64 << 48),
+            Just(0xfc00u64 << 48), Just(0x2001_0db8u64 << 32), Just(0xfebfu64 << 48),
+            Just(0xfec0u64 << 48), any::<u64>()],
+        noise in any::<u64>(),
+        low in prop_oneof![Just(0u64), Just(1u64), Just(0xffff_0000_0000u64 | 0xc612_0001),
+            Just(0xffff_0000_0000u64), any::<u64>()],
+        bits in 0u32..64,
+    ) {
+        use ipv6::AddrClass;
+        // Keep the class's prefix and vary the bits below it.
+        let top = if top == 0 { 0 } else { top | (noise >> bits.max(10)) };
+        let addr = u128::from(top) << 64 | u128::from(low);
+        prop_assert_eq!(
+            AddrClass::is_global_or_ula(addr),
+            matches!(AddrClass::of(addr), AddrClass::Global | AddrClass::UniqueLocal),
+            "{:x}", addr
+        );
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..1600)) {
         wire6::fuzz_one(&data);

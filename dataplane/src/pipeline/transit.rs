@@ -213,11 +213,9 @@ impl State {
         if total > len - ETH_HDR_LEN || total < ipv6::HEADER_LEN + l4_min {
             return None;
         }
-        if !AddrClass::of(ip.src_addr()).forwardable_src()
-            || !matches!(
-                AddrClass::of(ip.dst_addr()),
-                AddrClass::Global | AddrClass::UniqueLocal
-            )
+        // Both global or unique local (a forwardable source, RFC 4291).
+        if !AddrClass::is_global_or_ula(ip.src_addr())
+            || !AddrClass::is_global_or_ula(ip.dst_addr())
         {
             return None;
         }

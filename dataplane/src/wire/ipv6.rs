@@ -551,6 +551,23 @@ impl AddrClass {
         }
     }
 
+    /// Whether `addr` is global or unique local (`of(addr)` is one of the
+    /// two), from its top 64 bits alone unless they are all zero: the
+    /// unspecified, loopback and IPv4-mapped addresses all lie there, and
+    /// multicast and link-local are told by the top bits. For the fast
+    /// paths: `of` walks its whole chain of compares of 128 bits.
+    #[inline(always)]
+    pub const fn is_global_or_ula(addr: u128) -> bool {
+        let hi = (addr >> 64) as u64;
+        if hi == 0 {
+            return matches!(
+                AddrClass::of(addr),
+                AddrClass::Global | AddrClass::UniqueLocal
+            );
+        }
+        hi >> 56 != 0xff && hi >> 54 != 0xfe80 >> 6
+    }
+
     /// Whether a router may forward a packet with this source (RFC 4291
     /// 2.5.2, 2.5.3, 2.5.6, 2.7: not unspecified, loopback, multicast,
     /// link-local or IPv4-mapped).
@@ -899,6 +916,11 @@ mod tests {
         ];
         for (s, class) in cases {
             assert_eq!(AddrClass::of(a(s)), class, "{s}");
+            assert_eq!(
+                AddrClass::is_global_or_ula(a(s)),
+                matches!(class, Global | UniqueLocal),
+                "{s}"
+            );
         }
         assert!(Global.forwardable_src() && UniqueLocal.forwardable_src());
         for c in [Unspecified, Loopback, Ipv4Mapped, Multicast(0xe), LinkLocal] {
