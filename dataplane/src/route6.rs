@@ -652,19 +652,20 @@ impl Reader<'_> {
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
                     p &= p - 1;
-                    let n = Node::from_words(&nodes[node[l] as usize]);
-                    let rest = ic[l] << off;
-                    if n.base1 & BUCKET != 0 {
-                        oc[l] = n.bucket(rest);
+                    // As in `lookup_slot`: the base on the way down, the
+                    // whole node where the lane ends.
+                    let w = &nodes[node[l] as usize];
+                    let base1 = w[2] as u32;
+                    if base1 & BUCKET != 0 {
+                        oc[l] = Node::from_words(w).bucket(ic[l] << off);
                         pending &= !(1 << l);
                         continue;
                     }
-                    let v = chunk(rest);
-                    let m = upto(v);
+                    let v = chunk(ic[l] << off);
                     if vector[l] & (1 << v) != 0 {
-                        node[l] = n.base1 + (vector[l] & m).count_ones() - 1;
+                        node[l] = base1 + (vector[l] << (!v & 63)).count_ones() - 1;
                     } else {
-                        oc[l] = n.leaf_of(m, self.leaves);
+                        oc[l] = Node::from_words(w).leaf_of(upto(v), self.leaves);
                         pending &= !(1 << l);
                     }
                 }
