@@ -131,7 +131,7 @@ impl Explainer {
         }
         for nh in &tables.v6.next_hops {
             if let NextHop6::Via { port, gateway } = *nh {
-                if pipeline.neighbours6().get(gateway).is_none() {
+                if pipeline.neighbours6().get((gateway, port)).is_none() {
                     pipeline.learn_neighbour6(gateway, peer_mac(port.0 as usize), port);
                 }
             }
@@ -184,7 +184,7 @@ impl Explainer {
         // ... and on connected IPv6 networks answer NDP.
         let dst6 = u128::from(spec.dst6);
         if let (true, Some((_, NextHop6::Connected(p)))) = (spec.v6, self.tables.v6.route(dst6)) {
-            if self.pipeline.neighbours6().get(dst6).is_none() {
+            if self.pipeline.neighbours6().get((dst6, p)).is_none() {
                 self.pipeline
                     .learn_neighbour6(dst6, peer_mac(p.0 as usize), p);
             }
@@ -225,9 +225,11 @@ impl Explainer {
             events,
             out_frame,
             flow: &|f| ct.flow(f, now),
-            is_static: &|a| match a {
+            is_static: &|a, port| match a {
                 IpAddr::V4(a) => neigh.get(u32::from(a)).is_some_and(|n| n.is_static),
-                IpAddr::V6(a) => neigh6.get(u128::from(a)).is_some_and(|n| n.is_static),
+                IpAddr::V6(a) => neigh6
+                    .get((u128::from(a), port))
+                    .is_some_and(|n| n.is_static),
             },
             learned: "assumed resolved",
         });
@@ -285,8 +287,8 @@ pub struct Rendering<'a> {
     pub out_frame: &'a [u8],
     /// The flow behind a reference.
     pub flow: &'a dyn Fn(FlowRef) -> Option<FlowView>,
-    /// Whether a neighbour (IPv4 or IPv6) is a static entry.
-    pub is_static: &'a dyn Fn(IpAddr) -> bool,
+    /// Whether a neighbour (IPv4 or IPv6) on a port is a static entry.
+    pub is_static: &'a dyn Fn(IpAddr, PortId) -> bool,
     /// How a resolved, not static neighbour came to be known (`assumed
     /// resolved` offline, `resolved` live); ` by ARP` or ` by NDP` follows.
     pub learned: &'a str,
@@ -383,7 +385,7 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 resolved,
             } => {
                 let a = Ipv6Addr::from(addr);
-                let is_static = (r.is_static)(IpAddr::V6(a));
+                let is_static = (r.is_static)(IpAddr::V6(a), port);
                 let text = if resolved && is_static {
                     format!("{a} on {} (static)", t.port_name(port))
                 } else if resolved {
@@ -447,7 +449,7 @@ pub fn render_events(r: &Rendering<'_>) -> Explanation {
                 port,
                 resolved,
             } => {
-                let is_static = (r.is_static)(IpAddr::V4(ip(addr)));
+                let is_static = (r.is_static)(IpAddr::V4(ip(addr)), port);
                 let text = if resolved && is_static {
                     format!("{} on {} (static)", ip(addr), t.port_name(port))
                 } else if resolved {

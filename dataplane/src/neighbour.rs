@@ -1,6 +1,6 @@
 //! The neighbour tables: address to MAC per port, from static config
 //! entries and ARP (IPv4, `Neighbours<u32>`) or NDP (IPv6,
-//! `Neighbours<u128>`). Capacity is reserved at start-up; the packet path
+//! `Neighbours<Key6>`: by address and port). Capacity is reserved at start-up; the packet path
 //! only reads them. Learned entries expire; shortly before, they are
 //! refreshed with ARP requests or unicast neighbour solicitations (see
 //! `Pipeline::housekeeping`). The queue of packets waiting for a
@@ -11,6 +11,12 @@ use crate::packet::PortId;
 use crate::tables::Tables;
 use std::collections::HashMap;
 use std::hash::Hash;
+
+/// An IPv6 neighbour's key: its address and the port it is on. A
+/// link-local address names a neighbour only with its link (`fe80::1` on
+/// two ports is two routers, a common way to number gateways), so IPv6
+/// neighbours are keyed by both, as Linux keys them by address and device.
+pub type Key6 = (u128, PortId);
 
 /// Most neighbours the table holds.
 pub const MAX_NEIGHBOURS: usize = 4096;
@@ -83,10 +89,16 @@ impl Neighbours<u32> {
     }
 }
 
-impl Neighbours<u128> {
+impl Neighbours<Key6> {
     /// Replace static entries with the config's IPv6 ones; learned ones stay.
     pub fn load_static(&mut self, tables: &Tables) {
-        self.replace_static(tables.v6.neighbours.iter().map(|s| (s.addr, s.mac, s.port)));
+        self.replace_static(
+            tables
+                .v6
+                .neighbours
+                .iter()
+                .map(|s| ((s.addr, s.port), s.mac, s.port)),
+        );
     }
 }
 

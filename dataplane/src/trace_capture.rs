@@ -306,8 +306,9 @@ pub struct TraceRecord {
     pub flows: Vec<(FlowRef, FlowView)>,
     /// Next hops of `Neighbour` events that are static entries.
     pub static_neighbours: Vec<u32>,
-    /// Next hops of `Neighbour6` events that are static entries.
-    pub static_neighbours6: Vec<u128>,
+    /// Next hops (and their ports) of `Neighbour6` events that are static
+    /// entries.
+    pub static_neighbours6: Vec<(u128, PortId)>,
     /// The first bytes of the frame after the pipeline (rewritten or a
     /// generated reply).
     pub out_head: Vec<u8>,
@@ -341,13 +342,13 @@ impl TraceRecord {
                 {
                     static_neighbours.push(addr);
                 }
-                Event::Neighbour6 { addr, .. }
+                Event::Neighbour6 { addr, port, .. }
                     if pipeline
                         .neighbours6()
-                        .get(addr)
+                        .get((addr, port))
                         .is_some_and(|n| n.is_static) =>
                 {
-                    static_neighbours6.push(addr);
+                    static_neighbours6.push((addr, port));
                 }
                 _ => {}
             }

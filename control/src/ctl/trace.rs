@@ -233,9 +233,9 @@ pub fn render_record(r: &TraceRecord) -> TracedPacket {
         events: &r.events,
         out_frame: &r.out_head,
         flow: &|f| r.flow(f),
-        is_static: &|a| match a {
+        is_static: &|a, port| match a {
             IpAddr::V4(a) => r.static_neighbours.contains(&u32::from(a)),
-            IpAddr::V6(a) => r.static_neighbours6.contains(&u128::from(a)),
+            IpAddr::V6(a) => r.static_neighbours6.contains(&(u128::from(a), port)),
         },
         learned: "resolved",
     });

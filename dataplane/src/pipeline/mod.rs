@@ -56,7 +56,7 @@ use crate::addr::Mac;
 use crate::conntrack::Conntrack;
 use crate::counters::Counters;
 use crate::drop::DropReason;
-use crate::neighbour::{NeighbourState, Neighbours, PendingQueue};
+use crate::neighbour::{Key6, NeighbourState, Neighbours, PendingQueue};
 use crate::packet::{Pkt, PortId, Verdict};
 use crate::reply::IcmpLimiter;
 use crate::rewrite::L2;
@@ -172,9 +172,9 @@ pub struct State {
     /// IPv6 neighbours (NDP), their resolved MAC per IPv6 next-hop id,
     /// the packets waiting for NDP and the neighbours learned for the
     /// other workers, as the IPv4 ones above.
-    neigh6: Neighbours<u128>,
+    neigh6: Neighbours<Key6>,
     nh6_mac: Vec<Option<Mac>>,
-    pending6: PendingQueue<u128>,
+    pending6: PendingQueue<Key6>,
     learned6: Vec<(u128, Mac, PortId)>,
     /// Router advertisement schedule per port (worker 0 sends them).
     ra: Vec<RaSched>,
@@ -314,7 +314,7 @@ impl Pipeline {
         let expires = self.st.now.saturating_add(NEIGHBOUR_TIMEOUT);
         self.st
             .neigh6
-            .learn_as(addr, mac, port, expires, NeighbourState::Reachable);
+            .learn_as((addr, port), mac, port, expires, NeighbourState::Reachable);
         self.st.rebuild_nh6_cache(&self.tables);
     }
 
@@ -361,7 +361,7 @@ impl Pipeline {
     }
 
     /// The IPv6 neighbour table.
-    pub fn neighbours6(&self) -> &Neighbours<u128> {
+    pub fn neighbours6(&self) -> &Neighbours<Key6> {
         &self.st.neigh6
     }
 

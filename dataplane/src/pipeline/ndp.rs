@@ -127,10 +127,11 @@ impl State {
         }
         let solicited = flags & ndp::NA_SOLICITED != 0;
         let overrides = flags & ndp::NA_OVERRIDE != 0;
-        let update = match self.neigh6.get(target).copied() {
+        let key = (target, port);
+        let update = match self.neigh6.get(key).copied() {
             Some(n) if n.is_static => None,
             None => {
-                let waiting = self.pending6.in_progress().iter().any(|r| r.addr == target);
+                let waiting = self.pending6.in_progress().iter().any(|r| r.addr == key);
                 target_mac.filter(|_| solicited || waiting).map(|mac| {
                     let state = if solicited {
                         NeighbourState::Reachable
@@ -146,14 +147,14 @@ impl State {
                     let mac = target_mac.unwrap_or(n.mac);
                     if solicited {
                         Some((mac, NeighbourState::Reachable))
-                    } else if !same || n.port != port {
+                    } else if !same {
                         Some((mac, NeighbourState::Stale))
                     } else {
                         None
                     }
                 } else {
                     if n.state == NeighbourState::Reachable {
-                        self.neigh6.set_state(target, NeighbourState::Stale);
+                        self.neigh6.set_state(key, NeighbourState::Stale);
                     }
                     None
                 }
@@ -219,8 +220,8 @@ impl State {
     /// RFC 4861 7.2.3: a solicitor's address creates a stale entry or, if
     /// it changed, updates one; the same address leaves the entry alone.
     fn learn_stale(&mut self, t: &Tables, addr: u128, mac: Mac, port: PortId) {
-        match self.neigh6.get(addr) {
-            Some(n) if n.is_static || (n.mac == mac && n.port == port) => {}
+        match self.neigh6.get((addr, port)) {
+            Some(n) if n.is_static || n.mac == mac => {}
             _ => self.learn6(t, addr, mac, port, NeighbourState::Stale),
         }
     }
@@ -229,8 +230,11 @@ impl State {
     /// workers.
     fn learn6(&mut self, t: &Tables, addr: u128, mac: Mac, port: PortId, state: NeighbourState) {
         let expires = self.now.saturating_add(NEIGHBOUR_TIMEOUT);
-        let changed = self.neigh6.get(addr).map(|n| (n.mac, n.port)) != Some((mac, port));
-        if !self.neigh6.learn_as(addr, mac, port, expires, state) {
+        let changed = self.neigh6.get((addr, port)).map(|n| n.mac) != Some(mac);
+        if !self
+            .neigh6
+            .learn_as((addr, port), mac, port, expires, state)
+        {
             return;
         }
         if changed {
@@ -449,7 +453,7 @@ pub(super) mod tests {
         );
         let c = p.counters();
         assert_eq!((c.nd_solicits_received, c.nd_adverts_sent), (1, 1));
-        let learned = p.neighbours6().get(host).expect("solicitor learned");
+        let learned = p.neighbours6().get((host, LAN)).expect("solicitor learned");
         assert_eq!(
             (learned.mac, learned.port, learned.state),
             (HOST_MAC, LAN, NeighbourState::Stale)
@@ -515,7 +519,7 @@ pub(super) mod tests {
         );
         assert_eq!(p.counters().drops[DropReason::NdpNotForUs as usize], 1);
         assert_eq!(p.counters().nd_adverts_sent, 0);
-        assert!(p.neighbours6().get(a("2001:db8:1::9")).is_none());
+        assert!(p.neighbours6().get((a("2001:db8:1::9"), LAN)).is_none());
     }
 
     #[test]
@@ -607,7 +611,7 @@ pub(super) mod tests {
             (pi.prefix, pi.prefix_len, pi.on_link, pi.autonomous),
             (a("2001:db8:1::"), 64, true, true)
         );
-        assert_eq!(p.neighbours6().get(host).unwrap().mac, HOST_MAC);
+        assert_eq!(p.neighbours6().get((host, LAN)).unwrap().mac, HOST_MAC);
         // From `::`: to all nodes, and a second one within 3 s is not answered.
         let anon = Repr::RouterSolicit { source_mac: None };
         let (mut b, n, m) = nd_frame(HOST_MAC, 0, ALL_ROUTERS, 255, &anon, LAN);
@@ -680,14 +684,14 @@ pub(super) mod tests {
             na(ndp::NA_OVERRIDE, host, Some(HOST_MAC)),
             ALL_NODES,
         );
-        assert!(p.neighbours6().get(host).is_none());
+        assert!(p.neighbours6().get((host, LAN)).is_none());
         // Solicited: reachable.
         send(
             &mut p,
             na(ndp::NA_SOLICITED | ndp::NA_OVERRIDE, host, Some(HOST_MAC)),
             us,
         );
-        let n = *p.neighbours6().get(host).unwrap();
+        let n = *p.neighbours6().get((host, LAN)).unwrap();
         assert_eq!(
             (n.mac, n.port, n.state),
             (HOST_MAC, LAN, NeighbourState::Reachable)
@@ -695,7 +699,7 @@ pub(super) mod tests {
         assert_eq!(n.state.name(), "reachable");
         // Without override, another MAC: kept, but no longer reachable.
         send(&mut p, na(0, host, Some(other_mac)), ALL_NODES);
-        let n = *p.neighbours6().get(host).unwrap();
+        let n = *p.neighbours6().get((host, LAN)).unwrap();
         assert_eq!((n.mac, n.state), (HOST_MAC, NeighbourState::Stale));
         // With override: replaced, stale.
         send(
@@ -703,11 +707,11 @@ pub(super) mod tests {
             na(ndp::NA_OVERRIDE, host, Some(other_mac)),
             ALL_NODES,
         );
-        let n = *p.neighbours6().get(host).unwrap();
+        let n = *p.neighbours6().get((host, LAN)).unwrap();
         assert_eq!((n.mac, n.state), (other_mac, NeighbourState::Stale));
         // Someone answering for our own address is not learned.
         send(&mut p, na(ndp::NA_SOLICITED, us, Some(other_mac)), us);
-        assert!(p.neighbours6().get(us).is_none());
+        assert!(p.neighbours6().get((us, LAN)).is_none());
         assert_eq!(p.counters().nd_adverts_received, 5);
     }
 
@@ -726,7 +730,7 @@ pub(super) mod tests {
         assert!(!p.has_learned());
         let mut q = pipeline();
         q.learn_neighbour6(host, HOST_MAC, LAN);
-        assert_eq!(q.neighbours6().get(host).unwrap().mac, HOST_MAC);
+        assert_eq!(q.neighbours6().get((host, LAN)).unwrap().mac, HOST_MAC);
     }
 
     #[test]
@@ -743,7 +747,7 @@ pub(super) mod tests {
         let msg = na(ndp::NA_OVERRIDE | ndp::NA_SOLICITED, gw, Some(HOST_MAC));
         let (mut b, n, m) = nd_frame(HOST_MAC, gw, link_local_from_mac(WAN_MAC), 255, &msg, WAN);
         run(&mut p, &mut b, n, &m);
-        let e = p.neighbours6().get(gw).unwrap();
+        let e = p.neighbours6().get((gw, WAN)).unwrap();
         assert_eq!((e.mac, e.state.name()), (GW_MAC, "permanent"));
     }
 }

@@ -9,7 +9,7 @@
 use crate::addr::Mac;
 use crate::drop::DropReason;
 use crate::meta::Meta;
-use crate::neighbour::{NeighbourState, Neighbours, RESOLVE_TRIES};
+use crate::neighbour::{Key6, NeighbourState, Neighbours, RESOLVE_TRIES};
 use crate::packet::{Pkt, PortId, Verdict, ETH_HDR_LEN};
 use crate::reply::IcmpLimiter;
 use crate::reply6;
@@ -90,10 +90,7 @@ impl Pipeline {
         while let Some(&r) = pending6.in_progress().get(i) {
             // A probe is done once the neighbour answered (which clears
             // `refreshing`); a resolution once the neighbour is known.
-            if let Some(n) = neigh6
-                .get(r.addr)
-                .filter(|n| n.port == r.port && !(r.refresh && n.refreshing))
-            {
+            if let Some(n) = neigh6.get(r.addr).filter(|n| !(r.refresh && n.refreshing)) {
                 let l2 = l2_to(t, r.port, n.mac);
                 let mut room = true;
                 pending6.release(r.addr, |buf, port, forwarded| {
@@ -130,17 +127,15 @@ impl Pipeline {
                 continue;
             } else if r.tries < RESOLVE_TRIES && now > r.last_sent {
                 let ifc = &t.interfaces[r.port.0 as usize];
-                let src = source_address(ifc, r.addr);
+                let src = source_address(ifc, r.addr.0);
                 // RFC 4861 7.3.3: a known neighbour is probed unicast.
                 let unicast = if r.refresh {
-                    neigh6
-                        .get(r.addr)
-                        .filter(|n| n.port == r.port)
-                        .map(|n| n.mac)
+                    neigh6.get(r.addr).map(|n| n.mac)
                 } else {
                     None
                 };
-                if let Some(len) = reply6::neighbor_solicit(scratch, ifc.mac, src, r.addr, unicast)
+                if let Some(len) =
+                    reply6::neighbor_solicit(scratch, ifc.mac, src, r.addr.0, unicast)
                 {
                     if !emit(&scratch[..len], r.port) {
                         return false;
@@ -197,7 +192,7 @@ impl Pipeline {
 #[allow(clippy::too_many_arguments)]
 fn unreachable6(
     t: &Tables,
-    neigh6: &Neighbours<u128>,
+    neigh6: &Neighbours<Key6>,
     limiter: &mut IcmpLimiter,
     counters: &mut Counters,
     scratch: &mut [u8],
@@ -226,7 +221,7 @@ fn unreachable6(
         Some((_, NextHop6::Via { port, gateway })) => (port, gateway),
         _ => return,
     };
-    let Some(mac) = neigh6.get(hop).filter(|n| n.port == port).map(|n| n.mac) else {
+    let Some(mac) = neigh6.get((hop, port)).map(|n| n.mac) else {
         return;
     };
     if !limiter.allow(limiter_key(src), now) {
@@ -294,15 +289,15 @@ impl State {
             self.rebuild_nh6_cache(t);
         }
         if scan {
-            let mut due = [(0u128, PortId(0)); REFRESH_BATCH];
+            let mut due = [((0u128, PortId(0)), PortId(0)); REFRESH_BATCH];
             let n = self
                 .neigh6
                 .due_for_refresh(now, NEIGHBOUR_REFRESH, &mut due);
-            for &(addr, port) in &due[..n] {
+            for &(key, port) in &due[..n] {
                 // No room among the resolutions: try again at the next scan.
-                if let Some(r) = self.pending6.resolving(addr, port) {
+                if let Some(r) = self.pending6.resolving(key, port) {
                     r.refresh = true;
-                    self.neigh6.set_refreshing(addr);
+                    self.neigh6.set_refreshing(key);
                 }
             }
         }
@@ -314,16 +309,11 @@ impl State {
     /// The MAC of each IPv6 gateway by next-hop id.
     pub(super) fn rebuild_nh6_cache(&mut self, t: &Tables) {
         self.nh6_mac.clear();
-        self.nh6_mac.extend(t.v6.next_hops.iter().map(|nh| {
-            match *nh {
-                NextHop6::Via { port, gateway } => self
-                    .neigh6
-                    .get(gateway)
-                    .filter(|n| n.port == port)
-                    .map(|n| n.mac),
+        self.nh6_mac
+            .extend(t.v6.next_hops.iter().map(|nh| match *nh {
+                NextHop6::Via { port, gateway } => self.neigh6.get((gateway, port)).map(|n| n.mac),
                 _ => None,
-            }
-        }));
+            }));
         self.nh_fast6 = super::transit::fast_hops6(t, &self.nh6_mac);
     }
 
@@ -361,13 +351,7 @@ impl State {
             NextHop6::Via { gateway, .. } => {
                 (gateway, self.nh6_mac.get(nh_id as usize).copied().flatten())
             }
-            _ => (
-                m.dst6,
-                self.neigh6
-                    .get(m.dst6)
-                    .filter(|n| n.port == out)
-                    .map(|n| n.mac),
-            ),
+            _ => (m.dst6, self.neigh6.get((m.dst6, out)).map(|n| n.mac)),
         };
         tr.event(Event::Neighbour6 {
             addr,
@@ -401,7 +385,7 @@ impl State {
         let src = source_address(ifc, addr);
         let frame_len = (ETH_HDR_LEN + m.total_len).min(pkt.len);
         let now = self.now;
-        let send = match self.pending6.resolving(addr, out) {
+        let send = match self.pending6.resolving((addr, out), out) {
             Some(r) if r.tries < RESOLVE_TRIES && (r.tries == 0 || now > r.last_sent) => {
                 r.tries += 1;
                 r.last_sent = now;
@@ -412,7 +396,7 @@ impl State {
         };
         let queued = self
             .pending6
-            .enqueue(addr, out, forwarded, &pkt.buf[..frame_len]);
+            .enqueue((addr, out), out, forwarded, &pkt.buf[..frame_len]);
         let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
         if send {
             if let Some(n) = reply6::neighbor_solicit(pkt.buf, ifc.mac, src, addr, None) {
@@ -496,6 +480,66 @@ mod tests {
         link_local_from_mac(WAN_MAC)
     }
 
+    /// `fe80::9` on wan and `fe80::9` on lan are two routers (gateways are
+    /// often numbered alike): each is learned by NDP on its own port, and
+    /// each route's packets go to its own MAC.
+    #[test]
+    fn one_link_local_address_on_two_ports_is_two_neighbours() {
+        use crate::tables::{Interface, TablesSpec};
+        use crate::tables6::{RouteSpec6, Spec6};
+        let ifc = |name: &str, mac, addr: &str| Interface {
+            name: name.into(),
+            device: name.into(),
+            mac,
+            addresses: Vec::new(),
+            addresses6: vec![addr.parse().unwrap()],
+            mtu: 1500,
+            ra: None,
+        };
+        let via = |port| NextHop6::Via {
+            port,
+            gateway: gw(),
+        };
+        let t = Tables::build(TablesSpec {
+            interfaces: vec![
+                ifc("lan", LAN_MAC, "2001:db8:1::1/64"),
+                ifc("wan", WAN_MAC, "2001:db8::1/64"),
+            ],
+            v6: Spec6 {
+                routes: vec![
+                    RouteSpec6::new("::/0".parse().unwrap(), via(WAN)),
+                    RouteSpec6::new("2001:db8:5::/48".parse().unwrap(), via(LAN)),
+                ],
+                ..Spec6::default()
+            },
+            ..TablesSpec::default()
+        });
+        let mut p = Pipeline::new(std::sync::Arc::new(t));
+        const LAN_GW_MAC: Mac = Mac([0x02, 0, 0, 0, 0, 0x55]);
+        for (port, mac, us) in [(WAN, GW_MAC, WAN_MAC), (LAN, LAN_GW_MAC, LAN_MAC)] {
+            let na = Repr::NeighborAdvert {
+                flags: ndp::NA_ROUTER | ndp::NA_SOLICITED | ndp::NA_OVERRIDE,
+                target: gw(),
+                target_mac: Some(mac),
+            };
+            let (mut b, n, m) = nd_frame(mac, gw(), link_local_from_mac(us), 255, &na, port);
+            assert_eq!(run(&mut p, &mut b, n, &m).0, Verdict::Consumed);
+        }
+        assert_eq!(p.neighbours6().get((gw(), WAN)).unwrap().mac, GW_MAC);
+        assert_eq!(p.neighbours6().get((gw(), LAN)).unwrap().mac, LAN_GW_MAC);
+        for (dst, port, mac) in [
+            (a("2001:db8:9::1"), WAN, GW_MAC),
+            (a("2001:db8:5::7"), LAN, LAN_GW_MAC),
+        ] {
+            let (mut b, n, m, id, nh) = datagram(&p, dst, 20);
+            assert_eq!(nh, via(port));
+            let (v, _) = output(&mut p, &mut b, n, &m, id, nh, port).unwrap();
+            assert_eq!(v, Verdict::Tx(port));
+            assert_eq!(b[..6], mac.0, "to the gateway on {port:?}");
+        }
+        assert_eq!(p.neighbours6().iter().count(), 2, "an entry each");
+    }
+
     #[test]
     fn unresolved_gateway_is_solicited_and_its_na_releases_the_packet() {
         let mut p = pipeline();
@@ -525,7 +569,7 @@ mod tests {
         };
         let (mut nb, nn, nm) = nd_frame(GW_MAC, gw(), wan_ll(), 255, &na, WAN);
         assert_eq!(run(&mut p, &mut nb, nn, &nm).0, Verdict::Consumed);
-        let e = p.neighbours6().get(gw()).unwrap();
+        let e = p.neighbours6().get((gw(), WAN)).unwrap();
         assert_eq!((e.mac, e.state.name()), (GW_MAC, "reachable"));
         let out = drain(&mut p);
         assert_eq!(out.len(), 1);
@@ -685,11 +729,14 @@ mod tests {
         p.set_worker(1, 2);
         let host = a("2001:db8:1::9");
         p.learn_neighbour6(host, HOST_MAC, LAN);
-        let expires = p.neighbours6().get(host).unwrap().expires;
+        let expires = p.neighbours6().get((host, LAN)).unwrap().expires;
         let now = expires - super::super::NEIGHBOUR_REFRESH;
         p.set_now(now);
         p.housekeeping(0);
-        assert_eq!(p.neighbours6().get(host).unwrap().state.name(), "probe");
+        assert_eq!(
+            p.neighbours6().get((host, LAN)).unwrap().state.name(),
+            "probe"
+        );
         p.set_now(now + 1);
         let out = drain(&mut p);
         assert_eq!(out.len(), 1);
@@ -707,7 +754,7 @@ mod tests {
         };
         let (mut b, n, m) = nd_frame(HOST_MAC, host, a("2001:db8:1::1"), 255, &na, LAN);
         run(&mut p, &mut b, n, &m);
-        let e = *p.neighbours6().get(host).unwrap();
+        let e = *p.neighbours6().get((host, LAN)).unwrap();
         assert_eq!(e.state.name(), "reachable");
         assert!(e.expires > expires);
         assert!(drain(&mut p).is_empty());
@@ -720,7 +767,8 @@ mod tests {
         p.set_worker(1, 2);
         let host = a("2001:db8:1::9");
         p.learn_neighbour6(host, HOST_MAC, LAN);
-        let mut now = p.neighbours6().get(host).unwrap().expires - super::super::NEIGHBOUR_REFRESH;
+        let mut now =
+            p.neighbours6().get((host, LAN)).unwrap().expires - super::super::NEIGHBOUR_REFRESH;
         p.set_now(now);
         p.housekeeping(0);
         let mut probes = 0;
@@ -730,7 +778,7 @@ mod tests {
             probes += drain(&mut p).len();
         }
         assert_eq!(probes, 3);
-        let e = p.neighbours6().get(host).unwrap();
+        let e = p.neighbours6().get((host, LAN)).unwrap();
         assert_eq!(e.state.name(), "failed");
         let c = p.counters();
         assert_eq!((c.nd_resolution_failures, c.icmp_errors_sent), (1, 0));
