@@ -371,7 +371,7 @@ impl Conntrack {
 
     /// [`Conntrack::hash`] of an IPv6 tuple: of its packed form with the
     /// address words replaced by the whole addresses' [`Conntrack::fold6`].
-    #[inline]
+    #[inline(always)]
     fn hash6(&self, key: FlowKey6) -> u32 {
         let addrs =
             (u128::from(self.fold6(key.src)) << 96) | (u128::from(self.fold6(key.dst)) << 64);
@@ -381,7 +381,7 @@ impl Conntrack {
     /// [`Conntrack::find_packed`] of an IPv6 tuple: the packed tuple, then
     /// the high parts of the addresses in [`Conntrack::high6`]. Also finds
     /// IPv4 tuples, whose high parts are zero.
-    #[inline]
+    #[inline(always)]
     fn find6(&self, key: u128, high: High6, h: u32) -> Option<(usize, FlowRef)> {
         let mut i = h as usize & self.mask;
         loop {
@@ -750,7 +750,7 @@ impl Conntrack {
     }
 
     /// [`Conntrack::classify_existing`] for an IPv6 packet.
-    #[inline]
+    #[inline(always)]
     pub fn classify_existing6(&mut self, p: &PktInfo6, now: u32) -> Option<CtState> {
         let h = self.hash6(p.key);
         let (_, flow) = self.find6(p.key.pack(), p.key.high(), h)?;
@@ -770,7 +770,7 @@ impl Conntrack {
 
     /// [`Conntrack::update`] of an IPv6 flow: TCP and UDP as there; ICMPv6
     /// echo here, so that the IPv4 path does not test for it.
-    #[inline]
+    #[inline(always)]
     fn update6(&mut self, flow: FlowRef, p: &PktInfo6, now: u32) -> Update {
         let t = self.cfg.timeouts;
         let e = &mut self.entries[flow.index as usize];
