@@ -42,7 +42,7 @@ pub use flow::{
     icmp_inverse, icmpv6_inverse, is_icmp_reply, is_icmp_request, is_icmpv6_reply,
     is_icmpv6_request, CtResult, CtState, FlowKey, FlowKey6, FlowRef, PktInfo, PktInfo6,
 };
-use flow::{join6, reverse_packed, reverse_packed6, High6, FAMILY6};
+use flow::{join6, reverse_high6, reverse_packed, reverse_packed6, High6, FAMILY6};
 use tcp::{TcpState, Transition};
 
 /// Protocol numbers tracked specially.
@@ -69,8 +69,8 @@ impl Pending {
     /// The IPv6 tuple of an IPv6 flow.
     fn key6(&self) -> FlowKey6 {
         FlowKey6 {
-            src: join6(self.high[0], self.key.src),
-            dst: join6(self.high[1], self.key.dst),
+            src: join6(self.high, false, self.key.src),
+            dst: join6(self.high, true, self.key.dst),
             sport: self.key.sport,
             dport: self.key.dport,
             proto: self.key.proto,
@@ -394,13 +394,14 @@ impl Conntrack {
                 let index = r >> 1;
                 let reply = r & 1 == 1;
                 let e = &self.entries[index as usize];
-                let [a, b] = self.high6[index as usize];
+                let hi = self.high6[index as usize];
                 let (k, hi) = if reply {
-                    (reverse_packed6(e.key), [b, a])
+                    (reverse_packed6(e.key), reverse_high6(hi))
                 } else {
-                    (e.key, [a, b])
+                    (e.key, hi)
                 };
-                if k == key && hi == high {
+                // Word by word: an array compare goes through memory.
+                if k == key && hi[0] == high[0] && hi[1] == high[1] && hi[2] == high[2] {
                     return Some((i, FlowRef { index, reply }));
                 }
             }
@@ -710,7 +711,7 @@ impl Conntrack {
                 last: tcp::row(p.tcp_flags),
                 len: p.len,
                 v6: false,
-                high: [[0; 3]; 2],
+                high: [0; 3],
             }),
         }
     }
@@ -1656,7 +1657,7 @@ mod tests {
             assert_eq!(FlowKey6::unpack(p, hi), k);
             let r = k.reverse();
             assert_eq!(reverse_packed6(p), r.pack(), "{k:?}");
-            assert_eq!([hi[1], hi[0]], r.high());
+            assert_eq!(reverse_high6(hi), r.high());
             assert_eq!(r.reverse(), k);
         }
         assert_eq!(
