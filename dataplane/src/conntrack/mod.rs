@@ -380,33 +380,62 @@ impl Conntrack {
 
     /// [`Conntrack::find_packed`] of an IPv6 tuple: the packed tuple, then
     /// the high parts of the addresses in [`Conntrack::high6`]. Also finds
-    /// IPv4 tuples, whose high parts are zero.
+    /// IPv4 tuples, whose high parts are zero. The first slot inline, the
+    /// probe on out of line: a loop here keeps its invariants on the stack.
     #[inline(always)]
     fn find6(&self, key: u128, high: High6, h: u32) -> Option<(usize, FlowRef)> {
-        let mut i = h as usize & self.mask;
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if (s >> 32) as u32 == h {
-                let r = (s as u32) - 1;
-                let index = r >> 1;
-                let reply = r & 1 == 1;
-                let e = &self.entries[index as usize];
-                let hi = self.high6[index as usize];
-                let (k, hi) = if reply {
-                    (reverse_packed6(e.key), reverse_high6(hi))
-                } else {
-                    (e.key, hi)
-                };
-                // Word by word: an array compare goes through memory.
-                if k == key && hi[0] == high[0] && hi[1] == high[1] && hi[2] == high[2] {
-                    return Some((i, FlowRef { index, reply }));
-                }
-            }
-            i = (i + 1) & self.mask;
+        let i = h as usize & self.mask;
+        match self.slot6_holds(i, key, high, h) {
+            Some(Some(flow)) => Some((i, flow)),
+            Some(None) => self.find6_after(i, key, high, h),
+            None => None,
         }
+    }
+
+    /// [`Conntrack::find6`] from the slot after `i`.
+    #[cold]
+    #[inline(never)]
+    fn find6_after(
+        &self,
+        mut i: usize,
+        key: u128,
+        high: High6,
+        h: u32,
+    ) -> Option<(usize, FlowRef)> {
+        loop {
+            i = (i + 1) & self.mask;
+            match self.slot6_holds(i, key, high, h) {
+                Some(Some(flow)) => return Some((i, flow)),
+                Some(None) => {}
+                None => return None,
+            }
+        }
+    }
+
+    /// Slot `i` for [`Conntrack::find6`]: `None` when it is empty (the
+    /// probe ends), `Some(None)` when it holds another tuple.
+    #[inline(always)]
+    fn slot6_holds(&self, i: usize, key: u128, high: High6, h: u32) -> Option<Option<FlowRef>> {
+        let s = self.slots[i];
+        if s == 0 {
+            return None;
+        }
+        if (s >> 32) as u32 != h {
+            return Some(None);
+        }
+        let r = (s as u32) - 1;
+        let index = r >> 1;
+        let reply = r & 1 == 1;
+        let e = &self.entries[index as usize];
+        let hi = self.high6[index as usize];
+        let (k, hi) = if reply {
+            (reverse_packed6(e.key), reverse_high6(hi))
+        } else {
+            (e.key, hi)
+        };
+        // Word by word: an array compare goes through memory.
+        let same = k == key && hi[0] == high[0] && hi[1] == high[1] && hi[2] == high[2];
+        Some(same.then_some(FlowRef { index, reply }))
     }
 
     /// Find the slot position holding `key`.
