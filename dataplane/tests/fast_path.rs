@@ -1607,3 +1607,36 @@ fn established_ipv6_to_the_router_is_counted_in_runs_as_on_the_general_path() {
     assert_eq!(c.ipv6_forwarded - before.ipv6_forwarded, 1);
     assert_eq!(c.rx_of(WAN).packets - before.rx_of(WAN).packets, 13);
 }
+
+#[test]
+fn a_new_ipv6_flow_to_a_full_table_of_assured_flows_is_dropped_as_on_the_general_path() {
+    use tcp::{ACK, SYN};
+    let (mut a, mut b) = both_over(&local6_tables(true, true, false));
+    let ssh = |cport| Ends6::new(OUTSIDE6, WAN, WAN6, cport);
+    // Two assured ssh flows fill the table: nothing may be evicted.
+    let mut burst = Vec::new();
+    for e in [ssh(40000), ssh(40001)] {
+        burst.extend([
+            e.tcp_c(22, SYN, 0),
+            e.tcp_r(22, SYN | ACK),
+            e.tcp_c(22, ACK, 0),
+        ]);
+    }
+    // A third SYN and a UDP flow find no room; the flows carry on.
+    let e = ssh(40002);
+    burst.extend([
+        e.tcp_c(22, SYN, 0),
+        ssh(40000).tcp_c(22, ACK, 20),
+        e.client(Packet6::udp(OUTSIDE6, WAN6, 40002, 5000)),
+        ssh(40001).tcp_c(22, ACK, 30),
+    ]);
+    same_burst(&mut a, &mut b, &burst).unwrap();
+    same_conntrack(&a, &b).unwrap();
+    let c = a.counters();
+    // The UDP packet is dropped by the input policy before it is confirmed.
+    assert_eq!(c.drops[DropReason::ConntrackTableFull as usize], 1);
+    assert_eq!(a.conntrack().counters().table_full, 1);
+    assert_eq!(a.conntrack().len(), 2);
+    assert_eq!(c.to_host, 6);
+    assert_eq!(c.ipv6_to_host, 6);
+}
