@@ -616,8 +616,8 @@ impl Default for FastRules {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::{IfAddr, Ipv4Prefix, Mac};
-    use crate::rules::{ChainId, FilterRule, PortRanges};
+    use crate::addr::{IfAddr, Ipv4Prefix, Ipv6Prefix, Mac};
+    use crate::rules::{ChainId, Family, FilterRule, PortRanges};
     use crate::tables::{Interface, Tables, TablesSpec};
     use proptest::prelude::*;
 
@@ -1203,17 +1203,91 @@ mod tests {
         })
     }
 
-    /// Checks every `Some` answer of `t.local_rules` for input ports 0-3,
-    /// `PROTOS` and every state against the first-match loops over
-    /// `probes`, for packets to the router. Returns how many answers were
-    /// None (search).
-    fn check_local_rules(t: &Tables, probes: &[Meta]) -> Result<usize, TestCaseError> {
-        let lr = &t.local_rules;
+    /// IPv6 prefixes rules use: nested, disjoint, a host, the default.
+    fn prefixes6() -> Vec<Ipv6Prefix> {
+        let p = |a: u128, len| Ipv6Prefix::new(a, len).expect("prefix length");
+        vec![
+            p(0x2001_0db8 << 96, 32),
+            p(0x2001_0db8_0001 << 80, 48),
+            p(0x2001_0db8_0001 << 80 | 1, 128),
+            p(0x2001_0db8_ffff << 80, 48),
+            p(0, 0),
+        ]
+    }
+
+    /// `a_match` with IPv6 address conditions and a family, sometimes: a
+    /// rule that only IPv4 prefixes or `family: ipv4` keep from IPv6. An
+    /// address condition is `local` or prefixes, as in a config.
+    fn a_match6() -> impl Strategy<Value = Match> {
+        let p6 = || {
+            prop::sample::subsequence(prefixes6(), 1..=2).prop_map(|ps| ps.into_iter().collect())
+        };
+        let family = prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)];
+        (a_match(), opt(p6()), opt(p6()), opt(family)).prop_map(|(mut m, s6, d6, family)| {
+            let local = |a: &Option<AddrMatch>| matches!(a, Some(AddrMatch::Local));
+            m.source6 = s6.filter(|_| !local(&m.source));
+            m.destination6 = d6.filter(|_| !local(&m.destination));
+            m.family = family;
+            m.compile();
+            m
+        })
+    }
+
+    /// `a_key_match` with a family, sometimes (a key condition too).
+    fn a_key_match6() -> impl Strategy<Value = Match> {
+        let family = prop_oneof![Just(Family::Ipv4), Just(Family::Ipv6)];
+        (a_key_match(), opt(family)).prop_map(|(mut m, family)| {
+            m.family = family;
+            m.compile();
+            m
+        })
+    }
+
+    /// `probe` as an IPv6 packet.
+    fn probe6() -> impl Strategy<Value = Meta> {
+        let addr6 = || {
+            prop_oneof![
+                prop::sample::select(vec![
+                    0x2001_0db8_0001u128 << 80 | 1,
+                    0x2001_0db8_0001 << 80 | 5,
+                    0x2001_0db8_ffff << 80 | 7,
+                    0x2001_0db8_0005 << 80 | 9,
+                ]),
+                any::<u128>(),
+            ]
+        };
+        (probe(), addr6(), addr6()).prop_map(|(p, src6, dst6)| Meta {
+            v6: true,
+            src: 0,
+            dst: 0,
+            src6,
+            dst6,
+            ..p
+        })
+    }
+
+    /// Checks every `Some` answer of `t.local_rules` (`t.local_rules6`
+    /// for IPv6 probes, `v6`) for input ports 0-3, `PROTOS` and every
+    /// state against the first-match loops over `probes`, for packets to
+    /// the router. Returns how many answers were None (search).
+    fn check_local_rules(t: &Tables, probes: &[Meta], v6: bool) -> Result<usize, TestCaseError> {
+        let (lr, raw_d, input_d) = if v6 {
+            (
+                &t.local_rules6,
+                &t.raw_dispatch6[0],
+                &t.filter_dispatch6[ChainId::Input as usize],
+            )
+        } else {
+            (
+                &t.local_rules,
+                &t.raw_dispatch[0],
+                &t.filter_dispatch[ChainId::Input as usize],
+            )
+        };
         let raw = &t.raw_prerouting;
         let raw_m: Vec<Match> = raw.iter().map(|r| r.matches.clone()).collect();
         let input = &t.filter[ChainId::Input as usize];
         let input_m: Vec<Match> = input.rules.iter().map(|r| r.matches.clone()).collect();
-        let input_d = &t.filter_dispatch[ChainId::Input as usize];
         let mut searched = 0;
         for i in 0..4u8 {
             for proto in PROTOS {
@@ -1221,6 +1295,7 @@ mod tests {
                 let at = lr.at(pin, proto);
                 let got = lr.raw(at);
                 for p in probes {
+                    prop_assert_eq!(p.v6, v6);
                     let m = Meta {
                         in_port: pin,
                         proto,
@@ -1244,7 +1319,7 @@ mod tests {
                     }
                 }
                 // The raw key decides: the table must not say search.
-                let re = t.raw_dispatch[0].entry(pin, None, proto, CtState::Untracked, true);
+                let re = raw_d.entry(pin, None, proto, CtState::Untracked, true);
                 if re.decided(raw_m.len()).is_some() {
                     prop_assert!(got.is_some(), "raw ({}, {}) searched", i, proto);
                 }
@@ -1302,7 +1377,33 @@ mod tests {
             let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
             let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
             let t = tables_with_input(raw, Chain { policy, rules });
-            check_local_rules(&t, &probes)?;
+            check_local_rules(&t, &probes, false)?;
+        }
+
+        #[test]
+        fn local_rules6_agree_with_raw_and_input(
+            raw in prop::collection::vec((a_match6(), raw_action()), 0..12),
+            input in prop::collection::vec((a_match6(), filter_action()), 0..12),
+            policy in prop_oneof![Just(FilterAction::Accept), Just(FilterAction::Drop)],
+            probes in prop::collection::vec(probe6(), 24..48),
+        ) {
+            let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
+            let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
+            let t = tables_with_input(raw, Chain { policy, rules });
+            check_local_rules(&t, &probes, true)?;
+        }
+
+        #[test]
+        fn local_rules6_without_address_or_port_conditions_never_search(
+            raw in prop::collection::vec((a_key_match6(), raw_action()), 0..12),
+            input in prop::collection::vec((a_key_match6(), filter_action()), 0..12),
+            policy in prop_oneof![Just(FilterAction::Accept), Just(FilterAction::Drop)],
+            probes in prop::collection::vec(probe6(), 4..8),
+        ) {
+            let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
+            let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
+            let t = tables_with_input(raw, Chain { policy, rules });
+            prop_assert_eq!(check_local_rules(&t, &probes, true)?, 0);
         }
 
         #[test]
@@ -1315,7 +1416,7 @@ mod tests {
             let raw = raw.into_iter().map(|(m, a)| raw_rule(m, a)).collect();
             let rules = input.into_iter().map(|(m, a)| filter_rule(m, a)).collect();
             let t = tables_with_input(raw, Chain { policy, rules });
-            prop_assert_eq!(check_local_rules(&t, &probes)?, 0);
+            prop_assert_eq!(check_local_rules(&t, &probes, false)?, 0);
         }
     }
 

@@ -244,6 +244,8 @@ pub struct Tables {
     pub fast_rules6: FastRules,
     /// The rule decisions for packets to the router, a lookup each.
     pub local_rules: LocalRules,
+    /// `local_rules` for IPv6 packets.
+    pub local_rules6: LocalRules,
     /// Connection tracking settings.
     pub conntrack: ConntrackConfig,
     /// IP options policy.
@@ -423,6 +425,13 @@ impl Tables {
             &spec.filter_input,
             &filter_dispatch[ChainId::Input as usize],
         );
+        let local_rules6 = LocalRules::build(
+            spec.interfaces.len(),
+            &spec.raw_prerouting,
+            &raw_dispatch6[0],
+            &spec.filter_input,
+            &filter_dispatch6[ChainId::Input as usize],
+        );
         let v6 = Tables6::build(&spec.interfaces, std::mem::take(&mut spec.v6));
         Tables {
             v6,
@@ -431,6 +440,7 @@ impl Tables {
             fast_rules6,
             fast_rules,
             local_rules,
+            local_rules6,
             interfaces: spec.interfaces,
             next_hops,
             multipath,

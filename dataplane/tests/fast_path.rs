@@ -15,7 +15,7 @@ use dataplane::packet::{Pkt, PortId, Verdict};
 use dataplane::pipeline::Pipeline;
 use dataplane::rules::{AddrMatch, ChainId, FilterAction, FilterRule, Match, RawAction, RawRule};
 use dataplane::tables::{Tables, TablesSpec};
-use dataplane::wire::{arp, icmp, ipv4, tcp};
+use dataplane::wire::{arp, icmp, icmpv6, ipv4, tcp};
 use proptest::prelude::*;
 use std::sync::{Arc, OnceLock};
 use support::*;
@@ -814,38 +814,41 @@ fn local_tables(small: bool, loose: bool, notrack: bool) -> Arc<Tables> {
     let i = usize::from(small) * 4 + usize::from(loose) * 2 + usize::from(notrack);
     TABLES[i]
         .get_or_init(|| {
-            pipeline_with(|s| {
-                if small {
-                    s.conntrack.max_entries = 2;
-                }
-                s.conntrack.tcp_loose = loose;
-                if notrack {
-                    let gre = Match {
-                        protocol: Some(47),
-                        ..Match::default()
-                    };
-                    let dns = Match {
-                        protocol: Some(ipv4::PROTO_UDP),
-                        source_port: Some([(53, 53)].into_iter().collect()),
-                        ..Match::default()
-                    };
-                    s.raw_prerouting.splice(
-                        0..0,
-                        [raw(gre, RawAction::NoTrack), raw(dns, RawAction::NoTrack)],
-                    );
-                    let untracked = Match {
-                        state: Some(CtState::Untracked.bit()),
-                        ..Match::default()
-                    };
-                    s.filter_input
-                        .rules
-                        .push(forward(untracked, FilterAction::Accept));
-                }
-            })
-            .tables()
-            .clone()
+            pipeline_with(|s| local_spec(s, small, loose, notrack))
+                .tables()
+                .clone()
         })
         .clone()
+}
+
+/// The changes of [`local_tables`] to the test router's spec.
+fn local_spec(s: &mut TablesSpec, small: bool, loose: bool, notrack: bool) {
+    if small {
+        s.conntrack.max_entries = 2;
+    }
+    s.conntrack.tcp_loose = loose;
+    if notrack {
+        let gre = Match {
+            protocol: Some(47),
+            ..Match::default()
+        };
+        let dns = Match {
+            protocol: Some(ipv4::PROTO_UDP),
+            source_port: Some([(53, 53)].into_iter().collect()),
+            ..Match::default()
+        };
+        s.raw_prerouting.splice(
+            0..0,
+            [raw(gre, RawAction::NoTrack), raw(dns, RawAction::NoTrack)],
+        );
+        let untracked = Match {
+            state: Some(CtState::Untracked.bit()),
+            ..Match::default()
+        };
+        s.filter_input
+            .rules
+            .push(forward(untracked, FilterAction::Accept));
+    }
 }
 
 /// The same flows in both connection tables: count, table counters and
@@ -853,7 +856,17 @@ fn local_tables(small: bool, loose: bool, notrack: bool) -> Arc<Tables> {
 fn same_conntrack(a: &Pipeline, b: &Pipeline) -> Result<(), TestCaseError> {
     let flows = |p: &Pipeline| {
         let mut f: Vec<FlowView> = p.conntrack().flows(p.now()).collect();
-        f.sort_by_key(|v| (v.key.src, v.key.dst, v.key.sport, v.key.dport, v.key.proto));
+        f.sort_by_key(|v| {
+            let k6 = v.key6.map(|k| (k.src, k.dst));
+            (
+                k6,
+                v.key.src,
+                v.key.dst,
+                v.key.sport,
+                v.key.dport,
+                v.key.proto,
+            )
+        });
         f
     };
     prop_assert_eq!(a.conntrack().len(), b.conntrack().len());
@@ -1262,4 +1275,368 @@ fn netfilters_conntrack_rules_hold_on_the_path_to_the_router() {
         1
     );
     assert_eq!(c.to_host, 2, "the request and the reply from the client");
+}
+
+/// IPv6 clients of the router and the port each arrives on; the lan host
+/// is on-link (its replies wait for NDP), the others behind the gateways.
+const CLIENTS6: [(u128, PortId); 3] = [
+    (OUTSIDE6, WAN),
+    (a6([0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 9]), WAN),
+    (LAN6_HOST, LAN),
+];
+
+/// [`Ends`] over IPv6: a client and one of the router's global addresses.
+#[derive(Clone, Copy, Debug)]
+struct Ends6 {
+    client: u128,
+    port: PortId,
+    router: u128,
+    cport: u16,
+    /// The client's packets: hop limit and Ethernet padding.
+    hop: u8,
+    pad: usize,
+}
+
+impl Ends6 {
+    fn new(client: u128, port: PortId, router: u128, cport: u16) -> Ends6 {
+        Ends6 {
+            client,
+            port,
+            router,
+            cport,
+            hop: 64,
+            pad: 0,
+        }
+    }
+
+    /// `p` from the client, arriving on its port.
+    fn client(&self, p: Packet6) -> Arrival {
+        let mut p = p.on(self.port).hop_limit(self.hop);
+        p.padding = self.pad;
+        (self.port, p.frame())
+    }
+
+    /// `p` from the router's host stack, on the host path.
+    fn router(&self, mut p: Packet6) -> Arrival {
+        p.src_mac = Mac::ZERO;
+        (PortId::HOST, p.dst_mac(Mac::ZERO).frame())
+    }
+
+    fn tcp_c(&self, dport: u16, flags: u8, len: usize) -> Arrival {
+        let p = Packet6::tcp(self.client, self.router, self.cport, dport, flags);
+        self.client(p.payload_len(len))
+    }
+
+    fn tcp_r(&self, sport: u16, flags: u8) -> Arrival {
+        self.router(Packet6::tcp(
+            self.router,
+            self.client,
+            sport,
+            self.cport,
+            flags,
+        ))
+    }
+}
+
+fn ends6() -> impl Strategy<Value = Ends6> {
+    (
+        0usize..3,
+        any::<bool>(),
+        0u16..3,
+        prop::sample::select(vec![64u8, 64, 64, 1, 0]),
+        prop::sample::select(vec![0usize, 0, 0, 6, 30]),
+    )
+        .prop_map(|(c, wan, p, hop, pad)| {
+            let router = if wan { WAN6 } else { LAN6 };
+            Ends6 {
+                hop,
+                pad,
+                ..Ends6::new(CLIENTS6[c].0, CLIENTS6[c].1, router, 40000 + p)
+            }
+        })
+}
+
+/// [`tcp_script`] over IPv6.
+fn tcp_script6(e: Ends6, dport: u16, data: usize, upto: usize, end: u8) -> Vec<Arrival> {
+    use tcp::{ACK, FIN, PSH, RST, SYN};
+    let mut s = vec![e.tcp_c(dport, SYN, 0), e.tcp_r(dport, SYN | ACK)];
+    s.push(e.tcp_c(dport, ACK, 0));
+    s.extend((0..data).map(|i| e.tcp_c(dport, ACK | PSH, 10 + 30 * i)));
+    s.extend([
+        e.tcp_c(dport, FIN | ACK, 0),
+        e.tcp_r(dport, ACK),
+        e.tcp_r(dport, FIN | ACK),
+        e.tcp_c(dport, ACK, 0),
+        e.tcp_c(dport, SYN, 0),
+    ]);
+    s.truncate(upto);
+    match end {
+        1 => s.push(e.tcp_c(dport, RST, 0)),
+        2 => s.push(e.tcp_r(dport, RST | ACK)),
+        3 => {
+            s.push(e.tcp_c(dport, RST | ACK, 0));
+            s.extend((0..data).map(|_| e.tcp_c(dport, ACK | PSH, 20)));
+        }
+        _ => {}
+    }
+    s
+}
+
+/// [`conversation`] over IPv6: TCP to ssh (accepted), telnet (rejected
+/// with a RST), 8080 (accepted from 2001:db8:ffff::/48 only, an address
+/// rule) or 80 (the policy drops it), in order or with any flags; pings
+/// with their replies; UDP the router started (answered, or an ICMPv6
+/// error about it), UDP to tftp (rejected), 7777 (NOTRACK from the lan
+/// with `notrack`, an address rule in raw) and other ports; GRE.
+fn conversation6() -> impl Strategy<Value = Vec<Arrival>> {
+    (
+        ends6(),
+        0u8..10,
+        prop_oneof![3 => Just(22u16), 1 => Just(23), 1 => Just(80), 1 => Just(8080)],
+        1usize..5,
+        1usize..16,
+        0u8..4,
+        prop::collection::vec((any::<u8>(), any::<bool>()), 1..6),
+    )
+        .prop_map(|(e, kind, dport, n, upto, end, flags)| match kind {
+            0..=2 => tcp_script6(e, dport, n, upto, end),
+            8 => flags
+                .into_iter()
+                .map(|(f, from_router)| {
+                    if from_router {
+                        e.tcp_r(dport, f)
+                    } else {
+                        e.tcp_c(dport, f, usize::from(f % 8))
+                    }
+                })
+                .collect(),
+            9 => {
+                // The client answers the router's UDP with port unreachable.
+                let q = Packet6::udp(e.router, e.client, e.cport, 5353).payload_len(8);
+                let quote = q.ip_bytes();
+                let err = Packet6::icmp(e.client, e.router, 1, 4, 0).payload(&quote);
+                (0..n)
+                    .flat_map(|_| [e.router(q.clone()), e.client(err.clone())])
+                    .collect()
+            }
+            3 => (0..n)
+                .flat_map(|_| {
+                    let id = u32::from(e.cport) << 16 | 1;
+                    let reply = Packet6::icmp(e.router, e.client, icmpv6::ECHO_REPLY, 0, id);
+                    [
+                        e.client(Packet6::ping(e.client, e.router, e.cport)),
+                        e.router(reply),
+                    ]
+                })
+                .collect(),
+            5 => {
+                // The router asks (DNS), the client answers n times.
+                let q = Packet6::udp(e.router, e.client, e.cport, 53).payload_len(30);
+                std::iter::once(e.router(q))
+                    .chain((0..n).map(|i| {
+                        let a = Packet6::udp(e.client, e.router, 53, e.cport);
+                        e.client(a.payload_len(60 + i))
+                    }))
+                    .collect()
+            }
+            6 | 7 => {
+                let dport = [69, 5000, 53, 7777][usize::from(end)];
+                let p = Packet6::udp(e.client, e.router, e.cport, dport);
+                vec![e.client(p); n]
+            }
+            _ => vec![e.client(Packet6::other(e.client, e.router, 47)); n],
+        })
+}
+
+/// The test router as [`local_tables`], with IPv6 address rules: input
+/// accepts NEW TCP to 8080 from 2001:db8:ffff::/48, and with `notrack`
+/// raw marks UDP to 7777 from the lan's /64 NOTRACK.
+fn local6_tables(small: bool, loose: bool, notrack: bool) -> Arc<Tables> {
+    use dataplane::addr::Ipv6Prefix;
+    static TABLES: [OnceLock<Arc<Tables>>; 8] = [const { OnceLock::new() }; 8];
+    let i = usize::from(small) * 4 + usize::from(loose) * 2 + usize::from(notrack);
+    let p6 = |a, len| Ipv6Prefix::new(a, len).expect("prefix length");
+    TABLES[i]
+        .get_or_init(|| {
+            pipeline_with(|s| {
+                local_spec(s, small, loose, notrack);
+                let from_outside = Match {
+                    protocol: Some(ipv4::PROTO_TCP),
+                    destination_port: Some([(8080, 8080)].into_iter().collect()),
+                    source6: Some([p6(OUTSIDE6, 48)].into_iter().collect()),
+                    state: Some(CtState::New.bit()),
+                    ..Match::default()
+                };
+                s.filter_input
+                    .rules
+                    .push(forward(from_outside, FilterAction::Accept));
+                if notrack {
+                    let lan_7777 = Match {
+                        protocol: Some(ipv4::PROTO_UDP),
+                        destination_port: Some([(7777, 7777)].into_iter().collect()),
+                        source6: Some([p6(LAN6, 64)].into_iter().collect()),
+                        ..Match::default()
+                    };
+                    s.raw_prerouting
+                        .insert(0, raw(lan_7777, RawAction::NoTrack));
+                }
+            })
+            .tables()
+            .clone()
+        })
+        .clone()
+}
+
+/// IPv6 packets for the router, one-offs: TCP with any flags to ssh,
+/// telnet and 8080, UDP to tftp and another port, pings, from global and
+/// link-local sources, and some damaged.
+fn to_router6() -> impl Strategy<Value = Arrival> {
+    (
+        prop_oneof![Just(WAN), Just(LAN)],
+        prop_oneof![Just(WAN6), Just(LAN6)],
+        prop_oneof![
+            Just(OUTSIDE6),
+            Just(LAN6_HOST),
+            Just(PEER6_LL),
+            any::<u128>()
+        ],
+        0u8..5,
+        any::<u8>(),
+        1024u16..1100,
+        prop::option::of((14usize..80, any::<u8>())),
+    )
+        .prop_map(|(port, dst, src, kind, flags, sport, damage)| {
+            let p = match kind {
+                0 => Packet6::ping(src, dst, sport),
+                1 => Packet6::tcp(src, dst, sport, 22, flags),
+                2 => Packet6::tcp(src, dst, sport, [23, 8080][usize::from(flags & 1)], flags),
+                3 => Packet6::udp(src, dst, sport, 69),
+                _ => Packet6::udp(src, dst, sport, 5000),
+            };
+            let mut f = p.on(port).frame();
+            if let Some((i, b)) = damage {
+                if i < f.len() {
+                    f[i] ^= b;
+                }
+            }
+            (port, f)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ipv6_bursts_to_the_router_decide_count_and_track_as_the_general_path(
+        loose in prop::bool::weighted(0.75),
+        notrack in any::<bool>(),
+        convs in prop::collection::vec(conversation6(), 1..8),
+        choices in prop::collection::vec(any::<u8>(), 0..100),
+        noise in prop::collection::vec(
+            (any::<prop::sample::Index>(), prop_oneof![
+                2 => transit6(),
+                3 => to_router6(),
+                1 => to_router(),
+            ]),
+            0..10,
+        ),
+        // Timeouts: ICMP and UDP 30 s, SYN_SENT and TIME_WAIT 120 s.
+        cuts in prop::collection::vec(
+            (1usize..24, prop::sample::select(vec![0u32, 0, 0, 1, 11, 31, 121])),
+            1..8,
+        ),
+    ) {
+        let mut packets = interleave(convs, &choices);
+        for (at, p) in noise {
+            packets.insert(at.index(packets.len() + 1), p);
+        }
+        let (mut a, mut b) = both_over(&local6_tables(false, loose, notrack));
+        same_bursts(&mut a, &mut b, &packets, &cuts)?;
+    }
+}
+
+#[test]
+fn established_ipv6_to_the_router_is_counted_in_runs_as_on_the_general_path() {
+    use tcp::{ACK, PSH, SYN};
+    let (mut a, mut b) = both_over(&local6_tables(false, true, false));
+    let e = Ends6::new(OUTSIDE6, WAN, WAN6, 40000);
+    let open = [
+        e.tcp_c(22, SYN, 0),
+        e.tcp_r(22, SYN | ACK),
+        e.tcp_c(22, ACK, 0),
+    ];
+    same_burst(&mut a, &mut b, &open).unwrap();
+    let data = |n: usize| e.tcp_c(22, ACK | PSH, 10 * n);
+    // Dropped by the input policy, rejected with a RST, a ping (the
+    // general path) and IPv6 transit between the runs.
+    let udp = e.client(Packet6::udp(OUTSIDE6, WAN6, 40000, 5000));
+    let telnet = e.tcp_c(23, SYN, 0);
+    let ping = e.client(Packet6::ping(OUTSIDE6, WAN6, 7));
+    let transit = (WAN, Packet6::udp(OUTSIDE6, INSIDE6, 1000, 53).frame());
+    let burst = vec![
+        data(1),
+        data(2),
+        data(3),
+        udp.clone(),
+        data(4),
+        telnet,
+        data(5),
+        ping,
+        data(6),
+        transit,
+        data(7),
+        data(8),
+        udp,
+    ];
+    let before = a.counters().clone();
+    same_burst(&mut a, &mut b, &burst).unwrap();
+    same_conntrack(&a, &b).unwrap();
+    let c = a.counters();
+    let input = ChainId::Input as usize;
+    let est = &c.filter_rules[input][IN_ESTABLISHED];
+    let est0 = &before.filter_rules[input][IN_ESTABLISHED];
+    assert_eq!(est.packets - est0.packets, 8);
+    let ip_bytes: u64 = (1..=8).map(|n| 60 + 10 * n).sum();
+    assert_eq!(est.bytes - est0.bytes, ip_bytes);
+    // Eight data segments and the ping.
+    assert_eq!(c.to_host - before.to_host, 9);
+    assert_eq!(c.ipv6_to_host - before.ipv6_to_host, 9);
+    assert_eq!(c.ipv6_rx - before.ipv6_rx, 13);
+    assert_eq!(c.ipv6_dropped - before.ipv6_dropped, 3);
+    assert_eq!(c.tcp_resets_sent - before.tcp_resets_sent, 1);
+    assert_eq!(c.ipv6_forwarded - before.ipv6_forwarded, 1);
+    assert_eq!(c.rx_of(WAN).packets - before.rx_of(WAN).packets, 13);
+}
+
+#[test]
+fn a_new_ipv6_flow_to_a_full_table_of_assured_flows_is_dropped_as_on_the_general_path() {
+    use tcp::{ACK, SYN};
+    let (mut a, mut b) = both_over(&local6_tables(true, true, false));
+    let ssh = |cport| Ends6::new(OUTSIDE6, WAN, WAN6, cport);
+    // Two assured ssh flows fill the table: nothing may be evicted.
+    let mut burst = Vec::new();
+    for e in [ssh(40000), ssh(40001)] {
+        burst.extend([
+            e.tcp_c(22, SYN, 0),
+            e.tcp_r(22, SYN | ACK),
+            e.tcp_c(22, ACK, 0),
+        ]);
+    }
+    // A third SYN and a UDP flow find no room; the flows carry on.
+    let e = ssh(40002);
+    burst.extend([
+        e.tcp_c(22, SYN, 0),
+        ssh(40000).tcp_c(22, ACK, 20),
+        e.client(Packet6::udp(OUTSIDE6, WAN6, 40002, 5000)),
+        ssh(40001).tcp_c(22, ACK, 30),
+    ]);
+    same_burst(&mut a, &mut b, &burst).unwrap();
+    same_conntrack(&a, &b).unwrap();
+    let c = a.counters();
+    // The UDP packet is dropped by the input policy before it is confirmed.
+    assert_eq!(c.drops[DropReason::ConntrackTableFull as usize], 1);
+    assert_eq!(a.conntrack().counters().table_full, 1);
+    assert_eq!(a.conntrack().len(), 2);
+    assert_eq!(c.to_host, 6);
+    assert_eq!(c.ipv6_to_host, 6);
 }

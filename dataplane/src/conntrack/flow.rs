@@ -121,7 +121,10 @@ pub(super) const FAMILY6: u128 = 1 << 24;
 /// The high 96 bits of an IPv6 flow's source and destination (as three
 /// big-endian words each), which its packed tuple has no room for: the
 /// table keeps them in a side array indexed like its entries.
-pub(super) type High6 = [[u32; 3]; 2];
+/// `[src >> 64, dst >> 64, (src >> 32) as u32 << 32 | (dst >> 32) as u32]`:
+/// three word compares find a flow, and the other direction's is
+/// [`reverse_high6`].
+pub(super) type High6 = [u64; 3];
 
 /// A flow's IPv6 tuple, as [`FlowKey`] (addresses are `u128`, big-endian
 /// numeric: `u128::from_be_bytes(addr_bytes)`). ICMPv6 echo is keyed as
@@ -175,10 +178,11 @@ impl FlowKey6 {
     /// The high 96 bits of the source and the destination.
     #[inline(always)]
     pub(super) const fn high(self) -> High6 {
-        const fn hi(a: u128) -> [u32; 3] {
-            [(a >> 96) as u32, (a >> 64) as u32, (a >> 32) as u32]
-        }
-        [hi(self.src), hi(self.dst)]
+        [
+            (self.src >> 64) as u64,
+            (self.dst >> 64) as u64,
+            ((self.src >> 32) as u32 as u64) << 32 | (self.dst >> 32) as u32 as u64,
+        ]
     }
 
     /// The tuple [`FlowKey6::pack`] and [`FlowKey6::high`] split.
@@ -186,8 +190,8 @@ impl FlowKey6 {
     pub(super) const fn unpack(p: u128, high: High6) -> FlowKey6 {
         let k = FlowKey::unpack(p);
         FlowKey6 {
-            src: join6(high[0], k.src),
-            dst: join6(high[1], k.dst),
+            src: join6(high, false, k.src),
+            dst: join6(high, true, k.dst),
             sport: k.sport,
             dport: k.dport,
             proto: k.proto,
@@ -196,10 +200,22 @@ impl FlowKey6 {
     }
 }
 
-/// An IPv6 address from its [`FlowKey6::high`] part and its low word.
+/// An IPv6 source (or destination, `dst`) address from its tuple's
+/// [`FlowKey6::high`] and its low word.
 #[inline(always)]
-pub(super) const fn join6(high: [u32; 3], low: u32) -> u128 {
-    (high[0] as u128) << 96 | (high[1] as u128) << 64 | (high[2] as u128) << 32 | low as u128
+pub(super) const fn join6(high: High6, dst: bool, low: u32) -> u128 {
+    let (top, mid) = if dst {
+        (high[1], high[2] as u32)
+    } else {
+        (high[0], (high[2] >> 32) as u32)
+    };
+    (top as u128) << 64 | (mid as u128) << 32 | low as u128
+}
+
+/// The [`FlowKey6::high`] of the other direction's tuple.
+#[inline(always)]
+pub(super) const fn reverse_high6(h: High6) -> High6 {
+    [h[1], h[0], h[2].rotate_left(32)]
 }
 
 /// [`FlowKey6::reverse`] of a packed IPv6 tuple (of its packed part; the

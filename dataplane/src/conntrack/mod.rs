@@ -42,7 +42,7 @@ pub use flow::{
     icmp_inverse, icmpv6_inverse, is_icmp_reply, is_icmp_request, is_icmpv6_reply,
     is_icmpv6_request, CtResult, CtState, FlowKey, FlowKey6, FlowRef, PktInfo, PktInfo6,
 };
-use flow::{join6, reverse_packed, reverse_packed6, High6, FAMILY6};
+use flow::{join6, reverse_high6, reverse_packed, reverse_packed6, High6, FAMILY6};
 use tcp::{TcpState, Transition};
 
 /// Protocol numbers tracked specially.
@@ -69,8 +69,8 @@ impl Pending {
     /// The IPv6 tuple of an IPv6 flow.
     fn key6(&self) -> FlowKey6 {
         FlowKey6 {
-            src: join6(self.high[0], self.key.src),
-            dst: join6(self.high[1], self.key.dst),
+            src: join6(self.high, false, self.key.src),
+            dst: join6(self.high, true, self.key.dst),
             sport: self.key.sport,
             dport: self.key.dport,
             proto: self.key.proto,
@@ -371,7 +371,7 @@ impl Conntrack {
 
     /// [`Conntrack::hash`] of an IPv6 tuple: of its packed form with the
     /// address words replaced by the whole addresses' [`Conntrack::fold6`].
-    #[inline]
+    #[inline(always)]
     fn hash6(&self, key: FlowKey6) -> u32 {
         let addrs =
             (u128::from(self.fold6(key.src)) << 96) | (u128::from(self.fold6(key.dst)) << 64);
@@ -380,32 +380,62 @@ impl Conntrack {
 
     /// [`Conntrack::find_packed`] of an IPv6 tuple: the packed tuple, then
     /// the high parts of the addresses in [`Conntrack::high6`]. Also finds
-    /// IPv4 tuples, whose high parts are zero.
-    #[inline]
+    /// IPv4 tuples, whose high parts are zero. The first slot inline, the
+    /// probe on out of line: a loop here keeps its invariants on the stack.
+    #[inline(always)]
     fn find6(&self, key: u128, high: High6, h: u32) -> Option<(usize, FlowRef)> {
-        let mut i = h as usize & self.mask;
-        loop {
-            let s = self.slots[i];
-            if s == 0 {
-                return None;
-            }
-            if (s >> 32) as u32 == h {
-                let r = (s as u32) - 1;
-                let index = r >> 1;
-                let reply = r & 1 == 1;
-                let e = &self.entries[index as usize];
-                let [a, b] = self.high6[index as usize];
-                let (k, hi) = if reply {
-                    (reverse_packed6(e.key), [b, a])
-                } else {
-                    (e.key, [a, b])
-                };
-                if k == key && hi == high {
-                    return Some((i, FlowRef { index, reply }));
-                }
-            }
-            i = (i + 1) & self.mask;
+        let i = h as usize & self.mask;
+        match self.slot6_holds(i, key, high, h) {
+            Some(Some(flow)) => Some((i, flow)),
+            Some(None) => self.find6_after(i, key, high, h),
+            None => None,
         }
+    }
+
+    /// [`Conntrack::find6`] from the slot after `i`.
+    #[cold]
+    #[inline(never)]
+    fn find6_after(
+        &self,
+        mut i: usize,
+        key: u128,
+        high: High6,
+        h: u32,
+    ) -> Option<(usize, FlowRef)> {
+        loop {
+            i = (i + 1) & self.mask;
+            match self.slot6_holds(i, key, high, h) {
+                Some(Some(flow)) => return Some((i, flow)),
+                Some(None) => {}
+                None => return None,
+            }
+        }
+    }
+
+    /// Slot `i` for [`Conntrack::find6`]: `None` when it is empty (the
+    /// probe ends), `Some(None)` when it holds another tuple.
+    #[inline(always)]
+    fn slot6_holds(&self, i: usize, key: u128, high: High6, h: u32) -> Option<Option<FlowRef>> {
+        let s = self.slots[i];
+        if s == 0 {
+            return None;
+        }
+        if (s >> 32) as u32 != h {
+            return Some(None);
+        }
+        let r = (s as u32) - 1;
+        let index = r >> 1;
+        let reply = r & 1 == 1;
+        let e = &self.entries[index as usize];
+        let hi = self.high6[index as usize];
+        let (k, hi) = if reply {
+            (reverse_packed6(e.key), reverse_high6(hi))
+        } else {
+            (e.key, hi)
+        };
+        // Word by word: an array compare goes through memory.
+        let same = k == key && hi[0] == high[0] && hi[1] == high[1] && hi[2] == high[2];
+        Some(same.then_some(FlowRef { index, reply }))
     }
 
     /// Find the slot position holding `key`.
@@ -710,7 +740,7 @@ impl Conntrack {
                 last: tcp::row(p.tcp_flags),
                 len: p.len,
                 v6: false,
-                high: [[0; 3]; 2],
+                high: [0; 3],
             }),
         }
     }
@@ -750,7 +780,7 @@ impl Conntrack {
     }
 
     /// [`Conntrack::classify_existing`] for an IPv6 packet.
-    #[inline]
+    #[inline(always)]
     pub fn classify_existing6(&mut self, p: &PktInfo6, now: u32) -> Option<CtState> {
         let h = self.hash6(p.key);
         let (_, flow) = self.find6(p.key.pack(), p.key.high(), h)?;
@@ -770,7 +800,7 @@ impl Conntrack {
 
     /// [`Conntrack::update`] of an IPv6 flow: TCP and UDP as there; ICMPv6
     /// echo here, so that the IPv4 path does not test for it.
-    #[inline]
+    #[inline(always)]
     fn update6(&mut self, flow: FlowRef, p: &PktInfo6, now: u32) -> Update {
         let t = self.cfg.timeouts;
         let e = &mut self.entries[flow.index as usize];
@@ -1656,7 +1686,7 @@ mod tests {
             assert_eq!(FlowKey6::unpack(p, hi), k);
             let r = k.reverse();
             assert_eq!(reverse_packed6(p), r.pack(), "{k:?}");
-            assert_eq!([hi[1], hi[0]], r.high());
+            assert_eq!(reverse_high6(hi), r.high());
             assert_eq!(r.reverse(), k);
         }
         assert_eq!(

@@ -84,8 +84,9 @@ impl Pipeline {
 
 impl State {
     /// A packet the IPv4 fast paths did not take: the IPv6 transit fast
-    /// path, or the general path. The verdict and what `run_add` counts (a
-    /// run key, or [`RunKey::NONE`] when the packet was counted alone).
+    /// path, the IPv6 path to the router, or the general path. The verdict
+    /// and what `run_add` counts (a run key, or [`RunKey::NONE`] when the
+    /// packet was counted alone).
     /// Out of line, so that the IPv4 loop keeps its registers.
     #[inline(never)]
     fn not_fast4<'a>(
@@ -96,11 +97,17 @@ impl State {
     ) -> (Verdict, RunKey, usize, usize) {
         let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
         match self.fast6(t, r6, p) {
-            Some((total, f)) => {
+            Some((total, f)) if f.key != RunKey::NONE => {
                 let len = p.len;
                 rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
                 p.len = ETH_HDR_LEN + total;
                 (Verdict::Tx(f.out), f.key, len, total)
+            }
+            // To the router (`fast_l3_6` checked the header).
+            Some((total, _)) => {
+                let len = p.len;
+                let (v, key) = self.local6(t, p);
+                (v, key, len, total)
             }
             None => (self.general(t, p), RunKey::NONE, 0, 0),
         }
@@ -134,6 +141,10 @@ impl State {
             Decision::Local(k) => {
                 self.count_local(k.in_port, k.rules(), pkts, rx_bytes, ip_bytes);
                 self.counters.to_host += pkts;
+                if k.v6 {
+                    self.counters.ipv6_rx += pkts;
+                    self.counters.ipv6_to_host += pkts;
+                }
                 return;
             }
             Decision::Transit {

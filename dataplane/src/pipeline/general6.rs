@@ -52,7 +52,7 @@ impl State {
     }
 
     /// The per-family counters of an IPv6 packet's outcome.
-    fn count6(&mut self, o: &Outcome) {
+    pub(super) fn count6(&mut self, o: &Outcome) {
         let c = &mut self.counters;
         match o.verdict {
             // The owner counts it.

@@ -103,6 +103,7 @@ impl State {
             raw: raw_code,
             tracked: ct.is_some(),
             input: input_code,
+            v6: false,
         };
         if action == FilterAction::Accept && ct.and_then(|r| r.1).is_none() {
             // Delivered: the caller counts it with its run.

@@ -20,8 +20,9 @@
 //! - `burst`: the burst loop, fast path first, and the counting of runs
 //!   (`run`: the run key, its layout written once);
 //! - the paths: `transit` (the transit fast path), `local` (packets to
-//!   the router that the fast parser read), `general` (everything else,
-//!   every stage in turn);
+//!   the router that the fast parser read), `local6` (its IPv6 twin, with
+//!   a reader of its own), `general` (everything else, every stage in
+//!   turn);
 //! - the stages, in packet order: `parse`, `raw`, `conntrack`, `route`,
 //!   `filter`, `neighbour`, `rewrite`; and the replies the router builds:
 //!   `icmp` (ICMP errors), `arp` (ARP requests for our addresses);
@@ -38,6 +39,7 @@ mod general6;
 mod icmp;
 mod icmp6;
 mod local;
+mod local6;
 mod ndp;
 mod neighbour;
 mod neighbour6;

@@ -19,6 +19,7 @@ pub(super) const RUN_MAX: usize = 1 << 16;
 /// to the host: bits 16..32  raw prerouting rule, as a LocalRules code
 ///              bits 32..48  input rule, as a LocalRules code
 ///              bit  48      tracked (else NOTRACK)
+///              bit  49      IPv6 (else IPv4)
 /// ```
 /// [`RunKey::NONE`], which no decision packs to, is no run: the packet was
 /// counted one by one.
@@ -45,6 +46,7 @@ impl RunKey {
     const RULES: u32 = 16;
     const INPUT: u32 = 32;
     const TRACKED: u32 = 48;
+    const LOCAL_V6: u32 = 49;
 
     /// A transit packet's decision: its ports and
     /// [`crate::dispatch::FastCode`] code.
@@ -69,7 +71,8 @@ impl RunKey {
                 | u64::from(PortId::HOST.0) << Self::OUT
                 | u64::from(k.raw) << Self::RULES
                 | u64::from(k.input) << Self::INPUT
-                | u64::from(k.tracked) << Self::TRACKED,
+                | u64::from(k.tracked) << Self::TRACKED
+                | u64::from(k.v6) << Self::LOCAL_V6,
         )
     }
 
@@ -83,6 +86,7 @@ impl RunKey {
                 raw: (key >> Self::RULES) as u16,
                 input: (key >> Self::INPUT) as u16,
                 tracked: (key >> Self::TRACKED) & 1 == 1,
+                v6: (key >> Self::LOCAL_V6) & 1 == 1,
             });
         }
         Decision::Transit {
@@ -105,6 +109,8 @@ pub(super) struct LocalKey {
     pub(super) tracked: bool,
     /// Input rule ([`LocalRules::NONE`]: the policy).
     pub(super) input: u16,
+    /// An IPv6 packet (its family's counters too).
+    pub(super) v6: bool,
 }
 
 impl LocalKey {

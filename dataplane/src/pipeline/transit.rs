@@ -148,7 +148,8 @@ impl State {
     /// limit above 1, to a gateway whose MAC is known, within the MTU,
     /// accepted by the forward chain. The same decisions as the general
     /// path (a differential test holds them equal); `None` leaves the
-    /// packet to it. Returns the packet's length (40 plus its payload).
+    /// packet to it, [`LOCAL`] to `State::local6` (to one of the router's
+    /// global addresses). Returns the packet's length (40 plus its payload).
     #[inline(always)]
     pub(super) fn fast6(
         &self,
@@ -157,10 +158,10 @@ impl State {
         pkt: &Pkt<'_>,
     ) -> Option<(usize, Fast)> {
         let pm = self.fast_l3_6(pkt)?;
-        // To the router: the general path (and no deep trie walk to the
-        // /128 of its own address).
+        // To the router: `local6` (and no deep trie walk to the /128 of
+        // its own address).
         if t.v6.is_local_global(pm.dst) {
-            return None;
+            return Some((pm.total_len, LOCAL));
         }
         let hop = self.nh_fast6.get(r6.lookup_slot(pm.dst) as usize)?;
         if hop.kind != FastHopKind::Via || pm.hop_limit <= 1 || pm.total_len > hop.mtu as usize {
