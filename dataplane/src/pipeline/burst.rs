@@ -73,9 +73,7 @@ impl Pipeline {
                         None => {}
                     }
                 }
-                let (v, key, len, total) = st.not_fast4(t, r6, p);
-                st.run_add(&mut run, i, key, len, total);
-                v
+                st.not_fast4(t, r6, p, &mut run, i)
             };
         }
         st.flush_run(run.key, pkts.len() - run.start, run.bytes);
@@ -83,33 +81,41 @@ impl Pipeline {
 }
 
 impl State {
-    /// A packet the IPv4 fast paths did not take: the IPv6 transit fast
-    /// path, the IPv6 path to the router, or the general path. The verdict
-    /// and what `run_add` counts (a run key, or [`RunKey::NONE`] when the
-    /// packet was counted alone).
-    /// Out of line, so that the IPv4 loop keeps its registers.
+    /// A packet the IPv4 fast paths did not take, packet `i` of the chunk
+    /// whose run is `run`: the IPv6 transit fast path, the IPv6 path to the
+    /// router, or the general path. Its verdict; it is added to the run
+    /// here (a general-path packet, counted alone, ends the run), which
+    /// saves passing the run's key and byte counts back. Out of line, so
+    /// that the IPv4 loop keeps its registers.
     #[inline(never)]
     fn not_fast4<'a>(
         &mut self,
         t: &'a Tables,
         r6: &mut Option<Reader<'a>>,
         p: &mut Pkt<'_>,
-    ) -> (Verdict, RunKey, usize, usize) {
+        run: &mut Run,
+        i: usize,
+    ) -> Verdict {
         let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
         match self.fast6(t, r6, p) {
             Some((total, f)) if f.key != RunKey::NONE => {
-                let len = p.len;
+                self.run_add(run, i, f.key, p.len, total);
                 rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
                 p.len = ETH_HDR_LEN + total;
-                (Verdict::Tx(f.out), f.key, len, total)
+                Verdict::Tx(f.out)
             }
             // To the router (`fast_l3_6` checked the header).
             Some((total, _)) => {
                 let len = p.len;
                 let (v, key) = self.local6(t, p);
-                (v, key, len, total)
+                self.run_add(run, i, key, len, total);
+                v
             }
-            None => (self.general(t, p), RunKey::NONE, 0, 0),
+            None => {
+                let v = self.general(t, p);
+                self.run_add(run, i, RunKey::NONE, 0, 0);
+                v
+            }
         }
     }
 
