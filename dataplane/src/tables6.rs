@@ -129,7 +129,7 @@ pub struct Spec6 {
 }
 
 /// The compiled IPv6 tables.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Tables6 {
     /// Distinct next hops; the route table maps to indexes here.
     pub next_hops: Vec<NextHop6>,
@@ -147,16 +147,29 @@ pub struct Tables6 {
     /// scan answers "is it ours" faster than the trie's deepest level,
     /// where a /128 lives.
     pub local: Vec<u128>,
-    /// A one-word filter of `local`: bit [`local_bit`] of each is set, so
-    /// most addresses not ours are told without the scan.
-    local_filter: u64,
+    /// `local` by [`local_slot`]: the index plus one of the one address
+    /// of that slot, 0 for none, [`LOCAL_MANY`] when several share it (or
+    /// the index does not fit). Most addresses not ours are told by a zero,
+    /// ours by one compare, without the scan.
+    local_slots: [u8; 64],
 }
 
-/// The bit of an address in [`Tables6`]'s filter of local addresses: its
-/// two halves folded and multiplied (Fibonacci hashing), top 6 bits.
+/// [`Tables6`]'s `local_slots` entry of slots shared by several addresses:
+/// scan `local`.
+const LOCAL_MANY: u8 = u8::MAX;
+
+/// The slot of an address among [`Tables6`]'s `local_slots`: its two
+/// halves folded and multiplied (Fibonacci hashing), top 6 bits.
 #[inline(always)]
-fn local_bit(ip: u128) -> u64 {
-    1 << (((ip as u64) ^ (ip >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58)
+fn local_slot(ip: u128) -> usize {
+    (((ip as u64) ^ (ip >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
+}
+
+impl Default for Tables6 {
+    /// No interfaces, no routes.
+    fn default() -> Self {
+        Tables6::build(&[], Spec6::default())
+    }
 }
 
 impl Tables6 {
@@ -226,15 +239,27 @@ impl Tables6 {
                 .iter()
                 .map(|i| link_local_from_mac(i.mac))
                 .collect(),
+            local_slots: [0; 64],
             local: interfaces
                 .iter()
                 .flat_map(|i| i.addresses6.iter().map(|a| a.addr))
                 .collect(),
-            local_filter: interfaces
-                .iter()
-                .flat_map(|i| i.addresses6.iter().map(|a| local_bit(a.addr)))
-                .fold(0, |f, b| f | b),
         }
+        .with_local_slots()
+    }
+
+    /// Fills `local_slots` from `local`.
+    fn with_local_slots(mut self) -> Tables6 {
+        for (i, &a) in self.local.iter().enumerate() {
+            let s = &mut self.local_slots[local_slot(a)];
+            *s = match (*s, u8::try_from(i + 1)) {
+                (0, Ok(k)) if k != LOCAL_MANY => k,
+                // The same address twice (two interfaces) needs no scan.
+                (k, _) if k != 0 && k != LOCAL_MANY && self.local[k as usize - 1] == a => k,
+                _ => LOCAL_MANY,
+            };
+        }
+        self
     }
 
     /// Longest-prefix match: the next hop's id and the next hop. A
@@ -250,7 +275,11 @@ impl Tables6 {
     /// addresses.
     #[inline]
     pub fn is_local_global(&self, ip: u128) -> bool {
-        self.local_filter & local_bit(ip) != 0 && self.local.contains(&ip)
+        match self.local_slots[local_slot(ip)] {
+            0 => false,
+            LOCAL_MANY => self.local.contains(&ip),
+            k => self.local.get(k as usize - 1) == Some(&ip),
+        }
     }
 
     /// Whether `ip` is the router's link-local address on `port`.
@@ -319,28 +348,41 @@ mod tests {
         }
     }
 
-    /// The filter in front of the scan of local addresses never hides one
-    /// of them, and most others are told by the filter alone.
+    /// The slots in front of the scan of local addresses never hide one
+    /// of them (also where several share a slot), and the others are told
+    /// apart; most without a compare.
     #[test]
-    fn local_addresses_are_found_through_their_filter() {
-        let ifs: Vec<Interface> = (0..8)
-            .map(|i| ifc("p", i, &format!("2001:db8:{i}::1/64")))
-            .collect();
-        let t = Tables6::build(&ifs, Spec6::default());
-        for i in 0..8 {
-            assert!(
-                t.is_local_global(a(&format!("2001:db8:{i}::1"))),
-                "port {i}"
-            );
+    fn local_addresses_are_found_through_their_slots() {
+        for n in [1u8, 8, 40, 200, 255] {
+            let ifs: Vec<Interface> = (0..n)
+                .map(|i| ifc("p", i, &format!("2001:db8:{i:x}::1/64")))
+                .collect();
+            let t = Tables6::build(&ifs, Spec6::default());
+            for i in 0..n {
+                assert!(
+                    t.is_local_global(a(&format!("2001:db8:{i:x}::1"))),
+                    "{i} of {n}"
+                );
+            }
+            if n == 200 {
+                // More addresses than slots: some share.
+                assert!(t.local_slots.contains(&LOCAL_MANY));
+            }
+            let others: Vec<u128> = (2..10_002u128).map(|h| a("2001:db8:1::") | h).collect();
+            assert!(others.iter().all(|&o| !t.is_local_global(o)), "{n}");
+            if n == 8 {
+                let compared = others
+                    .iter()
+                    .filter(|&&o| t.local_slots[local_slot(o)] != 0)
+                    .count();
+                // 8 of 64 slots taken: about one in eight is compared.
+                assert!(
+                    compared < others.len() / 4,
+                    "{compared} of {}",
+                    others.len()
+                );
+            }
         }
-        let others: Vec<u128> = (2..10_002u128).map(|h| a("2001:db8:1::") | h).collect();
-        assert!(others.iter().all(|&o| !t.is_local_global(o)));
-        let passed = others
-            .iter()
-            .filter(|&&o| t.local_filter & local_bit(o) != 0)
-            .count();
-        // 8 of 64 bits set: about one in eight passes to the scan.
-        assert!(passed < others.len() / 4, "{passed} of {}", others.len());
     }
 
     #[test]

@@ -359,22 +359,24 @@ impl Conntrack {
         (h ^ (h >> 32)) as u32
     }
 
-    /// A keyed fold of an IPv6 address into 32 bits (folded multiply as
-    /// [`Conntrack::hash_packed`]), so that flows differing only in the
-    /// high bits the packed tuple leaves out still spread over the index.
+    /// A keyed fold of a tuple's two IPv6 addresses into 64 bits (folded
+    /// multiply as [`Conntrack::hash_packed`]), so that flows differing
+    /// only in the high bits the packed tuple leaves out still spread over
+    /// the index. One multiply for both: the destination's halves are
+    /// swapped before they are mixed with the source, so that the two
+    /// directions of a flow fold apart.
     #[inline(always)]
-    fn fold6(&self, a: u128) -> u32 {
+    fn fold6(&self, src: u128, dst: u128) -> u64 {
+        let a = src ^ dst.rotate_left(64);
         let m = u128::from((a >> 64) as u64 ^ self.seed6[0]) * u128::from(a as u64 ^ self.seed6[1]);
-        let h = (m as u64) ^ ((m >> 64) as u64);
-        (h ^ (h >> 32)) as u32
+        (m as u64) ^ ((m >> 64) as u64)
     }
 
     /// [`Conntrack::hash`] of an IPv6 tuple: of its packed form with the
-    /// address words replaced by the whole addresses' [`Conntrack::fold6`].
+    /// address words replaced by the addresses' [`Conntrack::fold6`].
     #[inline(always)]
     fn hash6(&self, key: FlowKey6) -> u32 {
-        let addrs =
-            (u128::from(self.fold6(key.src)) << 96) | (u128::from(self.fold6(key.dst)) << 64);
+        let addrs = u128::from(self.fold6(key.src, key.dst)) << 64;
         self.hash_packed(addrs | (key.pack() & u128::from(u64::MAX)))
     }
 
@@ -1582,10 +1584,11 @@ mod tests {
     #[test]
     fn flows_whose_packed_tuples_collide_are_distinct() {
         let mut ct = small(16);
-        // With this seed every address of 2001:db8::/64 folds to one value:
-        // the hash no longer tells such flows apart, only the side array.
-        ct.seed6[0] = (H6 >> 64) as u64;
         let a = key6(5000, 53, PROTO_UDP);
+        // With this seed every source of 2001:db8::/64 folds to one value
+        // with a's destination: the hash no longer tells such flows apart,
+        // only the side array.
+        ct.seed6[0] = ((a.src ^ a.dst.rotate_left(64)) >> 64) as u64;
         let b = FlowKey6 {
             src: a.src | 0x7 << 32,
             ..a
@@ -1601,9 +1604,10 @@ mod tests {
             ..key(5000, 53, PROTO_UDP)
         };
         assert_eq!(same_words.pack() | FAMILY6, a.pack());
+        let fold = ct.fold6(a.src, a.dst);
         let same_hash = FlowKey {
-            src: ct.fold6(a.src),
-            dst: ct.fold6(a.dst),
+            src: (fold >> 32) as u32,
+            dst: fold as u32,
             ..same_words
         };
         for k in [same_words, same_hash] {
