@@ -643,7 +643,12 @@ impl Reader<'_> {
                     pending |= 1 << l;
                 }
             }
-            let mut off = DIRECT_BITS;
+            // Each lane's address from its node's offset on, left-aligned
+            // (shifted by the stride a level, as in `lookup_slot`).
+            let mut rest = [0u128; LANES];
+            for (r, &ip) in rest.iter_mut().zip(ic) {
+                *r = ip << DIRECT_BITS;
+            }
             while pending != 0 {
                 // With a lane pending the node array is not empty, so the
                 // index 0 of a finished lane is valid.
@@ -657,19 +662,19 @@ impl Reader<'_> {
                     let w = &nodes[node[l] as usize];
                     let base1 = w[2] as u32;
                     if base1 & BUCKET != 0 {
-                        oc[l] = Node::from_words(w).bucket(ic[l] << off);
+                        oc[l] = Node::from_words(w).bucket(rest[l]);
                         pending &= !(1 << l);
                         continue;
                     }
-                    let v = chunk(ic[l] << off);
+                    let v = chunk(rest[l]);
                     if vector[l] & (1 << v) != 0 {
                         node[l] = base1 + (vector[l] << (!v & 63)).count_ones() - 1;
+                        rest[l] <<= STRIDE;
                     } else {
                         oc[l] = Node::from_words(w).leaf_of(upto(v), self.leaves);
                         pending &= !(1 << l);
                     }
                 }
-                off += STRIDE;
             }
         }
     }
