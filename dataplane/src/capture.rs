@@ -324,16 +324,21 @@ pub fn unix_now_ns() -> u64 {
 }
 
 /// The match fields of a frame read from its bytes (never panics): the
-/// metadata a rule looks at, and whether the frame is IPv4.
+/// metadata a rule looks at, and whether the frame is IP (IPv4 or IPv6).
 pub fn frame_meta(frame: &[u8], in_port: PortId, tables: &Tables) -> (Meta, bool) {
     let s = PacketSummary::parse(frame, in_port);
-    // An IPv4 header was there to read (the summary leaves zeros otherwise).
-    let ip = s.is_ipv4() && frame.len() >= 14 + 20;
+    // An IP header was there to read (the summary leaves zeros otherwise).
+    let v6 = s.is_ipv6() && frame.len() >= 14 + 40;
+    let ip = v6 || (s.is_ipv4() && frame.len() >= 14 + 20);
     let l4 = !s.fragment;
+    let icmp = if v6 { 58 } else { 1 };
     let m = Meta {
         in_port,
         src: s.src,
         dst: s.dst,
+        v6,
+        src6: s.src6,
+        dst6: s.dst6,
         proto: s.proto,
         ttl: s.ttl,
         fragment: s.fragment,
@@ -342,22 +347,26 @@ pub fn frame_meta(frame: &[u8], in_port: PortId, tables: &Tables) -> (Meta, bool
         sport: s.sport,
         dport: s.dport,
         tcp_flags: s.tcp_flags,
-        has_icmp: ip && l4 && s.proto == 1,
+        has_icmp: ip && l4 && s.proto == icmp,
         icmp_type: s.icmp_type,
         icmp_code: s.icmp_code,
-        local_dst: ip && tables.is_local(s.dst),
+        local_dst: if v6 {
+            tables.v6.is_local(s.dst6)
+        } else {
+            ip && tables.is_local(s.dst)
+        },
         ..Meta::default()
     };
     (m, ip)
 }
 
 /// Whether a rule-style match holds for a frame's metadata; conditions on
-/// IPv4 fields never hold for other frames (ARP).
-fn holds(m: &Match, meta: &Meta, ipv4: bool, tables: &Tables) -> bool {
+/// IP fields never hold for other frames (ARP).
+fn holds(m: &Match, meta: &Meta, ip: bool, tables: &Tables) -> bool {
     if m.need == 0 {
         return true;
     }
-    if !ipv4 && m.need & !(Match::NEED_IN | Match::NEED_OUT) != 0 {
+    if !ip && m.need & !(Match::NEED_IN | Match::NEED_OUT) != 0 {
         return false;
     }
     rules::matches(m, meta, tables)
@@ -367,7 +376,8 @@ fn holds(m: &Match, meta: &Meta, ipv4: bool, tables: &Tables) -> bool {
 /// received (copied before the pipeline rewrites them).
 pub struct Seen {
     meta: Meta,
-    ipv4: bool,
+    /// An IP frame (IPv4 or IPv6).
+    ip: bool,
     orig_len: u32,
     data: Vec<u8>,
 }
@@ -408,14 +418,14 @@ impl CaptureBurst<'_> {
             return None;
         }
         let frame = &pkt.buf[..pkt.len.min(pkt.buf.len())];
-        let (meta, ipv4) = frame_meta(frame, pkt.port, self.tables);
-        if !holds(&self.session.before, &meta, ipv4, self.tables) {
+        let (meta, ip) = frame_meta(frame, pkt.port, self.tables);
+        if !holds(&self.session.before, &meta, ip, self.tables) {
             return None;
         }
         let keep = frame.len().min(r.snaplen as usize);
         Some(Seen {
             meta,
-            ipv4,
+            ip,
             orig_len: frame.len() as u32,
             data: frame[..keep].to_vec(),
         })
@@ -442,7 +452,7 @@ impl CaptureBurst<'_> {
                 None => None,
             };
             if let Some(dir) = dir {
-                if holds(&r.matcher, &seen.meta, seen.ipv4, self.tables)
+                if holds(&r.matcher, &seen.meta, seen.ip, self.tables)
                     && self.session.claim(self.hub, seen.data.len())
                 {
                     self.session.push(CaptureRecord {
@@ -476,10 +486,10 @@ impl CaptureBurst<'_> {
         if in_port.is_none() && r.matcher.need & Match::NEED_IN != 0 {
             return;
         }
-        let (mut meta, ipv4) = frame_meta(frame, in_port.unwrap_or(port), self.tables);
+        let (mut meta, ip) = frame_meta(frame, in_port.unwrap_or(port), self.tables);
         meta.out_port = Some(port);
         let keep = frame.len().min(r.snaplen as usize);
-        if holds(&r.matcher, &meta, ipv4, self.tables) && self.session.claim(self.hub, keep) {
+        if holds(&r.matcher, &meta, ip, self.tables) && self.session.claim(self.hub, keep) {
             self.session.push(CaptureRecord {
                 port,
                 dir: CaptureDir::Sent,

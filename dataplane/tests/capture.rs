@@ -179,6 +179,78 @@ fn a_match_keeps_only_what_matches() {
     );
 }
 
+/// `--match` on IPv6 frames: an IPv6 prefix, ports and ICMPv6 types match
+/// them as the rules do, and an IPv4 prefix never does.
+#[test]
+fn a_match_reads_ipv6_frames() {
+    use dataplane::addr::{Ipv4Prefix, Ipv6Prefix};
+    use dataplane::rules::AddrMatch;
+    let frames = vec![
+        (
+            WAN,
+            Packet6::udp(OUTSIDE6, INSIDE6, 5000, 53).on(WAN).frame(),
+        ),
+        (
+            WAN,
+            Packet6::tcp(OUTSIDE6, WAN6, 40000, 22, tcp::SYN)
+                .on(WAN)
+                .frame(),
+        ),
+        (WAN, Packet6::ping(OUTSIDE6, WAN6, 7).on(WAN).frame()),
+        (WAN, Packet::udp(OUTSIDE, INSIDE, 5000, 53).on(WAN).frame()),
+    ];
+    let hub = TraceHub::new();
+    let mut tap = TraceTap::default();
+    let mut p = pipeline6();
+    let mut received = |m: Match| {
+        let s = arm(&hub, m, 100);
+        burst(&mut p, &mut tap, &hub, &frames);
+        let got: Vec<Vec<u8>> = records(&s)
+            .into_iter()
+            .filter(|r| r.dir == CaptureDir::Received)
+            .map(|r| r.data)
+            .collect();
+        hub.end_capture(&s);
+        got
+    };
+    let inside6 = Match {
+        destination6: Some(
+            [Ipv6Prefix::new(INSIDE6, 64).unwrap()]
+                .into_iter()
+                .collect(),
+        ),
+        ..Match::default()
+    };
+    assert_eq!(received(inside6), vec![frames[0].1.clone()]);
+    let ssh = Match {
+        protocol: Some(6),
+        destination_port: Some([(22, 22)].into_iter().collect()),
+        ..Match::default()
+    };
+    assert_eq!(received(ssh), vec![frames[1].1.clone()]);
+    let echo6 = Match {
+        protocol: Some(58),
+        icmp_type: Some(128),
+        ..Match::default()
+    };
+    assert_eq!(received(echo6), vec![frames[2].1.clone()]);
+    let inside4 = Match {
+        destination: Some(AddrMatch::Prefixes(
+            [Ipv4Prefix::new(INSIDE, 24).unwrap()].into_iter().collect(),
+        )),
+        ..Match::default()
+    };
+    assert_eq!(received(inside4), vec![frames[3].1.clone()]);
+    let local = Match {
+        destination: Some(AddrMatch::Local),
+        ..Match::default()
+    };
+    assert_eq!(
+        received(local),
+        vec![frames[1].1.clone(), frames[2].1.clone()]
+    );
+}
+
 #[test]
 fn the_count_ends_the_capture_and_nothing_is_recorded_when_off() {
     let frames = mixed();

@@ -721,6 +721,21 @@ mod tests {
         )
         .expect("valid JSON");
         assert_eq!(j.matcher.icmp_type, Some(8));
+        // IPv6 as the rules take it.
+        let (r6, ..) = to_request(
+            &t,
+            None,
+            &start("{destination: 2001:db8:5::/48, protocol: icmpv6, icmpv6_type: echo-request}"),
+        )
+        .expect("valid IPv6 match");
+        assert_eq!(
+            r6.matcher.destination6.as_deref(),
+            Some(&["2001:db8:5::/48".parse().unwrap()][..])
+        );
+        assert_eq!(
+            (r6.matcher.protocol, r6.matcher.icmp_type),
+            (Some(58), Some(128))
+        );
 
         let err = |m: &str| to_request(&t, None, &start(m)).unwrap_err();
         assert_eq!(
