@@ -243,16 +243,21 @@ impl Node {
             self.base1 & !BUCKET
         }
     }
+}
 
-    /// The leaf of slot `v` (not a child slot), given `m = upto(v)`.
-    #[inline(always)]
-    fn leaf_of(&self, m: u64, leaves: &[u32]) -> u32 {
-        let k = (self.leafvec & m).count_ones() as usize - 1;
-        if self.leafvec.count_ones() as usize <= INLINE {
-            self.leaf[k]
-        } else {
-            leaves[self.leaf[0] as usize + k]
-        }
+/// The leaf of slot `v` (not a child slot) of the node stored as `w`
+/// ([`Node::to_words`]), given `m = upto(v)`. Read from the words, not
+/// from a [`Node`]: its leaves indexed by a variable would be built on the
+/// stack, a frame for every lookup.
+#[inline(always)]
+fn leaf_in(w: &[u64; 4], m: u64, leaves: &[u32]) -> u32 {
+    let leafvec = w[1];
+    let k = (leafvec & m).count_ones() as usize - 1;
+    if leafvec.count_ones() as usize <= INLINE {
+        // Leaf k (at most 2): word 2's high half, then word 3's halves.
+        (w[((k + 5) / 2) & 3] >> ((k + 1) % 2 * 32)) as u32
+    } else {
+        leaves[(w[2] >> 32) as usize + k]
     }
 }
 
@@ -606,7 +611,7 @@ impl Reader<'_> {
             }
             let v = chunk(rest);
             if vector & (1 << v) == 0 {
-                return Node::from_words(w).leaf_of(upto(v), self.leaves);
+                return leaf_in(w, upto(v), self.leaves);
             }
             // Slots 0..=v of the vector, at its top (63 - v is !v mod 64).
             n = base1 as usize + (vector << (!v & 63)).count_ones() as usize - 1;
@@ -671,7 +676,7 @@ impl Reader<'_> {
                         node[l] = base1 + (vector[l] << (!v & 63)).count_ones() - 1;
                         rest[l] <<= STRIDE;
                     } else {
-                        oc[l] = Node::from_words(w).leaf_of(upto(v), self.leaves);
+                        oc[l] = leaf_in(w, upto(v), self.leaves);
                         pending &= !(1 << l);
                     }
                 }
