@@ -120,15 +120,40 @@
 //! change). Software prefetch (`_mm_prefetch`) needs `unsafe` on this
 //! rustc (1.95: a `#[target_feature]` function), so it is not used.
 //!
-//! 30M lookups/s per core is not reached on this machine. `lookup_batch`
-//! is at 20-25M/s with uniform and zipf addresses alike, so it is no longer
-//! bound by the misses but by the work per lane and level (about 45 ns a
-//! lookup: the lock-step loop, the bucket's three compares, branches on
-//! random data). A single `lookup` is a chain of four to five dependent
-//! reads of a table larger than this VM's share of L3 (a /48: direct,
-//! nodes at 18, 24, 30, bucket at 36) and stays at 5-10M/s; the transit
-//! path calls `lookup_slot` per packet, so it would gain most from looking
-//! the burst up with `lookup_batch`.
+//! The work per level, next (the bench's medians, two binaries run in
+//! turn, before: main at cdb7398):
+//! - POPCNT (`.cargo/config.toml`: x86-64's baseline lacks it, and
+//!   `count_ones` was some 16 instructions of software);
+//! - the address shifted by the stride at each level (a constant shift,
+//!   not one by a variable offset), only the vector and the child base
+//!   read on the way down, the leaf read from the node's words (no `Node`
+//!   on the stack, so no stack frame);
+//! - a [`Reader`] holding the arrays' slices: making them checks each
+//!   mapping's alignment and length, 40 instructions, once a burst now
+//!   instead of once a lookup.
+//!
+//! | case                    | before  | after   | after/before |
+//! |-------------------------|---------|---------|--------------|
+//! | `lookup`, uniform       | 5.66M   | 9.65M   | 1.70x        |
+//! | `lookup_batch`, uniform | 20.7M   | 25.9M   | 1.25x        |
+//! | `lookup`, zipf          | 9.67M   | 12.0M   | 1.24x        |
+//! | `lookup_batch`, zipf    | 23.2M   | 25.4M   | 1.09x        |
+//!
+//! (A run alone on the idle VM: 10.3M, 25.4M, 15.1M and 28.3M; 42.0
+//! bytes/prefix, 183 ms to build.) In the pipeline the IPv6 transit case
+//! (`benches/callgrind.sh`) went from 586.7 to 350.6 instructions a
+//! packet with these and the fast path's own changes; its lookup is about
+//! 130 of them, some 19 a level.
+//!
+//! 30M lookups/s per core is still not reached on this machine.
+//! `lookup_batch` is at 25-28M/s with uniform and zipf addresses alike, so
+//! it is bound by the work per lane and level (the lock-step loop, the
+//! vector test and count, the bucket's compares, branches on random data),
+//! not by the misses. A single `lookup` is a chain of four to five
+//! dependent reads of a table larger than this VM's share of L3 (a /48:
+//! direct, nodes at 18, 24, 30, bucket at 36) and stays at 8-15M/s; the
+//! transit path calls `lookup_slot` per packet, and looking the burst up
+//! with `lookup_batch` would overlap its misses (it saves no instruction).
 //!
 //! # Build
 //!
