@@ -641,14 +641,23 @@ impl Ends {
         let f = p.dst_mac(Mac::ZERO).src_mac(Mac::ZERO).frame();
         (PortId::HOST, f)
     }
+}
 
+/// The two ends of a TCP conversation with the router, of either family
+/// ([`tcp_script`]).
+trait TcpEnds {
     /// A TCP segment from the client to `dport`, with `len` bytes of data.
+    fn tcp_c(&self, dport: u16, flags: u8, len: usize) -> Arrival;
+    /// A TCP segment from the router's `sport` back to the client.
+    fn tcp_r(&self, sport: u16, flags: u8) -> Arrival;
+}
+
+impl TcpEnds for Ends {
     fn tcp_c(&self, dport: u16, flags: u8, len: usize) -> Arrival {
         let p = Packet::tcp(self.client, self.router, self.cport, dport, flags);
         self.client(p.payload_len(len))
     }
 
-    /// A TCP segment from the router's `sport` back to the client.
     fn tcp_r(&self, sport: u16, flags: u8) -> Arrival {
         self.router(Packet::tcp(
             self.router,
@@ -683,7 +692,7 @@ fn ends() -> impl Strategy<Value = Ends> {
 /// `data` segments, close from the client, and a SYN reopening the flow
 /// from TIME_WAIT; cut after `upto` packets and ended by `end` (1: client
 /// RST, 2: router RST, 3: client RST then more data).
-fn tcp_script(e: Ends, dport: u16, data: usize, upto: usize, end: u8) -> Vec<Arrival> {
+fn tcp_script(e: impl TcpEnds, dport: u16, data: usize, upto: usize, end: u8) -> Vec<Arrival> {
     use tcp::{ACK, FIN, PSH, RST, SYN};
     let mut s = vec![e.tcp_c(dport, SYN, 0), e.tcp_r(dport, SYN | ACK)];
     s.push(e.tcp_c(dport, ACK, 0));
@@ -1321,7 +1330,9 @@ impl Ends6 {
         p.src_mac = Mac::ZERO;
         (PortId::HOST, p.dst_mac(Mac::ZERO).frame())
     }
+}
 
+impl TcpEnds for Ends6 {
     fn tcp_c(&self, dport: u16, flags: u8, len: usize) -> Arrival {
         let p = Packet6::tcp(self.client, self.router, self.cport, dport, flags);
         self.client(p.payload_len(len))
@@ -1356,32 +1367,6 @@ fn ends6() -> impl Strategy<Value = Ends6> {
         })
 }
 
-/// [`tcp_script`] over IPv6.
-fn tcp_script6(e: Ends6, dport: u16, data: usize, upto: usize, end: u8) -> Vec<Arrival> {
-    use tcp::{ACK, FIN, PSH, RST, SYN};
-    let mut s = vec![e.tcp_c(dport, SYN, 0), e.tcp_r(dport, SYN | ACK)];
-    s.push(e.tcp_c(dport, ACK, 0));
-    s.extend((0..data).map(|i| e.tcp_c(dport, ACK | PSH, 10 + 30 * i)));
-    s.extend([
-        e.tcp_c(dport, FIN | ACK, 0),
-        e.tcp_r(dport, ACK),
-        e.tcp_r(dport, FIN | ACK),
-        e.tcp_c(dport, ACK, 0),
-        e.tcp_c(dport, SYN, 0),
-    ]);
-    s.truncate(upto);
-    match end {
-        1 => s.push(e.tcp_c(dport, RST, 0)),
-        2 => s.push(e.tcp_r(dport, RST | ACK)),
-        3 => {
-            s.push(e.tcp_c(dport, RST | ACK, 0));
-            s.extend((0..data).map(|_| e.tcp_c(dport, ACK | PSH, 20)));
-        }
-        _ => {}
-    }
-    s
-}
-
 /// [`conversation`] over IPv6: TCP to ssh (accepted), telnet (rejected
 /// with a RST), 8080 (accepted from 2001:db8:ffff::/48 only, an address
 /// rule) or 80 (the policy drops it), in order or with any flags; pings
@@ -1399,7 +1384,7 @@ fn conversation6() -> impl Strategy<Value = Vec<Arrival>> {
         prop::collection::vec((any::<u8>(), any::<bool>()), 1..6),
     )
         .prop_map(|(e, kind, dport, n, upto, end, flags)| match kind {
-            0..=2 => tcp_script6(e, dport, n, upto, end),
+            0..=2 => tcp_script(e, dport, n, upto, end),
             8 => flags
                 .into_iter()
                 .map(|(f, from_router)| {
