@@ -17,6 +17,17 @@ use super::parse::L3;
 use super::run::{LocalKey, RunKey};
 use super::{Outcome, State};
 
+/// What becomes of a packet to the router the input chain did not simply
+/// deliver: [`State::local_fate`].
+pub(super) enum Fate {
+    /// Delivered to the router.
+    Delivered,
+    /// Answered by `reject`.
+    Rejected,
+    /// Dropped, for this reason.
+    Dropped(DropReason),
+}
+
 impl State {
     /// Packets to the router's own addresses that `fast_l3` read: the
     /// general path's decisions (raw prerouting, conntrack, filter input,
@@ -128,20 +139,42 @@ impl State {
         // `local` read the header: the IP total length is there.
         let total = L3::checked_before(pkt).map_or(0, |l3| l3.total_len as u64);
         self.count_local(pkt.port, rules, 1, pkt.len as u64, total);
-        let reason = match action {
-            FilterAction::Accept => match pending {
-                Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
-                _ => {
-                    self.counters.to_host += 1;
-                    return (Verdict::Host, RunKey::NONE);
-                }
-            },
-            FilterAction::Drop if rules.2.is_some() => DropReason::FilterDenied,
-            FilterAction::Drop => DropReason::FilterPolicy,
-            FilterAction::Reject => return (self.local_reject(t, pkt, state), RunKey::NONE),
+        let v = match self.local_fate(action, pending, rules.2.is_some()) {
+            Fate::Delivered => {
+                self.counters.to_host += 1;
+                Verdict::Host
+            }
+            Fate::Rejected => self.local_reject(t, pkt, state),
+            Fate::Dropped(reason) => {
+                self.counters.drops[reason as usize] += 1;
+                Verdict::Drop(reason)
+            }
         };
-        self.counters.drops[reason as usize] += 1;
-        (Verdict::Drop(reason), RunKey::NONE)
+        (v, RunKey::NONE)
+    }
+
+    /// What the input chain's `action` makes of a packet to the router
+    /// that is not simply delivered, for `local_outcome` and
+    /// `local6_outcome`: accepted, it is delivered once its NEW flow
+    /// (`pending`) is confirmed; dropped by a rule (`by_rule`) or by the
+    /// policy, each with its reason; or rejected (the caller answers).
+    pub(super) fn local_fate(
+        &mut self,
+        action: FilterAction,
+        pending: Option<conntrack::Pending>,
+        by_rule: bool,
+    ) -> Fate {
+        match action {
+            FilterAction::Accept => match pending {
+                Some(p) if self.ct.confirm(p, self.now).is_err() => {
+                    Fate::Dropped(DropReason::ConntrackTableFull)
+                }
+                _ => Fate::Delivered,
+            },
+            FilterAction::Drop if by_rule => Fate::Dropped(DropReason::FilterDenied),
+            FilterAction::Drop => Fate::Dropped(DropReason::FilterPolicy),
+            FilterAction::Reject => Fate::Rejected,
+        }
     }
 
     /// `Conntrack::classify`, out of line: new flows for [`State::local`].

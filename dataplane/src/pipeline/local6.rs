@@ -14,6 +14,7 @@ use crate::rules::{ChainId, FilterAction, RawAction};
 use crate::tables::Tables;
 use crate::wire::{ipv6, tcp};
 
+use super::local::Fate;
 use super::run::{LocalKey, RunKey};
 use super::{Outcome, State};
 
@@ -226,26 +227,23 @@ impl State {
         // `local6` read the header: the payload length is there.
         let total = L4v6::read(pkt).map_or(0, |m| m.total_len as u64);
         self.count_local(pkt.port, rules, 1, pkt.len as u64, total);
-        let reason = match action {
-            FilterAction::Accept => match pending {
-                Some(p) if self.ct.confirm(p, self.now).is_err() => DropReason::ConntrackTableFull,
-                _ => {
-                    let c = &mut self.counters;
-                    c.to_host += 1;
-                    c.ipv6_rx += 1;
-                    c.ipv6_to_host += 1;
-                    return Verdict::Host;
-                }
-            },
-            FilterAction::Drop if rules.2.is_some() => DropReason::FilterDenied,
-            FilterAction::Drop => DropReason::FilterPolicy,
-            FilterAction::Reject => return self.local6_reject(t, pkt, state),
-        };
-        let c = &mut self.counters;
-        c.drops[reason as usize] += 1;
-        c.ipv6_rx += 1;
-        c.ipv6_dropped += 1;
-        Verdict::Drop(reason)
+        match self.local_fate(action, pending, rules.2.is_some()) {
+            Fate::Delivered => {
+                let c = &mut self.counters;
+                c.to_host += 1;
+                c.ipv6_rx += 1;
+                c.ipv6_to_host += 1;
+                Verdict::Host
+            }
+            Fate::Rejected => self.local6_reject(t, pkt, state),
+            Fate::Dropped(reason) => {
+                let c = &mut self.counters;
+                c.drops[reason as usize] += 1;
+                c.ipv6_rx += 1;
+                c.ipv6_dropped += 1;
+                Verdict::Drop(reason)
+            }
+        }
     }
 
     /// `Conntrack::classify6`, out of line: new flows for [`State::local6`],
