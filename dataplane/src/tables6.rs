@@ -145,8 +145,8 @@ pub struct Tables6 {
     pub link_local: Vec<u128>,
     /// The router's global (and unique local) addresses: a handful, so a
     /// scan answers "is it ours" faster than the trie's deepest level,
-    /// where a /128 lives.
-    pub local: Vec<u128>,
+    /// where a /128 lives. Private: `local_slots` is derived from it.
+    local: Vec<u128>,
     /// `local` by [`local_slot`]: the index plus one of the one address
     /// of that slot, 0 for none, [`LOCAL_MANY`] when several share it (or
     /// the index does not fit). Most addresses not ours are told by a zero,
