@@ -118,9 +118,9 @@ pub(super) const fn reverse_packed(p: u128) -> u128 {
 /// An IPv4 tuple never equals an IPv6 one, whatever their addresses.
 pub(super) const FAMILY6: u128 = 1 << 24;
 
-/// The high 96 bits of an IPv6 flow's source and destination (as three
-/// big-endian words each), which its packed tuple has no room for: the
-/// table keeps them in a side array indexed like its entries.
+/// The high 96 bits of an IPv6 flow's source and destination, which its
+/// packed tuple has no room for: the table keeps them in a side array
+/// indexed like its entries, as
 /// `[src >> 64, dst >> 64, (src >> 32) as u32 << 32 | (dst >> 32) as u32]`:
 /// three word compares find a flow, and the other direction's is
 /// [`reverse_high6`].
