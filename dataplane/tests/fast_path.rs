@@ -918,6 +918,25 @@ fn same_bursts(
     Ok(())
 }
 
+/// The conversations interleaved by `choices`, with the `noise` packets
+/// put in at their places, cut into bursts at `cuts`, through the fast
+/// and the general path over `t`: the same decisions, counters and
+/// connection table ([`same_bursts`]).
+fn mixed_bursts(
+    t: &Arc<Tables>,
+    convs: Vec<Vec<Arrival>>,
+    choices: &[u8],
+    noise: Vec<(prop::sample::Index, Arrival)>,
+    cuts: &[(usize, u32)],
+) -> Result<(), TestCaseError> {
+    let mut packets = interleave(convs, choices);
+    for (at, p) in noise {
+        packets.insert(at.index(packets.len() + 1), p);
+    }
+    let (mut a, mut b) = both_over(t);
+    same_bursts(&mut a, &mut b, &packets, cuts)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 384, ..ProptestConfig::default() })]
 
@@ -941,12 +960,7 @@ proptest! {
             1..8,
         ),
     ) {
-        let mut packets = interleave(convs, &choices);
-        for (at, p) in noise {
-            packets.insert(at.index(packets.len() + 1), p);
-        }
-        let (mut a, mut b) = both_over(&local_tables(false, loose, notrack));
-        same_bursts(&mut a, &mut b, &packets, &cuts)?;
+        mixed_bursts(&local_tables(false, loose, notrack), convs, &choices, noise, &cuts)?;
     }
 }
 
@@ -1531,12 +1545,7 @@ proptest! {
             1..8,
         ),
     ) {
-        let mut packets = interleave(convs, &choices);
-        for (at, p) in noise {
-            packets.insert(at.index(packets.len() + 1), p);
-        }
-        let (mut a, mut b) = both_over(&local6_tables(false, loose, notrack));
-        same_bursts(&mut a, &mut b, &packets, &cuts)?;
+        mixed_bursts(&local6_tables(false, loose, notrack), convs, &choices, noise, &cuts)?;
     }
 }
 
