@@ -230,22 +230,38 @@ impl State {
         let queued = self
             .pending
             .enqueue(addr, out, forwarded, &pkt.buf[..frame_len]);
-        let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
-        if send {
-            if let Some(n) = reply::arp_request(pkt.buf, ifc.mac, src, addr) {
-                pkt.len = n;
-                self.counters.arp_requests_sent += 1;
-                let mut o = Outcome::reply(out, dropped);
-                o.deferred = queued;
-                return o;
-            }
+        let request = send
+            .then(|| reply::arp_request(pkt.buf, ifc.mac, src, addr))
+            .flatten();
+        if request.is_some() {
+            self.counters.arp_requests_sent += 1;
         }
-        match dropped {
-            Some(r) => Outcome::drop(r),
-            None => Outcome {
-                deferred: true,
-                ..Outcome::of(Verdict::Consumed)
-            },
-        }
+        queued_outcome(pkt, out, queued, request)
+    }
+}
+
+/// The outcome of a packet for an unresolved next hop, put in the
+/// neighbour queue (`queued`; else dropped, the queue full), its frame
+/// now the ARP request or neighbour solicitation built in it (`request`,
+/// its length) when one goes out of `out`. For IPv4 and IPv6 alike.
+pub(super) fn queued_outcome(
+    pkt: &mut Pkt<'_>,
+    out: PortId,
+    queued: bool,
+    request: Option<usize>,
+) -> Outcome {
+    let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
+    if let Some(n) = request {
+        pkt.len = n;
+        let mut o = Outcome::reply(out, dropped);
+        o.deferred = queued;
+        return o;
+    }
+    match dropped {
+        Some(r) => Outcome::drop(r),
+        None => Outcome {
+            deferred: true,
+            ..Outcome::of(Verdict::Consumed)
+        },
     }
 }

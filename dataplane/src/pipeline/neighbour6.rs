@@ -22,6 +22,7 @@ use crate::wire::icmpv6;
 use crate::wire::ipv6::{self, link_local_from_mac, multicast_mac, ALL_NODES};
 
 use super::icmp6::limiter_key;
+use super::neighbour::queued_outcome;
 use super::rewrite::l2_to;
 use super::{Outcome, Pipeline, RaSched, State, NEIGHBOUR_REFRESH, REFRESH_BATCH};
 use crate::counters::Counters;
@@ -397,23 +398,13 @@ impl State {
         let queued = self
             .pending6
             .enqueue((addr, out), out, forwarded, &pkt.buf[..frame_len]);
-        let dropped = (!queued).then_some(DropReason::NeighbourQueueFull);
-        if send {
-            if let Some(n) = reply6::neighbor_solicit(pkt.buf, ifc.mac, src, addr, None) {
-                pkt.len = n;
-                self.counters.nd_solicits_sent += 1;
-                let mut o = Outcome::reply(out, dropped);
-                o.deferred = queued;
-                return o;
-            }
+        let request = send
+            .then(|| reply6::neighbor_solicit(pkt.buf, ifc.mac, src, addr, None))
+            .flatten();
+        if request.is_some() {
+            self.counters.nd_solicits_sent += 1;
         }
-        match dropped {
-            Some(r) => Outcome::drop(r),
-            None => Outcome {
-                deferred: true,
-                ..Outcome::of(Verdict::Consumed)
-            },
-        }
+        queued_outcome(pkt, out, queued, request)
     }
 }
 
