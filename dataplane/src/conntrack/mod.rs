@@ -524,34 +524,51 @@ impl Conntrack {
     pub fn classify(&mut self, p: PktInfo, now: u32) -> CtResult {
         let h = self.hash(p.key);
         if let Some((_, flow)) = self.find(p.key, h) {
-            if self.entries[flow.index as usize].expires > now {
-                match self.update(flow, &p, now) {
-                    Update::Invalid => return CtResult::INVALID,
-                    Update::Live(state) => {
-                        return CtResult {
-                            state,
-                            flow: Some(flow),
-                            pending: None,
-                        }
-                    }
-                    Update::Ended(state) => {
-                        self.remove(flow.index);
-                        return CtResult {
-                            state,
-                            flow: None,
-                            pending: None,
-                        };
-                    }
-                    // A SYN reopening a closed flow: the old flow ends,
-                    // the packet starts a new one.
-                    Update::Reopen => self.remove(flow.index),
-                }
-            } else {
-                self.remove(flow.index);
-                self.counters.expired += 1;
+            if let Some(r) = self.settle(flow, now, |ct| ct.update(flow, &p, now)) {
+                return r;
             }
         }
         self.new_flow(&p)
+    }
+
+    /// [`Conntrack::classify`] (and `classify6`) of a packet whose flow
+    /// was found: the flow's answer after `update`, or `None` when the
+    /// packet starts a new flow (the old one expired, or a SYN reopens a
+    /// closed one), the old flow removed.
+    #[inline(always)]
+    fn settle(
+        &mut self,
+        flow: FlowRef,
+        now: u32,
+        update: impl FnOnce(&mut Self) -> Update,
+    ) -> Option<CtResult> {
+        if self.entries[flow.index as usize].expires <= now {
+            self.remove(flow.index);
+            self.counters.expired += 1;
+            return None;
+        }
+        match update(self) {
+            Update::Invalid => Some(CtResult::INVALID),
+            Update::Live(state) => Some(CtResult {
+                state,
+                flow: Some(flow),
+                pending: None,
+            }),
+            Update::Ended(state) => {
+                self.remove(flow.index);
+                Some(CtResult {
+                    state,
+                    flow: None,
+                    pending: None,
+                })
+            }
+            // A SYN reopening a closed flow: the old flow ends, the packet
+            // starts a new one.
+            Update::Reopen => {
+                self.remove(flow.index);
+                None
+            }
+        }
     }
 
     /// [`Conntrack::classify`] for a packet of a live flow, the common case
@@ -753,29 +770,8 @@ impl Conntrack {
     pub fn classify6(&mut self, p: PktInfo6, now: u32) -> CtResult {
         let h = self.hash6(p.key);
         if let Some((_, flow)) = self.find6(p.key.pack(), p.key.high(), h) {
-            if self.entries[flow.index as usize].expires > now {
-                match self.update6(flow, &p, now) {
-                    Update::Invalid => return CtResult::INVALID,
-                    Update::Live(state) => {
-                        return CtResult {
-                            state,
-                            flow: Some(flow),
-                            pending: None,
-                        }
-                    }
-                    Update::Ended(state) => {
-                        self.remove(flow.index);
-                        return CtResult {
-                            state,
-                            flow: None,
-                            pending: None,
-                        };
-                    }
-                    Update::Reopen => self.remove(flow.index),
-                }
-            } else {
-                self.remove(flow.index);
-                self.counters.expired += 1;
+            if let Some(r) = self.settle(flow, now, |ct| ct.update6(flow, &p, now)) {
+                return r;
             }
         }
         self.new_flow6(&p)
