@@ -176,8 +176,17 @@ use std::collections::HashMap;
 const DIRECT_BITS: u32 = 18;
 /// Bits per node.
 const STRIDE: u32 = 6;
-/// Direct entry flag: the low 31 bits index a node.
+/// Entry flag (direct and wide tables): the low 30 bits index a node.
 const NODE: u32 = 1 << 31;
+/// Entry flag, with [`NODE`]: the low 30 bits index a wide node.
+const WIDE: u32 = 1 << 30;
+/// An entry's index bits.
+const INDEX: u32 = WIDE - 1;
+/// Bits per wide node: 4,096 entries, 16 KiB.
+const WIDE_BITS: u32 = 12;
+/// Prefixes below a subtree from which it is a wide node, not a 6-bit one:
+/// at most 32 bytes of wide node per prefix below it.
+const WIDE_MIN: usize = 512;
 /// Lookups [`RouteTable6::lookup_batch`] runs in lock step.
 const LANES: usize = 32;
 
@@ -206,23 +215,29 @@ struct Node {
 
 impl Node {
     /// The node as [`RouteTable6`]'s node array stores it.
-    fn to_words(self) -> [u64; 4] {
+    /// Eight `u32`: `vector` and `leafvec` low half first, `base1`, the
+    /// three leaves (leaf `k` is word `5 + k`: one load).
+    fn to_words(self) -> Words {
         [
-            self.vector,
-            self.leafvec,
-            u64::from(self.base1) | u64::from(self.leaf[0]) << 32,
-            u64::from(self.leaf[1]) | u64::from(self.leaf[2]) << 32,
+            self.vector as u32,
+            (self.vector >> 32) as u32,
+            self.leafvec as u32,
+            (self.leafvec >> 32) as u32,
+            self.base1,
+            self.leaf[0],
+            self.leaf[1],
+            self.leaf[2],
         ]
     }
 
     /// [`Node::to_words`] back (inlined: only the fields used are loaded).
     #[inline(always)]
-    fn from_words(w: &[u64; 4]) -> Node {
+    fn from_words(w: &Words) -> Node {
         Node {
-            vector: w[0],
-            leafvec: w[1],
-            base1: w[2] as u32,
-            leaf: [(w[2] >> 32) as u32, w[3] as u32, (w[3] >> 32) as u32],
+            vector: vector_of(w),
+            leafvec: leafvec_of(w),
+            base1: w[4],
+            leaf: [w[5], w[6], w[7]],
         }
     }
 
@@ -270,6 +285,22 @@ impl Node {
     }
 }
 
+/// A node as the node array stores it ([`Node::to_words`]).
+type Words = [u32; 8];
+
+/// A stored node's `vector` (one 64-bit load where the target is little
+/// endian: the compiler joins the halves).
+#[inline(always)]
+fn vector_of(w: &Words) -> u64 {
+    u64::from(w[0]) | u64::from(w[1]) << 32
+}
+
+/// A stored node's `leafvec`.
+#[inline(always)]
+fn leafvec_of(w: &Words) -> u64 {
+    u64::from(w[2]) | u64::from(w[3]) << 32
+}
+
 /// One level of a lookup: at the node stored as `w` ([`Node::to_words`]),
 /// whose vector is `vector`, for the address bits `rest` from the node's
 /// offset (left-aligned), the child to go down to, or the leaf slot where
@@ -277,8 +308,8 @@ impl Node {
 /// [`Reader::lookup_batch`] (which loads the vectors of all its lanes
 /// first): the child base on the way down, the whole node where it ends.
 #[inline(always)]
-fn step(w: &[u64; 4], vector: u64, rest: u128, leaves: &[u32]) -> Result<u32, u32> {
-    let base1 = w[2] as u32;
+fn step(w: &Words, vector: u64, rest: u128, leaves: &[u32]) -> Result<u32, u32> {
+    let base1 = w[4];
     if base1 & BUCKET != 0 {
         return Err(Node::from_words(w).bucket(rest));
     }
@@ -301,14 +332,14 @@ fn count_upto(x: u64, v: u32) -> u32 {
 /// leaves indexed by a variable would be built on the stack, a frame for
 /// every lookup.
 #[inline(always)]
-fn leaf_in(w: &[u64; 4], v: u32, leaves: &[u32]) -> u32 {
-    let leafvec = w[1];
+fn leaf_in(w: &Words, v: u32, leaves: &[u32]) -> u32 {
+    let leafvec = leafvec_of(w);
     let k = count_upto(leafvec, v) as usize - 1;
     if leafvec.count_ones() as usize <= INLINE {
-        // Leaf k (at most 2): word 2's high half, then word 3's halves.
-        (w[((k + 5) / 2) & 3] >> ((k + 1) % 2 * 32)) as u32
+        // Leaf k (at most 2) is word 5 + k.
+        w[(5 + k) & 7]
     } else {
-        leaves[(w[2] >> 32) as usize + k]
+        leaves[w[5] as usize + k]
     }
 }
 
@@ -317,6 +348,12 @@ fn leaf_in(w: &[u64; 4], v: u32, leaves: &[u32]) -> u32 {
 #[inline(always)]
 fn chunk(rest: u128) -> u32 {
     (rest >> (128 - STRIDE)) as u32
+}
+
+/// The top 12 bits of `rest` (as [`chunk`]): a wide node's entry.
+#[inline(always)]
+fn wide_chunk(rest: u128) -> usize {
+    (rest >> (128 - WIDE_BITS)) as usize
 }
 
 /// The 32 bits of `ip` from bit `off`; bits past 128 read 0.
@@ -380,8 +417,10 @@ impl<T: Pod> HugeSlice<T> {
 pub struct RouteTable6 {
     direct: HugeSlice<u32>,
     /// [`Node::to_words`].
-    nodes: HugeSlice<[u64; 4]>,
+    nodes: HugeSlice<Words>,
     leaves: HugeSlice<u32>,
+    /// The wide nodes' entries.
+    wide: HugeSlice<u32>,
     /// Distinct prefixes.
     len: usize,
 }
@@ -391,9 +430,60 @@ pub struct RouteTable6 {
 struct Builder {
     nodes: Vec<Node>,
     leaves: Vec<u32>,
+    /// The wide nodes' entries, [`WIDE_BITS`] of them each.
+    wide: Vec<u32>,
 }
 
 impl Builder {
+    /// The entry (as the direct table holds them) for the subtree at bit
+    /// `off` holding `ps` (sorted, all longer than `off` and inside the
+    /// subtree), `def` the leaf from above: a wide node where the subtree
+    /// holds at least [`WIDE_MIN`] prefixes, else a 6-bit node.
+    fn build_entry(&mut self, ps: &[Entry], off: u32, def: u32) -> u32 {
+        if ps.len() >= WIDE_MIN && off + WIDE_BITS <= 128 {
+            return self.build_wide(ps, off, def);
+        }
+        let idx = self.nodes.len();
+        assert!(idx < WIDE as usize, "route table too large");
+        self.nodes.push(Node::default());
+        self.build_node(idx, ps, off, def);
+        NODE | idx as u32
+    }
+
+    /// [`Builder::build_entry`]'s wide node: one entry per value of the
+    /// 12 bits from `off`, a leaf slot or the entry of the subtree below.
+    fn build_wide(&mut self, ps: &[Entry], off: u32, def: u32) -> u32 {
+        let w = self.wide.len() >> WIDE_BITS;
+        assert!(w < WIDE as usize, "route table too large");
+        let end = off + WIDE_BITS;
+        let mut vals = vec![def; 1 << WIDE_BITS];
+        // In (address, length) order a prefix comes after every prefix that
+        // holds it, so a longer one overwrites the shorter it is inside.
+        for &(addr, len, slot) in ps.iter().filter(|e| u32::from(e.1) <= end) {
+            let span = 1usize << (end - u32::from(len));
+            let start = wide_chunk(addr << off) & !(span - 1);
+            vals[start..start + span].fill(slot);
+        }
+        self.wide.resize(self.wide.len() + vals.len(), 0);
+        let mut i = 0;
+        while i < ps.len() {
+            if u32::from(ps[i].1) <= end {
+                i += 1;
+                continue;
+            }
+            let c = wide_chunk(ps[i].0 << off);
+            let mut j = i + 1;
+            while j < ps.len() && wide_chunk(ps[j].0 << off) == c {
+                j += 1;
+            }
+            // As in `build_node`: ps[i..j] holds only longer prefixes.
+            vals[c] = self.build_entry(&ps[i..j], end, vals[c]);
+            i = j;
+        }
+        self.wide[w << WIDE_BITS..(w + 1) << WIDE_BITS].copy_from_slice(&vals);
+        NODE | WIDE | w as u32
+    }
+
     /// Fills node `idx` for bits `off..off + 6` from `ps` (sorted, all longer
     /// than `off` and inside this node's span), `def` the leaf from above.
     fn build_node(&mut self, idx: usize, ps: &[Entry], off: u32, def: u32) {
@@ -447,7 +537,7 @@ impl Builder {
         let base1 = self.nodes.len();
         let children = vector.count_ones() as usize;
         assert!(
-            base1 + children < NODE as usize && self.leaves.len() <= u32::MAX as usize,
+            base1 + children < WIDE as usize && self.leaves.len() <= u32::MAX as usize,
             "route table too large"
         );
         self.nodes.resize(base1 + children, Node::default());
@@ -482,7 +572,7 @@ impl Builder {
 
 impl RouteTable6 {
     /// Largest next-hop id the table can store.
-    pub const MAX_NEXT_HOP: u32 = NODE - 2;
+    pub const MAX_NEXT_HOP: u32 = WIDE - 2;
 
     /// Build from `(prefix, next_hop_id)`; a later duplicate prefix wins.
     ///
@@ -548,18 +638,15 @@ impl RouteTable6 {
                 .copied()
                 .filter(|e| u32::from(e.1) > DIRECT_BITS)
                 .collect();
-            let idx = t.nodes.len();
-            assert!(idx < NODE as usize, "more than 2^31 nodes");
-            t.nodes.push(Node::default());
-            t.build_node(idx, &run, DIRECT_BITS, direct[d]);
-            direct[d] = NODE | idx as u32;
+            direct[d] = t.build_entry(&run, DIRECT_BITS, direct[d]);
             i = j;
         }
-        let words: Vec<[u64; 4]> = t.nodes.iter().map(|n| n.to_words()).collect();
+        let words: Vec<Words> = t.nodes.iter().map(|n| n.to_words()).collect();
         RouteTable6 {
             direct: HugeSlice::new(&direct),
             nodes: HugeSlice::new(&words),
             leaves: HugeSlice::new(&t.leaves),
+            wide: HugeSlice::new(&t.wide),
             len: sorted.len(),
         }
     }
@@ -589,9 +676,12 @@ impl RouteTable6 {
     #[inline]
     pub fn reader(&self) -> Reader<'_> {
         Reader {
-            direct: self.direct.get(),
+            direct: self.direct.get()[..1 << DIRECT_BITS]
+                .try_into()
+                .expect("the direct table has 2^18 entries"),
             nodes: self.nodes.get(),
             leaves: self.leaves.get(),
+            wide: self.wide.get(),
         }
     }
 
@@ -610,7 +700,12 @@ impl RouteTable6 {
     /// its pages are resident only where touched) and 4 per leaf stored out
     /// of its node.
     pub fn memory_bytes(&self) -> usize {
-        self.direct.map.len() + self.nodes.map.len() + self.leaves.map.len()
+        self.direct.map.len() + self.nodes.map.len() + self.leaves.map.len() + self.wide.map.len()
+    }
+
+    /// Number of wide nodes (for the figures).
+    pub fn wide_nodes(&self) -> usize {
+        self.wide.len >> WIDE_BITS
     }
 
     /// Number of trie nodes (for the figures).
@@ -628,27 +723,42 @@ impl RouteTable6 {
 /// ([`RouteTable6::reader`]).
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
-    direct: &'a [u32],
+    /// A fixed-size array: its index (18 bits of the address) needs no
+    /// bounds check.
+    direct: &'a [u32; 1 << DIRECT_BITS],
     /// [`Node::to_words`].
-    nodes: &'a [[u64; 4]],
+    nodes: &'a [Words],
     leaves: &'a [u32],
+    wide: &'a [u32],
 }
 
 impl Reader<'_> {
+    /// Down the wide nodes from entry `e` (of the direct table or a wide
+    /// node) for the address bits `rest` from its offset: the first entry
+    /// that is not a wide node, and the bits from its offset.
+    #[inline(always)]
+    fn wide_down(&self, mut e: u32, mut rest: u128) -> (u32, u128) {
+        while e & WIDE != 0 {
+            e = self.wide[((e & INDEX) as usize) << WIDE_BITS | wide_chunk(rest)];
+            rest <<= WIDE_BITS;
+        }
+        (e, rest)
+    }
+
     /// [`RouteTable6::lookup_slot`].
     #[inline]
     pub fn lookup_slot(&self, ip: u128) -> u32 {
         let d = self.direct[(ip >> (128 - DIRECT_BITS)) as usize];
-        if d & NODE == 0 {
-            return d;
-        }
-        let mut n = (d & !NODE) as usize;
         // The address from the node's offset on, left-aligned: each level
         // shifts it by a constant instead of by a variable offset.
-        let mut rest = ip << DIRECT_BITS;
+        let (e, mut rest) = self.wide_down(d, ip << DIRECT_BITS);
+        if e & NODE == 0 {
+            return e;
+        }
+        let mut n = (e & INDEX) as usize;
         loop {
             let w = &self.nodes[n];
-            match step(w, w[0], rest, self.leaves) {
+            match step(w, vector_of(w), rest, self.leaves) {
                 Ok(child) => n = child as usize,
                 Err(slot) => return slot,
             }
@@ -671,19 +781,9 @@ impl Reader<'_> {
             // data: the misses go out together, before a mispredicted
             // branch of one lane can discard the loads of the lanes after
             // it (measured: 1.9x with 32 lanes over branching per lane).
-            let mut direct = [0u32; LANES];
-            for (d, &ip) in direct.iter_mut().zip(ic) {
+            let mut entry = [0u32; LANES];
+            for (d, &ip) in entry.iter_mut().zip(ic) {
                 *d = direct_table[(ip >> (128 - DIRECT_BITS)) as usize];
-            }
-            let mut node = [0u32; LANES];
-            let mut pending = 0u32;
-            for (l, (&d, o)) in direct.iter().zip(oc.iter_mut()).enumerate() {
-                if d & NODE == 0 {
-                    *o = d;
-                } else {
-                    node[l] = d & !NODE;
-                    pending |= 1 << l;
-                }
             }
             // Each lane's address from its node's offset on, left-aligned
             // (shifted by the stride a level, as in `lookup_slot`).
@@ -691,10 +791,33 @@ impl Reader<'_> {
             for (r, &ip) in rest.iter_mut().zip(ic) {
                 *r = ip << DIRECT_BITS;
             }
+            // The wide nodes, a level of every lane at a time.
+            let mut wide = entry.iter().fold(0, |a, &e| a | e) & WIDE != 0;
+            while wide {
+                wide = false;
+                for (e, r) in entry.iter_mut().zip(rest.iter_mut()) {
+                    if *e & WIDE != 0 {
+                        *e = self.wide[((*e & INDEX) as usize) << WIDE_BITS | wide_chunk(*r)];
+                        *r <<= WIDE_BITS;
+                        wide |= *e & WIDE != 0;
+                    }
+                }
+            }
+            let mut node = [0u32; LANES];
+            let mut pending = 0u32;
+            for (l, (&d, o)) in entry.iter().zip(oc.iter_mut()).enumerate() {
+                if d & NODE == 0 {
+                    *o = d;
+                } else {
+                    node[l] = d & INDEX;
+                    pending |= 1 << l;
+                }
+            }
             while pending != 0 {
                 // With a lane pending the node array is not empty, so the
                 // index 0 of a finished lane is valid.
-                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
+                let vector: [u64; LANES] =
+                    core::array::from_fn(|l| vector_of(&nodes[node[l] as usize]));
                 let mut p = pending;
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
@@ -728,6 +851,7 @@ impl fmt::Debug for RouteTable6 {
             .field("len", &self.len)
             .field("nodes", &self.nodes.len)
             .field("leaves", &self.leaves.len)
+            .field("wide_nodes", &self.wide_nodes())
             .field("memory_bytes", &self.memory_bytes())
             .finish()
     }
@@ -818,7 +942,7 @@ mod tests {
         for a in [0, 1, ip("2001:db8::1"), u128::MAX] {
             assert_eq!(t.lookup(a), None);
         }
-        assert_eq!(t.memory_bytes(), 4 * HUGE_PAGE);
+        assert_eq!(t.memory_bytes(), 5 * HUGE_PAGE);
         assert_eq!(t.nodes(), 0);
     }
 
@@ -957,6 +1081,40 @@ mod tests {
         }
         assert!(nodes[0] == nodes[1] && nodes[1] == nodes[2], "{nodes:?}");
         assert!(nodes[3] > nodes[2], "{nodes:?}");
+    }
+
+    #[test]
+    fn dense_subtrees_are_wide_nodes() {
+        // 1,000 /48s in a /32 (a large operator's customers): the /18 and
+        // the /30 above them hold more than WIDE_MIN, so each is a wide
+        // node of 12 bits (18..30, 30..42) and one 6-bit level is left.
+        let base = ip("2001:db8:100::");
+        let mut routes: Vec<_> = (0..1000u128)
+            .map(|i| (Ipv6Prefix::new(base + (i << 80), 48).unwrap(), i as u32))
+            .collect();
+        routes.push((p("2001:db8::/32"), 5000));
+        routes.push((p("2001:db8:100:7::/64"), 5001));
+        let t = RouteTable6::build(&routes);
+        assert_eq!(t.wide_nodes(), 2, "{t:?}");
+        let h = HashRouteTable6::build(&routes);
+        let mut probes = vec![ip("2001:db8::1"), ip("2001:db9::"), ip("2001:db7:ffff::")];
+        for &(pre, _) in &routes {
+            probes.extend([
+                pre.addr(),
+                pre.last(),
+                pre.addr().wrapping_sub(1),
+                pre.last() + 1,
+            ]);
+        }
+        let mut out = vec![0u32; probes.len()];
+        t.lookup_batch(&probes, &mut out);
+        for (&a, &o) in probes.iter().zip(&out) {
+            assert_eq!(t.lookup(a), h.lookup(a), "{a:#x}");
+            assert_eq!(o.checked_sub(1), h.lookup(a), "batch {a:#x}");
+        }
+        assert_eq!(t.lookup(ip("2001:db8:100:7::1")), Some(5001));
+        assert_eq!(t.lookup(ip("2001:db8:100:8::1")), Some(0));
+        assert_eq!(t.lookup(ip("2001:db8:4e8::1")), Some(5000));
     }
 
     #[test]

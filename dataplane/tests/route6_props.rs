@@ -5,7 +5,8 @@
 //! length, at every prefix's edges and at random addresses; and on sparse
 //! tables of long prefixes (/64 to /128 under a common prefix of 40 to 127
 //! bits: long chains of one-child nodes, buckets at every depth, more than a
-//! bucket holds under one node).
+//! bucket holds under one node); and on dense tables (hundreds of prefixes
+//! under one subtree: wide nodes, nested).
 
 use dataplane::addr::Ipv6Prefix;
 use dataplane::route6::{HashRouteTable6, RouteTable6};
@@ -71,9 +72,38 @@ fn deep_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
         })
 }
 
+/// Dense tables: 1,000 to 2,000 prefixes of the real table's lengths (and a
+/// few longer and shorter) below one /18 to /37, enough under one subtree
+/// for the wide nodes, nested down to /42 or further.
+fn dense_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
+    let len = prop::sample::select(vec![
+        24u8, 30, 32, 36, 40, 42, 44, 46, 47, 48, 48, 48, 48, 54, 56, 64, 128,
+    ]);
+    (
+        any::<u128>(),
+        18u32..30,
+        proptest::collection::vec((any::<u128>(), 0u32..8, len, 0u32..5000), 1000..2000),
+    )
+        .prop_map(|(base, shared, tails)| {
+            tails
+                .into_iter()
+                .map(|(r, k, l, nh)| (Ipv6Prefix::new(base ^ (r >> (shared + k)), l).unwrap(), nh))
+                .collect()
+        })
+}
+
 /// Lookups of the prefixes' edges, just outside them and `randoms`, every
 /// one checked against [`naive`] with `lookup` and `lookup_batch`.
 fn check(routes: &[(Ipv6Prefix, u32)], randoms: Vec<u128>) -> Result<(), TestCaseError> {
+    check_with(routes, randoms, |a| naive(routes, a))
+}
+
+/// [`check`] against `reference`.
+fn check_with(
+    routes: &[(Ipv6Prefix, u32)],
+    randoms: Vec<u128>,
+    reference: impl Fn(u128) -> Option<u32>,
+) -> Result<(), TestCaseError> {
     let t = RouteTable6::build(routes);
     let mut probes = randoms;
     for &(p, _) in routes {
@@ -88,11 +118,29 @@ fn check(routes: &[(Ipv6Prefix, u32)], randoms: Vec<u128>) -> Result<(), TestCas
     let mut batch = vec![0u32; probes.len()];
     t.lookup_batch(&probes, &mut batch);
     for (i, &a) in probes.iter().enumerate() {
-        let want = naive(routes, a);
+        let want = reference(a);
         prop_assert_eq!(t.lookup(a), want, "poptrie at {:#034x}", a);
         prop_assert_eq!(batch[i].checked_sub(1), want, "batch at {:#034x}", a);
     }
     Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// With wide nodes (the subtrees of at least 512 prefixes); the hash
+    /// table, itself held to the naive scan below, is the reference (the
+    /// scan would take minutes on 1,500 prefixes times 7,500 probes).
+    #[test]
+    fn dense_tables_with_wide_nodes_match_the_reference(
+        routes in dense_routes(),
+        randoms in proptest::collection::vec(any::<u128>(), 0..100),
+    ) {
+        let t = RouteTable6::build(&routes);
+        prop_assert!(t.wide_nodes() > 0, "{:?}", t);
+        let h = HashRouteTable6::build(&routes);
+        check_with(&routes, randoms, |a| h.lookup(a))?;
+    }
 }
 
 proptest! {
