@@ -45,78 +45,126 @@ impl Pipeline {
         r6: &mut Option<Reader<'a>>,
     ) {
         let mut run = Run::NONE;
-        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            // One branch per outcome, the decision never kept in memory
-            // (as an `Option` of it was: its spills cost 10 instructions
-            // a packet).
-            *v = 'packet: {
-                if let Some(m) = st.fast_l3(p) {
-                    let total = m.total_len;
-                    match st.fast_decide(t, p, m) {
-                        Some(f) if f.key != RunKey::NONE => {
-                            st.run_add(&mut run, i, f.key, p.len, total);
-                            // `fast_l3` read the header: the frame holds it.
-                            if let Some(hdr) = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN) {
-                                rewrite::fast(hdr, f.l2);
-                            }
-                            // Trailing Ethernet padding is not part of what we send.
-                            p.len = ETH_HDR_LEN + total;
-                            break 'packet Verdict::Tx(f.out);
-                        }
-                        // To the router (`fast_l3` checked the header).
-                        Some(_) => {
-                            let len = p.len;
-                            let (v, k) = st.local(t, p);
-                            st.run_add(&mut run, i, k, len, total);
-                            break 'packet v;
-                        }
-                        None => {}
-                    }
-                }
-                st.not_fast4(t, r6, p, &mut run, i)
-            };
+        let n = pkts.len().min(out.len());
+        // IPv4 from `at` until a packet its fast paths do not take, then
+        // that packet and the IPv6 ones after it, and again.
+        let mut at = 0;
+        while at < n {
+            at += st.fast4(t, &mut pkts[at..n], &mut out[at..n], &mut run, at);
+            if at < n {
+                at += st.not_fast4(t, r6, &mut pkts[at..n], &mut out[at..n], &mut run, at);
+            }
         }
-        st.flush_run(run.key, pkts.len() - run.start, run.bytes);
+        st.flush_run(run.key, n - run.start, run.bytes);
     }
 }
 
 impl State {
-    /// A packet the IPv4 fast paths did not take, packet `i` of the chunk
-    /// whose run is `run`: the IPv6 transit fast path, the IPv6 path to the
-    /// router, or the general path. Its verdict; it is added to the run
-    /// here (a general-path packet, counted alone, ends the run), which
-    /// saves passing the run's key and byte counts back. Out of line, so
-    /// that the IPv4 loop keeps its registers.
+    /// The IPv4 fast paths over `pkts`, packet `start` of the chunk on,
+    /// until a packet they do not take: the number taken. Out of line, one
+    /// call for each stretch of IPv4: its loop has the registers to itself.
+    #[inline(never)]
+    fn fast4(
+        &mut self,
+        t: &Tables,
+        pkts: &mut [Pkt<'_>],
+        out: &mut [Verdict],
+        run_out: &mut Run,
+        start: usize,
+    ) -> usize {
+        // A copy of the run for the loop: through the reference it would
+        // be stored to memory for every packet.
+        let mut run = *run_out;
+        for (k, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+            let i = start + k;
+            // One branch per outcome, the decision never kept in memory
+            // (as an `Option` of it was: its spills cost 10 instructions
+            // a packet).
+            let Some(m) = self.fast_l3(p) else {
+                *run_out = run;
+                return k;
+            };
+            let total = m.total_len;
+            match self.fast_decide(t, p, m) {
+                Some(f) if f.key != RunKey::NONE => {
+                    self.run_add(&mut run, i, f.key, p.len, total);
+                    // `fast_l3` read the header: the frame holds it.
+                    if let Some(hdr) = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN) {
+                        rewrite::fast(hdr, f.l2);
+                    }
+                    // Trailing Ethernet padding is not part of what we send.
+                    p.len = ETH_HDR_LEN + total;
+                    *v = Verdict::Tx(f.out);
+                }
+                // To the router (`fast_l3` checked the header).
+                Some(_) => {
+                    let len = p.len;
+                    let (verdict, key) = self.local(t, p);
+                    self.run_add(&mut run, i, key, len, total);
+                    *v = verdict;
+                }
+                None => {
+                    *run_out = run;
+                    return k;
+                }
+            }
+        }
+        *run_out = run;
+        pkts.len()
+    }
+
+    /// The packets from one the IPv4 fast paths did not take, `pkts[0]`,
+    /// number `start` of the chunk whose run is `run`: it, and the IPv6
+    /// packets after it up to the next IPv4 one, through the IPv6 transit
+    /// fast path, the IPv6 path to the router or the general path. Their
+    /// verdicts into `out`; the number of packets taken (at least one).
+    /// Each is added to the run here (a general-path packet, counted
+    /// alone, ends the run). Out of line, so that the IPv4 loop keeps its
+    /// registers; a loop of its own, so that IPv6 packets in a row pay the
+    /// call and the IPv4 fast path's test once, not once a packet.
     #[inline(never)]
     fn not_fast4<'a>(
         &mut self,
         t: &'a Tables,
         r6: &mut Option<Reader<'a>>,
-        p: &mut Pkt<'_>,
-        run: &mut Run,
-        i: usize,
-    ) -> Verdict {
+        pkts: &mut [Pkt<'_>],
+        out: &mut [Verdict],
+        run_out: &mut Run,
+        start: usize,
+    ) -> usize {
         let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
-        match self.fast6(t, r6, p) {
-            Some((total, f)) if f.key != RunKey::NONE => {
-                self.run_add(run, i, f.key, p.len, total);
-                rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
-                p.len = ETH_HDR_LEN + total;
-                Verdict::Tx(f.out)
-            }
-            // To the router (`fast_l3_6` checked the header).
-            Some((total, _)) => {
-                let len = p.len;
-                let (v, key) = self.local6(t, p);
-                self.run_add(run, i, key, len, total);
-                v
-            }
-            None => {
-                let v = self.general(t, p);
-                self.run_add(run, i, RunKey::NONE, 0, 0);
-                v
-            }
+        // As in `fast4`: the run in registers.
+        let mut run = *run_out;
+        for (k, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+            let i = start + k;
+            *v = match self.fast6(t, r6, p) {
+                Some((total, f)) if f.key != RunKey::NONE => {
+                    self.run_add(&mut run, i, f.key, p.len, total);
+                    rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
+                    p.len = ETH_HDR_LEN + total;
+                    Verdict::Tx(f.out)
+                }
+                // To the router (`fast_l3_6` checked the header).
+                Some((total, _)) => {
+                    let len = p.len;
+                    let (v, key) = self.local6(t, p);
+                    self.run_add(&mut run, i, key, len, total);
+                    v
+                }
+                // IPv4 after the first packet: the IPv4 loop's.
+                None if k > 0 && p.buf.get(12..14) == Some(&[0x08, 0x00]) => {
+                    *run_out = run;
+                    return k;
+                }
+                None => {
+                    let v = self.general(t, p);
+                    self.run_add(&mut run, i, RunKey::NONE, 0, 0);
+                    v
+                }
+            };
         }
+        *run_out = run;
+        pkts.len()
     }
 
     /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
