@@ -214,9 +214,12 @@ impl State {
         if total > len - ETH_HDR_LEN || total < ipv6::HEADER_LEN + l4_min {
             return None;
         }
-        // Both global or unique local (a forwardable source, RFC 4291).
-        if !AddrClass::is_global_or_ula(ip.src_addr())
-            || !AddrClass::is_global_or_ula(ip.dst_addr())
+        // Both global or unique local (a forwardable source, RFC 4291),
+        // told by their top bits.
+        let src_top = u64::from_be_bytes(h[8..16].try_into().ok()?);
+        let dst_top = u64::from_be_bytes(h[24..32].try_into().ok()?);
+        if !AddrClass::is_surely_global_or_ula(src_top)
+            || !AddrClass::is_surely_global_or_ula(dst_top)
         {
             return None;
         }

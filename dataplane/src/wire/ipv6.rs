@@ -531,6 +531,20 @@ pub enum AddrClass {
     Global,
 }
 
+/// By an address's top 10 bits: not surely global or unique local
+/// ([`AddrClass::is_surely_global_or_ula`]): ::/10, fe80::/10, ff00::/8.
+const NOT_SURELY_GLOBAL: [bool; 1024] = {
+    let mut t = [false; 1024];
+    t[0] = true;
+    t[0xfe80 >> 6] = true;
+    let mut i = 0xff00 >> 6;
+    while i < 1024 {
+        t[i] = true;
+        i += 1;
+    }
+    t
+};
+
 impl AddrClass {
     /// Classifies `addr` (host order).
     pub const fn of(addr: u128) -> AddrClass {
@@ -551,21 +565,20 @@ impl AddrClass {
         }
     }
 
-    /// Whether `addr` is global or unique local (`of(addr)` is one of the
-    /// two), from its top 64 bits alone unless they are all zero: the
-    /// unspecified, loopback and IPv4-mapped addresses all lie there, and
-    /// multicast and link-local are told by the top bits. For the fast
-    /// paths: `of` walks its whole chain of compares of 128 bits.
+    /// Whether an address whose top 64 bits are `top` is surely global or
+    /// unique local (`of` says one of the two, whatever its low 64 bits),
+    /// from its top 10 bits in a table: not multicast (ff00::/8), not
+    /// link-local (fe80::/10) and not in ::/10, where the unspecified,
+    /// loopback and IPv4-mapped addresses lie. `false` says nothing of the
+    /// few global addresses in ::/10: for the fast paths, which leave
+    /// those to the general path. One load, where `of` walks its whole
+    /// chain of 128-bit compares.
     #[inline(always)]
-    pub const fn is_global_or_ula(addr: u128) -> bool {
-        let hi = (addr >> 64) as u64;
-        if hi == 0 {
-            return matches!(
-                AddrClass::of(addr),
-                AddrClass::Global | AddrClass::UniqueLocal
-            );
-        }
-        hi >> 56 != 0xff && hi >> 54 != 0xfe80 >> 6
+    pub fn is_surely_global_or_ula(top: u64) -> bool {
+        // A constant, not a static: inlined into other crates, a static is
+        // read through the global offset table (one load more).
+        const T: [bool; 1024] = NOT_SURELY_GLOBAL;
+        !T[(top >> 54) as usize]
     }
 
     /// Whether a router may forward a packet with this source (RFC 4291
@@ -916,11 +929,19 @@ mod tests {
         ];
         for (s, class) in cases {
             assert_eq!(AddrClass::of(a(s)), class, "{s}");
-            assert_eq!(
-                AddrClass::is_global_or_ula(a(s)),
-                matches!(class, Global | UniqueLocal),
-                "{s}"
-            );
+            // The addresses here outside ::/10 are told apart exactly.
+            if a(s) >> 118 != 0 {
+                assert_eq!(
+                    AddrClass::is_surely_global_or_ula((a(s) >> 64) as u64),
+                    matches!(class, Global | UniqueLocal),
+                    "{s}"
+                );
+            } else {
+                assert!(
+                    !AddrClass::is_surely_global_or_ula((a(s) >> 64) as u64),
+                    "{s}"
+                );
+            }
         }
         assert!(Global.forwardable_src() && UniqueLocal.forwardable_src());
         for c in [Unspecified, Loopback, Ipv4Mapped, Multicast(0xe), LinkLocal] {
