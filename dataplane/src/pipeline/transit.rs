@@ -111,7 +111,6 @@ pub(super) struct L3v6 {
     pub(super) in_port: PortId,
     /// 40 plus the payload length.
     pub(super) total_len: usize,
-    pub(super) dst: u128,
     pub(super) proto: u8,
     pub(super) hop_limit: u8,
 }
@@ -157,13 +156,19 @@ impl State {
         r6: &Reader<'_>,
         pkt: &Pkt<'_>,
     ) -> Option<(usize, Fast)> {
-        let pm = self.fast_l3_6(pkt)?;
+        let h = self.fast_frame6(pkt)?;
+        let dst = ipv6::Packet::new_unchecked(h).dst_addr();
         // To the router: `local6` (and no deep trie walk to the /128 of
         // its own address).
-        if t.v6.is_local_global(pm.dst) {
+        if t.v6.is_local_global(dst) {
+            let pm = Self::fast_l3_6(pkt, h, dst)?;
             return Some((pm.total_len, LOCAL));
         }
-        let hop = self.nh_fast6.get(r6.lookup_slot(pm.dst) as usize)?;
+        // The route first: what the checks below read is not yet in
+        // registers to be saved around the call.
+        let slot = r6.lookup_slot(dst);
+        let pm = Self::fast_l3_6(pkt, h, dst)?;
+        let hop = self.nh_fast6.get(slot as usize)?;
         if hop.kind != FastHopKind::Via || pm.hop_limit <= 1 || pm.total_len > hop.mtu as usize {
             return None;
         }
@@ -182,13 +187,11 @@ impl State {
         ))
     }
 
-    /// Read the common IPv6 frame's header for the fast path: to our MAC,
-    /// IPv6, TCP (its fixed header all there) or UDP straight after the
-    /// fixed header, the payload length within the frame, a global or
-    /// unique local source and destination. Anything else is `None` and
-    /// takes the general parser, which names the drop reason.
+    /// The IPv6 header of a frame for the fast path: to our MAC, IPv6, at
+    /// least the fixed header and 8 bytes after it. Anything else is
+    /// `None` and takes the general parser.
     #[inline(always)]
-    pub(super) fn fast_l3_6(&self, pkt: &Pkt<'_>) -> Option<L3v6> {
+    pub(super) fn fast_frame6<'p>(&self, pkt: &'p Pkt<'_>) -> Option<&'p [u8; 40]> {
         let len = pkt.len;
         let buf = pkt.buf.get(..len)?;
         if len < ETH_HDR_LEN + 48 {
@@ -202,7 +205,17 @@ impl State {
         {
             return None;
         }
-        let h: &[u8; 40] = buf[ETH_HDR_LEN..ETH_HDR_LEN + 40].try_into().ok()?;
+        buf[ETH_HDR_LEN..ETH_HDR_LEN + 40].try_into().ok()
+    }
+
+    /// The rest of the fast path's checks of the header `h` that
+    /// [`State::fast_frame6`] found in `pkt`, destination `dst`: TCP (its
+    /// fixed header all there) or UDP straight after the fixed header, the
+    /// payload length within the frame, a global or unique local source
+    /// and destination. Anything else is `None` and takes the general
+    /// parser, which names the drop reason.
+    #[inline(always)]
+    pub(super) fn fast_l3_6(pkt: &Pkt<'_>, h: &[u8; 40], dst: u128) -> Option<L3v6> {
         let ip = ipv6::Packet::new_unchecked(h);
         let total = ipv6::HEADER_LEN + usize::from(ip.payload_len());
         let proto = ip.next_header();
@@ -211,22 +224,20 @@ impl State {
             ipv6::NH_UDP => udp::HEADER_LEN,
             _ => return None,
         };
-        if total > len - ETH_HDR_LEN || total < ipv6::HEADER_LEN + l4_min {
+        if total > pkt.len - ETH_HDR_LEN || total < ipv6::HEADER_LEN + l4_min {
             return None;
         }
         // Both global or unique local (a forwardable source, RFC 4291),
         // told by their top bits.
         let src_top = u64::from_be_bytes(h[8..16].try_into().ok()?);
-        let dst_top = u64::from_be_bytes(h[24..32].try_into().ok()?);
         if !AddrClass::is_surely_global_or_ula(src_top)
-            || !AddrClass::is_surely_global_or_ula(dst_top)
+            || !AddrClass::is_surely_global_or_ula((dst >> 64) as u64)
         {
             return None;
         }
         Some(L3v6 {
             in_port: pkt.port,
             total_len: total,
-            dst: ip.dst_addr(),
             proto,
             hop_limit: ip.hop_limit(),
         })
