@@ -215,29 +215,24 @@ struct Node {
 
 impl Node {
     /// The node as [`RouteTable6`]'s node array stores it.
-    /// Eight `u32`: `vector` and `leafvec` low half first, `base1`, the
-    /// three leaves (leaf `k` is word `5 + k`: one load).
+    /// `vector`, `leafvec`, then `base1` and the three leaves as the
+    /// halves of two words in memory order (leaf `k` is `u32` number
+    /// `5 + k` of the node: one load, see [`halves`]).
     fn to_words(self) -> Words {
-        [
-            self.vector as u32,
-            (self.vector >> 32) as u32,
-            self.leafvec as u32,
-            (self.leafvec >> 32) as u32,
-            self.base1,
-            self.leaf[0],
-            self.leaf[1],
-            self.leaf[2],
-        ]
+        let tail: [u32; 4] = [self.base1, self.leaf[0], self.leaf[1], self.leaf[2]];
+        let tail: [u64; 2] = bytemuck::cast(tail);
+        [self.vector, self.leafvec, tail[0], tail[1]]
     }
 
     /// [`Node::to_words`] back (inlined: only the fields used are loaded).
     #[inline(always)]
     fn from_words(w: &Words) -> Node {
+        let h = halves(w);
         Node {
-            vector: vector_of(w),
-            leafvec: leafvec_of(w),
-            base1: w[4],
-            leaf: [w[5], w[6], w[7]],
+            vector: w[0],
+            leafvec: w[1],
+            base1: h[4],
+            leaf: [h[5], h[6], h[7]],
         }
     }
 
@@ -286,19 +281,13 @@ impl Node {
 }
 
 /// A node as the node array stores it ([`Node::to_words`]).
-type Words = [u32; 8];
+type Words = [u64; 4];
 
-/// A stored node's `vector` (one 64-bit load where the target is little
-/// endian: the compiler joins the halves).
+/// A stored node as eight `u32` in memory order: `base1` is number 4, the
+/// leaves 5 to 7 (the cast to a smaller alignment cannot fail).
 #[inline(always)]
-fn vector_of(w: &Words) -> u64 {
-    u64::from(w[0]) | u64::from(w[1]) << 32
-}
-
-/// A stored node's `leafvec`.
-#[inline(always)]
-fn leafvec_of(w: &Words) -> u64 {
-    u64::from(w[2]) | u64::from(w[3]) << 32
+fn halves(w: &Words) -> &[u32; 8] {
+    bytemuck::cast_ref(w)
 }
 
 /// One level of a lookup: at the node stored as `w` ([`Node::to_words`]),
@@ -309,7 +298,7 @@ fn leafvec_of(w: &Words) -> u64 {
 /// first): the child base on the way down, the whole node where it ends.
 #[inline(always)]
 fn step(w: &Words, vector: u64, rest: u128, leaves: &[u32]) -> Result<u32, u32> {
-    let base1 = w[4];
+    let base1 = halves(w)[4];
     if base1 & BUCKET != 0 {
         return Err(Node::from_words(w).bucket(rest));
     }
@@ -333,13 +322,14 @@ fn count_upto(x: u64, v: u32) -> u32 {
 /// every lookup.
 #[inline(always)]
 fn leaf_in(w: &Words, v: u32, leaves: &[u32]) -> u32 {
-    let leafvec = leafvec_of(w);
+    let leafvec = w[1];
     let k = count_upto(leafvec, v) as usize - 1;
+    let h = halves(w);
     if leafvec.count_ones() as usize <= INLINE {
-        // Leaf k (at most 2) is word 5 + k.
-        w[(5 + k) & 7]
+        // Leaf k (at most 2) is number 5 + k.
+        h[(5 + k) & 7]
     } else {
-        leaves[w[5] as usize + k]
+        leaves[h[5] as usize + k]
     }
 }
 
@@ -746,7 +736,7 @@ impl Reader<'_> {
     }
 
     /// [`RouteTable6::lookup_slot`].
-    #[inline]
+    #[inline(always)]
     pub fn lookup_slot(&self, ip: u128) -> u32 {
         let d = self.direct[(ip >> (128 - DIRECT_BITS)) as usize];
         // The address from the node's offset on, left-aligned: each level
@@ -758,7 +748,7 @@ impl Reader<'_> {
         let mut n = (e & INDEX) as usize;
         loop {
             let w = &self.nodes[n];
-            match step(w, vector_of(w), rest, self.leaves) {
+            match step(w, w[0], rest, self.leaves) {
                 Ok(child) => n = child as usize,
                 Err(slot) => return slot,
             }
@@ -816,8 +806,7 @@ impl Reader<'_> {
             while pending != 0 {
                 // With a lane pending the node array is not empty, so the
                 // index 0 of a finished lane is valid.
-                let vector: [u64; LANES] =
-                    core::array::from_fn(|l| vector_of(&nodes[node[l] as usize]));
+                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
                 let mut p = pending;
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
