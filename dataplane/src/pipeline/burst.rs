@@ -73,16 +73,16 @@ impl State {
         start: usize,
     ) -> usize {
         // A copy of the run for the loop: through the reference it would
-        // be stored to memory for every packet.
-        let mut run = *run_out;
-        for (k, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            let i = start + k;
+        // be stored to memory for every packet. Counted from this stretch's
+        // first packet: the loop's index is then the packet's.
+        let mut run = run_out.rebased(start);
+        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
             // One branch per outcome, the decision never kept in memory
             // (as an `Option` of it was: its spills cost 10 instructions
             // a packet).
             let Some(m) = self.fast_l3(p) else {
-                *run_out = run;
-                return k;
+                *run_out = run.rebased_back(start);
+                return i;
             };
             let total = m.total_len;
             match self.fast_decide(t, p, m) {
@@ -104,12 +104,12 @@ impl State {
                     *v = verdict;
                 }
                 None => {
-                    *run_out = run;
-                    return k;
+                    *run_out = run.rebased_back(start);
+                    return i;
                 }
             }
         }
-        *run_out = run;
+        *run_out = run.rebased_back(start);
         pkts.len()
     }
 
@@ -134,9 +134,8 @@ impl State {
     ) -> usize {
         let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
         // As in `fast4`: the run in registers.
-        let mut run = *run_out;
-        for (k, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            let i = start + k;
+        let mut run = run_out.rebased(start);
+        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
             *v = match self.fast6(t, r6, p) {
                 Some((total, f)) if f.key != RunKey::NONE => {
                     self.run_add(&mut run, i, f.key, p.len, total);
@@ -152,9 +151,9 @@ impl State {
                     v
                 }
                 // IPv4 after the first packet: the IPv4 loop's.
-                None if k > 0 && p.buf.get(12..14) == Some(&[0x08, 0x00]) => {
-                    *run_out = run;
-                    return k;
+                None if i > 0 && p.buf.get(12..14) == Some(&[0x08, 0x00]) => {
+                    *run_out = run.rebased_back(start);
+                    return i;
                 }
                 None => {
                     let v = self.general(t, p);
@@ -163,7 +162,7 @@ impl State {
                 }
             };
         }
-        *run_out = run;
+        *run_out = run.rebased_back(start);
         pkts.len()
     }
 
@@ -173,7 +172,7 @@ impl State {
     #[inline(always)]
     fn run_add(&mut self, run: &mut Run, i: usize, key: RunKey, len: usize, total: usize) {
         if key != run.key {
-            self.flush_run(run.key, i - run.start, run.bytes);
+            self.flush_run(run.key, i.wrapping_sub(run.start), run.bytes);
             *run = Run::new(key, i);
         }
         run.add(len, total);

@@ -160,6 +160,26 @@ impl Run {
         self.bytes += (len as u64) << 32 | total as u64;
     }
 
+    /// The run with packets numbered from `first` on (packet `first` is
+    /// number 0): `start` moved back by `first`, wrapping (below zero when
+    /// the run began before it; differences of indices stay right).
+    #[inline(always)]
+    pub(super) fn rebased(self, first: usize) -> Run {
+        Run {
+            start: self.start.wrapping_sub(first),
+            ..self
+        }
+    }
+
+    /// [`Run::rebased`] undone: packets numbered from the chunk's first.
+    #[inline(always)]
+    pub(super) fn rebased_back(self, first: usize) -> Run {
+        Run {
+            start: self.start.wrapping_add(first),
+            ..self
+        }
+    }
+
     /// Received bytes and IP bytes of a run's [`Run::bytes`].
     #[inline(always)]
     pub(super) fn byte_sums(bytes: u64) -> (u64, u64) {
