@@ -115,6 +115,16 @@ pub(super) struct L3v6 {
     pub(super) hop_limit: u8,
 }
 
+/// By next header, the least length of a packet the IPv6 fast path takes
+/// (40 plus the L4 header: TCP, UDP), and more than any length for the
+/// other protocols: one load and compare for the protocol and the length.
+const FAST6_MIN_TOTAL: [u32; 256] = {
+    let mut t = [u32::MAX; 256];
+    t[ipv6::NH_TCP as usize] = (ipv6::HEADER_LEN + tcp::HEADER_LEN) as u32;
+    t[ipv6::NH_UDP as usize] = (ipv6::HEADER_LEN + udp::HEADER_LEN) as u32;
+    t
+};
+
 /// The fast path's next hops for IPv6, by route slot (slot 0: no route),
 /// from the table's next hops and the resolved MACs of its gateways
 /// (`gateway_mac[id]`): a gateway whose MAC is known, the router itself,
@@ -219,12 +229,7 @@ impl State {
         let ip = ipv6::Packet::new_unchecked(h);
         let total = ipv6::HEADER_LEN + usize::from(ip.payload_len());
         let proto = ip.next_header();
-        let l4_min = match proto {
-            ipv6::NH_TCP => tcp::HEADER_LEN,
-            ipv6::NH_UDP => udp::HEADER_LEN,
-            _ => return None,
-        };
-        if total > pkt.len - ETH_HDR_LEN || total < ipv6::HEADER_LEN + l4_min {
+        if total < FAST6_MIN_TOTAL[usize::from(proto)] as usize || total > pkt.len - ETH_HDR_LEN {
             return None;
         }
         // Both global or unique local (a forwardable source, RFC 4291),
