@@ -437,6 +437,14 @@ impl Builder {
         assert!(idx < WIDE as usize, "route table too large");
         self.nodes.push(Node::default());
         self.build_node(idx, ps, off, def);
+        let n = self.nodes[idx];
+        // One leaf for all 64 slots (prefixes that fill the node with one
+        // next hop, as /48s of one operator via one gateway often do): the
+        // entry is that leaf, the node goes (it has no children).
+        if n.base1 & BUCKET == 0 && n.vector == 0 && n.leafvec.count_ones() == 1 {
+            self.nodes.truncate(idx);
+            return n.leaf[0];
+        }
         NODE | idx as u32
     }
 
@@ -1085,6 +1093,10 @@ mod tests {
         routes.push((p("2001:db8:100:7::/64"), 5001));
         let t = RouteTable6::build(&routes);
         assert_eq!(t.wide_nodes(), 2, "{t:?}");
+        // Each /42 below the wide node at 30 holds up to 64 /48s of
+        // distinct next hops: a 6-bit node each (16), and the /64 a bucket
+        // below its /48.
+        assert_eq!(t.nodes(), 16 + 1, "{t:?}");
         let h = HashRouteTable6::build(&routes);
         let mut probes = vec![ip("2001:db8::1"), ip("2001:db9::"), ip("2001:db7:ffff::")];
         for &(pre, _) in &routes {
@@ -1104,6 +1116,28 @@ mod tests {
         assert_eq!(t.lookup(ip("2001:db8:100:7::1")), Some(5001));
         assert_eq!(t.lookup(ip("2001:db8:100:8::1")), Some(0));
         assert_eq!(t.lookup(ip("2001:db8:4e8::1")), Some(5000));
+    }
+
+    #[test]
+    fn a_node_of_one_next_hop_is_a_leaf() {
+        // 1,024 /48s via one next hop fill each /42 below the wide node at
+        // 30: its entries are leaves, no 6-bit node is left. Another next
+        // hop for one /48 brings back the node of its /42 only.
+        let base = ip("2001:db8:400::");
+        let mut routes: Vec<_> = (0..1024u128)
+            .map(|i| (Ipv6Prefix::new(base + (i << 80), 48).unwrap(), 7))
+            .collect();
+        let t = RouteTable6::build(&routes);
+        assert_eq!((t.wide_nodes(), t.nodes()), (2, 0), "{t:?}");
+        routes[100].1 = 8;
+        let t = RouteTable6::build(&routes);
+        assert_eq!((t.wide_nodes(), t.nodes()), (2, 1), "{t:?}");
+        for (k, (pre, nh)) in routes.iter().enumerate() {
+            assert_eq!(t.lookup(pre.addr()), Some(*nh), "/48 {k}");
+            assert_eq!(t.lookup(pre.last()), Some(*nh), "/48 {k}");
+        }
+        assert_eq!(t.lookup(base - 1), None);
+        assert_eq!(t.lookup(routes[1023].0.last() + 1), None);
     }
 
     #[test]

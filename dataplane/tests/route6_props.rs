@@ -74,7 +74,8 @@ fn deep_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
 
 /// Dense tables: 1,000 to 2,000 prefixes of the real table's lengths (and a
 /// few longer and shorter) below one /18 to /37, enough under one subtree
-/// for the wide nodes, nested down to /42 or further.
+/// for the wide nodes, nested down to /42 or further; half of the tables
+/// with two next hops only.
 fn dense_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
     let len = prop::sample::select(vec![
         24u8, 30, 32, 36, 40, 42, 44, 46, 47, 48, 48, 48, 48, 54, 56, 64, 128,
@@ -83,11 +84,17 @@ fn dense_routes() -> impl Strategy<Value = Vec<(Ipv6Prefix, u32)>> {
         any::<u128>(),
         18u32..30,
         proptest::collection::vec((any::<u128>(), 0u32..8, len, 0u32..5000), 1000..2000),
+        any::<bool>(),
     )
-        .prop_map(|(base, shared, tails)| {
+        .prop_map(|(base, shared, tails, few)| {
             tails
                 .into_iter()
-                .map(|(r, k, l, nh)| (Ipv6Prefix::new(base ^ (r >> (shared + k)), l).unwrap(), nh))
+                .map(|(r, k, l, nh)| {
+                    // Two next hops only: whole nodes of one next hop, which
+                    // the table stores as a leaf.
+                    let nh = if few { nh % 2 } else { nh };
+                    (Ipv6Prefix::new(base ^ (r >> (shared + k)), l).unwrap(), nh)
+                })
                 .collect()
         })
 }
