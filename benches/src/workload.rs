@@ -206,6 +206,13 @@ const EXTRA6_BASE: u128 = 0x2001_0db8_0100_0000_0000_0000_0000_0000;
 /// neighbour entry is static, as the IPv4 one is), so that the IPv6 cases
 /// meet the same raw and filter rules as the IPv4 ones.
 pub fn transit_tables6(extra: usize) -> Arc<Tables> {
+    transit_tables6_via(extra, 1)
+}
+
+/// [`transit_tables6`] with the `extra` routes spread over `gateways` lan
+/// gateways in turn (LAN6_GW, LAN6_GW + 1, ...; each a static neighbour):
+/// next to each other, the /48s have other next hops, as in a full table.
+pub fn transit_tables6_via(extra: usize, gateways: usize) -> Arc<Tables> {
     use dataplane::addr::{IfAddr6, Ipv6Prefix};
     use dataplane::tables6::{NextHop6, RouteSpec6, StaticNeighbour6};
     let cfg = transit_config();
@@ -224,20 +231,27 @@ pub fn transit_tables6(extra: usize) -> Arc<Tables> {
         ifc.addresses6 = vec![IfAddr6 { addr: a, net }];
     }
     spec.v6.routes.clear();
+    let gateways = gateways.max(1) as u128;
     for i in 0..extra as u128 {
         spec.v6.routes.push(RouteSpec6::new(
             Ipv6Prefix::new(EXTRA6_BASE + (i << 80), 48).expect("valid prefix"),
             NextHop6::Via {
                 port: lan,
-                gateway: LAN6_GW,
+                gateway: LAN6_GW + i % gateways,
             },
         ));
     }
-    spec.v6.neighbours = vec![StaticNeighbour6 {
-        addr: LAN6_GW,
-        mac: peer_mac(lan.0 as usize),
-        port: lan,
-    }];
+    spec.v6.neighbours = (0..gateways)
+        .map(|g| {
+            let mut mac = peer_mac(lan.0 as usize);
+            mac.0[4] ^= g as u8;
+            StaticNeighbour6 {
+                addr: LAN6_GW + g,
+                mac,
+                port: lan,
+            }
+        })
+        .collect();
     Arc::new(Tables::build(spec))
 }
 

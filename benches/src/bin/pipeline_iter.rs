@@ -26,7 +26,8 @@ use std::hint::black_box;
 
 use benches::workload::{
     established_host_burst, established_host_burst6, established_host_burst_where, transit_tables,
-    transit_tables6, untracked_transit_burst, untracked_transit_burst6, Burst, BURST,
+    transit_tables6, transit_tables6_via, untracked_transit_burst, untracked_transit_burst6, Burst,
+    BURST,
 };
 use dataplane::conntrack::FlowKey;
 use dataplane::owner::owner;
@@ -166,7 +167,9 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let case = args.get(1).map(String::as_str).unwrap_or("untracked");
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(1000);
-    let tables = if case.contains('6') {
+    let tables = if case == "untracked6_2gw" {
+        transit_tables6_via(1000, 2)
+    } else if case.contains('6') {
         transit_tables6(1000)
     } else {
         transit_tables(1000)
@@ -187,11 +190,11 @@ fn main() {
     let (mut burst, restore) = match base {
         "untracked" => (untracked_transit_burst(1000), true),
         "established" => (established_host_burst(&mut p), false),
-        "untracked6" => (untracked_transit_burst6(1000), true),
+        "untracked6" | "untracked6_2gw" => (untracked_transit_burst6(1000), true),
         "established6" => (established_host_burst6(&mut p), false),
         _ => {
             eprintln!(
-                "usage: pipeline_iter untracked|established|untracked6|established6|handoff|worker|CASE_plain|CASE_tap BURSTS"
+                "usage: pipeline_iter untracked|established|untracked6|untracked6_2gw|established6|handoff|worker|CASE_plain|CASE_tap BURSTS"
             );
             std::process::exit(2);
         }
