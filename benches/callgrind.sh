@@ -2,8 +2,10 @@
 # Instructions per packet in `Pipeline::process_burst` for the pipeline
 # bench cases, IPv4 and IPv6 (transit untracked, established tracked to the
 # router's SSH port; the IPv6 frames are the smallest: 62 bytes of UDP,
-# 74 of TCP), and, for a packet handed to the worker owning its flow, the
-# whole way through both workers' pipelines and the hand-off queue),
+# 74 of TCP; `_2gw`: the 1,000 IPv6 routes over two gateways in turn
+# instead of one, so that the route table keeps its deepest level), and,
+# for a packet handed to the worker owning its flow, the whole way
+# through both workers' pipelines and the hand-off queue),
 # counted by valgrind's callgrind (repeatable on a noisy machine, unlike
 # time); and one loop of the worker per burst over the fake kernel
 # (`worker_poll_untracked_64`). In the pipeline cases only the pipeline is
@@ -30,7 +32,8 @@ ir() { # $1 case, $2 the function whose instructions count
 packets=$(((n + 1) * 64))
 printf '%-36s %10s\n' case "instr/pkt"
 for c in untracked:pipeline_forward_untracked_64 established:pipeline_established_tracked_64 \
-  untracked6:pipeline6_forward_untracked_64 established6:pipeline6_established_tracked_64; do
+  untracked6:pipeline6_forward_untracked_64 untracked6_2gw:pipeline6_forward_untracked_2gw_64 \
+  established6:pipeline6_established_tracked_64; do
   printf '%-36s %10.1f\n' "${c#*:}" "$(echo "$(ir "${c%%:*}" '*Pipeline*process_burst*') / $packets" | bc -l)"
 done
 # A tracked packet on the worker that does not own its flow: both workers'
