@@ -7,17 +7,28 @@
 //! ([`crate::route::RouteTable`]): built once from `(prefix, next_hop)` and
 //! swapped in whole (read-copy-update), `lookup` / `lookup_slot`, `len`,
 //! `memory_bytes`. A lookup never allocates, locks or makes a syscall; it
-//! reads one direct entry and at most 19 nodes (one per 6 bits below /18),
+//! reads one direct entry and at most 18 nodes (one per 6 bits below /20),
 //! and the batch form [`RouteTable6::lookup_batch`] runs 32 lookups in lock
 //! step so their cache misses overlap. Routes change by building a new
 //! table and swapping it in, as for IPv4: there is no incremental insert or
-//! remove (a 1M-prefix build takes about 0.18 s).
+//! remove (a 1M-prefix build takes about 0.2 s).
 //!
 //! # Layout
 //!
-//! - `direct`: 2^18 `u32` entries indexed by the top 18 bits (1 MiB). An
-//!   entry is a leaf slot (`0` no route, `nh + 1` next hop `nh`) or, with
-//!   bit 31 set, the index of a node for the next 6 bits.
+//! - `direct`: 2^20 `u32` entries indexed by the top 20 bits (4 MiB). An
+//!   entry is a leaf slot (`0` no route, `nh + 1` next hop `nh`), or with
+//!   bit 31 set the index of a node for the next 6 bits, or with bits 31
+//!   and 30 set the index of a wide node.
+//! - Wide nodes (level compression, as in an LC-trie): a subtree that holds
+//!   at least 512 prefixes is one table of 4,096 entries (16 KiB, at most
+//!   32 bytes per prefix below it) for the next 12 bits instead of two
+//!   6-bit levels, its entries like the direct table's. Where an operator
+//!   announces many more-specifics (1,000 /48s in a /32) the /20 and the
+//!   /32 above them become wide and a /48 is two entries below the direct
+//!   one. The Internet-table mix of the bench has no subtree that dense.
+//! - A 6-bit node whose 64 slots are one leaf (the prefixes below it fill
+//!   it with one next hop, as /48s via one gateway fill their /44) is not
+//!   stored: its entry in the direct table or a wide node is that leaf.
 //! - `nodes`: 32-byte nodes, each for 6 address bits (64 slots):
 //!   `vector` has bit `v` set when slot `v` goes on to a child node,
 //!   `leafvec` has bit `v` set when slot `v` is a leaf whose value differs
@@ -31,21 +42,22 @@
 //!   (`base1` bit 31): each prefix's bits below the offset as a `u32` key,
 //!   its length and leaf, and the leaf inherited from above. A lookup that
 //!   reaches a bucket ends there, with the longest entry that matches. This
-//!   is where a /48 under its /32 ends (the node at offset 36 usually holds
-//!   one or two prefixes), so it removes the deepest level of the trie.
+//!   is where a /48 under its /32 ends (the subtree at offset 32 usually
+//!   holds one or two prefixes), so it removes the deepest level of the
+//!   trie.
 //! - `leaves`: `u32` leaf slots (`0` no route, `nh + 1`) of the nodes with
 //!   more than three.
 //!
-//! Each of the three arrays lives in an anonymous mapping of whole 2 MiB
+//! Each of the four arrays lives in an anonymous mapping of whole 2 MiB
 //! pages advised `MADV_HUGEPAGE` (through `memmap2`, no `unsafe` here):
 //! with 4 KiB pages the 30 MiB of nodes span 7,400 pages and nearly every
 //! deep read is a TLB miss as well as a cache miss. Where the kernel has
 //! transparent huge pages off, small pages serve, slower (figures below).
 //!
-//! Strides: 18 bits direct, then 6 bits per node at bit offsets 18, 24, ...,
-//! 126 (the last node covers bits 126..128; its 4 missing bits are taken as
-//! zero, so a /127 or /128 fills 16 or 8 of its slots). A /32 ends in the
-//! node at offset 30; a /48 below it usually in the bucket at offset 36.
+//! Strides: 20 bits direct, then 6 bits per node at bit offsets 20, 26, ...,
+//! 122 (the last node covers bits 122..128), a wide node 12 where it
+//! stands. A /32 ends in the node at offset 26; a /48 below it usually in
+//! the bucket at offset 32: the direct entry and three nodes.
 //!
 //! # Why a Poptrie (measured, `cargo bench -p benches --bench route6`)
 //!
@@ -155,6 +167,35 @@
 //! transit path calls `lookup_slot` per packet, and looking the burst up
 //! with `lookup_batch` would overlap its misses (it saves no instruction).
 //!
+//! Levels, next (issue 15's third round; before: main at 0211182, two
+//! binaries in turn, two runs each, criterion's estimate):
+//! - 20 direct bits instead of 18: a /32 now ends at the end of a node
+//!   (26..32), so the /48s below it are a bucket at 32 and a /48 is three
+//!   nodes below the direct entry instead of four;
+//! - wide nodes and one-leaf nodes stored as their leaf (Layout): none in
+//!   the bench's table, which is sparse below its /20s; in the pipeline's
+//!   table (1,000 /48s in a /32) the lookup of a /48 is the direct entry
+//!   and two wide entries, or a 6-bit node more where neighbouring /48s
+//!   have other next hops;
+//! - nodes read as `u64` words, base and leaves as their `u32` halves in
+//!   memory order (one load for a leaf), the direct table a fixed-size
+//!   array (no bounds check).
+//!
+//! | case                    | before         | after          | after/before |
+//! |-------------------------|----------------|----------------|--------------|
+//! | `lookup`, uniform       | 6.35M, 7.08M   | 7.68M, 8.40M   | 1.19x        |
+//! | `lookup_batch`, uniform | 20.9M, 22.9M   | 23.1M, 23.2M   | 1.05x        |
+//! | `lookup`, zipf          | 9.56M, 10.9M   | 11.5M, 11.4M   | 1.1x         |
+//! | `lookup_batch`, zipf    | 25.5M, 25.4M   | 25.5M, 25.2M   | 1.0x         |
+//! | bytes/prefix            | 42.0           | 48.3           |              |
+//! | build, 1M prefixes      | 183 ms         | 195 ms         |              |
+//!
+//! (The VM was slower that day: the same old binary gave 25.4M against
+//! 28.3M for the zipf batch before.) `lookup_batch` stays at 23-26M/s:
+//! 30M lookups/s per core is not reached here. In the pipeline's IPv6
+//! transit case the lookup went from about 130 instructions a packet to
+//! about 25 (two wide entries) and 60 (with the 6-bit node).
+//!
 //! # Build
 //!
 //! The prefixes are sorted by (address, length), duplicates dropped (the
@@ -173,7 +214,7 @@ use memmap2::{Advice, MmapMut, MmapOptions};
 use std::collections::HashMap;
 
 /// Bits resolved by the direct table.
-const DIRECT_BITS: u32 = 18;
+const DIRECT_BITS: u32 = 20;
 /// Bits per node.
 const STRIDE: u32 = 6;
 /// Entry flag (direct and wide tables): the low 30 bits index a node.
@@ -676,7 +717,7 @@ impl RouteTable6 {
         Reader {
             direct: self.direct.get()[..1 << DIRECT_BITS]
                 .try_into()
-                .expect("the direct table has 2^18 entries"),
+                .expect("the direct table has 2^DIRECT_BITS entries"),
             nodes: self.nodes.get(),
             leaves: self.leaves.get(),
             wide: self.wide.get(),
@@ -721,7 +762,7 @@ impl RouteTable6 {
 /// ([`RouteTable6::reader`]).
 #[derive(Clone, Copy)]
 pub struct Reader<'a> {
-    /// A fixed-size array: its index (18 bits of the address) needs no
+    /// A fixed-size array: its index (the top bits of the address) needs no
     /// bounds check.
     direct: &'a [u32; 1 << DIRECT_BITS],
     /// [`Node::to_words`].
@@ -939,7 +980,9 @@ mod tests {
         for a in [0, 1, ip("2001:db8::1"), u128::MAX] {
             assert_eq!(t.lookup(a), None);
         }
-        assert_eq!(t.memory_bytes(), 5 * HUGE_PAGE);
+        // The direct table's 4 MiB in two huge pages, and one page for the
+        // alignment of each of the four arrays.
+        assert_eq!(t.memory_bytes(), 6 * HUGE_PAGE);
         assert_eq!(t.nodes(), 0);
     }
 
@@ -1026,25 +1069,34 @@ mod tests {
 
     #[test]
     fn leaf_runs_are_stored_once() {
-        // One /48 under a /32: nodes at offsets 18, 24, 30 (where the /32
-        // ends), 36 and 42 (where the /48 ends); leaves are runs, not 64 per
-        // node.
-        let t = RouteTable6::build(&[(p("2001:db8::/32"), 1), (p("2001:db8:ab::/48"), 2)]);
-        assert!(t.nodes() <= 5, "{t:?}");
+        // Four nested prefixes from a /32 down: nodes at offsets 20 and 26
+        // (where the /32 ends), then a bucket at 32 for the three longer
+        // ones; each node's leaves are runs (no route, the /32's), not 64.
+        let routes = [
+            (p("2001:db8::/32"), 1),
+            (p("2001:db8:ab::/48"), 2),
+            (p("2001:db8:ab:cd00::/56"), 3),
+            (p("2001:db8:ab:cd00::/64"), 4),
+        ];
+        let t = RouteTable6::build(&routes);
+        assert_eq!(t.nodes(), 3, "{t:?}");
         assert_eq!(
             t.leaves(),
             0,
             "runs of at most 3 leaves stay in their node: {t:?}"
         );
         assert_eq!(t.lookup(ip("2001:db8:ab::9")), Some(2));
+        assert_eq!(t.lookup(ip("2001:db8:ab:cd00::9")), Some(4));
+        assert_eq!(t.lookup(ip("2001:db8:ab:cd01::9")), Some(3));
         assert_eq!(t.lookup(ip("2001:db8:ac::")), Some(1));
+        assert_eq!(t.lookup(ip("2001:db9::")), None);
     }
 
     #[test]
     fn buckets_hold_three_prefixes_within_32_bits_of_their_node() {
-        // Alone in its /18, a /50 ends 32 bits below the first node: one
-        // bucket. A /51 (33 bits) takes a node at /18 and a bucket at /24.
-        for (len, nodes) in [(50u8, 1), (51, 2)] {
+        // Alone in its /20, a /52 ends 32 bits below the first node: one
+        // bucket. A /53 (33 bits) takes a node at /20 and a bucket at /26.
+        for (len, nodes) in [(52u8, 1), (53, 2)] {
             let pre = Ipv6Prefix::new(ip("2001:db8:aaaa:5555::"), len).unwrap();
             let t = RouteTable6::build(&[(pre, 9)]);
             assert_eq!(t.nodes(), nodes, "/{len}: {t:?}");
@@ -1082,9 +1134,9 @@ mod tests {
 
     #[test]
     fn dense_subtrees_are_wide_nodes() {
-        // 1,000 /48s in a /32 (a large operator's customers): the /18 and
-        // the /30 above them hold more than WIDE_MIN, so each is a wide
-        // node of 12 bits (18..30, 30..42) and one 6-bit level is left.
+        // 1,000 /48s in a /32 (a large operator's customers): the /20 and
+        // the /32 above them hold more than WIDE_MIN, so each is a wide
+        // node of 12 bits (20..32, 32..44) and one 6-bit level is left.
         let base = ip("2001:db8:100::");
         let mut routes: Vec<_> = (0..1000u128)
             .map(|i| (Ipv6Prefix::new(base + (i << 80), 48).unwrap(), i as u32))
@@ -1093,10 +1145,10 @@ mod tests {
         routes.push((p("2001:db8:100:7::/64"), 5001));
         let t = RouteTable6::build(&routes);
         assert_eq!(t.wide_nodes(), 2, "{t:?}");
-        // Each /42 below the wide node at 30 holds up to 64 /48s of
-        // distinct next hops: a 6-bit node each (16), and the /64 a bucket
+        // Each /44 below the wide node at 32 holds up to 16 /48s of
+        // distinct next hops: a 6-bit node each (63), and the /64 a bucket
         // below its /48.
-        assert_eq!(t.nodes(), 16 + 1, "{t:?}");
+        assert_eq!(t.nodes(), 63 + 1, "{t:?}");
         let h = HashRouteTable6::build(&routes);
         let mut probes = vec![ip("2001:db8::1"), ip("2001:db9::"), ip("2001:db7:ffff::")];
         for &(pre, _) in &routes {
@@ -1120,9 +1172,9 @@ mod tests {
 
     #[test]
     fn a_node_of_one_next_hop_is_a_leaf() {
-        // 1,024 /48s via one next hop fill each /42 below the wide node at
-        // 30: its entries are leaves, no 6-bit node is left. Another next
-        // hop for one /48 brings back the node of its /42 only.
+        // 1,024 /48s via one next hop fill each /44 below the wide node at
+        // 32: its entries are leaves, no 6-bit node is left. Another next
+        // hop for one /48 brings back the node of its /44 only.
         let base = ip("2001:db8:400::");
         let mut routes: Vec<_> = (0..1024u128)
             .map(|i| (Ipv6Prefix::new(base + (i << 80), 48).unwrap(), 7))
