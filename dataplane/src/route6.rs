@@ -192,7 +192,12 @@
 //!
 //! (The VM was slower that day: the same old binary gave 25.4M against
 //! 28.3M for the zipf batch before.) `lookup_batch` stays at 23-26M/s:
-//! 30M lookups/s per core is not reached here. In the pipeline's IPv6
+//! 30M lookups/s per core is not reached here. Tried and dropped: a step
+//! without branches in the batch (both answers and all three kinds of
+//! leaf computed, one selected by masks): 17.1M and 18.1M against 21.8M
+//! and 21.4M uniform, 18.1M and 18.4M against 23.8M and 26.2M zipf, so
+//! the batch is bound by its instructions, not by mispredicted branches;
+//! loading only the pending lanes' vectors at each level (no change). In the pipeline's IPv6
 //! transit case the lookup went from about 130 instructions a packet to
 //! about 25 (two wide entries) and 60 (with the 6-bit node).
 //!
