@@ -401,6 +401,32 @@ fn window(ip: u128, off: u32) -> u32 {
 /// A prefix as the build sorts it: address, length, leaf slot.
 type Entry = (u128, u8, u32);
 
+/// The children of a node (6-bit or wide) that ends at bit `end`, from its
+/// prefixes `ps` (sorted): each run of prefixes longer than `end` whose
+/// addresses fall in one slot (`slot_of`), with that slot. A prefix ending
+/// in the node sorts before the longer ones at its address, so a run holds
+/// only longer prefixes.
+fn child_runs<'p>(
+    ps: &'p [Entry],
+    end: u32,
+    slot_of: impl Fn(u128) -> usize + 'p,
+) -> impl Iterator<Item = (usize, &'p [Entry])> + 'p {
+    let mut i = 0;
+    core::iter::from_fn(move || {
+        while i < ps.len() && u32::from(ps[i].1) <= end {
+            i += 1;
+        }
+        let c = slot_of(ps.get(i)?.0);
+        let mut j = i + 1;
+        while j < ps.len() && slot_of(ps[j].0) == c {
+            j += 1;
+        }
+        let run = &ps[i..j];
+        i = j;
+        Some((c, run))
+    })
+}
+
 /// Size of a transparent huge page (x86_64, aarch64 with 4 KiB pages).
 const HUGE_PAGE: usize = 2 << 20;
 
@@ -509,20 +535,8 @@ impl Builder {
             vals[start..start + span].fill(slot);
         }
         self.wide.resize(self.wide.len() + vals.len(), 0);
-        let mut i = 0;
-        while i < ps.len() {
-            if u32::from(ps[i].1) <= end {
-                i += 1;
-                continue;
-            }
-            let c = wide_chunk(ps[i].0 << off);
-            let mut j = i + 1;
-            while j < ps.len() && wide_chunk(ps[j].0 << off) == c {
-                j += 1;
-            }
-            // As in `build_node`: ps[i..j] holds only longer prefixes.
-            vals[c] = self.build_entry(&ps[i..j], end, vals[c]);
-            i = j;
+        for (c, run) in child_runs(ps, end, |a| wide_chunk(a << off)) {
+            vals[c] = self.build_entry(run, end, vals[c]);
         }
         self.wide[w << WIDE_BITS..(w + 1) << WIDE_BITS].copy_from_slice(&vals);
         NODE | WIDE | w as u32
@@ -593,22 +607,9 @@ impl Builder {
         };
         // Children in slot order, each from its contiguous run of prefixes.
         let mut k = 0;
-        let mut i = 0;
-        while i < ps.len() {
-            if u32::from(ps[i].1) <= end {
-                i += 1;
-                continue;
-            }
-            let c = chunk(ps[i].0 << off);
-            let mut j = i + 1;
-            while j < ps.len() && chunk(ps[j].0 << off) == c {
-                j += 1;
-            }
-            // A prefix ending in this node sorts before the longer ones at
-            // its address, so ps[i..j] holds only longer prefixes.
-            self.build_node(base1 + k, &ps[i..j], end, vals[c as usize]);
+        for (c, run) in child_runs(ps, end, |a| chunk(a << off) as usize) {
+            self.build_node(base1 + k, run, end, vals[c]);
             k += 1;
-            i = j;
         }
         debug_assert_eq!(k, children);
     }
