@@ -113,6 +113,15 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The neighbour tables, IPv4 (ARP) and IPv6 (NDP), like `ip neigh`:
+    /// address, interface, MAC and state (reachable, stale, probe, failed,
+    /// permanent for those from the config).
+    Neighbours {
+        /// JSON: a list of neighbours (with the seconds until a learned
+        /// one expires).
+        #[arg(long)]
+        json: bool,
+    },
     /// Load a config into the running router without stopping traffic. A
     /// config that does not validate is refused and the old one keeps
     /// running. routerd opens FILE only if the caller may read it.

@@ -1,4 +1,4 @@
-//! `routerctl stats`, `conntrack`, `reload` and `trace` against a control
+//! `routerctl stats`, `conntrack`, `neighbours`, `reload` and `trace` against a control
 //! socket served by a fake routerd (a real pipeline fed known packets), as
 //! an operator runs them; and the one-line error when no routerd answers.
 
@@ -418,6 +418,40 @@ fn trace_refuses_bad_requests_in_one_line() {
     assert_eq!(
         line,
         "routerctl: --in dmz: not an interface of the running config (interfaces: wan, lan, or host)"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn neighbours_lists_both_families_like_ip_neigh() {
+    // The fake learned its IPv4 gateway (as ARP would) and has the
+    // config's two static neighbours, one of each family.
+    let (sock, dir) = temp_socket("neigh");
+    let fake = Fake::dual_stack();
+    let _srv = serve(&sock, fake).expect("serve");
+    let out = routerctl(&sock, &["neighbours"]);
+    assert_eq!(
+        ok_stdout(&out).lines().collect::<Vec<_>>(),
+        [
+            "198.18.0.2 dev wan lladdr 02:00:5e:20:00:01 REACHABLE",
+            "198.19.0.2 dev lan lladdr 02:00:00:00:00:02 PERMANENT",
+            "2001:db8:1::2 dev lan lladdr 02:00:00:00:00:02 PERMANENT",
+        ]
+    );
+    let j = json(&routerctl(&sock, &["neighbours", "--json"]));
+    let n = j.as_array().unwrap();
+    assert_eq!(n.len(), 3, "{j}");
+    assert_eq!(n[0]["address"], "198.18.0.2");
+    assert_eq!(n[0]["interface"], "wan");
+    assert_eq!(n[0]["state"], "reachable");
+    let left = n[0]["expires_secs"].as_u64().unwrap();
+    assert!(left > 0 && left <= 300, "a learned entry ages: {j}");
+    assert_eq!(n[2]["address"], "2001:db8:1::2");
+    assert_eq!(n[2]["state"], "permanent");
+    assert_eq!(
+        n[2]["expires_secs"],
+        Value::Null,
+        "a static entry never expires"
     );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -439,6 +439,42 @@ fn next_hops_are_found_by_neighbour_discovery_without_static_neighbours() {
         neigh.contains(ROUTER_LAN_IP6) && neigh.contains("router"),
         "the server's neighbour table: {neigh}"
     );
+    // `routerctl neighbours` shows the server as learned on lan, with the
+    // MAC of its interface.
+    let link = t
+        .lab
+        .exec(&t.srv, &["ip", "-o", "link", "show", "dev", "srv0"])
+        .unwrap();
+    let mac = link
+        .split_whitespace()
+        .skip_while(|w| *w != "link/ether")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no MAC in {link}"))
+        .to_string();
+    let listed: Value =
+        serde_json::from_str(&live.ok(&["neighbours", "--json"])).expect("neighbours JSON");
+    let server = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .find(|n| n["address"] == SERVER_IP6)
+        .unwrap_or_else(|| panic!("no {SERVER_IP6} in {listed}"));
+    assert_eq!(server["interface"], "lan", "{server}");
+    assert_eq!(server["mac"], mac.as_str(), "{server}");
+    assert!(
+        ["reachable", "stale", "probe"].contains(&server["state"].as_str().unwrap_or("")),
+        "{server}"
+    );
+    assert!(
+        server["expires_secs"].as_u64().is_some(),
+        "learned, so it ages: {server}"
+    );
+    let text = live.ok(&["neighbours"]);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("{SERVER_IP6} dev lan lladdr {mac} "))),
+        "{text}"
+    );
 }
 
 #[test]

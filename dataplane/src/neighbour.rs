@@ -71,6 +71,32 @@ pub struct Neighbour {
     pub state: NeighbourState,
 }
 
+/// A neighbour as the operator sees it (`routerctl neighbours`, like
+/// `ip neigh`): either family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourView {
+    pub addr: std::net::IpAddr,
+    /// The port it is on.
+    pub port: PortId,
+    pub mac: Mac,
+    pub state: NeighbourState,
+    /// Seconds until a learned entry expires; `None` for a static one.
+    pub expires_in: Option<u32>,
+}
+
+impl NeighbourView {
+    /// The view of `n` at `addr`, at second `now`.
+    pub fn new(addr: std::net::IpAddr, n: &Neighbour, now: u32) -> NeighbourView {
+        NeighbourView {
+            addr,
+            port: n.port,
+            mac: n.mac,
+            state: n.state,
+            expires_in: (!n.is_static).then(|| n.expires.saturating_sub(now)),
+        }
+    }
+}
+
 /// Address to neighbour map: `u32` for IPv4, `u128` for IPv6.
 pub struct Neighbours<A = u32> {
     map: HashMap<A, Neighbour, ahash::RandomState>,

@@ -10,7 +10,8 @@ use control::cli::{
 };
 use control::config::Config;
 use control::ctl::api::{
-    DryRunReport, FlowEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll, TraceStart,
+    DryRunReport, FlowEntry, NeighbourEntry, ReloadSummary, RuntimeStats, StatsSnapshot, TracePoll,
+    TraceStart,
 };
 use control::ctl::client::Client;
 use control::ctl::proto::Request;
@@ -94,6 +95,18 @@ fn conntrack(socket: &Path, action: CtAction, json: bool) -> Result<(), Failure>
                 v["flushed"].as_u64().unwrap_or(0)
             );
         }
+    }
+    Ok(())
+}
+
+fn neighbours(socket: &Path, json: bool) -> Result<(), Failure> {
+    let mut c = Client::connect(socket)?;
+    let n: Vec<NeighbourEntry> = c.call(Request::Neighbours)?;
+    if json {
+        return json_out(&n);
+    }
+    for e in &n {
+        println!("{}", text::neighbour_line(e));
     }
     Ok(())
 }
@@ -479,6 +492,7 @@ fn main() -> ExitCode {
             reset,
         } => stats(socket, json, reset),
         Cmd::Conntrack { action, json } => conntrack(socket, action, json),
+        Cmd::Neighbours { json } => neighbours(socket, json),
         Cmd::Reload {
             file,
             dry_run,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use dataplane::conntrack::{CtCounters, FlowView};
 use dataplane::counters::{Count, Counters};
 use dataplane::drop::DropReason;
+use dataplane::neighbour::NeighbourView;
 use dataplane::packet::PortId;
 use dataplane::rules::{ChainId, RawAction};
 use dataplane::tables::Tables;
@@ -27,6 +28,8 @@ pub trait ControlHandler: Send + Sync {
     fn conntrack(&self) -> Vec<FlowEntry>;
     /// Empty the connection table; returns the entries removed.
     fn conntrack_flush(&self) -> usize;
+    /// Both neighbour tables (`routerctl neighbours`, like `ip neigh`).
+    fn neighbours(&self) -> Vec<NeighbourEntry>;
     /// Load and apply a config. `Err` holds the precise error line, as
     /// `routerd --check` prints it.
     fn reload(&self, file: ConfigFile) -> Result<ReloadSummary, String>;
@@ -683,6 +686,51 @@ pub struct Tuple {
     pub dst: IpAddr,
     pub sport: u16,
     pub dport: u16,
+}
+
+/// One neighbour as `routerctl neighbours` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighbourEntry {
+    /// IPv4 or IPv6.
+    pub address: IpAddr,
+    /// The interface it is on.
+    pub interface: String,
+    /// Its MAC, `02:00:00:00:00:02`.
+    pub mac: String,
+    /// `reachable`, `stale`, `probe`, `failed` or `permanent` (from the
+    /// config), as `ip neigh` names them.
+    pub state: String,
+    /// Seconds until a learned entry expires; `null` for a static one.
+    pub expires_secs: Option<u32>,
+}
+
+/// The neighbours the workers listed (`per_worker`, a list each), as the
+/// operator sees them: one entry per address and interface (the workers
+/// share what they learn; the first worker's entry wins), IPv4 first, by
+/// address.
+pub fn neighbour_entries(
+    tables: &Tables,
+    per_worker: impl IntoIterator<Item = Vec<NeighbourView>>,
+) -> Vec<NeighbourEntry> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut all: Vec<NeighbourView> = per_worker
+        .into_iter()
+        .flatten()
+        .filter(|n| seen.insert((n.addr, n.port.0)))
+        .collect();
+    all.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.port.0));
+    all.into_iter()
+        .map(|n| NeighbourEntry {
+            address: n.addr,
+            interface: tables
+                .interfaces
+                .get(n.port.0 as usize)
+                .map_or_else(|| format!("port{}", n.port.0), |i| i.name.clone()),
+            mac: n.mac.to_string(),
+            state: n.state.name().to_string(),
+            expires_secs: n.expires_in,
+        })
+        .collect()
 }
 
 /// One flow as `routerctl conntrack list` shows it.

@@ -30,6 +30,8 @@ pub enum Request {
     ConntrackList,
     /// `{"flushed": N}`.
     ConntrackFlush,
+    /// `Vec<`[`super::api::NeighbourEntry`]`>`.
+    Neighbours,
     /// [`super::api::ReloadSummary`].
     Reload {
         #[serde(default)]
@@ -116,6 +118,7 @@ pub fn dispatch(req: Request, h: &dyn ControlHandler, caller: &Caller) -> Result
         Request::Stats => to_value(h.stats()),
         Request::ConntrackList => to_value(h.conntrack()),
         Request::ConntrackFlush => to_value(serde_json::json!({ "flushed": h.conntrack_flush() })),
+        Request::Neighbours => to_value(h.neighbours()),
         Request::Reload { path } => to_value(h.reload(config_file(path, caller)?)?),
         Request::ReloadDryRun { path } => to_value(h.reload_dry_run(config_file(path, caller)?)?),
         Request::TraceStart(t) => {

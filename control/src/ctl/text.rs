@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use super::api::{
-    DryRunReport, FamilyStats, FlowEntry, ReloadSummary, RuntimeStats, RuntimeTotals, StatsSnapshot,
+    DryRunReport, FamilyStats, FlowEntry, NeighbourEntry, ReloadSummary, RuntimeStats,
+    RuntimeTotals, StatsSnapshot,
 };
 
 /// Left-aligned text columns and right-aligned numbers, two spaces apart.
@@ -351,6 +352,18 @@ pub fn runtime(r: &RuntimeStats) -> String {
         block(&mut o, title, &r.total);
     }
     o
+}
+
+/// One neighbour as `ip neigh` prints it: `198.19.0.2 dev lan lladdr
+/// 02:00:00:00:00:02 REACHABLE`.
+pub fn neighbour_line(n: &NeighbourEntry) -> String {
+    format!(
+        "{} dev {} lladdr {} {}",
+        n.address,
+        n.interface,
+        n.mac,
+        n.state.to_uppercase()
+    )
 }
 
 /// One flow as `conntrack -L` prints it.

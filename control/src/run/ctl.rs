@@ -28,9 +28,9 @@ use crate::config::Config;
 use crate::config::KernelRoutesConfig;
 use crate::ctl::api::RouteStats;
 use crate::ctl::api::{
-    conntrack_stats, runtime_stats, snapshot_from, ConfigFile, ControlHandler, DryRunReport,
-    FlowEntry, ReloadSummary, RuntimeStats, SnapshotInput, StatsSnapshot, TracePoll, TraceStart,
-    WorkerLoad,
+    conntrack_stats, neighbour_entries, runtime_stats, snapshot_from, ConfigFile, ControlHandler,
+    DryRunReport, FlowEntry, NeighbourEntry, ReloadSummary, RuntimeStats, SnapshotInput,
+    StatsSnapshot, TracePoll, TraceStart, WorkerLoad,
 };
 use crate::ctl::capture::{CapturePoll, CaptureService, CaptureStart, CaptureStarted};
 use crate::ctl::route::{self, KernelFeedStatus, RouteRequest, RouteVerify, SkippedEntry};
@@ -310,6 +310,18 @@ impl ControlHandler for RouterCtl {
                 })
             })
             .collect()
+    }
+
+    fn neighbours(&self) -> Vec<NeighbourEntry> {
+        let (_, tables) = self.tables.load();
+        let lists = self
+            .ask_all(WorkerRequest::ListNeighbours)
+            .into_iter()
+            .filter_map(|r| match r {
+                Some(WorkerReply::Neighbours(n)) => Some(n),
+                _ => None,
+            });
+        neighbour_entries(&tables, lists)
     }
 
     fn conntrack_flush(&self) -> usize {

@@ -11,9 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use control::config::Config;
 use control::ctl::api::{
-    conntrack_stats, snapshot_from, ConfigFile, ControlHandler, Cycles, DryRunReport, FlowEntry,
-    ReloadSummary, RuntimeStats, RuntimeTotals, SnapshotInput, StatsSnapshot, TracePoll,
-    TraceStart, WorkerLoad, WorkerRuntime,
+    conntrack_stats, neighbour_entries, snapshot_from, ConfigFile, ControlHandler, Cycles,
+    DryRunReport, FlowEntry, NeighbourEntry, ReloadSummary, RuntimeStats, RuntimeTotals,
+    SnapshotInput, StatsSnapshot, TracePoll, TraceStart, WorkerLoad, WorkerRuntime,
 };
 use control::ctl::trace::TraceService;
 use control::explain::{peer_mac, port_mac};
@@ -223,6 +223,12 @@ impl ControlHandler for Fake {
         let w = self.worker.lock().unwrap();
         let p = &w.pipeline;
         p.conntrack().flows(p.now()).map(FlowEntry::from).collect()
+    }
+
+    fn neighbours(&self) -> Vec<NeighbourEntry> {
+        let w = self.worker.lock().unwrap();
+        let p = &w.pipeline;
+        neighbour_entries(p.tables(), [p.neighbour_views()])
     }
 
     fn conntrack_flush(&self) -> usize {

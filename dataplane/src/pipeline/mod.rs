@@ -52,13 +52,14 @@ mod route6;
 mod run;
 mod transit;
 
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use crate::addr::Mac;
 use crate::conntrack::Conntrack;
 use crate::counters::Counters;
 use crate::drop::DropReason;
-use crate::neighbour::{Key6, NeighbourState, Neighbours, PendingQueue};
+use crate::neighbour::{Key6, NeighbourState, NeighbourView, Neighbours, PendingQueue};
 use crate::packet::{Pkt, PortId, Verdict};
 use crate::reply::IcmpLimiter;
 use crate::rewrite::L2;
@@ -365,6 +366,26 @@ impl Pipeline {
     /// The IPv6 neighbour table.
     pub fn neighbours6(&self) -> &Neighbours<Key6> {
         &self.st.neigh6
+    }
+
+    /// Both neighbour tables for the operator, IPv4 first, each by address
+    /// and port.
+    pub fn neighbour_views(&self) -> Vec<NeighbourView> {
+        let now = self.st.now;
+        let mut v: Vec<NeighbourView> = self
+            .st
+            .neigh
+            .iter()
+            .map(|(a, n)| NeighbourView::new(Ipv4Addr::from(a).into(), n, now))
+            .chain(
+                self.st
+                    .neigh6
+                    .iter()
+                    .map(|((a, _), n)| NeighbourView::new(Ipv6Addr::from(a).into(), n, now)),
+            )
+            .collect();
+        v.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.port.0));
+        v
     }
 
     /// Counters.

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::conntrack::FlowView;
+use crate::neighbour::NeighbourView;
 use crate::tables::Tables;
 use crate::trace_capture::TraceHub;
 
@@ -66,6 +67,8 @@ pub enum WorkerRequest {
     ResetCounters,
     /// Set the runtime accounting alone to zero (`vppctl clear runtime`).
     ClearRuntime,
+    /// List both neighbour tables.
+    ListNeighbours,
 }
 
 /// A worker's answer to a [`WorkerRequest`].
@@ -80,6 +83,8 @@ pub enum WorkerReply {
     /// The runtime accounting is zero (and a snapshot saying so was
     /// published).
     RuntimeCleared,
+    /// The neighbour tables ([`crate::pipeline::Pipeline::neighbour_views`]).
+    Neighbours(Vec<NeighbourView>),
 }
 
 /// One kind of request: the control side bumps `requested`, the worker
@@ -110,9 +115,11 @@ pub struct WorkerShared {
     snapshot: Mutex<WorkerSnapshot>,
     /// Bumped at every published snapshot.
     published: AtomicU64,
-    asks: [Ask; 4],
+    asks: [Ask; 5],
     /// The last listing ([`WorkerRequest::ListFlows`]).
     flows: Mutex<Vec<FlowView>>,
+    /// The last listing ([`WorkerRequest::ListNeighbours`]).
+    neighbours: Mutex<Vec<NeighbourView>>,
     /// Entries removed by the last flush.
     flushed: AtomicU64,
 }
@@ -140,6 +147,7 @@ impl WorkerShared {
             published: AtomicU64::new(0),
             asks: Default::default(),
             flows: Mutex::new(Vec::new()),
+            neighbours: Mutex::new(Vec::new()),
             flushed: AtomicU64::new(0),
         }
     }
@@ -172,6 +180,12 @@ impl WorkerShared {
             }
             WorkerRequest::ResetCounters => WorkerReply::Reset,
             WorkerRequest::ClearRuntime => WorkerReply::RuntimeCleared,
+            WorkerRequest::ListNeighbours => WorkerReply::Neighbours(
+                self.neighbours
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
+            ),
         })
     }
 
@@ -195,7 +209,7 @@ impl Worker {
     pub(super) fn answer_requests(&mut self) -> bool {
         let shared = Arc::clone(&self.shared);
         let mut changed = false;
-        let [list, flush, reset, clear_runtime] = &shared.asks;
+        let [list, flush, reset, clear_runtime, neighbours] = &shared.asks;
         if let Some(r) = flush.pending() {
             let n = self.pipeline.conntrack().len();
             self.pipeline.conntrack_mut().flush();
@@ -224,6 +238,11 @@ impl Worker {
             self.rt.clear();
             self.publish(false);
             clear_runtime.done.store(r, Ordering::Release);
+        }
+        if let Some(r) = neighbours.pending() {
+            *shared.neighbours.lock().unwrap_or_else(|e| e.into_inner()) =
+                self.pipeline.neighbour_views();
+            neighbours.done.store(r, Ordering::Release);
         }
         changed
     }
