@@ -914,3 +914,60 @@ pub struct TracePoll {
     /// Records lost to a full queue (the client polls too slowly).
     pub lost: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::addr::Mac;
+    use dataplane::neighbour::NeighbourState;
+
+    #[test]
+    fn neighbours_of_all_workers_are_listed_once_ipv4_first() {
+        let cfg = crate::config::Config::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/transit-router.yaml"),
+        )
+        .expect("shipped config loads");
+        let tables = Tables::build(cfg.tables_spec());
+        let view = |addr: &str, port: u8, state, expires_in| NeighbourView {
+            addr: addr.parse().unwrap(),
+            port: PortId(port),
+            mac: Mac([2, 0, 0, 0, 0, port]),
+            state,
+            expires_in,
+        };
+        let reachable = NeighbourState::Reachable;
+        // Worker 1 heard of the gateway after worker 0 (stale there), and
+        // alone of an IPv6 neighbour; fe80::1 is on both links.
+        let w0 = vec![
+            view("fe80::1", 0, reachable, Some(10)),
+            view("198.18.0.2", 0, reachable, Some(250)),
+        ];
+        let w1 = vec![
+            view("198.18.0.2", 0, NeighbourState::Stale, Some(90)),
+            view("fe80::1", 1, reachable, Some(20)),
+            view("198.19.0.2", 1, NeighbourState::Permanent, None),
+        ];
+        let e = neighbour_entries(&tables, [w0, w1]);
+        let got: Vec<(String, &str, &str, Option<u32>)> = e
+            .iter()
+            .map(|n| {
+                (
+                    n.address.to_string(),
+                    n.interface.as_str(),
+                    n.state.as_str(),
+                    n.expires_secs,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("198.18.0.2".to_string(), "wan", "reachable", Some(250)),
+                ("198.19.0.2".to_string(), "lan", "permanent", None),
+                ("fe80::1".to_string(), "wan", "reachable", Some(10)),
+                ("fe80::1".to_string(), "lan", "reachable", Some(20)),
+            ]
+        );
+        assert_eq!(e[0].mac, "02:00:00:00:00:00");
+    }
+}
