@@ -60,9 +60,10 @@ impl Pipeline {
 }
 
 impl State {
-    /// The IPv4 fast paths over `pkts`, packet `start` of the chunk on,
-    /// until a packet they do not take: the number taken. Out of line, one
-    /// call for each stretch of IPv4: its loop has the registers to itself.
+    /// The IPv4 fast paths over `pkts`, packet `start` of the chunk whose
+    /// run is `run_out` on, until a packet they do not take: the number
+    /// taken. Out of line, one call for each stretch of IPv4: its loop has
+    /// the registers to itself.
     #[inline(never)]
     fn fast4(
         &mut self,
@@ -76,45 +77,44 @@ impl State {
         // be stored to memory for every packet. Counted from this stretch's
         // first packet: the loop's index is then the packet's.
         let mut run = run_out.rebased(start);
-        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            // One branch per outcome, the decision never kept in memory
-            // (as an `Option` of it was: its spills cost 10 instructions
-            // a packet).
-            let Some(m) = self.fast_l3(p) else {
-                *run_out = run.rebased_back(start);
-                return i;
-            };
-            let total = m.total_len;
-            match self.fast_decide(t, p, m) {
-                Some(f) if f.key != RunKey::NONE => {
-                    self.run_add(&mut run, i, f.key, p.len, total);
-                    // `fast_l3` read the header: the frame holds it.
-                    if let Some(hdr) = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN) {
-                        rewrite::fast(hdr, f.l2);
+        let taken = 'taken: {
+            for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+                // One branch per outcome, the decision never kept in memory
+                // (as an `Option` of it was: its spills cost 10 instructions
+                // a packet).
+                let Some(m) = self.fast_l3(p) else {
+                    break 'taken i;
+                };
+                let total = m.total_len;
+                match self.fast_decide(t, p, m) {
+                    Some(f) if f.key != RunKey::NONE => {
+                        self.run_add(&mut run, i, f.key, p.len, total);
+                        // `fast_l3` read the header: the frame holds it.
+                        if let Some(hdr) = p.buf.get_mut(..ETH_HDR_LEN + ipv4::HEADER_LEN) {
+                            rewrite::fast(hdr, f.l2);
+                        }
+                        // Trailing Ethernet padding is not part of what we send.
+                        p.len = ETH_HDR_LEN + total;
+                        *v = Verdict::Tx(f.out);
                     }
-                    // Trailing Ethernet padding is not part of what we send.
-                    p.len = ETH_HDR_LEN + total;
-                    *v = Verdict::Tx(f.out);
-                }
-                // To the router (`fast_l3` checked the header).
-                Some(_) => {
-                    let len = p.len;
-                    let (verdict, key) = self.local(t, p);
-                    self.run_add(&mut run, i, key, len, total);
-                    *v = verdict;
-                }
-                None => {
-                    *run_out = run.rebased_back(start);
-                    return i;
+                    // To the router (`fast_l3` checked the header).
+                    Some(_) => {
+                        let len = p.len;
+                        let (verdict, key) = self.local(t, p);
+                        self.run_add(&mut run, i, key, len, total);
+                        *v = verdict;
+                    }
+                    None => break 'taken i,
                 }
             }
-        }
+            pkts.len()
+        };
         *run_out = run.rebased_back(start);
-        pkts.len()
+        taken
     }
 
     /// The packets from one the IPv4 fast paths did not take, `pkts[0]`,
-    /// number `start` of the chunk whose run is `run`: it, and the IPv6
+    /// number `start` of the chunk whose run is `run_out`: it, and the IPv6
     /// packets after it up to the next IPv4 one, through the IPv6 transit
     /// fast path, the IPv6 path to the router or the general path. Their
     /// verdicts into `out`; the number of packets taken (at least one).
@@ -135,35 +135,35 @@ impl State {
         let r6 = r6.get_or_insert_with(|| t.v6.routes.reader());
         // As in `fast4`: the run in registers.
         let mut run = run_out.rebased(start);
-        for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
-            *v = match self.fast6(t, r6, p) {
-                Some((total, f)) if f.key != RunKey::NONE => {
-                    self.run_add(&mut run, i, f.key, p.len, total);
-                    rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
-                    p.len = ETH_HDR_LEN + total;
-                    Verdict::Tx(f.out)
-                }
-                // To the router (`fast_l3_6` checked the header).
-                Some((total, _)) => {
-                    let len = p.len;
-                    let (v, key) = self.local6(t, p);
-                    self.run_add(&mut run, i, key, len, total);
-                    v
-                }
-                // IPv4 after the first packet: the IPv4 loop's.
-                None if i > 0 && p.buf.get(12..14) == Some(&[0x08, 0x00]) => {
-                    *run_out = run.rebased_back(start);
-                    return i;
-                }
-                None => {
-                    let v = self.general(t, p);
-                    self.run_add(&mut run, i, RunKey::NONE, 0, 0);
-                    v
-                }
-            };
-        }
+        let taken = 'taken: {
+            for (i, (p, v)) in pkts.iter_mut().zip(out.iter_mut()).enumerate() {
+                *v = match self.fast6(t, r6, p) {
+                    Some((total, f)) if f.key != RunKey::NONE => {
+                        self.run_add(&mut run, i, f.key, p.len, total);
+                        rewrite::fast6(&mut p.buf[..ETH_HDR_LEN + 8], f.l2);
+                        p.len = ETH_HDR_LEN + total;
+                        Verdict::Tx(f.out)
+                    }
+                    // To the router (`fast_l3_6` checked the header).
+                    Some((total, _)) => {
+                        let len = p.len;
+                        let (v, key) = self.local6(t, p);
+                        self.run_add(&mut run, i, key, len, total);
+                        v
+                    }
+                    // IPv4 after the first packet: the IPv4 loop's.
+                    None if i > 0 && p.buf.get(12..14) == Some(&[0x08, 0x00]) => break 'taken i,
+                    None => {
+                        let v = self.general(t, p);
+                        self.run_add(&mut run, i, RunKey::NONE, 0, 0);
+                        v
+                    }
+                };
+            }
+            pkts.len()
+        };
         *run_out = run.rebased_back(start);
-        pkts.len()
+        taken
     }
 
     /// Count packet `i`, of `len` bytes received and `total` IP bytes, in
