@@ -718,7 +718,8 @@ pub fn neighbour_entries(
         .flatten()
         .filter(|n| seen.insert((n.addr, n.port.0)))
         .collect();
-    all.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.port.0));
+    // `IpAddr` orders every IPv4 address before the IPv6 ones.
+    all.sort_by_key(|n| (n.addr, n.port.0));
     all.into_iter()
         .map(|n| NeighbourEntry {
             address: n.addr,

@@ -368,12 +368,10 @@ impl Pipeline {
         &self.st.neigh6
     }
 
-    /// Both neighbour tables for the operator, IPv4 first, each by address
-    /// and port.
+    /// Both neighbour tables for the operator (in no order).
     pub fn neighbour_views(&self) -> Vec<NeighbourView> {
         let now = self.st.now;
-        let mut v: Vec<NeighbourView> = self
-            .st
+        self.st
             .neigh
             .iter()
             .map(|(a, n)| NeighbourView::new(Ipv4Addr::from(a).into(), n, now))
@@ -383,9 +381,7 @@ impl Pipeline {
                     .iter()
                     .map(|((a, _), n)| NeighbourView::new(Ipv6Addr::from(a).into(), n, now)),
             )
-            .collect();
-        v.sort_by_key(|n| (n.addr.is_ipv6(), n.addr, n.port.0));
-        v
+            .collect()
     }
 
     /// Counters.
