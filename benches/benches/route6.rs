@@ -6,7 +6,10 @@
 //!   iteration in a table of 1M prefixes (elements/s = lookups per second on
 //!   one core; the addresses cycle through 1M, so the table is cache-cold).
 //! - `route6_lookup_batch_1m_prefixes`: the same 64 addresses through one
-//!   `lookup_batch` (32 lookups in lock step).
+//!   `lookup_batch` (64 lookups in lock step).
+//! - `route6_lookup_batch_hot_1m_prefixes`: `lookup_batch` over the first
+//!   4,096 of those addresses only, whose nodes stay in the core's caches:
+//!   what a lookup costs without its cache misses, beside the case above.
 //! - `route6_lookup_zipf_1m_prefixes`, `route6_lookup_batch_zipf_1m_prefixes`:
 //!   the two above with the locality of real traffic (see Addresses).
 //! - `route6_hash_lookup_1m_prefixes`: the baseline, one hash probe per
@@ -36,6 +39,8 @@ use dataplane::route6::{HashRouteTable6, RouteTable6};
 
 const PREFIXES: usize = 1_000_000;
 const BURST: usize = 64;
+/// Addresses of the `hot` case.
+const HOT: usize = 4096;
 
 fn route6(c: &mut Criterion) {
     let mut rng = Rng::new(0x0006_2026);
@@ -118,6 +123,14 @@ fn route6(c: &mut Criterion) {
     group.bench_function("route6_lookup_batch_1m_prefixes", |b| {
         b.iter(|| {
             let burst = bursts.next().expect("cycle never ends");
+            table.lookup_batch(black_box(burst), &mut out);
+            black_box(&out);
+        })
+    });
+    let mut hot_bursts = addrs[..HOT].chunks_exact(BURST).cycle();
+    group.bench_function("route6_lookup_batch_hot_1m_prefixes", |b| {
+        b.iter(|| {
+            let burst = hot_bursts.next().expect("cycle never ends");
             table.lookup_batch(black_box(burst), &mut out);
             black_box(&out);
         })
