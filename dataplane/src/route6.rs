@@ -8,8 +8,9 @@
 //! swapped in whole (read-copy-update), `lookup` / `lookup_slot`, `len`,
 //! `memory_bytes`. A lookup never allocates, locks or makes a syscall; it
 //! reads one direct entry and at most 18 nodes (one per 6 bits below /20),
-//! and the batch form [`RouteTable6::lookup_batch`] runs 32 lookups in lock
-//! step so their cache misses overlap. Routes change by building a new
+//! and the batch form [`RouteTable6::lookup_batch`] runs 64 lookups in lock
+//! step, prefetching each one's next node, so that their cache misses
+//! overlap (40M lookups/s on one core of this VM, below). Routes change by building a new
 //! table and swapping it in, as for IPv4: there is no incremental insert or
 //! remove (a 1M-prefix build takes about 0.2 s).
 //!
@@ -130,7 +131,8 @@
 //! step (17.5M against 21.1M/s: the bookkeeping costs more than the idle
 //! lanes); 64-bit instead of 128-bit shifts for the nodes above /64 (no
 //! change). Software prefetch (`_mm_prefetch`) needs `unsafe` on this
-//! rustc (1.95: a `#[target_feature]` function), so it is not used.
+//! rustc (1.95: a `#[target_feature]` function), so it was not used then;
+//! the fourth round (below) takes it from `safe_arch`.
 //!
 //! The work per level, next (the bench's medians, two binaries run in
 //! turn, before: main at cdb7398):
@@ -157,11 +159,10 @@
 //! packet with these and the fast path's own changes; its lookup is about
 //! 130 of them, some 19 a level.
 //!
-//! 30M lookups/s per core is still not reached on this machine.
-//! `lookup_batch` is at 25-28M/s with uniform and zipf addresses alike, so
-//! it is bound by the work per lane and level (the lock-step loop, the
-//! vector test and count, the bucket's compares, branches on random data),
-//! not by the misses. A single `lookup` is a chain of four to five
+//! 30M lookups/s per core was still not reached on this machine.
+//! `lookup_batch` was at 25-28M/s with uniform and zipf addresses alike,
+//! read then as bound by the work per lane and level, not by the misses:
+//! wrongly, as the fourth round measured (below). A single `lookup` is a chain of four to five
 //! dependent reads of a table larger than this VM's share of L3 (a /48:
 //! direct, nodes at 18, 24, 30, bucket at 36) and stays at 8-15M/s; the
 //! transit path calls `lookup_slot` per packet, and looking the burst up
@@ -195,11 +196,60 @@
 //! 30M lookups/s per core is not reached here. Tried and dropped: a step
 //! without branches in the batch (both answers and all three kinds of
 //! leaf computed, one selected by masks): 17.1M and 18.1M against 21.8M
-//! and 21.4M uniform, 18.1M and 18.4M against 23.8M and 26.2M zipf, so
-//! the batch is bound by its instructions, not by mispredicted branches;
-//! loading only the pending lanes' vectors at each level (no change). In the pipeline's IPv6
-//! transit case the lookup went from about 130 instructions a packet to
-//! about 25 (two wide entries) and 60 (with the 6-bit node).
+//! and 21.4M uniform, 18.1M and 18.4M against 23.8M and 26.2M zipf;
+//! loading only the pending lanes' vectors at each level (no change). In
+//! the pipeline's IPv6 transit case the lookup went from about 130
+//! instructions a packet to about 25 (two wide entries) and 60 (with the
+//! 6-bit node).
+//!
+//! Prefetch (issue 15's fourth round; before: main at c2d5f19, two
+//! binaries in turn, three runs each, criterion's estimate). The bench's
+//! `hot` case, the same batch over 4,096 addresses whose nodes stay in
+//! the core's caches, ran at 65.5M/s where the 1M addresses ran at 21-24M:
+//! two thirds of the batch's time was spent waiting for memory, not
+//! computing. A round of the lock-step loop loaded every pending lane's
+//! node, then stepped them; the next round's loads could start only when
+//! the last step was done, and a load that misses holds its place in the
+//! core's reorder window, so each round cost about one miss latency, five
+//! to six rounds a batch. Now:
+//! - each lane's next node is prefetched (`PREFETCHT0`, `safe_arch`'s
+//!   safe wrapper: `_mm_prefetch` itself needs `unsafe`) as soon as its
+//!   step finds it, and read a round later; a prefetch holds nothing, so
+//!   all of a round's misses are in flight while its steps run;
+//! - no load of every lane's vector before a round (the node is in the
+//!   cache by then, and those loads were what filled the window);
+//! - 64 lanes instead of 32, so that a round outlasts the prefetches it
+//!   issues.
+//!
+//! | case                    | before (3 runs)     | after (3 runs)      | after/before |
+//! |-------------------------|---------------------|---------------------|--------------|
+//! | `lookup_batch`, uniform | 20.8M, 23.6M, 21.7M | 41.0M, 45.8M, 36.3M | 1.7-2.0x     |
+//! | `lookup_batch`, zipf    | 25.9M, 25.4M, 24.7M | 47.7M, 46.4M, 46.1M | 1.8-1.9x     |
+//! | `lookup_batch`, hot     | 65.5M, 66.2M, 65.4M | 85.7M, 87.7M, 87.1M | 1.3x         |
+//! | `lookup`, uniform       | 7.94M, 7.85M, 8.34M | 7.82M, 10.3M, 7.87M | (same code)  |
+//!
+//! callgrind: 190 instructions per lookup in `lookup_batch` before, 162
+//! after. Each change against the step before it (two or three runs in
+//! turn, uniform): the prefetch with 32 lanes and the load before each
+//! round kept, 1.2x (22.3M, 22.9M to 26.5M, 27.6M); 64 lanes, 1.1x (25.9M,
+//! 27.3M to 28.7M, 29.9M); no load before the round, 1.0-1.3x uniform and
+//! 1.25x zipf (36-38M to 46-48M); 32 lanes again with the rest kept, 0.85x
+//! zipf. A single `lookup` is one chain of dependent reads and gains
+//! nothing from a prefetch.
+//!
+//! Tried and dropped this round, each correct by the property tests and
+//! measured against the code it would replace:
+//! - nodes in breadth-first order (every node one level below the direct
+//!   table, then two, ...: the upper levels packed together): `lookup`
+//!   7.6M against 5.2M, the batch 23.1M against 22.0M. Depth-first
+//!   placement keeps a lookup's nodes near each other.
+//! - before the prefetch: path compression in the direct entry (a skip
+//!   key of up to 27 bits, nodes per lookup 3.29 to 2.57, 54.6
+//!   bytes/prefix): the batch 20.8M against 22.7M; sparse nodes (buckets
+//!   with child pointers, 44.1 bytes/prefix): 25.0M against 28.8M; walks
+//!   without branches (all lanes in step, a lane left idle on node 0):
+//!   222 to 247 instructions a lookup, 13.7M to 26.8M against 22.7M to
+//!   28.6M.
 //!
 //! # Build
 //!
@@ -233,8 +283,9 @@ const WIDE_BITS: u32 = 12;
 /// Prefixes below a subtree from which it is a wide node, not a 6-bit one:
 /// at most 32 bytes of wide node per prefix below it.
 const WIDE_MIN: usize = 512;
-/// Lookups [`RouteTable6::lookup_batch`] runs in lock step.
-const LANES: usize = 32;
+/// Lookups [`RouteTable6::lookup_batch`] runs in lock step: enough for a
+/// round of steps to outlast the prefetches it issues (32: 0.85x).
+const LANES: usize = 64;
 
 /// Leaves a node holds itself; a node with more keeps them in `leaves`.
 const INLINE: usize = 3;
@@ -337,14 +388,13 @@ fn halves(w: &Words) -> &[u32; 8] {
 }
 
 /// One level of a lookup: at the node stored as `w` ([`Node::to_words`]),
-/// whose vector is `vector`, for the address bits `rest` from the node's
-/// offset (left-aligned), the child to go down to, or the leaf slot where
-/// the lookup ends. One piece for [`Reader::lookup_slot`] and
-/// [`Reader::lookup_batch`] (which loads the vectors of all its lanes
-/// first): the child base on the way down, the whole node where it ends.
+/// for the address bits `rest` from the node's offset (left-aligned), the
+/// child to go down to, or the leaf slot where the lookup ends. One piece
+/// for [`Reader::lookup_slot`] and [`Reader::lookup_batch`]: the vector
+/// and the child base on the way down, the whole node where it ends.
 #[inline(always)]
-fn step(w: &Words, vector: u64, rest: u128, leaves: &[u32]) -> Result<u32, u32> {
-    let base1 = halves(w)[4];
+fn step(w: &Words, rest: u128, leaves: &[u32]) -> Result<u32, u32> {
+    let (vector, base1) = (w[0], halves(w)[4]);
     if base1 & BUCKET != 0 {
         return Err(Node::from_words(w).bucket(rest));
     }
@@ -425,6 +475,19 @@ fn child_runs<'p>(
         i = j;
         Some((c, run))
     })
+}
+
+/// Starts loading the cache line holding `x` into the caches, without
+/// waiting for it: a hint, which never faults and changes no result.
+/// `safe_arch`'s safe wrapper of `PREFETCHT0` (the intrinsic itself
+/// needs `unsafe`); a no-op where the target has no SSE.
+#[inline(always)]
+fn prefetch<T>(x: &T) {
+    // SSE is an x86 feature (x86_64 always has it).
+    #[cfg(target_feature = "sse")]
+    safe_arch::prefetch_t0(x);
+    #[cfg(not(target_feature = "sse"))]
+    let _ = x;
 }
 
 /// Size of a transparent huge page (x86_64, aarch64 with 4 KiB pages).
@@ -802,8 +865,7 @@ impl Reader<'_> {
         }
         let mut n = (e & INDEX) as usize;
         loop {
-            let w = &self.nodes[n];
-            match step(w, w[0], rest, self.leaves) {
+            match step(&self.nodes[n], rest, self.leaves) {
                 Ok(child) => n = child as usize,
                 Err(slot) => return slot,
             }
@@ -812,8 +874,10 @@ impl Reader<'_> {
     }
 
     /// [`RouteTable6::lookup_slot`] for every address of `ips` into the same
-    /// place of `out`, 32 at a time in lock step (one level of all of them,
-    /// then the next) so that their cache misses overlap.
+    /// place of `out`, 64 at a time in lock step (one level of all of them,
+    /// then the next) so that their cache misses overlap: each lane's next
+    /// node is prefetched when the lane steps to it, and read a round of
+    /// the other lanes later, when it has (mostly) arrived.
     ///
     /// # Panics
     ///
@@ -822,10 +886,8 @@ impl Reader<'_> {
         assert!(out.len() >= ips.len(), "lookup_batch: out shorter than ips");
         let (direct_table, nodes) = (self.direct, self.nodes);
         for (ic, oc) in ips.chunks(LANES).zip(out.chunks_mut(LANES)) {
-            // Each step loads first for every lane, with no branch on the
-            // data: the misses go out together, before a mispredicted
-            // branch of one lane can discard the loads of the lanes after
-            // it (measured: 1.9x with 32 lanes over branching per lane).
+            // The direct entries: loads with no branch between them, so
+            // their misses go out together.
             let mut entry = [0u32; LANES];
             for (d, &ip) in entry.iter_mut().zip(ic) {
                 *d = direct_table[(ip >> (128 - DIRECT_BITS)) as usize];
@@ -849,25 +911,29 @@ impl Reader<'_> {
                 }
             }
             let mut node = [0u32; LANES];
-            let mut pending = 0u32;
+            let mut pending = 0u64;
             for (l, (&d, o)) in entry.iter().zip(oc.iter_mut()).enumerate() {
                 if d & NODE == 0 {
                     *o = d;
                 } else {
                     node[l] = d & INDEX;
+                    prefetch(&nodes[(d & INDEX) as usize]);
                     pending |= 1 << l;
                 }
             }
+            // A round: one step of every pending lane. A prefetch has no
+            // load to wait for, so the misses of a round's lanes are all in
+            // flight while it runs, without a branch of one lane holding
+            // up the others (a load used as one would stall the core once
+            // its reorder window fills).
             while pending != 0 {
-                // With a lane pending the node array is not empty, so the
-                // index 0 of a finished lane is valid.
-                let vector: [u64; LANES] = core::array::from_fn(|l| nodes[node[l] as usize][0]);
                 let mut p = pending;
                 while p != 0 {
                     let l = p.trailing_zeros() as usize;
                     p &= p - 1;
-                    match step(&nodes[node[l] as usize], vector[l], rest[l], self.leaves) {
+                    match step(&nodes[node[l] as usize], rest[l], self.leaves) {
                         Ok(child) => {
+                            prefetch(&nodes[child as usize]);
                             node[l] = child;
                             rest[l] <<= STRIDE;
                         }
